@@ -1,0 +1,39 @@
+# Two commands on a fresh machine with Python 3 and make:
+#   make demo   - builds .venv, starts a local tracking server on loopback, runs examples/quickstart.py
+#   make test   - builds .venv with the test tools and a real MLflow server, runs lint, types and the suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: demo test lint typecheck pytest bench clean
+
+$(VENV)/.base: pyproject.toml mock_server/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -e . -e ./mock_server
+	touch $@
+
+$(VENV)/.test: $(VENV)/.base
+	$(PIP) install -e '.[test]' -e './mock_server[test]'
+	touch $@
+
+demo: $(VENV)/.base
+	$(PY) examples/demo.py
+
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.test
+	$(VENV)/bin/mypy src mock_server/src
+
+pytest: $(VENV)/.test
+	$(PY) -m pytest
+
+test: lint typecheck pytest
+
+bench: $(VENV)/.test
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,115 @@
+"""mlrelay: log ML experiments to any MLflow-compatible tracking server.
+
+The public surface is listed in ``__all__``; everything else lives in underscore
+modules and may change. Importing this package does no I/O and reads no
+environment: the client, configuration and CLI load on first use.
+
+>>> import mlrelay
+>>> client = mlrelay.Client(tracking_uri="http://127.0.0.1:5000")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConflictError,
+    MlrelayError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RegistryNotSupportedError,
+    ResourceAlreadyExistsError,
+    ServerError,
+    ValidationError,
+)
+
+if TYPE_CHECKING:
+    from ._protocol.entities import (
+        Dataset,
+        DatasetInput,
+        Experiment,
+        InputTag,
+        Metric,
+        Param,
+        Run,
+        RunData,
+        RunInfo,
+        RunInputs,
+        RunTag,
+    )
+    from ._retry import RetryPolicy
+    from .client import Client
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; loaded on first attribute access (PEP 562).
+_LAZY: dict[str, str] = {
+    "Client": ".client",
+    "RetryPolicy": "._retry",
+    "Dataset": "._protocol.entities",
+    "DatasetInput": "._protocol.entities",
+    "Experiment": "._protocol.entities",
+    "InputTag": "._protocol.entities",
+    "Metric": "._protocol.entities",
+    "Param": "._protocol.entities",
+    "Run": "._protocol.entities",
+    "RunData": "._protocol.entities",
+    "RunInfo": "._protocol.entities",
+    "RunInputs": "._protocol.entities",
+    "RunTag": "._protocol.entities",
+}
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "ConfigurationError",
+    "ConflictError",
+    "Dataset",
+    "DatasetInput",
+    "Experiment",
+    "InputTag",
+    "Metric",
+    "MlrelayError",
+    "NotFoundError",
+    "Param",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RegistryNotSupportedError",
+    "ResourceAlreadyExistsError",
+    "RetryPolicy",
+    "Run",
+    "RunData",
+    "RunInfo",
+    "RunInputs",
+    "RunTag",
+    "ServerError",
+    "ValidationError",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlrelay' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,312 @@
+"""The exception tree, and the pure mapping from an HTTP response to it.
+
+Every error mlrelay raises is an :class:`MlrelayError`. The tree splits first on
+whether a response arrived::
+
+    MlrelayError
+    ├── ConfigurationError            bad or missing local settings (names the variable)
+    ├── ValidationError               bad input caught before sending (names key, problem, limit)
+    ├── RegistryNotSupportedError     the server has no model registry
+    └── APIError                      something went wrong talking to the server
+        ├── APIConnectionError        no response: refused, reset, DNS, TLS ...
+        │   └── APITimeoutError       no response in time
+        └── APIStatusError            a response with a non-2xx status
+            ├── BadRequestError           400 INVALID_PARAMETER_VALUE, BAD_REQUEST, ...
+            │   └── ResourceAlreadyExistsError   400 RESOURCE_ALREADY_EXISTS
+            ├── AuthenticationError       401
+            ├── PermissionDeniedError     403
+            ├── NotFoundError             404
+            ├── ConflictError             409
+            ├── RateLimitError            429
+            └── ServerError               5xx
+
+The MLflow ``error_code`` in a JSON body decides first (``RESOURCE_ALREADY_EXISTS``
+arrives as HTTP 400, ``RESOURCE_DOES_NOT_EXIST`` as 404); the HTTP status decides
+when the code is absent, unknown, or the body is not JSON at all (MLflow's Flask
+layer answers HTML for unknown routes and crashes, plain text for Host-header
+rejections, ``{"detail": ...}`` from its artifact routes).
+
+Messages never contain credentials: requests are described by method and a URL
+whose user-info has been stripped, and headers are never included.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ConflictError",
+    "MlrelayError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RegistryNotSupportedError",
+    "ResourceAlreadyExistsError",
+    "ServerError",
+    "ValidationError",
+    "error_for_status",
+    "redact_url",
+]
+
+_MAX_BODY_IN_MESSAGE = 500
+
+
+class MlrelayError(Exception):
+    """The root of every error mlrelay raises."""
+
+
+class ConfigurationError(MlrelayError):
+    """A local setting is missing or invalid; the message names the setting and its source."""
+
+
+class ValidationError(MlrelayError, ValueError):
+    """Input rejected before anything was sent.
+
+    Attributes:
+        field: what kind of value was wrong (``"param value"``, ``"metric key"``, ...).
+        key: the user's key the value belongs to, when there is one.
+        limit: the limit that was exceeded, when there is one.
+    """
+
+    def __init__(
+        self, message: str, *, field: str, key: str | None = None, limit: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.key = key
+        self.limit = limit
+
+
+class RegistryNotSupportedError(MlrelayError):
+    """The tracking server does not offer MLflow's model registry (DagsHub answers 404)."""
+
+
+class APIError(MlrelayError):
+    """A request to the tracking server failed.
+
+    Attributes:
+        method: the HTTP method.
+        url: the request URL with any user-info removed.
+    """
+
+    def __init__(self, message: str, *, method: str, url: str) -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = redact_url(url)
+
+
+class APIConnectionError(APIError):
+    """No response arrived: the connection was refused, reset, or could not be set up."""
+
+
+class APITimeoutError(APIConnectionError):
+    """No response arrived within the timeout."""
+
+
+class APIStatusError(APIError):
+    """The server answered with a non-success status.
+
+    Attributes:
+        status_code: the HTTP status.
+        error_code: MLflow's ``error_code`` from the body, or one derived from the status
+            when the body carried none (``ENDPOINT_NOT_FOUND`` for an HTML 404, ...).
+        server_message: the server's message, or the start of a non-JSON body.
+        request_id: the value of an ``X-Request-Id`` style header, when the server sent one.
+        retry_after: seconds from a ``Retry-After`` header, when present and parseable.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        url: str,
+        status_code: int,
+        error_code: str,
+        server_message: str,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, method=method, url=url)
+        self.status_code = status_code
+        self.error_code = error_code
+        self.server_message = server_message
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+
+class BadRequestError(APIStatusError):
+    """The server rejected the request as invalid (400)."""
+
+
+class ResourceAlreadyExistsError(BadRequestError):
+    """The resource exists already (MLflow answers ``RESOURCE_ALREADY_EXISTS`` with HTTP 400)."""
+
+
+class AuthenticationError(APIStatusError):
+    """The server did not accept the credentials, or none were sent (401)."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """The credentials are valid but lack permission (403)."""
+
+
+class NotFoundError(APIStatusError):
+    """The resource or the endpoint does not exist (404)."""
+
+
+class ConflictError(APIStatusError):
+    """The request conflicts with the server's state (409)."""
+
+
+class RateLimitError(APIStatusError):
+    """The server asked the client to slow down (429)."""
+
+
+class ServerError(APIStatusError):
+    """The server failed (5xx)."""
+
+
+# MLflow error codes, mapped to classes. Codes not listed fall through to the HTTP status.
+_BY_ERROR_CODE: dict[str, type[APIStatusError]] = {
+    "RESOURCE_ALREADY_EXISTS": ResourceAlreadyExistsError,
+    "ALREADY_EXISTS": ResourceAlreadyExistsError,
+    "INVALID_PARAMETER_VALUE": BadRequestError,
+    "BAD_REQUEST": BadRequestError,
+    "MALFORMED_REQUEST": BadRequestError,
+    "INVALID_STATE": BadRequestError,
+    "RESOURCE_DOES_NOT_EXIST": NotFoundError,
+    "NOT_FOUND": NotFoundError,
+    "ENDPOINT_NOT_FOUND": NotFoundError,
+    "UNAUTHENTICATED": AuthenticationError,
+    "CUSTOMER_UNAUTHORIZED": AuthenticationError,
+    "PERMISSION_DENIED": PermissionDeniedError,
+    "ABORTED": ConflictError,
+    "RESOURCE_CONFLICT": ConflictError,
+    "RESOURCE_EXHAUSTED": RateLimitError,
+    "REQUEST_LIMIT_EXCEEDED": RateLimitError,
+    "INTERNAL_ERROR": ServerError,
+    "TEMPORARILY_UNAVAILABLE": ServerError,
+    "DEADLINE_EXCEEDED": ServerError,
+    "NOT_IMPLEMENTED": ServerError,
+}
+
+# What MLflow's own client synthesises when a body carries no error code.
+_CODE_FOR_STATUS: dict[int, str] = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "ENDPOINT_NOT_FOUND",
+    409: "RESOURCE_CONFLICT",
+    429: "REQUEST_LIMIT_EXCEEDED",
+    500: "INTERNAL_ERROR",
+    501: "NOT_IMPLEMENTED",
+    503: "TEMPORARILY_UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def _class_for_status(status: int) -> type[APIStatusError]:
+    if status == 401:
+        return AuthenticationError
+    if status == 403:
+        return PermissionDeniedError
+    if status == 404:
+        return NotFoundError
+    if status == 409:
+        return ConflictError
+    if status == 429:
+        return RateLimitError
+    if status >= 500:
+        return ServerError
+    if 400 <= status < 500:
+        return BadRequestError
+    return APIStatusError
+
+
+def _parse_body(body: bytes) -> tuple[str | None, str]:
+    """Return ``(error_code, message)`` from an error body of any shape."""
+    text = body.decode("utf-8", errors="replace").strip()
+    try:
+        data: Any = json.loads(text) if text else None
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        code = data.get("error_code")
+        message = data.get("message", data.get("detail"))
+        code_str = code if isinstance(code, str) and not code.isdigit() else None
+        if message is not None:
+            return code_str, str(message)[:_MAX_BODY_IN_MESSAGE]
+        return code_str, text[:_MAX_BODY_IN_MESSAGE]
+    # HTML or plain text: keep a short, single-line excerpt.
+    excerpt = " ".join(text.split())[:_MAX_BODY_IN_MESSAGE]
+    return None, excerpt
+
+
+def error_for_status(
+    *,
+    method: str,
+    url: str,
+    status_code: int,
+    body: bytes,
+    request_id: str | None = None,
+    retry_after: float | None = None,
+) -> APIStatusError:
+    """Build the exception for a non-success response.
+
+    The MLflow ``error_code`` in a JSON body decides the class first; the HTTP status
+    decides when the body has none or is not JSON.
+
+    Args:
+        method: the request's HTTP method.
+        url: the request URL (user-info is stripped from the message).
+        status_code: the response status.
+        body: the raw response body.
+        request_id: a request id header value, if any.
+        retry_after: the parsed ``Retry-After`` delay, if any.
+
+    Returns:
+        An :class:`APIStatusError` subclass instance, ready to raise.
+    """
+    code, server_message = _parse_body(body)
+    cls = _BY_ERROR_CODE.get(code, None) if code else None
+    if cls is None:
+        cls = _class_for_status(status_code)
+    error_code = code or _CODE_FOR_STATUS.get(status_code, f"HTTP_{status_code}")
+    safe_url = redact_url(url)
+    message = f"{method} {safe_url} failed with HTTP {status_code} {error_code}: {server_message}"
+    if request_id:
+        message += f" (request id {request_id})"
+    return cls(
+        message,
+        method=method,
+        url=safe_url,
+        status_code=status_code,
+        error_code=error_code,
+        server_message=server_message,
+        request_id=request_id,
+        retry_after=retry_after,
+    )
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any ``user:password@`` part replaced by ``***@``.
+
+    >>> redact_url("https://alice:s3cret@example.com/api")
+    'https://***@example.com/api'
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rsplit("@", 1)[1]
+    return f"{scheme}://{authority}{slash}{path}"

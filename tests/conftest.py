@@ -1,0 +1,94 @@
+"""Shared fixtures: a clean environment for every test, and real MLflow servers.
+
+The real servers are started once per session on 127.0.0.1 with a free port, a
+temporary sqlite database and a temporary artifacts directory, and stopped by their
+process group at the end.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests._servers import RunningServer, mlflow_server
+
+AUTH_ADMIN = "admin"
+AUTH_ADMIN_PASSWORD = "Adm1n-for-tests-only"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Clear MLFLOW_*, MLRELAY_* and DAGSHUB_* variables, keep keyring and .env out of reach."""
+    for name in list(os.environ):
+        if name.startswith(("MLFLOW_", "MLRELAY_", "DAGSHUB_")):
+            monkeypatch.delenv(name)
+    # A test never reads the developer's real keyring or a stray .env in the checkout.
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+    monkeypatch.setenv("MLRELAY_HOME", str(tmp_path / "mlrelay-home"))
+    monkeypatch.chdir(tmp_path)
+    yield
+    try:
+        import mlrelay
+
+        reset = getattr(mlrelay, "_reset", None)
+        if reset is not None:
+            reset()
+    except ImportError:  # pragma: no cover - the package is always importable in the suite
+        pass
+
+
+@pytest.fixture(scope="session")
+def mlflow_real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A real ``mlflow server`` (sqlite backend, proxied artifacts) for the whole session."""
+    with mlflow_server(tmp_path_factory.mktemp("mlflow-real")) as server:
+        yield server
+
+
+@dataclass(frozen=True)
+class AuthServer:
+    """A real ``mlflow server --app-name basic-auth`` and the accounts on it."""
+
+    server: RunningServer
+    admin: tuple[str, str]
+    reader: tuple[str, str]
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return self.server.url
+
+
+@pytest.fixture(scope="session")
+def mlflow_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
+    """A real basic-auth MLflow server with an admin and a read-only user."""
+    import httpx
+
+    workdir = tmp_path_factory.mktemp("mlflow-auth")
+    ini = workdir / "basic_auth.ini"
+    ini.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{workdir / 'auth.db'}\n"
+        f"admin_username = {AUTH_ADMIN}\n"
+        f"admin_password = {AUTH_ADMIN_PASSWORD}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    env = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": AUTH_ADMIN_PASSWORD,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "tests-only-secret-key",
+    }
+    with mlflow_server(workdir, extra_args=("--app-name", "basic-auth"), env=env) as server:
+        reader = ("reader", "Reader-pass-1234")
+        r = httpx.post(
+            f"{server.url}/api/2.0/mlflow/users/create",
+            json={"username": reader[0], "password": reader[1]},
+            auth=(AUTH_ADMIN, AUTH_ADMIN_PASSWORD),
+            timeout=30,
+        )
+        r.raise_for_status()
+        yield AuthServer(server=server, admin=(AUTH_ADMIN, AUTH_ADMIN_PASSWORD), reader=reader)
