@@ -1,0 +1,570 @@
+"""Settings: one registry of every supported setting, and :func:`resolve`.
+
+Every setting mlrelay reads has exactly one entry in :data:`REGISTRY` (attribute name,
+environment variables in priority order, parser, default, doc). :func:`resolve` turns
+the registry into a frozen :class:`Settings`, once, when it is called; nothing is read
+at import time and ``os.environ`` is never written.
+
+Resolution order, highest first:
+
+1. **explicit arguments** (the ``explicit`` mapping, keyed by attribute name);
+   ``NOT_GIVEN``, ``None`` and blank strings all mean "not given";
+2. **the process environment** (``os.environ``, or the ``environ`` mapping given);
+3. **a ``.env`` file in the working directory** (``cwd`` or the current directory, not
+   its parents), parsed with ``dotenv_values`` and never loaded into ``os.environ``;
+   skipped when ``PYTHON_DOTENV_DISABLED`` is 1/true/t/yes/y in the environment;
+4. **the OS keyring**, for credentials only, keyed by the tracking URI's host, and
+   only when the ``keyring`` setting (``MLRELAY_KEYRING``) is true;
+5. **defaults** from the registry.
+
+An empty variable (``MLFLOW_TRACKING_TOKEN=``) counts as unset in every layer.
+
+Credentials (``username``, ``password``, ``token``) are taken as one set from the first
+layer that holds any of them, never mixed across layers. So passing any credential as
+an argument means no credential is looked up anywhere else, and a username in the
+environment is not paired with a password from ``.env``. User-info in the tracking URI
+(``https://user:token@host/...``) is a credential set of the layer that supplied the
+URI, consulted after that layer's own credential variables; it is always removed from
+``tracking_uri``. A username stored in the keyring with a token means HTTP Basic
+``username:token`` (DagsHub's scheme), so it resolves to ``username`` and ``password``.
+
+Invalid values raise :class:`~mlrelay.ConfigurationError` naming the variable, the value
+(never a secret's; URIs without user-info) and where it came from::
+
+    MLFLOW_HTTP_REQUEST_TIMEOUT='abc' from the environment is not a number of seconds
+
+``Settings.sources`` tells, for each attribute, which layer won, without the value.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from ._credentials import KEYRING_SERVICE_PREFIX, host_of, keyring_lookup
+from ._errors import ConfigurationError, redact_url
+
+__all__ = [
+    "NOT_GIVEN",
+    "REGISTRY",
+    "NotGiven",
+    "Setting",
+    "Settings",
+    "registry_env_names",
+    "resolve",
+]
+
+_log = logging.getLogger("mlrelay.config")
+
+
+class NotGiven:
+    """The type of :data:`NOT_GIVEN`: "no value was passed, use the next source"."""
+
+    def __bool__(self) -> Literal[False]:
+        return False
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN = NotGiven()
+"""Sentinel for an argument that was not given; ``resolve`` treats ``None`` the same way."""
+
+
+# --------------------------------------------------------------------------- parsers
+# Each takes a raw value (a string from the environment or .env, or any object passed as
+# an argument) and returns the typed value, or raises _Invalid with the end of a sentence
+# that follows "<VAR>='<value>' from <source> ".
+
+
+class _Invalid(ValueError):
+    pass
+
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+_DOTENV_DISABLED = frozenset({"1", "true", "t", "yes", "y"})
+_MAX_RETRIES_LIMIT = 100
+_MODES = ("online", "offline", "disabled")
+
+
+def _parse_text(raw: object) -> str:
+    if not isinstance(raw, str):
+        raise _Invalid("is not a string")
+    return raw.strip()
+
+
+def _parse_secret(raw: object) -> SecretStr:
+    if isinstance(raw, SecretStr):
+        return raw
+    if not isinstance(raw, str):
+        raise _Invalid("is not a string")
+    return SecretStr(raw)
+
+
+def _parse_path(raw: object) -> str:
+    if isinstance(raw, os.PathLike):
+        raw = os.fspath(raw)
+    return str(Path(_parse_text(raw)).expanduser())
+
+
+def _parse_home(raw: object) -> Path:
+    return Path(_parse_path(raw))
+
+
+def _parse_experiment_id(raw: object) -> str:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return str(raw)
+    return _parse_text(raw)
+
+
+def _parse_bool(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str):
+        word = raw.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+    raise _Invalid("is not a boolean (use true/false, 1/0, yes/no or on/off)")
+
+
+def _parse_seconds(raw: object) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        raise _Invalid("is not a number of seconds")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise _Invalid("is not a number of seconds") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise _Invalid("is not a number of seconds greater than 0")
+    return seconds
+
+
+def _parse_retries(raw: object) -> int:
+    count: int | None = None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        count = raw
+    elif isinstance(raw, str) and raw.strip().isdigit():
+        count = int(raw.strip())
+    if count is None or not 0 <= count <= _MAX_RETRIES_LIMIT:
+        raise _Invalid(f"is not a whole number from 0 to {_MAX_RETRIES_LIMIT}")
+    return count
+
+
+def _parse_mode(raw: object) -> str:
+    mode = _parse_text(raw).lower()
+    if mode not in _MODES:
+        raise _Invalid(f"is not one of {', '.join(_MODES)}")
+    return mode
+
+
+def _parse_uri(raw: object) -> str:
+    """Validate an http(s) URL; keeps user-info (resolve splits it off), drops a trailing /."""
+    uri = _parse_text(raw)
+    parts = urlsplit(uri)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        raise _Invalid("has an invalid port") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise _Invalid(
+            "is not an http:// or https:// URL; mlrelay only supports MLflow tracking "
+            "servers over http(s) (not file stores, sqlite or databricks URIs)"
+        )
+    return uri.rstrip("/")
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One supported setting.
+
+    Attributes:
+        name: the :class:`Settings` attribute (and the key accepted by :func:`resolve`).
+        env: environment variable names, highest priority first (also read from ``.env``).
+        parse: turns a raw string (or an argument's value) into the typed value.
+        default: the value when no source defines it.
+        doc: one line for humans (``.env.example``, ``mlrelay doctor``).
+        secret: the value is never shown in messages, sources, logs or reprs.
+    """
+
+    name: str
+    env: tuple[str, ...]
+    parse: Callable[[object], object]
+    default: object
+    doc: str
+    secret: bool = False
+
+
+REGISTRY: tuple[Setting, ...] = (
+    Setting(
+        "tracking_uri",
+        ("MLFLOW_TRACKING_URI",),
+        _parse_uri,
+        None,
+        "Tracking server base URL, e.g. https://dagshub.com/<owner>/<repo>.mlflow.",
+    ),
+    Setting(
+        "username",
+        ("MLFLOW_TRACKING_USERNAME",),
+        _parse_text,
+        None,
+        "HTTP Basic username (Basic is used only with a password too).",
+    ),
+    Setting(
+        "password",
+        ("MLFLOW_TRACKING_PASSWORD",),
+        _parse_secret,
+        None,
+        "HTTP Basic password or access token; with a username, Basic beats Bearer.",
+        secret=True,
+    ),
+    Setting(
+        "token",
+        ("MLFLOW_TRACKING_TOKEN",),
+        _parse_secret,
+        None,
+        "Bearer token, sent when username and password are not both set.",
+        secret=True,
+    ),
+    Setting(
+        "insecure_tls",
+        ("MLFLOW_TRACKING_INSECURE_TLS",),
+        _parse_bool,
+        False,
+        "Skip TLS certificate verification (cannot be combined with a CA bundle).",
+    ),
+    Setting(
+        "server_cert_path",
+        ("MLFLOW_TRACKING_SERVER_CERT_PATH",),
+        _parse_path,
+        None,
+        "CA bundle used to verify the server's certificate.",
+    ),
+    Setting(
+        "client_cert_path",
+        ("MLFLOW_TRACKING_CLIENT_CERT_PATH",),
+        _parse_path,
+        None,
+        "Client certificate (.pem with its key) for mutual TLS.",
+    ),
+    Setting(
+        "experiment_name",
+        ("MLFLOW_EXPERIMENT_NAME",),
+        _parse_text,
+        None,
+        "Default experiment, by name.",
+    ),
+    Setting(
+        "experiment_id",
+        ("MLFLOW_EXPERIMENT_ID",),
+        _parse_experiment_id,
+        None,
+        "Default experiment, by id.",
+    ),
+    Setting(
+        "timeout",
+        ("MLFLOW_HTTP_REQUEST_TIMEOUT",),
+        _parse_seconds,
+        30.0,
+        "Seconds one HTTP request may take.",
+    ),
+    Setting(
+        "max_retries",
+        ("MLFLOW_HTTP_REQUEST_MAX_RETRIES",),
+        _parse_retries,
+        7,
+        "Retries of one call after a retryable failure (0 to 100).",
+    ),
+    Setting(
+        "retry_budget",
+        ("MLRELAY_RETRY_BUDGET",),
+        _parse_seconds,
+        120.0,
+        "Total seconds one call may spend retrying.",
+    ),
+    Setting(
+        "retry_max_wait",
+        ("MLRELAY_RETRY_MAX_WAIT",),
+        _parse_seconds,
+        30.0,
+        "Cap in seconds on one backoff or Retry-After wait.",
+    ),
+    Setting(
+        "keyring",
+        ("MLRELAY_KEYRING",),
+        _parse_bool,
+        True,
+        "Look credentials up in the OS keyring (false turns keyring off entirely).",
+    ),
+    Setting(
+        "home",
+        ("MLRELAY_HOME",),
+        _parse_home,
+        None,
+        "mlrelay's data directory.",
+    ),
+    Setting(
+        "mode",
+        ("MLRELAY_MODE",),
+        _parse_mode,
+        "online",
+        "online, offline or disabled.",
+    ),
+)
+
+_BY_NAME: dict[str, Setting] = {s.name: s for s in REGISTRY}
+_CREDENTIALS: tuple[str, ...] = ("username", "password", "token")
+
+
+def registry_env_names() -> list[str]:
+    """Return every environment variable name in :data:`REGISTRY`, in registry order."""
+    return [env for setting in REGISTRY for env in setting.env]
+
+
+# --------------------------------------------------------------------------- Settings
+
+
+class Settings(BaseModel):
+    """The resolved configuration: frozen, typed, secrets held as ``SecretStr``.
+
+    Build it with :func:`resolve`. Each attribute is the setting of the same name in
+    :data:`REGISTRY` (listed below). ``sources`` maps every attribute name to where its
+    value came from ("argument", "environment (MLFLOW_TRACKING_URI)", ".env (<path>:
+    <VAR>)", "tracking URI", "keyring (mlrelay, host <host>)" or "default"), never to
+    the value itself. ``repr`` and ``str`` show secrets as ``'**********'``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tracking_uri: str | None
+    username: str | None
+    password: SecretStr | None
+    token: SecretStr | None
+    insecure_tls: bool
+    server_cert_path: str | None
+    client_cert_path: str | None
+    experiment_name: str | None
+    experiment_id: str | None
+    timeout: float
+    max_retries: int
+    retry_budget: float
+    retry_max_wait: float
+    keyring: bool
+    home: Path | None
+    mode: Literal["online", "offline", "disabled"]
+    sources: dict[str, str]
+
+    @property
+    def verify(self) -> bool | str:
+        """The ``verify=`` for httpx: False if ``insecure_tls``, else the CA bundle path or True."""
+        if self.insecure_tls:
+            return False
+        return self.server_cert_path if self.server_cert_path else True
+
+    @property
+    def cert(self) -> str | None:
+        """The ``cert=`` for httpx: the client certificate path, if any."""
+        return self.client_cert_path
+
+
+Settings.__doc__ = (
+    (Settings.__doc__ or "")
+    + "\n    Attributes:\n"
+    + "".join(
+        f"        {s.name}: {s.doc} Env: {', '.join(s.env)}; default {s.default!r}.\n"
+        for s in REGISTRY
+    )
+)
+
+
+# --------------------------------------------------------------------------- resolve
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A raw value found in one layer, and how to describe where."""
+
+    raw: object
+    var: str  # the name a message shows: the env variable, or the argument's name
+    source: str  # for Settings.sources
+    origin: str  # for messages: "from the environment"
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One source of raw values: arguments (keyed by attribute) or variables (keyed by env)."""
+
+    values: Mapping[str, object]
+    by_env: bool
+    label: Callable[[str], str]
+    origin: str
+
+    def find(self, setting: Setting) -> _Found | None:
+        for key in setting.env if self.by_env else (setting.name,):
+            raw = self.values.get(key)
+            if _is_given(raw):
+                return _Found(raw, key, self.label(key), self.origin)
+        return None
+
+
+def _is_given(raw: object) -> bool:
+    if raw is None or isinstance(raw, NotGiven):
+        return False
+    if isinstance(raw, SecretStr):
+        return bool(raw.get_secret_value().strip())
+    return not (isinstance(raw, str) and not raw.strip())
+
+
+def _parse(setting: Setting, found: _Found) -> object:
+    try:
+        return setting.parse(found.raw)
+    except _Invalid as exc:
+        if setting.secret:
+            shown = ""
+        elif isinstance(found.raw, str):
+            shown = f"={redact_url(found.raw.strip())!r}"
+        else:
+            shown = f"={found.raw!r}"
+        raise ConfigurationError(f"{found.var}{shown} {found.origin} {exc}") from None
+
+
+def _dotenv_layer(directory: Path, environ: Mapping[str, str]) -> _Layer | None:
+    if environ.get("PYTHON_DOTENV_DISABLED", "").strip().lower() in _DOTENV_DISABLED:
+        return None
+    path = directory.absolute() / ".env"
+    if not path.is_file():
+        return None
+    try:
+        values = dotenv_values(path, encoding="utf-8")
+    except (OSError, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise ConfigurationError(f"cannot read {path}: {reason}") from None
+    return _Layer(values, True, lambda var: f".env ({path}: {var})", f"from {path}")
+
+
+def _split_userinfo(uri: str) -> tuple[str, str | None, str | None]:
+    """Return ``(uri without user-info, username, password)``, percent-decoded."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri, None, None
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user, colon, password = userinfo.partition(":")
+    clean = urlunsplit(parts._replace(netloc=host))
+    return clean, unquote(user) or None, (unquote(password) or None) if colon else None
+
+
+def _credentials_from(layer: _Layer) -> dict[str, _Found]:
+    found = {name: layer.find(_BY_NAME[name]) for name in _CREDENTIALS}
+    return {name: f for name, f in found.items() if f is not None}
+
+
+def resolve(
+    explicit: Mapping[str, object] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Resolve every setting once: arguments > environment > ``.env`` > keyring > defaults.
+
+    Args:
+        explicit: values passed by the caller, keyed by :class:`Settings` attribute name.
+            ``NOT_GIVEN``, ``None`` and blank strings mean "not given". Passing any
+            credential here means credentials are looked up nowhere else.
+        environ: the environment to read instead of ``os.environ`` (it is only read).
+        cwd: the directory whose ``.env`` is read, instead of the current directory.
+
+    Returns:
+        A frozen :class:`Settings`, with ``sources`` saying where each value came from.
+
+    Raises:
+        ConfigurationError: an unknown argument name, a value that does not parse (the
+            message names the variable, the value unless secret, and its source), a
+            tracking URI that is not http(s), ``insecure_tls`` together with
+            ``server_cert_path``, or an unreadable ``.env``.
+
+    >>> s = resolve({"tracking_uri": "https://alice:tok@example.com/"}, environ={})
+    >>> s.tracking_uri, s.username, s.sources["password"]
+    ('https://example.com', 'alice', 'tracking URI')
+    """
+    args = dict(explicit or {})
+    unknown = sorted(set(args) - set(_BY_NAME))
+    if unknown:
+        raise ConfigurationError(
+            f"unknown setting(s) {', '.join(unknown)}; known settings: {', '.join(_BY_NAME)}"
+        )
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    layers = [
+        _Layer(args, False, lambda _name: "argument", "passed as an argument"),
+        _Layer(env, True, lambda var: f"environment ({var})", "from the environment"),
+    ]
+    dotenv = _dotenv_layer(Path.cwd() if cwd is None else cwd, env)
+    if dotenv is not None:
+        layers.append(dotenv)
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {s.name: "default" for s in REGISTRY}  # registry order
+    uri_layer: int | None = None
+    for setting in REGISTRY:
+        if setting.name in _CREDENTIALS:
+            continue
+        values[setting.name] = setting.default
+        for index, layer in enumerate(layers):
+            found = layer.find(setting)
+            if found is not None:
+                values[setting.name], sources[setting.name] = _parse(setting, found), found.source
+                if setting.name == "tracking_uri":
+                    uri_layer = index
+                break
+
+    userinfo: dict[str, _Found] = {}
+    if values["tracking_uri"] is not None:
+        values["tracking_uri"], user, password = _split_userinfo(values["tracking_uri"])
+        origin = "from the tracking URI"
+        if user is not None:
+            userinfo["username"] = _Found(user, "username", "tracking URI", origin)
+        if password is not None:
+            userinfo["password"] = _Found(password, "password", "tracking URI", origin)
+
+    credentials: dict[str, _Found] = {}
+    for index, layer in enumerate(layers):
+        credentials = _credentials_from(layer) or (userinfo if index == uri_layer else {})
+        if credentials:
+            break
+    if not credentials and values["keyring"] and values["tracking_uri"] is not None:
+        host = host_of(values["tracking_uri"])
+        stored = keyring_lookup(host)
+        if stored is not None:
+            user, token = stored
+            label = f"keyring ({KEYRING_SERVICE_PREFIX.rstrip(':')}, host {host})"
+            origin = "from the keyring"
+            # A stored username means Basic username:token; without one, Bearer.
+            credentials["password" if user else "token"] = _Found(token, "token", label, origin)
+            if user:
+                credentials["username"] = _Found(user, "username", label, origin)
+    for name in _CREDENTIALS:
+        found = credentials.get(name)
+        values[name] = None if found is None else _parse(_BY_NAME[name], found)
+        sources[name] = "default" if found is None else found.source
+
+    if values["insecure_tls"] and values["server_cert_path"] is not None:
+        raise ConfigurationError(
+            f"MLFLOW_TRACKING_INSECURE_TLS ({sources['insecure_tls']}) and "
+            f"MLFLOW_TRACKING_SERVER_CERT_PATH ({sources['server_cert_path']}) cannot both "
+            "be set: either skip certificate verification or verify against the CA bundle"
+        )
+    _log.debug("settings resolved from: %s", sources)
+    return Settings.model_validate({**values, "sources": sources})
