@@ -125,9 +125,7 @@ def mlflow_server(
         *extra_args,
     ]
     child_env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MLFLOW_", "MLRELAY_", "DAGSHUB_"))
+        k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_", "DAGSHUB_"))
     }
     child_env.update(env or {})
     with log_path.open("wb") as log:

@@ -29,6 +29,7 @@ from ._errors import (
     RegistryNotSupportedError,
     ResourceAlreadyExistsError,
     ServerError,
+    UnexpectedResponseError,
     ValidationError,
 )
 
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from ._retry import RetryPolicy
     from .client import Client
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # name -> module that defines it; loaded on first attribute access (PEP 562).
 _LAZY: dict[str, str] = {
@@ -97,6 +98,7 @@ __all__ = [
     "RunInputs",
     "RunTag",
     "ServerError",
+    "UnexpectedResponseError",
     "ValidationError",
     "__version__",
 ]

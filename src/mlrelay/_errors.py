@@ -10,6 +10,7 @@ whether a response arrived::
     └── APIError                      something went wrong talking to the server
         ├── APIConnectionError        no response: refused, reset, DNS, TLS ...
         │   └── APITimeoutError       no response in time
+        ├── UnexpectedResponseError   a 2xx response that is not what the protocol promises
         └── APIStatusError            a response with a non-2xx status
             ├── BadRequestError           400 INVALID_PARAMETER_VALUE, BAD_REQUEST, ...
             │   └── ResourceAlreadyExistsError   400 RESOURCE_ALREADY_EXISTS
@@ -51,6 +52,7 @@ __all__ = [
     "RegistryNotSupportedError",
     "ResourceAlreadyExistsError",
     "ServerError",
+    "UnexpectedResponseError",
     "ValidationError",
     "error_for_status",
     "redact_url",
@@ -104,11 +106,29 @@ class APIError(MlrelayError):
 
 
 class APIConnectionError(APIError):
-    """No response arrived: the connection was refused, reset, or could not be set up."""
+    """No response arrived: the connection was refused, reset, or could not be set up.
+
+    Attributes:
+        request_sent: False when the request certainly never reached the server
+            (connection refused, DNS or TLS failure, connect timeout), so even a
+            non-idempotent request may be sent again.
+    """
+
+    def __init__(self, message: str, *, method: str, url: str, request_sent: bool = True) -> None:
+        super().__init__(message, method=method, url=url)
+        self.request_sent = request_sent
 
 
 class APITimeoutError(APIConnectionError):
     """No response arrived within the timeout."""
+
+
+class UnexpectedResponseError(APIError):
+    """A success status whose body is not the JSON the endpoint promises.
+
+    Typical cause: the tracking URI points at a web page or a login portal rather than
+    an MLflow server.
+    """
 
 
 class APIStatusError(APIError):
@@ -277,7 +297,7 @@ def error_for_status(
         An :class:`APIStatusError` subclass instance, ready to raise.
     """
     code, server_message = _parse_body(body)
-    cls = _BY_ERROR_CODE.get(code, None) if code else None
+    cls = _BY_ERROR_CODE.get(code) if code else None
     if cls is None:
         cls = _class_for_status(status_code)
     error_code = code or _CODE_FOR_STATUS.get(status_code, f"HTTP_{status_code}")

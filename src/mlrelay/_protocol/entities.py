@@ -1,0 +1,186 @@
+"""MLflow entities as they appear on the wire: experiments, runs, metrics, params, tags, datasets.
+
+These models are what the server sends back, so they are tolerant: unknown fields
+from newer servers are kept (``extra="allow"``) and never rejected; int64 fields
+accept JSON numbers or numeric strings. They are also what users hand to
+``Client.log_batch``, so the fields users set are validated like any pydantic model.
+
+Metric values follow MLflow's encoding: NaN and infinities travel as the strings
+``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (a bare ``NaN`` JSON token is silently
+stored as 0 by the server, so it is never emitted). MLflow stores infinities as
+±1.7976931348623157e308 and returns those finite numbers; NaN comes back as ``"NaN"``
+and is read as ``float("nan")``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Dataset",
+    "DatasetInput",
+    "Experiment",
+    "ExperimentTag",
+    "InputTag",
+    "Metric",
+    "Param",
+    "Run",
+    "RunData",
+    "RunInfo",
+    "RunInputs",
+    "RunStatus",
+    "RunTag",
+    "ViewType",
+]
+
+RunStatus = Literal["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]
+"""The run states MLflow knows."""
+
+ViewType = Literal["ACTIVE_ONLY", "DELETED_ONLY", "ALL"]
+"""Which lifecycle stages a search returns."""
+
+
+class Entity(BaseModel):
+    """Base of every wire entity: keeps unknown fields, encodes NaN/Inf as MLflow does."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        frozen=True,
+        ser_json_inf_nan="strings",
+        populate_by_name=True,
+    )
+
+
+class Metric(Entity):
+    """One metric point.
+
+    Args:
+        key: the metric name (at most 250 characters of MLflow's allowed set).
+        value: the value; NaN and infinities are allowed.
+        timestamp: Unix epoch milliseconds, >= 0.
+        step: the training step (may be negative), default 0.
+
+    >>> Metric(key="loss", value=0.25, timestamp=1700000000000, step=3)
+    Metric(key='loss', value=0.25, timestamp=1700000000000, step=3)
+    """
+
+    key: str
+    value: float
+    timestamp: int
+    step: int = 0
+
+
+class Param(Entity):
+    """A run parameter: set once per run; its value is a string of at most 6000 characters."""
+
+    key: str
+    value: str
+
+
+class RunTag(Entity):
+    """A run tag: a string value of at most 8000 characters; setting it again overwrites it."""
+
+    key: str
+    value: str
+
+
+class ExperimentTag(Entity):
+    """An experiment tag: a string value of at most 20000 characters."""
+
+    key: str
+    value: str
+
+
+class InputTag(Entity):
+    """A tag on a dataset input, such as ``mlflow.data.context = training``."""
+
+    key: str
+    value: str
+
+
+class Dataset(Entity):
+    """A dataset as MLflow records it; ``source``, ``schema`` and ``profile`` are JSON strings."""
+
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema_: str | None = Field(default=None, alias="schema")
+    profile: str | None = None
+
+
+class DatasetInput(Entity):
+    """A dataset used by a run, with its input tags."""
+
+    dataset: Dataset
+    tags: list[InputTag] = Field(default_factory=list)
+
+
+class Experiment(Entity):
+    """An experiment: a named group of runs."""
+
+    experiment_id: str
+    name: str
+    artifact_location: str | None = None
+    lifecycle_stage: str = "active"
+    last_update_time: int | None = None
+    creation_time: int | None = None
+    tags: list[ExperimentTag] = Field(default_factory=list)
+
+    @property
+    def tags_dict(self) -> dict[str, str]:
+        """The experiment's tags as a dict."""
+        return {t.key: t.value for t in self.tags}
+
+
+class RunInfo(Entity):
+    """A run's metadata: identity, status, times and where its artifacts go."""
+
+    run_id: str
+    experiment_id: str
+    run_name: str | None = None
+    user_id: str | None = None
+    status: str = "RUNNING"  # a str, not RunStatus: newer servers may add states
+    start_time: int | None = None
+    end_time: int | None = None
+    artifact_uri: str | None = None
+    lifecycle_stage: str = "active"
+
+
+class RunData(Entity):
+    """A run's data: the latest value of each metric, its params and its tags."""
+
+    metrics: list[Metric] = Field(default_factory=list)
+    params: list[Param] = Field(default_factory=list)
+    tags: list[RunTag] = Field(default_factory=list)
+
+    @property
+    def metrics_dict(self) -> dict[str, float]:
+        """Latest value per metric key."""
+        return {m.key: m.value for m in self.metrics}
+
+    @property
+    def params_dict(self) -> dict[str, str]:
+        """Params as a dict."""
+        return {p.key: p.value for p in self.params}
+
+    @property
+    def tags_dict(self) -> dict[str, str]:
+        """Tags as a dict."""
+        return {t.key: t.value for t in self.tags}
+
+
+class RunInputs(Entity):
+    """The inputs of a run: datasets (and, on MLflow 3, logged models)."""
+
+    dataset_inputs: list[DatasetInput] = Field(default_factory=list)
+
+
+class Run(Entity):
+    """A run: its info, its data and its inputs."""
+
+    info: RunInfo
+    data: RunData = Field(default_factory=RunData)
+    inputs: RunInputs = Field(default_factory=RunInputs)

@@ -1,0 +1,269 @@
+"""The only module that sends HTTP.
+
+:class:`Transport` turns an endpoint and a request model into an HTTP request, sends
+it through an injected ``httpx.Client`` under the retry policy, maps failures onto
+the mlrelay error tree (no httpx exception escapes), and decodes the response into
+the endpoint's response model.
+
+Wire rules (research/mlflow-protocol.md §0): GET arguments go in the query string
+with repeated keys for lists; other methods send a JSON body with
+``Content-Type: application/json``; bodies are serialised by pydantic with NaN and
+infinities as MLflow's strings, never as bare tokens; an empty success body is
+``{}``. Nothing here logs headers or bodies, so credentials never reach a log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import time
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import httpx
+
+from ._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ConfigurationError,
+    UnexpectedResponseError,
+    error_for_status,
+    redact_url,
+)
+from ._protocol.messages import Endpoint, Request, Response
+from ._retry import RetryPolicy, call_with_retries, parse_retry_after
+from ._version import __version__
+
+__all__ = ["API_PREFIX", "USER_AGENT", "Transport", "build_ssl_context"]
+
+logger = logging.getLogger("mlrelay.http")
+
+API_PREFIX = "/api/2.0/mlflow/"
+USER_AGENT = f"mlrelay/{__version__} httpx/{httpx.__version__}"
+_REQUEST_ID_HEADERS = ("x-request-id", "x-databricks-org-id", "x-amzn-requestid")
+
+ReqT = TypeVar("ReqT", bound=Request)
+RespT = TypeVar("RespT", bound=Response)
+
+
+def build_ssl_context(
+    *, insecure: bool, ca_path: str | None, client_cert_path: str | None
+) -> ssl.SSLContext | bool:
+    """Return what ``httpx.Client(verify=...)`` needs for these TLS settings.
+
+    Verification is on unless ``insecure``; a CA bundle (file or directory) replaces
+    the default trust store; a client certificate (PEM with its key) enables mTLS.
+    With no settings, True lets httpx use certifi or ``SSL_CERT_FILE``.
+
+    Raises:
+        ConfigurationError: a certificate file cannot be loaded.
+    """
+    if not (insecure or ca_path or client_cert_path):
+        return True
+    try:
+        if ca_path:
+            import os
+
+            if os.path.isdir(ca_path):
+                ctx = ssl.create_default_context(capath=ca_path)
+            else:
+                ctx = ssl.create_default_context(cafile=ca_path)
+        else:
+            ctx = httpx.create_ssl_context(verify=not insecure)
+        if insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if client_cert_path:
+            ctx.load_cert_chain(client_cert_path)
+    except (OSError, ssl.SSLError) as exc:
+        which = "MLFLOW_TRACKING_CLIENT_CERT_PATH" if client_cert_path else "SERVER_CERT_PATH"
+        raise ConfigurationError(
+            f"cannot load the TLS certificate for {which}: {exc.strerror or exc}"
+        ) from exc
+    return ctx
+
+
+def _query_params(request: Request) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for key, value in request.model_dump(exclude_none=True, by_alias=True).items():
+        if isinstance(value, bool):
+            params[key] = "true" if value else "false"
+        elif isinstance(value, list):
+            params[key] = [str(v) for v in value]
+        else:
+            params[key] = str(value)
+    return params
+
+
+class Transport:
+    """Sends MLflow REST requests to one tracking server.
+
+    Args:
+        base_url: the tracking URI (``http(s)://host[:port][/prefix]``), no user-info.
+        http_client: the ``httpx.Client`` to send through; it carries auth, TLS and
+            timeouts. The transport does not close it.
+        retry: the default retry policy.
+    """
+
+    def __init__(self, *, base_url: str, http_client: httpx.Client, retry: RetryPolicy) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http_client = http_client
+        self.retry = retry
+
+    def with_retry(self, retry: RetryPolicy) -> Transport:
+        """A transport sharing this one's HTTP client, with another retry policy."""
+        return Transport(base_url=self.base_url, http_client=self.http_client, retry=retry)
+
+    def url(self, path: str) -> str:
+        """The absolute URL of an API path such as ``/api/2.0/mlflow/runs/get``."""
+        return self.base_url + path
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool,
+        retry: RetryPolicy | None = None,
+    ) -> httpx.Response:
+        """Send one request with retries and return the successful response.
+
+        Args:
+            method: HTTP method.
+            path: path below the tracking URI, starting with ``/``.
+            params: query-string arguments.
+            content: the raw body.
+            headers: extra headers.
+            idempotent: whether a replay is harmless (decides what is retried).
+            retry: a policy for this call instead of the transport's.
+
+        Raises:
+            APIConnectionError: no response (after retries).
+            APIStatusError: a non-success response (after retries), as its subclass.
+        """
+        url = self.url(path)
+        safe_url = redact_url(url)
+
+        def attempt() -> httpx.Response:
+            started = time.perf_counter()
+            try:
+                response = self.http_client.request(
+                    method, url, params=params, content=content, headers=headers
+                )
+            except httpx.TimeoutException as exc:
+                sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+                raise APITimeoutError(
+                    f"{method} {safe_url} timed out ({type(exc).__name__})",
+                    method=method,
+                    url=url,
+                    request_sent=sent,
+                ) from exc
+            except httpx.ConnectError as exc:
+                raise APIConnectionError(
+                    f"{method} {safe_url}: cannot connect ({exc})",
+                    method=method,
+                    url=url,
+                    request_sent=False,
+                ) from exc
+            except (httpx.TransportError, httpx.InvalidURL) as exc:
+                raise APIConnectionError(
+                    f"{method} {safe_url}: connection failed ({type(exc).__name__}: {exc})",
+                    method=method,
+                    url=url,
+                    request_sent=not isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL),
+                ) from exc
+            logger.debug(
+                "%s %s -> %d in %.1f ms",
+                method,
+                safe_url,
+                response.status_code,
+                (time.perf_counter() - started) * 1000,
+            )
+            if response.status_code >= 400:
+                request_id = next(
+                    (response.headers[h] for h in _REQUEST_ID_HEADERS if h in response.headers),
+                    None,
+                )
+                raise error_for_status(
+                    method=method,
+                    url=url,
+                    status_code=response.status_code,
+                    body=response.content,
+                    request_id=request_id,
+                    retry_after=parse_retry_after(response.headers.get("retry-after")),
+                )
+            return response
+
+        return call_with_retries(
+            attempt, policy=retry or self.retry, idempotent=idempotent, what=f"{method} {safe_url}"
+        )
+
+    def call(
+        self,
+        endpoint: Endpoint[ReqT, RespT],
+        request: ReqT,
+        *,
+        retry: RetryPolicy | None = None,
+        idempotent: bool | None = None,
+    ) -> RespT:
+        """Send ``request`` to ``endpoint`` and decode the endpoint's response model.
+
+        Args:
+            endpoint: the operation.
+            request: its request message.
+            retry: a policy for this call instead of the transport's.
+            idempotent: override the endpoint's own flag (callers that make an
+                operation safe to replay, such as a run create with a client key).
+
+        Raises:
+            APIError: as :meth:`send`; :class:`UnexpectedResponseError` when a success
+                body is not the JSON the endpoint promises.
+        """
+        path = API_PREFIX + endpoint.path
+        if endpoint.method == "GET":
+            response = self.send(
+                "GET",
+                path,
+                params=_query_params(request),
+                idempotent=endpoint.idempotent if idempotent is None else idempotent,
+                retry=retry,
+            )
+        else:
+            response = self.send(
+                endpoint.method,
+                path,
+                content=request.model_dump_json(exclude_none=True, by_alias=True).encode(),
+                headers={"Content-Type": "application/json"},
+                idempotent=endpoint.idempotent if idempotent is None else idempotent,
+                retry=retry,
+            )
+        return decode(endpoint, response)
+
+
+def decode(endpoint: Endpoint[Any, RespT], response: httpx.Response) -> RespT:
+    """Decode a success body into the endpoint's response model (``{}`` when empty).
+
+    Raises:
+        UnexpectedResponseError: the body is not JSON, or not the expected shape.
+    """
+    from pydantic import ValidationError as PydanticValidationError
+
+    body = response.content
+    url = str(response.request.url)
+    try:
+        data: Any = json.loads(body) if body.strip() else {}
+        return endpoint.response.model_validate(data)
+    except (ValueError, PydanticValidationError) as exc:
+        excerpt = " ".join(body[:200].decode("utf-8", errors="replace").split())
+        kind = response.headers.get("content-type", "no content type")
+        raise UnexpectedResponseError(
+            f"{response.request.method} {redact_url(url)} answered HTTP {response.status_code} "
+            f"with a body that is not a valid MLflow {endpoint.path} response ({kind}): "
+            f"{excerpt!r}. Is the tracking URI an MLflow server?",
+            method=response.request.method,
+            url=url,
+        ) from exc

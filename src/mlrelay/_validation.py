@@ -1,0 +1,249 @@
+"""Client-side validation of everything a user logs, before anything is sent.
+
+The MLflow server silently truncates params over 6000 characters and run tags over
+8000, and stores malformed numbers as 0 with a 200 OK. mlrelay never does either:
+each check here raises :class:`~mlrelay.ValidationError` naming the field, the
+user's key, what is wrong and the limit, and returns the normalised value otherwise.
+All functions are pure.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import posixpath
+import re
+from typing import Any
+
+from ._errors import ValidationError
+
+__all__ = [
+    "MAX_ENTITIES_PER_BATCH",
+    "MAX_EXPERIMENT_NAME_LENGTH",
+    "MAX_EXPERIMENT_TAG_VALUE_LENGTH",
+    "MAX_KEY_LENGTH",
+    "MAX_METRICS_PER_BATCH",
+    "MAX_PARAMS_PER_BATCH",
+    "MAX_PARAM_VALUE_LENGTH",
+    "MAX_TAGS_PER_BATCH",
+    "MAX_TAG_VALUE_LENGTH",
+    "validate_experiment_name",
+    "validate_experiment_tag_value",
+    "validate_key",
+    "validate_metric_value",
+    "validate_param_value",
+    "validate_step",
+    "validate_tag_value",
+    "validate_timestamp",
+]
+
+MAX_KEY_LENGTH = 250
+MAX_PARAM_VALUE_LENGTH = 6000
+MAX_TAG_VALUE_LENGTH = 8000
+MAX_EXPERIMENT_TAG_VALUE_LENGTH = 20000
+MAX_EXPERIMENT_NAME_LENGTH = 500
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_PER_BATCH = 100
+MAX_TAGS_PER_BATCH = 100
+MAX_ENTITIES_PER_BATCH = 1000
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+# MLflow's rule: Unicode word characters, '-', '.', ' ', '/', ':'.
+_KEY_RE = re.compile(r"^[\w\-. /:]+$")
+
+
+def _shorten(value: str, n: int = 40) -> str:
+    return value if len(value) <= n else value[:n] + "..."
+
+
+def validate_key(key: Any, *, field: str = "key") -> str:
+    """Check a metric, param or tag key against MLflow's rules.
+
+    Args:
+        key: the key to check.
+        field: what the key names, for the message (``"metric key"``, ``"param key"``, ...).
+
+    Returns:
+        The key, unchanged.
+
+    Raises:
+        ValidationError: the key is not a non-empty string of at most 250 allowed
+            characters, or it would not survive path normalisation (``a//b``, ``../x``).
+    """
+    if not isinstance(key, str):
+        raise ValidationError(
+            f"{field} must be a str, got {type(key).__name__} {key!r}", field=field
+        )
+    if not key:
+        raise ValidationError(f"{field} must not be empty", field=field, key=key)
+    if len(key) > MAX_KEY_LENGTH:
+        raise ValidationError(
+            f"{field} {_shorten(key)!r} is {len(key)} characters long; "
+            f"the limit is {MAX_KEY_LENGTH}",
+            field=field,
+            key=key,
+            limit=MAX_KEY_LENGTH,
+        )
+    if not _KEY_RE.match(key):
+        bad = sorted({c for c in key if not _KEY_RE.match(c)})
+        raise ValidationError(
+            f"{field} {_shorten(key)!r} contains {''.join(bad)!r}; keys may only contain "
+            "letters, digits, underscores (_), dashes (-), periods (.), spaces ( ), "
+            "colons (:) and slashes (/)",
+            field=field,
+            key=key,
+        )
+    norm = posixpath.normpath(key)
+    if norm != key or norm == "." or norm.startswith(("..", "/")):
+        raise ValidationError(
+            f"{field} {_shorten(key)!r} is not a normalised relative path "
+            "(no leading '/', no '..', '.', '//' or trailing '/' segments)",
+            field=field,
+            key=key,
+        )
+    return key
+
+
+def _validate_length(value: Any, *, field: str, key: str, limit: int, what: str) -> str:
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        raise ValidationError(
+            f"{field} for key {_shorten(key)!r} is {len(text)} characters long; the limit is "
+            f"{limit} ({what})",
+            field=field,
+            key=key,
+            limit=limit,
+        )
+    return text
+
+
+def validate_param_value(key: str, value: Any) -> str:
+    """Return ``str(value)`` if it fits MLflow's 6000-character param limit.
+
+    Raises:
+        ValidationError: the value is longer (the server would silently truncate it).
+    """
+    return _validate_length(
+        value,
+        field="param value",
+        key=key,
+        limit=MAX_PARAM_VALUE_LENGTH,
+        what="the MLflow server would silently truncate it",
+    )
+
+
+def validate_tag_value(key: str, value: Any) -> str:
+    """Return ``str(value)`` if it fits MLflow's 8000-character run-tag limit.
+
+    Raises:
+        ValidationError: the value is longer (the server would silently truncate it).
+    """
+    return _validate_length(
+        value,
+        field="tag value",
+        key=key,
+        limit=MAX_TAG_VALUE_LENGTH,
+        what="the MLflow server would silently truncate it",
+    )
+
+
+def validate_experiment_tag_value(key: str, value: Any) -> str:
+    """Return ``str(value)`` if it fits MLflow's 20000-character experiment-tag limit.
+
+    Raises:
+        ValidationError: the value is longer.
+    """
+    return _validate_length(
+        value,
+        field="experiment tag value",
+        key=key,
+        limit=MAX_EXPERIMENT_TAG_VALUE_LENGTH,
+        what="the MLflow server rejects longer values",
+    )
+
+
+def validate_experiment_name(name: Any) -> str:
+    """Check an experiment name: a non-empty string of at most 500 characters.
+
+    Raises:
+        ValidationError: otherwise.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValidationError(
+            f"experiment name must be a non-empty str, got {name!r}", field="experiment name"
+        )
+    if len(name) > MAX_EXPERIMENT_NAME_LENGTH:
+        raise ValidationError(
+            f"experiment name {_shorten(name)!r} is {len(name)} characters long; the limit is "
+            f"{MAX_EXPERIMENT_NAME_LENGTH}",
+            field="experiment name",
+            key=name,
+            limit=MAX_EXPERIMENT_NAME_LENGTH,
+        )
+    return name
+
+
+def validate_metric_value(key: str, value: Any) -> float:
+    """Return the metric value as a float; NaN and infinities are allowed.
+
+    Accepts Python and NumPy numbers (anything registered as ``numbers.Real``).
+
+    Raises:
+        ValidationError: the value is a bool, a string, or not a real number.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValidationError(
+            f"metric value for key {_shorten(key)!r} must be a real number, "
+            f"got {type(value).__name__} {_shorten(repr(value))}",
+            field="metric value",
+            key=key,
+        )
+    return float(value)
+
+
+def _validate_int64(value: Any, *, field: str, key: str, minimum: int) -> int:
+    if isinstance(value, bool):
+        raise ValidationError(
+            f"{field} for key {_shorten(key)!r} must be an integer, got bool {value!r}",
+            field=field,
+            key=key,
+        )
+    integral = isinstance(value, numbers.Integral) or (
+        isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer()
+    )
+    if integral:
+        number = int(value)
+    else:
+        raise ValidationError(
+            f"{field} for key {_shorten(key)!r} must be an integer, got "
+            f"{type(value).__name__} {_shorten(repr(value))}",
+            field=field,
+            key=key,
+        )
+    if not minimum <= number <= _INT64_MAX:
+        raise ValidationError(
+            f"{field} for key {_shorten(key)!r} is {number}; it must be between {minimum} and "
+            f"{_INT64_MAX}",
+            field=field,
+            key=key,
+            limit=minimum,
+        )
+    return number
+
+
+def validate_timestamp(key: str, value: Any) -> int:
+    """Return a metric timestamp (epoch milliseconds) as an int >= 0.
+
+    Raises:
+        ValidationError: the value is not integral, not finite, negative or beyond int64.
+    """
+    return _validate_int64(value, field="timestamp", key=key, minimum=0)
+
+
+def validate_step(key: str, value: Any) -> int:
+    """Return a metric step as an int64 (negative steps are allowed).
+
+    Raises:
+        ValidationError: the value is not integral or beyond int64.
+    """
+    return _validate_int64(value, field="step", key=key, minimum=_INT64_MIN)

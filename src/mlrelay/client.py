@@ -1,0 +1,654 @@
+"""``mlrelay.Client``: one typed method per MLflow REST tracking operation.
+
+The client is synchronous and talks to the server directly; it is what the fluent
+API's background sender and ``mlrelay sync`` are built on. Method names follow
+MLflow's ``MlflowClient`` where one exists.
+
+Exactly-once creation: MLflow assigns run ids on the server, so a ``runs/create``
+whose response is lost cannot simply be sent again. :meth:`Client.create_run` sends
+a client-generated key as the tag ``mlrelay.client_key``; after an ambiguous failure
+it searches for that key before creating again. :meth:`Client.create_experiment`
+does the same with the experiment's name.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import httpx
+
+from ._batching import split_batch
+from ._config import NOT_GIVEN, NotGiven, Settings, resolve
+from ._credentials import build_auth
+from ._errors import APIError, ConfigurationError, NotFoundError
+from ._protocol import messages as m
+from ._protocol.entities import (
+    DatasetInput,
+    Experiment,
+    ExperimentTag,
+    Metric,
+    Param,
+    Run,
+    RunInfo,
+    RunTag,
+    ViewType,
+)
+from ._retry import RetryPolicy, compute_wait, should_retry
+from ._transport import USER_AGENT, Transport, build_ssl_context
+from ._validation import (
+    validate_experiment_name,
+    validate_experiment_tag_value,
+    validate_key,
+    validate_metric_value,
+    validate_param_value,
+    validate_step,
+    validate_tag_value,
+    validate_timestamp,
+)
+
+__all__ = ["CLIENT_KEY_TAG", "Client"]
+
+CLIENT_KEY_TAG = "mlrelay.client_key"
+"""The run tag that carries the client-generated key used for exactly-once creation."""
+
+_E = m.ENDPOINTS
+T = TypeVar("T")
+
+
+def now_ms() -> int:
+    """The current time in Unix epoch milliseconds."""
+    return int(time.time() * 1000)
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _is_ambiguous(exc: APIError) -> bool:
+    """True when the server may or may not have carried out the request."""
+    return should_retry(exc, idempotent=True) and not should_retry(exc, idempotent=False)
+
+
+def _run_tags(tags: Mapping[str, Any] | Iterable[RunTag] | None) -> list[RunTag]:
+    if tags is None:
+        return []
+    items = tags.items() if isinstance(tags, Mapping) else ((t.key, t.value) for t in tags)
+    return [
+        RunTag(key=validate_key(k, field="tag key"), value=validate_tag_value(k, v))
+        for k, v in items
+    ]
+
+
+class Client:
+    """A typed, synchronous client for an MLflow-compatible tracking server.
+
+    Settings are resolved once, here, in this order (the first that has a value wins):
+
+    1. arguments to this constructor;
+    2. the process environment (``MLFLOW_TRACKING_URI``, ``MLFLOW_TRACKING_USERNAME`` /
+       ``MLFLOW_TRACKING_PASSWORD`` for Basic auth, ``MLFLOW_TRACKING_TOKEN`` for Bearer,
+       ``MLFLOW_HTTP_REQUEST_TIMEOUT``, ``MLFLOW_HTTP_REQUEST_MAX_RETRIES``,
+       ``MLFLOW_TRACKING_INSECURE_TLS``, ``MLFLOW_TRACKING_SERVER_CERT_PATH``,
+       ``MLFLOW_TRACKING_CLIENT_CERT_PATH``, and ``MLRELAY_*``);
+    3. a ``.env`` file in the working directory (read without touching ``os.environ``;
+       ``PYTHON_DOTENV_DISABLED=1`` turns this off);
+    4. the OS keyring, for credentials stored by ``mlrelay login``;
+    5. defaults.
+
+    Passing any credential explicitly means no other source is asked for credentials.
+    Basic auth wins over a token when both are configured, as in MLflow.
+    ``HTTPS_PROXY``, ``NO_PROXY`` and ``SSL_CERT_FILE`` are honoured through httpx.
+    TLS certificates are verified unless ``insecure_tls`` is set.
+
+    Args:
+        tracking_uri: the server, ``http(s)://host[:port][/prefix]``.
+        username: Basic-auth user name.
+        password: Basic-auth password (or token, for DagsHub).
+        token: Bearer token.
+        timeout: seconds for one HTTP request (connect, read, write).
+        max_retries: retries after the first attempt of one call.
+        retry_budget: total seconds one call may spend, waits included.
+        insecure_tls: turn TLS verification off.
+        server_cert_path: a CA bundle to verify the server with.
+        client_cert_path: a client certificate (PEM with key) for mutual TLS.
+        http_client: an ``httpx.Client`` to send through instead of building one; the
+            caller configures and closes it.
+        retry_policy: a full retry policy, overriding ``max_retries`` / ``retry_budget``.
+
+    Raises:
+        ConfigurationError: a setting is invalid, or no tracking URI is configured.
+
+    Example::
+
+        with mlrelay.Client(tracking_uri="http://127.0.0.1:5000") as client:
+            exp_id = client.create_experiment("demo")
+            run = client.create_run(exp_id, run_name="first")
+            client.log_metric(run.info.run_id, "loss", 0.25, step=1)
+            client.set_terminated(run.info.run_id)
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str | NotGiven = NOT_GIVEN,
+        *,
+        username: str | NotGiven = NOT_GIVEN,
+        password: str | NotGiven = NOT_GIVEN,
+        token: str | NotGiven = NOT_GIVEN,
+        timeout: float | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        retry_budget: float | NotGiven = NOT_GIVEN,
+        insecure_tls: bool | NotGiven = NOT_GIVEN,
+        server_cert_path: str | NotGiven = NOT_GIVEN,
+        client_cert_path: str | NotGiven = NOT_GIVEN,
+        http_client: httpx.Client | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        explicit = {
+            "tracking_uri": tracking_uri,
+            "username": username,
+            "password": password,
+            "token": token,
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "retry_budget": retry_budget,
+            "insecure_tls": insecure_tls,
+            "server_cert_path": server_cert_path,
+            "client_cert_path": client_cert_path,
+        }
+        settings = resolve({k: v for k, v in explicit.items() if v is not NOT_GIVEN})
+        if not settings.tracking_uri:
+            raise ConfigurationError(
+                "no tracking URI: pass tracking_uri=..., set MLFLOW_TRACKING_URI, or call "
+                "mlrelay.init(owner, repo) for DagsHub"
+            )
+        self._settings = settings
+        policy = retry_policy or RetryPolicy(
+            max_retries=settings.max_retries,
+            budget=settings.retry_budget,
+            max_wait=settings.retry_max_wait,
+        )
+        self._owns_http = http_client is None
+        if http_client is None:
+            http_client = httpx.Client(
+                auth=build_auth(settings),
+                verify=build_ssl_context(
+                    insecure=settings.insecure_tls,
+                    ca_path=settings.server_cert_path,
+                    client_cert_path=settings.client_cert_path,
+                ),
+                timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
+                headers={"User-Agent": USER_AGENT},
+                follow_redirects=True,
+                trust_env=True,
+            )
+        self._http = http_client
+        self._transport = Transport(
+            base_url=settings.tracking_uri, http_client=http_client, retry=policy
+        )
+
+    # --- lifecycle and options --------------------------------------------------------
+
+    @property
+    def tracking_uri(self) -> str:
+        """The server this client talks to (without credentials)."""
+        return self._transport.base_url
+
+    @property
+    def settings(self) -> Settings:
+        """The resolved settings, with the source of each (secrets masked)."""
+        return self._settings
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The retry policy calls use."""
+        return self._transport.retry
+
+    def with_options(
+        self,
+        *,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        retry_budget: float | NotGiven = NOT_GIVEN,
+        retry_policy: RetryPolicy | None = None,
+    ) -> Client:
+        """A copy with other retry options that shares this client's connection pool.
+
+        >>> quick = client.with_options(max_retries=0)  # doctest: +SKIP
+        """
+        policy = retry_policy or self.retry_policy
+        if not isinstance(max_retries, NotGiven):
+            policy = policy.with_changes(max_retries=max_retries)
+        if not isinstance(retry_budget, NotGiven):
+            policy = policy.with_changes(budget=retry_budget)
+        clone = object.__new__(Client)
+        clone._settings = self._settings
+        clone._owns_http = False
+        clone._http = self._http
+        clone._transport = self._transport.with_retry(policy)
+        return clone
+
+    def close(self) -> None:
+        """Close the connection pool, if this client built it."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client(tracking_uri={self.tracking_uri!r})"
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _exactly_once(self, send: Callable[[], T], find: Callable[[], T | None]) -> T:
+        """Send a non-idempotent request; after an ambiguous failure, look before resending."""
+        policy = self.retry_policy
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return send()
+            except APIError as exc:
+                if not _is_ambiguous(exc) or attempt > policy.max_retries:
+                    raise
+                found = find()
+                if found is not None:
+                    return found
+                wait = compute_wait(attempt, exc, policy)
+                if time.monotonic() - started + wait > policy.budget:
+                    raise
+                policy.sleep(wait)
+
+    @staticmethod
+    def _paginate(
+        fetch: Callable[[str | None], tuple[list[T], str | None]], limit: int | None
+    ) -> Iterator[T]:
+        token: str | None = None
+        count = 0
+        while True:
+            items, token = fetch(token)
+            for item in items:
+                if limit is not None and count >= limit:
+                    return
+                yield item
+                count += 1
+            if not token:
+                return
+
+    # --- experiments --------------------------------------------------------------------
+
+    def create_experiment(
+        self,
+        name: str,
+        artifact_location: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Create an experiment and return its id.
+
+        A response lost in transit does not turn into an error on the retry: the
+        experiment is looked up by name instead.
+
+        Raises:
+            ValidationError: the name or a tag is invalid.
+            ResourceAlreadyExistsError: an experiment with that name exists (deleted
+                ones included, as MLflow keeps their names).
+        """
+        validate_experiment_name(name)
+        tag_list = [
+            ExperimentTag(
+                key=validate_key(k, field="experiment tag key"),
+                value=validate_experiment_tag_value(k, v),
+            )
+            for k, v in (tags or {}).items()
+        ]
+        request = m.CreateExperiment(
+            name=name, artifact_location=artifact_location, tags=tag_list or None
+        )
+
+        def find() -> str | None:
+            found = self.get_experiment_by_name(name)
+            return found.experiment_id if found else None
+
+        return self._exactly_once(
+            lambda: self._transport.call(_E.create_experiment, request).experiment_id, find
+        )
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        """Return an experiment by id (deleted ones too).
+
+        Raises:
+            NotFoundError: there is no such experiment.
+        """
+        request = m.GetExperiment(experiment_id=str(experiment_id))
+        return self._transport.call(_E.get_experiment, request).experiment
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        """Return the experiment with this name, or None when there is none.
+
+        Raises:
+            NotFoundError: the endpoint itself is missing (a wrong tracking URI), as
+                opposed to the experiment.
+        """
+        try:
+            return self._transport.call(
+                _E.get_experiment_by_name, m.GetExperimentByName(experiment_name=name)
+            ).experiment
+        except NotFoundError as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+
+    def search_experiments(
+        self,
+        filter_string: str | None = None,
+        *,
+        view_type: ViewType = "ACTIVE_ONLY",
+        order_by: Sequence[str] | None = None,
+        max_results: int | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[Experiment]:
+        """Iterate over matching experiments, fetching pages as needed.
+
+        Args:
+            filter_string: e.g. ``"name LIKE 'probe%'"`` or ``"tags.team = 'a'"``.
+            view_type: ``ACTIVE_ONLY``, ``DELETED_ONLY`` or ``ALL``.
+            order_by: e.g. ``["name ASC"]``.
+            max_results: stop after this many (all when None).
+            page_size: experiments per request (1..50000).
+        """
+
+        def fetch(token: str | None) -> tuple[list[Experiment], str | None]:
+            resp = self._transport.call(
+                _E.search_experiments,
+                m.SearchExperiments(
+                    max_results=page_size,
+                    filter=filter_string,
+                    order_by=list(order_by) if order_by else None,
+                    view_type=view_type,
+                    page_token=token,
+                ),
+            )
+            return resp.experiments, resp.next_page_token
+
+        return self._paginate(fetch, max_results)
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        """Rename an experiment."""
+        validate_experiment_name(new_name)
+        self._transport.call(
+            _E.update_experiment,
+            m.UpdateExperiment(experiment_id=str(experiment_id), new_name=new_name),
+        )
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        """Soft-delete an experiment (MLflow answers 404 if it is already deleted)."""
+        self._transport.call(
+            _E.delete_experiment, m.ExperimentIdRequest(experiment_id=str(experiment_id))
+        )
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        """Restore a soft-deleted experiment (MLflow answers 404 if it is active)."""
+        self._transport.call(
+            _E.restore_experiment, m.ExperimentIdRequest(experiment_id=str(experiment_id))
+        )
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
+        """Set a tag on an experiment (values up to 20000 characters)."""
+        validate_key(key, field="experiment tag key")
+        self._transport.call(
+            _E.set_experiment_tag,
+            m.SetExperimentTag(
+                experiment_id=str(experiment_id),
+                key=key,
+                value=validate_experiment_tag_value(key, value),
+            ),
+        )
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        """Delete a tag from an experiment (MLflow answers 404 if it is absent)."""
+        self._transport.call(
+            _E.delete_experiment_tag,
+            m.DeleteExperimentTag(experiment_id=str(experiment_id), key=key),
+        )
+
+    # --- runs -----------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        start_time: int | None = None,
+        tags: Mapping[str, Any] | Iterable[RunTag] | None = None,
+        run_name: str | None = None,
+        user_id: str | None = None,
+        client_key: str | None = None,
+    ) -> Run:
+        """Create a run, exactly once even when a response is lost.
+
+        Args:
+            experiment_id: the experiment to create it in.
+            start_time: epoch milliseconds; now when not given (MLflow stores 0 otherwise).
+            tags: run tags.
+            run_name: the run's name; the server picks one when not given.
+            user_id: the deprecated ``user_id`` field (the UI reads ``mlflow.user``).
+            client_key: the idempotency key sent as the ``mlrelay.client_key`` tag; a
+                fresh one when not given. Reuse a key to make a later retry find the
+                same run (``mlrelay sync`` does).
+
+        Raises:
+            ValidationError: a tag is invalid.
+            NotFoundError: no such experiment.
+            BadRequestError: the experiment is deleted.
+        """
+        key = client_key or uuid.uuid4().hex
+        tag_list = [t for t in _run_tags(tags) if t.key != CLIENT_KEY_TAG]
+        tag_list.append(RunTag(key=CLIENT_KEY_TAG, value=key))
+        request = m.CreateRun(
+            experiment_id=str(experiment_id),
+            start_time=now_ms()
+            if start_time is None
+            else validate_timestamp("start_time", start_time),
+            user_id=user_id,
+            run_name=run_name,
+            tags=tag_list,
+        )
+        return self._exactly_once(
+            lambda: self._transport.call(_E.create_run, request).run,
+            lambda: self.find_run_by_client_key(str(experiment_id), key),
+        )
+
+    def find_run_by_client_key(self, experiment_id: str, client_key: str) -> Run | None:
+        """Return the run created with ``client_key`` in this experiment, if any."""
+        runs = self.search_runs(
+            [experiment_id],
+            f"tags.`{CLIENT_KEY_TAG}` = {_quote(client_key)}",
+            run_view_type="ALL",
+            max_results=1,
+        )
+        return next(iter(runs), None)
+
+    def get_run(self, run_id: str) -> Run:
+        """Return a run with its latest metrics, params, tags and inputs.
+
+        Raises:
+            NotFoundError: there is no such run.
+        """
+        return self._transport.call(_E.get_run, m.GetRun(run_id=run_id)).run
+
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        end_time: int | None = None,
+        name: str | None = None,
+    ) -> RunInfo:
+        """Change a run's status, end time or name; fields left None are unchanged."""
+        return self._transport.call(
+            _E.update_run,
+            m.UpdateRun(run_id=run_id, status=status, end_time=end_time, run_name=name),
+        ).run_info
+
+    def set_terminated(
+        self, run_id: str, status: str = "FINISHED", end_time: int | None = None
+    ) -> None:
+        """End a run: set its status (FINISHED, FAILED or KILLED) and end time (now)."""
+        self.update_run(run_id, status=status, end_time=now_ms() if end_time is None else end_time)
+
+    def delete_run(self, run_id: str) -> None:
+        """Soft-delete a run."""
+        self._transport.call(_E.delete_run, m.RunIdRequest(run_id=run_id))
+
+    def restore_run(self, run_id: str) -> None:
+        """Restore a soft-deleted run."""
+        self._transport.call(_E.restore_run, m.RunIdRequest(run_id=run_id))
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str = "",
+        *,
+        run_view_type: ViewType = "ACTIVE_ONLY",
+        max_results: int | None = None,
+        order_by: Sequence[str] | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[Run]:
+        """Iterate over matching runs, fetching pages as needed.
+
+        Args:
+            experiment_ids: the experiments to search (MLflow returns nothing for none).
+            filter_string: e.g. ``"metrics.acc > 0.9 AND params.lr = '0.1'"``.
+            run_view_type: ``ACTIVE_ONLY``, ``DELETED_ONLY`` or ``ALL``.
+            max_results: stop after this many (all when None).
+            order_by: e.g. ``["metrics.acc DESC"]``.
+            page_size: runs per request (1..50000).
+        """
+        ids = [str(e) for e in experiment_ids]
+
+        def fetch(token: str | None) -> tuple[list[Run], str | None]:
+            resp = self._transport.call(
+                _E.search_runs,
+                m.SearchRuns(
+                    experiment_ids=ids,
+                    filter=filter_string or None,
+                    run_view_type=run_view_type,
+                    max_results=page_size if max_results is None else min(page_size, max_results),
+                    order_by=list(order_by) if order_by else None,
+                    page_token=token,
+                ),
+            )
+            return resp.runs, resp.next_page_token
+
+        return self._paginate(fetch, max_results)
+
+    def log_metric(
+        self,
+        run_id: str,
+        key: str,
+        value: float,
+        timestamp: int | None = None,
+        step: int | None = None,
+    ) -> None:
+        """Log one metric point (NaN and infinities allowed).
+
+        Raises:
+            ValidationError: bad key, value, timestamp or step.
+        """
+        validate_key(key, field="metric key")
+        self._transport.call(
+            _E.log_metric,
+            m.LogMetric(
+                run_id=run_id,
+                key=key,
+                value=validate_metric_value(key, value),
+                timestamp=now_ms() if timestamp is None else validate_timestamp(key, timestamp),
+                step=0 if step is None else validate_step(key, step),
+            ),
+        )
+
+    def log_param(self, run_id: str, key: str, value: Any) -> str:
+        """Log a param; returns the value as stored (a string).
+
+        Raises:
+            ValidationError: bad key, or a value over 6000 characters.
+            BadRequestError: the param was already logged with another value.
+        """
+        validate_key(key, field="param key")
+        text = validate_param_value(key, value)
+        self._transport.call(_E.log_param, m.LogParam(run_id=run_id, key=key, value=text))
+        return text
+
+    def set_tag(self, run_id: str, key: str, value: Any) -> None:
+        """Set a run tag (overwrites; values up to 8000 characters)."""
+        validate_key(key, field="tag key")
+        self._transport.call(
+            _E.set_tag, m.SetTag(run_id=run_id, key=key, value=validate_tag_value(key, value))
+        )
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        """Delete a run tag (MLflow answers 404 if it is absent)."""
+        self._transport.call(_E.delete_tag, m.DeleteTag(run_id=run_id, key=key))
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> None:
+        """Log any number of metrics, params and tags, split into requests within MLflow's limits.
+
+        Everything is validated before the first request is sent, so one bad entry
+        rejects the call without sending a part of it. Requests go out in order.
+
+        Raises:
+            ValidationError: an entry is invalid (names the key and the limit).
+        """
+        checked_metrics = [
+            Metric(
+                key=validate_key(x.key, field="metric key"),
+                value=validate_metric_value(x.key, x.value),
+                timestamp=validate_timestamp(x.key, x.timestamp),
+                step=validate_step(x.key, x.step),
+            )
+            for x in metrics
+        ]
+        checked_params = [
+            Param(
+                key=validate_key(p.key, field="param key"),
+                value=validate_param_value(p.key, p.value),
+            )
+            for p in params
+        ]
+        checked_tags = _run_tags(tags)
+        for batch in split_batch(checked_metrics, checked_params, checked_tags):
+            self._transport.call(
+                _E.log_batch,
+                m.LogBatch(
+                    run_id=run_id, metrics=batch.metrics, params=batch.params, tags=batch.tags
+                ),
+            )
+
+    def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput]) -> None:
+        """Record datasets a run used (MLflow ignores a dataset logged twice)."""
+        self._transport.call(_E.log_inputs, m.LogInputs(run_id=run_id, datasets=list(datasets)))
+
+    def get_metric_history(self, run_id: str, key: str, *, page_size: int = 25000) -> list[Metric]:
+        """Every point of one metric, all pages fetched (empty for an unknown run or key)."""
+
+        def fetch(token: str | None) -> tuple[list[Metric], str | None]:
+            resp = self._transport.call(
+                _E.get_metric_history,
+                m.GetMetricHistory(
+                    run_id=run_id, metric_key=key, max_results=page_size, page_token=token
+                ),
+            )
+            return resp.metrics, resp.next_page_token
+
+        return list(self._paginate(fetch, None))
