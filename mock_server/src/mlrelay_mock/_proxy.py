@@ -1,0 +1,100 @@
+"""The ``mlflow-artifacts`` proxy: upload, download, list and delete run artifacts.
+
+Paths are relative to the artifact root, so a run's files live under
+``<experiment_id>/<run_id>/artifacts/``. Like the real server's FastAPI routes, the proxy's own
+400s use a ``{"detail": ...}`` body, and a missing file is MLflow's JSON 404.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+
+from mlrelay_mock._api import AppState, error_response, json_response
+from mlrelay_mock._artifacts import clean_path
+from mlrelay_mock._errors import MlflowError
+
+__all__ = ["artifact_routes"]
+
+BASE = "/api/2.0/mlflow-artifacts"
+
+
+def _detail(message: str, status: int = 400) -> Response:
+    return json_response({"detail": message}, status)
+
+
+def artifact_routes(state: AppState) -> list[Route]:
+    """Starlette routes of the artifact proxy over ``state.artifacts``."""
+
+    async def upload(request: Request) -> Response:
+        raw = request.path_params["path"]
+        if raw.endswith("/") or not raw:
+            return _detail("Artifact path must include a filename, not a directory path.")
+        try:
+            path = clean_path(raw)
+
+            async def chunks() -> AsyncIterator[bytes]:
+                async for chunk in request.stream():
+                    if chunk:
+                        yield chunk
+
+            await state.artifacts.put(path, chunks())
+        except MlflowError as error:
+            return _detail(error.message, error.status)
+        return Response(status_code=200)
+
+    async def download(request: Request) -> Response:
+        try:
+            path = clean_path(request.path_params["path"])
+            found = state.artifacts.get(path)
+        except MlflowError as error:
+            if error.status == 404:
+                return error_response(error)
+            return _detail(error.message, error.status)
+        name = path.rsplit("/", 1)[-1]
+        media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        if isinstance(found, bytes):
+            return Response(
+                found,
+                media_type=media_type,
+                headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            )
+        return FileResponse(found, media_type=media_type, filename=name)
+
+    async def listing(request: Request) -> Response:
+        try:
+            path = clean_path(request.query_params.get("path", ""))
+        except MlflowError as error:
+            return error_response(error)
+        entries = state.artifacts.list(path)
+        if not entries:
+            return json_response({})
+        return json_response({"files": [e.to_json() for e in entries]})
+
+    async def delete(request: Request) -> Response:
+        try:
+            state.artifacts.delete(clean_path(request.path_params["path"]))
+        except MlflowError as error:
+            return error_response(error)
+        return json_response({})
+
+    async def not_implemented(_: Request) -> Response:
+        return error_response(
+            MlflowError(
+                "NOT_IMPLEMENTED",
+                "Multipart upload is not supported for the current artifact repository",
+            )
+        )
+
+    return [
+        Route(f"{BASE}/artifacts", listing, methods=["GET"]),
+        Route(f"{BASE}/artifacts/{{path:path}}", upload, methods=["PUT"]),
+        Route(f"{BASE}/artifacts/{{path:path}}", download, methods=["GET"]),
+        Route(f"{BASE}/artifacts/{{path:path}}", delete, methods=["DELETE"]),
+        Route(f"{BASE}/mpu/{{op}}/{{path:path}}", not_implemented, methods=["POST"]),
+        Route(f"{BASE}/presigned/{{path:path}}", not_implemented, methods=["GET"]),
+    ]
