@@ -13,6 +13,7 @@ import mlrelay
 from mlrelay import Metric, Param, RunTag
 from tests._proxy import lossy_proxy
 from tests._servers import RunningServer
+from tests.conftest import AuthServer
 
 pytestmark = pytest.mark.real
 
@@ -224,14 +225,14 @@ def test_unreachable_server_raises_a_connection_error_within_the_budget() -> Non
 class TestBasicAuth:
     """Basic auth against ``mlflow server --app-name basic-auth``."""
 
-    def test_valid_credentials_work(self, mlflow_auth) -> None:  # type: ignore[no-untyped-def]
+    def test_valid_credentials_work(self, mlflow_auth: AuthServer) -> None:
         """The admin's Basic credentials are accepted for reads and writes."""
         user, password = mlflow_auth.admin
         with mlrelay.Client(tracking_uri=mlflow_auth.url, username=user, password=password) as c:
             exp_id = c.create_experiment(_name("auth"))
             assert c.get_experiment(exp_id).experiment_id == exp_id
 
-    def test_wrong_password_is_an_authentication_error(self, mlflow_auth) -> None:  # type: ignore[no-untyped-def]
+    def test_wrong_password_is_an_authentication_error(self, mlflow_auth: AuthServer) -> None:
         """A wrong password maps to AuthenticationError (401) and the message has no secret."""
         with (
             mlrelay.Client(
@@ -243,7 +244,9 @@ class TestBasicAuth:
         assert info.value.status_code == 401
         assert "wrong-pass-xyz" not in str(info.value)
 
-    def test_env_credentials_are_used(self, mlflow_auth, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def test_env_credentials_are_used(
+        self, mlflow_auth: AuthServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """MLFLOW_TRACKING_USERNAME/PASSWORD from the environment authenticate the client."""
         monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_auth.url)
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", mlflow_auth.admin[0])
@@ -251,7 +254,7 @@ class TestBasicAuth:
         with mlrelay.Client() as c:
             assert c.get_experiment("0").name == "Default"
 
-    def test_read_only_user_gets_permission_denied_on_write(self, mlflow_auth) -> None:  # type: ignore[no-untyped-def]
+    def test_read_only_user_gets_permission_denied_on_write(self, mlflow_auth: AuthServer) -> None:
         """A user with READ permission may read but a write maps to PermissionDeniedError (403)."""
         user, password = mlflow_auth.reader
         with mlrelay.Client(tracking_uri=mlflow_auth.url, username=user, password=password) as c:
