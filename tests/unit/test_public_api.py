@@ -1,0 +1,55 @@
+"""The public surface: one front door, a pinned list, nothing heavy at import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mlrelay
+
+EXPECTED = [
+    "APIConnectionError", "APIError", "APIStatusError", "APITimeoutError", "AuthenticationError",
+    "BadRequestError", "Client", "ConfigurationError", "ConflictError", "Dataset", "DatasetInput",
+    "Experiment", "InputTag", "Metric", "MlrelayError", "NotFoundError", "Param",
+    "PermissionDeniedError", "RateLimitError", "RegistryNotSupportedError",
+    "ResourceAlreadyExistsError", "RetryPolicy", "Run", "RunData", "RunInfo", "RunInputs",
+    "RunTag", "ServerError", "UnexpectedResponseError", "ValidationError", "__version__",
+]  # fmt: skip
+
+
+def test_all_is_pinned_and_sorted() -> None:
+    """__all__ is exactly the reviewed list, sorted, and every name resolves."""
+    assert mlrelay.__all__ == EXPECTED
+    assert sorted(mlrelay.__all__) == mlrelay.__all__
+    for name in mlrelay.__all__:
+        assert getattr(mlrelay, name) is not None
+
+
+def test_public_classes_come_from_the_right_layer() -> None:
+    """Every exception derives from MlrelayError; Client lives in mlrelay.client."""
+    for name in mlrelay.__all__:
+        obj = getattr(mlrelay, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, mlrelay.MlrelayError), name
+    assert mlrelay.Client.__module__ == "mlrelay.client"
+
+
+def test_import_loads_nothing_heavy() -> None:
+    """`import mlrelay` loads neither httpx, pydantic, tenacity, keyring, dotenv nor the CLI."""
+    code = (
+        "import sys, mlrelay; heavy = ['httpx', 'pydantic', 'tenacity', 'keyring', 'dotenv', "
+        "'mlrelay.client', 'mlrelay.cli']; print([m for m in heavy if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    """Public classes and their public methods are documented."""
+    for name in mlrelay.__all__:
+        obj = getattr(mlrelay, name)
+        if isinstance(obj, type):
+            assert obj.__doc__, name
+            for attr, member in vars(obj).items():
+                if not attr.startswith("_") and callable(member):
+                    assert member.__doc__, f"{name}.{attr}"
