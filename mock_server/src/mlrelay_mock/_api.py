@@ -790,16 +790,11 @@ def delete_model_version_tag(s: AppState, f: Fields) -> dict[str, Any]:
 
 @api("GET", "model-versions/get-download-uri")
 def get_download_uri(s: AppState, f: Fields) -> dict[str, Any]:
-    """Where a version's files are: its source, resolved for ``runs:/`` and ``models:/``."""
+    """Where a version's files are: its source (``models:/`` sources resolved at creation)."""
     version = s.store.model_version(
         f.string("name", required=True), f.string("version", required=True)
     )
-    uri = version.source
-    if uri.startswith("runs:/"):
-        run_id, _, rel = uri[len("runs:/") :].partition("/")
-        uri = f"{s.store.run(run_id).artifact_uri}/{rel}".rstrip("/")
-    elif uri.startswith("models:/") and version.model_id:
-        uri = s.store.logged_model(version.model_id, allow_deleted=True).artifact_uri
+    uri = version.download_uri
     return {"artifact_uri": uri}
 
 

@@ -191,10 +191,16 @@ class ModelVersion:
     description: str = ""
     user_id: str = ""
     model_id: str = ""
+    storage_location: str = ""
     current_stage: str = "None"
     status: str = "READY"
     tags: dict[str, str] = field(default_factory=dict)
     aliases: list[str] = field(default_factory=list)
+
+    @property
+    def download_uri(self) -> str:
+        """Where the version's files are (``get-download-uri``)."""
+        return self.storage_location or self.source
 
     def to_json(self) -> dict[str, Any]:
         """The MLflow ``ModelVersion`` object."""

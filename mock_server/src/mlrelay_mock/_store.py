@@ -618,11 +618,12 @@ class Store:
             model.versions[old].aliases.remove(alias)
 
     def version_by_alias(self, name: str, alias: str) -> ModelVersion:
-        """The version an alias points at; 404 when the alias is not set."""
+        """The version an alias points at; a 400 (sic) when the alias is not set."""
         model = self.registered_model(name)
         version = model.aliases.get(alias)
         if version is None or version not in model.versions:
-            raise not_found(f"Registered model alias {alias} not found.")
+            # A missing alias is a 400 on MLflow 3.17.2, not a 404.
+            raise invalid(f"Registered model alias {alias} not found.")
         return model.versions[version]
 
     def _check_source(self, source: str, run_id: str) -> None:
@@ -644,6 +645,29 @@ class Store:
                     "the run specified by the run_id."
                 )
 
+    def _storage_location(self, source: str, run_id: str) -> tuple[str, str]:
+        """Where a new version's files are, and its run id (filled in from a logged model).
+
+        Like MLflow's SQL store, only ``models:/`` sources are resolved; ``runs:/`` stay as given.
+        """
+        if not source.startswith("models:/"):
+            return source, run_id
+        path = source[len("models:/") :].strip("/")
+        try:
+            if "/" not in path and "@" not in path:
+                logged = self.logged_model(path, allow_deleted=True)
+                return logged.artifact_uri, run_id or logged.source_run_id
+            if "@" in path:
+                name, alias = path.split("@", 1)
+                return self.version_by_alias(name, alias).download_uri, run_id
+            name, version = path.rsplit("/", 1)
+            return self.model_version(name, version).download_uri, run_id
+        except MlflowError as error:
+            raise invalid(
+                f"Unable to fetch model from model URI source artifact location '{source}'."
+                f"Error: {error.message}"
+            ) from None
+
     @mutation
     def create_model_version(
         self,
@@ -662,6 +686,7 @@ class Store:
         self._check_source(source, run_id)
         for key, value in tags:
             self._check_registry_tag(key, value)
+        storage_location, run_id = self._storage_location(source, run_id)
         version = ModelVersion(
             name=name,
             version=model.next_version,
@@ -672,6 +697,7 @@ class Store:
             run_link=run_link,
             description=description,
             model_id=model_id,
+            storage_location=storage_location,
             tags=_pairs(tags),
         )
         model.versions[version.version] = version

@@ -1,0 +1,105 @@
+"""The conformance suite's backends: every scenario runs against the mock and a real MLflow.
+
+Scenarios talk raw HTTP (httpx), never the mlrelay SDK, so they pin down the protocol itself.
+The real server is the session-wide ``mlflow_real`` fixture, shared by all scenarios, so each
+scenario works in experiments and models with unique names.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from mlrelay_mock import MockServer
+
+from tests._servers import RunningServer
+
+API = "/api/2.0/mlflow/"
+
+
+@dataclass
+class Backend:
+    """One server under test, with small helpers for the calls most scenarios need."""
+
+    name: str
+    url: str
+    http: httpx.Client = field(repr=False)
+
+    def call(self, method: str, endpoint: str, body: Any = None, **params: Any) -> httpx.Response:
+        """``method /api/2.0/mlflow/<endpoint>`` with a JSON body or query parameters."""
+        return self.http.request(method, API + endpoint, json=body, params=params or None)
+
+    def ok(self, method: str, endpoint: str, body: Any = None, **params: Any) -> Any:
+        """Like :meth:`call`, but the answer must be a 200 and is returned decoded."""
+        r = self.call(method, endpoint, body, **params)
+        assert r.status_code == 200, f"{self.name}: {method} {endpoint} -> {r.status_code} {r.text}"
+        return r.json()
+
+    def error(
+        self,
+        status: int,
+        code: str | None,
+        method: str,
+        endpoint: str,
+        body: Any = None,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """Like :meth:`call`, but the answer must be this status (and MLflow error_code)."""
+        r = self.call(method, endpoint, body, **params)
+        assert r.status_code == status, (
+            f"{self.name}: {method} {endpoint} -> {r.status_code} {r.text}"
+        )
+        if code is None:
+            return {}
+        data: dict[str, Any] = r.json()
+        assert data["error_code"] == code, f"{self.name}: {data}"
+        assert isinstance(data["message"], str)
+        return data
+
+    def experiment(self, **extra: Any) -> str:
+        """Create an experiment with a unique name; its id."""
+        body = {"name": f"exp-{uuid.uuid4().hex}", **extra}
+        return str(self.ok("POST", "experiments/create", body)["experiment_id"])
+
+    def run(self, experiment_id: str | None = None, **extra: Any) -> dict[str, Any]:
+        """Create a run (in a new experiment unless given); its ``run`` object."""
+        body = {
+            "experiment_id": experiment_id or self.experiment(),
+            "start_time": int(time.time() * 1000),
+            **extra,
+        }
+        run: dict[str, Any] = self.ok("POST", "runs/create", body)["run"]
+        return run
+
+    def run_id(self, experiment_id: str | None = None, **extra: Any) -> str:
+        """Create a run; its id."""
+        return str(self.run(experiment_id, **extra)["info"]["run_id"])
+
+    def history(self, run_id: str, key: str) -> list[dict[str, Any]]:
+        """A metric's full history."""
+        metrics: list[dict[str, Any]] = self.ok(
+            "GET", "metrics/get-history", run_id=run_id, metric_key=key
+        ).get("metrics", [])
+        return metrics
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """``runs/get``."""
+        run: dict[str, Any] = self.ok("GET", "runs/get", run_id=run_id)["run"]
+        return run
+
+
+@pytest.fixture(params=["mock", pytest.param("real", marks=pytest.mark.real)])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """Each scenario once against a fresh mock server and once against the real MLflow server."""
+    if request.param == "real":
+        real: RunningServer = request.getfixturevalue("mlflow_real")
+        with httpx.Client(base_url=real.url, timeout=60) as client:
+            yield Backend("real", real.url, client)
+        return
+    with MockServer() as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        yield Backend("mock", server.url, client)

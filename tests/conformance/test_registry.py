@@ -1,0 +1,203 @@
+"""Conformance: the model registry (models, versions, tags, aliases, stages, search)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tests.conformance.conftest import Backend
+
+
+def _model(backend: Backend, **extra: Any) -> str:
+    name = f"model-{uuid.uuid4().hex}"
+    created = backend.ok("POST", "registered-models/create", {"name": name, **extra})[
+        "registered_model"
+    ]
+    assert created["name"] == name
+    return name
+
+
+def _version(backend: Backend, name: str, run_id: str) -> str:
+    body = {"name": name, "source": f"runs:/{run_id}/model", "run_id": run_id}
+    version = backend.ok("POST", "model-versions/create", body)["model_version"]
+    assert version["status"] == "READY"
+    assert version["current_stage"] == "None"
+    return str(version["version"])
+
+
+def test_create_get_duplicate(backend: Backend) -> None:
+    """Create, get, a duplicate name is RESOURCE_ALREADY_EXISTS (400), a bad name a 400."""
+    name = _model(backend, description="d", tags=[{"key": "k", "value": "v"}])
+    model = backend.ok("GET", "registered-models/get", name=name)["registered_model"]
+    assert (model["description"], model["tags"]) == ("d", [{"key": "k", "value": "v"}])
+    backend.error(
+        400, "RESOURCE_ALREADY_EXISTS", "POST", "registered-models/create", {"name": name}
+    )
+    backend.error(
+        400, "INVALID_PARAMETER_VALUE", "POST", "registered-models/create", {"name": "a/b"}
+    )
+    backend.error(
+        404, "RESOURCE_DOES_NOT_EXIST", "GET", "registered-models/get", name=name + "-missing"
+    )
+
+
+def test_versions_aliases_and_stages(backend: Backend) -> None:
+    """Versions count up; aliases move (an unset alias is a 400, sic); stages archive others."""
+    name = _model(backend)
+    run_id = backend.run_id()
+    v1, v2 = _version(backend, name, run_id), _version(backend, name, run_id)
+    assert (v1, v2) == ("1", "2")
+    backend.ok(
+        "POST", "registered-models/alias", {"name": name, "alias": "champion", "version": v1}
+    )
+    backend.ok(
+        "POST", "registered-models/alias", {"name": name, "alias": "champion", "version": v2}
+    )
+    by_alias = backend.ok("GET", "registered-models/alias", name=name, alias="champion")[
+        "model_version"
+    ]
+    assert (by_alias["version"], by_alias["aliases"]) == ("2", ["champion"])
+    model = backend.ok("GET", "registered-models/get", name=name)["registered_model"]
+    assert model["aliases"] == [{"alias": "champion", "version": "2"}]
+    for reserved in ("latest", "v1", "V12"):
+        backend.error(
+            400,
+            "INVALID_PARAMETER_VALUE",
+            "POST",
+            "registered-models/alias",
+            {"name": name, "alias": reserved, "version": v1},
+        )
+    for _ in range(2):
+        backend.ok("DELETE", "registered-models/alias", {"name": name, "alias": "champion"})
+    # MLflow answers a 400 (not a 404) for an alias that is not set; the mock copies it.
+    backend.error(
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "GET",
+        "registered-models/alias",
+        name=name,
+        alias="champion",
+    )
+
+    for version in (v1, v2):
+        body = {"name": name, "version": version, "stage": "staging"}
+        moved = backend.ok(
+            "POST", "model-versions/transition-stage", {**body, "archive_existing_versions": True}
+        )["model_version"]
+        assert moved["current_stage"] == "Staging"
+    first = backend.ok("GET", "model-versions/get", name=name, version=v1)["model_version"]
+    assert first["current_stage"] == "Archived"
+    backend.error(
+        400, "INVALID_PARAMETER_VALUE", "POST", "model-versions/transition-stage",
+        {"name": name, "version": v1, "stage": "Bogus", "archive_existing_versions": False},
+    )  # fmt: skip
+    latest = backend.ok(
+        "POST", "registered-models/get-latest-versions", {"name": name, "stages": ["Staging"]}
+    )
+    assert [v["version"] for v in latest["model_versions"]] == [v2]
+
+
+def test_version_errors_and_delete(backend: Backend) -> None:
+    """runs:/ sources need run_id; bad versions are 400, missing ones 404; delete twice is 404."""
+    name = _model(backend)
+    run_id = backend.run_id()
+    backend.error(
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "POST",
+        "model-versions/create",
+        {"name": name, "source": f"runs:/{run_id}/model"},
+    )
+    backend.error(
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+        "POST",
+        "model-versions/create",
+        {"name": name + "-x", "source": "s3://b/m"},
+    )
+    version = _version(backend, name, run_id)
+    backend.error(
+        400, "INVALID_PARAMETER_VALUE", "GET", "model-versions/get", name=name, version="abc"
+    )
+    backend.error(
+        404, "RESOURCE_DOES_NOT_EXIST", "GET", "model-versions/get", name=name, version="99"
+    )
+    backend.ok("DELETE", "model-versions/delete", {"name": name, "version": version})
+    backend.error(
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+        "DELETE",
+        "model-versions/delete",
+        {"name": name, "version": version},
+    )
+
+
+def test_update_rename_tags_delete(backend: Backend) -> None:
+    """update is PATCH (POST is a 405); rename keeps versions; tags set and delete; delete works."""
+    name = _model(backend)
+    version = _version(backend, name, backend.run_id())
+    updated = backend.ok("PATCH", "registered-models/update", {"name": name, "description": "new"})
+    assert updated["registered_model"]["description"] == "new"
+    assert (
+        backend.call(
+            "POST", "registered-models/update", {"name": name, "description": "x"}
+        ).status_code
+        == 405
+    )
+    backend.ok(
+        "PATCH", "model-versions/update", {"name": name, "version": version, "description": "vd"}
+    )
+    backend.ok("POST", "registered-models/set-tag", {"name": name, "key": "k", "value": "v"})
+    backend.ok(
+        "POST",
+        "model-versions/set-tag",
+        {"name": name, "version": version, "key": "mk", "value": "mv"},
+    )
+    new_name = name + "-renamed"
+    renamed = backend.ok("POST", "registered-models/rename", {"name": name, "new_name": new_name})
+    assert renamed["registered_model"]["name"] == new_name
+    got = backend.ok("GET", "model-versions/get", name=new_name, version=version)["model_version"]
+    assert (got["description"], got["tags"]) == ("vd", [{"key": "mk", "value": "mv"}])
+    backend.ok("DELETE", "registered-models/delete-tag", {"name": new_name, "key": "k"})
+    backend.ok(
+        "DELETE", "model-versions/delete-tag", {"name": new_name, "version": version, "key": "mk"}
+    )
+    backend.ok("DELETE", "registered-models/delete", {"name": new_name})
+    backend.error(404, "RESOURCE_DOES_NOT_EXIST", "GET", "registered-models/get", name=new_name)
+
+
+def test_search_and_download_uri(backend: Backend) -> None:
+    """Registry searches filter by name and page; get-download-uri returns a runs:/ source as is."""
+    stem = f"srch-{uuid.uuid4().hex[:10]}"
+    names = [
+        backend.ok("POST", "registered-models/create", {"name": f"{stem}-{i}"})["registered_model"][
+            "name"
+        ]
+        for i in range(3)
+    ]
+    found = backend.ok(
+        "GET", "registered-models/search", filter=f"name LIKE '{stem}%'", max_results=2
+    )
+    assert [m["name"] for m in found["registered_models"]] == names[:2]
+    rest = backend.ok(
+        "GET",
+        "registered-models/search",
+        filter=f"name LIKE '{stem}%'",
+        max_results=2,
+        page_token=found["next_page_token"],
+    )
+    assert [m["name"] for m in rest["registered_models"]] == names[2:]
+    backend.error(
+        400, "INVALID_PARAMETER_VALUE", "GET", "registered-models/search", max_results=1001
+    )
+    run = backend.run()
+    _version(backend, names[0], run["info"]["run_id"])
+    versions = backend.ok("GET", "model-versions/search", filter=f"name = '{names[0]}'")[
+        "model_versions"
+    ]
+    assert [v["version"] for v in versions] == ["1"]
+    uri = backend.ok("GET", "model-versions/get-download-uri", name=names[0], version="1")[
+        "artifact_uri"
+    ]
+    # MLflow returns a runs:/ source verbatim: only models:/ sources are resolved.
+    assert uri == f"runs:/{run['info']['run_id']}/model"

@@ -1,0 +1,70 @@
+"""Conformance: wire conventions (content type, field spellings, utility endpoints, routes)."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.conformance.conftest import API, Backend
+
+
+def test_health_and_version(backend: Backend) -> None:
+    """/health answers OK and /version the MLflow version, both as text."""
+    assert backend.http.get("/health").text == "OK"
+    assert backend.http.get("/version").text == "3.17.2"
+
+
+def test_server_info(backend: Backend) -> None:
+    """/api/3.0/mlflow/server-info reports no multipart support on local storage."""
+    info = backend.http.get("/api/3.0/mlflow/server-info").json()
+    assert info["multipart_uploads_enabled"] is False
+    assert info["multipart_downloads_enabled"] is False
+
+
+def test_content_type_is_required_on_post(backend: Backend) -> None:
+    """A POST without, or with another, Content-Type is a 400 INVALID_PARAMETER_VALUE."""
+    body = b'{"name": "x"}'
+    for headers in ({}, {"Content-Type": "text/plain"}):
+        r = backend.http.post(API + "experiments/create", content=body, headers=headers)
+        assert r.status_code == 400
+        assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    ok = backend.http.post(
+        API + "experiments/create",
+        content=f'{{"name": "{uuid.uuid4().hex}"}}'.encode(),
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
+    assert ok.status_code == 200
+
+
+def test_camel_case_names(backend: Backend) -> None:
+    """camelCase JSON names are accepted, and both spellings of one field at once are a 400."""
+    eid = backend.experiment()
+    run = backend.ok("POST", "runs/create", {"experimentId": eid, "startTime": 7})["run"]
+    assert run["info"]["start_time"] == 7
+    backend.error(
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "POST",
+        "runs/create",
+        {"experiment_id": eid, "experimentId": eid},
+    )
+
+
+def test_unknown_fields_are_ignored(backend: Backend) -> None:
+    """Unknown JSON fields are silently ignored (typos go unnoticed, as in MLflow)."""
+    eid = backend.experiment()
+    backend.ok(
+        "POST",
+        "experiments/set-experiment-tag",
+        {"experiment_id": eid, "key": "k", "value": "v", "bogus": 1},
+    )
+
+
+def test_unknown_route_is_404(backend: Backend) -> None:
+    """Unknown endpoints is a 404 (HTML on the real server, JSON ENDPOINT_NOT_FOUND on the mock)."""
+    assert backend.call("GET", "no/such/endpoint").status_code == 404
+    assert backend.call("POST", "no/such/endpoint", {}).status_code == 404
+
+
+def test_wrong_json_type_for_string_id(backend: Backend) -> None:
+    """A JSON number where a string id is expected is a 400 INVALID_PARAMETER_VALUE."""
+    backend.error(400, "INVALID_PARAMETER_VALUE", "POST", "runs/create", {"experiment_id": 0})
