@@ -106,14 +106,35 @@ class Transport:
         retry: the default retry policy.
     """
 
-    def __init__(self, *, base_url: str, http_client: httpx.Client, retry: RetryPolicy) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        http_client: httpx.Client,
+        retry: RetryPolicy,
+        timeout: float | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.http_client = http_client
         self.retry = retry
+        self.timeout = timeout
 
-    def with_retry(self, retry: RetryPolicy) -> Transport:
-        """A transport sharing this one's HTTP client, with another retry policy."""
-        return Transport(base_url=self.base_url, http_client=self.http_client, retry=retry)
+    def with_options(
+        self, *, retry: RetryPolicy | None = None, timeout: float | None = None
+    ) -> Transport:
+        """A transport sharing this one's HTTP client, with another retry policy or timeout.
+
+        Args:
+            retry: the retry policy (this transport's when None).
+            timeout: seconds for each request, overriding the HTTP client's (this
+                transport's when None).
+        """
+        return Transport(
+            base_url=self.base_url,
+            http_client=self.http_client,
+            retry=retry or self.retry,
+            timeout=self.timeout if timeout is None else timeout,
+        )
 
     def url(self, path: str) -> str:
         """The absolute URL of an API path such as ``/api/2.0/mlflow/runs/get``."""
@@ -152,7 +173,12 @@ class Transport:
             started = time.perf_counter()
             try:
                 response = self.http_client.request(
-                    method, url, params=params, content=content, headers=headers
+                    method,
+                    url,
+                    params=params,
+                    content=content,
+                    headers=headers,
+                    timeout=httpx.USE_CLIENT_DEFAULT if self.timeout is None else self.timeout,
                 )
             except httpx.TimeoutException as exc:
                 sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)

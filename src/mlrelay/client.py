@@ -212,8 +212,9 @@ class Client:
         max_retries: int | NotGiven = NOT_GIVEN,
         retry_budget: float | NotGiven = NOT_GIVEN,
         retry_policy: RetryPolicy | None = None,
+        timeout: float | NotGiven = NOT_GIVEN,
     ) -> Client:
-        """A copy with other retry options that shares this client's connection pool.
+        """A copy with other retry options or request timeout that shares the connection pool.
 
         >>> quick = client.with_options(max_retries=0)  # doctest: +SKIP
         """
@@ -226,7 +227,9 @@ class Client:
         clone._settings = self._settings
         clone._owns_http = False
         clone._http = self._http
-        clone._transport = self._transport.with_retry(policy)
+        clone._transport = self._transport.with_options(
+            retry=policy, timeout=None if isinstance(timeout, NotGiven) else timeout
+        )
         return clone
 
     def close(self) -> None:

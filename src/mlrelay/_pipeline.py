@@ -1,0 +1,362 @@
+"""The logging pipeline: in-memory buffer -> writer thread -> journal -> sender thread.
+
+A log call appends one tuple to a ``collections.deque`` (thread-safe, no lock) and
+returns: no I/O, no network. The writer thread drains the deque into the journal in
+one transaction per group commit (every ``flush_interval``, 100 ms by default). The
+sender thread reads each run's undelivered entries from the journal in seq order,
+packs them into log-batch requests within MLflow's limits, sends them through the
+Client (with its retries) and moves the run's watermark after each acknowledged batch.
+
+Memory stays bounded whatever the server does: entries wait on disk, not in RAM. The
+only place a log call can wait is when the deque holds ``max_buffer`` entries, which
+means the disk itself cannot keep up; the call then waits for the writer (bounded).
+
+Failures never reach the training loop: a batch the server rejects (4xx) is set aside
+in the journal with the server's message and reported once as a warning; 401/403 stop
+sending and keep everything for later; connection failures back off and retry.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    AuthenticationError,
+    PermissionDeniedError,
+    ServerError,
+)
+from ._journal import KIND_METRIC, KIND_PARAM, KIND_TAG, Entry, Journal, RunRecord
+from ._protocol.entities import Metric, Param, RunTag
+from ._validation import (
+    MAX_ENTITIES_PER_BATCH,
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAMS_PER_BATCH,
+    MAX_TAGS_PER_BATCH,
+)
+
+__all__ = ["Pipeline", "PipelineOptions", "pack_batch"]
+
+logger = logging.getLogger("mlrelay.pipeline")
+
+Row = tuple[str, int, str, Any, "int | None", "int | None"]
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """Tuning of the pipeline; every wait is bounded."""
+
+    flush_interval: float = 0.1
+    max_buffer: int = 1_000_000
+    offline_backoff_max: float = 30.0
+    strict: bool = False
+
+
+def pack_batch(entries: list[Entry]) -> tuple[list[Entry], list[Metric], list[Param], list[RunTag]]:
+    """Take the longest prefix of ``entries`` that fits one log-batch request.
+
+    A param whose key is already in the batch with the same value is dropped (MLflow
+    rejects duplicate param keys in one request); with another value the batch ends
+    before it, so the server judges it on its own.
+
+    Returns:
+        The entries used, and the metrics, params and tags to send.
+    """
+    used: list[Entry] = []
+    metrics: list[Metric] = []
+    params: dict[str, Param] = {}
+    tags: list[RunTag] = []
+    for e in entries:
+        if len(metrics) + len(params) + len(tags) >= MAX_ENTITIES_PER_BATCH:
+            break
+        if e.kind == KIND_METRIC:
+            if len(metrics) >= MAX_METRICS_PER_BATCH:
+                break
+            metrics.append(
+                Metric(
+                    key=e.key, value=float(e.value), timestamp=e.timestamp or 0, step=e.step or 0
+                )
+            )
+        elif e.kind == KIND_PARAM:
+            old = params.get(e.key)
+            if old is not None and old.value != e.value:
+                break
+            if old is None:
+                if len(params) >= MAX_PARAMS_PER_BATCH:
+                    break
+                params[e.key] = Param(key=e.key, value=str(e.value))
+        elif e.kind == KIND_TAG:
+            if len(tags) >= MAX_TAGS_PER_BATCH:
+                break
+            tags.append(RunTag(key=e.key, value=str(e.value)))
+        used.append(e)
+    return used, metrics, list(params.values()), tags
+
+
+@dataclass
+class _State:
+    stopped: bool = False
+    auth_failed: bool = False
+    offline_since: float | None = None
+    warned_rejection: set[str] = field(default_factory=set)
+
+
+class Pipeline:
+    """One per process: buffers log calls, journals them, and sends them in the background.
+
+    Args:
+        journal: where entries are made durable.
+        client_factory: builds the Client the sender uses; None means offline (never send).
+        options: tuning.
+    """
+
+    def __init__(
+        self,
+        journal: Journal,
+        client_factory: Callable[[], Any] | None,
+        options: PipelineOptions | None = None,
+    ) -> None:
+        self.journal = journal
+        self.options = options or PipelineOptions()
+        self._client_factory = client_factory
+        self._client: Any = None
+        self._buffer: collections.deque[Row] = collections.deque()
+        self._written = threading.Condition()
+        self._sent = threading.Condition()
+        self._wake_writer = threading.Event()
+        self._wake_sender = threading.Event()
+        self._state = _State()
+        self._pid = os.getpid()
+        self._writer = threading.Thread(target=self._write_loop, name="mlrelay-writer", daemon=True)
+        self._writer.start()
+        self._sender: threading.Thread | None = None
+        if client_factory is not None:
+            self._sender = threading.Thread(
+                target=self._send_loop, name="mlrelay-sender", daemon=True
+            )
+            self._sender.start()
+
+    # --- the hot path ---------------------------------------------------------------
+
+    def log(self, row: Row) -> None:
+        """Queue one entry ``(local run id, kind, key, value, timestamp, step)``."""
+        buffer = self._buffer
+        buffer.append(row)
+        if len(buffer) >= self.options.max_buffer:
+            self._backpressure()
+
+    def _backpressure(self) -> None:
+        # The disk cannot keep up: wait (bounded) for the writer to drain.
+        self._wake_writer.set()
+        deadline = time.monotonic() + 30.0
+        with self._written:
+            while len(self._buffer) >= self.options.max_buffer and time.monotonic() < deadline:
+                self._written.wait(0.05)
+
+    # --- writer -----------------------------------------------------------------------
+
+    def _drain(self) -> int:
+        buffer = self._buffer
+        n = len(buffer)
+        if not n:
+            return 0
+        rows = [buffer.popleft() for _ in range(n)]
+        self.journal.append(rows)
+        return n
+
+    def _write_loop(self) -> None:
+        while not self._state.stopped:
+            self._wake_writer.wait(self.options.flush_interval)
+            self._wake_writer.clear()
+            try:
+                wrote = self._drain()
+            except Exception:  # the journal failing must not kill logging silently
+                logger.exception("mlrelay could not write to its journal at %s", self.journal.path)
+                time.sleep(self.options.flush_interval)
+                continue
+            with self._written:
+                self._written.notify_all()
+            if wrote:
+                self._wake_sender.set()
+
+    def write_now(self, timeout: float) -> bool:
+        """Commit everything buffered so far; False if that took longer than ``timeout``."""
+        deadline = time.monotonic() + timeout
+        self._wake_writer.set()
+        with self._written:
+            while self._buffer and time.monotonic() < deadline:
+                self._wake_writer.set()
+                self._written.wait(min(0.05, max(deadline - time.monotonic(), 0.001)))
+        return not self._buffer
+
+    # --- sender -----------------------------------------------------------------------
+
+    def _client_or_none(self) -> Any:
+        if self._client is None and self._client_factory is not None:
+            self._client = self._client_factory()
+        return self._client
+
+    def _send_loop(self) -> None:
+        backoff = 0.5
+        while not self._state.stopped:
+            try:
+                progressed = self._send_round()
+                if self._state.offline_since is not None:
+                    logger.warning("mlrelay: tracking server reachable again; sending the backlog")
+                    self._state.offline_since = None
+                backoff = 0.5
+                if not progressed:
+                    self._wake_sender.wait(1.0)
+                    self._wake_sender.clear()
+            except (APIConnectionError, ServerError) as exc:
+                if self._state.offline_since is None:
+                    self._state.offline_since = time.monotonic()
+                    warnings.warn(
+                        f"mlrelay: tracking server unreachable ({exc}); entries are kept in "
+                        f"{self.journal.path} and sent when it is back",
+                        RuntimeWarning,
+                        stacklevel=1,
+                    )
+                self._wake_sender.wait(backoff)
+                self._wake_sender.clear()
+                backoff = min(backoff * 2, self.options.offline_backoff_max)
+            except (AuthenticationError, PermissionDeniedError) as exc:
+                self._state.auth_failed = True
+                warnings.warn(
+                    f"mlrelay: the server refused the credentials ({exc.status_code}); sending "
+                    f"stopped, entries are kept in {self.journal.path}; fix the credentials and "
+                    "run `mlrelay sync`",
+                    RuntimeWarning,
+                    stacklevel=1,
+                )
+                return
+            except Exception:
+                logger.exception("mlrelay sender failed; retrying")
+                self._wake_sender.wait(backoff)
+                backoff = min(backoff * 2, self.options.offline_backoff_max)
+            with self._sent:
+                self._sent.notify_all()
+
+    def _send_round(self) -> bool:
+        client = self._client_or_none()
+        progressed = False
+        for run in self.journal.runs(pid=self._pid):
+            progressed |= self._send_run(client, run)
+        return progressed
+
+    def _ensure_created(self, client: Any, run: RunRecord) -> str:
+        if run.server_run_id:
+            return run.server_run_id
+        experiment_id = run.experiment_id
+        if experiment_id is None:
+            name = run.experiment_name or "Default"
+            found = client.get_experiment_by_name(name)
+            experiment_id = found.experiment_id if found else client.create_experiment(name)
+        # A create may already have happened (start_run timed out after the server acted,
+        # or a crash before set_server_run): look for the client key first.
+        found_run = client.find_run_by_client_key(experiment_id, run.local_id)
+        if found_run is not None:
+            self.journal.set_server_run(run.local_id, found_run.info.run_id, experiment_id)
+            return str(found_run.info.run_id)
+        created = client.create_run(
+            experiment_id,
+            start_time=run.start_time,
+            tags=run.create_tags,
+            run_name=run.run_name,
+            client_key=run.local_id,
+        )
+        self.journal.set_server_run(run.local_id, created.info.run_id, experiment_id)
+        return str(created.info.run_id)
+
+    def _send_run(self, client: Any, run: RunRecord) -> bool:
+        entries = self.journal.pending(run.local_id, run.acked_seq, MAX_ENTITIES_PER_BATCH)
+        if not entries and (run.status is None or run.final_sent):
+            return False
+        server_id = self._ensure_created(client, run)
+        progressed = False
+        acked = run.acked_seq
+        while entries:
+            used, metrics, params, tags = pack_batch(entries)
+            try:
+                client.log_batch(server_id, metrics=metrics, params=params, tags=tags)
+                self.journal.ack(run.local_id, used[-1].seq)
+            except APIStatusError as exc:
+                if exc.status_code >= 500 or exc.status_code in (401, 403, 408, 429):
+                    raise
+                self.journal.reject(run.local_id, used[0].seq, used[-1].seq, str(exc))
+                if self.options.strict:
+                    raise
+                if run.local_id not in self._state.warned_rejection:
+                    self._state.warned_rejection.add(run.local_id)
+                    warnings.warn(
+                        f"mlrelay: the server rejected {len(used)} entries of run {server_id}: "
+                        f"{exc.server_message}. They are set aside in the journal.",
+                        RuntimeWarning,
+                        stacklevel=1,
+                    )
+            acked = used[-1].seq
+            progressed = True
+            entries = self.journal.pending(run.local_id, acked, MAX_ENTITIES_PER_BATCH)
+        if run.status is not None and not run.final_sent:
+            fresh = self.journal.run(run.local_id)
+            if (
+                fresh is not None
+                and fresh.acked_seq >= acked
+                and not self.journal.pending(run.local_id, fresh.acked_seq, 1)
+            ):
+                client.set_terminated(server_id, run.status, run.end_time)
+                self.journal.mark_final_sent(run.local_id)
+                progressed = True
+        return progressed
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def pending(self) -> int:
+        """Entries not yet acknowledged by the server (buffered ones included)."""
+        mine = [r.local_id for r in self.journal.runs(pid=self._pid)]
+        return len(self._buffer) + self.journal.count_pending(mine)
+
+    def unfinished_runs(self) -> int:
+        """Runs of this process whose final status has not reached the server."""
+        return sum(1 for r in self.journal.runs(pid=self._pid) if r.status is not None)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything logged so far is delivered; False if ``timeout`` passed first.
+
+        Offline, this only commits to the journal.
+        """
+        budget = 3600.0 if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        if not self.write_now(budget):
+            return False
+        if self._sender is None:
+            return True
+        while time.monotonic() < deadline:
+            if self._state.auth_failed:
+                return False
+            if self.pending() == 0 and self.unfinished_runs() == 0:
+                return True
+            self._wake_sender.set()
+            with self._sent:
+                self._sent.wait(min(0.1, max(deadline - time.monotonic(), 0.001)))
+        return self.pending() == 0 and self.unfinished_runs() == 0
+
+    def close(self, timeout: float) -> int:
+        """Flush for at most ``timeout`` seconds, stop the threads, return entries left."""
+        self.flush(timeout)
+        self._state.stopped = True
+        self._wake_writer.set()
+        self._wake_sender.set()
+        self._writer.join(timeout=1.0)
+        self._drain()
+        left = self.pending()
+        return left

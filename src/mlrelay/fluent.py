@@ -1,0 +1,491 @@
+"""The fluent API: MLflow's module-level functions, journal first, never waiting on the network.
+
+``import mlrelay as mlflow`` and the usual tutorial calls work: ``set_experiment``,
+``start_run`` (a context manager), ``log_param(s)``, ``log_metric(s)``, ``set_tag(s)``,
+``end_run``. Log calls validate their input at the call site and hand one tuple to the
+process's :class:`~mlrelay._pipeline.Pipeline`; they return in microseconds whether the
+server is up, slow or down.
+
+State is thin and lazy: the tracking URI and experiment live in a module-level
+``_Fluent`` object built on first use; the active-run stack lives in a context
+variable; :func:`_reset` restores a clean state (tests, re-configuration).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextvars
+import getpass
+import os
+import sys
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ._config import resolve
+from ._errors import APIError, ConfigurationError, ValidationError
+from ._journal import KIND_METRIC, KIND_PARAM, KIND_TAG, Journal, default_home
+from ._pipeline import Pipeline, PipelineOptions
+from ._validation import (
+    validate_key,
+    validate_metric_value,
+    validate_param_value,
+    validate_step,
+    validate_tag_value,
+    validate_timestamp,
+)
+
+__all__ = [
+    "ActiveRun",
+    "active_run",
+    "end_run",
+    "flush",
+    "get_tracking_uri",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "set_experiment",
+    "set_tag",
+    "set_tags",
+    "set_tracking_uri",
+    "start_run",
+]
+
+_EXIT_TIMEOUT_DEFAULT = 10.0
+_START_BUDGET_DEFAULT = 5.0
+
+
+@dataclass
+class ActiveRun:
+    """A run started with :func:`start_run`; use it as a context manager.
+
+    Attributes:
+        run_id: the server's run id when the server answered in time, else a local id
+            that ``mlrelay`` maps to the server's id once the run is created there.
+        local_id: the journal's id of the run (the ``mlrelay.client_key`` tag).
+        experiment_id: the experiment's id, when known.
+    """
+
+    run_id: str
+    local_id: str
+    experiment_id: str | None
+    run_name: str | None
+    parent: ActiveRun | None = None
+    _ended: bool = field(default=False, repr=False)
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            status = "FINISHED"
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = "KILLED"
+        else:
+            status = "FAILED"
+        end_run(status, _run=self)
+
+
+_stack: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar(
+    "mlrelay_run_stack", default=()
+)
+
+
+class _Fluent:
+    """The lazily built process-wide state behind the module functions."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.tracking_uri: str | None = None
+        self.experiment_id: str | None = None
+        self.experiment_name: str | None = None
+        self.pipeline: Pipeline | None = None
+        self.pid = os.getpid()
+        self._client: Any = None
+        self.known_keys: set[str] = set()
+
+    def settings(self) -> Any:
+        explicit = {"tracking_uri": self.tracking_uri} if self.tracking_uri else {}
+        return resolve(explicit)
+
+    def client(self) -> Any:
+        from .client import Client
+
+        with self.lock:
+            if self._client is None:
+                self._client = (
+                    Client(tracking_uri=self.tracking_uri) if self.tracking_uri else Client()
+                )
+            return self._client
+
+    def ensure_pipeline(self) -> Pipeline:
+        with self.lock:
+            if self.pipeline is None or self.pid != os.getpid():
+                settings = self.settings()
+                home = settings.home or default_home()
+                journal = Journal(Path(home) / "journal.db", fsync=_fsync_policy())
+                online = settings.mode == "online" and settings.tracking_uri
+                self.pid = os.getpid()
+                self.pipeline = Pipeline(
+                    journal,
+                    self.client if online else None,
+                    PipelineOptions(strict=os.environ.get("MLRELAY_STRICT", "") in ("1", "true")),
+                )
+            return self.pipeline
+
+
+class _Deadline:
+    """Hands out clients whose single attempt ends by a shared deadline (start budget)."""
+
+    def __init__(self, budget: float) -> None:
+        self.deadline = time.monotonic() + budget
+
+    def client(self) -> Any:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0.05:
+            from ._errors import APITimeoutError
+
+            raise APITimeoutError(
+                "the start budget (MLRELAY_START_TIMEOUT) ran out", method="-", url="-"
+            )
+        return _state.client().with_options(max_retries=0, timeout=remaining)
+
+
+def _fsync_policy() -> Any:
+    value = os.environ.get("MLRELAY_FSYNC", "interval").strip().lower()
+    if value not in ("always", "interval", "never"):
+        raise ConfigurationError(
+            f"MLRELAY_FSYNC={value!r} from the environment must be always, interval or never"
+        )
+    return value
+
+
+_state = _Fluent()
+
+
+def _reset() -> None:
+    """Forget all fluent state (tests, re-configuration); pending entries stay in the journal."""
+    global _state
+    old = _state
+    if old.pipeline is not None:
+        old.pipeline.close(0.0)
+        old.pipeline.journal.close()
+    _state = _Fluent()
+    _stack.set(())
+
+
+def _after_fork() -> None:
+    # A forked child gets its own pipeline (and threads) on first use.
+    global _state
+    _state = _Fluent()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def _budget() -> float:
+    raw = os.environ.get("MLRELAY_START_TIMEOUT")
+    if raw is None:
+        return _START_BUDGET_DEFAULT
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"MLRELAY_START_TIMEOUT={raw!r} from the environment is not a number of seconds"
+        ) from None
+
+
+def set_tracking_uri(uri: str) -> None:
+    """Use this tracking server for the fluent API (does not touch ``os.environ``)."""
+    with _state.lock:
+        _state.tracking_uri = uri
+        _state._client = None
+
+
+def get_tracking_uri() -> str | None:
+    """The tracking URI the fluent API uses (resolved from settings when not set)."""
+    return _state.tracking_uri or _state.settings().tracking_uri
+
+
+def set_experiment(
+    experiment_name: str | None = None, experiment_id: str | None = None
+) -> str | None:
+    """Make an experiment active, creating it by name if missing (race-safe).
+
+    Waits for the server at most ``MLRELAY_START_TIMEOUT`` (5 s); if it does not
+    answer, the name is recorded and the experiment is created when runs are sent.
+
+    Returns:
+        The experiment id, or None when the server could not be asked in time.
+    """
+    if experiment_name is None and experiment_id is None:
+        raise ValidationError("set_experiment needs a name or an id", field="experiment")
+    with _state.lock:
+        _state.experiment_name = experiment_name
+        _state.experiment_id = experiment_id
+    if experiment_id is not None or _state.settings().mode != "online":
+        return experiment_id
+    assert experiment_name is not None
+    try:
+        budget = _Deadline(_budget())
+        found = budget.client().get_experiment_by_name(experiment_name)
+        exp_id = (
+            found.experiment_id if found else budget.client().create_experiment(experiment_name)
+        )
+    except APIError as exc:
+        warnings.warn(
+            f"mlrelay: could not reach the tracking server for set_experiment ({exc}); "
+            "logging continues locally",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    with _state.lock:
+        _state.experiment_id = exp_id
+    return str(exp_id)
+
+
+def _system_tags(
+    run_name: str | None, parent: ActiveRun | None, description: str | None
+) -> dict[str, str]:
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    tags = {
+        "mlflow.user": user,
+        "mlflow.source.name": os.path.basename(sys.argv[0])
+        if sys.argv and sys.argv[0]
+        else "<console>",
+        "mlflow.source.type": "LOCAL",
+    }
+    if run_name:
+        tags["mlflow.runName"] = run_name
+    if parent is not None:
+        tags["mlflow.parentRunId"] = parent.run_id
+    if description:
+        tags["mlflow.note.content"] = description
+    return tags
+
+
+def start_run(
+    run_id: str | None = None,
+    experiment_id: str | None = None,
+    run_name: str | None = None,
+    nested: bool = False,
+    tags: Mapping[str, Any] | None = None,
+    description: str | None = None,
+) -> ActiveRun:
+    """Start (or resume, with ``run_id``) a run and make it active.
+
+    The run is created on the server within ``MLRELAY_START_TIMEOUT`` (5 s) when it
+    answers; otherwise it gets a local id and is created, exactly once, when the
+    server is reachable. Use it as a context manager: a block that raises ends the run
+    FAILED, Ctrl-C ends it KILLED, otherwise FINISHED.
+
+    Raises:
+        ValidationError: a tag is invalid, or a run is active and ``nested`` is False.
+    """
+    stack = _stack.get()
+    if stack and not nested:
+        raise ValidationError(
+            f"run {stack[-1].run_id} is already active; end it first or pass nested=True",
+            field="run",
+        )
+    parent = stack[-1] if stack else None
+    pipeline = _state.ensure_pipeline()
+    settings = _state.settings()
+    run_id = run_id or os.environ.get("MLFLOW_RUN_ID") or None
+    exp_id = experiment_id or _state.experiment_id or settings.experiment_id
+    exp_name = None if exp_id else (_state.experiment_name or settings.experiment_name)
+    user_tags = {
+        validate_key(k, field="tag key"): validate_tag_value(k, v) for k, v in (tags or {}).items()
+    }
+    create_tags = {**_system_tags(run_name, parent, description), **user_tags}
+    local_id = uuid.uuid4().hex
+    server_id: str | None = run_id
+    start_time = int(time.time() * 1000)
+    if run_id is None and settings.mode == "online" and settings.tracking_uri:
+        try:
+            budget = _Deadline(_budget())
+            if exp_id is None:
+                found = budget.client().get_experiment_by_name(exp_name) if exp_name else None
+                exp_id = (
+                    found.experiment_id
+                    if found
+                    else (budget.client().create_experiment(exp_name) if exp_name else "0")
+                )
+            created = budget.client().create_run(
+                exp_id,
+                start_time=start_time,
+                tags=create_tags,
+                run_name=run_name,
+                client_key=local_id,
+            )
+            server_id = created.info.run_id
+        except APIError as exc:
+            warnings.warn(
+                f"mlrelay: the tracking server did not answer start_run in time ({exc}); "
+                "the run continues locally and is created when the server is reachable",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    elif run_id is not None and exp_id is None:
+        exp_id = "0"
+    pipeline.journal.add_run(
+        local_id=local_id,
+        tracking_uri=settings.tracking_uri or "",
+        experiment_id=exp_id if (exp_id or not exp_name) else None,
+        experiment_name=exp_name,
+        run_name=run_name,
+        start_time=start_time,
+        create_tags=create_tags,
+        server_run_id=server_id,
+    )
+    if run_id is not None and user_tags:
+        set_tags(user_tags)
+    run = ActiveRun(
+        run_id=server_id or local_id,
+        local_id=local_id,
+        experiment_id=exp_id,
+        run_name=run_name,
+        parent=parent,
+    )
+    _stack.set((*stack, run))
+    return run
+
+
+def active_run() -> ActiveRun | None:
+    """The innermost active run, or None."""
+    stack = _stack.get()
+    return stack[-1] if stack else None
+
+
+def _current() -> ActiveRun:
+    run = active_run()
+    if run is None:
+        return start_run()
+    return run
+
+
+def end_run(status: str = "FINISHED", *, _run: ActiveRun | None = None) -> None:
+    """End the active run: its entries are sent first, then its final status."""
+    run = _run or active_run()
+    if run is None or run._ended:
+        return
+    run._ended = True
+    pipeline = _state.ensure_pipeline()
+    pipeline.write_now(5.0)
+    pipeline.journal.end_run(run.local_id, status, int(time.time() * 1000))
+    stack = _stack.get()
+    _stack.set(tuple(r for r in stack if r is not run))
+
+
+def _key(key: Any, field: str) -> str:
+    # Validated keys are cached: the hot path then costs one set lookup.
+    if key in _state.known_keys:
+        return key  # type: ignore[no-any-return]
+    validate_key(key, field=field)
+    _state.known_keys.add(key)
+    return key  # type: ignore[no-any-return]
+
+
+def log_metric(
+    key: str, value: float, step: int | None = None, timestamp: int | None = None
+) -> None:
+    """Log one metric point to the active run (starting one if none is active).
+
+    Costs a few microseconds: the point is validated and queued; the background
+    pipeline makes it durable and sends it.
+
+    Raises:
+        ValidationError: bad key, value, step or timestamp (nothing is queued).
+    """
+    run = active_run() or _current()
+    if key not in _state.known_keys:
+        _key(key, "metric key")
+    if type(value) is not float:
+        value = validate_metric_value(key, value)
+    ts = int(time.time() * 1000) if timestamp is None else validate_timestamp(key, timestamp)
+    st = 0 if step is None else (step if type(step) is int else validate_step(key, step))
+    pipeline = _state.pipeline or _state.ensure_pipeline()
+    pipeline.log((run.local_id, KIND_METRIC, key, value, ts, st))
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    """Log several metrics at one step (all validated before any is queued)."""
+    ts = int(time.time() * 1000)
+    checked = [(_key(k, "metric key"), validate_metric_value(k, v)) for k, v in metrics.items()]
+    for k, v in checked:
+        log_metric(k, v, step=step, timestamp=ts)
+
+
+def log_param(key: str, value: Any) -> Any:
+    """Log a param to the active run; returns ``value``."""
+    run = _current()
+    text = validate_param_value(_key(key, "param key"), value)
+    _state.ensure_pipeline().log((run.local_id, KIND_PARAM, key, text, None, None))
+    return value
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    """Log several params (all validated before any is queued)."""
+    checked = {_key(k, "param key"): validate_param_value(k, v) for k, v in params.items()}
+    for k, v in checked.items():
+        log_param(k, v)
+
+
+def set_tag(key: str, value: Any) -> None:
+    """Set a tag on the active run."""
+    run = _current()
+    text = validate_tag_value(_key(key, "tag key"), value)
+    _state.ensure_pipeline().log((run.local_id, KIND_TAG, key, text, None, None))
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    """Set several tags (all validated before any is queued)."""
+    checked = {_key(k, "tag key"): validate_tag_value(k, v) for k, v in tags.items()}
+    for k, v in checked.items():
+        set_tag(k, v)
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait until everything logged so far has reached the server; False on timeout."""
+    if _state.pipeline is None:
+        return True
+    return _state.pipeline.flush(timeout)
+
+
+def _exit_timeout() -> float:
+    raw = os.environ.get("MLRELAY_EXIT_TIMEOUT")
+    try:
+        return _EXIT_TIMEOUT_DEFAULT if raw is None else max(float(raw), 0.0)
+    except ValueError:
+        return _EXIT_TIMEOUT_DEFAULT
+
+
+@atexit.register
+def _at_exit() -> None:
+    state = _state
+    if state.pipeline is None or state.pid != os.getpid():
+        return
+    for run in reversed(_stack.get()):
+        end_run("FINISHED", _run=run)
+    left = state.pipeline.close(_exit_timeout())
+    if left and state.pipeline._sender is not None:
+        sys.stderr.write(
+            f"mlrelay: {left} entries not yet delivered are kept in {state.pipeline.journal.path}; "
+            "run `mlrelay sync` to send them\n"
+        )
