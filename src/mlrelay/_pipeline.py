@@ -23,7 +23,6 @@ import logging
 import os
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -220,26 +219,27 @@ class Pipeline:
             except (APIConnectionError, ServerError) as exc:
                 if self._state.offline_since is None:
                     self._state.offline_since = time.monotonic()
-                    warnings.warn(
-                        f"mlrelay: tracking server unreachable ({exc}); entries are kept in "
-                        f"{self.journal.path} and sent when it is back",
-                        RuntimeWarning,
-                        stacklevel=1,
+                    logger.warning(
+                        "mlrelay: tracking server unreachable (%s); entries are kept in %s "
+                        "and sent when it is back",
+                        exc,
+                        self.journal.path,
                     )
                 self._wake_sender.wait(backoff)
                 self._wake_sender.clear()
                 backoff = min(backoff * 2, self.options.offline_backoff_max)
             except (AuthenticationError, PermissionDeniedError) as exc:
                 self._state.auth_failed = True
-                warnings.warn(
-                    f"mlrelay: the server refused the credentials ({exc.status_code}); sending "
-                    f"stopped, entries are kept in {self.journal.path}; fix the credentials and "
-                    "run `mlrelay sync`",
-                    RuntimeWarning,
-                    stacklevel=1,
+                logger.warning(
+                    "mlrelay: the server refused the credentials (HTTP %d); sending stopped, "
+                    "entries are kept in %s; fix the credentials and run `mlrelay sync`",
+                    exc.status_code,
+                    self.journal.path,
                 )
                 return
             except Exception:
+                if self._state.stopped:
+                    return
                 logger.exception("mlrelay sender failed; retrying")
                 self._wake_sender.wait(backoff)
                 backoff = min(backoff * 2, self.options.offline_backoff_max)
@@ -297,11 +297,12 @@ class Pipeline:
                     raise
                 if run.local_id not in self._state.warned_rejection:
                     self._state.warned_rejection.add(run.local_id)
-                    warnings.warn(
-                        f"mlrelay: the server rejected {len(used)} entries of run {server_id}: "
-                        f"{exc.server_message}. They are set aside in the journal.",
-                        RuntimeWarning,
-                        stacklevel=1,
+                    logger.warning(
+                        "mlrelay: the server rejected %d entries of run %s: %s. They are set "
+                        "aside in the journal.",
+                        len(used),
+                        server_id,
+                        exc.server_message,
                     )
             acked = used[-1].seq
             progressed = True

@@ -182,6 +182,8 @@ def _reset() -> None:
     if old.pipeline is not None:
         old.pipeline.close(0.0)
         old.pipeline.journal.close()
+    if old._client is not None:
+        old._client.close()
     _state = _Fluent()
     _stack.set(())
 

@@ -1,0 +1,241 @@
+"""The journal-first pipeline behind the fluent API, over real sockets to the mock server."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlrelay_mock import MockServer
+
+import mlrelay
+from mlrelay import fluent
+from mlrelay._journal import Journal
+
+
+@pytest.fixture
+def server() -> Iterator[MockServer]:
+    """A fresh mock server for one test."""
+    with MockServer() as s:
+        yield s
+
+
+@pytest.fixture
+def client(server: MockServer) -> Iterator[mlrelay.Client]:
+    """A direct client to read back what landed."""
+    with mlrelay.Client(tracking_uri=server.url) as c:
+        yield c
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fluent_state() -> Iterator[None]:
+    """Every test starts and ends with a clean fluent state."""
+    fluent._reset()
+    yield
+    fluent._reset()
+
+
+def _wait_for(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_tutorial_flow_lands_with_system_tags(server: MockServer, client: mlrelay.Client) -> None:
+    """set_experiment, start_run, params, metrics over steps, tags: all land, run FINISHED."""
+    fluent.set_tracking_uri(server.url)
+    exp_id = fluent.set_experiment("tutorial")
+    with fluent.start_run(run_name="grid-1", description="first try") as run:
+        fluent.log_params({"lr": 0.1, "depth": 3})
+        for step in range(50):
+            fluent.log_metrics({"loss": 1 / (step + 1), "acc": step / 50}, step=step)
+        fluent.set_tags({"team": "vision"})
+    assert fluent.flush(20)
+    got = client.get_run(run.run_id)
+    assert got.info.experiment_id == exp_id
+    assert got.info.status == "FINISHED"
+    assert got.data.params_dict == {"lr": "0.1", "depth": "3"}
+    tags = got.data.tags_dict
+    assert tags["team"] == "vision"
+    assert tags["mlflow.runName"] == "grid-1"
+    assert tags["mlflow.note.content"] == "first try"
+    assert tags["mlflow.source.type"] == "LOCAL"
+    assert "mlflow.user" in tags
+    assert len(client.get_metric_history(run.run_id, "loss")) == 50
+
+
+def test_nested_run_records_its_parent(server: MockServer, client: mlrelay.Client) -> None:
+    """A nested run carries mlflow.parentRunId; a second top-level run without nested raises."""
+    fluent.set_tracking_uri(server.url)
+    with fluent.start_run() as parent:
+        with pytest.raises(mlrelay.ValidationError, match="already active"):
+            fluent.start_run()
+        with fluent.start_run(nested=True) as child:
+            fluent.log_metric("x", 1.0)
+    assert fluent.flush(20)
+    assert client.get_run(child.run_id).data.tags_dict["mlflow.parentRunId"] == parent.run_id
+
+
+def test_failing_block_ends_the_run_failed(server: MockServer, client: mlrelay.Client) -> None:
+    """An exception inside `with start_run()` ends the run FAILED."""
+    fluent.set_tracking_uri(server.url)
+    with pytest.raises(RuntimeError), fluent.start_run() as run:
+        raise RuntimeError("boom")
+    assert fluent.flush(20)
+    assert client.get_run(run.run_id).info.status == "FAILED"
+
+
+def test_bad_input_raises_at_the_call_site_and_queues_nothing(server: MockServer) -> None:
+    """A bad key or value raises ValidationError; the good data around it is unaffected."""
+    fluent.set_tracking_uri(server.url)
+    with fluent.start_run() as run:
+        fluent.log_metric("ok", 1.0)
+        with pytest.raises(mlrelay.ValidationError, match="metric key 'a\\*b'"):
+            fluent.log_metric("a*b", 1.0)
+        with pytest.raises(mlrelay.ValidationError, match="limit is 6000"):
+            fluent.log_param("long", "x" * 6001)
+        with pytest.raises(mlrelay.ValidationError, match="timestamp"):
+            fluent.log_metric("ok", 2.0, timestamp=-1)
+        with pytest.raises(mlrelay.ValidationError, match="must be a real number"):
+            fluent.log_metrics({"fine": 1.0, "bad": "x"})  # type: ignore[dict-item]
+    assert fluent.flush(20)
+    with mlrelay.Client(tracking_uri=server.url) as c:
+        data = c.get_run(run.run_id).data
+    assert data.metrics_dict == {"ok": 1.0}
+    assert data.params_dict == {}
+
+
+def test_outage_keeps_entries_and_delivers_each_once(
+    server: MockServer, client: mlrelay.Client
+) -> None:
+    """While the server is down entries wait in the journal; after it, each lands once."""
+    fluent.set_tracking_uri(server.url)
+    run = fluent.start_run()
+    rule = server.faults.outage(seconds=3600)
+    for i in range(5000):
+        fluent.log_metric("m", math.nan if i % 10 == 0 else i, step=i)
+    assert fluent.flush(1.0) is False
+    assert fluent._state.pipeline is not None
+    assert fluent._state.pipeline.pending() > 0
+    server.faults.remove(rule.id)
+    fluent.end_run()
+    assert fluent.flush(60)
+    history = client.get_metric_history(run.run_id, "m")
+    assert sorted(p.step for p in history) == list(range(5000))
+    assert client.get_run(run.run_id).info.status == "FINISHED"
+
+
+def test_start_run_with_server_down_creates_the_run_later_exactly_once(
+    server: MockServer, client: mlrelay.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """start_run falls back to a local id within the budget; the run is created once later."""
+    monkeypatch.setenv("MLRELAY_START_TIMEOUT", "1")
+    fluent.set_tracking_uri(server.url)
+    rule = server.faults.outage(seconds=3600)
+    started = time.monotonic()
+    with pytest.warns(RuntimeWarning, match="did not answer start_run"):
+        run = fluent.start_run(run_name="late")
+    assert time.monotonic() - started < 3
+    for i in range(100):
+        fluent.log_metric("m", i, step=i)
+    fluent.end_run()
+    server.faults.remove(rule.id)
+    assert fluent.flush(60)
+    runs = list(client.search_runs(["0"], run_view_type="ALL"))
+    assert [r.data.tags_dict["mlrelay.client_key"] for r in runs] == [run.local_id]
+    assert runs[0].info.run_name == "late"
+    assert len(client.get_metric_history(runs[0].info.run_id, "m")) == 100
+
+
+def test_lost_create_response_in_the_sender_yields_one_run(
+    server: MockServer, client: mlrelay.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sender looks for its client key before re-creating after a lost response."""
+    monkeypatch.setenv("MLRELAY_START_TIMEOUT", "1")
+    fluent.set_tracking_uri(server.url)
+    server.faults.add("lose_response", method="POST", path="*/runs/create", times=1)
+    with pytest.warns(RuntimeWarning):
+        run = fluent.start_run()
+    fluent.log_metric("m", 1.0)
+    fluent.end_run()
+    assert fluent.flush(60)
+    runs = list(client.search_runs(["0"], run_view_type="ALL"))
+    assert len(runs) == 1
+    assert runs[0].data.tags_dict["mlrelay.client_key"] == run.local_id
+
+
+def test_rejected_batch_is_set_aside_and_reported_once(
+    server: MockServer, client: mlrelay.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 4xx batch is recorded with the server's message and warned once; later data flows."""
+    fluent.set_tracking_uri(server.url)
+    run = fluent.start_run()
+    client.log_param(run.run_id, "lr", "0.5")
+    with caplog.at_level(logging.WARNING, logger="mlrelay.pipeline"):
+        fluent.log_param("lr", "0.1")  # conflicts with the value already on the server
+        assert fluent.flush(20)
+        fluent.log_metric("after", 1.0)
+        fluent.end_run()
+        assert fluent.flush(20)
+    journal = fluent._state.pipeline.journal  # type: ignore[union-attr]
+    [(_, _, _, message)] = journal.rejections(run.local_id)
+    assert "lr" in message
+    assert sum("rejected" in r.message for r in caplog.records) == 1
+    assert client.get_run(run.run_id).data.metrics_dict == {"after": 1.0}
+
+
+def test_offline_mode_journals_without_sending(
+    server: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLRELAY_MODE=offline keeps everything in the journal and sends nothing."""
+    monkeypatch.setenv("MLRELAY_MODE", "offline")
+    fluent.set_tracking_uri(server.url)
+    before = len(server.requests)
+    with fluent.start_run() as run:
+        fluent.log_metric("m", 1.0)
+    assert fluent.flush(5)
+    assert len(server.requests) == before
+    journal = fluent._state.pipeline.journal  # type: ignore[union-attr]
+    assert journal.count_pending([run.local_id]) == 1
+
+
+def test_journal_file_is_private_and_holds_no_credentials(
+    server: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """journal.db is 0600 in a 0700 directory and contains no password or token."""
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pa55-w0rd-secret")
+    fluent.set_tracking_uri(server.url)
+    with fluent.start_run():
+        fluent.log_metric("m", 1.0)
+    assert fluent.flush(20)
+    path = fluent._state.pipeline.journal.path  # type: ignore[union-attr]
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    for f in path.parent.iterdir():
+        assert b"pa55-w0rd-secret" not in f.read_bytes()
+
+
+def test_journal_round_trips_nan_and_infinities(tmp_path: Path) -> None:
+    """NaN (stored as NULL) and ±Inf come back from the journal unchanged."""
+    journal = Journal(tmp_path / "j.db")
+    journal.add_run(
+        local_id="r", tracking_uri="http://x", experiment_id="0", experiment_name=None,
+        run_name=None, start_time=1, create_tags={},
+    )  # fmt: skip
+    journal.append(
+        [("r", 0, "m", v, 1, i) for i, v in enumerate([math.nan, math.inf, -math.inf, 2.5])]
+    )
+    values = [e.value for e in journal.pending("r", 0, 10)]
+    assert math.isnan(values[0])
+    assert values[1:] == [math.inf, -math.inf, 2.5]
+    journal.ack("r", 2)
+    assert [e.step for e in journal.pending("r", journal.run("r").acked_seq, 10)] == [2, 3]  # type: ignore[union-attr]

@@ -1,0 +1,88 @@
+"""Whole processes that log through the fluent API: normal exit and a blackholed server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import mlrelay
+from tests._servers import RunningServer
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import mlrelay.fluent as ml
+    ml.set_experiment("process-tests")
+    run = ml.start_run(run_name=sys.argv[1])
+    print("RUN", run.run_id, run.local_id, flush=True)
+    for i in range({n}):
+        ml.log_metric("m", i * 0.5, step=i)
+    print("LOGGED", time.monotonic(), flush=True)
+    """
+)
+
+
+def _env(uri: str, home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    env.update({"MLFLOW_TRACKING_URI": uri, "MLRELAY_HOME": str(home), **extra})
+    return env
+
+
+@pytest.mark.real
+def test_normal_exit_lands_every_point_and_finishes_the_run(
+    mlflow_real: RunningServer, tmp_path: Path
+) -> None:
+    """10,000 points logged by a script that just exits all land; the run ends FINISHED."""
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(n=10_000), "exit-normally"],
+        env=_env(mlflow_real.url, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    run_id = result.stdout.split()[1]
+    with mlrelay.Client(tracking_uri=mlflow_real.url) as c:
+        assert len(c.get_metric_history(run_id, "m")) == 10_000
+        assert c.get_run(run_id).info.status == "FINISHED"
+    assert "not yet delivered" not in result.stderr
+
+
+def test_exit_is_bounded_when_the_server_is_blackholed(tmp_path: Path) -> None:
+    """A server that accepts connections and never answers: exit within the exit timeout + 2 s."""
+    with socket.socket() as blackhole:
+        blackhole.bind(("127.0.0.1", 0))
+        blackhole.listen(64)  # connections complete in the backlog; nothing is ever read
+        uri = f"http://127.0.0.1:{blackhole.getsockname()[1]}"
+        env = _env(uri, tmp_path, MLRELAY_EXIT_TIMEOUT="3", MLRELAY_START_TIMEOUT="1")
+        proc = subprocess.Popen(
+            [sys.executable, "-W", "ignore", "-c", SCRIPT.format(n=2_000), "blackholed"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            lines = [proc.stdout.readline() for _ in range(2)]
+            assert lines[1].startswith("LOGGED"), lines
+            logged_at = time.monotonic()
+            proc.wait(timeout=30)
+            elapsed = time.monotonic() - logged_at
+        finally:
+            proc.kill()
+            proc.wait()
+            assert proc.stderr is not None
+            stderr = proc.stderr.read()
+            proc.stdout.close()  # type: ignore[union-attr]
+            proc.stderr.close()
+    assert elapsed < 3 + 2, f"exit took {elapsed:.1f} s"
+    assert "mlrelay: 2000 entries not yet delivered are kept in" in stderr
+    assert "mlrelay sync" in stderr
