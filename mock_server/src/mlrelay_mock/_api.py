@@ -492,7 +492,12 @@ def log_model_legacy(s: AppState, f: Fields) -> dict[str, Any]:
     if not isinstance(model, dict) or any(k not in model for k in mandatory):
         raise invalid(f"Model json is missing mandatory fields: {list(mandatory)}")
     run = s.store.active_run(run_id)
-    history = json.loads(run.tags.get("mlflow.log-model.history", "[]"))
+    try:
+        history = json.loads(run.tags.get("mlflow.log-model.history", "[]"))
+    except ValueError:
+        history = []  # a truncated or hand-set tag: start a new history, as MLflow would fail to
+    if not isinstance(history, list):
+        history = []
     history.append(model)
     s.store.log_batch(
         run_id=run_id,

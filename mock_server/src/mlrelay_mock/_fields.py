@@ -36,7 +36,10 @@ def parse_double(param: str, value: Any) -> float:
     if isinstance(value, bool):
         raise wrong_type(param, value)
     if isinstance(value, (int, float)):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond the double range
+            raise wrong_type(param, value) from None
     if isinstance(value, str):
         if value in _SPECIAL_DOUBLES:
             return _SPECIAL_DOUBLES[value]
