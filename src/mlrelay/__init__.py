@@ -5,7 +5,8 @@ modules and may change. Importing this package does no I/O and reads no
 environment: the client, configuration and CLI load on first use.
 
 >>> import mlrelay
->>> client = mlrelay.Client(tracking_uri="http://127.0.0.1:5000")  # doctest: +SKIP
+>>> with mlrelay.start_run():  # doctest: +SKIP
+...     mlrelay.log_metric("loss", 0.25, step=1)
 """
 
 from __future__ import annotations
@@ -49,11 +50,53 @@ if TYPE_CHECKING:
     )
     from ._retry import RetryPolicy
     from .client import Client
+    from .fluent import (
+        ActiveRun,
+        active_run,
+        create_experiment,
+        delete_tag,
+        end_run,
+        flush,
+        get_run,
+        get_tracking_uri,
+        init,
+        log_input,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        search_runs,
+        set_experiment,
+        set_tag,
+        set_tags,
+        set_tracking_uri,
+        start_run,
+    )
 
 from ._version import __version__
 
 # name -> module that defines it; loaded on first attribute access (PEP 562).
 _LAZY: dict[str, str] = {
+    "ActiveRun": ".fluent",
+    "active_run": ".fluent",
+    "create_experiment": ".fluent",
+    "delete_tag": ".fluent",
+    "end_run": ".fluent",
+    "flush": ".fluent",
+    "get_run": ".fluent",
+    "get_tracking_uri": ".fluent",
+    "init": ".fluent",
+    "log_input": ".fluent",
+    "log_metric": ".fluent",
+    "log_metrics": ".fluent",
+    "log_param": ".fluent",
+    "log_params": ".fluent",
+    "search_runs": ".fluent",
+    "set_experiment": ".fluent",
+    "set_tag": ".fluent",
+    "set_tags": ".fluent",
+    "set_tracking_uri": ".fluent",
+    "start_run": ".fluent",
     "Client": ".client",
     "RetryPolicy": "._retry",
     "Dataset": "._protocol.entities",
@@ -74,6 +117,7 @@ __all__ = [
     "APIError",
     "APIStatusError",
     "APITimeoutError",
+    "ActiveRun",
     "AuthenticationError",
     "BadRequestError",
     "Client",
@@ -101,6 +145,25 @@ __all__ = [
     "UnexpectedResponseError",
     "ValidationError",
     "__version__",
+    "active_run",
+    "create_experiment",
+    "delete_tag",
+    "end_run",
+    "flush",
+    "get_run",
+    "get_tracking_uri",
+    "init",
+    "log_input",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "search_runs",
+    "set_experiment",
+    "set_tag",
+    "set_tags",
+    "set_tracking_uri",
+    "start_run",
 ]
 
 

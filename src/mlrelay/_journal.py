@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
+    "KIND_DATASET",
+    "KIND_DELETE_TAG",
     "KIND_METRIC",
     "KIND_PARAM",
     "KIND_TAG",
@@ -52,7 +54,8 @@ __all__ = [
     "default_home",
 ]
 
-KIND_METRIC, KIND_PARAM, KIND_TAG = 0, 1, 2
+KIND_METRIC, KIND_PARAM, KIND_TAG, KIND_DELETE_TAG, KIND_DATASET = 0, 1, 2, 3, 4
+"""Entry kinds. A dataset entry's text is the JSON of a ``DatasetInput``."""
 FsyncPolicy = Literal["always", "interval", "never"]
 
 _SCHEMA = """
@@ -103,7 +106,7 @@ def default_home() -> Path:
 
 @dataclass(frozen=True)
 class Entry:
-    """One journaled item: a metric point, a param or a tag."""
+    """One journaled item: a metric point, a param, a tag, a tag deletion or a dataset."""
 
     seq: int
     kind: int

@@ -34,7 +34,16 @@ from ._errors import (
     PermissionDeniedError,
     ServerError,
 )
-from ._journal import KIND_METRIC, KIND_PARAM, KIND_TAG, Entry, Journal, RunRecord
+from ._journal import (
+    KIND_DATASET,
+    KIND_DELETE_TAG,
+    KIND_METRIC,
+    KIND_PARAM,
+    KIND_TAG,
+    Entry,
+    Journal,
+    RunRecord,
+)
 from ._protocol.entities import Metric, Param, RunTag
 from ._validation import (
     MAX_ENTITIES_PER_BATCH,
@@ -65,7 +74,8 @@ def pack_batch(entries: list[Entry]) -> tuple[list[Entry], list[Metric], list[Pa
 
     A param whose key is already in the batch with the same value is dropped (MLflow
     rejects duplicate param keys in one request); with another value the batch ends
-    before it, so the server judges it on its own.
+    before it, so the server judges it on its own. Tag deletions and datasets are not
+    log-batch content: the batch ends before one (the caller sends it on its own).
 
     Returns:
         The entries used, and the metrics, params and tags to send.
@@ -76,6 +86,8 @@ def pack_batch(entries: list[Entry]) -> tuple[list[Entry], list[Metric], list[Pa
     tags: list[RunTag] = []
     for e in entries:
         if len(metrics) + len(params) + len(tags) >= MAX_ENTITIES_PER_BATCH:
+            break
+        if e.kind in (KIND_DELETE_TAG, KIND_DATASET):
             break
         if e.kind == KIND_METRIC:
             if len(metrics) >= MAX_METRICS_PER_BATCH:
@@ -287,7 +299,11 @@ class Pipeline:
         while entries:
             used, metrics, params, tags = pack_batch(entries)
             try:
-                client.log_batch(server_id, metrics=metrics, params=params, tags=tags)
+                if not used:  # a tag deletion or a dataset, sent on its own
+                    used = entries[:1]
+                    self._send_single(client, server_id, used[0])
+                else:
+                    client.log_batch(server_id, metrics=metrics, params=params, tags=tags)
                 self.journal.ack(run.local_id, used[-1].seq)
             except APIStatusError as exc:
                 if exc.status_code >= 500 or exc.status_code in (401, 403, 408, 429):
@@ -318,6 +334,21 @@ class Pipeline:
                 self.journal.mark_final_sent(run.local_id)
                 progressed = True
         return progressed
+
+    @staticmethod
+    def _send_single(client: Any, server_id: str, entry: Entry) -> None:
+        from ._errors import NotFoundError
+        from ._protocol.entities import DatasetInput
+
+        if entry.kind == KIND_DELETE_TAG:
+            try:
+                client.delete_tag(server_id, entry.key)
+            except NotFoundError as exc:
+                # Deleting an absent tag is the state the user asked for.
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+        else:
+            client.log_inputs(server_id, [DatasetInput.model_validate_json(str(entry.value))])
 
     # --- lifecycle --------------------------------------------------------------------
 

@@ -30,7 +30,16 @@ from typing import Any
 
 from ._config import resolve
 from ._errors import APIError, ConfigurationError, ValidationError
-from ._journal import KIND_METRIC, KIND_PARAM, KIND_TAG, Journal, default_home
+from ._gitinfo import git_info
+from ._journal import (
+    KIND_DATASET,
+    KIND_DELETE_TAG,
+    KIND_METRIC,
+    KIND_PARAM,
+    KIND_TAG,
+    Journal,
+    default_home,
+)
 from ._pipeline import Pipeline, PipelineOptions
 from ._validation import (
     validate_key,
@@ -44,13 +53,19 @@ from ._validation import (
 __all__ = [
     "ActiveRun",
     "active_run",
+    "create_experiment",
+    "delete_tag",
     "end_run",
     "flush",
+    "get_run",
     "get_tracking_uri",
+    "init",
+    "log_input",
     "log_metric",
     "log_metrics",
     "log_param",
     "log_params",
+    "search_runs",
     "set_experiment",
     "set_tag",
     "set_tags",
@@ -114,20 +129,21 @@ class _Fluent:
         self.pipeline: Pipeline | None = None
         self.pid = os.getpid()
         self._client: Any = None
+        self.client_kwargs: dict[str, Any] = {}
         self.known_keys: set[str] = set()
+        self.git_tags: dict[str, str] | None = None
 
     def settings(self) -> Any:
         explicit = {"tracking_uri": self.tracking_uri} if self.tracking_uri else {}
-        return resolve(explicit)
+        return resolve({**self.client_kwargs, **explicit})
 
     def client(self) -> Any:
         from .client import Client
 
         with self.lock:
             if self._client is None:
-                self._client = (
-                    Client(tracking_uri=self.tracking_uri) if self.tracking_uri else Client()
-                )
+                explicit = {"tracking_uri": self.tracking_uri} if self.tracking_uri else {}
+                self._client = Client(**{**self.client_kwargs, **explicit})
             return self._client
 
     def ensure_pipeline(self) -> Pipeline:
@@ -273,6 +289,11 @@ def _system_tags(
         else "<console>",
         "mlflow.source.type": "LOCAL",
     }
+    if _state.git_tags is None:
+        start = Path(sys.argv[0]).resolve().parent if sys.argv and sys.argv[0] else Path.cwd()
+        info = git_info(start)
+        _state.git_tags = info.tags() if info else {}
+    tags.update(_state.git_tags)
     if run_name:
         tags["mlflow.runName"] = run_name
     if parent is not None:
@@ -461,6 +482,168 @@ def set_tags(tags: Mapping[str, Any]) -> None:
     checked = {_key(k, "tag key"): validate_tag_value(k, v) for k, v in tags.items()}
     for k, v in checked.items():
         set_tag(k, v)
+
+
+def delete_tag(key: str) -> None:
+    """Delete a tag from the active run (in order with the run's other tag changes)."""
+    run = _current()
+    _state.ensure_pipeline().log(
+        (run.local_id, KIND_DELETE_TAG, _key(key, "tag key"), "", None, None)
+    )
+
+
+def log_input(dataset: Any, context: str | None = None) -> None:
+    """Record a dataset the active run used.
+
+    Args:
+        dataset: an :class:`mlrelay.Dataset` (or a ``DatasetInput``).
+        context: the ``mlflow.data.context`` input tag, e.g. ``"training"``.
+    """
+    from ._protocol.entities import Dataset, DatasetInput, InputTag
+
+    if isinstance(dataset, Dataset):
+        tags = [InputTag(key="mlflow.data.context", value=context)] if context else []
+        item = DatasetInput(dataset=dataset, tags=tags)
+    elif isinstance(dataset, DatasetInput):
+        item = dataset
+    else:
+        raise ValidationError(
+            f"log_input takes an mlrelay.Dataset, got {type(dataset).__name__}", field="dataset"
+        )
+    run = _current()
+    text = item.model_dump_json(by_alias=True, exclude_none=True)
+    _state.ensure_pipeline().log((run.local_id, KIND_DATASET, item.dataset.name, text, None, None))
+
+
+def create_experiment(
+    name: str, artifact_location: str | None = None, tags: Mapping[str, Any] | None = None
+) -> str:
+    """Create an experiment on the server now and return its id (MLflow's semantics).
+
+    Raises:
+        ResourceAlreadyExistsError: the name is taken.
+        APIError: the server could not be reached.
+    """
+    return str(_state.client().create_experiment(name, artifact_location, tags))
+
+
+def _server_id(run_id: str) -> str:
+    pipeline = _state.pipeline
+    if pipeline is not None:
+        record = pipeline.journal.run(run_id)
+        if record is not None and record.server_run_id:
+            return record.server_run_id
+    return run_id
+
+
+def get_run(run_id: str) -> Any:
+    """Fetch a run from the server (a local id is mapped to the server's once known)."""
+    return _state.client().get_run(_server_id(run_id))
+
+
+def search_runs(
+    experiment_ids: list[str] | None = None,
+    filter_string: str = "",
+    *,
+    max_results: int | None = None,
+    order_by: list[str] | None = None,
+) -> list[Any]:
+    """Runs matching a filter, in the active experiment when no ids are given."""
+    ids = experiment_ids or [_state.experiment_id or _state.settings().experiment_id or "0"]
+    return list(
+        _state.client().search_runs(ids, filter_string, max_results=max_results, order_by=order_by)
+    )
+
+
+def init(
+    repo_owner: str,
+    repo_name: str | None = None,
+    *,
+    host: str | None = None,
+    token: str | None = None,
+    username: str | None = None,
+    check_timeout: float = 5.0,
+    export_env: bool = False,
+) -> str:
+    """Point the fluent API at a DagsHub repository's MLflow server.
+
+    The tracking URI becomes ``{host}/{owner}/{repo}.mlflow`` (host: argument,
+    ``DAGSHUB_CLIENT_HOST``, or ``https://dagshub.com``). The token comes from the
+    argument, ``DAGSHUB_USER_TOKEN``, then the usual resolution (``MLFLOW_TRACKING_*``,
+    ``.env``, the keyring). With a user name it is sent as Basic ``user:token``,
+    otherwise as a Bearer token. Nothing is created, no browser opens, nothing waits for
+    input, and ``os.environ`` is left alone unless ``export_env=True``.
+
+    The endpoint is checked once, within ``check_timeout`` seconds: a missing
+    repository or a rejected token raises; an unreachable host falls back to logging
+    locally (online mode sends later) with one warning.
+
+    Args:
+        repo_owner: the owner, or ``"owner/repo"``.
+        repo_name: the repository (omit when ``repo_owner`` is ``"owner/repo"``).
+
+    Returns:
+        The tracking URI.
+
+    Raises:
+        ConfigurationError: the repository does not exist at that host.
+        AuthenticationError, PermissionDeniedError: the token was refused.
+    """
+    from ._errors import APIConnectionError, AuthenticationError, NotFoundError, ServerError
+
+    if repo_name is None:
+        if repo_owner.count("/") != 1:
+            raise ConfigurationError(
+                f"init needs (repo_owner, repo_name) or 'owner/repo', got {repo_owner!r}"
+            )
+        repo_owner, repo_name = repo_owner.split("/")
+    base = (host or os.environ.get("DAGSHUB_CLIENT_HOST") or "https://dagshub.com").rstrip("/")
+    uri = f"{base}/{repo_owner}/{repo_name}.mlflow"
+    secret = token or os.environ.get("DAGSHUB_USER_TOKEN") or None
+    kwargs: dict[str, Any] = {}
+    source = "the environment, .env or keyring"
+    if secret:
+        source = "the token argument" if token else "DAGSHUB_USER_TOKEN"
+        kwargs = {"username": username, "password": secret} if username else {"token": secret}
+    with _state.lock:
+        _state.tracking_uri = uri
+        _state.client_kwargs = kwargs
+        _state._client = None
+    if _state.settings().mode != "online":
+        return uri
+    try:
+        probe = _state.client().with_options(max_retries=0, timeout=check_timeout)
+        next(probe.search_experiments(max_results=1, page_size=1), None)
+    except NotFoundError as exc:
+        raise ConfigurationError(
+            f"no MLflow server for repository {repo_owner}/{repo_name} at {base} "
+            f"(HTTP {exc.status_code}); check the owner and repository name"
+        ) from exc
+    except AuthenticationError as exc:
+        raise AuthenticationError(
+            f"{base} rejected the token from {source} for {repo_owner}/{repo_name} "
+            f"(HTTP {exc.status_code})",
+            method=exc.method,
+            url=exc.url,
+            status_code=exc.status_code,
+            error_code=exc.error_code,
+            server_message=exc.server_message,
+        ) from exc
+    except (APIConnectionError, ServerError) as exc:
+        warnings.warn(
+            f"mlrelay: {base} is unreachable ({exc}); logging continues locally and is sent "
+            "when it is back",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    if export_env:
+        os.environ.setdefault("MLFLOW_TRACKING_URI", uri)
+        if secret and username:
+            os.environ.setdefault("MLFLOW_TRACKING_USERNAME", username)
+            os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", secret)
+        elif secret:
+            os.environ.setdefault("MLFLOW_TRACKING_TOKEN", secret)
+    return uri
 
 
 def flush(timeout: float | None = None) -> bool:

@@ -8,12 +8,16 @@ import sys
 import mlrelay
 
 EXPECTED = [
-    "APIConnectionError", "APIError", "APIStatusError", "APITimeoutError", "AuthenticationError",
-    "BadRequestError", "Client", "ConfigurationError", "ConflictError", "Dataset", "DatasetInput",
-    "Experiment", "InputTag", "Metric", "MlrelayError", "NotFoundError", "Param",
-    "PermissionDeniedError", "RateLimitError", "RegistryNotSupportedError",
-    "ResourceAlreadyExistsError", "RetryPolicy", "Run", "RunData", "RunInfo", "RunInputs",
-    "RunTag", "ServerError", "UnexpectedResponseError", "ValidationError", "__version__",
+    "APIConnectionError", "APIError", "APIStatusError", "APITimeoutError", "ActiveRun",
+    "AuthenticationError", "BadRequestError", "Client", "ConfigurationError", "ConflictError",
+    "Dataset", "DatasetInput", "Experiment", "InputTag", "Metric", "MlrelayError",
+    "NotFoundError", "Param", "PermissionDeniedError", "RateLimitError",
+    "RegistryNotSupportedError", "ResourceAlreadyExistsError", "RetryPolicy", "Run", "RunData",
+    "RunInfo", "RunInputs", "RunTag", "ServerError", "UnexpectedResponseError", "ValidationError",
+    "__version__", "active_run", "create_experiment", "delete_tag", "end_run", "flush", "get_run",
+    "get_tracking_uri", "init", "log_input", "log_metric", "log_metrics", "log_param",
+    "log_params", "search_runs", "set_experiment", "set_tag", "set_tags", "set_tracking_uri",
+    "start_run",
 ]  # fmt: skip
 
 
@@ -38,7 +42,8 @@ def test_import_loads_nothing_heavy() -> None:
     """`import mlrelay` loads neither httpx, pydantic, tenacity, keyring, dotenv nor the CLI."""
     code = (
         "import sys, mlrelay; heavy = ['httpx', 'pydantic', 'tenacity', 'keyring', 'dotenv', "
-        "'mlrelay.client', 'mlrelay.cli']; print([m for m in heavy if m in sys.modules])"
+        "'mlrelay.client', 'mlrelay.cli', 'mlrelay.fluent', 'sqlite3']; "
+        "print([m for m in heavy if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
