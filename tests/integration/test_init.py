@@ -11,7 +11,6 @@ import pytest
 from mlrelay_mock import AuthConfig, MockServer
 
 import mlrelay
-from mlrelay import fluent
 from mlrelay._gitinfo import git_info
 from tests._servers import free_port
 
@@ -23,14 +22,6 @@ def dagshub() -> Iterator[MockServer]:
     """A mock serving repository ann/demo under its .mlflow prefix, Basic ann:TOKEN only."""
     with MockServer(prefix="/ann/demo.mlflow", auth=AuthConfig(basic={"ann": TOKEN})) as s:
         yield s
-
-
-@pytest.fixture(autouse=True)
-def _fresh_fluent_state() -> Iterator[None]:
-    """Every test starts and ends with a clean fluent state."""
-    fluent._reset()
-    yield
-    fluent._reset()
 
 
 def _host(server: MockServer) -> str:

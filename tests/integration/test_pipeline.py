@@ -32,14 +32,6 @@ def client(server: MockServer) -> Iterator[mlrelay.Client]:
         yield c
 
 
-@pytest.fixture(autouse=True)
-def _fresh_fluent_state() -> Iterator[None]:
-    """Every test starts and ends with a clean fluent state."""
-    fluent._reset()
-    yield
-    fluent._reset()
-
-
 def _wait_for(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
