@@ -67,3 +67,13 @@ def test_delete(backend: Backend) -> None:
         r = backend.http.delete(f"{PROXY}/{root}/d")
         assert (r.status_code, r.json()) == (200, {})
     assert backend.http.get(f"{PROXY}/{root}/d/a.txt").status_code == 404
+
+
+def test_multipart_upload_is_not_implemented(backend: Backend) -> None:
+    """On local storage multipart upload is a 501 NOT_IMPLEMENTED (clients fall back to one PUT)."""
+    _, root = _run_root(backend)
+    r = backend.http.post(
+        f"/api/2.0/mlflow-artifacts/mpu/create/{root}", json={"path": "big.bin", "num_parts": 2}
+    )
+    assert r.status_code == 501
+    assert r.json()["error_code"] == "NOT_IMPLEMENTED"

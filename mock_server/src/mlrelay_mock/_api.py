@@ -395,6 +395,43 @@ def _metric(f: Fields) -> MetricIn:
     )
 
 
+_PLAIN_METRIC_FIELDS = frozenset({"key", "value", "timestamp", "step", "run_id"})
+_INT64_MAX = 2**63 - 1
+
+
+def _plain_metric(data: dict[str, Any]) -> MetricIn | None:
+    """The common well-formed metric, decoded without :class:`Fields` (``None`` otherwise).
+
+    A throughput shortcut for big batches: it accepts only what the full path would accept
+    unchanged, and leaves everything else (strings, camelCase, extras, errors) to it.
+    """
+    key, value = data.get("key"), data.get("value")
+    timestamp, step = data.get("timestamp"), data.get("step", 0)
+    if (
+        type(key) is str
+        and key
+        and (type(value) is float or (type(value) is int and -(2**53) < value < 2**53))
+        and type(timestamp) is int
+        and 0 <= timestamp <= _INT64_MAX
+        and type(step) is int
+        and -_INT64_MAX <= step <= _INT64_MAX
+        and _PLAIN_METRIC_FIELDS.issuperset(data)
+    ):
+        return (key, float(value), timestamp, step, "", "", "")
+    return None
+
+
+def _batch_metrics(f: Fields) -> list[MetricIn]:
+    raw = f.raw("metrics")
+    if not isinstance(raw, list) or not all(type(m) is dict for m in raw):
+        return [_metric(m) for m in f.objects("metrics")]
+    out = []
+    for i, item in enumerate(raw):
+        plain = _plain_metric(item)
+        out.append(plain if plain is not None else _metric(Fields(item, path=f"metrics[{i}].")))
+    return out
+
+
 @api("POST", "runs/log-metric")
 def log_metric(s: AppState, f: Fields) -> dict[str, Any]:
     """``runs/log-metric``: an identical point is stored once."""
@@ -439,7 +476,7 @@ def log_batch(s: AppState, f: Fields) -> dict[str, Any]:
     """``runs/log-batch``: all-or-nothing, with MLflow's limits."""
     s.store.log_batch(
         run_id=f.string("run_id", required=True),
-        metrics=[_metric(m) for m in f.objects("metrics")],
+        metrics=_batch_metrics(f),
         params=f.key_values("params"),
         tags=f.key_values("tags"),
     )

@@ -11,6 +11,7 @@ answers 400 ``INVALID_PARAMETER_VALUE``, so a client bug shows up in tests inste
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,7 @@ _INT_RE = re.compile(r"^-?\d+$")
 _SPECIAL_DOUBLES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
+@functools.lru_cache(maxsize=1024)
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)

@@ -382,8 +382,11 @@ class Store:
         run = self.active_run(run_id)
         new_points: list[tuple[str, Point, tuple[str, int, int, float | str]]] = []
         pending: set[tuple[str, int, int, float | str]] = set()
+        checked_keys: set[str] = set()
         for key, value, timestamp, step, model_id, dataset_name, dataset_digest in metrics:
-            check_key(key, entity="Metric name", path="name")
+            if key not in checked_keys:
+                check_key(key, entity="Metric name", path="name")
+                checked_keys.add(key)
             value = float(value)
             if math.isinf(value):
                 value = math.copysign(DOUBLE_MAX, value)

@@ -6,6 +6,7 @@ with its default ``MLFLOW_TRUNCATE_LONG_VALUES=true``; every other violation is 
 
 from __future__ import annotations
 
+import functools
 import json
 import posixpath
 import re
@@ -50,6 +51,7 @@ def _invalid_value(path: str, value: str, message: str) -> str:
     return f"Invalid value {json.dumps(value)} for parameter '{path}' supplied: {message}"
 
 
+@functools.lru_cache(maxsize=4096)
 def check_key(key: str, *, entity: str, path: str = "key") -> None:
     """Reject a metric, param or tag key MLflow would reject (characters, path form, length).
 
@@ -57,6 +59,8 @@ def check_key(key: str, *, entity: str, path: str = "key") -> None:
         key: the key as sent.
         entity: the name used in the length message (``"Metric name"``, ``"Param key"``, ``"key"``).
         path: the parameter name used in the character messages.
+
+    Valid keys are cached (keys repeat in every batch); invalid ones raise each time.
     """
     if not _NAME_RE.match(key):
         raise invalid(_invalid_value(path, key, _BAD_CHARACTERS))
