@@ -13,11 +13,12 @@ tests run.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from mlrelay_mock._server import MockServer
+if TYPE_CHECKING:
+    from mlrelay_mock._server import MockServer
 
 __all__ = ["mock_server", "mock_server_factory"]
 
@@ -25,6 +26,9 @@ __all__ = ["mock_server", "mock_server_factory"]
 @pytest.fixture
 def mock_server_factory() -> Iterator[Callable[..., MockServer]]:
     """Start mock servers with custom options; every one is stopped after the test."""
+    # Imported here so that merely loading the plugin does not import uvicorn and starlette.
+    from mlrelay_mock._server import MockServer
+
     servers: list[MockServer] = []
 
     def start(**kwargs: Any) -> MockServer:
