@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import os
 import threading
 import time
@@ -361,26 +362,41 @@ class Pipeline:
         """Runs of this process whose final status has not reached the server."""
         return sum(1 for r in self.journal.runs(pid=self._pid) if r.status is not None)
 
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything logged so far is delivered; False if ``timeout`` passed first.
+    def flush(self, timeout: float | None = None, *, stall: float | None = None) -> bool:
+        """Wait until everything logged so far is delivered; False if it was not.
+
+        Args:
+            timeout: a hard limit in seconds (None: no hard limit).
+            stall: give up when delivery made no progress for this many seconds (None:
+                no such limit). With neither limit, waits at most one hour.
 
         Offline, this only commits to the journal.
         """
-        budget = 3600.0 if timeout is None else timeout
-        deadline = time.monotonic() + budget
-        if not self.write_now(budget):
+        if timeout is None and stall is None:
+            timeout = 3600.0
+        started = time.monotonic()
+        deadline = started + timeout if timeout is not None else math.inf
+        if not self.write_now(min(deadline - started, 30.0)):
             return False
         if self._sender is None:
             return True
-        while time.monotonic() < deadline:
-            if self._state.auth_failed:
-                return False
-            if self.pending() == 0 and self.unfinished_runs() == 0:
+        last = self.pending() + self.unfinished_runs()
+        last_progress = time.monotonic()
+        while True:
+            if last == 0:
                 return True
+            now = time.monotonic()
+            if self._state.auth_failed or now >= deadline:
+                return False
+            if stall is not None and now - last_progress >= stall:
+                return False
             self._wake_sender.set()
             with self._sent:
-                self._sent.wait(min(0.1, max(deadline - time.monotonic(), 0.001)))
-        return self.pending() == 0 and self.unfinished_runs() == 0
+                self._sent.wait(min(0.1, max(deadline - now, 0.001)))
+            current = self.pending() + self.unfinished_runs()
+            if current < last:
+                last_progress = time.monotonic()
+            last = current
 
     def close(self, timeout: float) -> int:
         """Flush for at most ``timeout`` seconds, stop the threads, return entries left."""

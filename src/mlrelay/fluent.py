@@ -403,8 +403,12 @@ def _current() -> ActiveRun:
     return run
 
 
-def end_run(status: str = "FINISHED", *, _run: ActiveRun | None = None) -> None:
-    """End the active run: its entries are sent first, then its final status."""
+def end_run(status: str = "FINISHED", *, _run: ActiveRun | None = None, _wait: bool = True) -> None:
+    """End the active run: its entries are delivered first, then its final status.
+
+    Waits while delivery makes progress; when the server stops answering for
+    ``MLRELAY_EXIT_TIMEOUT`` seconds (10 s) it returns and the rest stays in the journal.
+    """
     run = _run or active_run()
     if run is None or run._ended:
         return
@@ -414,6 +418,12 @@ def end_run(status: str = "FINISHED", *, _run: ActiveRun | None = None) -> None:
     pipeline.journal.end_run(run.local_id, status, int(time.time() * 1000))
     stack = _stack.get()
     _stack.set(tuple(r for r in stack if r is not run))
+    if not _wait:
+        return
+    # Deliver the run's entries, then its status, as long as delivery makes progress; a
+    # server that stops answering costs at most the exit timeout, and the rest stays
+    # in the journal.
+    pipeline.flush(stall=_exit_timeout())
 
 
 def _key(key: Any, field: str) -> str:
@@ -647,9 +657,19 @@ def init(
 
 
 def flush(timeout: float | None = None) -> bool:
-    """Wait until everything logged so far has reached the server; False on timeout."""
+    """Wait until everything logged so far has reached the server.
+
+    Args:
+        timeout: a hard limit in seconds. Without one, waits as long as delivery makes
+            progress, giving up after ``MLRELAY_EXIT_TIMEOUT`` seconds without any.
+
+    Returns:
+        True when everything was delivered, False otherwise (the rest stays journaled).
+    """
     if _state.pipeline is None:
         return True
+    if timeout is None:
+        return _state.pipeline.flush(stall=_exit_timeout())
     return _state.pipeline.flush(timeout)
 
 
@@ -667,7 +687,7 @@ def _at_exit() -> None:
     if state.pipeline is None or state.pid != os.getpid():
         return
     for run in reversed(_stack.get()):
-        end_run("FINISHED", _run=run)
+        end_run("FINISHED", _run=run, _wait=False)
     left = state.pipeline.close(_exit_timeout())
     if left and state.pipeline._sender is not None:
         sys.stderr.write(

@@ -130,6 +130,7 @@ def test_start_run_with_server_down_creates_the_run_later_exactly_once(
 ) -> None:
     """start_run falls back to a local id within the budget; the run is created once later."""
     monkeypatch.setenv("MLRELAY_START_TIMEOUT", "1")
+    monkeypatch.setenv("MLRELAY_EXIT_TIMEOUT", "1")  # end_run gives up quickly while down
     fluent.set_tracking_uri(server.url)
     rule = server.faults.outage(seconds=3600)
     started = time.monotonic()
@@ -231,3 +232,20 @@ def test_journal_round_trips_nan_and_infinities(tmp_path: Path) -> None:
     assert values[1:] == [math.inf, -math.inf, 2.5]
     journal.ack("r", 2)
     assert [e.step for e in journal.pending("r", journal.run("r").acked_seq, 10)] == [2, 3]  # type: ignore[union-attr]
+
+
+def test_end_run_is_bounded_when_the_server_goes_down(
+    server: MockServer, client: mlrelay.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """end_run waits for delivery only while it progresses: a dead server costs the stall limit."""
+    monkeypatch.setenv("MLRELAY_EXIT_TIMEOUT", "1")
+    fluent.set_tracking_uri(server.url)
+    run = fluent.start_run()
+    rule = server.faults.outage(seconds=3600)
+    fluent.log_metric("m", 1.0)
+    started = time.monotonic()
+    fluent.end_run()
+    assert time.monotonic() - started < 4
+    server.faults.remove(rule.id)
+    assert fluent.flush(30)
+    assert client.get_run(run.run_id).info.status == "FINISHED"

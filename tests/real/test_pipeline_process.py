@@ -86,3 +86,45 @@ def test_exit_is_bounded_when_the_server_is_blackholed(tmp_path: Path) -> None:
     assert elapsed < 3 + 2, f"exit took {elapsed:.1f} s"
     assert "mlrelay: 2000 entries not yet delivered are kept in" in stderr
     assert "mlrelay sync" in stderr
+
+
+WORKER = textwrap.dedent(
+    """
+    import sys
+    import mlrelay
+    rank = int(sys.argv[1])
+    with mlrelay.start_run(run_id=sys.argv[2]):
+        for i in range(20_000):
+            mlrelay.log_metric(f"worker{rank}", i * 0.25, step=i)
+    """
+)
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_eight_processes_log_into_one_run_without_loss_or_duplicates(
+    mlflow_real: RunningServer, tmp_path: Path
+) -> None:
+    """8 processes x 20,000 points into one run sharing one journal: 160,000 points, once each."""
+    with mlrelay.Client(tracking_uri=mlflow_real.url) as c:
+        run_id = c.create_run("0", run_name="data-parallel").info.run_id
+    env = _env(mlflow_real.url, tmp_path)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(rank), run_id],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for rank in range(8)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    with mlrelay.Client(tracking_uri=mlflow_real.url) as c:
+        total = 0
+        for rank in range(8):
+            steps = [m.step for m in c.get_metric_history(run_id, f"worker{rank}")]
+            assert sorted(steps) == list(range(20_000)), f"worker{rank}"
+            total += len(steps)
+    assert total == 160_000
