@@ -230,3 +230,15 @@ def test_journal_keeps_only_the_size_of_big_bodies(mock_server: MockServer) -> N
     entry = mock_server.requests[0]
     assert entry.body is None
     assert entry.body_size > 2000
+
+
+def test_journal_forgets_oldest_bodies_past_its_budget(mock_server: MockServer) -> None:
+    """Past max_total_body the oldest bodies are dropped first; sizes and order stay."""
+    mock_server.journal.max_total_body = 2500
+    with httpx.Client(base_url=mock_server.url) as client:
+        for i in range(3):
+            client.post(API + "experiments/create", json={"name": f"{i}" * 1000})
+    sizes = [e.body_size for e in mock_server.requests]
+    kept = [e.body is not None for e in mock_server.requests]
+    assert sizes == [sizes[0]] * 3
+    assert kept == [False, True, True]

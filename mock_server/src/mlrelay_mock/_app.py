@@ -207,6 +207,7 @@ class MockApp(Starlette):
         try:
             await self._front_door(scope, receive, send, entry, endpoint, headers)
         finally:
+            self.journal.account(entry)
             entry.finish()
 
     async def _front_door(

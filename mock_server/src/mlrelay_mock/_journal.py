@@ -36,7 +36,7 @@ def describe_auth(header: str | None) -> tuple[str | None, str | None]:
     return scheme, user
 
 
-@dataclass
+@dataclass(eq=False)
 class RecordedRequest:
     """One request as the server saw it (mutable while the request is in flight)."""
 
@@ -55,6 +55,7 @@ class RecordedRequest:
     status: int | None = None
     fault: str | None = None
     _complete: threading.Event = field(default_factory=threading.Event, repr=False)
+    _kept_bytes: int = field(default=0, repr=False)
 
     @property
     def json(self) -> Any:
@@ -100,11 +101,19 @@ class Journal(Sequence[RecordedRequest]):
     Args:
         max_entries: how many requests to keep (older ones are dropped).
         max_body: the largest body kept in full; bigger ones keep only their size.
+        max_total_body: the bytes of bodies kept in all; past it, the oldest bodies are
+            forgotten first (their sizes stay).
     """
 
-    def __init__(self, max_entries: int = 10_000, max_body: int = 1 << 20) -> None:
+    def __init__(
+        self, max_entries: int = 10_000, max_body: int = 1 << 20, max_total_body: int = 64 << 20
+    ) -> None:
         self.max_body = max_body
-        self._entries: deque[RecordedRequest] = deque(maxlen=max_entries)
+        self.max_total_body = max_total_body
+        self._entries: deque[RecordedRequest] = deque()
+        self._max_entries = max_entries
+        self._kept = 0  # bytes of bodies held by accounted entries
+        self._accounted: deque[RecordedRequest] = deque()
         self._lock = threading.Lock()
         self._seq = 0
 
@@ -135,7 +144,27 @@ class Journal(Sequence[RecordedRequest]):
                 auth_user=user,
             )
             self._entries.append(entry)
+            while len(self._entries) > self._max_entries:
+                self._forget_body(self._entries.popleft())
         return entry
+
+    def _forget_body(self, entry: RecordedRequest) -> None:
+        self._kept -= entry._kept_bytes
+        entry._kept_bytes = 0
+        entry.body = None
+
+    def account(self, entry: RecordedRequest) -> None:
+        """Count a finished request's body against ``max_total_body``, forgetting old ones."""
+        with self._lock:
+            if not entry.body:
+                return
+            entry._kept_bytes = len(entry.body)
+            self._kept += entry._kept_bytes
+            self._accounted.append(entry)
+            while self._accounted and (
+                self._kept > self.max_total_body or len(self._accounted) > self._max_entries
+            ):
+                self._forget_body(self._accounted.popleft())
 
     def snapshot(self) -> list[RecordedRequest]:
         """A copy of the entries, oldest first."""
@@ -146,6 +175,8 @@ class Journal(Sequence[RecordedRequest]):
         """Forget every entry."""
         with self._lock:
             self._entries.clear()
+            self._accounted.clear()
+            self._kept = 0
 
     def matching(
         self, method: str | None = None, endpoint: str | None = None
