@@ -24,7 +24,11 @@ def populated(backend: Backend) -> tuple[Backend, str, dict[str, str]]:
         if name != "c":
             body["params"] = [{"key": "lr", "value": f"0.{i}"}]
         if name == "a":
-            body["tags"] = [{"key": "team", "value": "x"}, {"key": "my key", "value": "y"}]
+            body["tags"] = [
+                {"key": "team", "value": "x"},
+                {"key": "my key", "value": "y"},
+                {"key": "note", "value": "p AND q"},
+            ]
         backend.ok("POST", "runs/log-batch", body)
     backend.ok("POST", "runs/update", {"run_id": ids["b"], "status": "FINISHED", "end_time": 5000})
     return backend, eid, ids
@@ -53,6 +57,8 @@ def _names(backend: Backend, eid: str, **body: Any) -> list[str]:
         ("params.lr IS NULL", ["c"]),
         ("tags.team IS NOT NULL", ["a"]),
         ("run_name ILIKE 'B'", ["b"]),
+        ("tags.note = 'p AND q' and params.lr = '0.1'", ["a"]),
+        ("tags.`note` LIKE '%AND%'", ["a"]),
     ],
 )
 def test_filters(

@@ -38,7 +38,7 @@ from mlrelay_mock._journal import Journal, RecordedRequest
 from mlrelay_mock._proxy import artifact_routes
 from mlrelay_mock._store import Store
 
-__all__ = ["MockApp", "create_app"]
+__all__ = ["MockApp", "create_app", "normalise_prefix"]
 
 CONTROL_PREFIX = "/_mock"
 _CODE_BY_STATUS: dict[int, str] = {}
@@ -47,7 +47,8 @@ for _code, _status in STATUS_BY_CODE.items():
 _CODE_BY_STATUS[429] = "REQUEST_LIMIT_EXCEEDED"
 
 
-def _normalise_prefix(prefix: str) -> str:
+def normalise_prefix(prefix: str) -> str:
+    """``a/b/`` -> ``/a/b``; ``""`` and ``/`` -> ``""``."""
     prefix = prefix.strip()
     if not prefix or prefix == "/":
         return ""
@@ -316,7 +317,7 @@ def create_app(
     state = AppState(store=store, artifacts=artifacts, version=mlflow_version, data_dir=data_dir)
     return MockApp(
         state=state,
-        prefix=_normalise_prefix(prefix),
+        prefix=normalise_prefix(prefix),
         auth=auth,
         faults=faults if faults is not None else FaultController(),
         journal=journal if journal is not None else Journal(),

@@ -16,7 +16,7 @@ from types import TracebackType
 
 import uvicorn
 
-from mlrelay_mock._app import MockApp, create_app
+from mlrelay_mock._app import MockApp, create_app, normalise_prefix
 from mlrelay_mock._auth import AuthConfig
 from mlrelay_mock._faults import FaultController
 from mlrelay_mock._journal import Journal
@@ -75,7 +75,7 @@ class MockServer:
     @property
     def url(self) -> str:
         """The tracking URI: ``http://host:port`` plus the prefix."""
-        return self.base_url + (self.app.prefix if self._app else "")
+        return self.base_url + normalise_prefix(self.prefix)
 
     @property
     def requests(self) -> Journal:
