@@ -135,6 +135,8 @@ class Run:
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     history: dict[str, list[Point]] = field(default_factory=dict)
+    # Keys whose history list is known to be in (timestamp, step, value) order.
+    sorted_keys: set[str] = field(default_factory=set)
     latest: dict[str, Point] = field(default_factory=dict)
     seen: set[tuple[str, int, int, float | str]] = field(default_factory=set)
     datasets: list[DatasetInput] = field(default_factory=list)

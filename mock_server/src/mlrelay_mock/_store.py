@@ -406,6 +406,7 @@ class Store:
         for key, point, identity in new_points:
             run.seen.add(identity)
             run.history.setdefault(key, []).append(point)
+            run.sorted_keys.discard(key)
             latest = run.latest.get(key)
             if latest is None or _latest_order(point) >= _latest_order(latest):
                 run.latest[key] = point
@@ -488,9 +489,14 @@ class Store:
     def history(self, run_id: str, key: str) -> list[Point]:
         """A metric's points ordered by (timestamp, step, value); empty for an unknown run."""
         run = self.runs.get(run_id)
-        points = list(run.history.get(key, [])) if run else []
-        points.sort(key=lambda p: (p.timestamp, p.step, p.sort_value()))
-        return points
+        if run is None or key not in run.history:
+            return []
+        points = run.history[key]
+        if key not in run.sorted_keys:
+            # Sort once, in place; paging through a long history then costs O(page).
+            points.sort(key=lambda p: (p.timestamp, p.step, p.sort_value()))
+            run.sorted_keys.add(key)
+        return list(points)
 
     def search_runs(
         self,
