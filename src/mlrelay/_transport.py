@@ -27,6 +27,7 @@ from ._errors import (
     APIConnectionError,
     APITimeoutError,
     ConfigurationError,
+    MlrelayError,
     UnexpectedResponseError,
     error_for_status,
     redact_url,
@@ -170,6 +171,8 @@ class Transport:
         safe_url = redact_url(url)
 
         def attempt() -> httpx.Response:
+            if self.http_client.is_closed:
+                raise MlrelayError(f"cannot send {method} {safe_url}: this Client is closed")
             started = time.perf_counter()
             try:
                 response = self.http_client.request(

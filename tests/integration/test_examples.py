@@ -9,16 +9,21 @@ from pathlib import Path
 
 import pytest
 
+import mlrelay
 from tests._servers import RunningServer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def _run(script: str, uri: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    script: str, uri: str | None, *args: str, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
-    env["MLFLOW_TRACKING_URI"] = uri
+    if uri is not None:
+        env["MLFLOW_TRACKING_URI"] = uri
+    env.update(extra_env)
     return subprocess.run(
-        [sys.executable, str(EXAMPLES / script)],
+        [sys.executable, str(EXAMPLES / script), *args],
         env=env,
         capture_output=True,
         text=True,
@@ -59,3 +64,63 @@ def test_demo_command_runs() -> None:
     assert result.returncode == 0, result.stderr
     assert "Started a bundled mock server" in result.stdout
     assert "dagshub.com" in result.stdout
+
+
+def test_sklearn_grid_example_against_the_mock(tmp_path: Path) -> None:
+    """The tutorial grid (import swapped) logs four nested runs with curves to the mock."""
+    from mlrelay_mock import MockServer
+
+    with MockServer() as server:
+        result = _run("sklearn_grid.py", server.url, MLRELAY_HOME=str(tmp_path))
+        assert result.returncode == 0, result.stderr
+        assert "4 runs logged; best:" in result.stdout
+        with mlrelay.Client(tracking_uri=server.url) as c:
+            exp = c.get_experiment_by_name("sklearn-grid")
+            assert exp is not None
+            runs = list(c.search_runs([exp.experiment_id]))
+            assert len(runs) == 5
+            child = next(r for r in runs if "mlflow.parentRunId" in r.data.tags_dict)
+            assert len(c.get_metric_history(child.info.run_id, "val_loss")) == 30
+
+
+def test_ci_example_configured_only_by_environment(tmp_path: Path) -> None:
+    """MLFLOW_TRACKING_URI and MLFLOW_EXPERIMENT_NAME alone direct the CI example."""
+    from mlrelay_mock import MockServer
+
+    with MockServer() as server:
+        result = _run(
+            "ci_env.py",
+            server.url,
+            MLFLOW_EXPERIMENT_NAME="nightly-benchmarks",
+            MLRELAY_HOME=str(tmp_path),
+        )
+        assert result.returncode == 0, result.stderr
+        assert "delivered=True" in result.stdout
+        with mlrelay.Client(tracking_uri=server.url) as c:
+            exp = c.get_experiment_by_name("nightly-benchmarks")
+            assert exp is not None
+            [run] = list(c.search_runs([exp.experiment_id]))
+        assert run.data.tags_dict["ci.job"] == "local"
+
+
+def test_dagshub_init_example_against_a_mock_posing_as_dagshub(tmp_path: Path) -> None:
+    """init(owner, repo) with DAGSHUB_CLIENT_HOST and DAGSHUB_USER_TOKEN, as a user would."""
+    from mlrelay_mock import AuthConfig, MockServer
+
+    auth = AuthConfig(basic={"ann": "tok-1"})
+    with MockServer(prefix="/ann/demo.mlflow", auth=auth) as server:
+        host = server.url.split("/ann/")[0]
+        result = _run(
+            "dagshub_init.py",
+            None,
+            "ann",
+            "demo",
+            "--username",
+            "ann",
+            DAGSHUB_CLIENT_HOST=host,
+            DAGSHUB_USER_TOKEN="tok-1",
+            MLRELAY_HOME=str(tmp_path),
+        )
+    assert result.returncode == 0, result.stderr
+    assert "delivered=True" in result.stdout
+    assert "tok-1" not in result.stdout + result.stderr

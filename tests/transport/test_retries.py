@@ -216,3 +216,11 @@ def test_credentials_reach_the_wire_as_auth_headers(sleeps: Sleeps) -> None:
     mlrelay.Client(tracking_uri=BASE, token="tok").get_run("r1")
     assert route.calls[0].request.headers["authorization"] == "Basic dTpw"
     assert route.calls[1].request.headers["authorization"] == "Bearer tok"
+
+
+def test_a_closed_client_raises_an_mlrelay_error() -> None:
+    """Using a Client after close() is an MlrelayError, not httpx's RuntimeError."""
+    client = mlrelay.Client(tracking_uri=BASE)
+    client.close()
+    with pytest.raises(mlrelay.MlrelayError, match="closed"):
+        client.get_run("r1")
