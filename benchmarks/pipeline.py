@@ -128,8 +128,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, mlflow_server(Path(tmp) / "server") as server:
         uri = server.url
         home = {"MLRELAY_HOME": str(Path(tmp) / "home")}
-        raw = _run(RAW, uri, str(n))
+        # The raw loop runs before and after mlrelay; the faster run is the limit, so a
+        # cold server does not flatter mlrelay.
+        raw_before = _run(RAW, uri, str(n))
         ours = _run(MLRELAY, uri, str(n), "up", env=home)
+        raw_after = _run(RAW, uri, str(n))
+        raw = min(raw_before, raw_after, key=lambda r: r["land_s"])
         with socket.socket() as hole:
             hole.bind(("127.0.0.1", 0))
             hole.listen(64)
@@ -154,6 +158,10 @@ def main() -> None:
 
     limit = raw["land_s"]
     print(f"N = {n:,} points, one real MLflow server (sqlite, 1 worker), 127.0.0.1\n")
+    print(
+        f"raw loop before mlrelay: {raw_before['land_s']:.2f} s, after: "
+        f"{raw_after['land_s']:.2f} s (the faster is the limit below)\n"
+    )
     print("Per-call cost of log_metric")
     print(f"{'client':<44} {'calls':>8} {'median us':>10} {'p99 us':>10}")
     rows = [

@@ -22,9 +22,11 @@ sending and keep everything for later; connection failures back off and retry.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import math
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -116,13 +118,51 @@ def pack_batch(entries: list[Entry]) -> tuple[list[Entry], list[Metric], list[Pa
             if old is None:
                 if len(params) >= MAX_PARAMS_PER_BATCH:
                     break
-                params[e.key] = Param(key=e.key, value=str(e.value))
+                params[e.key] = Param.model_construct(key=e.key, value=str(e.value))
         elif e.kind == KIND_TAG:
             if len(tags) >= MAX_TAGS_PER_BATCH:
                 break
-            tags.append(RunTag(key=e.key, value=str(e.value)))
+            tags.append(RunTag.model_construct(key=e.key, value=str(e.value)))
         used.append(e)
     return used, metrics, list(params.values()), tags
+
+
+class _InFlight:
+    """Runs one call at a time on a daemon thread, so the sender can prepare the next batch
+    while a request is on the wire. Unlike a ThreadPoolExecutor, its thread is never
+    joined at interpreter exit, so a hung request cannot delay exit."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], _Result]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, fn: Callable[[], Any]) -> _Result:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="mlrelay-http", daemon=True)
+            self._thread.start()
+        result = _Result()
+        self._jobs.put((fn, result))
+        return result
+
+    def _run(self) -> None:
+        while True:
+            fn, result = self._jobs.get()
+            try:
+                fn()
+            except BaseException as exc:  # handed to the sender, which decides
+                result.error = exc
+            result.done.set()
+
+
+@dataclass
+class _Result:
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+    def wait(self) -> None:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
 
 
 @dataclass
@@ -158,6 +198,7 @@ class Pipeline:
         self._wake_writer = threading.Event()
         self._wake_sender = threading.Event()
         self._state = _State()
+        self._in_flight = _InFlight()
         self._pid = os.getpid()
         self._writer = threading.Thread(target=self._write_loop, name="mlrelay-writer", daemon=True)
         self._writer.start()
@@ -324,14 +365,24 @@ class Pipeline:
         server_id = self._ensure_created(client, run)
         progressed = False
         acked = run.acked_seq
-        while entries:
-            used, metrics, params, tags = pack_batch(entries)
+        batch = pack_batch(entries) if entries else None
+        while batch is not None:
+            used, metrics, params, tags = batch
+            if not used:  # a tag deletion or a dataset, sent on its own
+                used = entries[:1]
+                call = self._in_flight.submit(
+                    functools.partial(self._send_single, client, server_id, used[0])
+                )
+            else:
+                call = self._in_flight.submit(
+                    functools.partial(client.send_batch, server_id, metrics, params, tags)
+                )
+            # Prepare the next batch while this one is on the wire (one request in flight
+            # per run, so the server still sees the run's entries in order).
+            entries = self.journal.pending(run.local_id, used[-1].seq, MAX_ENTITIES_PER_BATCH)
+            following = pack_batch(entries) if entries else None
             try:
-                if not used:  # a tag deletion or a dataset, sent on its own
-                    used = entries[:1]
-                    self._send_single(client, server_id, used[0])
-                else:
-                    client.log_batch(server_id, metrics=metrics, params=params, tags=tags)
+                call.wait()
                 self.journal.ack(run.local_id, used[-1].seq)
             except APIStatusError as exc:
                 if exc.status_code >= 500 or exc.status_code in (401, 403, 408, 429):
@@ -350,7 +401,7 @@ class Pipeline:
                     )
             acked = used[-1].seq
             progressed = True
-            entries = self.journal.pending(run.local_id, acked, MAX_ENTITIES_PER_BATCH)
+            batch = following
         if run.status is not None and not run.final_sent:
             fresh = self.journal.run(run.local_id)
             if (

@@ -631,12 +631,27 @@ class Client:
         ]
         checked_tags = _run_tags(tags)
         for batch in split_batch(checked_metrics, checked_params, checked_tags):
-            self._transport.call(
-                _E.log_batch,
-                m.LogBatch(
-                    run_id=run_id, metrics=batch.metrics, params=batch.params, tags=batch.tags
-                ),
-            )
+            self.send_batch(run_id, batch.metrics, batch.params, batch.tags)
+
+    def send_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> None:
+        """Send one log-batch request as is: no validation, no splitting.
+
+        For callers that validated every entry already and packed it within MLflow's
+        limits (the background sender and ``mlrelay sync`` do); others want
+        :meth:`log_batch`.
+        """
+        self._transport.call(
+            _E.log_batch,
+            m.LogBatch.model_construct(
+                run_id=run_id, metrics=list(metrics), params=list(params), tags=list(tags)
+            ),
+        )
 
     def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput]) -> None:
         """Record datasets a run used (MLflow ignores a dataset logged twice)."""
