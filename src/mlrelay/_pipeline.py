@@ -15,7 +15,8 @@ on the development machine, so a loop that logs faster than that for more than a
 second is slowed to the disk's pace; ordinary training loops never reach it.
 
 Failures never reach the training loop: a batch the server rejects (4xx) is set aside
-in the journal with the server's message and reported once as a warning; 401/403 stop
+in the journal with the server's message and reported once as a warning (in strict mode
+the rejection is raised by the next ``flush()`` or ``end_run()``); 401/403 stop
 sending and keep everything for later; connection failures back off and retry.
 """
 
@@ -171,6 +172,7 @@ class _State:
     auth_failed: bool = False
     offline_since: float | None = None
     warned_rejection: set[str] = field(default_factory=set)
+    strict_failure: APIStatusError | None = None
 
 
 class Pipeline:
@@ -388,8 +390,9 @@ class Pipeline:
                 if exc.status_code >= 500 or exc.status_code in (401, 403, 408, 429):
                     raise
                 self.journal.reject(run.local_id, used[0].seq, used[-1].seq, str(exc))
-                if self.options.strict:
-                    raise
+                if self.options.strict and self._state.strict_failure is None:
+                    # Raised to the user by the next flush() or end_run().
+                    self._state.strict_failure = exc
                 if run.local_id not in self._state.warned_rejection:
                     self._state.warned_rejection.add(run.local_id)
                     logger.warning(
@@ -428,6 +431,12 @@ class Pipeline:
                     raise
         else:
             client.log_inputs(server_id, [DatasetInput.model_validate_json(str(entry.value))])
+
+    def raise_if_strict_failure(self) -> None:
+        """In strict mode, raise the first rejection the server sent (once)."""
+        failure, self._state.strict_failure = self._state.strict_failure, None
+        if failure is not None:
+            raise failure
 
     # --- lifecycle --------------------------------------------------------------------
 

@@ -205,9 +205,17 @@ def _reset() -> None:
 
 
 def _after_fork() -> None:
-    # A forked child gets its own pipeline (and threads) on first use.
+    # A forked child gets its own pipeline (and threads) on first use, and no active run:
+    # the parent's runs belong to the parent's pipeline. To log into the parent's run,
+    # the child calls start_run(run_id=...), as data-parallel workers do.
     global _state
+    parent = _state
     _state = _Fluent()
+    _state.tracking_uri = parent.tracking_uri
+    _state.experiment_id = parent.experiment_id
+    _state.experiment_name = parent.experiment_name
+    _state.client_kwargs = dict(parent.client_kwargs)
+    _stack.set(())
 
 
 os.register_at_fork(after_in_child=_after_fork)
@@ -223,6 +231,23 @@ def _budget() -> float:
         raise ConfigurationError(
             f"MLRELAY_START_TIMEOUT={raw!r} from the environment is not a number of seconds"
         ) from None
+
+
+def _get_or_create_experiment(budget: _Deadline, name: str) -> str:
+    """The id of experiment ``name``, creating it if missing; safe against a concurrent create."""
+    from ._errors import ResourceAlreadyExistsError
+
+    found = budget.client().get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    try:
+        return str(budget.client().create_experiment(name))
+    except ResourceAlreadyExistsError:
+        # Another process created it between our look-up and our create.
+        found = budget.client().get_experiment_by_name(name)
+        if found is None:
+            raise
+        return str(found.experiment_id)
 
 
 def set_tracking_uri(uri: str) -> None:
@@ -257,11 +282,7 @@ def set_experiment(
         return experiment_id
     assert experiment_name is not None
     try:
-        budget = _Deadline(_budget())
-        found = budget.client().get_experiment_by_name(experiment_name)
-        exp_id = (
-            found.experiment_id if found else budget.client().create_experiment(experiment_name)
-        )
+        exp_id = _get_or_create_experiment(_Deadline(_budget()), experiment_name)
     except APIError as exc:
         warnings.warn(
             f"mlrelay: could not reach the tracking server for set_experiment ({exc}); "
@@ -344,12 +365,7 @@ def start_run(
         try:
             budget = _Deadline(_budget())
             if exp_id is None:
-                found = budget.client().get_experiment_by_name(exp_name) if exp_name else None
-                exp_id = (
-                    found.experiment_id
-                    if found
-                    else (budget.client().create_experiment(exp_name) if exp_name else "0")
-                )
+                exp_id = _get_or_create_experiment(budget, exp_name) if exp_name else "0"
             created = budget.client().create_run(
                 exp_id,
                 start_time=start_time,
@@ -424,6 +440,7 @@ def end_run(status: str = "FINISHED", *, _run: ActiveRun | None = None, _wait: b
     # server that stops answering costs at most the exit timeout, and the rest stays
     # in the journal.
     pipeline.flush(stall=_exit_timeout())
+    pipeline.raise_if_strict_failure()
 
 
 def _key(key: Any, field: str) -> str:
@@ -665,12 +682,17 @@ def flush(timeout: float | None = None) -> bool:
 
     Returns:
         True when everything was delivered, False otherwise (the rest stays journaled).
+
+    Raises:
+        APIStatusError: in strict mode (``MLRELAY_STRICT=1``), the first rejection the
+            server sent for a batch (the batch is set aside in the journal either way).
     """
-    if _state.pipeline is None:
+    pipeline = _state.pipeline
+    if pipeline is None:
         return True
-    if timeout is None:
-        return _state.pipeline.flush(stall=_exit_timeout())
-    return _state.pipeline.flush(timeout)
+    done = pipeline.flush(stall=_exit_timeout()) if timeout is None else pipeline.flush(timeout)
+    pipeline.raise_if_strict_failure()
+    return done
 
 
 def _exit_timeout() -> float:

@@ -249,3 +249,88 @@ def test_end_run_is_bounded_when_the_server_goes_down(
     server.faults.remove(rule.id)
     assert fluent.flush(30)
     assert client.get_run(run.run_id).info.status == "FINISHED"
+
+
+def test_set_experiment_survives_a_concurrent_create(
+    server: MockServer, client: mlrelay.Client
+) -> None:
+    """If another process creates the experiment between look-up and create, we re-read it."""
+    exp_id = client.create_experiment("shared")
+    fluent.set_tracking_uri(server.url)
+    # The look-up misses once, as if the other process had not created it yet.
+    server.faults.add(
+        "status",
+        path="*/experiments/get-by-name",
+        status=404,
+        body={"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "not yet"},
+        times=1,
+    )
+    assert fluent.set_experiment("shared") == exp_id
+
+
+def test_strict_mode_raises_the_rejection_from_flush(
+    server: MockServer, client: mlrelay.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLRELAY_STRICT=1: a rejected batch surfaces as BadRequestError from flush()."""
+    monkeypatch.setenv("MLRELAY_STRICT", "1")
+    fluent.set_tracking_uri(server.url)
+    run = fluent.start_run()
+    client.log_param(run.run_id, "lr", "0.5")
+    fluent.log_param("lr", "0.1")
+    with pytest.raises(mlrelay.BadRequestError, match="lr"):
+        fluent.flush(20)
+    assert fluent.flush(20)  # raised once; the batch stays set aside in the journal
+
+
+def test_rejected_credentials_stop_sending_and_keep_entries(
+    server: MockServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 401 stops the sender with one warning; nothing is dropped from the journal."""
+    fluent.set_tracking_uri(server.url)
+    run = fluent.start_run()
+    server.faults.add("status", path="*/runs/log-batch", status=401)
+    with caplog.at_level(logging.WARNING, logger="mlrelay.pipeline"):
+        for i in range(10):
+            fluent.log_metric("m", i, step=i)
+        assert fluent.flush(10) is False
+    assert any("refused the credentials" in r.message for r in caplog.records)
+    journal = fluent._state.pipeline.journal  # type: ignore[union-attr]
+    assert journal.count_pending([run.local_id]) == 10
+
+
+def test_a_forked_child_gets_its_own_pipeline(server: MockServer, tmp_path: Path) -> None:
+    """A child started with fork logs through its own pipeline; nothing is lost on either side."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import multiprocessing as mp
+        import mlrelay
+        mlrelay.set_tracking_uri({server.url!r})
+        run = mlrelay.start_run()
+        mlrelay.log_metric("parent", 1.0)
+
+        def child(run_id):
+            with mlrelay.start_run(run_id=run_id):
+                for i in range(100):
+                    mlrelay.log_metric("child", i, step=i)
+
+        p = mp.get_context("fork").Process(target=child, args=(run.run_id,))
+        p.start(); p.join(60)
+        assert p.exitcode == 0, p.exitcode
+        mlrelay.end_run()
+        print(run.run_id)
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    env["MLRELAY_HOME"] = str(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    run_id = out.stdout.split()[-1]
+    with mlrelay.Client(tracking_uri=server.url) as c:
+        assert len(c.get_metric_history(run_id, "child")) == 100
+        assert len(c.get_metric_history(run_id, "parent")) == 1
