@@ -5,7 +5,8 @@ Usage: python benchmarks/pipeline.py [N]   (default N = 100,000)
 One real `mlflow server` (sqlite, one worker, 127.0.0.1) serves every measurement in this
 run; each client runs in its own fresh process. Printed:
 
-- per-call cost of `log_metric`: mlrelay with the server up and with it blackholed;
+- per-call cost of `log_metric`: mlrelay with the server up, slow (the bundled mock
+  server with 1 s added to every request) and blackholed;
   MLflow synchronous and `synchronous=False` (fewer calls: MLflow needs milliseconds each);
 - time to land N points: a raw loop of 1,000-metric log-batch POSTs (the server-bound
   limit), mlrelay (first call to `flush()` returning), MLflow async with its 1 s buffering
@@ -28,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from mlrelay_mock import MockServer  # noqa: E402
 
 from tests._servers import mlflow_server  # noqa: E402
 
@@ -144,6 +147,16 @@ def main() -> None:
                 "down",
                 env={**home, "MLRELAY_START_TIMEOUT": "1", "MLRELAY_EXIT_TIMEOUT": "0"},
             )
+        with MockServer() as slow_server:
+            # Every request takes 1 s: a slow server, as seen from the training loop.
+            slow_server.faults.add("latency", delay=1.0)
+            slow = _run(
+                MLRELAY,
+                slow_server.url,
+                str(n),
+                "down",
+                env={**home, "MLRELAY_EXIT_TIMEOUT": "0"},
+            )
         sync = _run(MLFLOW, uri, "300", "sync")
         buffered = _run(
             MLFLOW, uri, str(n), "async", env={"MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS": "1"}
@@ -166,6 +179,7 @@ def main() -> None:
     print(f"{'client':<44} {'calls':>8} {'median us':>10} {'p99 us':>10}")
     rows = [
         ("mlrelay, server up", n, ours),
+        ("mlrelay, server slow (1 s per request)", n, slow),
         ("mlrelay, server blackholed", n, down),
         ("MLflow synchronous", 300, sync),
         ("MLflow synchronous=False (1 s buffering)", n, buffered),

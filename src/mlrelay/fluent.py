@@ -381,7 +381,25 @@ def start_run(
                 RuntimeWarning,
                 stacklevel=2,
             )
-    elif run_id is not None and exp_id is None:
+    elif run_id is not None and settings.mode == "online" and settings.tracking_uri:
+        # Resume as MLflow does: the run must exist and not be deleted; it is RUNNING again.
+        try:
+            budget = _Deadline(_budget())
+            existing = budget.client().get_run(run_id)
+            if existing.info.lifecycle_stage == "deleted":
+                raise ValidationError(
+                    f"run {run_id} is deleted; restore it before resuming", field="run_id"
+                )
+            exp_id = existing.info.experiment_id
+            budget.client().update_run(run_id, status="RUNNING")
+        except APIError as exc:
+            warnings.warn(
+                f"mlrelay: could not check run {run_id} on the tracking server ({exc}); "
+                "logging to it continues locally",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    if run_id is not None and exp_id is None:
         exp_id = "0"
     pipeline.journal.add_run(
         local_id=local_id,

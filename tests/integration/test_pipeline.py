@@ -334,3 +334,33 @@ def test_a_forked_child_gets_its_own_pipeline(server: MockServer, tmp_path: Path
     with mlrelay.Client(tracking_uri=server.url) as c:
         assert len(c.get_metric_history(run_id, "child")) == 100
         assert len(c.get_metric_history(run_id, "parent")) == 1
+
+
+def test_resuming_a_run_sets_it_running_and_keeps_its_experiment(
+    server: MockServer, client: mlrelay.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """start_run(run_id=...) and MLFLOW_RUN_ID resume; a deleted run is refused."""
+    exp_id = client.create_experiment("resume")
+    run_id = client.create_run(exp_id).info.run_id
+    client.set_terminated(run_id)
+    fluent.set_tracking_uri(server.url)
+    with fluent.start_run(run_id=run_id) as run:
+        assert run.experiment_id == exp_id
+        assert client.get_run(run_id).info.status == "RUNNING"
+        fluent.log_metric("more", 1.0)
+    assert client.get_run(run_id).info.status == "FINISHED"
+    monkeypatch.setenv("MLFLOW_RUN_ID", run_id)
+    with fluent.start_run() as again:
+        assert again.run_id == run_id
+    client.delete_run(run_id)
+    with pytest.raises(mlrelay.ValidationError, match="deleted"):
+        fluent.start_run(run_id=run_id)
+
+
+def test_ctrl_c_ends_the_run_killed(server: MockServer, client: mlrelay.Client) -> None:
+    """KeyboardInterrupt inside `with start_run()` ends the run KILLED and propagates."""
+    fluent.set_tracking_uri(server.url)
+    with pytest.raises(KeyboardInterrupt), fluent.start_run() as run:
+        raise KeyboardInterrupt
+    assert fluent.flush(20)
+    assert client.get_run(run.run_id).info.status == "KILLED"
