@@ -131,12 +131,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, mlflow_server(Path(tmp) / "server") as server:
         uri = server.url
         home = {"MLRELAY_HOME": str(Path(tmp) / "home")}
-        # The raw loop runs before and after mlrelay; the faster run is the limit, so a
-        # cold server does not flatter mlrelay.
+        # Raw loop and mlrelay alternate, twice each, on the same server; each side is
+        # reported by its faster run, so neither a cold server nor one noisy run decides.
         raw_before = _run(RAW, uri, str(n))
-        ours = _run(MLRELAY, uri, str(n), "up", env=home)
+        ours_a = _run(MLRELAY, uri, str(n), "up", env=home)
         raw_after = _run(RAW, uri, str(n))
+        ours_b = _run(MLRELAY, uri, str(n), "up", env=home)
         raw = min(raw_before, raw_after, key=lambda r: r["land_s"])
+        ours = min(ours_a, ours_b, key=lambda r: r["land_s"])
         with socket.socket() as hole:
             hole.bind(("127.0.0.1", 0))
             hole.listen(64)
@@ -172,8 +174,9 @@ def main() -> None:
     limit = raw["land_s"]
     print(f"N = {n:,} points, one real MLflow server (sqlite, 1 worker), 127.0.0.1\n")
     print(
-        f"raw loop before mlrelay: {raw_before['land_s']:.2f} s, after: "
-        f"{raw_after['land_s']:.2f} s (the faster is the limit below)\n"
+        f"landing runs in order: raw {raw_before['land_s']:.2f} s, mlrelay "
+        f"{ours_a['land_s']:.2f} s, raw {raw_after['land_s']:.2f} s, mlrelay "
+        f"{ours_b['land_s']:.2f} s (each side's faster run is used below)\n"
     )
     print("Per-call cost of log_metric")
     print(f"{'client':<44} {'calls':>8} {'median us':>10} {'p99 us':>10}")

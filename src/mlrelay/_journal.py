@@ -136,7 +136,7 @@ class RunRecord:
 
 
 class Journal:
-    """A handle on the journal database; safe to use from several threads (one lock).
+    """A handle on the journal database; safe to use from several threads.
 
     Args:
         path: the database file; its directory is created with mode 0700.
@@ -149,19 +149,38 @@ class Journal:
         if not path.exists():
             # Create the file 0600 ourselves; SQLite gives -wal and -shm the same mode.
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            path, check_same_thread=False, isolation_level=None, timeout=30.0
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={'OFF' if fsync == 'never' else 'FULL'}")
-        with self._lock:
-            self._db.executescript(_SCHEMA)
+        self._fsync = fsync
+        # One connection per thread: in WAL mode the sender reads while the writer commits.
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._closed = False
+        self._db.executescript(_SCHEMA)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            if self._closed:
+                raise sqlite3.ProgrammingError(f"the journal {self.path} is closed")
+            db = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+            )
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={'OFF' if self._fsync == 'never' else 'FULL'}")
+            self._local.db = db
+            with self._connections_lock:
+                self._connections.append(db)
+        return db
 
     def close(self) -> None:
-        """Close the database handle."""
-        with self._lock:
-            self._db.close()
+        """Close every connection this journal opened."""
+        with self._connections_lock:
+            self._closed = True
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
 
     # --- writing ---------------------------------------------------------------------
 
@@ -178,24 +197,23 @@ class Journal:
         server_run_id: str | None = None,
     ) -> None:
         """Record a run this process logs to (before any of its entries)."""
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO runs (local_id, tracking_uri, experiment_id, "
-                "experiment_name, server_run_id, run_name, start_time, create_tags, pid, "
-                "created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    local_id,
-                    tracking_uri,
-                    experiment_id,
-                    experiment_name,
-                    server_run_id,
-                    run_name,
-                    start_time,
-                    json.dumps(create_tags),
-                    os.getpid(),
-                    int(time.time() * 1000),
-                ),
-            )
+        self._db.execute(
+            "INSERT OR REPLACE INTO runs (local_id, tracking_uri, experiment_id, "
+            "experiment_name, server_run_id, run_name, start_time, create_tags, pid, "
+            "created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                local_id,
+                tracking_uri,
+                experiment_id,
+                experiment_name,
+                server_run_id,
+                run_name,
+                start_time,
+                json.dumps(create_tags),
+                os.getpid(),
+                int(time.time() * 1000),
+            ),
+        )
 
     def append(self, rows: Sequence[tuple[str, int, str, Any, int | None, int | None]]) -> None:
         """Append entries ``(run, kind, key, value, timestamp, step)`` in one transaction."""
@@ -211,60 +229,53 @@ class Journal:
             )
             for run, kind, key, value, ts, step in rows
         ]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(
-                    "INSERT INTO entries (run, kind, key, num, text, ts, step) "
-                    "VALUES (?,?,?,?,?,?,?)",
-                    encoded,
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(
+                "INSERT INTO entries (run, kind, key, num, text, ts, step) VALUES (?,?,?,?,?,?,?)",
+                encoded,
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def end_run(self, local_id: str, status: str, end_time: int) -> None:
         """Record the run's final status; it is sent after all of its entries."""
-        with self._lock:
-            self._db.execute(
-                "UPDATE runs SET status = ?, end_time = ? WHERE local_id = ?",
-                (status, end_time, local_id),
-            )
+        self._db.execute(
+            "UPDATE runs SET status = ?, end_time = ? WHERE local_id = ?",
+            (status, end_time, local_id),
+        )
 
     def set_server_run(self, local_id: str, server_run_id: str, experiment_id: str) -> None:
         """Record the server's identity of a run once it exists there."""
-        with self._lock:
-            self._db.execute(
-                "UPDATE runs SET server_run_id = ?, experiment_id = ? WHERE local_id = ?",
-                (server_run_id, experiment_id, local_id),
-            )
+        self._db.execute(
+            "UPDATE runs SET server_run_id = ?, experiment_id = ? WHERE local_id = ?",
+            (server_run_id, experiment_id, local_id),
+        )
 
     def ack(self, local_id: str, seq: int) -> None:
         """Move a run's delivery watermark to ``seq`` (everything up to it was acknowledged)."""
-        with self._lock:
-            self._db.execute(
-                "UPDATE runs SET acked_seq = MAX(acked_seq, ?) WHERE local_id = ?", (seq, local_id)
-            )
+        self._db.execute(
+            "UPDATE runs SET acked_seq = MAX(acked_seq, ?) WHERE local_id = ?", (seq, local_id)
+        )
 
     def reject(self, local_id: str, first: int, last: int, message: str) -> None:
         """Set aside entries the server refused, with its message, and move past them."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
-                "INSERT INTO rejected (run, first, last, message, at) VALUES (?,?,?,?,?)",
-                (local_id, first, last, message, int(time.time() * 1000)),
-            )
-            self._db.execute(
-                "UPDATE runs SET acked_seq = MAX(acked_seq, ?) WHERE local_id = ?",
-                (last, local_id),
-            )
-            self._db.execute("COMMIT")
+        self._db.execute("BEGIN IMMEDIATE")
+        self._db.execute(
+            "INSERT INTO rejected (run, first, last, message, at) VALUES (?,?,?,?,?)",
+            (local_id, first, last, message, int(time.time() * 1000)),
+        )
+        self._db.execute(
+            "UPDATE runs SET acked_seq = MAX(acked_seq, ?) WHERE local_id = ?",
+            (last, local_id),
+        )
+        self._db.execute("COMMIT")
 
     def mark_final_sent(self, local_id: str) -> None:
         """Record that the run's final status reached the server."""
-        with self._lock:
-            self._db.execute("UPDATE runs SET final_sent = 1 WHERE local_id = ?", (local_id,))
+        self._db.execute("UPDATE runs SET final_sent = 1 WHERE local_id = ?", (local_id,))
 
     # --- reading ---------------------------------------------------------------------
 
@@ -302,25 +313,22 @@ class Journal:
             clauses.append("final_sent = 0")
         if clauses:
             query += " WHERE " + " AND ".join(clauses)
-        with self._lock:
-            return [self._run(r) for r in self._db.execute(query + " ORDER BY created_at", args)]
+        return [self._run(r) for r in self._db.execute(query + " ORDER BY created_at", args)]
 
     def run(self, local_id: str) -> RunRecord | None:
         """One run by local id."""
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {self._RUN_COLUMNS} FROM runs WHERE local_id = ?", (local_id,)
-            ).fetchone()
+        row = self._db.execute(
+            f"SELECT {self._RUN_COLUMNS} FROM runs WHERE local_id = ?", (local_id,)
+        ).fetchone()
         return self._run(row) if row else None
 
     def pending(self, local_id: str, after: int, limit: int) -> list[Entry]:
         """Up to ``limit`` entries of a run with seq > ``after``, in order."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, kind, key, num, text, ts, step FROM entries "
-                "WHERE run = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (local_id, after, limit),
-            ).fetchall()
+        rows = self._db.execute(
+            "SELECT seq, kind, key, num, text, ts, step FROM entries "
+            "WHERE run = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (local_id, after, limit),
+        ).fetchall()
         return [
             Entry(
                 seq=seq,
@@ -346,8 +354,7 @@ class Journal:
                 return 0
             query += f" AND r.local_id IN ({','.join('?' * len(ids))})"
             args = ids
-        with self._lock:
-            return int(self._db.execute(query, args).fetchone()[0])
+        return int(self._db.execute(query, args).fetchone()[0])
 
     def rejections(self, local_id: str | None = None) -> list[tuple[str, int, int, str]]:
         """Rejected ranges ``(run, first, last, message)``."""
@@ -356,5 +363,4 @@ class Journal:
         if local_id is not None:
             query += " WHERE run = ?"
             args = (local_id,)
-        with self._lock:
-            return [(r[0], r[1], r[2], r[3]) for r in self._db.execute(query, args)]
+        return [(r[0], r[1], r[2], r[3]) for r in self._db.execute(query, args)]
