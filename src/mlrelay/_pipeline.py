@@ -58,7 +58,7 @@ from ._validation import (
     MAX_TAGS_PER_BATCH,
 )
 
-__all__ = ["Pipeline", "PipelineOptions", "pack_batch"]
+__all__ = ["Pipeline", "PipelineOptions", "pack_batch", "sync_orphans"]
 
 logger = logging.getLogger("mlrelay.pipeline")
 
@@ -495,3 +495,54 @@ class Pipeline:
         self._drain()
         left = self.pending()
         return left
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sync_orphans(
+    journal: Journal,
+    client_for: Callable[[str], Any],
+    *,
+    tracking_uri: str | None = None,
+    report: Callable[[RunRecord, int], None] | None = None,
+) -> dict[str, int]:
+    """Send what processes that have exited left in the journal; return entries left per run.
+
+    Only runs whose owning process is gone are touched, so a live process's own sender
+    is never doubled. Each run is sent exactly as the live sender would (creation by
+    client key, batches in order, watermark per batch, final status last).
+
+    Args:
+        journal: the journal to read.
+        client_for: builds a Client for a tracking URI (credentials resolved as usual).
+        tracking_uri: only runs recorded for this URI (all when None).
+        report: called after each run with the run and the entries it still has.
+    """
+    sender = Pipeline.__new__(Pipeline)
+    sender.journal = journal
+    sender.options = PipelineOptions()
+    sender._state = _State()
+    sender._in_flight = _InFlight()
+    left: dict[str, int] = {}
+    clients: dict[str, Any] = {}
+    for run in journal.runs():
+        if _alive(run.pid) or (tracking_uri and run.tracking_uri != tracking_uri.rstrip("/")):
+            continue
+        client = clients.get(run.tracking_uri)
+        if client is None:
+            client = clients[run.tracking_uri] = client_for(run.tracking_uri)
+        record: RunRecord | None = run
+        while record is not None and sender._send_run(client, record):
+            record = journal.run(run.local_id)
+        left[run.local_id] = journal.count_pending([run.local_id])
+        if report is not None:
+            report(journal.run(run.local_id) or run, left[run.local_id])
+    return left

@@ -135,6 +135,38 @@ def _cmd_doctor(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
     return 0
 
 
+def _cmd_sync(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
+    from pathlib import Path
+
+    from ._journal import Journal, RunRecord, default_home
+    from ._pipeline import sync_orphans
+
+    settings = resolve()
+    path = Path(settings.home or default_home()) / "journal.db"
+    if not path.exists():
+        print(f"Nothing to sync: no journal at {path}.", file=out)
+        return 0
+    journal = Journal(path)
+
+    def report(run: RunRecord, left: int) -> None:
+        where = run.server_run_id or "not created yet"
+        state = "done" if left == 0 and run.final_sent else f"{left} entries left"
+        print(f"run {run.local_id} -> {where} on {run.tracking_uri}: {state}", file=out)
+
+    try:
+        left = sync_orphans(
+            journal,
+            lambda uri: Client(tracking_uri=uri, max_retries=2, retry_budget=30.0),
+            tracking_uri=args.tracking_uri,
+            report=report,
+        )
+    finally:
+        journal.close()
+    remaining = sum(left.values())
+    print(f"Synced {len(left)} run(s); {remaining} entries left.", file=out)
+    return 1 if remaining else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlrelay", description=_DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
@@ -164,6 +196,12 @@ def _parser() -> argparse.ArgumentParser:
     login.add_argument("--token-stdin", action="store_true", help="read the token from stdin")
     login.set_defaults(func=_cmd_login)
     add("logout", "Remove the stored token for the tracking host.").set_defaults(func=_cmd_logout)
+    add(
+        "sync",
+        "Send what exited processes left in the journal ($MLRELAY_HOME/journal.db): runs are\n"
+        "created once, entries sent in order, final status last. Runs of live processes are\n"
+        "left to them. Exit code 1 if anything is left.",
+    ).set_defaults(func=_cmd_sync)
     add(
         "doctor",
         "Show the resolved settings and where each came from (never secrets), check that the\n"

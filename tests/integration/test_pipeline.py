@@ -364,3 +364,56 @@ def test_ctrl_c_ends_the_run_killed(server: MockServer, client: mlrelay.Client) 
         raise KeyboardInterrupt
     assert fluent.flush(20)
     assert client.get_run(run.run_id).info.status == "KILLED"
+
+
+def test_sync_sends_what_an_exited_process_left(
+    server: MockServer, client: mlrelay.Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries left at exit during an outage reach the server once via `mlrelay sync`."""
+    import io
+    import subprocess
+    import sys
+
+    from mlrelay import cli
+
+    rule = server.faults.outage(seconds=3600)
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    env.update(
+        {"MLRELAY_HOME": str(home), "MLRELAY_START_TIMEOUT": "1", "MLRELAY_EXIT_TIMEOUT": "1"}
+    )
+    script = (
+        "import mlrelay\n"
+        f"mlrelay.set_tracking_uri({server.url!r})\n"
+        "mlrelay.set_experiment('left-behind')\n"
+        "with mlrelay.start_run(run_name='orphan'):\n"
+        "    mlrelay.log_param('lr', 0.1)\n"
+        "    for i in range(3000):\n"
+        "        mlrelay.log_metric('m', i, step=i)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "mlrelay sync" in proc.stderr
+    server.faults.remove(rule.id)
+
+    monkeypatch.setenv("MLRELAY_HOME", str(home))
+    out = io.StringIO()
+    assert cli.main(["sync"], out=out) == 0, out.getvalue()
+    assert "Synced 1 run(s); 0 entries left." in out.getvalue()
+    assert cli.main(["sync"], out=io.StringIO()) == 0  # nothing left, nothing resent
+
+    exp = client.get_experiment_by_name("left-behind")
+    assert exp is not None
+    [run] = list(client.search_runs([exp.experiment_id], run_view_type="ALL"))
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "orphan"
+    assert run.data.params_dict == {"lr": "0.1"}
+    assert sorted(p.step for p in client.get_metric_history(run.info.run_id, "m")) == list(
+        range(3000)
+    )
