@@ -182,6 +182,8 @@ class Pipeline:
         journal: where entries are made durable.
         client_factory: builds the Client the sender uses; None means offline (never send).
         options: tuning.
+        threads: start the writer and sender threads (``mlrelay sync`` drives a
+            thread-less pipeline's sending itself).
     """
 
     def __init__(
@@ -189,6 +191,8 @@ class Pipeline:
         journal: Journal,
         client_factory: Callable[[], Any] | None,
         options: PipelineOptions | None = None,
+        *,
+        threads: bool = True,
     ) -> None:
         self.journal = journal
         self.options = options or PipelineOptions()
@@ -203,8 +207,10 @@ class Pipeline:
         self._in_flight = _InFlight()
         self._pid = os.getpid()
         self._writer = threading.Thread(target=self._write_loop, name="mlrelay-writer", daemon=True)
-        self._writer.start()
         self._sender: threading.Thread | None = None
+        if not threads:  # used by `mlrelay sync`, which drives sending itself
+            return
+        self._writer.start()
         if client_factory is not None:
             self._sender = threading.Thread(
                 target=self._send_loop, name="mlrelay-sender", daemon=True
@@ -526,11 +532,7 @@ def sync_orphans(
         tracking_uri: only runs recorded for this URI (all when None).
         report: called after each run with the run and the entries it still has.
     """
-    sender = Pipeline.__new__(Pipeline)
-    sender.journal = journal
-    sender.options = PipelineOptions()
-    sender._state = _State()
-    sender._in_flight = _InFlight()
+    sender = Pipeline(journal, None, threads=False)
     left: dict[str, int] = {}
     clients: dict[str, Any] = {}
     for run in journal.runs():
