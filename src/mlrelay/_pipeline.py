@@ -199,6 +199,7 @@ class Pipeline:
         self._client_factory = client_factory
         self._client: Any = None
         self._buffer: collections.deque[Row] = collections.deque()
+        self._unwritten = 0  # rows taken off the deque and not yet committed (writer only)
         self._written = threading.Condition()
         self._sent = threading.Condition()
         self._wake_writer = threading.Event()
@@ -244,8 +245,17 @@ class Pipeline:
         total = 0
         while buffer:
             n = min(len(buffer), self.options.chunk)
+            # Counted as unwritten before they leave the deque and until they are
+            # committed, so pending() and flush() never see them nowhere.
+            self._unwritten += n
             rows = [buffer.popleft() for _ in range(n)]
-            self.journal.append(rows)
+            try:
+                self.journal.append(rows)
+            except BaseException:
+                buffer.extendleft(reversed(rows))  # keep them, in order, for the next try
+                raise
+            finally:
+                self._unwritten -= n
             total += n
             with self._written:
                 self._written.notify_all()
@@ -271,10 +281,10 @@ class Pipeline:
         deadline = time.monotonic() + timeout
         self._wake_writer.set()
         with self._written:
-            while self._buffer and time.monotonic() < deadline:
+            while (self._buffer or self._unwritten) and time.monotonic() < deadline:
                 self._wake_writer.set()
                 self._written.wait(min(0.05, max(deadline - time.monotonic(), 0.001)))
-        return not self._buffer
+        return not (self._buffer or self._unwritten)
 
     # --- sender -----------------------------------------------------------------------
 
@@ -449,7 +459,7 @@ class Pipeline:
     def pending(self) -> int:
         """Entries not yet acknowledged by the server (buffered ones included)."""
         mine = [r.local_id for r in self.journal.runs(pid=self._pid)]
-        return len(self._buffer) + self.journal.count_pending(mine)
+        return len(self._buffer) + self._unwritten + self.journal.count_pending(mine)
 
     def unfinished_runs(self) -> int:
         """Runs of this process whose final status has not reached the server."""

@@ -417,3 +417,38 @@ def test_sync_sends_what_an_exited_process_left(
     assert sorted(p.step for p in client.get_metric_history(run.info.run_id, "m")) == list(
         range(3000)
     )
+
+
+def test_entries_being_committed_still_count_as_pending(tmp_path: Path) -> None:
+    """While the writer commits rows it took off the queue, pending() and flush() see them."""
+    import threading
+
+    from mlrelay._pipeline import Pipeline
+
+    entered, release = threading.Event(), threading.Event()
+
+    class SlowJournal(Journal):
+        def append(self, rows):  # type: ignore[no-untyped-def]
+            entered.set()
+            release.wait(10)
+            super().append(rows)
+
+    journal = SlowJournal(tmp_path / "j.db")
+    journal.add_run(
+        local_id="r", tracking_uri="http://x", experiment_id="0", experiment_name=None,
+        run_name=None, start_time=1, create_tags={},
+    )  # fmt: skip
+    pipeline = Pipeline(journal, None)
+    try:
+        pipeline.log(("r", 0, "m", 1.0, 1, 0))
+        pipeline._wake_writer.set()
+        assert entered.wait(5)
+        assert pipeline.pending() == 1
+        assert pipeline.flush(0.2) is False
+        release.set()
+        assert pipeline.flush(5) is True
+        assert journal.count_pending(["r"]) == 1
+    finally:
+        release.set()
+        pipeline.close(1.0)
+        journal.close()
