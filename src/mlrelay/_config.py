@@ -95,6 +95,7 @@ _FALSE = frozenset({"false", "0", "no", "off"})
 _DOTENV_DISABLED = frozenset({"1", "true", "t", "yes", "y"})
 _MAX_RETRIES_LIMIT = 100
 _MODES = ("online", "offline", "disabled")
+_FSYNC_POLICIES = ("always", "interval", "never")
 
 
 def _parse_text(raw: object) -> str:
@@ -149,6 +150,19 @@ def _parse_seconds(raw: object) -> float:
     if not math.isfinite(seconds) or seconds <= 0:
         raise _Invalid("is not a number of seconds greater than 0")
     return seconds
+
+
+def _parse_seconds_or_zero(raw: object) -> float:
+    if raw in (0, "0") or (isinstance(raw, str) and raw.strip() in ("0", "0.0")):
+        return 0.0
+    return _parse_seconds(raw)
+
+
+def _parse_fsync(raw: object) -> str:
+    policy = _parse_text(raw).lower()
+    if policy not in _FSYNC_POLICIES:
+        raise _Invalid(f"is not one of {', '.join(_FSYNC_POLICIES)}")
+    return policy
 
 
 def _parse_retries(raw: object) -> int:
@@ -315,7 +329,7 @@ REGISTRY: tuple[Setting, ...] = (
         ("MLRELAY_HOME",),
         _parse_home,
         None,
-        "mlrelay's data directory.",
+        "mlrelay's data directory (default ~/.local/share/mlrelay); holds journal.db.",
     ),
     Setting(
         "mode",
@@ -323,6 +337,56 @@ REGISTRY: tuple[Setting, ...] = (
         _parse_mode,
         "online",
         "online, offline or disabled.",
+    ),
+    Setting(
+        "run_id",
+        ("MLFLOW_RUN_ID",),
+        _parse_text,
+        None,
+        "Run that start_run() resumes when no run_id is passed.",
+    ),
+    Setting(
+        "start_timeout",
+        ("MLRELAY_START_TIMEOUT",),
+        _parse_seconds,
+        5.0,
+        "Seconds start_run / set_experiment wait for the server before continuing locally.",
+    ),
+    Setting(
+        "exit_timeout",
+        ("MLRELAY_EXIT_TIMEOUT",),
+        _parse_seconds_or_zero,
+        10.0,
+        "Seconds pending entries may take to send at exit; also end_run's no-progress limit.",
+    ),
+    Setting(
+        "fsync",
+        ("MLRELAY_FSYNC",),
+        _parse_fsync,
+        "interval",
+        "Journal durability: interval (fsync per 100 ms group commit), always or never.",
+    ),
+    Setting(
+        "strict",
+        ("MLRELAY_STRICT",),
+        _parse_bool,
+        False,
+        "Raise a batch the server rejected from the next flush() or end_run().",
+    ),
+    Setting(
+        "dagshub_host",
+        ("DAGSHUB_CLIENT_HOST",),
+        _parse_uri,
+        None,
+        "Host mlrelay.init() builds tracking URIs on (default https://dagshub.com).",
+    ),
+    Setting(
+        "dagshub_token",
+        ("DAGSHUB_USER_TOKEN",),
+        _parse_secret,
+        None,
+        "Token mlrelay.init() uses when none is passed.",
+        secret=True,
     ),
 )
 
@@ -366,6 +430,13 @@ class Settings(BaseModel):
     keyring: bool
     home: Path | None
     mode: Literal["online", "offline", "disabled"]
+    run_id: str | None
+    start_timeout: float
+    exit_timeout: float
+    fsync: Literal["always", "interval", "never"]
+    strict: bool
+    dagshub_host: str | None
+    dagshub_token: SecretStr | None
     sources: dict[str, str]
 
     @property

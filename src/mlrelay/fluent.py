@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ._config import resolve
+from ._config import Settings, resolve
 from ._errors import APIError, ConfigurationError, ValidationError
 from ._gitinfo import git_info
 from ._journal import (
@@ -72,9 +72,6 @@ __all__ = [
     "set_tracking_uri",
     "start_run",
 ]
-
-_EXIT_TIMEOUT_DEFAULT = 10.0
-_START_BUDGET_DEFAULT = 5.0
 
 
 @dataclass
@@ -132,10 +129,24 @@ class _Fluent:
         self.client_kwargs: dict[str, Any] = {}
         self.known_keys: set[str] = set()
         self.git_tags: dict[str, str] | None = None
+        self._settings: Settings | None = None
 
-    def settings(self) -> Any:
-        explicit = {"tracking_uri": self.tracking_uri} if self.tracking_uri else {}
-        return resolve({**self.client_kwargs, **explicit})
+    def settings(self) -> Settings:
+        """The settings, resolved once and kept until the URI or credentials change."""
+        with self.lock:
+            if self._settings is None:
+                explicit = {"tracking_uri": self.tracking_uri} if self.tracking_uri else {}
+                self._settings = resolve({**self.client_kwargs, **explicit})
+            return self._settings
+
+    def configure(self, tracking_uri: str, client_kwargs: dict[str, Any] | None = None) -> None:
+        """Point at another server (and credentials); settings and client are rebuilt."""
+        with self.lock:
+            self.tracking_uri = tracking_uri
+            if client_kwargs is not None:
+                self.client_kwargs = client_kwargs
+            self._settings = None
+            self._client = None
 
     def client(self) -> Any:
         from .client import Client
@@ -151,13 +162,13 @@ class _Fluent:
             if self.pipeline is None or self.pid != os.getpid():
                 settings = self.settings()
                 home = settings.home or default_home()
-                journal = Journal(Path(home) / "journal.db", fsync=_fsync_policy())
+                journal = Journal(Path(home) / "journal.db", fsync=settings.fsync)
                 online = settings.mode == "online" and settings.tracking_uri
                 self.pid = os.getpid()
                 self.pipeline = Pipeline(
                     journal,
                     self.client if online else None,
-                    PipelineOptions(strict=os.environ.get("MLRELAY_STRICT", "") in ("1", "true")),
+                    PipelineOptions(strict=settings.strict),
                 )
             return self.pipeline
 
@@ -177,15 +188,6 @@ class _Deadline:
                 "the start budget (MLRELAY_START_TIMEOUT) ran out", method="-", url="-"
             )
         return _state.client().with_options(max_retries=0, timeout=remaining)
-
-
-def _fsync_policy() -> Any:
-    value = os.environ.get("MLRELAY_FSYNC", "interval").strip().lower()
-    if value not in ("always", "interval", "never"):
-        raise ConfigurationError(
-            f"MLRELAY_FSYNC={value!r} from the environment must be always, interval or never"
-        )
-    return value
 
 
 _state = _Fluent()
@@ -222,15 +224,7 @@ os.register_at_fork(after_in_child=_after_fork)
 
 
 def _budget() -> float:
-    raw = os.environ.get("MLRELAY_START_TIMEOUT")
-    if raw is None:
-        return _START_BUDGET_DEFAULT
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigurationError(
-            f"MLRELAY_START_TIMEOUT={raw!r} from the environment is not a number of seconds"
-        ) from None
+    return _state.settings().start_timeout
 
 
 def _get_or_create_experiment(budget: _Deadline, name: str) -> str:
@@ -252,9 +246,7 @@ def _get_or_create_experiment(budget: _Deadline, name: str) -> str:
 
 def set_tracking_uri(uri: str) -> None:
     """Use this tracking server for the fluent API (does not touch ``os.environ``)."""
-    with _state.lock:
-        _state.tracking_uri = uri
-        _state._client = None
+    _state.configure(uri)
 
 
 def get_tracking_uri() -> str | None:
@@ -351,7 +343,8 @@ def start_run(
     parent = stack[-1] if stack else None
     pipeline = _state.ensure_pipeline()
     settings = _state.settings()
-    run_id = run_id or os.environ.get("MLFLOW_RUN_ID") or None
+    # MLflow reads MLFLOW_RUN_ID at each start_run; so do we (then .env, via settings).
+    run_id = run_id or os.environ.get("MLFLOW_RUN_ID") or settings.run_id
     exp_id = experiment_id or _state.experiment_id or settings.experiment_id
     exp_name = None if exp_id else (_state.experiment_name or settings.experiment_name)
     user_tags = {
@@ -642,18 +635,17 @@ def init(
                 f"init needs (repo_owner, repo_name) or 'owner/repo', got {repo_owner!r}"
             )
         repo_owner, repo_name = repo_owner.split("/")
-    base = (host or os.environ.get("DAGSHUB_CLIENT_HOST") or "https://dagshub.com").rstrip("/")
+    dagshub = resolve({"keyring": False})  # DAGSHUB_* from the environment or .env
+    base = (host or dagshub.dagshub_host or "https://dagshub.com").rstrip("/")
     uri = f"{base}/{repo_owner}/{repo_name}.mlflow"
-    secret = token or os.environ.get("DAGSHUB_USER_TOKEN") or None
+    stored = dagshub.dagshub_token.get_secret_value() if dagshub.dagshub_token else None
+    secret = token or stored
     kwargs: dict[str, Any] = {}
     source = "the environment, .env or keyring"
     if secret:
-        source = "the token argument" if token else "DAGSHUB_USER_TOKEN"
+        source = "the token argument" if token else dagshub.sources["dagshub_token"]
         kwargs = {"username": username, "password": secret} if username else {"token": secret}
-    with _state.lock:
-        _state.tracking_uri = uri
-        _state.client_kwargs = kwargs
-        _state._client = None
+    _state.configure(uri, kwargs)
     if _state.settings().mode != "online":
         return uri
     try:
@@ -714,11 +706,7 @@ def flush(timeout: float | None = None) -> bool:
 
 
 def _exit_timeout() -> float:
-    raw = os.environ.get("MLRELAY_EXIT_TIMEOUT")
-    try:
-        return _EXIT_TIMEOUT_DEFAULT if raw is None else max(float(raw), 0.0)
-    except ValueError:
-        return _EXIT_TIMEOUT_DEFAULT
+    return _state.settings().exit_timeout
 
 
 @atexit.register
