@@ -458,12 +458,18 @@ class Pipeline:
 
     def pending(self) -> int:
         """Entries not yet acknowledged by the server (buffered ones included)."""
+        in_memory = len(self._buffer) + self._unwritten  # before the journal; see _outstanding
         mine = [r.local_id for r in self.journal.runs(pid=self._pid)]
-        return len(self._buffer) + self._unwritten + self.journal.count_pending(mine)
+        return in_memory + self.journal.count_pending(mine)
 
-    def unfinished_runs(self) -> int:
-        """Runs of this process whose final status has not reached the server."""
-        return sum(1 for r in self.journal.runs(pid=self._pid) if r.status is not None)
+    def _outstanding(self) -> int:
+        """Undelivered entries plus ended runs whose status is not sent yet (for flush)."""
+        # Memory first, the journal last: a row the writer commits in between is then
+        # counted twice (harmless), never missed.
+        in_memory = len(self._buffer) + self._unwritten
+        runs = self.journal.runs(pid=self._pid)
+        ended = sum(1 for r in runs if r.status is not None)
+        return in_memory + self.journal.count_pending([r.local_id for r in runs]) + ended
 
     def flush(self, timeout: float | None = None, *, stall: float | None = None) -> bool:
         """Wait until everything logged so far is delivered; False if it was not.
@@ -483,7 +489,7 @@ class Pipeline:
             return False
         if self._sender is None:
             return True
-        last = self.pending() + self.unfinished_runs()
+        last = self._outstanding()
         last_progress = time.monotonic()
         self._wake_sender.set()
         while True:
@@ -496,7 +502,7 @@ class Pipeline:
                 return False
             with self._sent:
                 self._sent.wait(min(0.1, max(deadline - now, 0.001)))
-            current = self.pending() + self.unfinished_runs()
+            current = self._outstanding()
             if current < last:
                 last_progress = time.monotonic()
             last = current
