@@ -176,6 +176,19 @@ def _parse_retries(raw: object) -> int:
     return count
 
 
+_BYTE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _parse_bytes(raw: object) -> int:
+    """A size: a whole number of bytes, or with a K, M, G or T suffix (powers of 1024)."""
+    text = str(raw).strip().upper().removesuffix("B").removesuffix("I")
+    unit = text[-1:] if text[-1:] in _BYTE_UNITS else ""
+    number = text[: len(text) - len(unit)].strip()
+    if isinstance(raw, bool) or not number.isdigit() or int(number) <= 0:
+        raise _Invalid("is not a size such as 500000000, 500M or 2G")
+    return int(number) * _BYTE_UNITS[unit]
+
+
 def _parse_mode(raw: object) -> str:
     mode = _parse_text(raw).lower()
     if mode not in _MODES:
@@ -374,6 +387,14 @@ REGISTRY: tuple[Setting, ...] = (
         "Raise a batch the server rejected from the next flush() or end_run().",
     ),
     Setting(
+        "max_journal_bytes",
+        ("MLRELAY_MAX_JOURNAL_BYTES",),
+        _parse_bytes,
+        None,
+        "Disk budget of the journal's entries (e.g. 2G); when reached, delivered entries are "
+        "reclaimed, then new entries are refused and counted (mlrelay status).",
+    ),
+    Setting(
         "dagshub_host",
         ("DAGSHUB_CLIENT_HOST",),
         _parse_uri,
@@ -435,6 +456,7 @@ class Settings(BaseModel):
     exit_timeout: float
     fsync: Literal["always", "interval", "never"]
     strict: bool
+    max_journal_bytes: int | None
     dagshub_host: str | None
     dagshub_token: SecretStr | None
     sources: dict[str, str]

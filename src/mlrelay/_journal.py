@@ -6,14 +6,28 @@ never holds credentials: runs record the tracking URI without user-info.
 
 Tables::
 
-    runs     one row per (process, run): local_id (the client key, also sent as the
+    runs     one row per run: local_id (the client key, also sent as the
              ``mlrelay.client_key`` tag so creation is exactly-once), tracking_uri,
              experiment id or name, server_run_id once known, creation fields, the
              final status/end time once the run ended, acked_seq (the delivery
-             watermark), final_sent, owner pid.
+             watermark), final_sent, and the owner: the pid and start time of the
+             process that sends it (a logging process, or ``mlrelay sync``).
     entries  one row per logged item, in log order (seq is the global order):
-             run, kind (metric/param/tag), key, value, timestamp, step.
+             run, kind (metric/param/tag/tag deletion/dataset/artifact), key, value,
+             timestamp, step.
     rejected ranges of entries the server refused (4xx), with its message.
+    refused  entries not journaled because the disk budget was reached, counted per run.
+
+Ownership: exactly one live process sends a run. A run whose owner died (kill -9,
+OOM, power loss) is an orphan; ``mlrelay sync`` or the next process logging to the
+same tracking server *claims* it with one compare-and-set UPDATE (SQLite serialises
+writers), so two claimers can never both send it. The owner is identified by pid and
+process start time, so a recycled pid (common in containers) is not mistaken for the
+dead owner. An orphan that never ended is ended KILLED after its entries are sent.
+
+Artifacts are copied into ``blobs/`` beside the database when they are logged, so later
+edits of the user's file do not change what is sent; an artifact entry's text is the
+JSON ``{"blob": relative path, "artifact_path": ..., "dir": bool}``.
 
 Delivery is tracked by a per-run watermark, not per row: a run's entries are sent in
 seq order, one batch at a time, and ``acked_seq`` moves past a batch only after the
@@ -34,15 +48,18 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
+    "KIND_ARTIFACT",
     "KIND_DATASET",
     "KIND_DELETE_TAG",
     "KIND_METRIC",
@@ -51,11 +68,19 @@ __all__ = [
     "Entry",
     "Journal",
     "RunRecord",
+    "RunStatus",
     "default_home",
+    "owner_alive",
+    "owner_identity",
+    "process_start",
 ]
 
-KIND_METRIC, KIND_PARAM, KIND_TAG, KIND_DELETE_TAG, KIND_DATASET = 0, 1, 2, 3, 4
-"""Entry kinds. A dataset entry's text is the JSON of a ``DatasetInput``."""
+KIND_METRIC, KIND_PARAM, KIND_TAG, KIND_DELETE_TAG, KIND_DATASET, KIND_ARTIFACT = range(6)
+"""Entry kinds. A dataset entry's text is the JSON of a ``DatasetInput``; an artifact
+entry's text is the JSON described in the module docstring."""
+RESUMED = "RESUMED"
+"""Status of a run record continued by a later record of the same run: its entries are
+sent, but no final status (the later record sends it)."""
 FsyncPolicy = Literal["always", "interval", "never"]
 
 _SCHEMA = """
@@ -73,6 +98,8 @@ CREATE TABLE IF NOT EXISTS runs (
     acked_seq       INTEGER NOT NULL DEFAULT 0,
     final_sent      INTEGER NOT NULL DEFAULT 0,
     pid             INTEGER NOT NULL,
+    owner_start     INTEGER,
+    offline         INTEGER NOT NULL DEFAULT 0,
     created_at      INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS entries (
@@ -93,6 +120,12 @@ CREATE TABLE IF NOT EXISTS rejected (
     message  TEXT NOT NULL,
     at       INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS refused (
+    run      TEXT PRIMARY KEY,
+    count    INTEGER NOT NULL,
+    first_at INTEGER NOT NULL,
+    last_at  INTEGER NOT NULL
+);
 """
 
 
@@ -102,6 +135,51 @@ def default_home() -> Path:
         os.path.expanduser("~"), ".local", "share"
     )
     return Path(base) / "mlrelay"
+
+
+def process_start(pid: int) -> int | None:
+    """The start time of process ``pid`` in clock ticks since boot (Linux), else None.
+
+    Together with the pid it names one process: a pid that was recycled after the
+    owner died has another start time.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # Field 22; the command name (field 2) may hold spaces, so split after its ')'.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def owner_alive(pid: int, start: int | None) -> bool:
+    """Whether the process that owns a run (pid and start time) is still running."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, under another user
+    if start is None:
+        return True
+    now = process_start(pid)
+    return now is None or now == start
+
+
+_ME: tuple[int, int | None] | None = None
+
+
+def owner_identity() -> tuple[int, int | None]:
+    """This process's owner identity (recomputed after a fork)."""
+    global _ME
+    pid = os.getpid()
+    if _ME is None or _ME[0] != pid:
+        _ME = (pid, process_start(pid))
+    return _ME
 
 
 @dataclass(frozen=True)
@@ -133,6 +211,24 @@ class RunRecord:
     acked_seq: int
     final_sent: bool
     pid: int
+    owner_start: int | None = None
+    offline: bool = False
+
+    @property
+    def orphaned(self) -> bool:
+        """Whether the process that owned this run is gone."""
+        return not owner_alive(self.pid, self.owner_start)
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """What ``mlrelay status`` shows for one run."""
+
+    run: RunRecord
+    pending: int
+    oldest_pending: int | None
+    rejected: list[tuple[int, int, str]]
+    refused: int
 
 
 class Journal:
@@ -155,7 +251,12 @@ class Journal:
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._closed = False
+        self.blob_dir = path.parent / "blobs"
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+        if "owner_start" not in columns:  # a journal written by mlrelay 0.1
+            self._db.execute("ALTER TABLE runs ADD COLUMN owner_start INTEGER")
+            self._db.execute("ALTER TABLE runs ADD COLUMN offline INTEGER NOT NULL DEFAULT 0")
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -195,12 +296,18 @@ class Journal:
         start_time: int,
         create_tags: dict[str, str],
         server_run_id: str | None = None,
+        offline: bool = False,
     ) -> None:
-        """Record a run this process logs to (before any of its entries)."""
+        """Record a run this process logs to (before any of its entries).
+
+        ``offline`` runs are sent only by ``mlrelay sync``, never by another logging
+        process that finds them orphaned.
+        """
+        pid, started = owner_identity()
         self._db.execute(
             "INSERT OR REPLACE INTO runs (local_id, tracking_uri, experiment_id, "
             "experiment_name, server_run_id, run_name, start_time, create_tags, pid, "
-            "created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "owner_start, offline, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 local_id,
                 tracking_uri,
@@ -210,7 +317,9 @@ class Journal:
                 run_name,
                 start_time,
                 json.dumps(create_tags),
-                os.getpid(),
+                pid,
+                started,
+                int(offline),
                 int(time.time() * 1000),
             ),
         )
@@ -273,9 +382,166 @@ class Journal:
         )
         self._db.execute("COMMIT")
 
-    def mark_final_sent(self, local_id: str) -> None:
-        """Record that the run's final status reached the server."""
-        self._db.execute("UPDATE runs SET final_sent = 1 WHERE local_id = ?", (local_id,))
+    def mark_final_sent(self, local_id: str, status: str) -> None:
+        """Record that the run's final ``status`` reached the server (unless it changed)."""
+        self._db.execute(
+            "UPDATE runs SET final_sent = 1 WHERE local_id = ? AND status = ?", (local_id, status)
+        )
+
+    def claim(self, run: RunRecord) -> bool:
+        """Take over an orphaned run for this process; False if another process was first.
+
+        A run that never ended is ended KILLED at its last logged moment (sent after its
+        entries). The compare-and-set on the previous owner makes the claim exclusive.
+        """
+        pid, started = owner_identity()
+        cursor = self._db.execute(
+            "UPDATE runs SET pid = ?, owner_start = ?, "
+            "status = COALESCE(status, 'KILLED'), end_time = COALESCE(end_time, "
+            "(SELECT MAX(ts) FROM entries WHERE run = runs.local_id), start_time) "
+            "WHERE local_id = ? AND pid = ? AND owner_start IS ?",
+            (pid, started, run.local_id, run.pid, run.owner_start),
+        )
+        return cursor.rowcount == 1
+
+    def resume(self, local_id: str) -> None:
+        """Make a run of this journal this process's again, not ended (``start_run(run_id=...)``).
+
+        Other records of the same server run whose owners died keep their entries but no
+        longer send a final status.
+        """
+        pid, started = owner_identity()
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(
+                "UPDATE runs SET pid = ?, owner_start = ?, status = NULL, end_time = NULL, "
+                "final_sent = 0 WHERE local_id = ?",
+                (pid, started, local_id),
+            )
+            self._supersede(local_id)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _supersede(self, local_id: str) -> None:
+        record = self.run(local_id)
+        if record is None or record.server_run_id is None:
+            return
+        others = [
+            r
+            for r in self._query_runs(
+                "server_run_id = ? AND local_id != ? AND final_sent = 0",
+                (record.server_run_id, local_id),
+            )
+            if r.status in (None, "KILLED") and r.orphaned
+        ]
+        for r in others:
+            self._db.execute("UPDATE runs SET status = ? WHERE local_id = ?", (RESUMED, r.local_id))
+
+    def supersede_orphans_of(self, local_id: str) -> None:
+        """Stop orphaned records of the same server run from sending a final status."""
+        self._supersede(local_id)
+
+    # --- artifacts and the disk budget --------------------------------------------------
+
+    def add_blob(self, local_id: str, source: Path) -> str:
+        """Copy a file or directory into the blob area; its path relative to ``blob_dir``."""
+        relative = Path(local_id) / uuid.uuid4().hex / source.name
+        target = self.blob_dir / relative
+        target.parent.mkdir(parents=True, mode=0o700)
+        os.chmod(self.blob_dir, 0o700)
+        if source.is_dir():
+            shutil.copytree(source, target, copy_function=_private_copy)
+        else:
+            _private_copy(str(source), str(target))
+        return str(relative)
+
+    def blob_path(self, relative: str) -> Path:
+        """The absolute path of a blob named by :meth:`add_blob`."""
+        return self.blob_dir / relative
+
+    def used_bytes(self) -> int:
+        """Bytes the entries take: used database pages plus the write-ahead log."""
+        db = self._db
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        used = db.execute("PRAGMA page_count").fetchone()[0]
+        free = db.execute("PRAGMA freelist_count").fetchone()[0]
+        wal = self.path.with_name(self.path.name + "-wal")
+        return int((used - free) * page_size + (wal.stat().st_size if wal.exists() else 0))
+
+    def size_on_disk(self) -> int:
+        """Bytes of the journal on disk: the database, its WAL and shared memory, the blobs."""
+        total = 0
+        for suffix in ("", "-wal", "-shm"):
+            f = self.path.with_name(self.path.name + suffix)
+            if f.exists():
+                total += f.stat().st_size
+        if self.blob_dir.exists():
+            total += sum(f.stat().st_size for f in self.blob_dir.rglob("*") if f.is_file())
+        return total
+
+    def refuse(self, counts: dict[str, int]) -> None:
+        """Count entries that were not journaled because the disk budget was reached."""
+        now = int(time.time() * 1000)
+        self._db.executemany(
+            "INSERT INTO refused (run, count, first_at, last_at) VALUES (?,?,?,?) "
+            "ON CONFLICT(run) DO UPDATE SET count = count + excluded.count, "
+            "last_at = excluded.last_at",
+            [(run, n, now, now) for run, n in counts.items()],
+        )
+
+    def delete_delivered(self) -> int:
+        """Delete entries the server acknowledged (never rejected ones); how many went."""
+        removed = 0
+        for local_id, acked in self._db.execute(
+            "SELECT local_id, acked_seq FROM runs WHERE acked_seq > 0"
+        ).fetchall():
+            self._remove_blobs(
+                "run = ? AND seq <= ? AND kind = ? AND " + _NOT_REJECTED,
+                (local_id, acked, KIND_ARTIFACT),
+            )
+            removed += self._db.execute(
+                "DELETE FROM entries WHERE run = ? AND seq <= ? AND " + _NOT_REJECTED,
+                (local_id, acked),
+            ).rowcount
+        return removed
+
+    def _remove_blobs(self, where: str, args: tuple[Any, ...]) -> None:
+        for (text,) in self._db.execute(f"SELECT text FROM entries WHERE {where}", args):
+            blob = self.blob_dir / json.loads(text)["blob"]
+            shutil.rmtree(blob.parent, ignore_errors=True)
+
+    def purge(self, *, older_than_ms: int | None, force: bool) -> tuple[int, int]:
+        """Remove synced runs (and, with ``force``, undelivered runs of dead processes).
+
+        Delivered entries of the other runs go too. Runs owned by live processes are
+        never touched. Returns (runs removed, entries removed).
+        """
+        cutoff = int(time.time() * 1000) - (older_than_ms or 0)
+        runs_removed = entries_removed = 0
+        for run in self._query_runs("1", ()):
+            synced = run.final_sent and self.count_pending([run.local_id]) == 0
+            old_enough = (run.end_time or run.start_time) <= cutoff
+            if not old_enough or not (synced or (force and run.orphaned)):
+                continue
+            if not synced and not run.orphaned:
+                continue
+            entries_removed += self._db.execute(
+                "DELETE FROM entries WHERE run = ?", (run.local_id,)
+            ).rowcount
+            for table in ("rejected", "refused"):
+                self._db.execute(f"DELETE FROM {table} WHERE run = ?", (run.local_id,))
+            self._db.execute("DELETE FROM runs WHERE local_id = ?", (run.local_id,))
+            shutil.rmtree(self.blob_dir / run.local_id, ignore_errors=True)
+            runs_removed += 1
+        entries_removed += self.delete_delivered()
+        return runs_removed, entries_removed
+
+    def vacuum(self) -> None:
+        """Give freed space back to the file system."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.execute("VACUUM")
 
     # --- reading ---------------------------------------------------------------------
 
@@ -295,25 +561,34 @@ class Journal:
             acked_seq=row[10],
             final_sent=bool(row[11]),
             pid=row[12],
+            owner_start=row[13],
+            offline=bool(row[14]),
         )
 
     _RUN_COLUMNS = (
         "local_id, tracking_uri, experiment_id, experiment_name, server_run_id, run_name, "
-        "start_time, create_tags, status, end_time, acked_seq, final_sent, pid"
+        "start_time, create_tags, status, end_time, acked_seq, final_sent, pid, owner_start, "
+        "offline"
     )
 
-    def runs(self, *, pid: int | None = None, unfinished_only: bool = True) -> list[RunRecord]:
-        """Runs, optionally only those owned by ``pid`` and not fully delivered yet."""
-        query = f"SELECT {self._RUN_COLUMNS} FROM runs"
-        clauses, args = [], []
-        if pid is not None:
-            clauses.append("pid = ?")
-            args.append(pid)
+    def _query_runs(self, where: str, args: tuple[Any, ...]) -> list[RunRecord]:
+        query = f"SELECT {self._RUN_COLUMNS} FROM runs WHERE {where} ORDER BY created_at"
+        return [self._run(r) for r in self._db.execute(query, args)]
+
+    def runs(self, *, mine: bool = False, unfinished_only: bool = True) -> list[RunRecord]:
+        """Runs in creation order: optionally only this process's, only undelivered ones."""
+        clauses, args = ["1"], []
+        if mine:
+            pid, started = owner_identity()
+            clauses.append("pid = ? AND owner_start IS ?")
+            args += [pid, started]
         if unfinished_only:
             clauses.append("final_sent = 0")
-        if clauses:
-            query += " WHERE " + " AND ".join(clauses)
-        return [self._run(r) for r in self._db.execute(query + " ORDER BY created_at", args)]
+        return self._query_runs(" AND ".join(clauses), tuple(args))
+
+    def orphans(self) -> list[RunRecord]:
+        """Undelivered runs whose owning process is gone."""
+        return [r for r in self.runs() if r.orphaned]
 
     def run(self, local_id: str) -> RunRecord | None:
         """One run by local id."""
@@ -322,12 +597,19 @@ class Journal:
         ).fetchone()
         return self._run(row) if row else None
 
-    def pending(self, local_id: str, after: int, limit: int) -> list[Entry]:
-        """Up to ``limit`` entries of a run with seq > ``after``, in order."""
+    def run_by_server_id(self, server_run_id: str) -> RunRecord | None:
+        """The newest record of a server run, if this journal holds one."""
+        found = self._query_runs("server_run_id = ?", (server_run_id,))
+        return found[-1] if found else None
+
+    def pending(
+        self, local_id: str, after: int, limit: int, *, last: int | None = None
+    ) -> list[Entry]:
+        """Up to ``limit`` entries of a run with seq > ``after`` (and <= ``last``), in order."""
         rows = self._db.execute(
             "SELECT seq, kind, key, num, text, ts, step FROM entries "
-            "WHERE run = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (local_id, after, limit),
+            "WHERE run = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (local_id, after, (1 << 62) if last is None else last, limit),
         ).fetchall()
         return [
             Entry(
@@ -356,6 +638,52 @@ class Journal:
             args = ids
         return int(self._db.execute(query, args).fetchone()[0])
 
+    def entries_between(self, local_id: str, first: int, last: int) -> list[Entry]:
+        """A run's entries with ``first <= seq <= last``, in order."""
+        return self.pending(local_id, first - 1, 1 << 62, last=last)
+
+    def count_rejected(self, local_id: str) -> int:
+        """How many of a run's entries are set aside as rejected."""
+        return sum(
+            int(
+                self._db.execute(
+                    "SELECT COUNT(*) FROM entries WHERE run = ? AND seq BETWEEN ? AND ?",
+                    (local_id, first, last),
+                ).fetchone()[0]
+            )
+            for _, first, last, _ in self.rejections(local_id)
+        )
+
+    def set_tracking_uri(self, local_id: str, tracking_uri: str) -> None:
+        """Record where a run logged without a tracking URI is sent (by ``mlrelay sync``)."""
+        self._db.execute(
+            "UPDATE runs SET tracking_uri = ? WHERE local_id = ?", (tracking_uri, local_id)
+        )
+
+    def drop_rejection(self, local_id: str, first: int) -> None:
+        """Forget a rejected range (it was delivered on a retry)."""
+        self._db.execute("DELETE FROM rejected WHERE run = ? AND first = ?", (local_id, first))
+
+    def status(self) -> list[RunStatus]:
+        """Every run the journal holds, with what is pending, rejected and refused."""
+        refused = dict(self._db.execute("SELECT run, count FROM refused").fetchall())
+        out = []
+        for run in self._query_runs("1", ()):
+            first = self._db.execute(
+                "SELECT ts FROM entries WHERE run = ? AND seq > ? ORDER BY seq LIMIT 1",
+                (run.local_id, run.acked_seq),
+            ).fetchone()
+            out.append(
+                RunStatus(
+                    run=run,
+                    pending=self.count_pending([run.local_id]),
+                    oldest_pending=None if first is None else (first[0] or run.start_time),
+                    rejected=[(a, b, c) for _, a, b, c in self.rejections(run.local_id)],
+                    refused=int(refused.get(run.local_id, 0)),
+                )
+            )
+        return out
+
     def rejections(self, local_id: str | None = None) -> list[tuple[str, int, int, str]]:
         """Rejected ranges ``(run, first, last, message)``."""
         query = "SELECT run, first, last, message FROM rejected"
@@ -364,3 +692,17 @@ class Journal:
             query += " WHERE run = ?"
             args = (local_id,)
         return [(r[0], r[1], r[2], r[3]) for r in self._db.execute(query, args)]
+
+
+_NOT_REJECTED = (
+    "NOT EXISTS (SELECT 1 FROM rejected r WHERE r.run = entries.run "
+    "AND entries.seq BETWEEN r.first AND r.last)"
+)
+
+
+def _private_copy(src: str, dst: str) -> str:
+    """Copy a file's bytes into the blob area, readable by its owner only."""
+    fd = os.open(dst, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+    return dst

@@ -23,15 +23,12 @@ sending and keep everything for later; connection failures back off and retry.
 from __future__ import annotations
 
 import collections
-import functools
 import logging
 import math
-import os
-import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ._errors import (
@@ -40,25 +37,10 @@ from ._errors import (
     AuthenticationError,
     PermissionDeniedError,
 )
-from ._journal import (
-    KIND_DATASET,
-    KIND_DELETE_TAG,
-    KIND_METRIC,
-    KIND_PARAM,
-    KIND_TAG,
-    Entry,
-    Journal,
-    RunRecord,
-)
-from ._protocol.entities import Metric, Param, RunTag
-from ._validation import (
-    MAX_ENTITIES_PER_BATCH,
-    MAX_METRICS_PER_BATCH,
-    MAX_PARAMS_PER_BATCH,
-    MAX_TAGS_PER_BATCH,
-)
+from ._journal import Journal
+from ._sender import RunSender
 
-__all__ = ["Pipeline", "PipelineOptions", "pack_batch", "sync_orphans"]
+__all__ = ["Pipeline", "PipelineOptions"]
 
 logger = logging.getLogger("mlrelay.pipeline")
 
@@ -82,88 +64,10 @@ class PipelineOptions:
     send_max_retries: int = 2
     send_retry_budget: float = 10.0
     strict: bool = False
-
-
-def pack_batch(entries: list[Entry]) -> tuple[list[Entry], list[Metric], list[Param], list[RunTag]]:
-    """Take the longest prefix of ``entries`` that fits one log-batch request.
-
-    A param whose key is already in the batch with the same value is dropped (MLflow
-    rejects duplicate param keys in one request); with another value the batch ends
-    before it, so the server judges it on its own. Tag deletions and datasets are not
-    log-batch content: the batch ends before one (the caller sends it on its own).
-
-    Returns:
-        The entries used, and the metrics, params and tags to send.
-    """
-    used: list[Entry] = []
-    metrics: list[Metric] = []
-    params: dict[str, Param] = {}
-    tags: list[RunTag] = []
-    for e in entries:
-        if len(metrics) + len(params) + len(tags) >= MAX_ENTITIES_PER_BATCH:
-            break
-        if e.kind in (KIND_DELETE_TAG, KIND_DATASET):
-            break
-        if e.kind == KIND_METRIC:
-            if len(metrics) >= MAX_METRICS_PER_BATCH:
-                break
-            metrics.append(
-                Metric(
-                    key=e.key, value=float(e.value), timestamp=e.timestamp or 0, step=e.step or 0
-                )
-            )
-        elif e.kind == KIND_PARAM:
-            old = params.get(e.key)
-            if old is not None and old.value != e.value:
-                break
-            if old is None:
-                if len(params) >= MAX_PARAMS_PER_BATCH:
-                    break
-                params[e.key] = Param.model_construct(key=e.key, value=str(e.value))
-        elif e.kind == KIND_TAG:
-            if len(tags) >= MAX_TAGS_PER_BATCH:
-                break
-            tags.append(RunTag.model_construct(key=e.key, value=str(e.value)))
-        used.append(e)
-    return used, metrics, list(params.values()), tags
-
-
-class _InFlight:
-    """Runs one call at a time on a daemon thread, so the sender can prepare the next batch
-    while a request is on the wire. Unlike a ThreadPoolExecutor, its thread is never
-    joined at interpreter exit, so a hung request cannot delay exit."""
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], _Result]] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-
-    def submit(self, fn: Callable[[], Any]) -> _Result:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="mlrelay-http", daemon=True)
-            self._thread.start()
-        result = _Result()
-        self._jobs.put((fn, result))
-        return result
-
-    def _run(self) -> None:
-        while True:
-            fn, result = self._jobs.get()
-            try:
-                fn()
-            except BaseException as exc:  # handed to the sender, which decides
-                result.error = exc
-            result.done.set()
-
-
-@dataclass
-class _Result:
-    done: threading.Event = field(default_factory=threading.Event)
-    error: BaseException | None = None
-
-    def wait(self) -> None:
-        self.done.wait()
-        if self.error is not None:
-            raise self.error
+    # How often a logging process looks for runs that dead processes left (crash recovery).
+    orphan_check_interval: float = 10.0
+    # The disk budget for journaled entries (MLRELAY_MAX_JOURNAL_BYTES); None: no limit.
+    max_journal_bytes: int | None = None
 
 
 @dataclass
@@ -171,8 +75,9 @@ class _State:
     stopped: bool = False
     auth_failed: bool = False
     offline_since: float | None = None
-    warned_rejection: set[str] = field(default_factory=set)
-    strict_failure: APIStatusError | None = None
+    catching_up: bool = False
+    budget_warned: bool = False
+    next_orphan_check: float = 0.0
 
 
 class Pipeline:
@@ -205,8 +110,7 @@ class Pipeline:
         self._wake_writer = threading.Event()
         self._wake_sender = threading.Event()
         self._state = _State()
-        self._in_flight = _InFlight()
-        self._pid = os.getpid()
+        self.sender = RunSender(journal, strict=self.options.strict)
         self._writer = threading.Thread(target=self._write_loop, name="mlrelay-writer", daemon=True)
         self._sender: threading.Thread | None = None
         if not threads:  # used by `mlrelay sync`, which drives sending itself
@@ -250,6 +154,8 @@ class Pipeline:
             self._unwritten += n
             rows = [buffer.popleft() for _ in range(n)]
             try:
+                if self.options.max_journal_bytes is not None:
+                    rows = self._within_budget(rows, self.options.max_journal_bytes)
                 self.journal.append(rows)
             except BaseException:
                 buffer.extendleft(reversed(rows))  # keep them, in order, for the next try
@@ -260,6 +166,28 @@ class Pipeline:
             with self._written:
                 self._written.notify_all()
         return total
+
+    def _within_budget(self, rows: list[Row], budget: int) -> list[Row]:
+        # Over budget: first reclaim delivered entries; if that is not enough, the rows
+        # are refused, counted per run (shown by `mlrelay status`) and warned about once.
+        # Log calls never block on a full disk budget.
+        if self.journal.used_bytes() < budget:
+            return rows
+        self.journal.delete_delivered()
+        if self.journal.used_bytes() < budget:
+            return rows
+        counts: dict[str, int] = collections.Counter(row[0] for row in rows)
+        self.journal.refuse(counts)
+        if not self._state.budget_warned:
+            self._state.budget_warned = True
+            logger.warning(
+                "mlrelay: the journal at %s reached its budget of %d bytes "
+                "(MLRELAY_MAX_JOURNAL_BYTES); new entries are refused and counted until "
+                "delivered entries free space (`mlrelay status` shows the count)",
+                self.journal.path,
+                budget,
+            )
+        return []
 
     def _write_loop(self) -> None:
         while not self._state.stopped:
@@ -304,9 +232,12 @@ class Pipeline:
             try:
                 progressed = self._send_round()
                 if self._state.offline_since is not None:
-                    logger.warning("mlrelay: tracking server reachable again; sending the backlog")
                     self._state.offline_since = None
+                    self._state.catching_up = True
                 backoff = 0.5
+                if self._state.catching_up and not progressed and self._outstanding() == 0:
+                    self._state.catching_up = False
+                    logger.warning("mlrelay: caught up; everything logged so far is delivered")
                 if not progressed:
                     self._wake_sender.wait(1.0)
                     self._wake_sender.clear()
@@ -348,109 +279,30 @@ class Pipeline:
     def _send_round(self) -> bool:
         client = self._client_or_none()
         progressed = False
-        for run in self.journal.runs(pid=self._pid):
-            progressed |= self._send_run(client, run)
+        if time.monotonic() >= self._state.next_orphan_check:
+            self._state.next_orphan_check = time.monotonic() + self.options.orphan_check_interval
+            self._claim_orphans(client.tracking_uri)
+        for run in self.journal.runs(mine=True):
+            progressed |= self.sender.send_run(client, run)
         return progressed
 
-    def _ensure_created(self, client: Any, run: RunRecord) -> str:
-        if run.server_run_id:
-            return run.server_run_id
-        experiment_id = run.experiment_id
-        if experiment_id is None:
-            name = run.experiment_name or "Default"
-            found = client.get_experiment_by_name(name)
-            experiment_id = found.experiment_id if found else client.create_experiment(name)
-        # A create may already have happened (start_run timed out after the server acted,
-        # or a crash before set_server_run): look for the client key first.
-        found_run = client.find_run_by_client_key(experiment_id, run.local_id)
-        if found_run is not None:
-            self.journal.set_server_run(run.local_id, found_run.info.run_id, experiment_id)
-            return str(found_run.info.run_id)
-        created = client.create_run(
-            experiment_id,
-            start_time=run.start_time,
-            tags=run.create_tags,
-            run_name=run.run_name,
-            client_key=run.local_id,
-        )
-        self.journal.set_server_run(run.local_id, created.info.run_id, experiment_id)
-        return str(created.info.run_id)
-
-    def _send_run(self, client: Any, run: RunRecord) -> bool:
-        entries = self.journal.pending(run.local_id, run.acked_seq, MAX_ENTITIES_PER_BATCH)
-        if not entries and (run.status is None or run.final_sent):
-            return False
-        server_id = self._ensure_created(client, run)
-        progressed = False
-        acked = run.acked_seq
-        batch = pack_batch(entries) if entries else None
-        while batch is not None:
-            used, metrics, params, tags = batch
-            if not used:  # a tag deletion or a dataset, sent on its own
-                used = entries[:1]
-                call = self._in_flight.submit(
-                    functools.partial(self._send_single, client, server_id, used[0])
+    def _claim_orphans(self, tracking_uri: str) -> None:
+        # Crash recovery: runs of dead processes that logged online to this server are
+        # taken over (one claimer wins) and sent like our own; a run that never ended is
+        # ended KILLED. Offline runs wait for `mlrelay sync`.
+        for run in self.journal.orphans():
+            same_server = run.tracking_uri.rstrip("/") == tracking_uri.rstrip("/")
+            if not run.offline and same_server and self.journal.claim(run):
+                logger.warning(
+                    "mlrelay: recovering run %s left by process %d, which exited without "
+                    "delivering it",
+                    run.server_run_id or run.local_id,
+                    run.pid,
                 )
-            else:
-                call = self._in_flight.submit(
-                    functools.partial(client.send_batch, server_id, metrics, params, tags)
-                )
-            # Prepare the next batch while this one is on the wire (one request in flight
-            # per run, so the server still sees the run's entries in order).
-            entries = self.journal.pending(run.local_id, used[-1].seq, MAX_ENTITIES_PER_BATCH)
-            following = pack_batch(entries) if entries else None
-            try:
-                call.wait()
-                self.journal.ack(run.local_id, used[-1].seq)
-            except APIStatusError as exc:
-                if exc.status_code >= 500 or exc.status_code in (401, 403, 408, 429):
-                    raise
-                self.journal.reject(run.local_id, used[0].seq, used[-1].seq, str(exc))
-                if self.options.strict and self._state.strict_failure is None:
-                    # Raised to the user by the next flush() or end_run().
-                    self._state.strict_failure = exc
-                if run.local_id not in self._state.warned_rejection:
-                    self._state.warned_rejection.add(run.local_id)
-                    logger.warning(
-                        "mlrelay: the server rejected %d entries of run %s: %s. They are set "
-                        "aside in the journal.",
-                        len(used),
-                        server_id,
-                        exc.server_message,
-                    )
-            acked = used[-1].seq
-            progressed = True
-            batch = following
-        if run.status is not None and not run.final_sent:
-            fresh = self.journal.run(run.local_id)
-            if (
-                fresh is not None
-                and fresh.acked_seq >= acked
-                and not self.journal.pending(run.local_id, fresh.acked_seq, 1)
-            ):
-                client.set_terminated(server_id, run.status, run.end_time)
-                self.journal.mark_final_sent(run.local_id)
-                progressed = True
-        return progressed
-
-    @staticmethod
-    def _send_single(client: Any, server_id: str, entry: Entry) -> None:
-        from ._errors import NotFoundError
-        from ._protocol.entities import DatasetInput
-
-        if entry.kind == KIND_DELETE_TAG:
-            try:
-                client.delete_tag(server_id, entry.key)
-            except NotFoundError as exc:
-                # Deleting an absent tag is the state the user asked for.
-                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
-                    raise
-        else:
-            client.log_inputs(server_id, [DatasetInput.model_validate_json(str(entry.value))])
 
     def raise_if_strict_failure(self) -> None:
         """In strict mode, raise the first rejection the server sent (once)."""
-        failure, self._state.strict_failure = self._state.strict_failure, None
+        failure, self.sender.strict_failure = self.sender.strict_failure, None
         if failure is not None:
             raise failure
 
@@ -459,7 +311,7 @@ class Pipeline:
     def pending(self) -> int:
         """Entries not yet acknowledged by the server (buffered ones included)."""
         in_memory = len(self._buffer) + self._unwritten  # before the journal; see _outstanding
-        mine = [r.local_id for r in self.journal.runs(pid=self._pid)]
+        mine = [r.local_id for r in self.journal.runs(mine=True)]
         return in_memory + self.journal.count_pending(mine)
 
     def _outstanding(self) -> int:
@@ -467,7 +319,7 @@ class Pipeline:
         # Memory first, the journal last: a row the writer commits in between is then
         # counted twice (harmless), never missed.
         in_memory = len(self._buffer) + self._unwritten
-        runs = self.journal.runs(pid=self._pid)
+        runs = self.journal.runs(mine=True)
         ended = sum(1 for r in runs if r.status is not None)
         return in_memory + self.journal.count_pending([r.local_id for r in runs]) + ended
 
@@ -517,50 +369,3 @@ class Pipeline:
         self._drain()
         left = self.pending()
         return left
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def sync_orphans(
-    journal: Journal,
-    client_for: Callable[[str], Any],
-    *,
-    tracking_uri: str | None = None,
-    report: Callable[[RunRecord, int], None] | None = None,
-) -> dict[str, int]:
-    """Send what processes that have exited left in the journal; return entries left per run.
-
-    Only runs whose owning process is gone are touched, so a live process's own sender
-    is never doubled. Each run is sent exactly as the live sender would (creation by
-    client key, batches in order, watermark per batch, final status last).
-
-    Args:
-        journal: the journal to read.
-        client_for: builds a Client for a tracking URI (credentials resolved as usual).
-        tracking_uri: only runs recorded for this URI (all when None).
-        report: called after each run with the run and the entries it still has.
-    """
-    sender = Pipeline(journal, None, threads=False)
-    left: dict[str, int] = {}
-    clients: dict[str, Any] = {}
-    for run in journal.runs():
-        if _alive(run.pid) or (tracking_uri and run.tracking_uri != tracking_uri.rstrip("/")):
-            continue
-        client = clients.get(run.tracking_uri)
-        if client is None:
-            client = clients[run.tracking_uri] = client_for(run.tracking_uri)
-        record: RunRecord | None = run
-        while record is not None and sender._send_run(client, record):
-            record = journal.run(run.local_id)
-        left[run.local_id] = journal.count_pending([run.local_id])
-        if report is not None:
-            report(journal.run(run.local_id) or run, left[run.local_id])
-    return left

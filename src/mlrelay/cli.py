@@ -1,19 +1,24 @@
-"""The ``mlrelay`` command: ``login``, ``logout`` and ``doctor``.
+"""The ``mlrelay`` command: ``login``, ``logout``, ``doctor``, ``sync``, ``status``, ``purge``.
 
 ``login`` stores a token for a tracking host in the OS keyring (never in a file of
 ours); ``logout`` removes it; ``doctor`` shows where every setting came from, whether
 the server answers and whether it accepts the credentials, and never prints a secret.
-Exit codes: 0 all good, 1 a check failed, 2 bad usage or configuration.
+``sync`` sends what the journal holds for runs no live process is sending; ``status``
+shows what is pending; ``purge`` reclaims space. Exit codes: 0 all good, 1 a check
+failed or something is left, 2 bad usage or configuration.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import sys
 import time
 from collections.abc import Sequence
-from typing import TextIO
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 import httpx
 
@@ -29,6 +34,9 @@ from . import (
 )
 from ._config import resolve
 from ._credentials import auth_scheme, host_of, keyring_backend_name, keyring_delete, keyring_store
+
+if TYPE_CHECKING:
+    from ._journal import Journal
 
 __all__ = ["main"]
 
@@ -135,36 +143,284 @@ def _cmd_doctor(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
     return 0
 
 
-def _cmd_sync(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
-    from pathlib import Path
+def _journal_path() -> Path:
+    from ._journal import default_home
 
-    from ._journal import Journal, RunRecord, default_home
-    from ._pipeline import sync_orphans
+    settings = resolve({"keyring": False})
+    return Path(settings.home or default_home()) / "journal.db"
 
-    settings = resolve()
-    path = Path(settings.home or default_home()) / "journal.db"
+
+def _open_journal(out: TextIO) -> Journal | None:
+    from ._journal import Journal
+
+    path = _journal_path()
     if not path.exists():
-        print(f"Nothing to sync: no journal at {path}.", file=out)
-        return 0
-    journal = Journal(path)
+        print(f"No journal at {path}: nothing was logged with this MLRELAY_HOME.", file=out)
+        return None
+    return Journal(path)
 
-    def report(run: RunRecord, left: int) -> None:
-        where = run.server_run_id or "not created yet"
-        state = "done" if left == 0 and run.final_sent else f"{left} entries left"
-        print(f"run {run.local_id} -> {where} on {run.tracking_uri}: {state}", file=out)
 
-    try:
-        left = sync_orphans(
-            journal,
-            lambda uri: Client(tracking_uri=uri, max_retries=2, retry_budget=30.0),
-            tracking_uri=args.tracking_uri,
-            report=report,
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+class _SyncProgress:
+    """Progress of a sync: a live bar on a terminal, a plain line every few seconds otherwise."""
+
+    def __init__(self, out: TextIO, runs: int, entries: int, *, tty: bool, every: float = 5.0):
+        self.out, self.runs, self.entries, self.every = out, runs, entries, every
+        self.done_runs = self.sent = self.bytes = 0
+        self.started = self._last = time.monotonic()
+        self._bar: Any = None
+        if tty and entries:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=entries, unit=" entries", unit_scale=True, file=out, dynamic_ncols=True
+            )
+            self._postfix()
+
+    def _postfix(self) -> None:
+        self._bar.set_postfix_str(f"runs {self.done_runs}/{self.runs}, {_size(self.bytes)}")
+
+    def advance(self, entries: int, size: int) -> None:
+        """Count an acknowledged request."""
+        self.sent += entries
+        self.bytes += size
+        if self._bar is not None:
+            self._bar.update(entries)
+            self._postfix()
+            return
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            self._line()
+
+    def run_done(self) -> None:
+        """Count a run the sync finished with."""
+        self.done_runs += 1
+        if self._bar is not None:
+            self._postfix()
+
+    def _line(self) -> None:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rate = self.sent / elapsed
+        left = max(self.entries - self.sent, 0)
+        eta = f"{left / rate:.0f} s" if rate > 0 else "unknown"
+        share = 100 * self.sent / self.entries if self.entries else 100
+        print(
+            f"sync: {self.sent:,}/{self.entries:,} entries ({share:.0f}%), "
+            f"runs {self.done_runs}/{self.runs}, {_size(self.bytes)}, "
+            f"{rate:,.0f} entries/s, ETA {eta}",
+            file=self.out,
+            flush=True,
         )
+
+    def close(self) -> None:
+        """End the bar (a terminal) or print the last line (otherwise)."""
+        if self._bar is not None:
+            self._bar.close()
+        elif self.sent:
+            self._line()
+
+
+def _cmd_sync(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
+    from ._sync import plan_sync, run_sync
+
+    journal = _open_journal(out)
+    if journal is None:
+        return 0
+    try:
+        default_uri = args.tracking_uri or resolve({"keyring": False}).tracking_uri
+        planned = plan_sync(
+            journal,
+            tracking_uri=args.tracking_uri,
+            default_uri=default_uri,
+            run_ids=args.run or (),
+            retry_rejected=args.retry_rejected,
+        )
+        if args.run:
+            known = {p.run.local_id for p in planned} | {p.run.server_run_id for p in planned}
+            for wanted in args.run:
+                if wanted not in known:
+                    print(f"run {wanted}: not pending in {journal.path}", file=out)
+        if not planned:
+            print("Nothing to sync: every run in the journal is delivered.", file=out)
+            return 0
+        entries = sum(p.pending + (p.rejected if args.retry_rejected else 0) for p in planned)
+        if args.dry_run:
+            print(f"Would sync {len(planned)} run(s), {entries:,} entries:", file=out)
+            for p in planned:
+                where = p.destination or "no tracking URI"
+                target = p.run.server_run_id or "new run"
+                what = f"{p.pending:,} entries" + (
+                    f", then status {p.run.status or 'KILLED'}" if not p.run.final_sent else ""
+                )
+                skip = f" (skipped: {p.skip_reason})" if p.skip_reason else ""
+                print(f"  {p.run.local_id} -> {target} on {where}: {what}{skip}", file=out)
+            return 0
+        tty = out.isatty() if hasattr(out, "isatty") else False
+        progress = _SyncProgress(out, len(planned), entries, tty=tty)
+        settings = resolve({"keyring": False})
+
+        try:
+            results = run_sync(
+                journal,
+                planned,
+                lambda uri: Client(
+                    tracking_uri=uri,
+                    max_retries=settings.max_retries,
+                    retry_budget=min(settings.retry_budget, 60.0),
+                ),
+                progress=progress.advance,
+                on_run=lambda _result: progress.run_done(),
+                retry_rejected=args.retry_rejected,
+            )
+        finally:
+            progress.close()
+        left = 0
+        for r in results:
+            target = r.server_run_id or "not created"
+            if r.live:
+                print(f"run {r.local_id}: skipped, {r.reason}", file=out)
+                continue
+            if r.done:
+                print(f"run {r.local_id} -> {target}: done ({r.sent:,} entries sent)", file=out)
+                continue
+            left += 1
+            why = r.reason or (
+                f"{r.rejected:,} entries rejected by the server (`mlrelay status` shows why; "
+                "`mlrelay sync --retry-rejected` sends them again)"
+                if r.rejected
+                else f"{r.left:,} entries left"
+            )
+            print(f"run {r.local_id} -> {target}: NOT DONE: {why}", file=out)
+        print(
+            f"Synced {sum(r.done for r in results)} of {len(results)} run(s); "
+            f"{progress.sent:,} entries "
+            f"sent in {time.monotonic() - progress.started:.1f} s.",
+            file=out,
+        )
+        return 1 if left else 0
     finally:
         journal.close()
-    remaining = sum(left.values())
-    print(f"Synced {len(left)} run(s); {remaining} entries left.", file=out)
-    return 1 if remaining else 0
+
+
+def _cmd_status(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
+    journal = _open_journal(out)
+    if journal is None:
+        if args.json:
+            print(json.dumps({"journal": str(_journal_path()), "exists": False}), file=out)
+        return 0
+    try:
+        rows = journal.status()
+        size = journal.size_on_disk()
+    finally:
+        journal.close()
+    runs: list[dict[str, Any]] = []
+    for st in rows:
+        rec = st.run
+        synced = rec.final_sent and st.pending == 0 and not st.rejected
+        runs.append(
+            {
+                "local_id": rec.local_id,
+                "server_run_id": rec.server_run_id,
+                "tracking_uri": rec.tracking_uri or None,
+                "experiment": rec.experiment_name or rec.experiment_id,
+                "run_name": rec.run_name,
+                "offline": rec.offline,
+                "status": rec.status,
+                "synced": synced,
+                "pending_entries": st.pending,
+                "final_status_pending": rec.status is not None and not rec.final_sent,
+                "oldest_pending": st.oldest_pending,
+                "owner_pid": rec.pid,
+                "owner_alive": not rec.orphaned,
+                "crashed": rec.orphaned and rec.status is None,
+                "rejected": [
+                    {"first_seq": a, "last_seq": b, "message": m} for a, b, m in st.rejected
+                ],
+                "refused_entries": st.refused,
+            }
+        )
+    if args.json:
+        report = {
+            "journal": str(journal.path),
+            "exists": True,
+            "size_bytes": size,
+            "runs": runs,
+        }
+        print(json.dumps(report, indent=2), file=out)
+        return 0
+    pending = [r for r in runs if not r["synced"]]
+    print(f"Journal: {journal.path} ({_size(size)} on disk)", file=out)
+    print(f"Runs: {len(runs)} in all, {len(runs) - len(pending)} synced", file=out)
+    by_uri: dict[str, list[dict[str, Any]]] = {}
+    for r in pending:
+        by_uri.setdefault(r["tracking_uri"] or "(no tracking URI)", []).append(r)
+    for uri, items in by_uri.items():
+        total = sum(r["pending_entries"] for r in items)
+        oldest = min((r["oldest_pending"] for r in items if r["oldest_pending"]), default=None)
+        print(f"\n{uri}: {len(items)} run(s), {total:,} entries pending", file=out)
+        if oldest is not None:
+            print(f"  oldest pending entry: {_when(oldest)}", file=out)
+        for r in items:
+            state = "live" if r["owner_alive"] else "crashed" if r["crashed"] else "exited"
+            print(
+                f"  {r['local_id']} -> {r['server_run_id'] or 'not created yet'}: "
+                f"{r['pending_entries']:,} pending, status {r['status'] or 'not ended'}, "
+                f"process {r['owner_pid']} {state}" + (", offline" if r["offline"] else ""),
+                file=out,
+            )
+            for rej in r["rejected"]:
+                print(
+                    f"    rejected entries {rej['first_seq']}..{rej['last_seq']}: {rej['message']}",
+                    file=out,
+                )
+            if r["refused_entries"]:
+                print(
+                    f"    {r['refused_entries']:,} entries refused: the journal's disk budget "
+                    "(MLRELAY_MAX_JOURNAL_BYTES) was reached",
+                    file=out,
+                )
+    if pending:
+        print("\nRun `mlrelay sync` to send what exited processes left.", file=out)
+    return 0
+
+
+def _cmd_purge(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
+    if not (args.synced or args.force):
+        raise ConfigurationError(
+            "purge needs --synced (remove delivered data) or --force (also undelivered data)"
+        )
+    journal = _open_journal(out)
+    if journal is None:
+        return 0
+    try:
+        before = journal.size_on_disk()
+        older = None if args.older_than is None else int(args.older_than * 86_400_000)
+        runs, entries = journal.purge(older_than_ms=older, force=args.force)
+        journal.vacuum()
+        after = journal.size_on_disk()
+    finally:
+        journal.close()
+    kept = "" if args.force else "; undelivered data is kept (use --force to drop it)"
+    print(
+        f"Removed {runs} run(s) and {entries:,} entries; the journal went from "
+        f"{_size(before)} to {_size(after)}{kept}.",
+        file=out,
+    )
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -196,12 +452,55 @@ def _parser() -> argparse.ArgumentParser:
     login.add_argument("--token-stdin", action="store_true", help="read the token from stdin")
     login.set_defaults(func=_cmd_login)
     add("logout", "Remove the stored token for the tracking host.").set_defaults(func=_cmd_logout)
-    add(
+    sync = add(
         "sync",
-        "Send what exited processes left in the journal ($MLRELAY_HOME/journal.db): runs are\n"
-        "created once, entries sent in order, final status last. Runs of live processes are\n"
-        "left to them. Exit code 1 if anything is left.",
-    ).set_defaults(func=_cmd_sync)
+        "Send what the journal ($MLRELAY_HOME/journal.db) holds for runs no live process is\n"
+        "sending: offline runs, and runs of processes that exited or were killed. Each run is\n"
+        "created once (found again by its client key), its entries are sent in order with\n"
+        "their original timestamps and steps, then its final status; a run whose process\n"
+        "died without ending it is ended KILLED. Safe to interrupt (Ctrl-C, kill, network\n"
+        "loss): the next sync continues where this one stopped and sends nothing twice.\n"
+        "Credentials come from the usual settings (MLFLOW_TRACKING_*, .env, keyring), never\n"
+        "from the journal. Exit code 1 if anything is left, with the reason per run.",
+    )
+    sync.add_argument(
+        "--run",
+        action="append",
+        metavar="RUN_ID",
+        help="only this run (local or server id); repeat for several",
+    )
+    sync.add_argument(
+        "--dry-run", action="store_true", help="show what would be sent; send nothing"
+    )
+    sync.add_argument(
+        "--retry-rejected",
+        action="store_true",
+        help="also send again the entries the server rejected before",
+    )
+    sync.set_defaults(func=_cmd_sync)
+    status = add(
+        "status",
+        "Show what the journal holds: pending runs and entries per tracking URI, the oldest\n"
+        "pending entry, the journal's size on disk, entries the server rejected (with its\n"
+        "message), entries refused by the disk budget, and runs left by crashed processes.",
+    )
+    status.add_argument("--json", action="store_true", help="print JSON, for scripts")
+    status.set_defaults(func=_cmd_status)
+    purge = add(
+        "purge",
+        "Reclaim disk space: remove delivered runs and entries from the journal. Undelivered\n"
+        "data is never removed without --force (runs of live processes never are).",
+    )
+    purge.add_argument("--synced", action="store_true", help="remove what is delivered")
+    purge.add_argument(
+        "--older-than", type=float, metavar="DAYS", help="only runs that ended DAYS ago or more"
+    )
+    purge.add_argument(
+        "--force",
+        action="store_true",
+        help="also remove undelivered runs of processes that are gone (their data is lost)",
+    )
+    purge.set_defaults(func=_cmd_purge)
     add(
         "doctor",
         "Show the resolved settings and where each came from (never secrets), check that the\n"

@@ -39,6 +39,7 @@ from ._journal import (
     KIND_TAG,
     Journal,
     default_home,
+    owner_identity,
 )
 from ._pipeline import Pipeline, PipelineOptions
 from ._validation import (
@@ -129,28 +130,53 @@ class _Fluent:
         self.client_kwargs: dict[str, Any] = {}
         self.known_keys: set[str] = set()
         self.git_tags: dict[str, str] | None = None
+        self.mode: str | None = None  # set_tracking_uri(mode=...) / init(mode=...)
         self._settings: Settings | None = None
 
     def settings(self) -> Settings:
         """The settings, resolved once and kept until the URI or credentials change."""
         with self.lock:
             if self._settings is None:
-                explicit = {"tracking_uri": self.tracking_uri} if self.tracking_uri else {}
+                explicit: dict[str, Any] = (
+                    {"tracking_uri": self.tracking_uri} if self.tracking_uri else {}
+                )
+                if self.mode is not None:
+                    explicit["mode"] = self.mode
                 self._settings = resolve({**self.client_kwargs, **explicit})
             return self._settings
 
-    def configure(self, tracking_uri: str, client_kwargs: dict[str, Any] | None = None) -> None:
+    def configure(
+        self,
+        tracking_uri: str,
+        client_kwargs: dict[str, Any] | None = None,
+        mode: str | None = None,
+    ) -> None:
         """Point at another server (and credentials); settings and client are rebuilt."""
         with self.lock:
             self.tracking_uri = tracking_uri
             if client_kwargs is not None:
                 self.client_kwargs = client_kwargs
+            if mode is not None:
+                self.mode = mode
             self._settings = None
             self._client = None
+            if self.pipeline is not None and mode is not None:
+                # The pipeline was built for the previous mode; entries stay journaled.
+                self.pipeline.close(0.0)
+                if self.pipeline.journal is not None:
+                    self.pipeline.journal.close()
+                self.pipeline = None
+            self.settings()  # a bad mode or URI raises here, at the call that set it
 
-    def client(self) -> Any:
+    def client(self, purpose: str = "this call") -> Any:
+        """The fluent API's Client; in offline mode, a clear error instead of any network I/O."""
         from .client import Client
 
+        if self.settings().mode == "offline":
+            raise ConfigurationError(
+                f"MLRELAY_MODE is offline: {purpose} needs the tracking server, and offline "
+                "mode never touches the network; switch to online or run `mlrelay sync` first"
+            )
         with self.lock:
             if self._client is None:
                 explicit = {"tracking_uri": self.tracking_uri} if self.tracking_uri else {}
@@ -161,16 +187,52 @@ class _Fluent:
         with self.lock:
             if self.pipeline is None or self.pid != os.getpid():
                 settings = self.settings()
+                self.pid = os.getpid()
+                if settings.mode == "disabled":
+                    self.pipeline = _DisabledPipeline()
+                    return self.pipeline
                 home = settings.home or default_home()
                 journal = Journal(Path(home) / "journal.db", fsync=settings.fsync)
                 online = settings.mode == "online" and settings.tracking_uri
-                self.pid = os.getpid()
                 self.pipeline = Pipeline(
                     journal,
                     self.client if online else None,
-                    PipelineOptions(strict=settings.strict),
+                    PipelineOptions(
+                        strict=settings.strict, max_journal_bytes=settings.max_journal_bytes
+                    ),
                 )
             return self.pipeline
+
+
+class _DisabledPipeline(Pipeline):
+    """Stands in for the pipeline when ``MLRELAY_MODE=disabled``: every entry is dropped.
+
+    Calls still validate their input, so unit tests of user code catch bad keys and values.
+    """
+
+    def __init__(self) -> None:  # no journal, no threads
+        self.options = PipelineOptions()
+        self.journal = None  # type: ignore[assignment]
+        self._sender = None
+
+    def log(self, row: Any) -> None:
+        """Drop the entry."""
+
+    def write_now(self, timeout: float) -> bool:  # noqa: ARG002
+        """Nothing to write."""
+        return True
+
+    def flush(self, timeout: float | None = None, *, stall: float | None = None) -> bool:  # noqa: ARG002
+        """Nothing to deliver."""
+        return True
+
+    def pending(self) -> int:
+        """Nothing is ever pending."""
+        return 0
+
+    def close(self, timeout: float) -> int:  # noqa: ARG002
+        """Nothing to close."""
+        return 0
 
 
 class _Deadline:
@@ -199,7 +261,8 @@ def _reset() -> None:
     old = _state
     if old.pipeline is not None:
         old.pipeline.close(0.0)
-        old.pipeline.journal.close()
+        if old.pipeline.journal is not None:
+            old.pipeline.journal.close()
     if old._client is not None:
         old._client.close()
     _state = _Fluent()
@@ -217,6 +280,7 @@ def _after_fork() -> None:
     _state.experiment_id = parent.experiment_id
     _state.experiment_name = parent.experiment_name
     _state.client_kwargs = dict(parent.client_kwargs)
+    _state.mode = parent.mode
     _stack.set(())
 
 
@@ -244,9 +308,20 @@ def _get_or_create_experiment(budget: _Deadline, name: str) -> str:
         return str(found.experiment_id)
 
 
-def set_tracking_uri(uri: str) -> None:
-    """Use this tracking server for the fluent API (does not touch ``os.environ``)."""
-    _state.configure(uri)
+def set_tracking_uri(uri: str, *, mode: str | None = None) -> None:
+    """Use this tracking server for the fluent API (does not touch ``os.environ``).
+
+    Args:
+        uri: the server, ``http(s)://host[:port][/prefix]``.
+        mode: ``online`` (send in the background; keep entries in the journal while the
+            server is unreachable), ``offline`` (never touch the network; the URI is
+            recorded and ``mlrelay sync`` sends later) or ``disabled`` (every call is a
+            no-op). Default: ``MLRELAY_MODE``, else online.
+
+    Raises:
+        ConfigurationError: the URI or the mode is invalid.
+    """
+    _state.configure(uri, mode=mode)
 
 
 def get_tracking_uri() -> str | None:
@@ -350,11 +425,24 @@ def start_run(
     user_tags = {
         validate_key(k, field="tag key"): validate_tag_value(k, v) for k, v in (tags or {}).items()
     }
+    if settings.mode == "disabled":
+        run = ActiveRun(run_id or uuid.uuid4().hex, uuid.uuid4().hex, exp_id, run_name, parent)
+        _stack.set((*stack, run))
+        return run
+    online = settings.mode == "online" and bool(settings.tracking_uri)
+    if run_id is not None:
+        resumed = _resume_journaled(pipeline.journal, run_id, online)
+        if resumed is not None:
+            resumed.parent = parent
+            _stack.set((*stack, resumed))
+            if user_tags:
+                set_tags(user_tags)
+            return resumed
     create_tags = {**_system_tags(run_name, parent, description), **user_tags}
     local_id = uuid.uuid4().hex
     server_id: str | None = run_id
     start_time = int(time.time() * 1000)
-    if run_id is None and settings.mode == "online" and settings.tracking_uri:
+    if run_id is None and online:
         try:
             budget = _Deadline(_budget())
             if exp_id is None:
@@ -374,24 +462,8 @@ def start_run(
                 RuntimeWarning,
                 stacklevel=2,
             )
-    elif run_id is not None and settings.mode == "online" and settings.tracking_uri:
-        # Resume as MLflow does: the run must exist and not be deleted; it is RUNNING again.
-        try:
-            budget = _Deadline(_budget())
-            existing = budget.client().get_run(run_id)
-            if existing.info.lifecycle_stage == "deleted":
-                raise ValidationError(
-                    f"run {run_id} is deleted; restore it before resuming", field="run_id"
-                )
-            exp_id = existing.info.experiment_id
-            budget.client().update_run(run_id, status="RUNNING")
-        except APIError as exc:
-            warnings.warn(
-                f"mlrelay: could not check run {run_id} on the tracking server ({exc}); "
-                "logging to it continues locally",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+    elif run_id is not None and online:
+        exp_id = _resume_on_server(run_id) or exp_id
     if run_id is not None and exp_id is None:
         exp_id = "0"
     pipeline.journal.add_run(
@@ -403,6 +475,7 @@ def start_run(
         start_time=start_time,
         create_tags=create_tags,
         server_run_id=server_id,
+        offline=settings.mode == "offline",
     )
     if run_id is not None and user_tags:
         set_tags(user_tags)
@@ -415,6 +488,59 @@ def start_run(
     )
     _stack.set((*stack, run))
     return run
+
+
+def _resume_on_server(run_id: str) -> str | None:
+    """Resume as MLflow does: the run must exist and not be deleted; it is RUNNING again.
+
+    Returns the run's experiment id, or None when the server did not answer in time.
+    """
+    try:
+        budget = _Deadline(_budget())
+        existing = budget.client().get_run(run_id)
+        if existing.info.lifecycle_stage == "deleted":
+            raise ValidationError(
+                f"run {run_id} is deleted; restore it before resuming", field="run_id"
+            )
+        budget.client().update_run(run_id, status="RUNNING")
+        return str(existing.info.experiment_id)
+    except APIError as exc:
+        warnings.warn(
+            f"mlrelay: could not check run {run_id} on the tracking server ({exc}); "
+            "logging to it continues locally",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+
+
+def _resume_journaled(journal: Journal, run_id: str, online: bool) -> ActiveRun | None:
+    """Continue a run this journal holds (by local or server id) when no live process owns it.
+
+    An offline run is resumed by the local id ``start_run`` returned; its entries go on
+    in the same journal record, so ``mlrelay sync`` sends it as one run.
+    """
+    record = journal.run(run_id) or journal.run_by_server_id(run_id)
+    if record is None:
+        return None
+    if record.orphaned or (record.pid, record.owner_start) == owner_identity():
+        if record.server_run_id and online:
+            _resume_on_server(record.server_run_id)
+        journal.resume(record.local_id)
+    elif record.server_run_id is None:
+        raise ValidationError(
+            f"run {run_id} is being logged by process {record.pid}, which is still running; "
+            "it can be resumed once that process has ended",
+            field="run_id",
+        )
+    else:
+        return None  # several live processes may log into one server run
+    return ActiveRun(
+        run_id=record.server_run_id or record.local_id,
+        local_id=record.local_id,
+        experiment_id=record.experiment_id,
+        run_name=record.run_name,
+    )
 
 
 def active_run() -> ActiveRun | None:
@@ -441,6 +567,9 @@ def end_run(status: str = "FINISHED", *, _run: ActiveRun | None = None, _wait: b
         return
     run._ended = True
     pipeline = _state.ensure_pipeline()
+    if pipeline.journal is None:  # disabled
+        _stack.set(tuple(r for r in _stack.get() if r is not run))
+        return
     pipeline.write_now(5.0)
     pipeline.journal.end_run(run.local_id, status, int(time.time() * 1000))
     stack = _stack.get()
@@ -562,7 +691,7 @@ def create_experiment(
         ResourceAlreadyExistsError: the name is taken.
         APIError: the server could not be reached.
     """
-    return str(_state.client().create_experiment(name, artifact_location, tags))
+    return str(_state.client("create_experiment").create_experiment(name, artifact_location, tags))
 
 
 def _server_id(run_id: str) -> str:
@@ -576,7 +705,7 @@ def _server_id(run_id: str) -> str:
 
 def get_run(run_id: str) -> Any:
     """Fetch a run from the server (a local id is mapped to the server's once known)."""
-    return _state.client().get_run(_server_id(run_id))
+    return _state.client("get_run").get_run(_server_id(run_id))
 
 
 def search_runs(
@@ -589,7 +718,9 @@ def search_runs(
     """Runs matching a filter, in the active experiment when no ids are given."""
     ids = experiment_ids or [_state.experiment_id or _state.settings().experiment_id or "0"]
     return list(
-        _state.client().search_runs(ids, filter_string, max_results=max_results, order_by=order_by)
+        _state.client("search_runs").search_runs(
+            ids, filter_string, max_results=max_results, order_by=order_by
+        )
     )
 
 

@@ -405,8 +405,10 @@ def test_sync_sends_what_an_exited_process_left(
     monkeypatch.setenv("MLRELAY_HOME", str(home))
     out = io.StringIO()
     assert cli.main(["sync"], out=out) == 0, out.getvalue()
-    assert "Synced 1 run(s); 0 entries left." in out.getvalue()
-    assert cli.main(["sync"], out=io.StringIO()) == 0  # nothing left, nothing resent
+    assert "Synced 1 of 1 run(s); 3,001 entries sent" in out.getvalue()
+    again = io.StringIO()
+    assert cli.main(["sync"], out=again) == 0  # nothing left, nothing resent
+    assert "Nothing to sync" in again.getvalue()
 
     exp = client.get_experiment_by_name("left-behind")
     assert exp is not None

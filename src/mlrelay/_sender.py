@@ -1,0 +1,357 @@
+"""Sending one journaled run: created exactly once, entries in order, the final status last.
+
+Shared by a logging process's background sender and by ``mlrelay sync``. A run's
+entries are read from the journal after its delivery watermark, packed into log-batch
+requests within MLflow's limits and sent one request at a time per run (the next batch
+is packed while the current one is on the wire); the watermark moves after each
+acknowledged request, so an interruption anywhere resends at most one request, which
+the server deduplicates because timestamps are fixed at log time.
+
+Two server behaviours are handled here rather than reported to the user:
+
+* MLflow 2.x answers 400 to a resent batch holding a NaN point it already stored (NaN
+  never equals itself in its duplicate check) and rejects the whole batch. On a 400 for
+  a batch with NaN points, the points already stored are looked up in their history and
+  only the rest is sent again. Only a batch that still fails is set aside.
+* A run is created by its client key (the ``mlrelay.client_key`` tag): a search before
+  creating finds a run an interrupted attempt created, so no run is ever made twice.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._errors import APIStatusError, NotFoundError
+from ._journal import (
+    KIND_ARTIFACT,
+    KIND_DATASET,
+    KIND_DELETE_TAG,
+    KIND_METRIC,
+    KIND_PARAM,
+    KIND_TAG,
+    RESUMED,
+    Entry,
+    Journal,
+    RunRecord,
+)
+from ._protocol.entities import Metric, Param, RunTag
+from ._validation import (
+    MAX_ENTITIES_PER_BATCH,
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAMS_PER_BATCH,
+    MAX_TAGS_PER_BATCH,
+)
+
+__all__ = ["Progress", "RunSender", "is_retryable", "pack_batch"]
+
+logger = logging.getLogger("mlrelay.pipeline")
+
+Progress = Callable[[int, int], None]
+"""Called after each acknowledged request with (entries, approximate payload bytes)."""
+
+_PARENT_TAG = "mlflow.parentRunId"
+
+
+def is_retryable(exc: APIStatusError) -> bool:
+    """Whether a status error means "try again later" rather than "this data is refused"."""
+    return exc.status_code >= 500 or exc.status_code in (401, 403, 408, 429)
+
+
+def pack_batch(entries: list[Entry]) -> tuple[list[Entry], list[Metric], list[Param], list[RunTag]]:
+    """Take the longest prefix of ``entries`` that fits one log-batch request.
+
+    A param whose key is already in the batch with the same value is dropped (MLflow
+    rejects duplicate param keys in one request); with another value the batch ends
+    before it, so the server judges it on its own. Tag deletions, datasets and
+    artifacts are not log-batch content: the batch ends before one (the caller sends
+    it on its own).
+
+    Returns:
+        The entries used, and the metrics, params and tags to send.
+    """
+    used: list[Entry] = []
+    metrics: list[Metric] = []
+    params: dict[str, Param] = {}
+    tags: list[RunTag] = []
+    for e in entries:
+        if len(metrics) + len(params) + len(tags) >= MAX_ENTITIES_PER_BATCH:
+            break
+        if e.kind == KIND_METRIC:
+            if len(metrics) >= MAX_METRICS_PER_BATCH:
+                break
+            metrics.append(
+                Metric(
+                    key=e.key, value=float(e.value), timestamp=e.timestamp or 0, step=e.step or 0
+                )
+            )
+        elif e.kind == KIND_PARAM:
+            old = params.get(e.key)
+            if old is not None and old.value != e.value:
+                break
+            if old is None:
+                if len(params) >= MAX_PARAMS_PER_BATCH:
+                    break
+                params[e.key] = Param.model_construct(key=e.key, value=str(e.value))
+        elif e.kind == KIND_TAG:
+            if len(tags) >= MAX_TAGS_PER_BATCH:
+                break
+            tags.append(RunTag.model_construct(key=e.key, value=str(e.value)))
+        else:  # a tag deletion, a dataset or an artifact
+            break
+        used.append(e)
+    return used, metrics, list(params.values()), tags
+
+
+def _payload_bytes(entries: Sequence[Entry]) -> int:
+    # The size of the entries in the request body, within a few percent (keys, values
+    # and the JSON around them); exact sizes would need a second serialisation.
+    return sum(
+        len(e.key) + (48 if e.kind == KIND_METRIC else len(str(e.value)) + 24) for e in entries
+    )
+
+
+class _InFlight:
+    """Runs one call at a time on a daemon thread, so the sender can prepare the next batch
+    while a request is on the wire. Unlike a ThreadPoolExecutor, its thread is never
+    joined at interpreter exit, so a hung request cannot delay exit."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], _Result]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, fn: Callable[[], Any]) -> _Result:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="mlrelay-http", daemon=True)
+            self._thread.start()
+        result = _Result()
+        self._jobs.put((fn, result))
+        return result
+
+    def _run(self) -> None:
+        while True:
+            fn, result = self._jobs.get()
+            try:
+                fn()
+            except BaseException as exc:  # handed to the sender, which decides
+                result.error = exc
+            result.done.set()
+
+
+@dataclass
+class _Result:
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+    def wait(self) -> None:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+
+
+def _deliver_batch(
+    client: Any,
+    server_id: str,
+    metrics: list[Metric],
+    params: list[Param],
+    tags: list[RunTag],
+) -> None:
+    """Send one log-batch; on a 2.x NaN-duplicate 400, send only what is not stored yet."""
+    try:
+        client.send_batch(server_id, metrics, params, tags)
+        return
+    except APIStatusError as exc:
+        if exc.status_code != 400 or not any(math.isnan(m.value) for m in metrics):
+            raise
+        first_error = exc
+    stored: set[tuple[str, int, int]] = set()
+    for key in {m.key for m in metrics if math.isnan(m.value)}:
+        stored.update(
+            (key, h.step, h.timestamp)
+            for h in client.get_metric_history(server_id, key)
+            if math.isnan(h.value)
+        )
+    rest = [
+        m for m in metrics if not (math.isnan(m.value) and (m.key, m.step, m.timestamp) in stored)
+    ]
+    if len(rest) == len(metrics):
+        raise first_error  # not a resend: the server refuses this batch
+    if rest or params or tags:
+        client.send_batch(server_id, rest, params, tags)
+
+
+class RunSender:
+    """Sends journaled runs through a Client; keeps the rejection bookkeeping.
+
+    Args:
+        journal: the journal the runs live in.
+        strict: remember the first rejection so the caller can raise it.
+    """
+
+    def __init__(self, journal: Journal, *, strict: bool = False) -> None:
+        self.journal = journal
+        self.strict = strict
+        self.strict_failure: APIStatusError | None = None
+        self._warned: set[str] = set()
+        self._in_flight = _InFlight()
+
+    # --- creation ---------------------------------------------------------------------
+
+    def ensure_created(self, client: Any, run: RunRecord) -> str:
+        """The run's server id, creating the run (and its experiment) exactly once."""
+        if run.server_run_id:
+            return run.server_run_id
+        experiment_id = run.experiment_id
+        if experiment_id is None:
+            name = run.experiment_name or "Default"
+            found = client.get_experiment_by_name(name)
+            experiment_id = found.experiment_id if found else client.create_experiment(name)
+        # A create may already have happened (start_run timed out after the server acted,
+        # or a crash before set_server_run): look for the client key first.
+        found_run = client.find_run_by_client_key(experiment_id, run.local_id)
+        if found_run is not None:
+            self.journal.set_server_run(run.local_id, found_run.info.run_id, experiment_id)
+            return str(found_run.info.run_id)
+        tags = dict(run.create_tags)
+        parent = tags.get(_PARENT_TAG)
+        parent_record = self.journal.run(parent) if parent else None
+        if parent_record is not None:  # a nested run of a run that had only a local id
+            tags[_PARENT_TAG] = self.ensure_created(client, parent_record)
+        created = client.create_run(
+            experiment_id,
+            start_time=run.start_time,
+            tags=tags,
+            run_name=run.run_name,
+            client_key=run.local_id,
+        )
+        self.journal.set_server_run(run.local_id, created.info.run_id, experiment_id)
+        return str(created.info.run_id)
+
+    # --- entries ----------------------------------------------------------------------
+
+    def send_run(self, client: Any, run: RunRecord, progress: Progress | None = None) -> bool:
+        """Send what the run has pending, then its final status; True if anything moved.
+
+        Raises:
+            APIConnectionError, APIStatusError: delivery must wait (connection failure,
+                5xx, 401/403/408/429); everything sent so far is acknowledged.
+        """
+        entries = self.journal.pending(run.local_id, run.acked_seq, MAX_ENTITIES_PER_BATCH)
+        if not entries and (run.status is None or run.final_sent):
+            return False
+        server_id = self.ensure_created(client, run)
+        progressed = False
+        acked = run.acked_seq
+        batch = pack_batch(entries) if entries else None
+        while batch is not None:
+            used, metrics, params, tags = batch
+            if not used:  # a tag deletion, a dataset or an artifact, sent on its own
+                used = entries[:1]
+                call = self._in_flight.submit(
+                    functools.partial(self._send_single, client, server_id, used[0])
+                )
+            else:
+                call = self._in_flight.submit(
+                    functools.partial(_deliver_batch, client, server_id, metrics, params, tags)
+                )
+            # Prepare the next batch while this one is on the wire (one request in flight
+            # per run, so the server still sees the run's entries in order).
+            entries = self.journal.pending(run.local_id, used[-1].seq, MAX_ENTITIES_PER_BATCH)
+            following = pack_batch(entries) if entries else None
+            try:
+                call.wait()
+                self.journal.ack(run.local_id, used[-1].seq)
+            except APIStatusError as exc:
+                if is_retryable(exc):
+                    raise
+                self._set_aside(run, server_id, used, exc)
+            if progress is not None:
+                progress(len(used), _payload_bytes(used))
+            acked = used[-1].seq
+            progressed = True
+            batch = following
+        if run.status is not None and not run.final_sent:
+            fresh = self.journal.run(run.local_id)
+            if (
+                fresh is not None
+                and fresh.status == run.status
+                and fresh.acked_seq >= acked
+                and not self.journal.pending(run.local_id, fresh.acked_seq, 1)
+            ):
+                if run.status != RESUMED:  # a later record of the run sends the status
+                    client.set_terminated(server_id, run.status, run.end_time)
+                self.journal.mark_final_sent(run.local_id, run.status)
+                progressed = True
+        return progressed
+
+    def _set_aside(
+        self, run: RunRecord, server_id: str, used: list[Entry], exc: APIStatusError
+    ) -> None:
+        self.journal.reject(run.local_id, used[0].seq, used[-1].seq, str(exc))
+        if self.strict and self.strict_failure is None:
+            self.strict_failure = exc  # raised to the user by the next flush() or end_run()
+        if run.local_id not in self._warned:
+            self._warned.add(run.local_id)
+            logger.warning(
+                "mlrelay: the server rejected %d entries of run %s: %s. They are set aside "
+                "in the journal; `mlrelay status` lists them and `mlrelay sync "
+                "--retry-rejected` sends them again.",
+                len(used),
+                server_id,
+                exc.server_message,
+            )
+
+    def _send_single(self, client: Any, server_id: str, entry: Entry) -> None:
+        from ._protocol.entities import DatasetInput
+
+        if entry.kind == KIND_DELETE_TAG:
+            try:
+                client.delete_tag(server_id, entry.key)
+            except NotFoundError as exc:
+                # Deleting an absent tag is the state the user asked for.
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+        elif entry.kind == KIND_DATASET:
+            client.log_inputs(server_id, [DatasetInput.model_validate_json(str(entry.value))])
+        elif entry.kind == KIND_ARTIFACT:
+            spec = json.loads(str(entry.value))
+            path = self.journal.blob_path(spec["blob"])
+            if spec.get("dir"):
+                client.log_artifacts(server_id, str(path), spec.get("artifact_path"))
+            else:
+                client.log_artifact(server_id, str(path), spec.get("artifact_path"))
+
+    def retry_rejected(self, client: Any, run: RunRecord, progress: Progress | None = None) -> int:
+        """Send a run's set-aside entries again; how many ranges are still refused."""
+        still = 0
+        server_id = self.ensure_created(client, run)
+        for _, first, last, _message in self.journal.rejections(run.local_id):
+            entries = self.journal.entries_between(run.local_id, first, last)
+            try:
+                while entries:
+                    used, metrics, params, tags = pack_batch(entries)
+                    if not used:
+                        used = entries[:1]
+                        self._send_single(client, server_id, used[0])
+                    else:
+                        _deliver_batch(client, server_id, metrics, params, tags)
+                    if progress is not None:
+                        progress(len(used), _payload_bytes(used))
+                    entries = entries[len(used) :]
+            except APIStatusError as exc:
+                if is_retryable(exc):
+                    raise
+                still += 1
+                # Keep the range; record the server's latest word on it.
+                self.journal.drop_rejection(run.local_id, first)
+                self.journal.reject(run.local_id, first, last, str(exc))
+                continue
+            self.journal.drop_rejection(run.local_id, first)
+        return still

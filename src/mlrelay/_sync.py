@@ -1,0 +1,178 @@
+"""``mlrelay sync``: deliver what the journal holds for runs no live process is sending.
+
+A run is *pending* while its entries or its final status are not acknowledged. A sync
+picks the pending runs whose owning process is gone (exited, killed, crashed), claims
+each one (an exclusive compare-and-set in the journal, so two syncs, or a sync and a
+recovering process, never send the same run) and sends it exactly as the live sender
+would: created once by its client key, entries in journal order, the final status
+last; a run that never ended is ended KILLED. Runs of live processes are left to them.
+
+Interruption is safe at any point: the journal's watermark moves only after the server
+acknowledged a request, so the next sync resends at most one request per run, which
+the server deduplicates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    AuthenticationError,
+    PermissionDeniedError,
+)
+from ._journal import Journal, RunRecord
+from ._sender import Progress, RunSender
+
+__all__ = ["PlannedRun", "RunResult", "plan_sync", "run_sync"]
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A run a sync would send, where to, and how much."""
+
+    run: RunRecord
+    destination: str | None
+    pending: int
+    rejected: int
+    skip_reason: str | None = None
+    live: bool = False
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a sync did with one run."""
+
+    local_id: str
+    server_run_id: str | None
+    destination: str | None
+    sent: int
+    left: int
+    rejected: int
+    final_sent: bool
+    reason: str | None
+    live: bool = False
+
+    @property
+    def done(self) -> bool:
+        """Everything delivered, the final status included, nothing set aside."""
+        return self.final_sent and self.left == 0 and self.rejected == 0 and self.reason is None
+
+
+def plan_sync(
+    journal: Journal,
+    *,
+    tracking_uri: str | None = None,
+    default_uri: str | None = None,
+    run_ids: Sequence[str] = (),
+    retry_rejected: bool = False,
+) -> list[PlannedRun]:
+    """The runs a sync would send, in journal order; reads the journal only.
+
+    Args:
+        tracking_uri: only runs recorded for this server (and runs recorded without
+            one, which are sent there).
+        default_uri: where runs recorded without a server go when ``tracking_uri`` is
+            not given (``MLFLOW_TRACKING_URI``).
+        run_ids: only these runs (local ids or server ids).
+        retry_rejected: include runs that are delivered except for set-aside entries.
+    """
+    wanted = {r.rstrip("/") for r in run_ids}
+    only = tracking_uri.rstrip("/") if tracking_uri else None
+    planned = []
+    for run in journal.runs(unfinished_only=False):
+        rejected = len(journal.rejections(run.local_id))
+        if run.final_sent and not (retry_rejected and rejected):
+            continue
+        if wanted and run.local_id not in wanted and run.server_run_id not in wanted:
+            continue
+        recorded = run.tracking_uri.rstrip("/")
+        if only is not None and recorded and recorded != only:
+            continue
+        destination = recorded or only or (default_uri.rstrip("/") if default_uri else None)
+        reason = None
+        live = not run.orphaned
+        if live:
+            reason = f"its own process (pid {run.pid}) is running and sends it"
+        elif destination is None:
+            reason = "logged without a tracking URI; pass --tracking-uri URI"
+        pending = journal.count_pending([run.local_id])
+        planned.append(PlannedRun(run, destination, pending, rejected, reason, live))
+    return planned
+
+
+def run_sync(
+    journal: Journal,
+    planned: Sequence[PlannedRun],
+    client_for: Callable[[str], Any],
+    *,
+    progress: Progress | None = None,
+    on_run: Callable[[RunResult], None] | None = None,
+    retry_rejected: bool = False,
+) -> list[RunResult]:
+    """Send the planned runs; one result per run, in order.
+
+    A server that cannot be reached or refuses the credentials stops the sync for its
+    remaining runs (they are reported with the reason); other servers go on.
+    """
+    sender = RunSender(journal)
+    clients: dict[str, Any] = {}
+    down: dict[str, str] = {}
+    results = []
+    for item in planned:
+        reason = item.skip_reason
+        sent = 0
+
+        def counted(entries: int, size: int) -> None:
+            nonlocal sent
+            sent += entries
+            if progress is not None:
+                progress(entries, size)
+
+        if reason is None and item.destination in down:
+            reason = down[item.destination]
+        if reason is None and not journal.claim(item.run):
+            reason = "claimed by another sync or process"
+        if reason is None:
+            assert item.destination is not None
+            if item.run.tracking_uri == "":
+                journal.set_tracking_uri(item.run.local_id, item.destination)
+            try:
+                client = clients.get(item.destination)
+                if client is None:
+                    client = clients[item.destination] = client_for(item.destination)
+                record = journal.run(item.run.local_id)
+                if retry_rejected and record is not None:
+                    sender.retry_rejected(client, record, counted)
+                while record is not None and sender.send_run(client, record, counted):
+                    record = journal.run(item.run.local_id)
+            except (AuthenticationError, PermissionDeniedError) as exc:
+                reason = down[item.destination] = (
+                    f"the server refused the credentials (HTTP {exc.status_code}); "
+                    "check MLFLOW_TRACKING_* or run `mlrelay login`"
+                )
+            except APIConnectionError as exc:
+                reason = down[item.destination] = f"the server is unreachable ({exc})"
+            except APIStatusError as exc:
+                reason = f"the server kept failing ({exc})"
+        final = journal.run(item.run.local_id) or item.run
+        result = RunResult(
+            local_id=final.local_id,
+            server_run_id=final.server_run_id,
+            destination=item.destination,
+            sent=sent,
+            left=journal.count_pending([final.local_id]),
+            rejected=journal.count_rejected(final.local_id),
+            final_sent=final.final_sent,
+            reason=reason,
+            live=item.live,
+        )
+        results.append(result)
+        if on_run is not None:
+            on_run(result)
+    for client in clients.values():
+        client.close()
+    return results
