@@ -1,0 +1,265 @@
+"""Crashes, interrupted syncs and outages against a real MLflow server: nothing lost, nothing twice.
+
+Children are real processes killed with SIGKILL. A child reports what it has logged on
+stdout (``STEP <step> <epoch ms>`` every few steps, flushed); lines written before the
+kill survive in the pipe, so the test knows which points were logged when.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mlrelay import cli
+from tests._servers import RunningServer, free_port, mlflow_server
+
+pytestmark = pytest.mark.real
+
+LOGGER = textwrap.dedent(
+    """
+    import sys, time
+    import mlrelay
+    mlrelay.set_experiment(sys.argv[1])
+    run = mlrelay.start_run(run_name="crash")
+    mlrelay.log_param("lr", 0.01)
+    print("RUN", run.local_id, flush=True)
+    step = 0
+    while True:  # until killed
+        mlrelay.log_metric("m", float(step), step=step)
+        if step % 10 == 0:
+            print("STEP", step, int(time.time() * 1000), flush=True)
+        step += 1
+        time.sleep(0.001)
+    """
+)
+
+
+def _env(home: Path, uri: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    env.update({"MLRELAY_HOME": str(home), "MLFLOW_TRACKING_URI": uri, **extra})
+    return env
+
+
+def _api(url: str, method: str, endpoint: str, **kwargs: object) -> dict[str, object]:
+    r = httpx.request(method, f"{url}/api/2.0/mlflow/{endpoint}", timeout=30, **kwargs)  # type: ignore[arg-type]
+    r.raise_for_status()
+    data: dict[str, object] = r.json()
+    return data
+
+
+def _runs(url: str, experiment: str) -> list[dict[str, object]]:
+    exp = _api(url, "GET", "experiments/get-by-name", params={"experiment_name": experiment})
+    exp_id = exp["experiment"]["experiment_id"]  # type: ignore[index]
+    found = _api(
+        url, "POST", "runs/search", json={"experiment_ids": [exp_id], "run_view_type": "ALL"}
+    )
+    return found.get("runs", [])  # type: ignore[return-value]
+
+
+def _history(url: str, run_id: str, key: str) -> list[dict[str, object]]:
+    points: list[dict[str, object]] = []
+    token = None
+    while True:
+        params = {"run_id": run_id, "metric_key": key, "max_results": 25000}
+        if token:
+            params["page_token"] = token
+        page = _api(url, "GET", "metrics/get-history", params=params)
+        points += page.get("metrics", [])  # type: ignore[arg-type]
+        token = page.get("next_page_token")
+        if not token:
+            return points
+
+
+def _kill_after_logging(home: Path, uri: str, experiment: str, **env: str) -> list[tuple[int, int]]:
+    """Start the logger, SIGKILL it 2 s into logging; the (step, ms) checkpoints it reported."""
+    proc = subprocess.Popen(
+        [sys.executable, "-W", "ignore", "-c", LOGGER, experiment],
+        env=_env(home, uri, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert first.startswith("RUN"), first + proc.stderr.read() if proc.stderr else first
+    time.sleep(2.0)  # the scenario: killed 2 s into logging (not a synchronisation)
+    os.kill(proc.pid, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    return [(int(s), int(t)) for _, s, t in (line.split() for line in out.splitlines())]
+
+
+def _assert_landed_once(url: str, experiment: str, checkpoints: list[tuple[int, int]]) -> None:
+    killed_at = checkpoints[-1][1]  # the kill came after the last line the child wrote
+    must_have = max(step for step, ms in checkpoints if ms < killed_at - 500)
+    [run] = _runs(url, experiment)
+    info = run["info"]
+    assert info["status"] == "KILLED"  # type: ignore[index]
+    assert run["data"]["params"] == [{"key": "lr", "value": "0.01"}]  # type: ignore[index]
+    steps = [int(p["step"]) for p in _history(url, info["run_id"], "m")]  # type: ignore[index, arg-type, call-overload]
+    assert len(steps) == len(set(steps)), "a point landed twice"
+    assert set(range(must_have + 1)) <= set(steps), "a point logged before the kill is missing"
+    assert set(steps) == set(range(len(steps))), "the landed points are not a prefix"
+
+
+def test_kill_9_offline_then_sync_lands_every_point_once(
+    mlflow_real: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offline logger killed 2 s in; `mlrelay sync` lands every point logged > 0.5 s before
+    the kill exactly once, the run exists once, and it ends KILLED."""
+    home = tmp_path / "home"
+    checkpoints = _kill_after_logging(home, mlflow_real.url, "kill-offline", MLRELAY_MODE="offline")
+    assert len(checkpoints) > 50
+    monkeypatch.setenv("MLRELAY_HOME", str(home))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_real.url)
+    assert cli.main(["sync"], out=(out := _Out())) == 0, out.text
+    _assert_landed_once(mlflow_real.url, "kill-offline", checkpoints)
+    assert cli.main(["sync"], out=(again := _Out())) == 0
+    assert "Nothing to sync" in again.text
+
+
+def test_kill_9_online_with_the_server_down_then_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Online logger whose server is down, killed 2 s in; the server comes up on its port and
+    `mlrelay sync` lands everything logged > 0.5 s before the kill once, the run KILLED."""
+    home = tmp_path / "home"
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    checkpoints = _kill_after_logging(home, uri, "kill-online", MLRELAY_START_TIMEOUT="1")
+    with mlflow_server(tmp_path / "server", port=port) as server:
+        monkeypatch.setenv("MLRELAY_HOME", str(home))
+        assert cli.main(["sync"], out=(out := _Out())) == 0, out.text
+        _assert_landed_once(server.url, "kill-online", checkpoints)
+
+
+OFFLINE_RUNS = textwrap.dedent(
+    """
+    import sys
+    import mlrelay
+    mlrelay.set_experiment(sys.argv[1])
+    for r in range(3):
+        with mlrelay.start_run(run_name=f"run-{r}"):
+            mlrelay.log_params({"r": r, "kind": "offline"})
+            for i in range(int(sys.argv[2])):
+                mlrelay.log_metric("m", i / 7, step=i)
+                if i % 500 == 0:
+                    mlrelay.set_tag("progress", i)
+    """
+)
+
+
+def test_sync_killed_five_times_then_completed_lands_everything_once(
+    mlflow_real: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mlrelay sync` SIGKILLed at random moments five times, then run to the end: each run
+    exists once and each point once."""
+    home = tmp_path / "home"
+    n = 15_000  # about 6 s of sending: five kills within 1.2 s each never reach the end
+    env = _env(home, mlflow_real.url, MLRELAY_MODE="offline")
+    made = subprocess.run(
+        [sys.executable, "-c", OFFLINE_RUNS, "sync-kill", str(n)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    env.pop("MLRELAY_MODE")
+    for attempt in range(5):
+        sync = subprocess.Popen(
+            [sys.executable, "-m", "mlrelay.cli", "sync"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        delay = rng.uniform(0.3, 1.2)
+        try:
+            sync.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            os.kill(sync.pid, signal.SIGKILL)
+            sync.wait(timeout=30)
+        else:
+            pytest.fail(f"sync finished before kill {attempt + 1} (seed {seed}); make it larger")
+    monkeypatch.setenv("MLRELAY_HOME", str(home))
+    assert cli.main(["sync"], out=(out := _Out())) == 0, f"seed {seed}: {out.text}"
+    runs = _runs(mlflow_real.url, "sync-kill")
+    assert sorted(r["info"]["run_name"] for r in runs) == ["run-0", "run-1", "run-2"], seed  # type: ignore[index]
+    for run in runs:
+        info = run["info"]
+        assert info["status"] == "FINISHED"  # type: ignore[index]
+        steps = [int(p["step"]) for p in _history(mlflow_real.url, info["run_id"], "m")]  # type: ignore[index, arg-type, call-overload]
+        assert sorted(steps) == list(range(n)), f"seed {seed}: duplicates or gaps"
+
+
+def test_real_server_stopped_and_restarted_mid_run_loses_nothing(tmp_path: Path) -> None:
+    """The server is stopped mid-run and restarted on the same port: every point lands once,
+    and no log call waited on the network."""
+    import mlrelay
+
+    port = free_port()
+    workdir = tmp_path / "server"
+    n, worst = 30_000, 0.0
+    with mlflow_server(workdir, port=port) as server:
+        mlrelay.set_tracking_uri(server.url)
+        mlrelay.set_experiment("restart")
+        run = mlrelay.start_run()
+        for i in range(n // 3):
+            t = time.perf_counter()
+            mlrelay.log_metric("m", math.sin(i), step=i)
+            worst = max(worst, time.perf_counter() - t)
+    # The server is down now (its context ended): keep logging.
+    for i in range(n // 3, 2 * n // 3):
+        t = time.perf_counter()
+        mlrelay.log_metric("m", math.sin(i), step=i)
+        worst = max(worst, time.perf_counter() - t)
+    assert mlrelay.flush(timeout=1.0) is False  # nothing can be delivered now
+    with mlflow_server(workdir, port=port) as server:
+        for i in range(2 * n // 3, n):
+            t = time.perf_counter()
+            mlrelay.log_metric("m", math.sin(i), step=i)
+            worst = max(worst, time.perf_counter() - t)
+        mlrelay.end_run()
+        assert mlrelay.flush(timeout=120)
+        steps = [int(p["step"]) for p in _history(server.url, run.run_id, "m")]  # type: ignore[arg-type, call-overload]
+        assert sorted(steps) == list(range(n))
+        info = _api(server.url, "GET", "runs/get", params={"run_id": run.run_id})["run"]
+        assert info["info"]["status"] == "FINISHED"  # type: ignore[index]
+    # A log call never touches the network; its worst case is a pause of the interpreter.
+    assert worst < 0.05, f"a log call took {worst * 1000:.1f} ms"
+
+
+class _Out:
+    """A text sink for the CLI that is not a terminal."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, s: str) -> int:
+        """Collect."""
+        self.parts.append(s)
+        return len(s)
+
+    def flush(self) -> None:
+        """Nothing buffered."""
+
+    def isatty(self) -> bool:
+        """Plain lines, no progress bar."""
+        return False
+
+    @property
+    def text(self) -> str:
+        """Everything written."""
+        return "".join(self.parts)
