@@ -42,7 +42,7 @@ from ._journal import (
     Journal,
     RunRecord,
 )
-from ._protocol.entities import Metric, Param, RunTag
+from ._transport import API_PREFIX
 from ._validation import (
     MAX_ENTITIES_PER_BATCH,
     MAX_METRICS_PER_BATCH,
@@ -50,7 +50,7 @@ from ._validation import (
     MAX_TAGS_PER_BATCH,
 )
 
-__all__ = ["Progress", "RunSender", "is_retryable", "pack_batch"]
+__all__ = ["Batch", "Progress", "RunSender", "is_retryable", "pack_batch"]
 
 logger = logging.getLogger("mlrelay.pipeline")
 
@@ -65,49 +65,83 @@ def is_retryable(exc: APIStatusError) -> bool:
     return exc.status_code >= 500 or exc.status_code in (401, 403, 408, 429)
 
 
-def pack_batch(entries: list[Entry]) -> tuple[list[Entry], list[Metric], list[Param], list[RunTag]]:
+@dataclass
+class Batch:
+    """One log-batch request's worth of a run's entries, in journal order."""
+
+    used: list[Entry]
+    metrics: list[Entry]
+    params: dict[str, str]
+    tags: list[tuple[str, str]]
+
+    def body(self, run_id: str, metrics: list[Entry] | None = None) -> bytes:
+        """The request body, encoded here rather than through pydantic models: a sync
+        encodes a million points and every entry was validated when it was logged.
+        Non-finite values are sent as MLflow expects them, as the strings "NaN",
+        "Infinity" and "-Infinity"."""
+        return json.dumps(
+            {
+                "run_id": run_id,
+                "metrics": [
+                    {
+                        "key": m.key,
+                        "value": _number(m.value),
+                        "timestamp": m.timestamp or 0,
+                        "step": m.step or 0,
+                    }
+                    for m in (self.metrics if metrics is None else metrics)
+                ],
+                "params": [{"key": k, "value": v} for k, v in self.params.items()],
+                "tags": [{"key": k, "value": v} for k, v in self.tags],
+            },
+            separators=(",", ":"),
+        ).encode()
+
+
+def _number(value: float | str) -> float | str:
+    v = float(value)
+    if math.isfinite(v):
+        return v
+    return "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
+
+
+def pack_batch(entries: list[Entry]) -> Batch:
     """Take the longest prefix of ``entries`` that fits one log-batch request.
 
     A param whose key is already in the batch with the same value is dropped (MLflow
     rejects duplicate param keys in one request); with another value the batch ends
     before it, so the server judges it on its own. Tag deletions, datasets and
     artifacts are not log-batch content: the batch ends before one (the caller sends
-    it on its own).
-
-    Returns:
-        The entries used, and the metrics, params and tags to send.
+    it on its own, and ``used`` is then empty).
     """
     used: list[Entry] = []
-    metrics: list[Metric] = []
-    params: dict[str, Param] = {}
-    tags: list[RunTag] = []
+    metrics: list[Entry] = []
+    params: dict[str, str] = {}
+    tags: list[tuple[str, str]] = []
     for e in entries:
         if len(metrics) + len(params) + len(tags) >= MAX_ENTITIES_PER_BATCH:
             break
-        if e.kind == KIND_METRIC:
+        kind = e.kind
+        if kind == KIND_METRIC:
             if len(metrics) >= MAX_METRICS_PER_BATCH:
                 break
-            metrics.append(
-                Metric(
-                    key=e.key, value=float(e.value), timestamp=e.timestamp or 0, step=e.step or 0
-                )
-            )
-        elif e.kind == KIND_PARAM:
+            metrics.append(e)
+        elif kind == KIND_PARAM:
             old = params.get(e.key)
-            if old is not None and old.value != e.value:
+            if old is not None and old != e.value:
                 break
             if old is None:
                 if len(params) >= MAX_PARAMS_PER_BATCH:
                     break
-                params[e.key] = Param.model_construct(key=e.key, value=str(e.value))
-        elif e.kind == KIND_TAG:
+                params[e.key] = str(e.value)
+        elif kind == KIND_TAG:
             if len(tags) >= MAX_TAGS_PER_BATCH:
                 break
-            tags.append(RunTag.model_construct(key=e.key, value=str(e.value)))
+            tags.append((e.key, str(e.value)))
         else:  # a tag deletion, a dataset or an artifact
             break
         used.append(e)
-    return used, metrics, list(params.values()), tags
+    return Batch(used, metrics, params, tags)
 
 
 def _payload_bytes(entries: Sequence[Entry]) -> int:
@@ -156,35 +190,43 @@ class _Result:
             raise self.error
 
 
-def _deliver_batch(
-    client: Any,
-    server_id: str,
-    metrics: list[Metric],
-    params: list[Param],
-    tags: list[RunTag],
-) -> None:
+_LOG_BATCH = API_PREFIX + "runs/log-batch"
+_JSON = {"Content-Type": "application/json"}
+
+
+def _post(client: Any, body: bytes) -> None:
+    client._transport.send("POST", _LOG_BATCH, content=body, headers=_JSON, idempotent=True)
+
+
+def _deliver_batch(client: Any, server_id: str, batch: Batch) -> None:
     """Send one log-batch; on a 2.x NaN-duplicate 400, send only what is not stored yet."""
     try:
-        client.send_batch(server_id, metrics, params, tags)
+        _post(client, batch.body(server_id))
         return
     except APIStatusError as exc:
-        if exc.status_code != 400 or not any(math.isnan(m.value) for m in metrics):
+        if exc.status_code != 400 or not any(_is_nan(m.value) for m in batch.metrics):
             raise
         first_error = exc
     stored: set[tuple[str, int, int]] = set()
-    for key in {m.key for m in metrics if math.isnan(m.value)}:
+    for key in {m.key for m in batch.metrics if _is_nan(m.value)}:
         stored.update(
             (key, h.step, h.timestamp)
             for h in client.get_metric_history(server_id, key)
             if math.isnan(h.value)
         )
     rest = [
-        m for m in metrics if not (math.isnan(m.value) and (m.key, m.step, m.timestamp) in stored)
+        m
+        for m in batch.metrics
+        if not (_is_nan(m.value) and (m.key, m.step or 0, m.timestamp or 0) in stored)
     ]
-    if len(rest) == len(metrics):
+    if len(rest) == len(batch.metrics):
         raise first_error  # not a resend: the server refuses this batch
-    if rest or params or tags:
-        client.send_batch(server_id, rest, params, tags)
+    if rest or batch.params or batch.tags:
+        _post(client, batch.body(server_id, rest))
+
+
+def _is_nan(value: float | str) -> bool:
+    return isinstance(value, float) and value != value
 
 
 class RunSender:
@@ -251,7 +293,7 @@ class RunSender:
         acked = run.acked_seq
         batch = pack_batch(entries) if entries else None
         while batch is not None:
-            used, metrics, params, tags = batch
+            used = batch.used
             if not used:  # a tag deletion, a dataset or an artifact, sent on its own
                 used = entries[:1]
                 call = self._in_flight.submit(
@@ -259,7 +301,7 @@ class RunSender:
                 )
             else:
                 call = self._in_flight.submit(
-                    functools.partial(_deliver_batch, client, server_id, metrics, params, tags)
+                    functools.partial(_deliver_batch, client, server_id, batch)
                 )
             # Prepare the next batch while this one is on the wire (one request in flight
             # per run, so the server still sees the run's entries in order).
@@ -336,12 +378,13 @@ class RunSender:
             entries = self.journal.entries_between(run.local_id, first, last)
             try:
                 while entries:
-                    used, metrics, params, tags = pack_batch(entries)
+                    batch = pack_batch(entries)
+                    used = batch.used
                     if not used:
                         used = entries[:1]
                         self._send_single(client, server_id, used[0])
                     else:
-                        _deliver_batch(client, server_id, metrics, params, tags)
+                        _deliver_batch(client, server_id, batch)
                     if progress is not None:
                         progress(len(used), _payload_bytes(used))
                     entries = entries[len(used) :]

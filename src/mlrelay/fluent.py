@@ -32,6 +32,7 @@ from ._config import Settings, resolve
 from ._errors import APIError, ConfigurationError, ValidationError
 from ._gitinfo import git_info
 from ._journal import (
+    KIND_ARTIFACT,
     KIND_DATASET,
     KIND_DELETE_TAG,
     KIND_METRIC,
@@ -61,11 +62,17 @@ __all__ = [
     "get_run",
     "get_tracking_uri",
     "init",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_figure",
+    "log_image",
     "log_input",
     "log_metric",
     "log_metrics",
     "log_param",
     "log_params",
+    "log_text",
     "search_runs",
     "set_experiment",
     "set_tag",
@@ -682,6 +689,99 @@ def log_input(dataset: Any, context: str | None = None) -> None:
     _state.ensure_pipeline().log((run.local_id, KIND_DATASET, item.dataset.name, text, None, None))
 
 
+def _journal_artifact(source: Path, artifact_path: str | None, *, is_dir: bool) -> None:
+    # The file is copied into the journal's blob area now, so later edits of it do not
+    # change what is sent; the background sender uploads it in order with the run's
+    # other entries (offline: `mlrelay sync` does).
+    import json
+
+    run = _current()
+    pipeline = _state.ensure_pipeline()
+    if pipeline.journal is None:  # disabled
+        return
+    blob = pipeline.journal.add_blob(run.local_id, source)
+    spec = json.dumps({"blob": blob, "artifact_path": artifact_path or None, "dir": is_dir})
+    pipeline.log((run.local_id, KIND_ARTIFACT, artifact_path or "", spec, None, None))
+
+
+def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+    """Log a file as an artifact of the active run, under ``artifact_path`` if given.
+
+    The file is copied into the journal when this is called and uploaded in the
+    background (a later edit of the file does not change the artifact).
+
+    Raises:
+        ValidationError: the path is not an existing file.
+    """
+    path = Path(local_path)
+    if not path.is_file():
+        raise ValidationError(
+            f"log_artifact: {str(path)!r} is not an existing file (use log_artifacts for a "
+            "directory)",
+            field="local_path",
+        )
+    _journal_artifact(path, artifact_path, is_dir=False)
+
+
+def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+    """Log every file under a directory as artifacts of the active run.
+
+    Raises:
+        ValidationError: the path is not an existing directory.
+    """
+    path = Path(local_dir)
+    if not path.is_dir():
+        raise ValidationError(
+            f"log_artifacts: {str(path)!r} is not an existing directory", field="local_dir"
+        )
+    _journal_artifact(path, artifact_path, is_dir=True)
+
+
+def _log_rendered(artifact_file: str, render: Any, field: str) -> None:
+    # Render into a private temporary directory, then journal the file like log_artifact.
+    import tempfile
+
+    name = Path(artifact_file)
+    if not name.name or name.is_absolute() or ".." in name.parts:
+        raise ValidationError(
+            f"{field}: {artifact_file!r} must be a relative file name such as 'plots/loss.png'",
+            field="artifact_file",
+        )
+    with tempfile.TemporaryDirectory(prefix="mlrelay-") as tmp:
+        target = Path(tmp) / name.name
+        render(target)
+        parent = name.parent.as_posix()
+        _journal_artifact(target, None if parent == "." else parent, is_dir=False)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    """Log a string as a text artifact of the active run (e.g. ``"notes/summary.txt"``)."""
+    from ._artifacts import write_text
+
+    _log_rendered(artifact_file, lambda target: write_text(text, target), "log_text")
+
+
+def log_dict(dictionary: Mapping[str, Any], artifact_file: str) -> None:
+    """Log a dictionary as a JSON or YAML artifact (by the file's extension)."""
+    from ._artifacts import write_dict
+
+    _log_rendered(artifact_file, lambda target: write_dict(dictionary, target), "log_dict")
+
+
+def log_figure(figure: Any, artifact_file: str) -> None:
+    """Log a matplotlib or plotly figure as an image (or HTML) artifact."""
+    from ._artifacts import write_figure
+
+    _log_rendered(artifact_file, lambda target: write_figure(figure, target), "log_figure")
+
+
+def log_image(image: Any, artifact_file: str) -> None:
+    """Log a numpy array or PIL image as an image artifact."""
+    from ._artifacts import write_image
+
+    _log_rendered(artifact_file, lambda target: write_image(image, target), "log_image")
+
+
 def create_experiment(
     name: str, artifact_location: str | None = None, tags: Mapping[str, Any] | None = None
 ) -> str:
@@ -848,8 +948,9 @@ def _at_exit() -> None:
     for run in reversed(_stack.get()):
         end_run("FINISHED", _run=run, _wait=False)
     left = state.pipeline.close(_exit_timeout())
-    if left and state.pipeline._sender is not None:
+    if left and state.pipeline.journal is not None:
+        how = "logged offline" if state.pipeline._sender is None else "not yet delivered"
         sys.stderr.write(
-            f"mlrelay: {left} entries not yet delivered are kept in {state.pipeline.journal.path}; "
+            f"mlrelay: {left} entries {how} are kept in {state.pipeline.journal.path}; "
             "run `mlrelay sync` to send them\n"
         )
