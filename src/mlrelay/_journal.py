@@ -159,7 +159,11 @@ def process_start(pid: int) -> int | None:
 
 
 def owner_alive(pid: int, start: int | None) -> bool:
-    """Whether the process that owns a run (pid and start time) is still running."""
+    """Whether the process that owns a run (pid and start time) is still running.
+
+    pid 0 means no owner (a sync released the run)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -406,6 +410,15 @@ class Journal:
             (pid, started, run.local_id, run.pid, run.owner_start),
         )
         return cursor.rowcount == 1
+
+    def release(self, local_id: str) -> None:
+        """Give up this process's ownership of a run (``mlrelay sync`` is done with it)."""
+        pid, started = owner_identity()
+        self._db.execute(
+            "UPDATE runs SET pid = 0, owner_start = NULL "
+            "WHERE local_id = ? AND pid = ? AND owner_start IS ?",
+            (local_id, pid, started),
+        )
 
     def resume(self, local_id: str) -> None:
         """Make a run of this journal this process's again, not ended (``start_run(run_id=...)``).

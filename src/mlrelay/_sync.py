@@ -158,6 +158,8 @@ def run_sync(
                 reason = down[item.destination] = f"the server is unreachable ({exc})"
             except APIStatusError as exc:
                 reason = f"the server kept failing ({exc})"
+            finally:
+                journal.release(item.run.local_id)
         final = journal.run(item.run.local_id) or item.run
         result = RunResult(
             local_id=final.local_id,

@@ -346,7 +346,7 @@ def _cmd_status(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
                 "pending_entries": st.pending,
                 "final_status_pending": rec.status is not None and not rec.final_sent,
                 "oldest_pending": st.oldest_pending,
-                "owner_pid": rec.pid,
+                "owner_pid": rec.pid or None,  # None: released by a sync
                 "owner_alive": not rec.orphaned,
                 "crashed": rec.orphaned and rec.status is None,
                 "rejected": [
@@ -378,10 +378,11 @@ def _cmd_status(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
             print(f"  oldest pending entry: {_when(oldest)}", file=out)
         for r in items:
             state = "live" if r["owner_alive"] else "crashed" if r["crashed"] else "exited"
+            owner = f"process {r['owner_pid']} {state}" if r["owner_pid"] else "left by a sync"
             print(
                 f"  {r['local_id']} -> {r['server_run_id'] or 'not created yet'}: "
                 f"{r['pending_entries']:,} pending, status {r['status'] or 'not ended'}, "
-                f"process {r['owner_pid']} {state}" + (", offline" if r["offline"] else ""),
+                f"{owner}" + (", offline" if r["offline"] else ""),
                 file=out,
             )
             for rej in r["rejected"]:
