@@ -275,6 +275,7 @@ class Journal:
                 self.path, check_same_thread=False, isolation_level=None, timeout=30.0
             )
             db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA journal_size_limit={64 << 20}")
             # WAL with NORMAL: commits are not fsynced, but a power loss never corrupts.
             db.execute(f"PRAGMA synchronous={'NORMAL' if self._fsync == 'never' else 'FULL'}")
             self._local.db = db
@@ -478,13 +479,13 @@ class Journal:
         return self.blob_dir / relative
 
     def used_bytes(self) -> int:
-        """Bytes the entries take: used database pages plus the write-ahead log."""
+        """Bytes the journal's data takes: the database pages in use (the write-ahead log
+        is bounded separately, to 64 MB after a checkpoint)."""
         db = self._db
         page_size = db.execute("PRAGMA page_size").fetchone()[0]
         used = db.execute("PRAGMA page_count").fetchone()[0]
         free = db.execute("PRAGMA freelist_count").fetchone()[0]
-        wal = self.path.with_name(self.path.name + "-wal")
-        return int((used - free) * page_size + (wal.stat().st_size if wal.exists() else 0))
+        return int((used - free) * page_size)
 
     def size_on_disk(self) -> int:
         """Bytes of the journal on disk: the database, its WAL and shared memory, the blobs."""

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import APIStatusError, NotFoundError
+from ._errors import APIStatusError, NotFoundError, ResourceAlreadyExistsError
 from ._journal import (
     KIND_ARTIFACT,
     KIND_DATASET,
@@ -229,6 +229,21 @@ def _is_nan(value: float | str) -> bool:
     return isinstance(value, float) and value != value
 
 
+def _experiment_named(client: Any, name: str) -> str:
+    """The id of experiment ``name``, created if missing; safe when another process (a
+    second sync, a logging process) creates it at the same moment."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    try:
+        return str(client.create_experiment(name))
+    except ResourceAlreadyExistsError:
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return str(found.experiment_id)
+
+
 class RunSender:
     """Sends journaled runs through a Client; keeps the rejection bookkeeping.
 
@@ -252,9 +267,7 @@ class RunSender:
             return run.server_run_id
         experiment_id = run.experiment_id
         if experiment_id is None:
-            name = run.experiment_name or "Default"
-            found = client.get_experiment_by_name(name)
-            experiment_id = found.experiment_id if found else client.create_experiment(name)
+            experiment_id = _experiment_named(client, run.experiment_name or "Default")
         # A create may already have happened (start_run timed out after the server acted,
         # or a crash before set_server_run): look for the client key first.
         found_run = client.find_run_by_client_key(experiment_id, run.local_id)

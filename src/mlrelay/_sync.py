@@ -54,7 +54,7 @@ class RunResult:
     rejected: int
     final_sent: bool
     reason: str | None
-    live: bool = False
+    live: bool = False  # another live process (logger or sync) sends it: not ours to report
 
     @property
     def done(self) -> bool:
@@ -132,10 +132,11 @@ def run_sync(
             if progress is not None:
                 progress(entries, size)
 
+        live = item.live
         if reason is None and item.destination in down:
             reason = down[item.destination]
         if reason is None and not journal.claim(item.run):
-            reason = "claimed by another sync or process"
+            reason, live = "another sync or process claimed it first and sends it", True
         if reason is None:
             assert item.destination is not None
             if item.run.tracking_uri == "":
@@ -170,7 +171,7 @@ def run_sync(
             rejected=journal.count_rejected(final.local_id),
             final_sent=final.final_sent,
             reason=reason,
-            live=item.live,
+            live=live,
         )
         results.append(result)
         if on_run is not None:

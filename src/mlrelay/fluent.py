@@ -237,6 +237,9 @@ class _DisabledPipeline(Pipeline):
         """Nothing is ever pending."""
         return 0
 
+    def raise_if_strict_failure(self) -> None:
+        """Nothing is ever rejected."""
+
     def close(self, timeout: float) -> int:  # noqa: ARG002
         """Nothing to close."""
         return 0

@@ -243,3 +243,144 @@ def test_status_json_shows_crashed_runs_and_rejections(
             [landed] = client.search_runs(["0"])
             assert landed.info.status == "KILLED"
             assert len(client.get_metric_history(landed.info.run_id, "m")) == 100
+
+
+MANY_RUNS = textwrap.dedent(
+    """
+    import sys
+    import mlrelay
+    mlrelay.set_experiment("concurrent")
+    for r in range(6):
+        with mlrelay.start_run(run_name=f"run-{r}"):
+            mlrelay.log_param("r", r)
+            for i in range(3000):
+                mlrelay.log_metric("m", i, step=i)
+    """
+)
+
+
+def test_two_syncs_at_once_send_every_entry_exactly_once(tmp_path: Path) -> None:
+    """Two `mlrelay sync` processes started together on one journal: each run is claimed by
+    one of them, created once, and no metric is sent twice (counted in the requests the
+    server received, not in what it stored)."""
+    home = tmp_path / "home"
+    with MockServer() as server:
+        made = subprocess.run(
+            [sys.executable, "-c", MANY_RUNS],
+            env=_env(home, server.url, MLRELAY_MODE="offline"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert made.returncode == 0, made.stderr
+        syncs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "mlrelay.cli", "sync"],
+                env=_env(home, server.url),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outputs = [p.communicate(timeout=120) for p in syncs]
+        assert [p.returncode for p in syncs] == [0, 0], outputs
+        lines = [line for out, _ in outputs for line in out.splitlines()]
+        done = [line.split()[1] for line in lines if ": done (" in line]
+        # Each run is sent by exactly one sync; the other stands back (or, when it looked
+        # after the first had finished, does not list it at all).
+        assert len(done) == len(set(done)) == 6, outputs
+        sent: dict[str, int] = {}
+        for request in server.requests:
+            if request.path.endswith("/runs/log-batch") and request.status == 200:
+                body = request.json
+                sent[body["run_id"]] = sent.get(body["run_id"], 0) + len(body["metrics"])
+        assert sorted(sent.values()) == [3000] * 6
+        creates = [r for r in server.requests if r.path.endswith("/runs/create")]
+        assert len(creates) == 6
+
+
+def test_disk_budget_refuses_and_counts_new_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past MLRELAY_MAX_JOURNAL_BYTES (nothing delivered to reclaim, offline), new entries
+    are refused without blocking the loop, counted per run and warned about once; the
+    journaled ones are the first logged."""
+    monkeypatch.setenv("MLRELAY_MODE", "offline")
+    monkeypatch.setenv("MLRELAY_MAX_JOURNAL_BYTES", "256K")
+    fluent.set_tracking_uri("http://127.0.0.1:9")
+    with caplog.at_level("WARNING", logger="mlrelay.pipeline"), fluent.start_run() as run:
+        for i in range(60_000):
+            fluent.log_metric("m", i, step=i)
+            if i % 5000 == 0:
+                assert fluent.flush(5)  # commit in several groups so the budget bites
+    assert fluent.flush(5)
+    warnings = [r for r in caplog.records if "reached its budget" in r.getMessage()]
+    assert len(warnings) == 1
+    pipeline = fluent._state.pipeline
+    assert pipeline is not None
+    journal = pipeline.journal
+    assert journal.used_bytes() < 2 * 256 * 1024
+    kept = journal.pending(run.local_id, 0, 100_000)
+    assert [e.step for e in kept] == list(range(len(kept)))  # a prefix
+    [status] = [s for s in journal.status() if s.run.local_id == run.local_id]
+    assert status.refused == 60_000 - len(kept)
+    assert 0 < len(kept) < 60_000
+
+
+def test_disabled_mode_is_a_validated_no_op(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listener: socket.socket
+) -> None:
+    """MLRELAY_MODE=disabled: runs, metrics and params go nowhere (no journal file, no
+    connection), but a bad key still raises at the call site."""
+    home = tmp_path / "disabled-home"
+    monkeypatch.setenv("MLRELAY_HOME", str(home))
+    monkeypatch.setenv("MLRELAY_MODE", "disabled")
+    fluent.set_tracking_uri(f"http://127.0.0.1:{listener.getsockname()[1]}")
+    with fluent.start_run() as run:
+        fluent.log_metric("m", 1.0)
+        fluent.log_param("p", 1)
+        with pytest.raises(mlrelay.ValidationError, match="metric key"):
+            fluent.log_metric("bad key!", 1.0)
+    assert run.run_id
+    assert fluent.flush(1)
+    assert not (home / "journal.db").exists()
+    assert _connection_attempts(listener) == 0
+
+
+def test_purge_keeps_undelivered_runs_unless_forced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`purge` needs a flag; --synced removes delivered runs only; --force also removes
+    undelivered runs of processes that are gone; the journal shrinks."""
+    home = tmp_path / "home"
+    with MockServer() as server:
+        for _ in range(2):
+            made = subprocess.run(
+                [sys.executable, "-c", OFFLINE_SCRIPT],
+                env=_env(home, server.url, MLRELAY_MODE="offline"),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert made.returncode == 0, made.stderr
+        monkeypatch.setenv("MLRELAY_HOME", str(home))
+        first = made.stdout.split()[-1]  # the second script's outer run
+        assert cli.main(["purge"], out=io.StringIO()) == 2
+        assert cli.main(["sync", "--run", first], out=io.StringIO()) == 0
+
+        def runs() -> list[dict[str, object]]:
+            out = io.StringIO()
+            cli.main(["status", "--json"], out=out)
+            return json.loads(out.getvalue())["runs"]  # type: ignore[no-any-return]
+
+        assert len(runs()) == 4
+        out = io.StringIO()
+        assert cli.main(["purge", "--synced"], out=out) == 0
+        assert "undelivered data is kept" in out.getvalue()
+        left = runs()
+        assert len(left) == 3
+        assert all(not r["synced"] for r in left)
+        assert first not in {r["local_id"] for r in left}
+        assert cli.main(["purge", "--synced", "--force"], out=io.StringIO()) == 0
+        assert runs() == []
