@@ -1,4 +1,4 @@
-"""Artifacts: rendering objects to files (text, dicts, figures, images).
+"""Artifacts: rendering objects to files, and uploading files through the artifact proxy.
 
 Pure functions that write one file each; the fluent API journals the file and the
 background sender uploads it. Heavy libraries (yaml, matplotlib, plotly, numpy, PIL)
@@ -8,13 +8,21 @@ are imported only when the object needs them.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from ._errors import ValidationError
 
-__all__ = ["write_dict", "write_figure", "write_image", "write_text"]
+__all__ = [
+    "proxy_path",
+    "upload_dir",
+    "upload_file",
+    "write_dict",
+    "write_figure",
+    "write_image",
+    "write_text",
+]
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tiff", ".webp")
 
@@ -104,3 +112,65 @@ def write_image(image: Any, dest: Path) -> None:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     Image.fromarray(array).save(dest)
+
+
+# --- upload through the mlflow-artifacts proxy ------------------------------------------
+
+_PROXY = "/api/2.0/mlflow-artifacts/artifacts/"
+_CHUNK = 1 << 20
+
+
+def proxy_path(artifact_uri: str) -> str:
+    """The proxy path of a run's ``artifact_uri`` (``mlflow-artifacts:/1/<run>/artifacts``).
+
+    Raises:
+        ConfigurationError: the run's artifacts are not served by the tracking server
+            (s3://, gs://, a path on the server's disk...), so there is nothing to upload
+            to over HTTP.
+    """
+    from urllib.parse import urlsplit
+
+    from ._errors import ConfigurationError
+
+    parts = urlsplit(artifact_uri)
+    if parts.scheme != "mlflow-artifacts":
+        raise ConfigurationError(
+            f"the run's artifact location {artifact_uri!r} is not served by the tracking "
+            "server, and mlrelay uploads only through the server's artifact proxy; start the "
+            "server with `mlflow server --serve-artifacts` (the default in MLflow 2.x and 3.x) "
+            "and no --default-artifact-root, or log to an experiment whose artifact location "
+            "is mlflow-artifacts:/"
+        )
+    return _PROXY + parts.path.strip("/")
+
+
+def _stream(path: Path) -> Callable[[], Iterator[bytes]]:
+    def chunks() -> Iterator[bytes]:
+        with path.open("rb") as f:
+            while block := f.read(_CHUNK):
+                yield block
+
+    return chunks
+
+
+def upload_file(transport: Any, artifact_uri: str, local: Path, artifact_path: str | None) -> None:
+    """PUT one file below a run's artifact root, streamed from disk, retried as a whole."""
+    from urllib.parse import quote
+
+    target = "/".join(p for p in ((artifact_path or "").strip("/"), local.name) if p)
+    transport.send(
+        "PUT",
+        f"{proxy_path(artifact_uri)}/{quote(target)}",
+        content=_stream(local),
+        headers={"Content-Type": "application/octet-stream"},
+        idempotent=True,
+    )
+
+
+def upload_dir(transport: Any, artifact_uri: str, local: Path, artifact_path: str | None) -> None:
+    """Upload every file below ``local``, keeping the tree under ``artifact_path``."""
+    base = (artifact_path or "").strip("/")
+    for path in sorted(p for p in local.rglob("*") if p.is_file()):
+        relative = path.parent.relative_to(local).as_posix()
+        sub = "/".join(p for p in (base, "" if relative == "." else relative) if p)
+        upload_file(transport, artifact_uri, path, sub or None)

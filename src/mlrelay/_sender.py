@@ -29,7 +29,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import APIStatusError, NotFoundError, ResourceAlreadyExistsError
+from ._errors import (
+    APIStatusError,
+    ConfigurationError,
+    MlrelayError,
+    NotFoundError,
+    ResourceAlreadyExistsError,
+)
 from ._journal import (
     KIND_ARTIFACT,
     KIND_DATASET,
@@ -255,7 +261,7 @@ class RunSender:
     def __init__(self, journal: Journal, *, strict: bool = False) -> None:
         self.journal = journal
         self.strict = strict
-        self.strict_failure: APIStatusError | None = None
+        self.strict_failure: MlrelayError | None = None
         self._warned: set[str] = set()
         self._in_flight = _InFlight()
 
@@ -327,6 +333,10 @@ class RunSender:
                 if is_retryable(exc):
                     raise
                 self._set_aside(run, server_id, used, exc)
+            except (ConfigurationError, OSError) as exc:
+                # An artifact that cannot go where the run keeps its artifacts, or whose
+                # copy in the journal is gone: set aside with the reason; the rest goes on.
+                self._set_aside(run, server_id, used, exc)
             if progress is not None:
                 progress(len(used), _payload_bytes(used))
             acked = used[-1].seq
@@ -346,11 +356,9 @@ class RunSender:
                 progressed = True
         return progressed
 
-    def _set_aside(
-        self, run: RunRecord, server_id: str, used: list[Entry], exc: APIStatusError
-    ) -> None:
+    def _set_aside(self, run: RunRecord, server_id: str, used: list[Entry], exc: Exception) -> None:
         self.journal.reject(run.local_id, used[0].seq, used[-1].seq, str(exc))
-        if self.strict and self.strict_failure is None:
+        if self.strict and self.strict_failure is None and isinstance(exc, MlrelayError):
             self.strict_failure = exc  # raised to the user by the next flush() or end_run()
         if run.local_id not in self._warned:
             self._warned.add(run.local_id)
@@ -360,7 +368,7 @@ class RunSender:
                 "--retry-rejected` sends them again.",
                 len(used),
                 server_id,
-                exc.server_message,
+                getattr(exc, "server_message", None) or exc,
             )
 
     def _send_single(self, client: Any, server_id: str, entry: Entry) -> None:
@@ -401,8 +409,8 @@ class RunSender:
                     if progress is not None:
                         progress(len(used), _payload_bytes(used))
                     entries = entries[len(used) :]
-            except APIStatusError as exc:
-                if is_retryable(exc):
+            except (APIStatusError, ConfigurationError, OSError) as exc:
+                if isinstance(exc, APIStatusError) and is_retryable(exc):
                     raise
                 still += 1
                 # Keep the range; record the server's latest word on it.

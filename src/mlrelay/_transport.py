@@ -18,7 +18,7 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -147,7 +147,7 @@ class Transport:
         path: str,
         *,
         params: Mapping[str, Any] | None = None,
-        content: bytes | None = None,
+        content: bytes | Callable[[], Iterator[bytes]] | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool,
         retry: RetryPolicy | None = None,
@@ -158,7 +158,8 @@ class Transport:
             method: HTTP method.
             path: path below the tracking URI, starting with ``/``.
             params: query-string arguments.
-            content: the raw body.
+            content: the raw body, or a function returning a fresh iterator over it for
+                each attempt (a file streamed from disk, in constant memory).
             headers: extra headers.
             idempotent: whether a replay is harmless (decides what is retried).
             retry: a policy for this call instead of the transport's.
@@ -179,7 +180,7 @@ class Transport:
                     method,
                     url,
                     params=params,
-                    content=content,
+                    content=content() if callable(content) else content,
                     headers=headers,
                     timeout=httpx.USE_CLIENT_DEFAULT if self.timeout is None else self.timeout,
                 )

@@ -23,7 +23,7 @@ import httpx
 from ._batching import split_batch
 from ._config import NOT_GIVEN, NotGiven, Settings, resolve
 from ._credentials import build_auth
-from ._errors import APIError, ConfigurationError, NotFoundError
+from ._errors import APIError, ConfigurationError, NotFoundError, ValidationError
 from ._protocol import messages as m
 from ._protocol.entities import (
     DatasetInput,
@@ -656,6 +656,44 @@ class Client:
     def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput]) -> None:
         """Record datasets a run used (MLflow ignores a dataset logged twice)."""
         self._transport.call(_E.log_inputs, m.LogInputs(run_id=run_id, datasets=list(datasets)))
+
+    # --- artifacts ----------------------------------------------------------------------
+
+    def log_artifact(self, run_id: str, local_path: str, artifact_path: str | None = None) -> None:
+        """Upload a file to the run's artifacts (under ``artifact_path``), streamed from disk.
+
+        Safe to repeat: the same file lands at the same place.
+
+        Raises:
+            ValidationError: the path is not a file.
+            ConfigurationError: the run's artifacts are not served by the tracking server.
+        """
+        from pathlib import Path
+
+        from ._artifacts import upload_file
+
+        path = Path(local_path)
+        if not path.is_file():
+            raise ValidationError(f"{local_path!r} is not an existing file", field="local_path")
+        uri = self.get_run(run_id).info.artifact_uri or ""
+        upload_file(self._transport, uri, path, artifact_path)
+
+    def log_artifacts(self, run_id: str, local_dir: str, artifact_path: str | None = None) -> None:
+        """Upload every file below a directory to the run's artifacts, keeping the tree.
+
+        Raises:
+            ValidationError: the path is not a directory.
+            ConfigurationError: the run's artifacts are not served by the tracking server.
+        """
+        from pathlib import Path
+
+        from ._artifacts import upload_dir
+
+        path = Path(local_dir)
+        if not path.is_dir():
+            raise ValidationError(f"{local_dir!r} is not an existing directory", field="local_dir")
+        uri = self.get_run(run_id).info.artifact_uri or ""
+        upload_dir(self._transport, uri, path, artifact_path)
 
     def get_metric_history(self, run_id: str, key: str, *, page_size: int = 25000) -> list[Metric]:
         """Every point of one metric, all pages fetched (empty for an unknown run or key)."""

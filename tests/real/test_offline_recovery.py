@@ -7,6 +7,7 @@ kill survive in the pipe, so the test knows which points were logged when.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -263,3 +264,77 @@ class _Out:
     def text(self) -> str:
         """Everything written."""
         return "".join(self.parts)
+
+
+ARTIFACTS = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    import mlrelay
+    work = Path(sys.argv[1])
+    (work / "notes.txt").write_text("as logged")
+    (work / "tree" / "sub").mkdir(parents=True)
+    (work / "tree" / "a.txt").write_text("A")
+    (work / "tree" / "sub" / "b.txt").write_text("B")
+    mlrelay.set_experiment("artifacts-offline")
+    with mlrelay.start_run() as run:
+        mlrelay.log_artifact(work / "notes.txt", "docs")
+        mlrelay.log_artifacts(work / "tree", "tree")
+        mlrelay.log_text("hello", "texts/hello.txt")
+        mlrelay.log_dict({"lr": 0.1}, "config.json")
+    (work / "notes.txt").write_text("edited after logging")  # must not change the artifact
+    print("RUN", run.run_id)
+    """
+)
+
+
+def test_offline_artifacts_are_copied_when_logged_and_uploaded_by_sync(
+    mlflow_real: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Artifacts logged offline are copied into the journal at log time (a later edit of the
+    file does not change them) and `mlrelay sync` uploads them through the server's proxy."""
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-c", ARTIFACTS, str(work)],
+        env=_env(home, mlflow_real.url, MLRELAY_MODE="offline"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    blobs = [p for p in (home / "blobs").rglob("*") if p.is_file()]
+    assert all(p.stat().st_mode & 0o077 == 0 for p in blobs)  # private copies
+    monkeypatch.setenv("MLRELAY_HOME", str(home))
+    assert cli.main(["sync"], out=(out := _Out())) == 0, out.text
+    [run] = _runs(mlflow_real.url, "artifacts-offline")
+    root = run["info"]["artifact_uri"].split(":", 1)[1].strip("/")  # type: ignore[index, union-attr]
+
+    def fetch(path: str) -> str:
+        r = httpx.get(f"{mlflow_real.url}/api/2.0/mlflow-artifacts/artifacts/{root}/{path}")
+        r.raise_for_status()
+        return r.text
+
+    assert fetch("docs/notes.txt") == "as logged"
+    assert fetch("tree/a.txt") == "A"
+    assert fetch("tree/sub/b.txt") == "B"
+    assert fetch("texts/hello.txt") == "hello"
+    assert json.loads(fetch("config.json")) == {"lr": 0.1}
+    assert run["info"]["status"] == "FINISHED"  # type: ignore[index]
+
+
+def test_artifacts_outside_the_proxy_are_a_clear_error(
+    mlflow_real: RunningServer, tmp_path: Path
+) -> None:
+    """A run whose artifact location is a path on the server's disk cannot take uploads over
+    HTTP: log_artifact raises ConfigurationError naming the location and the fix."""
+    import mlrelay
+
+    (tmp_path / "f.txt").write_text("x")
+    with mlrelay.Client(tracking_uri=mlflow_real.url) as client:
+        exp = client.create_experiment(f"local-{time.time_ns()}", str(tmp_path / "store"))
+        run = client.create_run(exp)
+        with pytest.raises(mlrelay.ConfigurationError, match="--serve-artifacts") as info:
+            client.log_artifact(run.info.run_id, str(tmp_path / "f.txt"))
+    assert str(tmp_path / "store") in str(info.value)
