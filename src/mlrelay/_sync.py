@@ -94,7 +94,9 @@ def plan_sync(
             continue
         destination = recorded or only or (default_uri.rstrip("/") if default_uri else None)
         reason = None
-        live = not run.orphaned
+        # A live process sends its own runs, except offline ones: an ended offline run
+        # is the sync's to send even while its process lives on (a notebook kernel).
+        live = not run.orphaned and not (run.offline and run.status is not None)
         if live:
             reason = f"its own process (pid {run.pid}) is running and sends it"
         elif destination is None:

@@ -836,6 +836,7 @@ def init(
     username: str | None = None,
     check_timeout: float = 5.0,
     export_env: bool = False,
+    mode: str | None = None,
 ) -> str:
     """Point the fluent API at a DagsHub repository's MLflow server.
 
@@ -853,6 +854,8 @@ def init(
     Args:
         repo_owner: the owner, or ``"owner/repo"``.
         repo_name: the repository (omit when ``repo_owner`` is ``"owner/repo"``).
+        mode: ``online``, ``offline`` (no check, nothing sent; ``mlrelay sync`` later) or
+            ``disabled``; default ``MLRELAY_MODE``, else online.
 
     Returns:
         The tracking URI.
@@ -879,7 +882,7 @@ def init(
     if secret:
         source = "the token argument" if token else dagshub.sources["dagshub_token"]
         kwargs = {"username": username, "password": secret} if username else {"token": secret}
-    _state.configure(uri, kwargs)
+    _state.configure(uri, kwargs, mode=mode)
     if _state.settings().mode != "online":
         return uri
     try:

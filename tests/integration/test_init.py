@@ -123,3 +123,29 @@ def test_git_info_reads_a_real_repository(tmp_path: Path) -> None:
     assert info.branch == "trunk"
     assert info.repo_url == "https://example.com/ann/demo.git"
     assert git_info(tmp_path) is None
+
+
+def test_init_offline_checks_nothing_and_sync_delivers_later(
+    dagshub: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """init(..., mode="offline") sends no request (not even the endpoint check); the run
+    waits in the journal and `mlrelay sync` with the same credentials delivers it."""
+    import io
+
+    from mlrelay import cli
+
+    seen = len(dagshub.requests)
+    uri = mlrelay.init("ann", "demo", host=_host(dagshub), token=TOKEN, mode="offline")
+    with mlrelay.start_run():
+        mlrelay.log_metric("acc", 0.5)
+    assert mlrelay.flush(5)
+    assert len(dagshub.requests) == seen
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ann")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", TOKEN)
+    out = io.StringIO()
+    assert cli.main(["sync"], out=out) == 0, out.getvalue()
+    assert TOKEN not in out.getvalue()
+    with mlrelay.Client(tracking_uri=uri, username="ann", password=TOKEN) as c:
+        runs = list(c.search_runs(["0"]))
+        assert len(runs) == 1, out.getvalue()
+        assert runs[0].data.metrics_dict == {"acc": 0.5}
