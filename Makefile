@@ -17,6 +17,14 @@ $(VENV)/.test: $(VENV)/.base
 	$(PIP) install -e '.[test]' -e './mock_server[test]'
 	touch $@
 
+# A second real server for the suite: MLflow 2.7.1 (DagsHub serves 2.7), in its own venv,
+# built once and kept between runs. The suite finds it at $(VENV27)/bin/mlflow.
+VENV27 ?= .venv-mlflow27
+$(VENV27)/.done: tests/mlflow27-requirements.txt
+	$(PYTHON) -m venv $(VENV27)
+	$(VENV27)/bin/python -m pip --disable-pip-version-check -q install -r tests/mlflow27-requirements.txt
+	touch $@
+
 demo: $(VENV)/.base
 	$(PY) examples/demo.py
 
@@ -27,7 +35,7 @@ lint: $(VENV)/.test
 typecheck: $(VENV)/.test
 	$(VENV)/bin/mypy src mock_server/src
 
-pytest: $(VENV)/.test
+pytest: $(VENV)/.test $(VENV27)/.done
 	$(PY) -m pytest
 
 test: lint typecheck pytest
@@ -43,4 +51,4 @@ bench-outage: $(VENV)/.test
 	$(PY) benchmarks/outage.py
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(VENV27)

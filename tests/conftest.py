@@ -48,6 +48,28 @@ def mlflow_real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSer
         yield server
 
 
+MLFLOW27_VENV = Path(__file__).resolve().parents[1] / ".venv-mlflow27"
+
+
+@pytest.fixture(scope="session")
+def mlflow27(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A real MLflow 2.7.1 server (DagsHub's version) from its own venv, for the session.
+
+    The venv is built by ``make test`` (tests/mlflow27-requirements.txt); 2.7 serves
+    through gunicorn, which it looks up on PATH, so the venv's bin goes first on PATH.
+    """
+    bin_dir = MLFLOW27_VENV / "bin"
+    if not (bin_dir / "mlflow").exists():
+        pytest.fail(
+            f"no MLflow 2.7.1 venv at {MLFLOW27_VENV}: run `make test` (or "
+            "`make .venv-mlflow27/.done`) to build it"
+        )
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    workdir = tmp_path_factory.mktemp("mlflow27")
+    with mlflow_server(workdir, command=[str(bin_dir / "mlflow")], env=env) as server:
+        yield server
+
+
 @dataclass(frozen=True)
 class AuthServer:
     """A real ``mlflow server --app-name basic-auth`` and the accounts on it."""
