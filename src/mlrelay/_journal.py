@@ -50,6 +50,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import shutil
 import sqlite3
 import threading
@@ -415,10 +416,12 @@ class Journal:
     def release(self, local_id: str) -> None:
         """Give up this process's ownership of a run (``mlrelay sync`` is done with it)."""
         pid, started = owner_identity()
+        # pid 0 is "no owner"; a fresh token in owner_start makes every release distinct,
+        # so a claim based on an older reading of the run cannot succeed (no ABA).
         self._db.execute(
-            "UPDATE runs SET pid = 0, owner_start = NULL "
+            "UPDATE runs SET pid = 0, owner_start = ? "
             "WHERE local_id = ? AND pid = ? AND owner_start IS ?",
-            (local_id, pid, started),
+            (-secrets.randbelow(1 << 62) - 1, local_id, pid, started),
         )
 
     def resume(self, local_id: str) -> None:

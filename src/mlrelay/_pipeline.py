@@ -89,7 +89,10 @@ class Pipeline:
 
     Args:
         journal: where entries are made durable.
-        client_factory: builds the Client the sender uses; None means offline (never send).
+        client_factory: builds the Client for a tracking URI (each run goes to the server
+            it was logged for); None means offline (never send).
+        primary_uri: the server this process logs to now; runs that dead processes left
+            for it are recovered by this pipeline.
         options: tuning.
         threads: start the writer and sender threads (``mlrelay sync`` drives a
             thread-less pipeline's sending itself).
@@ -98,15 +101,17 @@ class Pipeline:
     def __init__(
         self,
         journal: Journal,
-        client_factory: Callable[[], Any] | None,
+        client_factory: Callable[[str], Any] | None,
         options: PipelineOptions | None = None,
         *,
         threads: bool = True,
+        primary_uri: str | None = None,
     ) -> None:
         self.journal = journal
         self.options = options or PipelineOptions()
         self._client_factory = client_factory
-        self._client: Any = None
+        self._clients: dict[str, Any] = {}
+        self._primary_uri = primary_uri
         self._buffer: collections.deque[Row] = collections.deque()
         self._unwritten = 0  # rows taken off the deque and not yet committed (writer only)
         self._written = threading.Condition()
@@ -231,13 +236,15 @@ class Pipeline:
 
     # --- sender -----------------------------------------------------------------------
 
-    def _client_or_none(self) -> Any:
-        if self._client is None and self._client_factory is not None:
-            self._client = self._client_factory().with_options(
+    def _client_for(self, uri: str) -> Any:
+        client = self._clients.get(uri)
+        if client is None:
+            assert self._client_factory is not None
+            client = self._clients[uri] = self._client_factory(uri).with_options(
                 max_retries=self.options.send_max_retries,
                 retry_budget=self.options.send_retry_budget,
             )
-        return self._client
+        return client
 
     def _send_loop(self) -> None:
         # The client's own retries are short (see PipelineOptions); longer outages are
@@ -292,13 +299,13 @@ class Pipeline:
                 self._sent.notify_all()
 
     def _send_round(self) -> bool:
-        client = self._client_or_none()
         progressed = False
-        if time.monotonic() >= self._state.next_orphan_check:
+        if self._primary_uri and time.monotonic() >= self._state.next_orphan_check:
             self._state.next_orphan_check = time.monotonic() + self.options.orphan_check_interval
-            self._claim_orphans(client.tracking_uri)
+            self._claim_orphans(self._primary_uri)
         for run in self.journal.runs(mine=True):
-            progressed |= self.sender.send_run(client, run)
+            if run.tracking_uri:  # each run goes to the server it was logged for
+                progressed |= self.sender.send_run(self._client_for(run.tracking_uri), run)
         return progressed
 
     def _claim_orphans(self, tracking_uri: str) -> None:

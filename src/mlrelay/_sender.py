@@ -179,7 +179,7 @@ class _InFlight:
         while True:
             fn, result = self._jobs.get()
             try:
-                fn()
+                result.value = fn()
             except BaseException as exc:  # handed to the sender, which decides
                 result.error = exc
             result.done.set()
@@ -189,11 +189,13 @@ class _InFlight:
 class _Result:
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
+    value: Any = None
 
-    def wait(self) -> None:
+    def wait(self) -> Any:
         self.done.wait()
         if self.error is not None:
             raise self.error
+        return self.value
 
 
 _LOG_BATCH = API_PREFIX + "runs/log-batch"
@@ -204,8 +206,59 @@ def _post(client: Any, body: bytes) -> None:
     client._transport.send("POST", _LOG_BATCH, content=body, headers=_JSON, idempotent=True)
 
 
-def _deliver_batch(client: Any, server_id: str, batch: Batch) -> None:
-    """Send one log-batch; on a 2.x NaN-duplicate 400, send only what is not stored yet."""
+Refused = list[tuple[list[Entry], APIStatusError]]
+"""Pieces of a batch the server refused, each with its answer."""
+
+# Requests one batch may take to isolate what the server refuses (bisection): a single bad
+# entry among 1,000 costs about 20.
+_BISECT_BUDGET = 48
+
+
+def _deliver_batch(client: Any, server_id: str, batch: Batch) -> Refused:
+    """Send one log-batch; return the pieces the server refused (empty when all landed).
+
+    On a 4xx the entries the server refuses are isolated by bisection, so only they are
+    set aside and the rest lands (a 600-character param on MLflow 2.x must not take the
+    999 metrics packed with it down too).
+
+    Raises:
+        APIConnectionError, APIStatusError: retryable failures (nothing is set aside).
+    """
+    try:
+        _send_once(client, server_id, batch)
+        return []
+    except APIStatusError as exc:
+        if is_retryable(exc):
+            raise
+        return _isolate(client, server_id, batch, exc, [_BISECT_BUDGET])
+
+
+def _isolate(
+    client: Any, server_id: str, batch: Batch, refusal: APIStatusError, budget: list[int]
+) -> Refused:
+    # ``batch`` was refused: try its halves. Both refused means the refusal is not about
+    # some entries (a deleted run, a rule the whole batch breaks): one piece, 3 requests.
+    if len(batch.used) == 1 or budget[0] <= 0:
+        return [(batch.used, refusal)]
+    half = len(batch.used) // 2
+    failed: list[tuple[Batch, APIStatusError]] = []
+    for part in (pack_batch(batch.used[:half]), pack_batch(batch.used[half:])):
+        budget[0] -= 1
+        try:
+            _send_once(client, server_id, part)
+        except APIStatusError as exc:
+            if is_retryable(exc):
+                raise
+            failed.append((part, exc))
+    if len(failed) == 2:
+        return [(batch.used, refusal)]
+    return [
+        piece for part, exc in failed for piece in _isolate(client, server_id, part, exc, budget)
+    ]
+
+
+def _send_once(client: Any, server_id: str, batch: Batch) -> None:
+    """One log-batch; on a 2.x NaN-duplicate 400, send only what is not stored yet."""
     try:
         _post(client, batch.body(server_id))
         return
@@ -327,7 +380,8 @@ class RunSender:
             entries = self.journal.pending(run.local_id, used[-1].seq, MAX_ENTITIES_PER_BATCH)
             following = pack_batch(entries) if entries else None
             try:
-                call.wait()
+                for piece, refusal in call.wait() or ():
+                    self._set_aside(run, server_id, piece, refusal)
                 self.journal.ack(run.local_id, used[-1].seq)
             except APIStatusError as exc:
                 if is_retryable(exc):
@@ -404,8 +458,8 @@ class RunSender:
                     if not used:
                         used = entries[:1]
                         self._send_single(client, server_id, used[0])
-                    else:
-                        _deliver_batch(client, server_id, batch)
+                    elif refused := _deliver_batch(client, server_id, batch):
+                        raise refused[0][1]
                     if progress is not None:
                         progress(len(used), _payload_bytes(used))
                     entries = entries[len(used) :]

@@ -94,9 +94,7 @@ def plan_sync(
             continue
         destination = recorded or only or (default_uri.rstrip("/") if default_uri else None)
         reason = None
-        # A live process sends its own runs, except offline ones: an ended offline run
-        # is the sync's to send even while its process lives on (a notebook kernel).
-        live = not run.orphaned and not (run.offline and run.status is not None)
+        live = not run.orphaned  # (an ended offline run is released by its process)
         if live:
             reason = f"its own process (pid {run.pid}) is running and sends it"
         elif destination is None:

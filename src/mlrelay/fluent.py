@@ -138,6 +138,7 @@ class _Fluent:
         self.known_keys: set[str] = set()
         self.git_tags: dict[str, str] | None = None
         self.mode: str | None = None  # set_tracking_uri(mode=...) / init(mode=...)
+        self.offline_runs: list[str] = []  # ended offline runs, left to `mlrelay sync`
         self._settings: Settings | None = None
 
     def settings(self) -> Settings:
@@ -190,6 +191,15 @@ class _Fluent:
                 self._client = Client(**{**self.client_kwargs, **explicit})
             return self._client
 
+    def client_for(self, uri: str) -> Any:
+        """A Client for a run's server: the configured one, or (for runs logged before
+        ``set_tracking_uri`` pointed elsewhere) one with that server's own credentials."""
+        from .client import Client
+
+        if uri.rstrip("/") == (self.settings().tracking_uri or "").rstrip("/"):
+            return self.client()
+        return Client(tracking_uri=uri)
+
     def ensure_pipeline(self) -> Pipeline:
         with self.lock:
             if self.pipeline is None or self.pid != os.getpid():
@@ -203,10 +213,11 @@ class _Fluent:
                 online = settings.mode == "online" and settings.tracking_uri
                 self.pipeline = Pipeline(
                     journal,
-                    self.client if online else None,
+                    self.client_for if online else None,
                     PipelineOptions(
                         strict=settings.strict, max_journal_bytes=settings.max_journal_bytes
                     ),
+                    primary_uri=settings.tracking_uri,
                 )
             return self.pipeline
 
@@ -582,6 +593,11 @@ def end_run(status: str = "FINISHED", *, _run: ActiveRun | None = None, _wait: b
         return
     pipeline.write_now(5.0)
     pipeline.journal.end_run(run.local_id, status, int(time.time() * 1000))
+    if pipeline._sender is None:
+        # Offline: this process never sends the run; releasing it lets `mlrelay sync`
+        # take it at once, even while this process lives on (a notebook kernel).
+        pipeline.journal.release(run.local_id)
+        _state.offline_runs.append(run.local_id)
     stack = _stack.get()
     _stack.set(tuple(r for r in stack if r is not run))
     if not _wait:
@@ -954,6 +970,8 @@ def _at_exit() -> None:
     for run in reversed(_stack.get()):
         end_run("FINISHED", _run=run, _wait=False)
     left = state.pipeline.close(_exit_timeout())
+    if state.offline_runs and state.pipeline.journal is not None:
+        left += state.pipeline.journal.count_pending(state.offline_runs)
     if left and state.pipeline.journal is not None:
         how = "logged offline" if state.pipeline._sender is None else "not yet delivered"
         sys.stderr.write(

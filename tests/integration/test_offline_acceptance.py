@@ -219,8 +219,9 @@ def test_status_json_shows_crashed_runs_and_rejections(
     assert "pass --tracking-uri" in no_uri.getvalue()
 
     with MockServer() as server:
+        # Refused throughout (both halves too): set aside as one piece.
         rule = server.faults.add(
-            action="status", method="POST", path="*/runs/log-batch", status=400, times=1
+            action="status", method="POST", path="*/runs/log-batch", status=400, times=3
         )
         sync_out = io.StringIO()
         assert cli.main(["sync", "--tracking-uri", server.url], out=sync_out) == 1

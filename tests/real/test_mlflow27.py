@@ -124,3 +124,26 @@ def test_sync_of_an_offline_run_with_a_lost_response_lands_once(
         assert exp is not None
         [run] = list(client.search_runs([exp.experiment_id]))
     _assert_once(mlflow27.url, run.info.run_id)
+
+
+def test_a_param_2x_refuses_is_set_aside_alone(
+    mlflow27: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MLflow 2.7 refuses param values over 500 characters (3.x takes 6,000) and rejects the
+    whole batch: only that param is set aside, the 999 metrics packed with it land."""
+    fluent.set_tracking_uri(mlflow27.url)
+    with caplog.at_level(logging.WARNING, logger="mlrelay"), fluent.start_run() as run:
+        fluent.log_param("long", "x" * 600)
+        fluent.log_param("short", "ok")
+        for i in range(999):
+            fluent.log_metric("m", float(i), step=i)
+    assert fluent.flush(60)
+    pipeline = fluent._state.pipeline
+    assert pipeline is not None
+    [(_, first, last, message)] = pipeline.journal.rejections(run.local_id)
+    assert "length limit of 500" in message
+    assert [e.key for e in pipeline.journal.entries_between(run.local_id, first, last)] == ["long"]
+    assert len(_history(mlflow27.url, run.run_id)) == 999
+    with mlrelay.Client(tracking_uri=mlflow27.url) as client:
+        assert client.get_run(run.run_id).data.params_dict == {"short": "ok"}
+    assert sum("rejected" in r.getMessage() for r in caplog.records) == 1
