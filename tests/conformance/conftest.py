@@ -29,6 +29,12 @@ class Backend:
     name: str
     url: str
     http: httpx.Client = field(repr=False)
+    version: str = "3.17.2"
+
+    @property
+    def v2(self) -> bool:
+        """An MLflow 2.x server (or the mock's 2.7 profile)."""
+        return self.version.startswith("2.")
 
     def call(self, method: str, endpoint: str, body: Any = None, **params: Any) -> httpx.Response:
         """``method /api/2.0/mlflow/<endpoint>`` with a JSON body or query parameters."""
@@ -93,13 +99,27 @@ class Backend:
         return run
 
 
-@pytest.fixture(params=["mock", pytest.param("real", marks=pytest.mark.real)])
+@pytest.fixture(
+    params=[
+        "mock",
+        pytest.param("real", marks=pytest.mark.real),
+        "mock-2.7",
+        pytest.param("real-2.7", marks=pytest.mark.real),
+    ]
+)
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    """Each scenario once against a fresh mock server and once against the real MLflow server."""
-    if request.param == "real":
-        real: RunningServer = request.getfixturevalue("mlflow_real")
+    """Each scenario against the mock and a real MLflow 3.17.2, then against the mock's 2.7
+    profile and a real MLflow 2.7.1 (DagsHub's version)."""
+    if request.param.startswith("real"):
+        fixture = "mlflow27" if request.param == "real-2.7" else "mlflow_real"
+        version = "2.7.1" if request.param == "real-2.7" else "3.17.2"
+        real: RunningServer = request.getfixturevalue(fixture)
         with httpx.Client(base_url=real.url, timeout=60) as client:
-            yield Backend("real", real.url, client)
+            yield Backend(request.param, real.url, client, version)
         return
-    with MockServer() as server, httpx.Client(base_url=server.url, timeout=60) as client:
-        yield Backend("mock", server.url, client)
+    version = "2.7.1" if request.param == "mock-2.7" else "3.17.2"
+    with (
+        MockServer(mlflow_version=version) as server,
+        httpx.Client(base_url=server.url, timeout=60) as client,
+    ):
+        yield Backend(request.param, server.url, client, version)

@@ -33,9 +33,12 @@ def test_create_get_duplicate(backend: Backend) -> None:
     backend.error(
         400, "RESOURCE_ALREADY_EXISTS", "POST", "registered-models/create", {"name": name}
     )
-    backend.error(
-        400, "INVALID_PARAMETER_VALUE", "POST", "registered-models/create", {"name": "a/b"}
-    )
+    if backend.v2:  # 2.7 takes '/' in model names
+        backend.ok("POST", "registered-models/create", {"name": f"a/{uuid.uuid4().hex}"})
+    else:
+        backend.error(
+            400, "INVALID_PARAMETER_VALUE", "POST", "registered-models/create", {"name": "a/b"}
+        )
     backend.error(
         404, "RESOURCE_DOES_NOT_EXIST", "GET", "registered-models/get", name=name + "-missing"
     )
@@ -101,13 +104,14 @@ def test_version_errors_and_delete(backend: Backend) -> None:
     """runs:/ sources need run_id; bad versions are 400, missing ones 404; delete twice is 404."""
     name = _model(backend)
     run_id = backend.run_id()
-    backend.error(
-        400,
-        "INVALID_PARAMETER_VALUE",
-        "POST",
-        "model-versions/create",
-        {"name": name, "source": f"runs:/{run_id}/model"},
-    )
+    if not backend.v2:  # 2.7 does not check that a runs:/ source names the run_id
+        backend.error(
+            400,
+            "INVALID_PARAMETER_VALUE",
+            "POST",
+            "model-versions/create",
+            {"name": name, "source": f"runs:/{run_id}/model"},
+        )
     backend.error(
         404,
         "RESOURCE_DOES_NOT_EXIST",

@@ -64,8 +64,14 @@ def _names(backend: Backend, eid: str, **body: Any) -> list[str]:
 def test_filters(
     populated: tuple[Backend, str, dict[str, str]], filter_string: str, expected: list[str]
 ) -> None:
-    """Filters on metrics, params, tags and attributes select the same runs as MLflow."""
+    """Filters on metrics, params, tags and attributes select the same runs as MLflow
+    (MLflow 2.7 has no IS [NOT] NULL: a 400 naming the clause)."""
     backend, eid, _ = populated
+    if backend.v2 and " IS " in filter_string:
+        body = {"experiment_ids": [eid], "filter": filter_string}
+        error = backend.error(400, "INVALID_PARAMETER_VALUE", "POST", "runs/search", body)
+        assert "Invalid clause(s) in filter string" in error["message"]
+        return
     assert _names(backend, eid, filter=filter_string) == expected
 
 

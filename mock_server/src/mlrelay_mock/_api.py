@@ -27,7 +27,7 @@ from mlrelay_mock._artifacts import ArtifactStore, clean_path, join
 from mlrelay_mock._errors import MlflowError, bad_request, invalid, missing
 from mlrelay_mock._fields import Fields, run_id_of
 from mlrelay_mock._model import Point
-from mlrelay_mock._search import page, parse_filter, parse_order_by
+from mlrelay_mock._search import NULL_OPS, Clause, page, parse_filter, parse_order_by
 from mlrelay_mock._store import RUN_NAME_TAG, MetricIn, Store
 
 __all__ = ["AppState", "error_response", "json_response", "mlflow_routes"]
@@ -112,27 +112,29 @@ def _check_content_type(request: Request) -> None:
         raise invalid("Bad Request. Content-Type must be one of ['application/json'].")
 
 
-async def read_fields(request: Request) -> Fields:
-    """The request's arguments: query string for GET (JSON body if none), else JSON body."""
+async def read_fields(request: Request, *, v3: bool = True) -> Fields:
+    """The request's arguments: query string for GET (JSON body if none), else JSON body.
+
+    MLflow 2.7 (``v3=False``) checks no Content-Type and reads fields leniently."""
     if request.method == "GET" and request.query_params:
         data: dict[str, Any] = {}
         for key, value in request.query_params.multi_items():
             data.setdefault(key, []).append(value)
         for key, value in request.path_params.items():
             data[key] = [value]
-        return Fields(data, from_query=True)
-    if request.method in ("POST", "PUT"):
+        return Fields(data, from_query=True, lenient=not v3)
+    if request.method in ("POST", "PUT") and v3:
         _check_content_type(request)
     data = parse_json_body(await request.body())
     for key, value in request.path_params.items():
         data.setdefault(key, value)
-    return Fields(data)
+    return Fields(data, lenient=not v3)
 
 
 def _endpoint(handler: Handler, state: AppState) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         try:
-            fields = await read_fields(request)
+            fields = await read_fields(request, v3=state.v3)
             return json_response(handler(state, fields))
         except MlflowError as error:
             return error_response(error)
@@ -294,7 +296,7 @@ def set_experiment_tag(s: AppState, f: Fields) -> dict[str, Any]:
     return {}
 
 
-@api("POST", "experiments/delete-experiment-tag")
+@api("POST", "experiments/delete-experiment-tag", v3_only=True)  # not in 2.7
 def delete_experiment_tag(s: AppState, f: Fields) -> dict[str, Any]:
     """``experiments/delete-experiment-tag``."""
     s.store.delete_experiment_tag(
@@ -366,12 +368,26 @@ def search_runs(s: AppState, f: Fields) -> dict[str, Any]:
     runs, token = s.store.search_runs(
         experiment_ids=f.strings("experiment_ids"),
         view_type=f.enum("run_view_type", VIEW_TYPES, default="ACTIVE_ONLY") or "ACTIVE_ONLY",
-        clauses=parse_filter(f.string("filter")),
+        clauses=parse_filter(f.string("filter"))
+        if s.v3
+        else _v2_filter(parse_filter(f.string("filter"))),
         order_by=parse_order_by(f.strings("order_by")),
         max_results=_max_results(f, "max_results", default=1000, limit=50000),
         page_token=f.string("page_token"),
     )
     return _paged("runs", [r.to_json() for r in runs], token)
+
+
+def _v2_filter(clauses: list[Clause]) -> list[Clause]:
+    """MLflow 2.7 has no ``IS NULL`` / ``IS NOT NULL`` in run filters."""
+    for clause in clauses:
+        if clause.op in NULL_OPS:
+            prefix = {"param": "params", "tag": "tags", "metric": "metrics"}.get(
+                clause.entity, clause.entity
+            )
+            words = [f"{prefix}.{clause.key}", "IS", clause.op[len("IS ") :]]
+            raise invalid("Invalid clause(s) in filter string: " + ", ".join(map(repr, words)))
+    return clauses
 
 
 def _metric(f: Fields) -> MetricIn:
@@ -547,10 +563,11 @@ def log_model_legacy(s: AppState, f: Fields) -> dict[str, Any]:
 
 @api("GET", "metrics/get-history")
 def get_metric_history(s: AppState, f: Fields) -> dict[str, Any]:
-    """``metrics/get-history``: all points, or pages when ``max_results`` is given."""
+    """``metrics/get-history``: all points, or pages when ``max_results`` is given (2.7
+    has no paging here: it always answers with every point)."""
     points = s.store.history(run_id_of(f), f.string("metric_key", required=True))
     token = None
-    if f.has("max_results"):
+    if f.has("max_results") and s.v3:
         size = _max_results(f, "max_results", default=None, limit=2**31)
         points, token = page(points, f.string("page_token"), size)
     key = f.string("metric_key")

@@ -66,11 +66,19 @@ class Fields:
     """
 
     def __init__(
-        self, data: Mapping[str, Any], *, from_query: bool = False, path: str = ""
+        self,
+        data: Mapping[str, Any],
+        *,
+        from_query: bool = False,
+        path: str = "",
+        lenient: bool = False,
     ) -> None:
         self._data = data
         self._from_query = from_query
         self._path = path
+        # MLflow 2.7: both spellings of a field at once are accepted, and a JSON number
+        # where a string is expected is taken as its text.
+        self._lenient = lenient
 
     def has(self, name: str) -> bool:
         """Whether the request carries ``name`` (snake_case or its camelCase JSON name)."""
@@ -79,7 +87,8 @@ class Fields:
     def raw(self, name: str) -> Any:
         """The undecoded value of ``name``, ``None`` if absent; both spellings at once are a 400."""
         camel = _camel(name)
-        if camel != name and name in self._data and camel in self._data:
+        both = camel != name and name in self._data and camel in self._data
+        if both and not self._lenient:
             raise invalid(
                 f"Request specifies both '{name}' and '{camel}'; provide only one of them."
             )
@@ -99,6 +108,8 @@ class Fields:
             if required:
                 raise missing(self.label(name))
             return default
+        if self._lenient and isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
         if not isinstance(value, str):
             raise wrong_type(self.label(name), value)
         return value

@@ -27,11 +27,22 @@ def _detail(message: str, status: int = 400) -> Response:
     return json_response({"detail": message}, status)
 
 
+def _v2_crash() -> Response:
+    return Response(
+        "<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n"
+        "<h1>Internal Server Error</h1>\n",
+        status_code=500,
+        media_type="text/html",
+    )
+
+
 def artifact_routes(state: AppState) -> list[Route]:
     """Starlette routes of the artifact proxy over ``state.artifacts``."""
 
     async def upload(request: Request) -> Response:
         raw = request.path_params["path"]
+        if (raw.endswith("/") or not raw) and not state.v3:
+            return _v2_crash()  # 2.7 fails writing to a directory path with Flask's HTML 500
         if raw.endswith("/") or not raw:
             return _detail("Artifact path must include a filename, not a directory path.")
         try:
@@ -45,13 +56,23 @@ def artifact_routes(state: AppState) -> list[Route]:
             await state.artifacts.put(path, chunks())
         except MlflowError as error:
             return _detail(error.message, error.status)
-        return Response(status_code=200)
+        return Response(status_code=200) if state.v3 else json_response({})
 
     async def download(request: Request) -> Response:
         try:
             path = clean_path(request.path_params["path"])
             found = state.artifacts.get(path)
         except MlflowError as error:
+            if error.status == 404 and not state.v3:
+                # 2.7 reports a missing file as a failed download: a 500.
+                return error_response(
+                    MlflowError(
+                        "INTERNAL_ERROR",
+                        "The following failures occurred while downloading one or more "
+                        f"artifacts: [Errno 2] No such file or directory: '{path}'",
+                        500,
+                    )
+                )
             if error.status == 404:
                 return error_response(error)
             return _detail(error.message, error.status)
@@ -90,11 +111,15 @@ def artifact_routes(state: AppState) -> list[Route]:
             )
         )
 
-    return [
+    routes = [
         Route(f"{BASE}/artifacts", listing, methods=["GET"]),
         Route(f"{BASE}/artifacts/{{path:path}}", upload, methods=["PUT"]),
         Route(f"{BASE}/artifacts/{{path:path}}", download, methods=["GET"]),
         Route(f"{BASE}/artifacts/{{path:path}}", delete, methods=["DELETE"]),
-        Route(f"{BASE}/mpu/{{op}}/{{path:path}}", not_implemented, methods=["POST"]),
-        Route(f"{BASE}/presigned/{{path:path}}", not_implemented, methods=["GET"]),
     ]
+    if state.v3:  # 2.7 has no multipart or presigned routes (404)
+        routes += [
+            Route(f"{BASE}/mpu/{{op}}/{{path:path}}", not_implemented, methods=["POST"]),
+            Route(f"{BASE}/presigned/{{path:path}}", not_implemented, methods=["GET"]),
+        ]
+    return routes

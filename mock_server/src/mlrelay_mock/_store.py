@@ -50,9 +50,13 @@ from mlrelay_mock._validation import (
     MAX_PARAM_VALUE,
     MAX_REGISTRY_TAG_VALUE,
     MAX_RUN_TAG_VALUE,
+    V2_MAX_PARAM_VALUE,
+    V2_MAX_TAG_VALUE,
     check_key,
+    check_key_v2,
     check_length,
     check_model_name,
+    check_value_v2,
 )
 
 __all__ = ["MetricIn", "Store"]
@@ -141,7 +145,10 @@ class Store:
     # -- experiments ------------------------------------------------------------------------
 
     def experiment(self, experiment_id: str) -> Experiment:
-        """The experiment with this id (deleted ones included); 400 for a non-numeric id."""
+        """The experiment with this id (deleted ones included); 400 for a non-numeric id
+        (2.7: 404, it looks the id up as it is)."""
+        if not experiment_id.isdigit() and not self.v3:
+            raise not_found(f"No Experiment with id={experiment_id} exists")
         if not experiment_id.isdigit():
             raise invalid(
                 f"Invalid experiment ID: '{experiment_id}'. Experiment IDs must be integers."
@@ -160,7 +167,8 @@ class Store:
         return matches[0]
 
     def _check_experiment_name(self, name: str) -> None:
-        check_length("name", name, MAX_EXPERIMENT_NAME)
+        if self.v3:  # 2.7 has no length limit on experiment names
+            check_length("name", name, MAX_EXPERIMENT_NAME)
         if any(e.name == name for e in self.experiments.values()):
             raise MlflowError(
                 "RESOURCE_ALREADY_EXISTS",
@@ -169,6 +177,10 @@ class Store:
             )
 
     def _check_experiment_tag(self, key: str, value: str) -> None:
+        if not self.v3:
+            check_key_v2(key, kind="tag")
+            check_value_v2("Tag", value, V2_MAX_TAG_VALUE)
+            return
         check_key(key, entity="key")
         check_length("value", value, MAX_EXPERIMENT_TAG_VALUE)
 
@@ -353,6 +365,11 @@ class Store:
     def _check_tags(self, tags: Sequence[Sequence[str]]) -> dict[str, str]:
         checked: dict[str, str] = {}
         for key, value in tags:
+            if not self.v3:
+                check_key_v2(key, kind="tag")
+                check_value_v2("Tag", value, V2_MAX_TAG_VALUE)
+                checked[key] = value
+                continue
             check_key(key, entity="key")
             checked[key] = value[:MAX_RUN_TAG_VALUE]
         return checked
@@ -385,7 +402,10 @@ class Store:
         checked_keys: set[str] = set()
         for key, value, timestamp, step, model_id, dataset_name, dataset_digest in metrics:
             if key not in checked_keys:
-                check_key(key, entity="Metric name", path="name")
+                if self.v3:
+                    check_key(key, entity="Metric name", path="name")
+                else:
+                    check_key_v2(key, kind="metric")
                 checked_keys.add(key)
             value = float(value)
             if math.isinf(value):
@@ -428,8 +448,12 @@ class Store:
         checked: dict[str, str] = {}
         conflicts = []
         for key, value in params:
-            check_key(key, entity="Param key")
-            value = value[:MAX_PARAM_VALUE]
+            if self.v3:
+                check_key(key, entity="Param key")
+                value = value[:MAX_PARAM_VALUE]
+            else:
+                check_key_v2(key, kind="param")
+                check_value_v2("Param", value, V2_MAX_PARAM_VALUE)
             old = run.params.get(key)
             if old is not None and old != value:
                 conflicts.append({"key": key, "old_value": old, "new_value": value})
@@ -549,7 +573,8 @@ class Store:
         self, *, name: str, tags: Sequence[Sequence[str]], description: str, now: int
     ) -> RegisteredModel:
         """Create a registered model; an existing name is a 400 ``RESOURCE_ALREADY_EXISTS``."""
-        check_model_name(name)
+        if self.v3:  # 2.7 takes any name, '/' and ':' included
+            check_model_name(name)
         for key, value in tags:
             self._check_registry_tag(key, value)
         if name in self.models:
@@ -638,7 +663,7 @@ class Store:
     def _check_source(self, source: str, run_id: str) -> None:
         if ".." in source.split("/"):
             raise invalid(f"Invalid model version source: '{source}'.")
-        if source.startswith("runs:/"):
+        if source.startswith("runs:/") and self.v3:  # 2.7 does not check runs:/ sources
             if not run_id or source[len("runs:/") :].split("/")[0] != run_id:
                 raise invalid(
                     "The run_id request parameter must identify the resource that contains "

@@ -24,9 +24,13 @@ __all__ = [
     "MAX_PARAM_VALUE",
     "MAX_REGISTRY_TAG_VALUE",
     "MAX_RUN_TAG_VALUE",
+    "V2_MAX_PARAM_VALUE",
+    "V2_MAX_TAG_VALUE",
     "check_key",
+    "check_key_v2",
     "check_length",
     "check_model_name",
+    "check_value_v2",
 ]
 
 MAX_BATCH_METRICS = 1000
@@ -89,3 +93,40 @@ def check_model_name(name: str) -> None:
         raise invalid(f"Invalid model name '{name}'. Names cannot contain '/' or ':'.")
     if posixpath.normpath(name) != name or name in (".", ".."):
         raise invalid(f"Invalid model name '{name}'.")
+
+
+# --- MLflow 2.7 (protocol notes §15, and measured against a real 2.7.1 server) -----------
+
+V2_MAX_PARAM_VALUE = 500
+V2_MAX_TAG_VALUE = 5000
+_NAME_RE_V2 = re.compile(r"^[/\w.\- ]*$")
+
+
+def check_key_v2(key: str, *, kind: str) -> None:
+    """MLflow 2.7's name rule: no colon; ``kind`` is ``metric``, ``param`` or ``tag``."""
+    if not _NAME_RE_V2.match(key):
+        raise invalid(
+            f"Invalid {kind} name: '{key}'. Names may only contain alphanumerics, underscores "
+            "(_), dashes (-), periods (.), spaces ( ), and slashes (/)."
+        )
+    norm = posixpath.normpath(key)
+    if norm != key or norm == "." or norm.startswith(("..", "/")):
+        raise invalid(
+            f"Invalid {kind} name: '{key}'. Names may be treated as files in certain cases, "
+            "and must not resolve to other names when treated as such. This name would "
+            f"resolve to '{norm}'"
+        )
+    if len(key) > MAX_KEY:
+        raise invalid(
+            f"{kind.capitalize()} key '{key}' had length {len(key)}, which exceeded length "
+            f"limit of {MAX_KEY}"
+        )
+
+
+def check_value_v2(kind: str, value: str, limit: int) -> None:
+    """MLflow 2.7 refuses long values (3.x truncates run tags and params silently)."""
+    if len(value) > limit:
+        raise invalid(
+            f"{kind} value '{value}' had length {len(value)}, which exceeded length limit "
+            f"of {limit}"
+        )
