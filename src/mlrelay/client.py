@@ -36,6 +36,7 @@ from ._protocol.entities import (
     RunTag,
     ViewType,
 )
+from ._registry import RegistryMethods
 from ._retry import RetryPolicy, compute_wait, should_retry
 from ._transport import USER_AGENT, Transport, build_ssl_context
 from ._validation import (
@@ -82,7 +83,7 @@ def _run_tags(tags: Mapping[str, Any] | Iterable[RunTag] | None) -> list[RunTag]
     ]
 
 
-class Client:
+class Client(RegistryMethods):
     """A typed, synchronous client for an MLflow-compatible tracking server.
 
     Settings are resolved once, here, in this order (the first that has a value wins):

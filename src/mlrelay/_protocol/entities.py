@@ -25,7 +25,11 @@ __all__ = [
     "ExperimentTag",
     "InputTag",
     "Metric",
+    "ModelVersion",
+    "ModelVersionTag",
     "Param",
+    "RegisteredModel",
+    "RegisteredModelAlias",
     "Run",
     "RunData",
     "RunInfo",
@@ -184,3 +188,46 @@ class Run(Entity):
     info: RunInfo
     data: RunData = Field(default_factory=RunData)
     inputs: RunInputs = Field(default_factory=RunInputs)
+
+
+class ModelVersionTag(Entity):
+    """A tag on a registered model or a model version."""
+
+    key: str
+    value: str
+
+
+class ModelVersion(Entity):
+    """One version of a registered model."""
+
+    name: str
+    version: str
+    creation_timestamp: int | None = None
+    last_updated_timestamp: int | None = None
+    current_stage: str | None = None
+    description: str | None = None
+    source: str | None = None
+    run_id: str | None = None
+    status: str | None = None
+    status_message: str | None = None
+    tags: list[ModelVersionTag] = Field(default_factory=list)
+    aliases: list[str] = Field(default_factory=list)
+
+
+class RegisteredModelAlias(Entity):
+    """An alias pointing at one version."""
+
+    alias: str
+    version: str
+
+
+class RegisteredModel(Entity):
+    """A named model in the registry, with its latest version per stage."""
+
+    name: str
+    creation_timestamp: int | None = None
+    last_updated_timestamp: int | None = None
+    description: str | None = None
+    latest_versions: list[ModelVersion] = Field(default_factory=list)
+    tags: list[ModelVersionTag] = Field(default_factory=list)
+    aliases: list[RegisteredModelAlias] = Field(default_factory=list)

@@ -1,0 +1,113 @@
+"""Models logged by mlrelay are real MLflow models: MLflow's own package loads them.
+
+The model is logged and registered through ``mlrelay.Client``; a subprocess running MLflow's
+own package (the test venv's for 3.17.2, ``.venv-mlflow27``'s for 2.7.1) loads it by
+``runs:/`` and by ``models:/<name>@champion`` and predicts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+import mlrelay
+from tests._servers import RunningServer
+from tests.conftest import MLFLOW27_VENV
+
+pytestmark = pytest.mark.real
+
+LOAD = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import mlflow.pyfunc
+    X = np.array(json.loads(sys.argv[2]))
+    print(json.dumps([int(v) for v in mlflow.pyfunc.load_model(sys.argv[1]).predict(X)]))
+    """
+)
+
+
+def _train():  # type: ignore[no-untyped-def]
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    return LogisticRegression(max_iter=500).fit(X, y), X
+
+
+def _load_with_mlflow(python: str, uri: str, tracking: str, X: object) -> list[int]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    env["MLFLOW_TRACKING_URI"] = tracking
+    proc = subprocess.run(
+        [python, "-W", "ignore", "-c", LOAD, uri, json.dumps(X)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result: list[int] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_sklearn_model_loads_with_mlflow_and_is_promoted(mlflow_real: RunningServer) -> None:
+    """A scikit-learn model logged by mlrelay loads with mlflow.pyfunc.load_model by runs:/ and
+    by models:/<name>@champion and predicts like the original; promotion reaches Production."""
+    model, X = _train()
+    sample = X[::10].tolist()
+    expected = [int(v) for v in model.predict(X[::10])]
+    name = f"iris-{uuid.uuid4().hex[:8]}"
+    with mlrelay.Client(tracking_uri=mlflow_real.url) as client:
+        run = client.create_run(client.create_experiment(f"models-{uuid.uuid4().hex}"))
+        run_id = run.info.run_id
+        info = client.log_model(
+            run_id, model, "model", input_example=X[:3], registered_model_name=name
+        )
+        assert info.model_uri == f"runs:/{run_id}/model"
+        version = info.registered_model_version
+        assert version is not None
+        assert version.status == "READY"
+        client.transition_model_version_stage(name, version.version, "Staging")
+        promoted = client.transition_model_version_stage(
+            name, version.version, "production", archive_existing_versions=True
+        )
+        assert promoted.current_stage == "Production"
+        client.set_registered_model_alias(name, "champion", version.version)
+        assert client.get_model_version_by_alias(name, "champion").version == version.version
+        assert [v.version for v in client.get_latest_versions(name, ["Production"])] == [
+            version.version
+        ]
+        assert client.get_model_version(name, version.version).current_stage == "Production"
+        tags = client.get_run(run_id).data.tags_dict
+        assert "mlflow.log-model.history" in tags
+    for uri in (f"runs:/{run_id}/model", f"models:/{name}@champion"):
+        assert _load_with_mlflow(sys.executable, uri, mlflow_real.url, sample) == expected
+
+
+def test_sklearn_model_loads_with_mlflow_2_7(mlflow27: RunningServer) -> None:
+    """The same model logged to a real MLflow 2.7.1 server loads with MLflow 2.7.1's own
+    mlflow.pyfunc.load_model and predicts like the original."""
+    model, X = _train()
+    sample = X[::10].tolist()
+    expected = [int(v) for v in model.predict(X[::10])]
+    with mlrelay.Client(tracking_uri=mlflow27.url) as client:
+        run_id = client.create_run(client.create_experiment(f"m27-{uuid.uuid4().hex}")).info.run_id
+        client.log_model(run_id, model, "model", input_example=X[:3])
+    python = str(Path(MLFLOW27_VENV) / "bin" / "python")
+    assert _load_with_mlflow(python, f"runs:/{run_id}/model", mlflow27.url, sample) == expected
+
+
+def test_registry_errors_are_typed(mlflow_real: RunningServer) -> None:
+    """An unknown stage names the allowed ones; a missing model is a NotFoundError."""
+    with mlrelay.Client(tracking_uri=mlflow_real.url) as client:
+        with pytest.raises(mlrelay.ValidationError, match="Staging, Production"):
+            client.transition_model_version_stage("x", 1, "Prod")
+        with pytest.raises(mlrelay.NotFoundError):
+            client.get_registered_model(f"missing-{uuid.uuid4().hex}")
