@@ -123,6 +123,11 @@ CREATE TABLE IF NOT EXISTS rejected (
     message  TEXT NOT NULL,
     at       INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS servers (
+    tracking_uri TEXT PRIMARY KEY,
+    capabilities TEXT NOT NULL,
+    detected_at  INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS refused (
     run      TEXT PRIMARY KEY,
     count    INTEGER NOT NULL,
@@ -500,6 +505,21 @@ class Journal:
         if self.blob_dir.exists():
             total += sum(f.stat().st_size for f in self.blob_dir.rglob("*") if f.is_file())
         return total
+
+    def server_capabilities(self, tracking_uri: str) -> str | None:
+        """What was recorded about a server's capabilities (JSON), if anything."""
+        row = self._db.execute(
+            "SELECT capabilities FROM servers WHERE tracking_uri = ?", (tracking_uri,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def record_server(self, tracking_uri: str, capabilities: str) -> None:
+        """Record a server's capabilities (JSON) for later syncs."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO servers (tracking_uri, capabilities, detected_at) "
+            "VALUES (?, ?, ?)",
+            (tracking_uri, capabilities, int(time.time() * 1000)),
+        )
 
     def refuse(self, counts: dict[str, int]) -> None:
         """Count entries that were not journaled because the disk budget was reached."""

@@ -26,6 +26,7 @@ from ._protocol.entities import ModelVersion, RegisteredModel
 from ._transport import API_PREFIX
 
 if TYPE_CHECKING:
+    from ._capabilities import Capabilities
     from ._protocol.entities import Run
     from ._transport import Transport
 
@@ -60,6 +61,8 @@ class RegistryMethods:
     _transport: Transport
 
     if TYPE_CHECKING:
+
+        def capabilities(self) -> Capabilities: ...
 
         def get_run(self, run_id: str) -> Run: ...
 
@@ -274,6 +277,12 @@ class RegistryMethods:
             RegistryNotSupportedError: the server has no registry.
             ValidationError: the URI has another form.
         """
+        if not self.capabilities().registry:
+            raise RegistryNotSupportedError(
+                f"the tracking server at {self._transport.base_url} has no model registry; "
+                "register models on a server that runs MLflow's registry (DagsHub does not "
+                "offer it)"
+            )
         run_id = None
         source = model_uri
         if model_uri.startswith("runs:/"):

@@ -104,6 +104,17 @@ def plan_sync(
     return planned
 
 
+def _know_server(journal: Journal, client: Any, uri: str) -> None:
+    # Capabilities are probed once per server and kept in the journal for later syncs.
+    from ._capabilities import Capabilities, remember
+
+    recorded = journal.server_capabilities(uri)
+    if recorded is not None:
+        remember(uri, Capabilities.from_json(recorded))
+    else:
+        journal.record_server(uri, client.capabilities().to_json())
+
+
 def run_sync(
     journal: Journal,
     planned: Sequence[PlannedRun],
@@ -145,6 +156,7 @@ def run_sync(
                 client = clients.get(item.destination)
                 if client is None:
                     client = clients[item.destination] = client_for(item.destination)
+                    _know_server(journal, client, item.destination)
                 record = journal.run(item.run.local_id)
                 if retry_rejected and record is not None:
                     sender.retry_rejected(client, record, counted)

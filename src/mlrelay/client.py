@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -37,6 +37,9 @@ from ._protocol.entities import (
     ViewType,
 )
 from ._registry import RegistryMethods
+
+if TYPE_CHECKING:
+    from ._capabilities import Capabilities
 from ._retry import RetryPolicy, compute_wait, should_retry
 from ._transport import USER_AGENT, Transport, build_ssl_context
 from ._validation import (
@@ -657,6 +660,13 @@ class Client(RegistryMethods):
     def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput]) -> None:
         """Record datasets a run used (MLflow ignores a dataset logged twice)."""
         self._transport.call(_E.log_inputs, m.LogInputs(run_id=run_id, datasets=list(datasets)))
+
+    def capabilities(self) -> Capabilities:
+        """What this server offers (version, logged models, server-info, multipart uploads,
+        registry), probed on first use and cached for the process."""
+        from ._capabilities import capabilities_of
+
+        return capabilities_of(self._transport)
 
     # --- artifacts ----------------------------------------------------------------------
 

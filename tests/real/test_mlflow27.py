@@ -119,6 +119,15 @@ def test_sync_of_an_offline_run_with_a_lost_response_lands_once(
         assert cli.main(["sync"], out=out) == 0, out.getvalue()
         assert "rejected" not in out.getvalue()
         assert proxy.dropped("/runs/log-batch") == 1
+        # The sync recorded what the server offers, for the next sync.
+        from mlrelay._capabilities import Capabilities
+        from mlrelay._journal import Journal
+
+        journal = Journal(home / "journal.db")
+        recorded = journal.server_capabilities(proxy.url)
+        journal.close()
+        assert recorded is not None
+        assert Capabilities.from_json(recorded).version == "2.7.1"
     with mlrelay.Client(tracking_uri=mlflow27.url) as client:
         exp = client.get_experiment_by_name("nan-offline-27")
         assert exp is not None
