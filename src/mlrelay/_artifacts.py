@@ -15,7 +15,9 @@ from typing import Any
 from ._errors import ValidationError
 
 __all__ = [
+    "download",
     "proxy_path",
+    "rendered",
     "upload_dir",
     "upload_file",
     "write_dict",
@@ -114,6 +116,31 @@ def write_image(image: Any, dest: Path) -> None:
     Image.fromarray(array).save(dest)
 
 
+def rendered(
+    artifact_file: str, render: Callable[[Path], None], deliver: Callable[[Path, str | None], None]
+) -> None:
+    """Render an object into ``artifact_file``'s name in a private temporary directory and
+    hand the file and its folder (None at the root) to ``deliver`` (upload or journal).
+
+    Raises:
+        ValidationError: ``artifact_file`` is not a relative file name.
+    """
+    import tempfile
+    from pathlib import PurePosixPath
+
+    name = PurePosixPath(artifact_file)
+    if not name.name or name.is_absolute() or ".." in name.parts:
+        raise ValidationError(
+            f"{artifact_file!r} must be a relative file name such as 'plots/loss.png'",
+            field="artifact_file",
+        )
+    with tempfile.TemporaryDirectory(prefix="mlrelay-") as tmp:
+        target = Path(tmp) / name.name
+        render(target)
+        parent = name.parent.as_posix()
+        deliver(target, None if parent == "." else parent)
+
+
 # --- upload through the mlflow-artifacts proxy ------------------------------------------
 
 _PROXY = "/api/2.0/mlflow-artifacts/artifacts/"
@@ -144,13 +171,35 @@ def proxy_path(artifact_uri: str) -> str:
     return _PROXY + parts.path.strip("/")
 
 
+_PROGRESS_FROM = 64 << 20  # files this large show a progress bar on a terminal
+
+
 def _stream(path: Path) -> Callable[[], Iterator[bytes]]:
+    size = path.stat().st_size
+
     def chunks() -> Iterator[bytes]:
-        with path.open("rb") as f:
-            while block := f.read(_CHUNK):
-                yield block
+        bar = _progress(f"uploading {path.name}", size)
+        try:
+            with path.open("rb") as f:
+                while block := f.read(_CHUNK):
+                    if bar is not None:
+                        bar.update(len(block))
+                    yield block
+        finally:
+            if bar is not None:
+                bar.close()
 
     return chunks
+
+
+def _progress(label: str, size: int | None) -> Any:
+    import sys
+
+    if size is None or size < _PROGRESS_FROM or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=size, unit="B", unit_scale=True, desc=label, leave=False)
 
 
 def upload_file(transport: Any, artifact_uri: str, local: Path, artifact_path: str | None) -> None:
@@ -168,9 +217,62 @@ def upload_file(transport: Any, artifact_uri: str, local: Path, artifact_path: s
 
 
 def upload_dir(transport: Any, artifact_uri: str, local: Path, artifact_path: str | None) -> None:
-    """Upload every file below ``local``, keeping the tree under ``artifact_path``."""
+    """Upload every file below ``local``, keeping the tree under ``artifact_path``; four files
+    at a time, each retried on its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
     base = (artifact_path or "").strip("/")
+    jobs = []
     for path in sorted(p for p in local.rglob("*") if p.is_file()):
         relative = path.parent.relative_to(local).as_posix()
         sub = "/".join(p for p in (base, "" if relative == "." else relative) if p)
-        upload_file(transport, artifact_uri, path, sub or None)
+        jobs.append((path, sub or None))
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="mlrelay-upload") as pool:
+        for future in [pool.submit(upload_file, transport, artifact_uri, *job) for job in jobs]:
+            future.result()  # the first failure is raised once the others are done
+
+
+def download(transport: Any, artifact_uri: str, path: str, dst: Path) -> Path:
+    """Download one artifact file or a whole directory below ``dst``; returns the local path.
+
+    Files stream to ``<name>.part`` beside their destination and are renamed when complete,
+    so a broken download never leaves a truncated file under the real name.
+
+    Raises:
+        NotFoundError: nothing exists at ``path``.
+    """
+    from urllib.parse import quote
+
+    root = proxy_path(artifact_uri)
+    rel = path.strip("/")
+    listing = transport.send(
+        "GET", _PROXY.rstrip("/"), params={"path": f"{root[len(_PROXY):]}/{rel}".strip("/")},
+        idempotent=True,
+    ).json()  # fmt: skip
+    target = dst / (rel.rsplit("/", 1)[-1] if rel else "artifacts")
+    if listing.get("files"):
+        target.mkdir(parents=True, exist_ok=True)
+        for entry in listing["files"]:
+            download(transport, artifact_uri, f"{rel}/{entry['path']}".strip("/"), target)
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+
+    def write(response: Any) -> None:
+        size = int(response.headers.get("content-length") or 0)
+        bar = _progress(f"downloading {target.name}", size)
+        with partial.open("wb") as f:
+            for block in response.iter_bytes(_CHUNK):
+                f.write(block)
+                if bar is not None:
+                    bar.update(len(block))
+        if bar is not None:
+            bar.close()
+
+    try:
+        transport.send("GET", f"{root}/{quote(rel)}", idempotent=True, sink=write)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(target)
+    return target

@@ -387,6 +387,13 @@ REGISTRY: tuple[Setting, ...] = (
         "Raise a batch the server rejected from the next flush() or end_run().",
     ),
     Setting(
+        "log_environment",
+        ("MLRELAY_LOG_ENVIRONMENT",),
+        _parse_bool,
+        False,
+        "Log installed packages, the entry script and the git diff with every run.",
+    ),
+    Setting(
         "max_journal_bytes",
         ("MLRELAY_MAX_JOURNAL_BYTES",),
         _parse_bytes,
@@ -456,6 +463,7 @@ class Settings(BaseModel):
     exit_timeout: float
     fsync: Literal["always", "interval", "never"]
     strict: bool
+    log_environment: bool
     max_journal_bytes: int | None
     dagshub_host: str | None
     dagshub_token: SecretStr | None

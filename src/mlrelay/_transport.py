@@ -151,6 +151,7 @@ class Transport:
         headers: Mapping[str, str] | None = None,
         idempotent: bool,
         retry: RetryPolicy | None = None,
+        sink: Callable[[httpx.Response], None] | None = None,
     ) -> httpx.Response:
         """Send one request with retries and return the successful response.
 
@@ -163,6 +164,9 @@ class Transport:
             headers: extra headers.
             idempotent: whether a replay is harmless (decides what is retried).
             retry: a policy for this call instead of the transport's.
+            sink: stream a successful response's body into this function instead of
+                reading it into memory (it is called once per attempt; a download that
+                breaks midway is retried whole).
 
         Raises:
             APIConnectionError: no response (after retries).
@@ -176,7 +180,7 @@ class Transport:
                 raise MlrelayError(f"cannot send {method} {safe_url}: this Client is closed")
             started = time.perf_counter()
             try:
-                response = self.http_client.request(
+                request = self.http_client.build_request(
                     method,
                     url,
                     params=params,
@@ -184,6 +188,15 @@ class Transport:
                     headers=headers,
                     timeout=httpx.USE_CLIENT_DEFAULT if self.timeout is None else self.timeout,
                 )
+                response = self.http_client.send(request, stream=sink is not None)
+                if sink is not None:
+                    try:
+                        if response.status_code < 400:
+                            sink(response)
+                        else:
+                            response.read()
+                    finally:
+                        response.close()
             except httpx.TimeoutException as exc:
                 sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
                 raise APITimeoutError(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -29,6 +30,7 @@ from ._protocol.entities import (
     DatasetInput,
     Experiment,
     ExperimentTag,
+    FileInfo,
     Metric,
     Param,
     Run,
@@ -41,7 +43,7 @@ from ._registry import RegistryMethods
 if TYPE_CHECKING:
     from ._capabilities import Capabilities
 from ._retry import RetryPolicy, compute_wait, should_retry
-from ._transport import USER_AGENT, Transport, build_ssl_context
+from ._transport import API_PREFIX, USER_AGENT, Transport, build_ssl_context
 from ._validation import (
     validate_experiment_name,
     validate_experiment_tag_value,
@@ -679,8 +681,6 @@ class Client(RegistryMethods):
             ValidationError: the path is not a file.
             ConfigurationError: the run's artifacts are not served by the tracking server.
         """
-        from pathlib import Path
-
         from ._artifacts import upload_file
 
         path = Path(local_path)
@@ -696,8 +696,6 @@ class Client(RegistryMethods):
             ValidationError: the path is not a directory.
             ConfigurationError: the run's artifacts are not served by the tracking server.
         """
-        from pathlib import Path
-
         from ._artifacts import upload_dir
 
         path = Path(local_dir)
@@ -705,6 +703,73 @@ class Client(RegistryMethods):
             raise ValidationError(f"{local_dir!r} is not an existing directory", field="local_dir")
         uri = self.get_run(run_id).info.artifact_uri or ""
         upload_dir(self._transport, uri, path, artifact_path)
+
+    def _render_and_upload(self, run_id: str, artifact_file: str, render: Any) -> None:
+        from ._artifacts import rendered
+
+        rendered(
+            artifact_file, render, lambda path, folder: self.log_artifact(run_id, str(path), folder)
+        )
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        """Upload a string as a text artifact (e.g. ``"notes/summary.txt"``)."""
+        from ._artifacts import write_text
+
+        self._render_and_upload(run_id, artifact_file, lambda t: write_text(text, t))
+
+    def log_dict(self, run_id: str, dictionary: Mapping[str, Any], artifact_file: str) -> None:
+        """Upload a dictionary as JSON or YAML (by the file's extension)."""
+        from ._artifacts import write_dict
+
+        self._render_and_upload(run_id, artifact_file, lambda t: write_dict(dictionary, t))
+
+    def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
+        """Upload a matplotlib or plotly figure."""
+        from ._artifacts import write_figure
+
+        self._render_and_upload(run_id, artifact_file, lambda t: write_figure(figure, t))
+
+    def log_image(self, run_id: str, image: Any, artifact_file: str) -> None:
+        """Upload a numpy array or PIL image as an image."""
+        from ._artifacts import write_image
+
+        self._render_and_upload(run_id, artifact_file, lambda t: write_image(image, t))
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
+        """The files and directories directly below ``path`` in the run's artifacts."""
+        found: list[FileInfo] = []
+        token = None
+        while True:
+            response = self._transport.send(
+                "GET",
+                API_PREFIX + "artifacts/list",
+                params={
+                    k: v
+                    for k, v in (("run_id", run_id), ("path", path), ("page_token", token))
+                    if v is not None
+                },
+                idempotent=True,
+            ).json()
+            found += [FileInfo.model_validate(f) for f in response.get("files", [])]
+            token = response.get("next_page_token")
+            if not token:
+                return found
+
+    def download_artifacts(self, run_id: str, path: str, dst_path: str | None = None) -> str:
+        """Download an artifact file or directory; returns the local path.
+
+        Files stream to disk in constant memory (a temporary name, renamed when complete).
+
+        Args:
+            dst_path: an existing directory to download into (a new temporary one if None).
+        """
+        import tempfile
+
+        from ._artifacts import download
+
+        dst = Path(dst_path) if dst_path else Path(tempfile.mkdtemp(prefix="mlrelay-"))
+        uri = self.get_run(run_id).info.artifact_uri or ""
+        return str(download(self._transport, uri, path, dst))
 
     def get_metric_history(self, run_id: str, key: str, *, page_size: int = 25000) -> list[Metric]:
         """Every point of one metric, all pages fetched (empty for an unknown run or key)."""

@@ -70,9 +70,11 @@ __all__ = [
     "log_input",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
     "log_text",
+    "register_model",
     "search_runs",
     "set_experiment",
     "set_tag",
@@ -419,6 +421,7 @@ def start_run(
     nested: bool = False,
     tags: Mapping[str, Any] | None = None,
     description: str | None = None,
+    log_environment: bool | None = None,
 ) -> ActiveRun:
     """Start (or resume, with ``run_id``) a run and make it active.
 
@@ -426,6 +429,9 @@ def start_run(
     answers; otherwise it gets a local id and is created, exactly once, when the
     server is reachable. Use it as a context manager: a block that raises ends the run
     FAILED, Ctrl-C ends it KILLED, otherwise FINISHED.
+
+    ``log_environment`` (default ``MLRELAY_LOG_ENVIRONMENT``) also logs the installed
+    packages, the entry script and, for a dirty git tree, the diff (bounded in size).
 
     Raises:
         ValidationError: a tag is invalid, or a run is active and ``nested`` is False.
@@ -508,7 +514,28 @@ def start_run(
         parent=parent,
     )
     _stack.set((*stack, run))
+    if settings.log_environment if log_environment is None else log_environment:
+        _log_environment()
     return run
+
+
+def _log_environment() -> None:
+    import tempfile
+
+    from ._repro import collect
+
+    records = collect()
+    if records.tags:
+        set_tags(records.tags)
+    with tempfile.TemporaryDirectory(prefix="mlrelay-env-") as tmp:
+        for artifact, data in records.files.items():
+            folder, _, filename = artifact.rpartition("/")
+            target = Path(tmp) / filename
+            target.write_bytes(data)
+            _journal_artifact(target, folder or None, is_dir=False)
+            target.unlink()
+    for note in records.notes:
+        warnings.warn(f"mlrelay: {note}", RuntimeWarning, stacklevel=3)
 
 
 def _resume_on_server(run_id: str) -> str | None:
@@ -685,27 +712,108 @@ def delete_tag(key: str) -> None:
     )
 
 
-def log_input(dataset: Any, context: str | None = None) -> None:
-    """Record a dataset the active run used.
+def log_input(
+    dataset: Any,
+    context: str | None = None,
+    *,
+    name: str | None = None,
+    source: str | None = None,
+    targets: str | None = None,
+) -> None:
+    """Record a dataset the active run used, as MLflow's UI shows it.
 
     Args:
-        dataset: an :class:`mlrelay.Dataset` (or a ``DatasetInput``).
+        dataset: a pandas DataFrame, a numpy array, a file path or URI, or an
+            :class:`mlrelay.Dataset` (name, digest, source, schema and profile are
+            derived as MLflow derives them).
         context: the ``mlflow.data.context`` input tag, e.g. ``"training"``.
+        name: the dataset's name (default ``"dataset"``, or the file's name).
+        source: where the data came from, when not the running code.
+        targets: the target column of a DataFrame.
     """
-    from ._protocol.entities import Dataset, DatasetInput, InputTag
+    from ._datasets import dataset_input
 
-    if isinstance(dataset, Dataset):
-        tags = [InputTag(key="mlflow.data.context", value=context)] if context else []
-        item = DatasetInput(dataset=dataset, tags=tags)
-    elif isinstance(dataset, DatasetInput):
-        item = dataset
-    else:
-        raise ValidationError(
-            f"log_input takes an mlrelay.Dataset, got {type(dataset).__name__}", field="dataset"
-        )
+    item = dataset_input(dataset, context=context, name=name, source=source, targets=targets)
     run = _current()
     text = item.model_dump_json(by_alias=True, exclude_none=True)
     _state.ensure_pipeline().log((run.local_id, KIND_DATASET, item.dataset.name, text, None, None))
+
+
+def log_model(
+    model: Any,
+    name: str = "model",
+    *,
+    signature: dict[str, str | None] | None = None,
+    input_example: Any = None,
+    pip_requirements: list[str] | None = None,
+    registered_model_name: str | None = None,
+) -> Any:
+    """Log a model of the active run in MLflow's format (see :meth:`Client.log_model`).
+
+    Online, the model is uploaded now (the run is created on the server first if it only
+    has a local id) and a :class:`ModelInfo` is returned. Offline, the model directory is
+    journaled like any artifacts and ``mlrelay sync`` uploads it; None is returned.
+
+    Raises:
+        ConfigurationError: ``registered_model_name`` in offline mode (registration needs
+            the server: call ``register_model`` after syncing).
+    """
+    import tempfile
+
+    from ._models import save_model
+
+    run = _current()
+    settings = _state.settings()
+    if settings.mode != "online":
+        if registered_model_name:
+            raise ConfigurationError(
+                "log_model(registered_model_name=...) needs the tracking server; offline, log "
+                "the model, run `mlrelay sync`, then call register_model"
+            )
+        with tempfile.TemporaryDirectory(prefix="mlrelay-model-") as tmp:
+            save_model(
+                model, Path(tmp), input_example=input_example, signature=signature,
+                pip_requirements=pip_requirements, artifact_path=name,
+            )  # fmt: skip
+            _journal_artifact(Path(tmp), name, is_dir=True)
+        return None
+    server_id = _await_server_id(run)
+    flush()  # the model lands after what was logged before it
+    return _state.client("log_model").log_model(
+        server_id,
+        model,
+        name,
+        signature=signature,
+        input_example=input_example,
+        pip_requirements=pip_requirements,
+        registered_model_name=registered_model_name,
+    )
+
+
+def _await_server_id(run: ActiveRun) -> str:
+    pipeline = _state.ensure_pipeline()
+    deadline = time.monotonic() + max(_exit_timeout(), 5.0)
+    while True:
+        record = pipeline.journal.run(run.local_id)
+        if record is not None and record.server_run_id:
+            return record.server_run_id
+        if time.monotonic() >= deadline:
+            raise ConfigurationError(
+                f"run {run.local_id} is not on the tracking server yet (it is unreachable); "
+                "log the model once it is back"
+            )
+        pipeline.flush(timeout=0.5)
+
+
+def register_model(model_uri: str, name: str, *, await_registration_for: float = 300.0) -> Any:
+    """Register a model (``runs:/<run_id>/<path>``; a local run id is mapped to the server's)
+    as a new version of ``name``, created if missing; see :meth:`Client.register_model`."""
+    if model_uri.startswith("runs:/"):
+        run_id, _, rest = model_uri[len("runs:/") :].partition("/")
+        model_uri = f"runs:/{_server_id(run_id)}/{rest}"
+    return _state.client("register_model").register_model(
+        model_uri, name, await_registration_for=await_registration_for
+    )
 
 
 def _journal_artifact(source: Path, artifact_path: str | None, *, is_dir: bool) -> None:
@@ -756,49 +864,41 @@ def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None =
     _journal_artifact(path, artifact_path, is_dir=True)
 
 
-def _log_rendered(artifact_file: str, render: Any, field: str) -> None:
-    # Render into a private temporary directory, then journal the file like log_artifact.
-    import tempfile
+def _log_rendered(artifact_file: str, render: Any) -> None:
+    # Rendered in a private temporary directory, then journaled like log_artifact.
+    from ._artifacts import rendered
 
-    name = Path(artifact_file)
-    if not name.name or name.is_absolute() or ".." in name.parts:
-        raise ValidationError(
-            f"{field}: {artifact_file!r} must be a relative file name such as 'plots/loss.png'",
-            field="artifact_file",
-        )
-    with tempfile.TemporaryDirectory(prefix="mlrelay-") as tmp:
-        target = Path(tmp) / name.name
-        render(target)
-        parent = name.parent.as_posix()
-        _journal_artifact(target, None if parent == "." else parent, is_dir=False)
+    rendered(
+        artifact_file, render, lambda path, folder: _journal_artifact(path, folder, is_dir=False)
+    )
 
 
 def log_text(text: str, artifact_file: str) -> None:
     """Log a string as a text artifact of the active run (e.g. ``"notes/summary.txt"``)."""
     from ._artifacts import write_text
 
-    _log_rendered(artifact_file, lambda target: write_text(text, target), "log_text")
+    _log_rendered(artifact_file, lambda target: write_text(text, target))
 
 
 def log_dict(dictionary: Mapping[str, Any], artifact_file: str) -> None:
     """Log a dictionary as a JSON or YAML artifact (by the file's extension)."""
     from ._artifacts import write_dict
 
-    _log_rendered(artifact_file, lambda target: write_dict(dictionary, target), "log_dict")
+    _log_rendered(artifact_file, lambda target: write_dict(dictionary, target))
 
 
 def log_figure(figure: Any, artifact_file: str) -> None:
     """Log a matplotlib or plotly figure as an image (or HTML) artifact."""
     from ._artifacts import write_figure
 
-    _log_rendered(artifact_file, lambda target: write_figure(figure, target), "log_figure")
+    _log_rendered(artifact_file, lambda target: write_figure(figure, target))
 
 
 def log_image(image: Any, artifact_file: str) -> None:
     """Log a numpy array or PIL image as an image artifact."""
     from ._artifacts import write_image
 
-    _log_rendered(artifact_file, lambda target: write_image(image, target), "log_image")
+    _log_rendered(artifact_file, lambda target: write_image(image, target))
 
 
 def create_experiment(

@@ -124,3 +124,31 @@ def test_dagshub_init_example_against_a_mock_posing_as_dagshub(tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     assert "delivered=True" in result.stdout
     assert "tok-1" not in result.stdout + result.stderr
+
+
+def test_end_to_end_against_the_mock_server() -> None:
+    """examples/end_to_end.py: params, metrics, figure, dataset, model, registry, champion."""
+    from mlrelay_mock import MockServer
+
+    with MockServer() as server:
+        result = _run("end_to_end.py", server.url)
+        assert result.returncode == 0, result.stderr
+        assert "(Production, alias champion)" in result.stdout
+        assert "same as trained: True" in result.stdout
+        with mlrelay.Client(tracking_uri=server.url) as client:
+            exp = client.get_experiment_by_name("end-to-end")
+            assert exp is not None
+            [run] = list(client.search_runs([exp.experiment_id]))
+            assert {f.path for f in client.list_artifacts(run.info.run_id, "plots")} == {
+                "plots/confusion_matrix.png"
+            }
+            assert [i.dataset.name for i in run.inputs.dataset_inputs] == ["wine-train"]  # type: ignore[union-attr]
+            assert set(run.data.metrics_dict) == {"accuracy", "f1_macro"}
+
+
+@pytest.mark.real
+def test_end_to_end_against_a_real_server(mlflow_real: RunningServer) -> None:
+    """The same story on a real MLflow server."""
+    result = _run("end_to_end.py", mlflow_real.url)
+    assert result.returncode == 0, result.stderr
+    assert "same as trained: True" in result.stdout

@@ -253,9 +253,15 @@ class MockApp(Starlette):
                 await drain()
                 await _fault_response(rule)(scope, receive, recording_send)
                 return
-            if rule.action in ("drop", "reset"):
+            if rule.action == "reset":
+                # Mid-body: take the first chunk of the request body, then reset, as a
+                # network failure during a large upload does.
+                await receive()
+                await _kill_connection(send, receive, reset=True)
+                return
+            if rule.action == "drop":
                 await drain()
-                await _kill_connection(send, receive, reset=rule.action == "reset")
+                await _kill_connection(send, receive, reset=False)
                 return
         if endpoint is None:
             await drain()

@@ -8,7 +8,8 @@ prefix, e.g. ``/api/2.0/mlflow/runs/log-batch`` or ``*/log-batch``), and then do
 - ``latency``: wait ``delay`` seconds, then serve normally (``delay`` also applies before any
   other action);
 - ``drop``: close the connection without an answer;
-- ``reset``: abort the connection with a TCP reset;
+- ``reset``: abort the connection with a TCP reset after the first chunk of the request body
+  (mid-body for a large upload);
 - ``lose_response``: serve the request (the server commits it), then drop the connection
   without sending the answer, the case exactly-once delivery has to survive.
 

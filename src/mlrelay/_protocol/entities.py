@@ -23,6 +23,7 @@ __all__ = [
     "DatasetInput",
     "Experiment",
     "ExperimentTag",
+    "FileInfo",
     "InputTag",
     "Metric",
     "ModelVersion",
@@ -231,3 +232,11 @@ class RegisteredModel(Entity):
     latest_versions: list[ModelVersion] = Field(default_factory=list)
     tags: list[ModelVersionTag] = Field(default_factory=list)
     aliases: list[RegisteredModelAlias] = Field(default_factory=list)
+
+
+class FileInfo(Entity):
+    """An artifact file or directory of a run (``path`` relative to the run's root)."""
+
+    path: str
+    is_dir: bool = False
+    file_size: int | None = None
