@@ -23,10 +23,46 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ValidationError
+from ._pyfunc import CallableModel, ContextModel
 
 __all__ = ["infer_signature", "save_model"]
 
 _MODEL_FILE = "model.pkl"
+_CUSTOM_FILE = "python_model.pkl"
+
+
+def _kind(model: Any) -> str:
+    """``sklearn`` (anything with ``predict(X)``), ``context`` (``predict(context, X)``, as
+    MLflow's PythonModel) or ``callable`` (a plain function of the input)."""
+    import inspect
+
+    predict = getattr(model, "predict", None)
+    if callable(predict):
+        try:
+            required = [
+                p
+                for p in inspect.signature(predict).parameters.values()
+                if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            ]
+        except (TypeError, ValueError):
+            return "sklearn"
+        return "context" if len(required) >= 2 else "sklearn"
+    if callable(model):
+        return "callable"
+    raise ValidationError(
+        "log_model takes a scikit-learn estimator (or any object with predict(X)), an object "
+        f"with predict(context, model_input), or a function; got {type(model).__name__}",
+        field="model",
+    )
+
+
+def _dumps(obj: Any) -> bytes:
+    # cloudpickle (when installed) also handles lambdas and classes defined in __main__.
+    try:
+        import cloudpickle
+    except ImportError:
+        return pickle.dumps(obj, protocol=4)
+    return bytes(cloudpickle.dumps(obj, protocol=4))
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -138,19 +174,23 @@ def save_model(
         ValidationError: the model has no ``predict`` method or cannot be pickled, or the
             input example cannot be described.
     """
-    if not callable(getattr(model, "predict", None)):
-        raise ValidationError(
-            f"log_model takes an object with a predict method (a scikit-learn estimator, for "
-            f"example), got {type(model).__name__}",
-            field="model",
-        )
+    kind = _kind(model)
     path.mkdir(parents=True, exist_ok=True)
+    stored: Any = model
+    if kind == "context":
+        stored = ContextModel(model)
+    elif kind == "callable":
+        stored = CallableModel(model)
+    filename = _MODEL_FILE if kind == "sklearn" else _CUSTOM_FILE
     try:
-        (path / _MODEL_FILE).write_bytes(pickle.dumps(model, protocol=4))
-    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        data = _dumps(stored)
+    except Exception as exc:
         raise ValidationError(f"the model cannot be pickled: {exc}", field="model") from exc
+    (path / filename).write_bytes(data)
     python = platform.python_version()
     requirements = _requirements(model, pip_requirements)
+    if kind != "sklearn" and pip_requirements is None:
+        requirements.append(f"mlrelay=={_version('mlrelay') or '0'}")
     (path / "requirements.txt").write_text("\n".join(requirements) + "\n")
     build = ["pip", "setuptools", "wheel"]
     (path / "python_env.yaml").write_text(
@@ -170,21 +210,32 @@ def save_model(
     mlmodel: dict[str, Any] = {}
     if artifact_path:
         mlmodel["artifact_path"] = artifact_path
-    mlmodel["flavors"] = {
-        "python_function": {
-            "env": {"conda": "conda.yaml", "virtualenv": "python_env.yaml"},
-            "loader_module": "mlflow.sklearn",
-            "model_path": _MODEL_FILE,
-            "predict_fn": "predict",
-            "python_version": python,
-        },
-        "sklearn": {
-            "code": None,
-            "pickled_model": _MODEL_FILE,
-            "serialization_format": "pickle",
-            "sklearn_version": _version("scikit-learn"),
-        },
-    }
+    env = {"conda": "conda.yaml", "virtualenv": "python_env.yaml"}
+    if kind == "sklearn":
+        mlmodel["flavors"] = {
+            "python_function": {
+                "env": env,
+                "loader_module": "mlflow.sklearn",
+                "model_path": _MODEL_FILE,
+                "predict_fn": "predict",
+                "python_version": python,
+            },
+            "sklearn": {
+                "code": None,
+                "pickled_model": _MODEL_FILE,
+                "serialization_format": "pickle",
+                "sklearn_version": _version("scikit-learn"),
+            },
+        }
+    else:  # a custom model: mlrelay's own pyfunc loader
+        mlmodel["flavors"] = {
+            "python_function": {
+                "env": env,
+                "loader_module": "mlrelay._pyfunc",
+                "data": _CUSTOM_FILE,
+                "python_version": python,
+            }
+        }
     mlmodel["mlflow_version"] = _version("mlflow") or "2.7.1"
     mlmodel["model_uuid"] = uuid.uuid4().hex
     if run_id:

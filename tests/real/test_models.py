@@ -42,9 +42,12 @@ def _train():  # type: ignore[no-untyped-def]
     return LogisticRegression(max_iter=500).fit(X, y), X
 
 
-def _load_with_mlflow(python: str, uri: str, tracking: str, X: object) -> list[int]:
+def _load_with_mlflow(
+    python: str, uri: str, tracking: str, X: object, **extra_env: str
+) -> list[int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
     env["MLFLOW_TRACKING_URI"] = tracking
+    env.update(extra_env)
     proc = subprocess.run(
         [python, "-W", "ignore", "-c", LOAD, uri, json.dumps(X)],
         env=env,
@@ -111,3 +114,38 @@ def test_registry_errors_are_typed(mlflow_real: RunningServer) -> None:
             client.transition_model_version_stage("x", 1, "Prod")
         with pytest.raises(mlrelay.NotFoundError):
             client.get_registered_model(f"missing-{uuid.uuid4().hex}")
+
+
+def _halve(x):  # type: ignore[no-untyped-def]
+    """A plain function used as a model."""
+    import numpy as np
+
+    return (np.asarray(x)[:, 0] // 2).astype(int)
+
+
+class _Offset:
+    """A custom model with MLflow's PythonModel convention: predict(context, model_input)."""
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+    def predict(self, context, model_input):  # type: ignore[no-untyped-def]
+        """The first column plus the offset."""
+        import numpy as np
+
+        return (np.asarray(model_input)[:, 0] + self.offset).astype(int)
+
+
+def test_custom_models_load_with_mlflow(mlflow_real: RunningServer) -> None:
+    """A plain function and an object with predict(context, model_input) are logged as pyfunc
+    models that MLflow's load_model runs. (Code defined in an importable module is pickled by
+    reference, as MLflow does: the loader needs that module, here on PYTHONPATH.)"""
+    sample = [[4.0, 0.0], [9.0, 1.0]]
+    code = {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    with mlrelay.Client(tracking_uri=mlflow_real.url) as client:
+        run_id = client.create_run(client.create_experiment(f"c-{uuid.uuid4().hex}")).info.run_id
+        client.log_model(run_id, _halve, "fn")
+        client.log_model(run_id, _Offset(10), "offset")
+    for name, expected in (("fn", [2, 4]), ("offset", [14, 19])):
+        uri = f"runs:/{run_id}/{name}"
+        assert _load_with_mlflow(sys.executable, uri, mlflow_real.url, sample, **code) == expected

@@ -63,7 +63,7 @@ def test_save_model_writes_mlflow_files(tmp_path: Path) -> None:
 
 def test_a_model_without_predict_is_refused(tmp_path: Path) -> None:
     """The error names what log_model takes."""
-    with pytest.raises(mlrelay.ValidationError, match="predict method"):
+    with pytest.raises(mlrelay.ValidationError, match="object with predict"):
         save_model(object(), tmp_path / "m")
 
 
