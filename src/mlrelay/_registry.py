@@ -46,6 +46,7 @@ class ModelInfo:
         flavors: the MLmodel flavors written.
         registered_model_version: the version created when ``registered_model_name`` was
             given.
+        model_id: MLflow 3's logged-model id (``m-...``; None on 2.x servers).
     """
 
     model_uri: str
@@ -53,6 +54,7 @@ class ModelInfo:
     artifact_path: str
     flavors: dict[str, Any]
     registered_model_version: ModelVersion | None = None
+    model_id: str | None = None
 
 
 class RegistryMethods:
@@ -176,11 +178,15 @@ class RegistryMethods:
         run_id: str | None = None,
         tags: Mapping[str, Any] | None = None,
         description: str | None = None,
+        model_id: str | None = None,
     ) -> ModelVersion:
-        """Create a version of a registered model from a model's location."""
+        """Create a version of a registered model from a model's location (``model_id``: an
+        MLflow 3 logged model)."""
         body: dict[str, Any] = {"name": name, "source": source, "tags": _tags(tags)}
         if run_id is not None:
             body["run_id"] = run_id
+        if model_id is not None:
+            body["model_id"] = model_id
         if description is not None:
             body["description"] = description
         data = self._registry("POST", "model-versions/create", body)
@@ -295,7 +301,13 @@ class RegistryMethods:
             source = f"{artifact_uri.rstrip('/')}/{path}"
         with contextlib.suppress(ResourceAlreadyExistsError):
             self.create_registered_model(name)
-        version = self.create_model_version(name, source, run_id=run_id)
+        model_id = None
+        if model_uri.startswith("models:/m-"):  # an MLflow 3 logged model
+            model_id = model_uri[len("models:/") :].split("/")[0]
+            run_id = self._registry("GET", f"logged-models/{model_id}")["model"]["info"].get(
+                "source_run_id"
+            )
+        version = self.create_model_version(name, source, run_id=run_id, model_id=model_id)
         deadline = time.monotonic() + await_registration_for
         while version.status == "PENDING_REGISTRATION" and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -337,13 +349,48 @@ class RegistryMethods:
                 artifact_path=name,
             )
             self.log_artifacts(run_id, tmp, name)
+            model_id = None
+            if self.capabilities().logged_models:  # MLflow 3: also a logged-model entity
+                model_id = self._logged_model(run_id, name, Path(tmp))
         record = {**mlmodel, "run_id": run_id, "artifact_path": name}
         self._registry(
             "POST", "runs/log-model", {"run_id": run_id, "model_json": json.dumps(record)}
         )
         uri = f"runs:/{run_id}/{name}"
         version = self.register_model(uri, registered_model_name) if registered_model_name else None
-        return ModelInfo(uri, run_id, name, mlmodel["flavors"], version)
+        return ModelInfo(uri, run_id, name, mlmodel["flavors"], version, model_id)
+
+    def _logged_model(self, run_id: str, name: str, folder: Path) -> str:
+        """MLflow 3's logged model, so the model shows in the Models view: create it, link it
+        as the run's output, upload the files to its location, mark it ready."""
+        from ._artifacts import upload_dir
+
+        run = self.get_run(run_id)
+        context = {
+            k: v
+            for k, v in run.data.tags_dict.items()
+            if k == "mlflow.user" or k.startswith("mlflow.source.")
+        }
+        body = {
+            "experiment_id": run.info.experiment_id,
+            "name": name,
+            "source_run_id": run_id,
+            "tags": _tags(context),
+        }
+        info = self._registry("POST", "logged-models", body)["model"]["info"]
+        model_id = str(info["model_id"])
+        self._registry(
+            "POST",
+            "runs/outputs",
+            {"run_id": run_id, "models": [{"model_id": model_id, "step": 0}]},
+        )
+        upload_dir(self._transport, str(info["artifact_uri"]), folder, None)
+        self._registry(
+            "PATCH",
+            f"logged-models/{model_id}",
+            {"model_id": model_id, "status": "LOGGED_MODEL_READY"},
+        )
+        return model_id
 
 
 def _tags(tags: Mapping[str, Any] | None) -> list[dict[str, str]]:

@@ -90,7 +90,13 @@ def test_sklearn_model_loads_with_mlflow_and_is_promoted(mlflow_real: RunningSer
         assert client.get_model_version(name, version.version).current_stage == "Production"
         tags = client.get_run(run_id).data.tags_dict
         assert "mlflow.log-model.history" in tags
-    for uri in (f"runs:/{run_id}/model", f"models:/{name}@champion"):
+        # MLflow 3's Models view: a READY logged model, linked as the run's output.
+        assert info.model_id is not None
+        logged = client._registry("GET", f"logged-models/{info.model_id}")["model"]["info"]
+        assert (logged["status"], logged["source_run_id"]) == ("LOGGED_MODEL_READY", run_id)
+        by_id = client.register_model(f"models:/{info.model_id}", name)
+        assert (by_id.version, by_id.run_id) == ("2", run_id)
+    for uri in (f"runs:/{run_id}/model", f"models:/{name}@champion", f"models:/{info.model_id}"):
         assert _load_with_mlflow(sys.executable, uri, mlflow_real.url, sample) == expected
 
 
