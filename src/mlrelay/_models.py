@@ -31,11 +31,16 @@ _MODEL_FILE = "model.pkl"
 _CUSTOM_FILE = "python_model.pkl"
 
 
-def _kind(model: Any) -> str:
-    """``sklearn`` (anything with ``predict(X)``), ``context`` (``predict(context, X)``, as
-    MLflow's PythonModel) or ``callable`` (a plain function of the input)."""
+def _kind(model: Any, flavor: str | None = None) -> str:
+    """``onnx`` (bytes, a ``.onnx`` path or an ``onnx.ModelProto``), ``sklearn`` (anything with
+    ``predict(X)``), ``context`` (``predict(context, X)``, as MLflow's PythonModel) or
+    ``callable`` (a plain function of the input)."""
     import inspect
 
+    if flavor == "onnx" or isinstance(model, bytes) or type(model).__name__ == "ModelProto":
+        return "onnx"
+    if isinstance(model, str | Path) and str(model).endswith(".onnx"):
+        return "onnx"
     predict = getattr(model, "predict", None)
     if callable(predict):
         try:
@@ -164,8 +169,12 @@ def save_model(
     pip_requirements: Sequence[str] | None = None,
     run_id: str | None = None,
     artifact_path: str | None = None,
+    flavor: str | None = None,
 ) -> dict[str, Any]:
     """Write ``model`` as an MLflow model into the empty directory ``path``.
+
+    ``flavor="onnx"`` (or bytes, a ``.onnx`` path, an ``onnx.ModelProto``) writes the
+    ``onnx`` flavor; otherwise the kind is taken from the object (see :func:`_kind`).
 
     Returns:
         The MLmodel content written.
@@ -174,8 +183,10 @@ def save_model(
         ValidationError: the model has no ``predict`` method or cannot be pickled, or the
             input example cannot be described.
     """
-    kind = _kind(model)
+    kind = _kind(model, flavor)
     path.mkdir(parents=True, exist_ok=True)
+    if kind == "onnx":
+        return _save_onnx(model, path, pip_requirements, artifact_path, run_id)
     stored: Any = model
     if kind == "context":
         stored = ContextModel(model)
@@ -187,26 +198,10 @@ def save_model(
     except Exception as exc:
         raise ValidationError(f"the model cannot be pickled: {exc}", field="model") from exc
     (path / filename).write_bytes(data)
-    python = platform.python_version()
     requirements = _requirements(model, pip_requirements)
     if kind != "sklearn" and pip_requirements is None:
         requirements.append(f"mlrelay=={_version('mlrelay') or '0'}")
-    (path / "requirements.txt").write_text("\n".join(requirements) + "\n")
-    build = ["pip", "setuptools", "wheel"]
-    (path / "python_env.yaml").write_text(
-        _dump_yaml(
-            {"python": python, "build_dependencies": build, "dependencies": ["-r requirements.txt"]}
-        )
-    )
-    (path / "conda.yaml").write_text(
-        _dump_yaml(
-            {
-                "channels": ["conda-forge"],
-                "dependencies": [f"python={python}", "pip", {"pip": requirements}],
-                "name": "mlflow-env",
-            }
-        )
-    )
+    python = _write_env(path, requirements)
     mlmodel: dict[str, Any] = {}
     if artifact_path:
         mlmodel["artifact_path"] = artifact_path
@@ -258,5 +253,78 @@ def save_model(
     mlmodel["utc_time_created"] = str(
         datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     )
+    (path / "MLmodel").write_text(_dump_yaml(mlmodel))
+    return mlmodel
+
+
+def _write_env(path: Path, requirements: list[str]) -> str:
+    python = platform.python_version()
+    (path / "requirements.txt").write_text("\n".join(requirements) + "\n")
+    build = ["pip", "setuptools", "wheel"]
+    (path / "python_env.yaml").write_text(
+        _dump_yaml(
+            {"python": python, "build_dependencies": build, "dependencies": ["-r requirements.txt"]}
+        )
+    )
+    (path / "conda.yaml").write_text(
+        _dump_yaml(
+            {
+                "channels": ["conda-forge"],
+                "dependencies": [f"python={python}", "pip", {"pip": requirements}],
+                "name": "mlflow-env",
+            }
+        )
+    )
+    return python
+
+
+def _save_onnx(
+    model: Any,
+    path: Path,
+    pip_requirements: Sequence[str] | None,
+    artifact_path: str | None,
+    run_id: str | None,
+) -> dict[str, Any]:
+    if isinstance(model, bytes):
+        data = model
+    elif isinstance(model, str | Path):
+        source = Path(model)
+        if not source.is_file():
+            raise ValidationError(f"no ONNX file at {str(source)!r}", field="model")
+        data = source.read_bytes()
+    elif hasattr(model, "SerializeToString"):
+        data = model.SerializeToString()
+    else:
+        raise ValidationError(
+            f"an ONNX model is bytes, a .onnx path or an onnx.ModelProto, got "
+            f"{type(model).__name__}",
+            field="model",
+        )
+    (path / "model.onnx").write_bytes(data)
+    pins = [f"{n}=={v}" for n in ("mlflow", "onnx", "onnxruntime") if (v := _version(n))]
+    python = _write_env(path, list(pip_requirements) if pip_requirements is not None else pins)
+    mlmodel: dict[str, Any] = {}
+    if artifact_path:
+        mlmodel["artifact_path"] = artifact_path
+    mlmodel["flavors"] = {
+        "onnx": {
+            "code": None,
+            "data": "model.onnx",
+            "onnx_version": _version("onnx"),
+            "providers": ["CPUExecutionProvider"],
+        },
+        "python_function": {
+            "env": {"conda": "conda.yaml", "virtualenv": "python_env.yaml"},
+            "loader_module": "mlflow.onnx",
+            "data": "model.onnx",
+            "python_version": python,
+        },
+    }
+    mlmodel["mlflow_version"] = _version("mlflow") or "2.7.1"
+    mlmodel["model_uuid"] = uuid.uuid4().hex
+    if run_id:
+        mlmodel["run_id"] = run_id
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    mlmodel["utc_time_created"] = str(now)
     (path / "MLmodel").write_text(_dump_yaml(mlmodel))
     return mlmodel

@@ -322,12 +322,17 @@ class RegistryMethods:
         model: Any,
         name: str = "model",
         *,
+        flavor: str | None = None,
         signature: dict[str, str | None] | None = None,
         input_example: Any = None,
         pip_requirements: Sequence[str] | None = None,
         registered_model_name: str | None = None,
     ) -> ModelInfo:
         """Log a model in MLflow's format to the run's artifacts under ``name``.
+
+        ``model`` is a scikit-learn estimator (or any picklable object with ``predict``), an
+        object with ``predict(context, model_input)``, a plain function, or an ONNX model
+        (bytes, a ``.onnx`` path, an ``onnx.ModelProto``; or ``flavor="onnx"``).
 
         The model loads with ``mlflow.pyfunc.load_model(f"runs:/{run_id}/{name}")`` on
         MLflow 2.x and 3.x. The run also gets MLflow's ``mlflow.log-model.history`` record,
@@ -347,6 +352,7 @@ class RegistryMethods:
                 pip_requirements=pip_requirements,
                 run_id=run_id,
                 artifact_path=name,
+                flavor=flavor,
             )
             self.log_artifacts(run_id, tmp, name)
             model_id = None

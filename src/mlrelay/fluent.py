@@ -743,6 +743,7 @@ def log_model(
     model: Any,
     name: str = "model",
     *,
+    flavor: str | None = None,
     signature: dict[str, str | None] | None = None,
     input_example: Any = None,
     pip_requirements: list[str] | None = None,
@@ -773,7 +774,7 @@ def log_model(
         with tempfile.TemporaryDirectory(prefix="mlrelay-model-") as tmp:
             save_model(
                 model, Path(tmp), input_example=input_example, signature=signature,
-                pip_requirements=pip_requirements, artifact_path=name,
+                pip_requirements=pip_requirements, artifact_path=name, flavor=flavor,
             )  # fmt: skip
             _journal_artifact(Path(tmp), name, is_dir=True)
         return None
@@ -783,6 +784,7 @@ def log_model(
         server_id,
         model,
         name,
+        flavor=flavor,
         signature=signature,
         input_example=input_example,
         pip_requirements=pip_requirements,

@@ -155,3 +155,48 @@ def test_custom_models_load_with_mlflow(mlflow_real: RunningServer) -> None:
     for name, expected in (("fn", [2, 4]), ("offset", [14, 19])):
         uri = f"runs:/{run_id}/{name}"
         assert _load_with_mlflow(sys.executable, uri, mlflow_real.url, sample, **code) == expected
+
+
+LOAD_ONNX = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import mlflow.pyfunc
+    model = mlflow.pyfunc.load_model(sys.argv[1])
+    out = model.predict(np.array(json.loads(sys.argv[2]), dtype=np.float32))
+    print(json.dumps({k: np.asarray(v).tolist() for k, v in out.items()}))
+    """
+)
+
+
+def test_onnx_model_loads_with_mlflow(mlflow_real: RunningServer) -> None:
+    """An onnx.ModelProto (Y = X + 1) is logged with the onnx flavor; MLflow's load_model
+    runs it through onnxruntime."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["X", "one"], ["Y"])],
+        "plus-one",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    with mlrelay.Client(tracking_uri=mlflow_real.url) as client:
+        run_id = client.create_run(client.create_experiment(f"o-{uuid.uuid4().hex}")).info.run_id
+        info = client.log_model(run_id, model, "onnx")
+        assert set(info.flavors) == {"onnx", "python_function"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    env["MLFLOW_TRACKING_URI"] = mlflow_real.url
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", LOAD_ONNX, f"runs:/{run_id}/onnx", "[[1, 2]]"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"Y": [[2.0, 3.0]]}
