@@ -7,6 +7,7 @@ are imported only when the object needs them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -202,11 +203,33 @@ def _progress(label: str, size: int | None) -> Any:
     return tqdm(total=size, unit="B", unit_scale=True, desc=label, leave=False)
 
 
-def upload_file(transport: Any, artifact_uri: str, local: Path, artifact_path: str | None) -> None:
-    """PUT one file below a run's artifact root, streamed from disk, retried as a whole."""
+MULTIPART_MIN_BYTES = 500 << 20
+"""Files this large go in parts when the server offers multipart uploads (as MLflow)."""
+PART_BYTES = 100 << 20
+"""The size of one part."""
+
+
+def upload_file(
+    transport: Any,
+    artifact_uri: str,
+    local: Path,
+    artifact_path: str | None,
+    *,
+    multipart: bool = False,
+) -> None:
+    """Upload one file below a run's artifact root, streamed from disk.
+
+    With ``multipart`` (the server says so in ``server-info``) a file of at least
+    :data:`MULTIPART_MIN_BYTES` goes in parts of :data:`PART_BYTES`, each retried on its own;
+    otherwise one PUT, retried as a whole.
+    """
     from urllib.parse import quote
 
     target = "/".join(p for p in ((artifact_path or "").strip("/"), local.name) if p)
+    size = local.stat().st_size
+    if multipart and size >= MULTIPART_MIN_BYTES:
+        _upload_parts(transport, artifact_uri, local, target, size)
+        return
     transport.send(
         "PUT",
         f"{proxy_path(artifact_uri)}/{quote(target)}",
@@ -216,7 +239,76 @@ def upload_file(transport: Any, artifact_uri: str, local: Path, artifact_path: s
     )
 
 
-def upload_dir(transport: Any, artifact_uri: str, local: Path, artifact_path: str | None) -> None:
+def _upload_parts(transport: Any, artifact_uri: str, local: Path, target: str, size: int) -> None:
+    from urllib.parse import quote
+
+    root = proxy_path(artifact_uri).replace("/artifacts/", "/mpu/{op}/", 1)
+    count = -(-size // PART_BYTES)
+
+    def call(op: str, body: dict[str, Any]) -> Any:
+        response = transport.send(
+            "POST",
+            f"{root.format(op=op)}/{quote(target)}",
+            content=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            idempotent=op != "create",
+        )
+        return response.json() if response.content.strip() else {}
+
+    created = call("create", {"path": target, "num_parts": count})
+    upload_id = created["upload_id"]
+    parts = []
+    try:
+        for credential in created["credentials"]:
+            number = int(credential["part_number"])
+
+            def put(credential: dict[str, Any] = credential, number: int = number) -> str:
+                with local.open("rb") as f:
+                    f.seek((number - 1) * PART_BYTES)
+                    data = f.read(PART_BYTES)  # one part in memory at a time
+                response = transport.http_client.put(
+                    credential["url"],
+                    content=data,
+                    headers=credential.get("headers") or {},
+                    auth=None,  # a presigned URL: our credentials are not for the store
+                )
+                response.raise_for_status()
+                return str(response.headers.get("ETag", ""))
+
+            etag = _with_retries(put, transport)
+            parts.append({"part_number": number, "etag": etag, "url": credential["url"]})
+    except BaseException:
+        with contextlib.suppress(Exception):
+            call("abort", {"path": target, "upload_id": upload_id})
+        raise
+    call("complete", {"path": target, "upload_id": upload_id, "parts": parts})
+
+
+def _with_retries(fn: Callable[[], str], transport: Any) -> str:
+    import httpx
+
+    from ._errors import APIConnectionError
+    from ._retry import call_with_retries
+
+    def attempt() -> str:
+        try:
+            return fn()
+        except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+            raise APIConnectionError(
+                f"uploading a part failed ({type(exc).__name__})", method="PUT", url="-"
+            ) from exc
+
+    return call_with_retries(attempt, policy=transport.retry, idempotent=True, what="part")
+
+
+def upload_dir(
+    transport: Any,
+    artifact_uri: str,
+    local: Path,
+    artifact_path: str | None,
+    *,
+    multipart: bool = False,
+) -> None:
     """Upload every file below ``local``, keeping the tree under ``artifact_path``; four files
     at a time, each retried on its own."""
     from concurrent.futures import ThreadPoolExecutor
@@ -228,7 +320,11 @@ def upload_dir(transport: Any, artifact_uri: str, local: Path, artifact_path: st
         sub = "/".join(p for p in (base, "" if relative == "." else relative) if p)
         jobs.append((path, sub or None))
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="mlrelay-upload") as pool:
-        for future in [pool.submit(upload_file, transport, artifact_uri, *job) for job in jobs]:
+        futures = [
+            pool.submit(upload_file, transport, artifact_uri, *job, multipart=multipart)
+            for job in jobs
+        ]
+        for future in futures:
             future.result()  # the first failure is raised once the others are done
 
 

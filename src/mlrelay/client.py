@@ -687,7 +687,8 @@ class Client(RegistryMethods):
         if not path.is_file():
             raise ValidationError(f"{local_path!r} is not an existing file", field="local_path")
         uri = self.get_run(run_id).info.artifact_uri or ""
-        upload_file(self._transport, uri, path, artifact_path)
+        multipart = self.capabilities().multipart_uploads
+        upload_file(self._transport, uri, path, artifact_path, multipart=multipart)
 
     def log_artifacts(self, run_id: str, local_dir: str, artifact_path: str | None = None) -> None:
         """Upload every file below a directory to the run's artifacts, keeping the tree.
@@ -702,7 +703,8 @@ class Client(RegistryMethods):
         if not path.is_dir():
             raise ValidationError(f"{local_dir!r} is not an existing directory", field="local_dir")
         uri = self.get_run(run_id).info.artifact_uri or ""
-        upload_dir(self._transport, uri, path, artifact_path)
+        multipart = self.capabilities().multipart_uploads
+        upload_dir(self._transport, uri, path, artifact_path, multipart=multipart)
 
     def _render_and_upload(self, run_id: str, artifact_file: str, render: Any) -> None:
         from ._artifacts import rendered

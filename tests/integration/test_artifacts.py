@@ -6,6 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
+import pytest
 from mlrelay_mock import MockServer
 
 import mlrelay
@@ -55,3 +56,38 @@ def test_directory_upload_list_and_download(tmp_path: Path) -> None:
         assert Path(hello).read_text() == "hello"
         conf = client.download_artifacts(run_id, "config.yaml", str(tmp_path / "c"))
         assert Path(conf).read_text() == "a:\n- 1\n- 2\n"
+
+
+def test_multipart_upload_when_the_server_offers_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that says multipart_uploads_enabled gets large files in parts (create, one
+    PUT per part to the URLs it handed out, complete); a part whose connection resets is
+    sent again; the assembled artifact is the original. Without the offer: one PUT."""
+    from mlrelay import _artifacts, _capabilities
+
+    monkeypatch.setattr(_artifacts, "MULTIPART_MIN_BYTES", 1 << 20)
+    monkeypatch.setattr(_artifacts, "PART_BYTES", 1 << 20)
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom((3 << 20) + 123))
+    _capabilities.forget()
+    with MockServer(multipart=True) as server, mlrelay.Client(tracking_uri=server.url) as client:
+        assert client.capabilities().multipart_uploads is True
+        run_id = client.create_run("0").info.run_id
+        server.faults.add("reset", method="PUT", path="/mpu-parts/*/2", times=1)
+        client.log_artifact(run_id, str(big))
+        paths = [r.path for r in server.requests if "mpu" in r.path]
+        assert [p.split("/mpu/")[1].split("/")[0] for p in paths if "mlflow-artifacts" in p] == [
+            "create",
+            "complete",
+        ]
+        part_puts = [r for r in server.requests if r.path.startswith("/mpu-parts/")]
+        assert len(part_puts) == 5  # four parts, the second one twice
+        local = client.download_artifacts(run_id, "big.bin", str(tmp_path / "dl"))
+        assert _digest(Path(local)) == _digest(big)
+    _capabilities.forget()
+    with MockServer() as plain, mlrelay.Client(tracking_uri=plain.url) as client:
+        run_id = client.create_run("0").info.run_id
+        client.log_artifact(run_id, str(big))
+        assert not [r for r in plain.requests if "mpu" in r.path]
+    _capabilities.forget()

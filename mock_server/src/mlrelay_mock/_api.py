@@ -55,6 +55,8 @@ class AppState:
     artifacts: ArtifactStore
     version: str
     data_dir: Path | None = None
+    multipart: bool = False
+    uploads: dict[str, dict[int, bytes]] = field(default_factory=dict)  # upload id -> parts
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
 
@@ -956,11 +958,11 @@ def list_logged_model_artifacts(s: AppState, f: Fields) -> dict[str, Any]:
 
 
 @api("GET", "server-info", version="3.0", v3_only=True)
-def server_info(_s: AppState, _f: Fields) -> dict[str, Any]:
-    """``/api/3.0/mlflow/server-info``: capability flags (no multipart here)."""
+def server_info(s: AppState, _f: Fields) -> dict[str, Any]:
+    """``/api/3.0/mlflow/server-info``: capability flags."""
     return {
         "store_type": "SqlStore",
         "workspaces_enabled": False,
-        "multipart_uploads_enabled": False,
+        "multipart_uploads_enabled": s.multipart,
         "multipart_downloads_enabled": False,
     }

@@ -35,7 +35,7 @@ from mlrelay_mock._control import control_routes
 from mlrelay_mock._errors import STATUS_BY_CODE, MlflowError
 from mlrelay_mock._faults import FaultController, FaultRule
 from mlrelay_mock._journal import Journal, RecordedRequest
-from mlrelay_mock._proxy import artifact_routes
+from mlrelay_mock._proxy import PARTS, artifact_routes
 from mlrelay_mock._store import Store
 
 __all__ = ["MockApp", "create_app", "normalise_prefix"]
@@ -268,7 +268,7 @@ class MockApp(Starlette):
             error = MlflowError("ENDPOINT_NOT_FOUND", f"No endpoint at {scope['path']}", 404)
             await error_response(error)(scope, receive, recording_send)
             return
-        if self.auth is not None:
+        if self.auth is not None and not endpoint.startswith(PARTS + "/"):
             denial = self.auth.check(headers.get("authorization"), scope["method"], endpoint)
             if denial is not None:
                 await drain()
@@ -293,6 +293,7 @@ def create_app(
     auth: AuthConfig | None = None,
     data_dir: Path | None = None,
     mlflow_version: str = "3.17.2",
+    multipart: bool = False,
     faults: FaultController | None = None,
     journal: Journal | None = None,
 ) -> MockApp:
@@ -304,6 +305,7 @@ def create_app(
         data_dir: keep state (``ops.jsonl``) and artifacts here across restarts; memory if ``None``.
         mlflow_version: what ``/version`` says; below 3, MLflow 3-only routes are absent and
             2.7's NaN-duplicate quirk is copied (protocol notes §15).
+        multipart: offer multipart uploads (``mpu/*`` routes, ``server-info`` says so).
         faults: a fault controller to share (e.g. across restarts); a new one if ``None``.
         journal: a request journal to share; a new one if ``None``.
 
@@ -320,7 +322,13 @@ def create_app(
         data_dir = Path(data_dir)
         store = Store(data_dir / "ops.jsonl", v3=v3)
         artifacts = DiskArtifacts(data_dir / "artifacts")
-    state = AppState(store=store, artifacts=artifacts, version=mlflow_version, data_dir=data_dir)
+    state = AppState(
+        store=store,
+        artifacts=artifacts,
+        version=mlflow_version,
+        data_dir=data_dir,
+        multipart=multipart and v3,
+    )
     return MockApp(
         state=state,
         prefix=normalise_prefix(prefix),

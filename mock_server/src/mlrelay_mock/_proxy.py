@@ -7,7 +7,9 @@ Paths are relative to the artifact root, so a run's files live under
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
+import uuid
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
@@ -21,6 +23,8 @@ from mlrelay_mock._errors import MlflowError
 __all__ = ["artifact_routes"]
 
 BASE = "/api/2.0/mlflow-artifacts"
+PARTS = "/mpu-parts"
+"""Where the mock's presigned-style part URLs point (no credentials needed, as on S3)."""
 
 
 def _detail(message: str, status: int = 400) -> Response:
@@ -117,7 +121,51 @@ def artifact_routes(state: AppState) -> list[Route]:
         Route(f"{BASE}/artifacts/{{path:path}}", download, methods=["GET"]),
         Route(f"{BASE}/artifacts/{{path:path}}", delete, methods=["DELETE"]),
     ]
-    if state.v3:  # 2.7 has no multipart or presigned routes (404)
+
+    async def mpu(request: Request) -> Response:
+        # create -> presigned-style part URLs on this server; complete -> assemble; abort.
+        op = request.path_params["op"]
+        path = clean_path(request.path_params["path"])
+        body = await request.json()
+        if op == "create":
+            upload_id = uuid.uuid4().hex
+            state.uploads[upload_id] = {}
+            prefix = request.url.path.split("/api/2.0/")[0]
+            base = f"{request.url.scheme}://{request.url.netloc}{prefix}{PARTS}"
+            credentials = [
+                {"part_number": n, "url": f"{base}/{upload_id}/{n}", "headers": {}}
+                for n in range(1, int(body["num_parts"]) + 1)
+            ]
+            return json_response({"upload_id": upload_id, "credentials": credentials})
+        parts = state.uploads.pop(body.get("upload_id", ""), None)
+        if parts is None:
+            return error_response(MlflowError("RESOURCE_DOES_NOT_EXIST", "unknown upload"))
+        if op == "complete":
+            order = [int(p["part_number"]) for p in body.get("parts", [])]
+            if sorted(order) != sorted(parts):
+                return error_response(MlflowError("INVALID_PARAMETER_VALUE", "parts missing"))
+
+            async def chunks() -> AsyncIterator[bytes]:
+                for number in sorted(order):
+                    yield parts[number]
+
+            await state.artifacts.put(path, chunks())
+        return json_response({})
+
+    async def put_part(request: Request) -> Response:
+        parts = state.uploads.get(request.path_params["upload_id"])
+        if parts is None:
+            return error_response(MlflowError("RESOURCE_DOES_NOT_EXIST", "unknown upload"))
+        data = await request.body()
+        parts[int(request.path_params["part"])] = data
+        return Response(status_code=200, headers={"ETag": f'"{hashlib.md5(data).hexdigest()}"'})
+
+    if state.multipart:
+        routes += [
+            Route(f"{BASE}/mpu/{{op}}/{{path:path}}", mpu, methods=["POST"]),
+            Route(f"{PARTS}/{{upload_id}}/{{part}}", put_part, methods=["PUT"]),
+        ]
+    elif state.v3:  # 2.7 has no multipart or presigned routes (404)
         routes += [
             Route(f"{BASE}/mpu/{{op}}/{{path:path}}", not_implemented, methods=["POST"]),
             Route(f"{BASE}/presigned/{{path:path}}", not_implemented, methods=["GET"]),

@@ -37,6 +37,9 @@ class MockServer:
         auth: credentials to require, or ``None``.
         data_dir: keep state on disk here, so it survives :meth:`stop` / :meth:`start`.
         mlflow_version: the MLflow version to pose as.
+        multipart: offer multipart artifact uploads (as a server on S3 with
+            ``MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD`` does; parts go to presigned-style URLs on
+            the mock itself). MLflow 3 only.
 
     Example::
 
@@ -54,8 +57,10 @@ class MockServer:
         auth: AuthConfig | None = None,
         data_dir: Path | None = None,
         mlflow_version: str = "3.17.2",
+        multipart: bool = False,
     ) -> None:
         self.host = host
+        self.multipart = multipart
         self.port = port
         self.prefix = prefix
         self.auth = auth
@@ -118,6 +123,7 @@ class MockServer:
             auth=self.auth,
             data_dir=self.data_dir,
             mlflow_version=self.mlflow_version,
+            multipart=self.multipart,
             faults=self.faults,
             journal=self.journal,
         )
