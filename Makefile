@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck pytest bench bench-outage clean
+.PHONY: demo test lint typecheck pytest bench bench-outage bench-sync clean
 
 $(VENV)/.base: pyproject.toml mock_server/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ bench: $(VENV)/.test
 # Takes several minutes: 5,000,000 points logged during an outage, then delivered.
 bench-outage: $(VENV)/.test
 	$(PY) benchmarks/outage.py
+
+# Several minutes: 1,000,000 points synced to a real MLflow server, and a 1 GiB artifact.
+bench-sync: $(VENV)/.test
+	$(PY) benchmarks/sync.py
+	$(PY) benchmarks/artifacts.py
 
 clean:
 	rm -rf $(VENV) $(VENV27)
