@@ -91,3 +91,33 @@ def test_multipart_upload_when_the_server_offers_it(
         client.log_artifact(run_id, str(big))
         assert not [r for r in plain.requests if "mpu" in r.path]
     _capabilities.forget()
+
+
+def test_images_and_figures(tmp_path: Path) -> None:
+    """log_image takes numpy arrays (uint8 or floats in [0, 1]) and PIL images; log_figure a
+    matplotlib figure; a bad array names its problem."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    with MockServer() as server, mlrelay.Client(tracking_uri=server.url) as client:
+        run_id = client.create_run("0").info.run_id
+        client.log_image(run_id, np.zeros((4, 5, 3), dtype=np.uint8), "img/a.png")
+        client.log_image(run_id, np.full((4, 5), 0.5), "img/b.png")
+        client.log_image(run_id, Image.new("RGB", (3, 2)), "img/c.png")
+        with pytest.raises(mlrelay.ValidationError, match=r"values in \[0, 1\]"):
+            client.log_image(run_id, np.full((2, 2), 3.0), "img/d.png")
+        figure, axes = plt.subplots()
+        axes.plot([1, 2, 3])
+        client.log_figure(run_id, figure, "plots/line.png")
+        plt.close(figure)
+        assert {f.path for f in client.list_artifacts(run_id, "img")} == {
+            "img/a.png", "img/b.png", "img/c.png",
+        }  # fmt: skip
+        local = client.download_artifacts(run_id, "img/b.png", str(tmp_path))
+        with Image.open(local) as image:
+            assert (image.size, image.getpixel((0, 0))) == ((5, 4), 128)
+        assert client.list_artifacts(run_id, "plots")[0].file_size

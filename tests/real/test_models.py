@@ -200,3 +200,30 @@ def test_onnx_model_loads_with_mlflow(mlflow_real: RunningServer) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"Y": [[2.0, 3.0]]}
+
+
+def test_registry_lifecycle(mlflow_real: RunningServer) -> None:
+    """Search, rename, describe, tag, update and delete registered models and versions."""
+    name = f"life-{uuid.uuid4().hex[:8]}"
+    with mlrelay.Client(tracking_uri=mlflow_real.url) as client:
+        run_id = client.create_run("0").info.run_id
+        client.create_registered_model(name, tags={"team": "a"}, description="first")
+        assert [m.name for m in client.search_registered_models(f"name = '{name}'")] == [name]
+        client.set_registered_model_tag(name, "owner", "me")
+        client.delete_registered_model_tag(name, "team")
+        assert client.update_registered_model(name, "second").description == "second"
+        version = client.create_model_version(name, "s3://b/m", run_id=run_id, tags={"k": 1})
+        client.set_model_version_tag(name, version.version, "checked", "yes")
+        client.delete_model_version_tag(name, version.version, "k")
+        assert client.update_model_version(name, version.version, "v1").description == "v1"
+        got = client.get_model_version(name, version.version)
+        assert {t.key: t.value for t in got.tags} == {"checked": "yes"}
+        renamed = client.rename_registered_model(name, name + "-x")
+        assert renamed.name == name + "-x"
+        assert {t.key for t in client.get_registered_model(name + "-x").tags} == {"owner"}
+        client.set_registered_model_alias(name + "-x", "a", version.version)
+        client.delete_registered_model_alias(name + "-x", "a")
+        client.delete_model_version(name + "-x", version.version)
+        client.delete_registered_model(name + "-x")
+        with pytest.raises(mlrelay.NotFoundError):
+            client.get_registered_model(name + "-x")

@@ -91,3 +91,33 @@ def test_reproducibility_records_packages_and_the_script(tmp_path: Path) -> None
     records = collect(script)
     assert b"pydantic==" in records.files["environment/requirements.txt"]
     assert records.files["code/train.py"] == b"print('hi')\n"
+
+
+def test_reproducibility_logs_the_diff_of_a_dirty_tree(tmp_path: Path) -> None:
+    """In a git work tree with uncommitted changes: dirty tag true and the diff as a file."""
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git(
+        "-c",
+        "user.email=t@example.com",
+        "-c",
+        "user.name=t",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "0",
+    )
+    script = tmp_path / "train.py"
+    script.write_text("a = 1\n")
+    git("add", "train.py")
+    git("commit", "-q", "-m", "1")
+    assert collect(script).tags == {"mlflow.source.git.dirty": "false"}
+    script.write_text("a = 2\n")
+    records = collect(script)
+    assert records.tags == {"mlflow.source.git.dirty": "true"}
+    assert b"+a = 2" in records.files["code/git.diff"]
