@@ -118,6 +118,7 @@ def mlflow_server(
         str(port),
         "--backend-store-uri",
         f"sqlite:///{workdir / 'mlflow.db'}",
+        "--serve-artifacts",  # artifacts through mlflow-artifacts:/ (explicit: 2.x and 3.x)
         "--artifacts-destination",
         str(workdir / "artifacts"),
         "--workers",

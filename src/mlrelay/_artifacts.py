@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,9 @@ from typing import Any
 from ._errors import ValidationError
 
 __all__ = [
+    "artifact_target",
     "download",
+    "list_dir",
     "proxy_path",
     "rendered",
     "upload_dir",
@@ -152,37 +155,62 @@ def proxy_path(artifact_uri: str) -> str:
     """The proxy path of a run's ``artifact_uri`` (``mlflow-artifacts:/1/<run>/artifacts``).
 
     Raises:
-        ConfigurationError: the run's artifacts are not served by the tracking server
+        ArtifactsNotProxiedError: the run's artifacts are not served by the tracking server
             (s3://, gs://, a path on the server's disk...), so there is nothing to upload
             to over HTTP.
     """
     from urllib.parse import urlsplit
 
-    from ._errors import ConfigurationError
+    from ._errors import ArtifactsNotProxiedError
 
     parts = urlsplit(artifact_uri)
     if parts.scheme != "mlflow-artifacts":
-        raise ConfigurationError(
+        raise ArtifactsNotProxiedError(
             f"the run's artifact location {artifact_uri!r} is not served by the tracking "
             "server, and mlrelay uploads only through the server's artifact proxy; start the "
-            "server with `mlflow server --serve-artifacts` (the default in MLflow 2.x and 3.x) "
-            "and no --default-artifact-root, or log to an experiment whose artifact location "
-            "is mlflow-artifacts:/"
+            "server with `mlflow server --serve-artifacts --artifacts-destination <store>` "
+            "(the default in MLflow 2.x and 3.x) and no --default-artifact-root, or log to "
+            "an experiment whose artifact location is mlflow-artifacts:/",
+            artifact_uri=artifact_uri,
         )
-    return _PROXY + parts.path.strip("/")
+    return _PROXY + "/".join(p for p in parts.path.split("/") if p)
+
+
+def artifact_target(name: str, artifact_path: str | None) -> str:
+    """``artifact_path/name`` below a run's root, checked.
+
+    Raises:
+        ValidationError: ``artifact_path`` is absolute or climbs out with ``..``.
+    """
+    folder = (artifact_path or "").replace("\\", "/")
+    segments = [p for p in folder.split("/") if p not in ("", ".")]
+    if folder.startswith("/") or ".." in segments:
+        raise ValidationError(
+            f"artifact_path {artifact_path!r} must be a relative folder inside the run's "
+            "artifacts (no leading '/', no '..')",
+            field="artifact_path",
+        )
+    return "/".join([*segments, name])
 
 
 _PROGRESS_FROM = 64 << 20  # files this large show a progress bar on a terminal
 
 
-def _stream(path: Path) -> Callable[[], Iterator[bytes]]:
-    size = path.stat().st_size
+def _stream(
+    path: Path, offset: int = 0, length: int | None = None
+) -> Callable[[], Iterator[bytes]]:
+    """A fresh iterator over ``length`` bytes of ``path`` from ``offset`` for each attempt,
+    read in 1 MiB blocks (constant memory whatever the size)."""
+    total = path.stat().st_size - offset if length is None else length
 
     def chunks() -> Iterator[bytes]:
-        bar = _progress(f"uploading {path.name}", size)
+        bar = _progress(f"uploading {path.name}", total)
         try:
             with path.open("rb") as f:
-                while block := f.read(_CHUNK):
+                f.seek(offset)
+                left = total
+                while left > 0 and (block := f.read(min(_CHUNK, left))):
+                    left -= len(block)
                     if bar is not None:
                         bar.update(len(block))
                     yield block
@@ -194,6 +222,8 @@ def _stream(path: Path) -> Callable[[], Iterator[bytes]]:
 
 
 def _progress(label: str, size: int | None) -> Any:
+    """A tqdm bar on a terminal for a transfer of at least 64 MB; None otherwise (not a TTY,
+    a small file, an unknown size)."""
     import sys
 
     if size is None or size < _PROGRESS_FROM or not sys.stderr.isatty():
@@ -205,8 +235,9 @@ def _progress(label: str, size: int | None) -> Any:
 
 MULTIPART_MIN_BYTES = 500 << 20
 """Files this large go in parts when the server offers multipart uploads (as MLflow)."""
-PART_BYTES = 100 << 20
-"""The size of one part."""
+PART_BYTES = 10 << 20
+"""The size of one part (MLflow's default), larger when a file would need over 10,000."""
+_MAX_PARTS = 10_000
 
 
 def upload_file(
@@ -219,22 +250,31 @@ def upload_file(
 ) -> None:
     """Upload one file below a run's artifact root, streamed from disk.
 
-    With ``multipart`` (the server says so in ``server-info``) a file of at least
-    :data:`MULTIPART_MIN_BYTES` goes in parts of :data:`PART_BYTES`, each retried on its own;
-    otherwise one PUT, retried as a whole.
+    Safe to repeat: the proxy overwrites, so a resend after a lost response leaves one
+    intact file. With ``multipart`` (the server says so in ``server-info``) a file of at
+    least :data:`MULTIPART_MIN_BYTES` goes in parts, each streamed and retried on its own;
+    if the server's store cannot take parts (501), or otherwise, one PUT retried as a whole.
     """
     from urllib.parse import quote
 
-    target = "/".join(p for p in ((artifact_path or "").strip("/"), local.name) if p)
+    from ._errors import APIStatusError
+
+    target = artifact_target(local.name, artifact_path)
     size = local.stat().st_size
     if multipart and size >= MULTIPART_MIN_BYTES:
-        _upload_parts(transport, artifact_uri, local, target, size)
-        return
+        try:
+            _upload_parts(transport, artifact_uri, local, target, size)
+            return
+        except APIStatusError as exc:
+            if exc.status_code not in (404, 501):
+                raise
+            # As MLflow's client: a store without multipart support means one PUT.
     transport.send(
         "PUT",
         f"{proxy_path(artifact_uri)}/{quote(target)}",
         content=_stream(local),
-        headers={"Content-Type": "application/octet-stream"},
+        # A length, not chunked encoding: proxies in front of servers want one.
+        headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
         idempotent=True,
     )
 
@@ -242,34 +282,36 @@ def upload_file(
 def _upload_parts(transport: Any, artifact_uri: str, local: Path, target: str, size: int) -> None:
     from urllib.parse import quote
 
+    folder, _, filename = target.rpartition("/")
     root = proxy_path(artifact_uri).replace("/artifacts/", "/mpu/{op}/", 1)
-    count = -(-size // PART_BYTES)
+    part_bytes = max(PART_BYTES, -(-size // _MAX_PARTS))
+    count = -(-size // part_bytes)
 
     def call(op: str, body: dict[str, Any]) -> Any:
         response = transport.send(
             "POST",
-            f"{root.format(op=op)}/{quote(target)}",
+            "/".join(p for p in (root.format(op=op), quote(folder)) if p),
             content=json.dumps(body).encode(),
             headers={"Content-Type": "application/json"},
             idempotent=op != "create",
         )
         return response.json() if response.content.strip() else {}
 
-    created = call("create", {"path": target, "num_parts": count})
+    created = call("create", {"path": filename, "num_parts": count})
     upload_id = created["upload_id"]
     parts = []
     try:
         for credential in created["credentials"]:
             number = int(credential["part_number"])
+            offset = (number - 1) * part_bytes
+            length = min(part_bytes, size - offset)
 
-            def put(credential: dict[str, Any] = credential, number: int = number) -> str:
-                with local.open("rb") as f:
-                    f.seek((number - 1) * PART_BYTES)
-                    data = f.read(PART_BYTES)  # one part in memory at a time
+            def put(credential: dict[str, Any] = credential, offset: int = offset,
+                    length: int = length) -> str:  # fmt: skip
                 response = transport.http_client.put(
                     credential["url"],
-                    content=data,
-                    headers=credential.get("headers") or {},
+                    content=_stream(local, offset, length)(),
+                    headers={**(credential.get("headers") or {}), "Content-Length": str(length)},
                     auth=None,  # a presigned URL: our credentials are not for the store
                 )
                 response.raise_for_status()
@@ -279,9 +321,9 @@ def _upload_parts(transport: Any, artifact_uri: str, local: Path, target: str, s
             parts.append({"part_number": number, "etag": etag, "url": credential["url"]})
     except BaseException:
         with contextlib.suppress(Exception):
-            call("abort", {"path": target, "upload_id": upload_id})
+            call("abort", {"path": filename, "upload_id": upload_id})
         raise
-    call("complete", {"path": target, "upload_id": upload_id, "parts": parts})
+    call("complete", {"path": filename, "upload_id": upload_id, "parts": parts})
 
 
 def _with_retries(fn: Callable[[], str], transport: Any) -> str:
@@ -301,6 +343,10 @@ def _with_retries(fn: Callable[[], str], transport: Any) -> str:
     return call_with_retries(attempt, policy=transport.retry, idempotent=True, what="part")
 
 
+UPLOAD_WORKERS = 4
+"""Files of one ``log_artifacts`` call uploaded at the same time."""
+
+
 def upload_dir(
     transport: Any,
     artifact_uri: str,
@@ -309,66 +355,88 @@ def upload_dir(
     *,
     multipart: bool = False,
 ) -> None:
-    """Upload every file below ``local``, keeping the tree under ``artifact_path``; four files
-    at a time, each retried on its own."""
+    """Upload every file below ``local``, keeping the tree under ``artifact_path``;
+    :data:`UPLOAD_WORKERS` files at a time, each retried on its own. The first failure is
+    raised once the other files are done."""
     from concurrent.futures import ThreadPoolExecutor
 
-    base = (artifact_path or "").strip("/")
+    base = artifact_target("", artifact_path).strip("/")
     jobs = []
     for path in sorted(p for p in local.rglob("*") if p.is_file()):
         relative = path.parent.relative_to(local).as_posix()
         sub = "/".join(p for p in (base, "" if relative == "." else relative) if p)
         jobs.append((path, sub or None))
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="mlrelay-upload") as pool:
+    with ThreadPoolExecutor(max_workers=UPLOAD_WORKERS, thread_name_prefix="mlrelay-up") as pool:
         futures = [
             pool.submit(upload_file, transport, artifact_uri, *job, multipart=multipart)
             for job in jobs
         ]
         for future in futures:
-            future.result()  # the first failure is raised once the others are done
+            future.result()
+
+
+def list_dir(transport: Any, artifact_uri: str, path: str) -> list[dict[str, Any]]:
+    """The proxy's listing of one folder below the run's root (``[]`` for a file or a
+    missing path): ``[{"path": <name>, "is_dir": bool, "file_size"?: int}]``."""
+    root = proxy_path(artifact_uri)[len(_PROXY) :]
+    listing = transport.send(
+        "GET",
+        _PROXY.rstrip("/"),
+        params={"path": "/".join(p for p in (root, path.strip("/")) if p)},
+        idempotent=True,
+    ).json()
+    files: list[dict[str, Any]] = listing.get("files") or []
+    return files
 
 
 def download(transport: Any, artifact_uri: str, path: str, dst: Path) -> Path:
-    """Download one artifact file or a whole directory below ``dst``; returns the local path.
+    """Download one artifact file or a whole directory into ``dst``, at ``dst/<path>`` as
+    MLflow does; returns that local path.
 
-    Files stream to ``<name>.part`` beside their destination and are renamed when complete,
-    so a broken download never leaves a truncated file under the real name.
+    Files stream to a temporary name beside their destination and are renamed when
+    complete, so a broken download never leaves a truncated file under the real name.
 
     Raises:
         NotFoundError: nothing exists at ``path``.
     """
+    rel = "/".join(p for p in path.replace("\\", "/").split("/") if p not in ("", "."))
+    if ".." in rel.split("/"):
+        raise ValidationError(f"{path!r} climbs out of the run's artifacts", field="path")
+    target = dst / rel if rel else dst
+    entries = list_dir(transport, artifact_uri, rel)
+    if entries or not rel:
+        target.mkdir(parents=True, exist_ok=True)
+        for entry in entries:
+            download(transport, artifact_uri, f"{rel}/{entry['path']}".strip("/"), dst)
+        return target
+    _download_file(transport, f"{proxy_path(artifact_uri)}/{rel}", target)
+    return target
+
+
+def _download_file(transport: Any, proxy_file: str, target: Path) -> None:
+    import tempfile
     from urllib.parse import quote
 
-    root = proxy_path(artifact_uri)
-    rel = path.strip("/")
-    listing = transport.send(
-        "GET", _PROXY.rstrip("/"), params={"path": f"{root[len(_PROXY):]}/{rel}".strip("/")},
-        idempotent=True,
-    ).json()  # fmt: skip
-    target = dst / (rel.rsplit("/", 1)[-1] if rel else "artifacts")
-    if listing.get("files"):
-        target.mkdir(parents=True, exist_ok=True)
-        for entry in listing["files"]:
-            download(transport, artifact_uri, f"{rel}/{entry['path']}".strip("/"), target)
-        return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(fd)
+    partial = Path(name)
 
-    def write(response: Any) -> None:
+    def write(response: Any) -> None:  # once per attempt: starts the file over
         size = int(response.headers.get("content-length") or 0)
         bar = _progress(f"downloading {target.name}", size)
-        with partial.open("wb") as f:
-            for block in response.iter_bytes(_CHUNK):
-                f.write(block)
-                if bar is not None:
-                    bar.update(len(block))
-        if bar is not None:
-            bar.close()
+        try:
+            with partial.open("wb") as f:
+                for block in response.iter_bytes(_CHUNK):
+                    f.write(block)
+                    if bar is not None:
+                        bar.update(len(block))
+        finally:
+            if bar is not None:
+                bar.close()
 
     try:
-        transport.send("GET", f"{root}/{quote(rel)}", idempotent=True, sink=write)
-    except BaseException:
+        transport.send("GET", quote(proxy_file), idempotent=True, sink=write)
+        partial.replace(target)
+    finally:
         partial.unlink(missing_ok=True)
-        raise
-    partial.replace(target)
-    return target

@@ -5,8 +5,10 @@ whether a response arrived::
 
     MlrelayError
     ├── ConfigurationError            bad or missing local settings (names the variable)
+    │   └── ArtifactsNotProxiedError  the run's artifacts are not served by the tracking server
     ├── ValidationError               bad input caught before sending (names key, problem, limit)
     ├── RegistryNotSupportedError     the server has no model registry
+    ├── ModelRegistrationError        the server failed to register a model version
     └── APIError                      something went wrong talking to the server
         ├── APIConnectionError        no response: refused, reset, DNS, TLS ...
         │   └── APITimeoutError       no response in time
@@ -41,11 +43,13 @@ __all__ = [
     "APIError",
     "APIStatusError",
     "APITimeoutError",
+    "ArtifactsNotProxiedError",
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
     "ConflictError",
     "MlrelayError",
+    "ModelRegistrationError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -87,8 +91,26 @@ class ValidationError(MlrelayError, ValueError):
         self.limit = limit
 
 
+class ArtifactsNotProxiedError(ConfigurationError):
+    """A run keeps its artifacts where only the server (or a cloud client) can write
+    (``s3://``, ``gs://``, a path on the server's disk), not behind the tracking server's
+    artifact proxy, which is the only way mlrelay uploads.
+
+    Attributes:
+        artifact_uri: the run's artifact location.
+    """
+
+    def __init__(self, message: str, *, artifact_uri: str) -> None:
+        super().__init__(message)
+        self.artifact_uri = artifact_uri
+
+
 class RegistryNotSupportedError(MlrelayError):
     """The tracking server does not offer MLflow's model registry (DagsHub answers 404)."""
+
+
+class ModelRegistrationError(MlrelayError):
+    """The server reports that a model version failed to register (FAILED_REGISTRATION)."""
 
 
 class APIError(MlrelayError):

@@ -1,8 +1,14 @@
 """The model registry and model logging, as methods of :class:`mlrelay.Client`.
 
 Registered models, versions, tags, aliases and stages, with MlflowClient's names and
-arguments. A server without the registry (DagsHub answers 404 on these routes) raises
+arguments, sent as the typed messages of :mod:`mlrelay._protocol.registry`. A server
+without the registry (DagsHub answers 404 on these routes) raises
 :class:`RegistryNotSupportedError` instead of a raw 404.
+
+Exactly-once creation: ``model-versions/create`` is not idempotent, so a version carries a
+client-generated key as the tag ``mlrelay.client_key``; after an ambiguous failure the client
+looks for that key among the model's versions before creating again (as ``create_run`` does
+for runs). The same holds for MLflow 3's logged models.
 """
 
 from __future__ import annotations
@@ -11,28 +17,38 @@ import contextlib
 import json
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import (
+    ModelRegistrationError,
     NotFoundError,
     RegistryNotSupportedError,
     ResourceAlreadyExistsError,
     ValidationError,
 )
-from ._protocol.entities import ModelVersion, RegisteredModel
-from ._transport import API_PREFIX
+from ._protocol import registry as r
+from ._protocol.entities import ModelVersion, ModelVersionTag, RegisteredModel
 
 if TYPE_CHECKING:
     from ._capabilities import Capabilities
     from ._protocol.entities import Run
+    from ._protocol.messages import Endpoint, Request, Response
     from ._transport import Transport
 
-__all__ = ["ModelInfo", "RegistryMethods"]
+__all__ = ["ModelInfo", "RegistryMethods", "parse_model_uri"]
 
+_R = r.REGISTRY_ENDPOINTS
 _STAGES = ("None", "Staging", "Production", "Archived")
+_KEY_TAG = "mlrelay.client_key"  # the same tag create_run uses for runs
+_POLL_S = 0.5
+
+T = TypeVar("T")
+RespT = TypeVar("RespT", bound="Response")
+PageT = TypeVar("PageT", bound=r.RegistryPage)
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,43 @@ class ModelInfo:
     model_id: str | None = None
 
 
+def parse_model_uri(model_uri: str) -> tuple[str, str | None, str | None]:
+    """Split a model URI for registration: ``(kind, run_id or model_id, path)``.
+
+    ``kind`` is ``"runs"`` (``runs:/<run_id>/<path>``), ``"logged"`` (``models:/<model_id>``,
+    an MLflow 3 logged model, ``m-...``) or ``"artifact"`` (any other URI, used as the
+    version's source as is).
+
+    Raises:
+        ValidationError: a ``runs:/`` URI without a run id or a path, or a ``models:/`` URI
+            naming a registered model (register the underlying run's model instead).
+    """
+    if model_uri.startswith("runs:/"):
+        run_id, _, path = model_uri[len("runs:/") :].strip("/").partition("/")
+        if not run_id or not path:
+            raise ValidationError(f"{model_uri!r} is not runs:/<run_id>/<path>", field="model_uri")
+        return "runs", run_id, path.strip("/")
+    if model_uri.startswith("models:/"):
+        model_id = model_uri[len("models:/") :].strip("/")
+        if not model_id.startswith("m-") or "/" in model_id or "@" in model_id:
+            raise ValidationError(
+                f"{model_uri!r}: register_model takes models:/<model_id> (an MLflow 3 logged "
+                "model, m-...), runs:/<run_id>/<path> or an artifact URI; not a registered "
+                "model's name, version or alias",
+                field="model_uri",
+            )
+        return "logged", model_id, None
+    return "artifact", None, None
+
+
+def _tags(tags: Mapping[str, Any] | None) -> list[ModelVersionTag]:
+    return [ModelVersionTag(key=str(k), value=str(v)) for k, v in (tags or {}).items()]
+
+
+def _has_key(tags: Sequence[ModelVersionTag], key: str) -> bool:
+    return any(t.key == _KEY_TAG and t.value == key for t in tags)
+
+
 class RegistryMethods:
     """Registry and model methods; mixed into :class:`mlrelay.Client`."""
 
@@ -72,33 +125,32 @@ class RegistryMethods:
             self, run_id: str, local_dir: str, artifact_path: str | None = None
         ) -> None: ...
 
+        def _exactly_once(self, send: Callable[[], T], find: Callable[[], T | None]) -> T: ...
+
     # --- plumbing ----------------------------------------------------------------------
 
-    def _registry(self, method: str, endpoint: str, body: Any = None, **params: Any) -> Any:
-        path = API_PREFIX + endpoint
+    def _call(
+        self, endpoint: Endpoint[Any, RespT], request: Request, feature: str = "model registry"
+    ) -> RespT:
+        """Send one registry request; a route-level 404 becomes RegistryNotSupportedError."""
         try:
-            if method == "GET":
-                response = self._transport.send(
-                    "GET", path, params={k: v for k, v in params.items() if v is not None},
-                    idempotent=True,
-                )  # fmt: skip
-            else:
-                response = self._transport.send(
-                    method,
-                    path,
-                    content=json.dumps(body or {}).encode(),
-                    headers={"Content-Type": "application/json"},
-                    idempotent=method != "POST" or endpoint.endswith(("/get", "/search")),
-                )
+            return self._transport.call(endpoint, request)
         except NotFoundError as exc:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
                 raise
             raise RegistryNotSupportedError(
-                f"the tracking server at {self._transport.base_url} has no model registry "
-                f"({method} {endpoint} answered 404); register models on a server that runs "
+                f"the tracking server at {self._transport.base_url} has no {feature} "
+                f"({endpoint.method} {endpoint.path} answered 404); use a server that runs "
                 "MLflow's registry (DagsHub does not offer it)"
             ) from exc
-        return response.json() if response.content.strip() else {}
+
+    def _require_registry(self) -> None:
+        if not self.capabilities().registry:
+            raise RegistryNotSupportedError(
+                f"the tracking server at {self._transport.base_url} has no model registry; "
+                "register models on a server that runs MLflow's registry (DagsHub does not "
+                "offer it)"
+            )
 
     # --- registered models -------------------------------------------------------------
 
@@ -108,66 +160,83 @@ class RegistryMethods:
         tags: Mapping[str, Any] | None = None,
         description: str | None = None,
     ) -> RegisteredModel:
-        """Create a registered model.
+        """Create a registered model (exactly once, even when a response is lost).
 
         Raises:
             ResourceAlreadyExistsError: the name is taken.
             RegistryNotSupportedError: the server has no registry.
         """
-        body: dict[str, Any] = {"name": name, "tags": _tags(tags)}
-        if description is not None:
-            body["description"] = description
-        data = self._registry("POST", "registered-models/create", body)
-        return RegisteredModel.model_validate(data["registered_model"])
+        request = r.CreateRegisteredModel(name=name, tags=_tags(tags), description=description)
+
+        def find() -> RegisteredModel | None:
+            with contextlib.suppress(NotFoundError):
+                return self.get_registered_model(name)
+            return None
+
+        return self._exactly_once(
+            lambda: self._call(_R.create_registered_model, request).registered_model, find
+        )
 
     def get_registered_model(self, name: str) -> RegisteredModel:
         """A registered model by name (``NotFoundError`` if there is none)."""
-        data = self._registry("GET", "registered-models/get", name=name)
-        return RegisteredModel.model_validate(data["registered_model"])
+        return self._call(_R.get_registered_model, r.ModelName(name=name)).registered_model
 
     def search_registered_models(
-        self, filter_string: str | None = None, max_results: int = 100
+        self,
+        filter_string: str | None = None,
+        max_results: int = 100,
+        order_by: Sequence[str] | None = None,
     ) -> list[RegisteredModel]:
-        """Registered models matching a filter such as ``name LIKE 'churn%'``."""
-        found: list[RegisteredModel] = []
+        """Registered models matching a filter such as ``name LIKE 'churn%'``, all pages
+        fetched up to ``max_results``."""
+        pages = self._search(_R.search_registered_models, filter_string, max_results, order_by)
+        return [m for page in pages for m in page.registered_models][:max_results]
+
+    def _search(
+        self,
+        endpoint: Endpoint[Any, PageT],
+        filter_string: str | None,
+        max_results: int,
+        order_by: Sequence[str] | None,
+    ) -> Iterator[PageT]:
+        """The pages of a registry search, up to ``max_results`` items in all."""
         token = None
-        while True:
-            data = self._registry(
-                "GET", "registered-models/search", filter=filter_string,
-                max_results=min(max_results, 1000), page_token=token,
-            )  # fmt: skip
-            found += [RegisteredModel.model_validate(r) for r in data.get("registered_models", [])]
-            token = data.get("next_page_token")
-            if not token or len(found) >= max_results:
-                return found[:max_results]
+        left = max_results
+        while left > 0:
+            request = r.SearchRegistry(
+                filter=filter_string,
+                max_results=min(left, 1000),
+                order_by=list(order_by) if order_by else None,
+                page_token=token,
+            )
+            page = self._call(endpoint, request)
+            yield page
+            left -= len(page.items())
+            token = page.next_page_token
+            if not token:
+                return
 
     def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
         """Rename a registered model."""
-        data = self._registry(
-            "POST", "registered-models/rename", {"name": name, "new_name": new_name}
-        )
-        return RegisteredModel.model_validate(data["registered_model"])
+        request = r.RenameRegisteredModel(name=name, new_name=new_name)
+        return self._call(_R.rename_registered_model, request).registered_model
 
     def update_registered_model(self, name: str, description: str) -> RegisteredModel:
         """Change a registered model's description."""
-        data = self._registry(
-            "PATCH", "registered-models/update", {"name": name, "description": description}
-        )
-        return RegisteredModel.model_validate(data["registered_model"])
+        request = r.UpdateDescription(name=name, description=description)
+        return self._call(_R.update_registered_model, request).registered_model
 
     def delete_registered_model(self, name: str) -> None:
         """Delete a registered model and its versions."""
-        self._registry("DELETE", "registered-models/delete", {"name": name})
+        self._call(_R.delete_registered_model, r.ModelName(name=name))
 
     def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
         """Set a tag on a registered model."""
-        self._registry(
-            "POST", "registered-models/set-tag", {"name": name, "key": key, "value": str(value)}
-        )
+        self._call(_R.set_registered_model_tag, r.SetModelTag(name=name, key=key, value=str(value)))
 
     def delete_registered_model_tag(self, name: str, key: str) -> None:
         """Remove a tag from a registered model."""
-        self._registry("DELETE", "registered-models/delete-tag", {"name": name, "key": key})
+        self._call(_R.delete_registered_model_tag, r.SetModelTag(name=name, key=key))
 
     # --- versions ----------------------------------------------------------------------
 
@@ -177,45 +246,76 @@ class RegistryMethods:
         source: str,
         run_id: str | None = None,
         tags: Mapping[str, Any] | None = None,
+        run_link: str | None = None,
         description: str | None = None,
         model_id: str | None = None,
     ) -> ModelVersion:
-        """Create a version of a registered model from a model's location (``model_id``: an
-        MLflow 3 logged model)."""
-        body: dict[str, Any] = {"name": name, "source": source, "tags": _tags(tags)}
-        if run_id is not None:
-            body["run_id"] = run_id
-        if model_id is not None:
-            body["model_id"] = model_id
-        if description is not None:
-            body["description"] = description
-        data = self._registry("POST", "model-versions/create", body)
-        return ModelVersion.model_validate(data["model_version"])
+        """Create a version of a registered model from a model's location, exactly once even
+        when a response is lost (``model_id``: an MLflow 3 logged model).
+
+        The version carries the tag ``mlrelay.client_key`` that makes a retry find it.
+        """
+        key = uuid.uuid4().hex
+        request = r.CreateModelVersion(
+            name=name,
+            source=source,
+            run_id=run_id,
+            tags=[*_tags(tags), ModelVersionTag(key=_KEY_TAG, value=key)],
+            run_link=run_link,
+            description=description,
+            model_id=model_id,
+        )
+        escaped = name.replace("'", "\\'")
+
+        def find() -> ModelVersion | None:
+            found = self.search_model_versions(f"name = '{escaped}'", max_results=10_000)
+            return next((v for v in found if _has_key(v.tags, key)), None)
+
+        return self._exactly_once(
+            lambda: self._call(_R.create_model_version, request).model_version, find
+        )
 
     def get_model_version(self, name: str, version: str | int) -> ModelVersion:
         """One version of a registered model."""
-        data = self._registry("GET", "model-versions/get", name=name, version=str(version))
-        return ModelVersion.model_validate(data["model_version"])
+        request = r.ModelVersionRef(name=name, version=str(version))
+        return self._call(_R.get_model_version, request).model_version
+
+    def search_model_versions(
+        self,
+        filter_string: str | None = None,
+        max_results: int = 10_000,
+        order_by: Sequence[str] | None = None,
+    ) -> list[ModelVersion]:
+        """Versions matching a filter such as ``name = 'churn'`` or ``run_id = '...'``, all
+        pages fetched up to ``max_results``."""
+        pages = self._search(_R.search_model_versions, filter_string, max_results, order_by)
+        return [v for page in pages for v in page.model_versions][:max_results]
 
     def update_model_version(self, name: str, version: str | int, description: str) -> ModelVersion:
         """Change a version's description."""
-        body = {"name": name, "version": str(version), "description": description}
-        data = self._registry("PATCH", "model-versions/update", body)
-        return ModelVersion.model_validate(data["model_version"])
+        request = r.UpdateVersionDescription(
+            name=name, version=str(version), description=description
+        )
+        return self._call(_R.update_model_version, request).model_version
 
     def delete_model_version(self, name: str, version: str | int) -> None:
         """Delete one version."""
-        self._registry("DELETE", "model-versions/delete", {"name": name, "version": str(version)})
+        self._call(_R.delete_model_version, r.ModelVersionRef(name=name, version=str(version)))
+
+    def get_model_version_download_uri(self, name: str, version: str | int) -> str:
+        """Where a version's files are (e.g. ``mlflow-artifacts:/1/<run>/artifacts/model``)."""
+        request = r.ModelVersionRef(name=name, version=str(version))
+        return self._call(_R.get_download_uri, request).artifact_uri
 
     def set_model_version_tag(self, name: str, version: str | int, key: str, value: Any) -> None:
         """Set a tag on a version."""
-        body = {"name": name, "version": str(version), "key": key, "value": str(value)}
-        self._registry("POST", "model-versions/set-tag", body)
+        request = r.SetModelVersionTag(name=name, version=str(version), key=key, value=str(value))
+        self._call(_R.set_model_version_tag, request)
 
     def delete_model_version_tag(self, name: str, version: str | int, key: str) -> None:
         """Remove a tag from a version."""
-        body = {"name": name, "version": str(version), "key": key}
-        self._registry("DELETE", "model-versions/delete-tag", body)
+        request = r.SetModelVersionTag(name=name, version=str(version), key=key)
+        self._call(_R.delete_model_version_tag, request)
 
     def transition_model_version_stage(
         self,
@@ -224,49 +324,44 @@ class RegistryMethods:
         stage: str,
         archive_existing_versions: bool = False,
     ) -> ModelVersion:
-        """Move a version to Staging, Production, Archived or None.
+        """Move a version to Staging, Production, Archived or None (case-insensitive).
+
+        With ``archive_existing_versions``, the versions now in that stage move to Archived.
 
         Raises:
             ValidationError: an unknown stage (names the allowed ones).
         """
-        match = next((s for s in _STAGES if s.lower() == stage.lower()), None)
+        match = next((s for s in _STAGES if s.lower() == str(stage).lower()), None)
         if match is None:
             raise ValidationError(
                 f"stage {stage!r} is not one of {', '.join(_STAGES)}", field="stage"
             )
-        body = {
-            "name": name,
-            "version": str(version),
-            "stage": match,
-            "archive_existing_versions": archive_existing_versions,
-        }
-        data = self._registry("POST", "model-versions/transition-stage", body)
-        return ModelVersion.model_validate(data["model_version"])
+        request = r.TransitionStage(
+            name=name,
+            version=str(version),
+            stage=match,  # one of the literal stages
+            archive_existing_versions=archive_existing_versions,
+        )
+        return self._call(_R.transition_stage, request).model_version
 
     def get_latest_versions(
         self, name: str, stages: Sequence[str] | None = None
     ) -> list[ModelVersion]:
         """The latest version in each stage (or in the given stages)."""
-        data = self._registry(
-            "POST",
-            "registered-models/get-latest-versions",
-            {"name": name, "stages": list(stages or [])},
-        )
-        return [ModelVersion.model_validate(v) for v in data.get("model_versions", [])]
+        request = r.GetLatestVersions(name=name, stages=list(stages or []))
+        return self._call(_R.get_latest_versions, request).model_versions
 
     def set_registered_model_alias(self, name: str, alias: str, version: str | int) -> None:
         """Point ``alias`` (e.g. ``champion``) at a version; ``models:/<name>@<alias>`` loads it."""
-        body = {"name": name, "alias": alias, "version": str(version)}
-        self._registry("POST", "registered-models/alias", body)
+        self._call(_R.set_alias, r.SetModelAlias(name=name, alias=alias, version=str(version)))
 
     def delete_registered_model_alias(self, name: str, alias: str) -> None:
         """Remove an alias."""
-        self._registry("DELETE", "registered-models/alias", {"name": name, "alias": alias})
+        self._call(_R.delete_alias, r.ModelAlias(name=name, alias=alias))
 
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         """The version an alias points at."""
-        data = self._registry("GET", "registered-models/alias", name=name, alias=alias)
-        return ModelVersion.model_validate(data["model_version"])
+        return self._call(_R.get_by_alias, r.ModelAlias(name=name, alias=alias)).model_version
 
     def register_model(
         self, model_uri: str, name: str, *, await_registration_for: float = 300.0
@@ -275,43 +370,42 @@ class RegistryMethods:
         missing) and wait until the version is READY.
 
         Args:
-            model_uri: ``runs:/<run_id>/<path>``, ``models:/<model_id>`` or an artifact URI
-                (``mlflow-artifacts:/...``).
-            await_registration_for: seconds to wait for READY (0: do not wait).
+            model_uri: ``runs:/<run_id>/<path>``, ``models:/<model_id>`` (an MLflow 3 logged
+                model) or an artifact URI (``mlflow-artifacts:/...``).
+            name: the registered model.
+            await_registration_for: seconds to wait for READY (0: do not wait); a version
+                still pending then is returned as it is, as MLflow does.
 
         Raises:
             RegistryNotSupportedError: the server has no registry.
             ValidationError: the URI has another form.
+            ModelRegistrationError: the server reports FAILED_REGISTRATION.
         """
-        if not self.capabilities().registry:
-            raise RegistryNotSupportedError(
-                f"the tracking server at {self._transport.base_url} has no model registry; "
-                "register models on a server that runs MLflow's registry (DagsHub does not "
-                "offer it)"
-            )
-        run_id = None
+        kind, ref, path = parse_model_uri(model_uri)
+        self._require_registry()
+        run_id = model_id = None
         source = model_uri
-        if model_uri.startswith("runs:/"):
-            run_id, _, path = model_uri[len("runs:/") :].partition("/")
-            if not run_id or not path:
-                raise ValidationError(
-                    f"{model_uri!r} is not runs:/<run_id>/<path>", field="model_uri"
-                )
-            artifact_uri = self.get_run(run_id).info.artifact_uri or ""
+        if kind == "runs":
+            run_id = ref
+            artifact_uri = self.get_run(str(ref)).info.artifact_uri or ""
             source = f"{artifact_uri.rstrip('/')}/{path}"
+        elif kind == "logged":
+            model_id = ref
+            endpoint = r.logged_model_endpoint("GET", str(ref))
+            logged = self._call(endpoint, r.NoFields(), "logged models").model.info
+            run_id = logged.source_run_id
         with contextlib.suppress(ResourceAlreadyExistsError):
             self.create_registered_model(name)
-        model_id = None
-        if model_uri.startswith("models:/m-"):  # an MLflow 3 logged model
-            model_id = model_uri[len("models:/") :].split("/")[0]
-            run_id = self._registry("GET", f"logged-models/{model_id}")["model"]["info"].get(
-                "source_run_id"
-            )
         version = self.create_model_version(name, source, run_id=run_id, model_id=model_id)
         deadline = time.monotonic() + await_registration_for
         while version.status == "PENDING_REGISTRATION" and time.monotonic() < deadline:
-            time.sleep(0.2)
+            time.sleep(_POLL_S)
             version = self.get_model_version(name, version.version)
+        if version.status == "FAILED_REGISTRATION":
+            raise ModelRegistrationError(
+                f"registering {model_uri} as {name!r} version {version.version} failed: "
+                f"{version.status_message or 'the server gave no reason'}"
+            )
         return version
 
     # --- models ------------------------------------------------------------------------
@@ -343,6 +437,9 @@ class RegistryMethods:
         """
         from ._models import save_model
 
+        capabilities = self.capabilities()
+        if registered_model_name:
+            self._require_registry()  # before anything is uploaded
         with tempfile.TemporaryDirectory(prefix="mlrelay-model-") as tmp:
             mlmodel = save_model(
                 model,
@@ -356,19 +453,23 @@ class RegistryMethods:
             )
             self.log_artifacts(run_id, tmp, name)
             model_id = None
-            if self.capabilities().logged_models:  # MLflow 3: also a logged-model entity
+            if capabilities.logged_models:  # MLflow 3: also a logged-model entity
                 model_id = self._logged_model(run_id, name, Path(tmp))
         record = {**mlmodel, "run_id": run_id, "artifact_path": name}
-        self._registry(
-            "POST", "runs/log-model", {"run_id": run_id, "model_json": json.dumps(record)}
+        self._call(
+            _R.log_model, r.LogModel(run_id=run_id, model_json=json.dumps(record)), "runs/log-model"
         )
         uri = f"runs:/{run_id}/{name}"
-        version = self.register_model(uri, registered_model_name) if registered_model_name else None
+        version = None
+        if registered_model_name:  # as MLflow 3 does, by the logged model when there is one
+            source = f"models:/{model_id}" if model_id else uri
+            version = self.register_model(source, registered_model_name)
         return ModelInfo(uri, run_id, name, mlmodel["flavors"], version, model_id)
 
     def _logged_model(self, run_id: str, name: str, folder: Path) -> str:
-        """MLflow 3's logged model, so the model shows in the Models view: create it, link it
-        as the run's output, upload the files to its location, mark it ready."""
+        """MLflow 3's logged model, so the model shows in the Models view: create it (exactly
+        once), link it as the run's output, upload the files to its location, mark it ready
+        (or failed, when the upload fails)."""
         from ._artifacts import upload_dir
 
         run = self.get_run(run_id)
@@ -377,27 +478,51 @@ class RegistryMethods:
             for k, v in run.data.tags_dict.items()
             if k == "mlflow.user" or k.startswith("mlflow.source.")
         }
-        body = {
-            "experiment_id": run.info.experiment_id,
-            "name": name,
-            "source_run_id": run_id,
-            "tags": _tags(context),
-        }
-        info = self._registry("POST", "logged-models", body)["model"]["info"]
-        model_id = str(info["model_id"])
-        self._registry(
-            "POST",
-            "runs/outputs",
-            {"run_id": run_id, "models": [{"model_id": model_id, "step": 0}]},
+        key = uuid.uuid4().hex
+        experiment_id = run.info.experiment_id
+        request = r.CreateLoggedModel(
+            experiment_id=experiment_id,
+            name=name,
+            source_run_id=run_id,
+            tags=[*_tags(context), ModelVersionTag(key=_KEY_TAG, value=key)],
         )
-        upload_dir(self._transport, str(info["artifact_uri"]), folder, None)
-        self._registry(
-            "PATCH",
-            f"logged-models/{model_id}",
-            {"model_id": model_id, "status": "LOGGED_MODEL_READY"},
-        )
+
+        def find() -> r.LoggedModel | None:
+            token = None
+            for _ in range(100):  # 100 pages of 50: a bounded look
+                page = self._call(
+                    _R.search_logged_models,
+                    r.SearchLoggedModels(experiment_ids=[experiment_id], page_token=token),
+                    "logged models",
+                )
+                found = next((m for m in page.models if _has_key(m.info.tags, key)), None)
+                token = page.next_page_token
+                if found is not None or not token:
+                    return found
+            return None
+
+        info = self._exactly_once(
+            lambda: self._call(_R.create_logged_model, request, "logged models").model, find
+        ).info
+        model_id = info.model_id
+        outputs = r.LogOutputs(run_id=run_id, models=[r.LoggedModelOutput(model_id=model_id)])
+        self._call(_R.log_outputs, outputs, "logged models")
+        finalize = r.logged_model_endpoint("PATCH", model_id)
+        try:
+            upload_dir(
+                self._transport,
+                str(info.artifact_uri),
+                folder,
+                None,
+                multipart=self.capabilities().multipart_uploads,
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                failed = r.FinalizeLoggedModel(
+                    model_id=model_id, status="LOGGED_MODEL_UPLOAD_FAILED"
+                )
+                self._call(finalize, failed, "logged models")
+            raise
+        ready = r.FinalizeLoggedModel(model_id=model_id, status="LOGGED_MODEL_READY")
+        self._call(finalize, ready, "logged models")
         return model_id
-
-
-def _tags(tags: Mapping[str, Any] | None) -> list[dict[str, str]]:
-    return [{"key": k, "value": str(v)} for k, v in (tags or {}).items()]

@@ -191,6 +191,7 @@ class Client(RegistryMethods):
                 trust_env=True,
             )
         self._http = http_client
+        self._artifact_uris: dict[str, str] = {}
         self._transport = Transport(
             base_url=settings.tracking_uri, http_client=http_client, retry=policy
         )
@@ -233,6 +234,7 @@ class Client(RegistryMethods):
         clone._settings = self._settings
         clone._owns_http = False
         clone._http = self._http
+        clone._artifact_uris = self._artifact_uris
         clone._transport = self._transport.with_options(
             retry=policy, timeout=None if isinstance(timeout, NotGiven) else timeout
         )
@@ -672,37 +674,54 @@ class Client(RegistryMethods):
 
     # --- artifacts ----------------------------------------------------------------------
 
+    def _artifact_uri(self, run_id: str) -> str:
+        """The run's artifact root, fetched once per run and remembered (as MLflow does)."""
+        cache = self._artifact_uris
+        uri = cache.get(run_id)
+        if uri is None:
+            uri = self.get_run(run_id).info.artifact_uri or ""
+            if len(cache) >= 1024:  # bounded: forget the oldest
+                cache.pop(next(iter(cache)))
+            cache[run_id] = uri
+        return uri
+
     def log_artifact(self, run_id: str, local_path: str, artifact_path: str | None = None) -> None:
         """Upload a file to the run's artifacts (under ``artifact_path``), streamed from disk.
 
-        Safe to repeat: the same file lands at the same place.
+        Safe to repeat: the same file lands at the same place, whole. Large files go in
+        parts when the server offers multipart uploads; a connection lost mid-file sends
+        that file (or part) again.
 
         Raises:
-            ValidationError: the path is not a file.
-            ConfigurationError: the run's artifacts are not served by the tracking server.
+            ValidationError: the path is not a file, or ``artifact_path`` leaves the run's
+                artifacts.
+            ArtifactsNotProxiedError: the run's artifacts are not served by the tracking
+                server (names the location and the server option to set).
         """
         from ._artifacts import upload_file
 
         path = Path(local_path)
         if not path.is_file():
             raise ValidationError(f"{local_path!r} is not an existing file", field="local_path")
-        uri = self.get_run(run_id).info.artifact_uri or ""
+        uri = self._artifact_uri(run_id)
         multipart = self.capabilities().multipart_uploads
         upload_file(self._transport, uri, path, artifact_path, multipart=multipart)
 
     def log_artifacts(self, run_id: str, local_dir: str, artifact_path: str | None = None) -> None:
-        """Upload every file below a directory to the run's artifacts, keeping the tree.
+        """Upload every file below a directory to the run's artifacts, keeping the tree;
+        several files at a time, each retried on its own.
 
         Raises:
             ValidationError: the path is not a directory.
-            ConfigurationError: the run's artifacts are not served by the tracking server.
+            ArtifactsNotProxiedError: the run's artifacts are not served by the tracking
+                server.
         """
         from ._artifacts import upload_dir
 
         path = Path(local_dir)
         if not path.is_dir():
             raise ValidationError(f"{local_dir!r} is not an existing directory", field="local_dir")
-        uri = self.get_run(run_id).info.artifact_uri or ""
+        uri = self._artifact_uri(run_id)
         multipart = self.capabilities().multipart_uploads
         upload_dir(self._transport, uri, path, artifact_path, multipart=multipart)
 
@@ -758,20 +777,27 @@ class Client(RegistryMethods):
                 return found
 
     def download_artifacts(self, run_id: str, path: str, dst_path: str | None = None) -> str:
-        """Download an artifact file or directory; returns the local path.
+        """Download an artifact file or directory to ``<dst_path>/<path>``, as MLflow does;
+        returns that local path.
 
         Files stream to disk in constant memory (a temporary name, renamed when complete).
 
         Args:
-            dst_path: an existing directory to download into (a new temporary one if None).
+            path: the file or directory below the run's root (``""``: everything).
+            dst_path: a directory to download into, created if missing (a new temporary
+                one if None).
+
+        Raises:
+            NotFoundError: nothing exists at ``path``.
+            ArtifactsNotProxiedError: the run's artifacts are not served by the tracking
+                server.
         """
         import tempfile
 
         from ._artifacts import download
 
         dst = Path(dst_path) if dst_path else Path(tempfile.mkdtemp(prefix="mlrelay-"))
-        uri = self.get_run(run_id).info.artifact_uri or ""
-        return str(download(self._transport, uri, path, dst))
+        return str(download(self._transport, self._artifact_uri(run_id), path, dst))
 
     def get_metric_history(self, run_id: str, key: str, *, page_size: int = 25000) -> list[Metric]:
         """Every point of one metric, all pages fetched (empty for an unknown run or key)."""

@@ -29,7 +29,7 @@ def test_upload_reset_mid_body_is_retried_and_lands_intact(tmp_path: Path) -> No
         assert [r.fault for r in puts] == ["reset", None]
         local = client.download_artifacts(run_id, "model/weights.bin", str(tmp_path / "dl"))
         assert _digest(Path(local)) == _digest(big)
-        assert not list((tmp_path / "dl").glob("*.part"))
+        assert not list((tmp_path / "dl").rglob("*.part"))
 
 
 def test_directory_upload_list_and_download(tmp_path: Path) -> None:

@@ -60,6 +60,13 @@ def _load_with_mlflow(
     return result
 
 
+def _logged_model(client: mlrelay.Client, model_id: str):  # type: ignore[no-untyped-def]
+    from mlrelay._protocol import registry
+
+    endpoint = registry.logged_model_endpoint("GET", model_id)
+    return client._transport.call(endpoint, registry.NoFields()).model.info
+
+
 def test_sklearn_model_loads_with_mlflow_and_is_promoted(mlflow_real: RunningServer) -> None:
     """A scikit-learn model logged by mlrelay loads with mlflow.pyfunc.load_model by runs:/ and
     by models:/<name>@champion and predicts like the original; promotion reaches Production."""
@@ -92,8 +99,9 @@ def test_sklearn_model_loads_with_mlflow_and_is_promoted(mlflow_real: RunningSer
         assert "mlflow.log-model.history" in tags
         # MLflow 3's Models view: a READY logged model, linked as the run's output.
         assert info.model_id is not None
-        logged = client._registry("GET", f"logged-models/{info.model_id}")["model"]["info"]
-        assert (logged["status"], logged["source_run_id"]) == ("LOGGED_MODEL_READY", run_id)
+        assert version.source == f"models:/{info.model_id}"  # by the logged model, as MLflow 3
+        logged = _logged_model(client, info.model_id)
+        assert (logged.status, logged.source_run_id) == ("LOGGED_MODEL_READY", run_id)
         by_id = client.register_model(f"models:/{info.model_id}", name)
         assert (by_id.version, by_id.run_id) == ("2", run_id)
     for uri in (f"runs:/{run_id}/model", f"models:/{name}@champion", f"models:/{info.model_id}"):
@@ -111,15 +119,6 @@ def test_sklearn_model_loads_with_mlflow_2_7(mlflow27: RunningServer) -> None:
         client.log_model(run_id, model, "model", input_example=X[:3])
     python = str(Path(MLFLOW27_VENV) / "bin" / "python")
     assert _load_with_mlflow(python, f"runs:/{run_id}/model", mlflow27.url, sample) == expected
-
-
-def test_registry_errors_are_typed(mlflow_real: RunningServer) -> None:
-    """An unknown stage names the allowed ones; a missing model is a NotFoundError."""
-    with mlrelay.Client(tracking_uri=mlflow_real.url) as client:
-        with pytest.raises(mlrelay.ValidationError, match="Staging, Production"):
-            client.transition_model_version_stage("x", 1, "Prod")
-        with pytest.raises(mlrelay.NotFoundError):
-            client.get_registered_model(f"missing-{uuid.uuid4().hex}")
 
 
 def _halve(x):  # type: ignore[no-untyped-def]
@@ -200,30 +199,3 @@ def test_onnx_model_loads_with_mlflow(mlflow_real: RunningServer) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"Y": [[2.0, 3.0]]}
-
-
-def test_registry_lifecycle(mlflow_real: RunningServer) -> None:
-    """Search, rename, describe, tag, update and delete registered models and versions."""
-    name = f"life-{uuid.uuid4().hex[:8]}"
-    with mlrelay.Client(tracking_uri=mlflow_real.url) as client:
-        run_id = client.create_run("0").info.run_id
-        client.create_registered_model(name, tags={"team": "a"}, description="first")
-        assert [m.name for m in client.search_registered_models(f"name = '{name}'")] == [name]
-        client.set_registered_model_tag(name, "owner", "me")
-        client.delete_registered_model_tag(name, "team")
-        assert client.update_registered_model(name, "second").description == "second"
-        version = client.create_model_version(name, "s3://b/m", run_id=run_id, tags={"k": 1})
-        client.set_model_version_tag(name, version.version, "checked", "yes")
-        client.delete_model_version_tag(name, version.version, "k")
-        assert client.update_model_version(name, version.version, "v1").description == "v1"
-        got = client.get_model_version(name, version.version)
-        assert {t.key: t.value for t in got.tags} == {"checked": "yes"}
-        renamed = client.rename_registered_model(name, name + "-x")
-        assert renamed.name == name + "-x"
-        assert {t.key for t in client.get_registered_model(name + "-x").tags} == {"owner"}
-        client.set_registered_model_alias(name + "-x", "a", version.version)
-        client.delete_registered_model_alias(name + "-x", "a")
-        client.delete_model_version(name + "-x", version.version)
-        client.delete_registered_model(name + "-x")
-        with pytest.raises(mlrelay.NotFoundError):
-            client.get_registered_model(name + "-x")

@@ -125,8 +125,10 @@ def artifact_routes(state: AppState) -> list[Route]:
     async def mpu(request: Request) -> Response:
         # create -> presigned-style part URLs on this server; complete -> assemble; abort.
         op = request.path_params["op"]
-        path = clean_path(request.path_params["path"])
         body = await request.json()
+        # As MLflow: the URL names the destination folder, the body the file (its basename).
+        name = str(body.get("path", "")).replace("\\", "/").rsplit("/", 1)[-1]
+        path = clean_path(f"{request.path_params['path']}/{name}")
         if op == "create":
             upload_id = uuid.uuid4().hex
             state.uploads[upload_id] = {}

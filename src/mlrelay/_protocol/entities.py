@@ -213,6 +213,9 @@ class ModelVersion(Entity):
     status_message: str | None = None
     tags: list[ModelVersionTag] = Field(default_factory=list)
     aliases: list[str] = Field(default_factory=list)
+    run_link: str | None = None
+    user_id: str | None = None
+    model_id: str | None = None  # MLflow 3: the logged model this version was made from
 
 
 class RegisteredModelAlias(Entity):
