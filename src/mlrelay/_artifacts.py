@@ -133,7 +133,7 @@ def rendered(
     from pathlib import PurePosixPath
 
     name = PurePosixPath(artifact_file)
-    if not name.name or name.is_absolute() or ".." in name.parts:
+    if not name.name or name.is_absolute() or ".." in name.parts or artifact_file.endswith("/"):
         raise ValidationError(
             f"{artifact_file!r} must be a relative file name such as 'plots/loss.png'",
             field="artifact_file",

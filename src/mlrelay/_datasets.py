@@ -17,61 +17,124 @@ from typing import Any
 from ._errors import ValidationError
 from ._protocol.entities import Dataset, DatasetInput, InputTag
 
-__all__ = ["dataset_input"]
+__all__ = ["code_source", "dataset_input", "numpy_digest", "pandas_digest"]
 
-_ROWS_HASHED = 10_000  # as MLflow: the digest covers the first rows and the shape
+MAX_ROWS = 10_000  # as MLflow: digests cover the first rows (and the shape)
 
 
-def _digest(*parts: bytes) -> str:
+def _md5_8(elements: list[Any]) -> str:
+    """MLflow's ``get_normalized_md5_digest``: md5 over each element's bytes, 8 hex digits."""
     h = hashlib.md5(usedforsecurity=False)
-    for part in parts:
-        h.update(part)
+    for element in elements:
+        h.update(element)
     return h.hexdigest()[:8]
 
 
-def _code_source() -> str:
+def pandas_digest(df: Any) -> str:
+    """MLflow's ``compute_pandas_digest``: the string and numeric columns of the first
+    10,000 rows, the row count and the column names."""
+    import numpy as np
+    import pandas as pd
+
+    trimmed = df.head(MAX_ROWS)
+    as_types = df.map(type) if hasattr(df, "map") else df.applymap(type)
+    strings = trimmed.columns[(as_types == str).all(axis=0)]  # noqa: E721 - MLflow's own test
+    numbers = trimmed.select_dtypes(include=[np.number]).columns
+    trimmed = trimmed[strings.union(numbers)]
+    return _md5_8(
+        [pd.util.hash_pandas_object(trimmed).values, np.int64(len(df))]
+        + [str(c).encode() for c in df.columns]
+    )
+
+
+def numpy_digest(features: Any, targets: Any = None) -> str:
+    """MLflow's ``compute_numpy_digest``: the first 10,000 flattened values of each array
+    (hashed by pandas) and its shape."""
+    import numpy as np
+    import pandas as pd
+
+    elements: list[Any] = []
+    for array in (features, targets):
+        if array is None:
+            continue
+        flat = array.flatten()[:MAX_ROWS]
+        try:
+            elements.append(pd.util.hash_array(flat))
+        except TypeError:
+            elements.append(np.int64(flat.size))
+        elements.extend(np.int64(n) for n in array.shape)
+    return _md5_8(elements)
+
+
+def code_source() -> str:
+    """MLflow's source for data made in code: the running program's context tags."""
+    import getpass
     import sys
 
-    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "<console>"
-    return json.dumps({"tags": {"mlflow.source.name": script}})
+    from ._gitinfo import git_info
+
+    main = sys.argv[0] if sys.argv and sys.argv[0] else None
+    try:
+        user = getpass.getuser()
+    except (ImportError, KeyError, OSError):
+        user = "unknown"
+    tags = {"mlflow.user": user, "mlflow.source.name": main or "<console>"}
+    tags["mlflow.source.type"] = "LOCAL"
+    if main is not None:
+        info = git_info(Path(main).parent if Path(main).is_file() else Path.cwd())
+        if info is not None:
+            tags.update(info.tags())
+    return json.dumps({"tags": tags})
+
+
+def _source(source: str | None) -> tuple[str, str]:
+    """``(source_type, source JSON)`` as MLflow's dataset sources write them."""
+    if source is None:
+        return "code", code_source()
+    scheme = source.split("://", 1)[0].lower() if "://" in source else ""
+    if scheme in ("", "file"):
+        return "local", json.dumps({"uri": source})
+    if scheme in ("http", "https"):
+        return "http", json.dumps({"url": source})
+    return scheme, json.dumps({"uri": source})
 
 
 def _from_pandas(df: Any, name: str | None, source: str | None, targets: str | None) -> Dataset:
-    import pandas as pd
+    from ._models import column_type
 
-    from ._models import _dtype_name
-
-    head = df.head(_ROWS_HASHED)
-    digest = _digest(
-        pd.util.hash_pandas_object(head, index=False).values.tobytes(), str(df.shape).encode()
-    )
-    colspec = [
-        {"type": _dtype_name(df[c].dtype), "name": str(c), "required": True} for c in df.columns
-    ]
     if targets is not None and targets not in df.columns:
         raise ValidationError(
             f"targets {targets!r} is not a column of the DataFrame", field="targets"
         )
+    try:
+        colspec = [
+            {"type": column_type(df[c]), "name": str(c), "required": True} for c in df.columns
+        ]
+        schema: str | None = json.dumps({"mlflow_colspec": colspec})
+    except ValidationError:
+        schema = None  # as MLflow: a column it cannot type leaves the dataset without schema
+    source_type, source_json = _source(source)
     return Dataset(
         name=name or "dataset",
-        digest=digest,
-        source_type="code" if source is None else "local",
-        source=_code_source() if source is None else json.dumps({"uri": source}),
-        schema=json.dumps({"mlflow_colspec": colspec}),
+        digest=pandas_digest(df),
+        source_type=source_type,
+        source=source_json,
+        schema=schema,
         profile=json.dumps({"num_rows": len(df), "num_elements": int(df.size)}),
     )
 
 
 def _from_numpy(array: Any, name: str | None, source: str | None) -> Dataset:
-    head = array[:_ROWS_HASHED]
-    digest = _digest(head.tobytes(), str(array.shape).encode())
+    from ._models import tensor_dtype
+
     shape = [-1, *array.shape[1:]]
-    spec = [{"type": "tensor", "tensor-spec": {"dtype": str(array.dtype), "shape": shape}}]
+    spec = [{"type": "tensor", "tensor-spec": {"dtype": tensor_dtype(array.dtype), "shape": shape}}]
+    source_type, source_json = _source(source)
     return Dataset(
         name=name or "dataset",
-        digest=digest,
-        source_type="code" if source is None else "local",
-        source=_code_source() if source is None else json.dumps({"uri": source}),
+        digest=numpy_digest(array),
+        source_type=source_type,
+        source=source_json,
         schema=json.dumps({"mlflow_tensorspec": {"features": json.dumps(spec), "targets": None}}),
         profile=json.dumps(
             {
@@ -84,29 +147,33 @@ def _from_numpy(array: Any, name: str | None, source: str | None) -> Dataset:
 
 
 def _from_location(location: str, name: str | None) -> Dataset:
+    """A dataset known by where it is, as MLflow's ``MetaDataset`` records one (no schema or
+    profile; the digest is MLflow's hash of name and source). One difference: the digest of
+    an existing local file covers its bytes, so a file changed in place is a new dataset."""
     path = Path(location)
     if "://" not in location and not path.exists():
         raise ValidationError(
             f"log_input: {location!r} is neither an existing file nor a URI", field="dataset"
         )
-    if path.is_file():
+    dataset_name = name or path.name or "dataset"
+    if "://" not in location:
+        location = str(path.resolve())
+    source_type, source_json = _source(location)
+    if path.is_file() and "://" not in location:
         h = hashlib.md5(usedforsecurity=False)
         with path.open("rb") as f:
             while block := f.read(1 << 20):
                 h.update(block)
         digest = h.hexdigest()[:8]
-        uri = str(path.resolve())
-        kind = "local"
     else:
-        digest = _digest(location.encode())
-        uri = location
-        kind = location.split("://", 1)[0] if "://" in location else "local"
-    return Dataset(
-        name=name or path.name or "dataset",
-        digest=digest,
-        source_type=kind,
-        source=json.dumps({"uri": uri}),
-    )
+        config = {
+            "name": dataset_name,
+            "source": source_json,
+            "source_type": source_type,
+            "schema": "",
+        }
+        digest = hashlib.sha256(json.dumps(config).encode("utf-8")).hexdigest()[:8]
+    return Dataset(name=dataset_name, digest=digest, source_type=source_type, source=source_json)
 
 
 def dataset_input(

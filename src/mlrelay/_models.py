@@ -25,7 +25,7 @@ from typing import Any
 from ._errors import ValidationError
 from ._pyfunc import CallableModel, ContextModel
 
-__all__ = ["infer_signature", "save_model"]
+__all__ = ["column_type", "infer_signature", "save_model", "tensor_dtype"]
 
 _MODEL_FILE = "model.pkl"
 _CUSTOM_FILE = "python_model.pkl"
@@ -70,19 +70,53 @@ def _dumps(obj: Any) -> bytes:
     return bytes(cloudpickle.dumps(obj, protocol=4))
 
 
-def _dtype_name(dtype: Any) -> str:
-    kind, size = dtype.kind, dtype.itemsize
-    if kind == "f":
-        return "double" if size == 8 else "float"
-    if kind in "iu":
-        return "long" if size == 8 else "integer"
+_OBJECT_SAMPLE = 1000  # values looked at to type an object column
+
+
+def column_type(data: Any) -> str:
+    """MLflow's type name of a pandas column or a 1-D numpy array, as MLflow infers it:
+    ``integer`` / ``long`` / ``float`` / ``double`` by size, ``boolean``, ``string``,
+    ``binary``, ``datetime``; object columns by their (first 1,000 non-null) values.
+
+    Raises:
+        ValidationError: a type MLflow cannot describe either (unsigned 64-bit, mixed
+            objects...).
+    """
+    dtype = data.dtype
+    kind, size = dtype.kind, getattr(dtype, "itemsize", 8)
     if kind == "b":
         return "boolean"
-    if kind in "OUS":
+    if kind in "iu" and (size < 4 or (kind == "i" and size == 4)):
+        return "integer"
+    if kind in "iu" and (size < 8 or (kind == "i" and size == 8)):
+        return "long"
+    if kind == "f":
+        return "float" if size <= 4 else "double"
+    if kind == "U":
         return "string"
+    if kind == "S":
+        return "binary"
+    if kind == "M":
+        return "datetime"
+    if kind == "O":
+        values = [v for v in list(data[: _OBJECT_SAMPLE * 10]) if v is not None and v == v]
+        kinds = {type(v) for v in values[:_OBJECT_SAMPLE]}
+        for python_type, name in ((str, "string"), (bytes, "binary"), (bool, "boolean")):
+            if kinds <= {python_type}:
+                return name
+        if kinds <= {int}:
+            return "long"
+        if kinds <= {int, float}:
+            return "double"
     raise ValidationError(
-        f"cannot describe a column of dtype {dtype} in a model signature", field="input_example"
+        f"cannot describe values of type {dtype} in an MLflow schema", field="input_example"
     )
+
+
+def tensor_dtype(dtype: Any) -> str:
+    """A tensor spec's dtype as MLflow writes it: the numpy name, flexible sizes dropped
+    (``<U10`` is ``str``, ``|S4`` is ``bytes``)."""
+    return {"U": "str", "S": "bytes"}.get(dtype.kind) or str(dtype.name)
 
 
 def _as_array_or_frame(example: Any) -> Any:
@@ -101,33 +135,36 @@ def _as_array_or_frame(example: Any) -> Any:
     )
 
 
-def _schema(data: Any, *, named: bool) -> list[dict[str, Any]]:
+def _schema(data: Any) -> list[dict[str, Any]]:
+    """A column spec for pandas data, a tensor spec for arrays (as MLflow infers them)."""
     if type(data).__module__.startswith("pandas"):
         if hasattr(data, "columns"):
             return [
-                {"type": _dtype_name(data[c].dtype), "name": str(c), "required": True}
+                {"type": column_type(data[c]), "name": str(c), "required": True}
                 for c in data.columns
             ]
-        return [{"type": _dtype_name(data.dtype), "required": True}]
-    if not named:  # a model's 1-D answer to a DataFrame: one unnamed column
-        return [{"type": _dtype_name(data.dtype), "required": True}]
+        return [{"type": column_type(data), "required": True}]
     shape = [-1, *data.shape[1:]]
-    return [{"type": "tensor", "tensor-spec": {"dtype": str(data.dtype), "shape": shape}}]
+    return [{"type": "tensor", "tensor-spec": {"dtype": tensor_dtype(data.dtype), "shape": shape}}]
 
 
 def infer_signature(model: Any, input_example: Any) -> dict[str, str | None]:
     """The ``signature`` block of an MLmodel file, from an example input and the model's
-    prediction for it."""
+    prediction for it (``model.predict(example)``); as MLflow, a prediction that fails or
+    cannot be described leaves the outputs out."""
+    import numpy as np
+
     data = _as_array_or_frame(input_example)
-    frame = type(data).__module__.startswith("pandas")
-    inputs = _schema(data, named=True)
     outputs = None
     if hasattr(model, "predict"):
-        import numpy as np
-
-        prediction = np.asarray(model.predict(data))
-        outputs = json.dumps(_schema(prediction, named=not frame))
-    return {"inputs": json.dumps(inputs), "outputs": outputs, "params": None}
+        try:
+            prediction = model.predict(data)
+            if not type(prediction).__module__.startswith("pandas"):
+                prediction = np.asarray(prediction)
+            outputs = json.dumps(_schema(prediction))
+        except Exception:
+            outputs = None
+    return {"inputs": json.dumps(_schema(data)), "outputs": outputs, "params": None}
 
 
 def _version(distribution: str) -> str | None:
@@ -247,7 +284,7 @@ def save_model(
         (path / "input_example.json").write_text(text)
         mlmodel["saved_input_example_info"] = info
         if signature is None:
-            signature = infer_signature(model, data)
+            signature = infer_signature(stored, data)
     if signature is not None:
         mlmodel["signature"] = signature
     mlmodel["utc_time_created"] = str(

@@ -121,3 +121,87 @@ def test_images_and_figures(tmp_path: Path) -> None:
         with Image.open(local) as image:
             assert (image.size, image.getpixel((0, 0))) == ((5, 4), 128)
         assert client.list_artifacts(run_id, "plots")[0].file_size
+
+
+def test_multipart_refused_by_the_store_falls_back_to_one_put(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As MLflow's client: when mpu/create answers 501 (a store without multipart, as MLflow
+    3 on local storage), the file goes in one PUT into its folder and lands intact."""
+    from mlrelay import _artifacts, _capabilities
+    from mlrelay._capabilities import Capabilities
+
+    monkeypatch.setattr(_artifacts, "MULTIPART_MIN_BYTES", 1 << 20)
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom((2 << 20) + 5))
+    with MockServer() as server, mlrelay.Client(tracking_uri=server.url) as client:
+        _capabilities.forget()
+        _capabilities.remember(server.url, Capabilities("3.17.2", True, True, True, True))
+        run_id = client.create_run("0").info.run_id
+        client.log_artifact(run_id, str(big), "deep/dir")
+        creates = [r for r in server.requests if "/mpu/create/" in r.path]
+        assert len(creates) == 1
+        assert creates[0].path.endswith("/artifacts/deep/dir")  # the folder; the file in the body
+        puts = [r for r in server.requests if r.method == "PUT"]
+        assert [p.path.rsplit("/", 3)[-3:] for p in puts] == [["deep", "dir", "big.bin"]]
+        local = client.download_artifacts(run_id, "deep/dir/big.bin", str(tmp_path / "dl"))
+        assert local == str(tmp_path / "dl" / "deep" / "dir" / "big.bin")
+        assert _digest(Path(local)) == _digest(big)
+    _capabilities.forget()
+
+
+def test_multipart_into_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parts of a file logged under artifact_path assemble at <artifact_path>/<name>."""
+    from mlrelay import _artifacts, _capabilities
+
+    monkeypatch.setattr(_artifacts, "MULTIPART_MIN_BYTES", 1 << 20)
+    monkeypatch.setattr(_artifacts, "PART_BYTES", 1 << 20)
+    big = tmp_path / "w.bin"
+    big.write_bytes(os.urandom((2 << 20) + 1))
+    _capabilities.forget()
+    with MockServer(multipart=True) as server, mlrelay.Client(tracking_uri=server.url) as client:
+        run_id = client.create_run("0").info.run_id
+        client.log_artifact(run_id, str(big), "weights")
+        assert [f.path for f in client.list_artifacts(run_id, "weights")] == ["weights/w.bin"]
+        assert len([r for r in server.requests if r.path.startswith("/mpu-parts/")]) == 3
+        local = client.download_artifacts(run_id, "weights", str(tmp_path / "dl"))
+        assert _digest(Path(local) / "w.bin") == _digest(big)
+    _capabilities.forget()
+
+
+def test_a_run_whose_artifacts_are_not_proxied_gets_a_clear_error(tmp_path: Path) -> None:
+    """An experiment with an s3:// location: log_artifact raises ArtifactsNotProxiedError
+    naming the run's URI and --serve-artifacts, and uploads nothing."""
+    data = tmp_path / "a.txt"
+    data.write_text("a")
+    with MockServer() as server, mlrelay.Client(tracking_uri=server.url) as client:
+        exp_id = client.create_experiment("s3-exp", artifact_location="s3://bucket/prefix")
+        run = client.create_run(exp_id)
+        assert (run.info.artifact_uri or "").startswith("s3://bucket/prefix")
+        with pytest.raises(mlrelay.ArtifactsNotProxiedError, match="--serve-artifacts") as info:
+            client.log_artifact(run.info.run_id, str(data))
+        assert info.value.artifact_uri == run.info.artifact_uri
+        with pytest.raises(mlrelay.ArtifactsNotProxiedError):
+            client.log_text(run.info.run_id, "t", "t.txt")
+        assert not [r for r in server.requests if r.method == "PUT"]
+
+
+def test_log_artifact_is_safe_to_repeat(tmp_path: Path) -> None:
+    """Sending the same file twice (a resend after a lost response) leaves one intact file,
+    and a changed file replaces it."""
+    data = tmp_path / "m.txt"
+    data.write_text("first")
+    with MockServer() as server, mlrelay.Client(tracking_uri=server.url) as client:
+        run_id = client.create_run("0").info.run_id
+        server.faults.add("lose_response", method="PUT", path="*m.txt", times=1)
+        client.log_artifact(run_id, str(data), "d")
+        client.log_artifact(run_id, str(data), "d")
+        faults = [r.fault for r in server.requests if r.method == "PUT"]
+        assert faults == ["lose_response", None, None]  # the lost one was sent again
+        assert [f.path for f in client.list_artifacts(run_id, "d")] == ["d/m.txt"]
+        data.write_text("second")
+        client.log_artifact(run_id, str(data), "d")
+        out = client.download_artifacts(run_id, "d/m.txt", str(tmp_path / "o"))
+        assert Path(out).read_text() == "second"
+        with pytest.raises(mlrelay.ValidationError, match="relative folder"):
+            client.log_artifact(run_id, str(data), "../escape")
