@@ -1,10 +1,12 @@
 """A large artifact up and down through a real MLflow server: peak RSS and integrity.
 
-Usage: python benchmarks/artifacts.py [MiB]   (default 1024, i.e. 1 GiB)
+Usage: python benchmarks/artifacts.py [MiB] [--multipart]   (default 1024, i.e. 1 GiB)
 
 A child process uploads a file of random bytes with ``Client.log_artifact`` and downloads it
 with ``Client.download_artifacts``; it reports its peak RSS and both times. The parent
-compares SHA-256 digests of the original and the download.
+compares SHA-256 digests of the original and the download. With ``--multipart`` the server is
+the bundled mock offering multipart uploads (MLflow's own server offers them only on cloud
+stores), and the file goes in 10 MiB parts, each streamed from disk.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ CHILD = textwrap.dedent(
     """
     import json, sys, time
     import mlrelay
-    uri, path, out = sys.argv[1:4]
+    from mlrelay import _artifacts
+    uri, path, out, multipart = sys.argv[1:5]
+    if multipart == "1":
+        _artifacts.MULTIPART_MIN_BYTES = 1 << 20  # the server offers it: every file in parts
     with mlrelay.Client(tracking_uri=uri, timeout=600) as client:
         run_id = client.create_run("0").info.run_id
         t = time.perf_counter()
@@ -53,8 +58,9 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def measure(uri: str, mib: int, workdir: Path) -> dict[str, object]:
-    """Write ``mib`` MiB of random bytes, send them up and back in a child process."""
+def measure(uri: str, mib: int, workdir: Path, *, multipart: bool = False) -> dict[str, object]:
+    """Write ``mib`` MiB of random bytes, send them up and back in a child process (in parts
+    when ``multipart`` and the server offers them)."""
     src = workdir / "blob.bin"
     with src.open("wb") as f:
         for _ in range(mib):
@@ -64,7 +70,7 @@ def measure(uri: str, mib: int, workdir: Path) -> dict[str, object]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
     result = json.loads(
         subprocess.run(
-            [sys.executable, "-c", CHILD, uri, str(src), str(out)],
+            [sys.executable, "-c", CHILD, uri, str(src), str(out), "1" if multipart else "0"],
             env=env,
             check=True,
             capture_output=True,
@@ -77,13 +83,21 @@ def measure(uri: str, mib: int, workdir: Path) -> dict[str, object]:
 
 def main() -> None:
     """Run it and print the table."""
-    mib = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
-    with (
-        tempfile.TemporaryDirectory(prefix="mlrelay-art-bench-") as tmp,
-        mlflow_server(Path(tmp) / "server") as server,
-    ):
-        r = measure(server.url, mib, Path(tmp))
-    print(f"\n{mib:,} MiB artifact through MLflow 3.17.2's proxy on 127.0.0.1\n")
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    multipart = "--multipart" in sys.argv[1:]
+    mib = int(args[0]) if args else 1024
+    with tempfile.TemporaryDirectory(prefix="mlrelay-art-bench-") as tmp:
+        if multipart:
+            from mlrelay_mock import MockServer
+
+            with MockServer(multipart=True) as mock:
+                r = measure(mock.url, mib, Path(tmp), multipart=True)
+            where = "the mock's multipart uploads (10 MiB parts)"
+        else:
+            with mlflow_server(Path(tmp) / "server") as server:
+                r = measure(server.url, mib, Path(tmp))
+            where = "MLflow 3.17.2's proxy"
+    print(f"\n{mib:,} MiB artifact through {where} on 127.0.0.1\n")
     print("| upload | download | peak RSS of the client process | bytes intact |")
     print("| --- | --- | --- | --- |")
     up, down = float(r["up_s"]), float(r["down_s"])  # type: ignore[arg-type]
