@@ -4,9 +4,9 @@
 
 A classifier is trained on scikit-learn's wine data; its params, metrics, a confusion-matrix
 figure, the training data and the model are logged. The model is registered, promoted to
-Staging then Production, given the alias ``champion``, then fetched back by that alias and
-used to predict. (``mlflow.pyfunc.load_model("models:/wine-classifier@champion")`` loads the
-same model with MLflow's own package.)
+Staging then Production, given the alias ``champion``, then fetched back by
+``models:/wine-classifier@champion`` and used to predict. (MLflow's own
+``mlflow.pyfunc.load_model("models:/wine-classifier@champion")`` loads the same model.)
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def main() -> None:
     params = {"C": 0.5, "max_iter": 2000}
 
     mlrelay.set_experiment("end-to-end")
-    with mlrelay.start_run(run_name="wine-logreg") as run:
+    with mlrelay.start_run(run_name="wine-logreg"):
         mlrelay.log_params(params)
         mlrelay.log_input(x_train, context="training", name="wine-train")
         model = LogisticRegression(**params).fit(x_train, y_train)
@@ -65,7 +65,7 @@ def main() -> None:
     client.set_registered_model_alias(MODEL_NAME, "champion", version)
 
     champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
-    folder = Path(client.download_artifacts(champion.run_id or run.run_id, "model"))
+    folder = Path(client.download_model(f"models:/{MODEL_NAME}@champion"))
     with (folder / "model.pkl").open("rb") as f:
         loaded = pickle.load(f)  # the MLmodel's sklearn flavor: a pickled estimator
     same = (loaded.predict(x_test) == predicted).all()

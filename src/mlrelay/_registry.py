@@ -408,6 +408,52 @@ class RegistryMethods:
             )
         return version
 
+    def model_location(self, model_uri: str) -> str:
+        """Where a model's files are: the artifact URI behind ``models:/<name>@<alias>``,
+        ``models:/<name>/<version>``, ``models:/<model_id>`` or ``runs:/<run_id>/<path>``.
+
+        Raises:
+            ValidationError: another kind of URI.
+            NotFoundError: no such model, version, alias or run.
+        """
+        if model_uri.startswith("runs:/"):
+            _, run_id, path = parse_model_uri(model_uri)
+            root = self.get_run(str(run_id)).info.artifact_uri or ""
+            return f"{root.rstrip('/')}/{path}"
+        rest = model_uri[len("models:/") :].strip("/") if model_uri.startswith("models:/") else ""
+        if rest.startswith("m-") and "/" not in rest:
+            endpoint = r.logged_model_endpoint("GET", rest)
+            return str(self._call(endpoint, r.NoFields(), "logged models").model.info.artifact_uri)
+        name, at, alias = rest.partition("@")
+        if not at:
+            name, _, alias = rest.rpartition("/")
+        if not name or not alias:
+            raise ValidationError(
+                f"{model_uri!r} is not models:/<name>@<alias>, models:/<name>/<version>, "
+                "models:/<model_id> or runs:/<run_id>/<path>",
+                field="model_uri",
+            )
+        version = self.get_model_version_by_alias(name, alias).version if at else alias
+        return self.get_model_version_download_uri(name, version)
+
+    def download_model(self, model_uri: str, dst_path: str | None = None) -> str:
+        """Download a model's files (MLmodel, the pickled model, environment files) into
+        ``dst_path`` (a new temporary directory if None); returns the local folder.
+
+        >>> folder = client.download_model("models:/churn@champion")  # doctest: +SKIP
+
+        Raises:
+            ValidationError: the URI has another form.
+            NotFoundError: no such model, version, alias or run.
+        """
+        from ._artifacts import download
+
+        location = self.model_location(model_uri)
+        if location.startswith("models:/"):  # a version registered from a logged model
+            location = self.model_location(location)
+        dst = Path(dst_path) if dst_path else Path(tempfile.mkdtemp(prefix="mlrelay-model-"))
+        return str(download(self._transport, location, "", dst))
+
     # --- models ------------------------------------------------------------------------
 
     def log_model(
