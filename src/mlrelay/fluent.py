@@ -70,11 +70,9 @@ __all__ = [
     "log_input",
     "log_metric",
     "log_metrics",
-    "log_model",
     "log_param",
     "log_params",
     "log_text",
-    "register_model",
     "search_runs",
     "set_experiment",
     "set_tag",
@@ -737,85 +735,6 @@ def log_input(
     run = _current()
     text = item.model_dump_json(by_alias=True, exclude_none=True)
     _state.ensure_pipeline().log((run.local_id, KIND_DATASET, item.dataset.name, text, None, None))
-
-
-def log_model(
-    model: Any,
-    name: str = "model",
-    *,
-    flavor: str | None = None,
-    signature: dict[str, str | None] | None = None,
-    input_example: Any = None,
-    pip_requirements: list[str] | None = None,
-    registered_model_name: str | None = None,
-) -> Any:
-    """Log a model of the active run in MLflow's format (see :meth:`Client.log_model`).
-
-    Online, the model is uploaded now (the run is created on the server first if it only
-    has a local id) and a :class:`ModelInfo` is returned. Offline, the model directory is
-    journaled like any artifacts and ``mlrelay sync`` uploads it; None is returned.
-
-    Raises:
-        ConfigurationError: ``registered_model_name`` in offline mode (registration needs
-            the server: call ``register_model`` after syncing).
-    """
-    import tempfile
-
-    from ._models import save_model
-
-    run = _current()
-    settings = _state.settings()
-    if settings.mode != "online":
-        if registered_model_name:
-            raise ConfigurationError(
-                "log_model(registered_model_name=...) needs the tracking server; offline, log "
-                "the model, run `mlrelay sync`, then call register_model"
-            )
-        with tempfile.TemporaryDirectory(prefix="mlrelay-model-") as tmp:
-            save_model(
-                model, Path(tmp), input_example=input_example, signature=signature,
-                pip_requirements=pip_requirements, artifact_path=name, flavor=flavor,
-            )  # fmt: skip
-            _journal_artifact(Path(tmp), name, is_dir=True)
-        return None
-    server_id = _await_server_id(run)
-    flush()  # the model lands after what was logged before it
-    return _state.client("log_model").log_model(
-        server_id,
-        model,
-        name,
-        flavor=flavor,
-        signature=signature,
-        input_example=input_example,
-        pip_requirements=pip_requirements,
-        registered_model_name=registered_model_name,
-    )
-
-
-def _await_server_id(run: ActiveRun) -> str:
-    pipeline = _state.ensure_pipeline()
-    deadline = time.monotonic() + max(_exit_timeout(), 5.0)
-    while True:
-        record = pipeline.journal.run(run.local_id)
-        if record is not None and record.server_run_id:
-            return record.server_run_id
-        if time.monotonic() >= deadline:
-            raise ConfigurationError(
-                f"run {run.local_id} is not on the tracking server yet (it is unreachable); "
-                "log the model once it is back"
-            )
-        pipeline.flush(timeout=0.5)
-
-
-def register_model(model_uri: str, name: str, *, await_registration_for: float = 300.0) -> Any:
-    """Register a model (``runs:/<run_id>/<path>``; a local run id is mapped to the server's)
-    as a new version of ``name``, created if missing; see :meth:`Client.register_model`."""
-    if model_uri.startswith("runs:/"):
-        run_id, _, rest = model_uri[len("runs:/") :].partition("/")
-        model_uri = f"runs:/{_server_id(run_id)}/{rest}"
-    return _state.client("register_model").register_model(
-        model_uri, name, await_registration_for=await_registration_for
-    )
 
 
 def _journal_artifact(source: Path, artifact_path: str | None, *, is_dir: bool) -> None:
