@@ -72,7 +72,7 @@ def log_model(
             the server in time.
         ValidationError: the model cannot be saved (see :meth:`Client.log_model`).
     """
-    from ._models import save_model
+    from ._formats.models import save_model
 
     run = _active()
     mode = fluent._state.settings().mode

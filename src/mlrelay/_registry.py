@@ -481,7 +481,7 @@ class RegistryMethods:
         Raises:
             ValidationError: the model has no predict method or cannot be pickled.
         """
-        from ._models import save_model
+        from ._formats.models import save_model
 
         capabilities = self.capabilities()
         if registered_model_name:

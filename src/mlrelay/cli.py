@@ -36,7 +36,7 @@ from ._config import resolve
 from ._credentials import auth_scheme, host_of, keyring_backend_name, keyring_delete, keyring_store
 
 if TYPE_CHECKING:
-    from ._journal import Journal
+    from ._pipeline.journal import Journal
 
 __all__ = ["main"]
 
@@ -144,14 +144,14 @@ def _cmd_doctor(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
 
 
 def _journal_path() -> Path:
-    from ._journal import default_home
+    from ._pipeline.journal import default_home
 
     settings = resolve({"keyring": False})
     return Path(settings.home or default_home()) / "journal.db"
 
 
 def _open_journal(out: TextIO) -> Journal | None:
-    from ._journal import Journal
+    from ._pipeline.journal import Journal
 
     path = _journal_path()
     if not path.exists():
@@ -237,7 +237,7 @@ class _SyncProgress:
 
 
 def _cmd_sync(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
-    from ._sync import plan_sync, run_sync
+    from ._pipeline.sync import plan_sync, run_sync
 
     journal = _open_journal(out)
     if journal is None:

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from ._batching import split_batch
 from ._config import NOT_GIVEN, NotGiven, Settings, resolve
 from ._credentials import build_auth
 from ._errors import APIError, ConfigurationError, NotFoundError, ValidationError
 from ._protocol import messages as m
+from ._protocol.batches import split_batch
 from ._protocol.entities import (
     DatasetInput,
     Experiment,

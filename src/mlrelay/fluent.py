@@ -3,7 +3,7 @@
 ``import mlrelay as mlflow`` and the usual tutorial calls work: ``set_experiment``,
 ``start_run`` (a context manager), ``log_param(s)``, ``log_metric(s)``, ``set_tag(s)``,
 ``end_run``. Log calls validate their input at the call site and hand one tuple to the
-process's :class:`~mlrelay._pipeline.Pipeline`; they return in microseconds whether the
+process's :class:`~mlrelay._pipeline.pipeline.Pipeline`; they return in microseconds whether the
 server is up, slow or down.
 
 State is thin and lazy: the tracking URI and experiment live in a module-level
@@ -30,8 +30,8 @@ from typing import Any
 
 from ._config import Settings, resolve
 from ._errors import APIError, ConfigurationError, ValidationError
-from ._gitinfo import git_info
-from ._journal import (
+from ._formats.gitinfo import git_info
+from ._pipeline.journal import (
     KIND_ARTIFACT,
     KIND_DATASET,
     KIND_DELETE_TAG,
@@ -42,7 +42,7 @@ from ._journal import (
     default_home,
     owner_identity,
 )
-from ._pipeline import Pipeline, PipelineOptions
+from ._pipeline.pipeline import Pipeline, PipelineOptions
 from ._validation import (
     validate_key,
     validate_metric_value,
@@ -520,7 +520,7 @@ def start_run(
 def _log_environment() -> None:
     import tempfile
 
-    from ._repro import collect
+    from ._formats.repro import collect
 
     records = collect()
     if records.tags:
@@ -729,7 +729,7 @@ def log_input(
         source: where the data came from, when not the running code.
         targets: the target column of a DataFrame.
     """
-    from ._datasets import dataset_input
+    from ._formats.datasets import dataset_input
 
     item = dataset_input(dataset, context=context, name=name, source=source, targets=targets)
     run = _current()

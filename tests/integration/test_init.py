@@ -11,7 +11,7 @@ import pytest
 from mlrelay_mock import AuthConfig, MockServer
 
 import mlrelay
-from mlrelay._gitinfo import git_info
+from mlrelay._formats.gitinfo import git_info
 from tests._servers import free_port
 
 TOKEN = "dh-token-1234567890"

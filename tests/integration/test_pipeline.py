@@ -15,7 +15,7 @@ from mlrelay_mock import MockServer
 
 import mlrelay
 from mlrelay import fluent
-from mlrelay._journal import Journal
+from mlrelay._pipeline.journal import Journal
 
 
 @pytest.fixture
@@ -430,7 +430,7 @@ def test_entries_being_committed_still_count_as_pending(tmp_path: Path) -> None:
     """While the writer commits rows it took off the queue, pending() and flush() see them."""
     import threading
 
-    from mlrelay._pipeline import Pipeline
+    from mlrelay._pipeline.pipeline import Pipeline
 
     entered, release = threading.Event(), threading.Event()
 

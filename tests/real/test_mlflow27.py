@@ -121,7 +121,7 @@ def test_sync_of_an_offline_run_with_a_lost_response_lands_once(
         assert proxy.dropped("/runs/log-batch") == 1
         # The sync recorded what the server offers, for the next sync.
         from mlrelay._capabilities import Capabilities
-        from mlrelay._journal import Journal
+        from mlrelay._pipeline.journal import Journal
 
         journal = Journal(home / "journal.db")
         recorded = journal.server_capabilities(proxy.url)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import mlrelay
 from mlrelay import Metric, Param, RunTag
-from mlrelay._batching import split_batch
+from mlrelay._protocol.batches import split_batch
 
 metrics_st = st.lists(
     st.builds(

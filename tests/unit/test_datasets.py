@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import mlrelay
-from mlrelay._datasets import dataset_input
+from mlrelay._formats.datasets import dataset_input
 
 
 def _mlflow_record(dataset: Any) -> dict[str, Any]:
@@ -30,9 +30,9 @@ def _ours(obj: Any, **kwargs: Any) -> dict[str, Any]:
 def _no_git(monkeypatch: pytest.MonkeyPatch) -> None:
     """MLflow adds git tags to a code source only with GitPython installed (it is not here);
     mlrelay reads .git itself, so comparisons switch that off (see the test below)."""
-    import mlrelay._gitinfo
+    import mlrelay._formats.gitinfo
 
-    monkeypatch.setattr(mlrelay._gitinfo, "git_info", lambda _start: None)
+    monkeypatch.setattr(mlrelay._formats.gitinfo, "git_info", lambda _start: None)
 
 
 FRAME = pd.DataFrame(
@@ -111,10 +111,12 @@ def test_a_local_file_digest_covers_its_bytes(tmp_path: Path) -> None:
 def test_code_source_names_the_commit(monkeypatch: pytest.MonkeyPatch) -> None:
     """Data made in code records the running program and, in a git work tree, the commit
     (as MLflow does when GitPython is installed)."""
-    from mlrelay._datasets import code_source
-    from mlrelay._gitinfo import GitInfo
+    from mlrelay._formats.datasets import code_source
+    from mlrelay._formats.gitinfo import GitInfo
 
-    monkeypatch.setattr("mlrelay._gitinfo.git_info", lambda _start: GitInfo("abc123", "main", None))
+    monkeypatch.setattr(
+        "mlrelay._formats.gitinfo.git_info", lambda _start: GitInfo("abc123", "main", None)
+    )
     monkeypatch.setattr("sys.argv", [__file__])
     tags = json.loads(code_source())["tags"]
     assert tags["mlflow.source.name"] == __file__

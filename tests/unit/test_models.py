@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 import mlrelay
-from mlrelay._models import column_type, infer_signature, save_model
+from mlrelay._formats.models import column_type, infer_signature, save_model
 
 
 class _Doubler:

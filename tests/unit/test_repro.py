@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mlrelay import _repro
-from mlrelay._repro import collect
+from mlrelay._formats import repro as _repro
+from mlrelay._formats.repro import collect
 
 
 def _git(cwd: Path, *args: str) -> None:

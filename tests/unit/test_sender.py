@@ -8,7 +8,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlrelay._journal import (
+from mlrelay._pipeline.journal import (
     KIND_ARTIFACT,
     KIND_DELETE_TAG,
     KIND_METRIC,
@@ -16,8 +16,8 @@ from mlrelay._journal import (
     KIND_TAG,
     Entry,
 )
+from mlrelay._pipeline.sender import pack_batch
 from mlrelay._protocol.messages import LogBatch
-from mlrelay._sender import pack_batch
 
 
 def _metric(seq: int, value: float, step: int = 0) -> Entry:

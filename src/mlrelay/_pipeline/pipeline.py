@@ -31,14 +31,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import (
+from mlrelay._errors import (
     APIConnectionError,
     APIStatusError,
     AuthenticationError,
     PermissionDeniedError,
 )
-from ._journal import Journal
-from ._sender import RunSender
+
+from .journal import Journal
+from .sender import RunSender
 
 __all__ = ["Pipeline", "PipelineOptions"]
 

@@ -22,8 +22,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ._errors import ValidationError
-from ._pyfunc import CallableModel, ContextModel
+from mlrelay._errors import ValidationError
+
+from .pyfunc import CallableModel, ContextModel
 
 __all__ = ["column_type", "infer_signature", "save_model", "tensor_dtype"]
 

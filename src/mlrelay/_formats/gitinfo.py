@@ -11,7 +11,7 @@ import configparser
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._errors import redact_url
+from mlrelay._errors import redact_url
 
 __all__ = ["GitInfo", "git_info"]
 

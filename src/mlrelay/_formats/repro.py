@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from ._gitinfo import git_info
+from .gitinfo import git_info
 
 __all__ = ["Reproducibility", "collect"]
 

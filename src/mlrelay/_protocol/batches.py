@@ -13,14 +13,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ._errors import ValidationError
-from ._protocol.entities import Metric, Param, RunTag
-from ._validation import (
+from mlrelay._errors import ValidationError
+from mlrelay._validation import (
     MAX_ENTITIES_PER_BATCH,
     MAX_METRICS_PER_BATCH,
     MAX_PARAMS_PER_BATCH,
     MAX_TAGS_PER_BATCH,
 )
+
+from .entities import Metric, Param, RunTag
 
 __all__ = ["Batch", "dedupe_params", "split_batch"]
 

@@ -18,14 +18,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import (
+from mlrelay._errors import (
     APIConnectionError,
     APIStatusError,
     AuthenticationError,
     PermissionDeniedError,
 )
-from ._journal import Journal, RunRecord
-from ._sender import Progress, RunSender
+
+from .journal import Journal, RunRecord
+from .sender import Progress, RunSender
 
 __all__ = ["PlannedRun", "RunResult", "plan_sync", "run_sync"]
 
@@ -106,7 +107,7 @@ def plan_sync(
 
 def _know_server(journal: Journal, client: Any, uri: str) -> None:
     # Capabilities are probed once per server and kept in the journal for later syncs.
-    from ._capabilities import Capabilities, remember
+    from mlrelay._capabilities import Capabilities, remember
 
     recorded = journal.server_capabilities(uri)
     if recorded is not None:

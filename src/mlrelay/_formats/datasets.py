@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ._errors import ValidationError
-from ._protocol.entities import Dataset, DatasetInput, InputTag
+from mlrelay._errors import ValidationError
+from mlrelay._protocol.entities import Dataset, DatasetInput, InputTag
 
 __all__ = ["code_source", "dataset_input", "numpy_digest", "pandas_digest"]
 
@@ -71,7 +71,7 @@ def code_source() -> str:
     import getpass
     import sys
 
-    from ._gitinfo import git_info
+    from .gitinfo import git_info
 
     main = sys.argv[0] if sys.argv and sys.argv[0] else None
     try:
@@ -100,7 +100,7 @@ def _source(source: str | None) -> tuple[str, str]:
 
 
 def _from_pandas(df: Any, name: str | None, source: str | None, targets: str | None) -> Dataset:
-    from ._models import column_type
+    from .models import column_type
 
     if targets is not None and targets not in df.columns:
         raise ValidationError(
@@ -125,7 +125,7 @@ def _from_pandas(df: Any, name: str | None, source: str | None, targets: str | N
 
 
 def _from_numpy(array: Any, name: str | None, source: str | None) -> Dataset:
-    from ._models import tensor_dtype
+    from .models import tensor_dtype
 
     shape = [-1, *array.shape[1:]]
     spec = [{"type": "tensor", "tensor-spec": {"dtype": tensor_dtype(array.dtype), "shape": shape}}]

@@ -29,14 +29,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import (
+from mlrelay._errors import (
     APIStatusError,
     ConfigurationError,
     MlrelayError,
     NotFoundError,
     ResourceAlreadyExistsError,
 )
-from ._journal import (
+from mlrelay._transport import API_PREFIX
+from mlrelay._validation import (
+    MAX_ENTITIES_PER_BATCH,
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAMS_PER_BATCH,
+    MAX_TAGS_PER_BATCH,
+)
+
+from .journal import (
     KIND_ARTIFACT,
     KIND_DATASET,
     KIND_DELETE_TAG,
@@ -47,13 +55,6 @@ from ._journal import (
     Entry,
     Journal,
     RunRecord,
-)
-from ._transport import API_PREFIX
-from ._validation import (
-    MAX_ENTITIES_PER_BATCH,
-    MAX_METRICS_PER_BATCH,
-    MAX_PARAMS_PER_BATCH,
-    MAX_TAGS_PER_BATCH,
 )
 
 __all__ = ["Batch", "Progress", "RunSender", "is_retryable", "pack_batch"]
@@ -426,7 +427,7 @@ class RunSender:
             )
 
     def _send_single(self, client: Any, server_id: str, entry: Entry) -> None:
-        from ._protocol.entities import DatasetInput
+        from mlrelay._protocol.entities import DatasetInput
 
         if entry.kind == KIND_DELETE_TAG:
             try:
