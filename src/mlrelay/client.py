@@ -240,6 +240,17 @@ class Client(RegistryMethods):
         )
         return clone
 
+    def server_version(self) -> str | None:
+        """The server's version as ``GET /version`` gives it, or None when it does not say.
+
+        One request, with this client's retries; never raises for an HTTP failure.
+        """
+        try:
+            response = self._transport.send("GET", "/version", idempotent=True)
+        except APIError:
+            return None
+        return response.text.strip()[:40] or None
+
     def close(self) -> None:
         """Close the connection pool, if this client built it."""
         if self._owns_http:
