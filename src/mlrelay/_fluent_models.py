@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import fluent
 from ._errors import ConfigurationError
+from ._pipeline import runs
+from ._pipeline.runs import ActiveRun, session
 
 if TYPE_CHECKING:
     from ._protocol.entities import ModelVersion, RegisteredModel
@@ -25,18 +27,18 @@ if TYPE_CHECKING:
 __all__ = ["log_model", "register_model", "search_model_versions", "search_registered_models"]
 
 
-def _active() -> fluent.ActiveRun:
+def _active() -> ActiveRun:
     run = fluent.active_run()
     if run is None:
         raise ConfigurationError("no active run: call mlrelay.start_run() before log_model")
     return run
 
 
-def _server_run_id(run: fluent.ActiveRun) -> str:
+def _server_run_id(run: ActiveRun) -> str:
     """The server's id of the run, waiting (bounded) for the run to be created there."""
-    deadline = time.monotonic() + max(fluent._state.settings().exit_timeout, 5.0)
+    deadline = time.monotonic() + max(session.settings().exit_timeout, 5.0)
     while True:
-        server_id = fluent._server_id(run.local_id)
+        server_id = runs.server_id(run.local_id)
         if server_id != run.local_id:
             return server_id
         if run.run_id != run.local_id:
@@ -75,7 +77,7 @@ def log_model(
     from ._formats.models import save_model
 
     run = _active()
-    mode = fluent._state.settings().mode
+    mode = session.settings().mode
     if mode == "disabled":
         return None
     if mode == "offline":
@@ -93,7 +95,7 @@ def log_model(
         return None
     server_id = _server_run_id(run)
     fluent.flush()  # the model lands after what was logged before it
-    info: ModelInfo = fluent._state.client("log_model").log_model(
+    info: ModelInfo = session.client("log_model").log_model(
         server_id,
         model,
         name,
@@ -119,8 +121,8 @@ def register_model(
     """
     if model_uri.startswith("runs:/"):
         run_id, _, rest = model_uri[len("runs:/") :].partition("/")
-        model_uri = f"runs:/{fluent._server_id(run_id)}/{rest}"
-    version: ModelVersion = fluent._state.client("register_model").register_model(
+        model_uri = f"runs:/{runs.server_id(run_id)}/{rest}"
+    version: ModelVersion = session.client("register_model").register_model(
         model_uri, name, await_registration_for=await_registration_for
     )
     return version
@@ -130,7 +132,7 @@ def search_registered_models(
     filter_string: str | None = None, max_results: int = 100
 ) -> list[RegisteredModel]:
     """Registered models matching a filter such as ``name LIKE 'churn%'``."""
-    found: list[RegisteredModel] = fluent._state.client(
+    found: list[RegisteredModel] = session.client(
         "search_registered_models"
     ).search_registered_models(filter_string, max_results)
     return found
@@ -140,7 +142,7 @@ def search_model_versions(
     filter_string: str | None = None, max_results: int = 10_000
 ) -> list[ModelVersion]:
     """Model versions matching a filter such as ``name = 'churn'``."""
-    found: list[ModelVersion] = fluent._state.client("search_model_versions").search_model_versions(
+    found: list[ModelVersion] = session.client("search_model_versions").search_model_versions(
         filter_string, max_results
     )
     return found

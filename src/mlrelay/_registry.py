@@ -31,7 +31,12 @@ from ._errors import (
     ValidationError,
 )
 from ._protocol import registry as r
-from ._protocol.entities import ModelVersion, ModelVersionTag, RegisteredModel
+from ._protocol.entities import (
+    CLIENT_KEY_TAG,
+    ModelVersion,
+    ModelVersionTag,
+    RegisteredModel,
+)
 
 if TYPE_CHECKING:
     from ._capabilities import Capabilities
@@ -43,7 +48,6 @@ __all__ = ["ModelInfo", "RegistryMethods", "parse_model_uri"]
 
 _R = r.REGISTRY_ENDPOINTS
 _STAGES = ("None", "Staging", "Production", "Archived")
-_KEY_TAG = "mlrelay.client_key"  # the same tag create_run uses for runs
 _POLL_S = 0.5
 
 T = TypeVar("T")
@@ -107,7 +111,7 @@ def _tags(tags: Mapping[str, Any] | None) -> list[ModelVersionTag]:
 
 
 def _has_key(tags: Sequence[ModelVersionTag], key: str) -> bool:
-    return any(t.key == _KEY_TAG and t.value == key for t in tags)
+    return any(t.key == CLIENT_KEY_TAG and t.value == key for t in tags)
 
 
 class RegistryMethods:
@@ -260,7 +264,7 @@ class RegistryMethods:
             name=name,
             source=source,
             run_id=run_id,
-            tags=[*_tags(tags), ModelVersionTag(key=_KEY_TAG, value=key)],
+            tags=[*_tags(tags), ModelVersionTag(key=CLIENT_KEY_TAG, value=key)],
             run_link=run_link,
             description=description,
             model_id=model_id,
@@ -530,7 +534,7 @@ class RegistryMethods:
             experiment_id=experiment_id,
             name=name,
             source_run_id=run_id,
-            tags=[*_tags(context), ModelVersionTag(key=_KEY_TAG, value=key)],
+            tags=[*_tags(context), ModelVersionTag(key=CLIENT_KEY_TAG, value=key)],
         )
 
         def find() -> r.LoggedModel | None:

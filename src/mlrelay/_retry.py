@@ -15,6 +15,11 @@ What is retried:
   (a reset after sending, a read timeout, 500/502/504) is handed back to the caller,
   which knows how to check whether the operation happened (see ``Client.create_run``).
 
+Whether the server *refused data* is a second, separate question, answered by
+:func:`is_refusal` from the same table: a 4xx other than 408/429 and the credential
+statuses 401/403 means "this data will never be accepted" (the pipeline sets it aside);
+everything else means "deliver later" (the pipeline keeps it and tries again).
+
 ``Retry-After`` (seconds or an HTTP date) replaces the backoff when present, capped
 at ``max_wait``. Otherwise the wait is capped exponential backoff with "equal
 jitter": half the exponential step, plus a random part of up to the other half.
@@ -30,15 +35,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_before_delay
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+)
 
 from ._errors import APIConnectionError, APIStatusError
 
 __all__ = [
+    "CREDENTIAL_STATUSES",
     "RETRYABLE_STATUSES",
     "RetryPolicy",
+    "call_exactly_once",
     "call_with_retries",
     "compute_wait",
+    "is_ambiguous",
+    "is_refusal",
     "parse_retry_after",
     "should_retry",
 ]
@@ -50,6 +65,8 @@ T = TypeVar("T")
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # Statuses that mean the server did not carry out the request at all.
 _NOT_PROCESSED_STATUSES = frozenset({408, 429, 503})
+CREDENTIAL_STATUSES = frozenset({401, 403})
+"""Statuses that will change once the credentials do: not a refusal of the data."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +112,23 @@ def should_retry(exc: BaseException, *, idempotent: bool) -> bool:
             return False
         return idempotent or exc.status_code in _NOT_PROCESSED_STATUSES
     return False
+
+
+def is_refusal(exc: APIStatusError) -> bool:
+    """Whether the server refused the data for good, rather than "deliver it later".
+
+    A refusal is a status below 500 that is neither retryable (408, 429) nor about the
+    credentials (401, 403): sending the same data again can never succeed, so the
+    pipeline sets it aside. Anything else keeps the data for a later attempt.
+    """
+    status = exc.status_code
+    return status < 500 and status not in RETRYABLE_STATUSES | CREDENTIAL_STATUSES
+
+
+def is_ambiguous(exc: BaseException) -> bool:
+    """Whether the server may or may not have carried out a failed request (a reset after
+    sending, a read timeout, 500/502/504): retryable when idempotent, but not otherwise."""
+    return should_retry(exc, idempotent=True) and not should_retry(exc, idempotent=False)
 
 
 def compute_wait(
@@ -155,11 +189,38 @@ def call_with_retries(
     if policy.max_retries <= 0:
         return fn()
 
-    def _wait(state: Any) -> float:
+    retrying = _retrying(policy, lambda e: should_retry(e, idempotent=idempotent), what)
+    return retrying(fn)
+
+
+def call_exactly_once(
+    send: Callable[[], T], find: Callable[[], T | None], *, policy: RetryPolicy, what: str
+) -> T:
+    """Carry out a non-idempotent operation at most once, retrying as ``policy`` allows.
+
+    After an ambiguous failure (see :func:`is_ambiguous`) the operation may have happened,
+    so before sending again ``find`` looks for its result (a run by its client key, an
+    experiment by its name) and returns it when found. Other failures are raised.
+    """
+    retrying = _retrying(policy, is_ambiguous, what)
+    for attempt in retrying:
+        with attempt:
+            if attempt.retry_state.attempt_number > 1:
+                found = find()
+                if found is not None:
+                    return found
+            return send()
+    raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+
+def _retrying(policy: RetryPolicy, retry: Callable[[BaseException], bool], what: str) -> Retrying:
+    """The tenacity loop for ``policy``: attempts and time budget, our waits, a log line."""
+
+    def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         return compute_wait(state.attempt_number, exc, policy)
 
-    def _log(state: Any) -> None:
+    def log(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         logger.info(
             "%s failed (%s); retrying in %.2f s (attempt %d of %d)",
@@ -170,12 +231,11 @@ def call_with_retries(
             policy.max_retries + 1,
         )
 
-    retrying = Retrying(
+    return Retrying(
         stop=stop_after_attempt(policy.max_retries + 1) | stop_before_delay(policy.budget),
-        retry=retry_if_exception(lambda e: should_retry(e, idempotent=idempotent)),
-        wait=_wait,
+        retry=retry_if_exception(retry),
+        wait=wait,
         sleep=policy.sleep,
-        before_sleep=_log,
+        before_sleep=log,
         reraise=True,
     )
-    return retrying(fn)

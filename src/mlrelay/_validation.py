@@ -13,6 +13,7 @@ import math
 import numbers
 import posixpath
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from ._errors import ValidationError
@@ -27,6 +28,7 @@ __all__ = [
     "MAX_PARAM_VALUE_LENGTH",
     "MAX_TAGS_PER_BATCH",
     "MAX_TAG_VALUE_LENGTH",
+    "unique_params",
     "validate_experiment_name",
     "validate_experiment_tag_value",
     "validate_key",
@@ -247,3 +249,23 @@ def validate_step(key: str, value: Any) -> int:
         ValidationError: the value is not integral or beyond int64.
     """
     return _validate_int64(value, field="step", key=key, minimum=_INT64_MIN)
+
+
+def unique_params(params: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """One call's params with equal repeats dropped (first-seen order kept).
+
+    Raises:
+        ValidationError: one key is given twice with different values (MLflow never
+            lets a param change), naming the key and both values.
+    """
+    seen: dict[str, str] = {}
+    for key, value in params:
+        old = seen.setdefault(key, value)
+        if old != value:
+            raise ValidationError(
+                f"param {key!r} is given twice with different values ({old!r} and "
+                f"{value!r}); a run's param cannot change",
+                field="param value",
+                key=key,
+            )
+    return list(seen.items())

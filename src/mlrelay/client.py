@@ -13,6 +13,7 @@ does the same with the experiment's name.
 
 from __future__ import annotations
 
+import copy
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -23,10 +24,17 @@ import httpx
 
 from ._config import NOT_GIVEN, NotGiven, Settings, resolve
 from ._credentials import build_auth
-from ._errors import APIError, ConfigurationError, NotFoundError, ValidationError
+from ._errors import (
+    APIError,
+    ConfigurationError,
+    NotFoundError,
+    ResourceAlreadyExistsError,
+    ValidationError,
+)
 from ._protocol import messages as m
-from ._protocol.batches import split_batch
+from ._protocol.batches import KIND_METRIC, KIND_PARAM, KIND_TAG, Entry, split_batch
 from ._protocol.entities import (
+    CLIENT_KEY_TAG,
     DatasetInput,
     Experiment,
     ExperimentTag,
@@ -42,9 +50,10 @@ from ._registry import RegistryMethods
 
 if TYPE_CHECKING:
     from ._capabilities import Capabilities
-from ._retry import RetryPolicy, compute_wait, should_retry
+from ._retry import RetryPolicy, call_exactly_once
 from ._transport import API_PREFIX, USER_AGENT, Transport, build_ssl_context
 from ._validation import (
+    unique_params,
     validate_experiment_name,
     validate_experiment_tag_value,
     validate_key,
@@ -57,10 +66,10 @@ from ._validation import (
 
 __all__ = ["CLIENT_KEY_TAG", "Client"]
 
-CLIENT_KEY_TAG = "mlrelay.client_key"
-"""The run tag that carries the client-generated key used for exactly-once creation."""
 
 _E = m.ENDPOINTS
+_LOG_BATCH = API_PREFIX + "runs/log-batch"
+_JSON_HEADERS = {"Content-Type": "application/json"}
 T = TypeVar("T")
 
 
@@ -71,11 +80,6 @@ def now_ms() -> int:
 
 def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _is_ambiguous(exc: APIError) -> bool:
-    """True when the server may or may not have carried out the request."""
-    return should_retry(exc, idempotent=True) and not should_retry(exc, idempotent=False)
 
 
 def _run_tags(tags: Mapping[str, Any] | Iterable[RunTag] | None) -> list[RunTag]:
@@ -230,11 +234,8 @@ class Client(RegistryMethods):
             policy = policy.with_changes(max_retries=max_retries)
         if not isinstance(retry_budget, NotGiven):
             policy = policy.with_changes(budget=retry_budget)
-        clone = object.__new__(Client)
-        clone._settings = self._settings
-        clone._owns_http = False
-        clone._http = self._http
-        clone._artifact_uris = self._artifact_uris
+        clone = copy.copy(self)  # shares the settings, the pool and the artifact-URI cache
+        clone._owns_http = False  # the original closes the pool
         clone._transport = self._transport.with_options(
             retry=policy, timeout=None if isinstance(timeout, NotGiven) else timeout
         )
@@ -269,23 +270,7 @@ class Client(RegistryMethods):
 
     def _exactly_once(self, send: Callable[[], T], find: Callable[[], T | None]) -> T:
         """Send a non-idempotent request; after an ambiguous failure, look before resending."""
-        policy = self.retry_policy
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return send()
-            except APIError as exc:
-                if not _is_ambiguous(exc) or attempt > policy.max_retries:
-                    raise
-                found = find()
-                if found is not None:
-                    return found
-                wait = compute_wait(attempt, exc, policy)
-                if time.monotonic() - started + wait > policy.budget:
-                    raise
-                policy.sleep(wait)
+        return call_exactly_once(send, find, policy=self.retry_policy, what="create")
 
     @staticmethod
     def _paginate(
@@ -633,44 +618,57 @@ class Client(RegistryMethods):
             ValidationError: an entry is invalid (names the key and the limit).
         """
         checked_metrics = [
-            Metric(
-                key=validate_key(x.key, field="metric key"),
-                value=validate_metric_value(x.key, x.value),
-                timestamp=validate_timestamp(x.key, x.timestamp),
-                step=validate_step(x.key, x.step),
+            Entry(
+                i,
+                KIND_METRIC,
+                validate_key(x.key, field="metric key"),
+                validate_metric_value(x.key, x.value),
+                validate_timestamp(x.key, x.timestamp),
+                validate_step(x.key, x.step),
             )
-            for x in metrics
+            for i, x in enumerate(metrics)
         ]
-        checked_params = [
-            Param(
-                key=validate_key(p.key, field="param key"),
-                value=validate_param_value(p.key, p.value),
-            )
-            for p in params
-        ]
-        checked_tags = _run_tags(tags)
-        for batch in split_batch(checked_metrics, checked_params, checked_tags):
-            self.send_batch(run_id, batch.metrics, batch.params, batch.tags)
+        checked_params = unique_params(
+            [
+                (validate_key(p.key, field="param key"), validate_param_value(p.key, p.value))
+                for p in params
+            ]
+        )
+        for batch in split_batch(
+            checked_metrics,
+            [Entry(0, KIND_PARAM, k, v, None, None) for k, v in checked_params],
+            [Entry(0, KIND_TAG, t.key, t.value, None, None) for t in _run_tags(tags)],
+        ):
+            self.send_log_batch(batch.body(run_id))
 
-    def send_batch(
-        self,
-        run_id: str,
-        metrics: Sequence[Metric] = (),
-        params: Sequence[Param] = (),
-        tags: Sequence[RunTag] = (),
-    ) -> None:
-        """Send one log-batch request as is: no validation, no splitting.
+    def send_log_batch(self, body: bytes) -> None:
+        """Send one log-batch request body as is: no validation, no splitting.
 
         For callers that validated every entry already and packed it within MLflow's
-        limits (the background sender and ``mlrelay sync`` do); others want
-        :meth:`log_batch`.
+        limits with :func:`mlrelay._protocol.batches.pack_batch` (the background sender
+        and ``mlrelay sync`` do); others want :meth:`log_batch`. Idempotent: MLflow
+        deduplicates a resent batch, since timestamps are fixed when points are logged.
         """
-        self._transport.call(
-            _E.log_batch,
-            m.LogBatch.model_construct(
-                run_id=run_id, metrics=list(metrics), params=list(params), tags=list(tags)
-            ),
+        self._transport.send(
+            "POST", _LOG_BATCH, content=body, headers=_JSON_HEADERS, idempotent=True
         )
+
+    def get_or_create_experiment(self, name: str) -> str:
+        """The id of experiment ``name``, created if missing.
+
+        Safe when another process creates it at the same moment: a create that finds the
+        name taken looks it up again.
+        """
+        found = self.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        try:
+            return self.create_experiment(name)
+        except ResourceAlreadyExistsError:
+            found = self.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return str(found.experiment_id)
 
     def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput]) -> None:
         """Record datasets a run used (MLflow ignores a dataset logged twice)."""

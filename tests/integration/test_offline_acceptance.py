@@ -17,6 +17,7 @@ from mlrelay_mock import MockServer
 
 import mlrelay
 from mlrelay import cli, fluent
+from mlrelay._pipeline.runs import session
 
 OFFLINE_SCRIPT = textwrap.dedent(
     """
@@ -318,7 +319,7 @@ def test_disk_budget_refuses_and_counts_new_entries(
     assert fluent.flush(5)
     warnings = [r for r in caplog.records if "reached its budget" in r.getMessage()]
     assert len(warnings) == 1
-    pipeline = fluent._state.pipeline
+    pipeline = session.pipeline
     assert pipeline is not None
     journal = pipeline.journal
     assert journal.used_bytes() < 2 * 256 * 1024

@@ -16,6 +16,7 @@ from mlrelay_mock import MockServer
 import mlrelay
 from mlrelay import fluent
 from mlrelay._pipeline.journal import Journal
+from mlrelay._pipeline.runs import session
 
 
 @pytest.fixture
@@ -120,8 +121,8 @@ def test_outage_keeps_entries_and_delivers_each_once(
     # The loop never waits on the network: its worst call is an interpreter pause.
     assert worst < 0.05, f"a log call took {worst * 1000:.1f} ms during the outage"
     assert fluent.flush(1.0) is False
-    assert fluent._state.pipeline is not None
-    assert fluent._state.pipeline.pending() > 0
+    assert session.pipeline is not None
+    assert session.pipeline.pending() > 0
     server.faults.remove(rule.id)
     fluent.end_run()
     assert fluent.flush(60)
@@ -183,7 +184,7 @@ def test_rejected_batch_is_set_aside_and_reported_once(
         fluent.log_metric("after", 1.0)
         fluent.end_run()
         assert fluent.flush(20)
-    journal = fluent._state.pipeline.journal  # type: ignore[union-attr]
+    journal = session.pipeline.journal  # type: ignore[union-attr]
     [(_, _, _, message)] = journal.rejections(run.local_id)
     assert "lr" in message
     assert sum("rejected" in r.message for r in caplog.records) == 1
@@ -201,7 +202,7 @@ def test_offline_mode_journals_without_sending(
         fluent.log_metric("m", 1.0)
     assert fluent.flush(5)
     assert len(server.requests) == before
-    journal = fluent._state.pipeline.journal  # type: ignore[union-attr]
+    journal = session.pipeline.journal  # type: ignore[union-attr]
     assert journal.count_pending([run.local_id]) == 1
 
 
@@ -215,7 +216,7 @@ def test_journal_file_is_private_and_holds_no_credentials(
     with fluent.start_run():
         fluent.log_metric("m", 1.0)
     assert fluent.flush(20)
-    path = fluent._state.pipeline.journal.path  # type: ignore[union-attr]
+    path = session.pipeline.journal.path  # type: ignore[union-attr]
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
     for f in path.parent.iterdir():
@@ -299,7 +300,7 @@ def test_rejected_credentials_stop_sending_and_keep_entries(
             fluent.log_metric("m", i, step=i)
         assert fluent.flush(10) is False
     assert any("refused the credentials" in r.message for r in caplog.records)
-    journal = fluent._state.pipeline.journal  # type: ignore[union-attr]
+    journal = session.pipeline.journal  # type: ignore[union-attr]
     assert journal.count_pending([run.local_id]) == 10
 
 

@@ -22,6 +22,7 @@ import pytest
 
 import mlrelay
 from mlrelay import cli, fluent
+from mlrelay._pipeline.runs import session
 from tests._proxy import lossy_proxy
 from tests._servers import RunningServer
 
@@ -72,7 +73,7 @@ def test_lost_first_batch_response_with_nan_points_lands_once(
         assert fluent.flush(120)
         assert proxy.dropped("/runs/log-batch") == 1
     assert not [r for r in caplog.records if "rejected" in r.getMessage()]
-    pipeline = fluent._state.pipeline
+    pipeline = session.pipeline
     assert pipeline is not None
     assert pipeline.journal.rejections() == []
     _assert_once(mlflow27.url, run.run_id)
@@ -147,7 +148,7 @@ def test_a_param_2x_refuses_is_set_aside_alone(
         for i in range(999):
             fluent.log_metric("m", float(i), step=i)
     assert fluent.flush(60)
-    pipeline = fluent._state.pipeline
+    pipeline = session.pipeline
     assert pipeline is not None
     [(_, first, last, message)] = pipeline.journal.rejections(run.local_id)
     assert "length limit of 500" in message

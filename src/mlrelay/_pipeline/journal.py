@@ -59,16 +59,15 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
+
+from mlrelay._protocol.batches import (
+    KIND_ARTIFACT,
+    KIND_METRIC,
+    Entry,
+)
 
 __all__ = [
-    "KIND_ARTIFACT",
-    "KIND_DATASET",
-    "KIND_DELETE_TAG",
-    "KIND_METRIC",
-    "KIND_PARAM",
-    "KIND_TAG",
-    "Entry",
     "Journal",
     "RunRecord",
     "RunStatus",
@@ -78,9 +77,6 @@ __all__ = [
     "process_start",
 ]
 
-KIND_METRIC, KIND_PARAM, KIND_TAG, KIND_DELETE_TAG, KIND_DATASET, KIND_ARTIFACT = range(6)
-"""Entry kinds. A dataset entry's text is the JSON of a ``DatasetInput``; an artifact
-entry's text is the JSON described in the module docstring."""
 RESUMED = "RESUMED"
 """Status of a run record continued by a later record of the same run: its entries are
 sent, but no final status (the later record sends it)."""
@@ -192,18 +188,6 @@ def owner_identity() -> tuple[int, int | None]:
     if _ME is None or _ME[0] != pid:
         _ME = (pid, process_start(pid))
     return _ME
-
-
-class Entry(NamedTuple):
-    """One journaled item: a metric point, a param, a tag, a tag deletion, a dataset or an
-    artifact (a named tuple: the sender reads a million of them per sync)."""
-
-    seq: int
-    kind: int
-    key: str
-    value: float | str
-    timestamp: int | None
-    step: int | None
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mlrelay._errors import (
     APIConnectionError,
@@ -41,11 +41,15 @@ from mlrelay._errors import (
 from .journal import Journal
 from .sender import RunSender
 
+if TYPE_CHECKING:
+    from mlrelay.client import Client
+
 __all__ = ["Pipeline", "PipelineOptions"]
 
 logger = logging.getLogger("mlrelay.pipeline")
 
-Row = tuple[str, int, str, Any, "int | None", "int | None"]
+Row = tuple[str, int, str, "float | str", "int | None", "int | None"]
+"""One entry as a log call queues it: (local run id, kind, key, value, timestamp, step)."""
 
 # Bytes a journaled metric point takes on disk, row and index (measured: about 115).
 _ROW_BYTES = 128
@@ -102,7 +106,7 @@ class Pipeline:
     def __init__(
         self,
         journal: Journal,
-        client_factory: Callable[[str], Any] | None,
+        client_factory: Callable[[str], Client] | None,
         options: PipelineOptions | None = None,
         *,
         threads: bool = True,
@@ -111,7 +115,7 @@ class Pipeline:
         self.journal = journal
         self.options = options or PipelineOptions()
         self._client_factory = client_factory
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[str, Client] = {}
         self._primary_uri = primary_uri
         self._buffer: collections.deque[Row] = collections.deque()
         self._unwritten = 0  # rows taken off the deque and not yet committed (writer only)
@@ -122,15 +126,20 @@ class Pipeline:
         self._state = _State()
         self.sender = RunSender(journal, strict=self.options.strict)
         self._writer = threading.Thread(target=self._write_loop, name="mlrelay-writer", daemon=True)
-        self._sender: threading.Thread | None = None
+        self._sender_thread: threading.Thread | None = None
         if not threads:  # used by `mlrelay sync`, which drives sending itself
             return
         self._writer.start()
         if client_factory is not None:
-            self._sender = threading.Thread(
+            self._sender_thread = threading.Thread(
                 target=self._send_loop, name="mlrelay-sender", daemon=True
             )
-            self._sender.start()
+            self._sender_thread.start()
+
+    @property
+    def sends(self) -> bool:
+        """Whether this pipeline delivers to a server (False: offline, ``mlrelay sync`` sends)."""
+        return self._sender_thread is not None
 
     # --- the hot path ---------------------------------------------------------------
 
@@ -237,7 +246,7 @@ class Pipeline:
 
     # --- sender -----------------------------------------------------------------------
 
-    def _client_for(self, uri: str) -> Any:
+    def _client_for(self, uri: str) -> Client:
         client = self._clients.get(uri)
         if client is None:
             assert self._client_factory is not None
@@ -362,7 +371,7 @@ class Pipeline:
         deadline = started + timeout if timeout is not None else math.inf
         if not self.write_now(min(deadline - started, 30.0)):
             return False
-        if self._sender is None:
+        if not self.sends:
             return True
         last = self._outstanding()
         last_progress = time.monotonic()

@@ -26,38 +26,34 @@ import math
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from mlrelay._errors import (
     APIStatusError,
     ConfigurationError,
     MlrelayError,
     NotFoundError,
-    ResourceAlreadyExistsError,
 )
-from mlrelay._transport import API_PREFIX
-from mlrelay._validation import (
-    MAX_ENTITIES_PER_BATCH,
-    MAX_METRICS_PER_BATCH,
-    MAX_PARAMS_PER_BATCH,
-    MAX_TAGS_PER_BATCH,
-)
-
-from .journal import (
+from mlrelay._protocol.batches import (
     KIND_ARTIFACT,
     KIND_DATASET,
     KIND_DELETE_TAG,
     KIND_METRIC,
-    KIND_PARAM,
-    KIND_TAG,
-    RESUMED,
+    Batch,
     Entry,
-    Journal,
-    RunRecord,
+    pack_batch,
 )
+from mlrelay._retry import is_refusal
+from mlrelay._validation import MAX_ENTITIES_PER_BATCH
 
-__all__ = ["Batch", "Progress", "RunSender", "is_retryable", "pack_batch"]
+from .journal import RESUMED, Journal, RunRecord
+
+if TYPE_CHECKING:
+    from mlrelay.client import Client
+
+__all__ = ["Progress", "RunSender"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("mlrelay.pipeline")
 
@@ -65,90 +61,6 @@ Progress = Callable[[int, int], None]
 """Called after each acknowledged request with (entries, approximate payload bytes)."""
 
 _PARENT_TAG = "mlflow.parentRunId"
-
-
-def is_retryable(exc: APIStatusError) -> bool:
-    """Whether a status error means "try again later" rather than "this data is refused"."""
-    return exc.status_code >= 500 or exc.status_code in (401, 403, 408, 429)
-
-
-@dataclass
-class Batch:
-    """One log-batch request's worth of a run's entries, in journal order."""
-
-    used: list[Entry]
-    metrics: list[Entry]
-    params: dict[str, str]
-    tags: list[tuple[str, str]]
-
-    def body(self, run_id: str, metrics: list[Entry] | None = None) -> bytes:
-        """The request body, encoded here rather than through pydantic models: a sync
-        encodes a million points and every entry was validated when it was logged.
-        Non-finite values are sent as MLflow expects them, as the strings "NaN",
-        "Infinity" and "-Infinity"."""
-        return json.dumps(
-            {
-                "run_id": run_id,
-                "metrics": [
-                    {
-                        "key": m.key,
-                        "value": _number(m.value),
-                        "timestamp": m.timestamp or 0,
-                        "step": m.step or 0,
-                    }
-                    for m in (self.metrics if metrics is None else metrics)
-                ],
-                "params": [{"key": k, "value": v} for k, v in self.params.items()],
-                "tags": [{"key": k, "value": v} for k, v in self.tags],
-            },
-            separators=(",", ":"),
-        ).encode()
-
-
-def _number(value: float | str) -> float | str:
-    v = float(value)
-    if math.isfinite(v):
-        return v
-    return "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
-
-
-def pack_batch(entries: list[Entry]) -> Batch:
-    """Take the longest prefix of ``entries`` that fits one log-batch request.
-
-    A param whose key is already in the batch with the same value is dropped (MLflow
-    rejects duplicate param keys in one request); with another value the batch ends
-    before it, so the server judges it on its own. Tag deletions, datasets and
-    artifacts are not log-batch content: the batch ends before one (the caller sends
-    it on its own, and ``used`` is then empty).
-    """
-    used: list[Entry] = []
-    metrics: list[Entry] = []
-    params: dict[str, str] = {}
-    tags: list[tuple[str, str]] = []
-    for e in entries:
-        if len(metrics) + len(params) + len(tags) >= MAX_ENTITIES_PER_BATCH:
-            break
-        kind = e.kind
-        if kind == KIND_METRIC:
-            if len(metrics) >= MAX_METRICS_PER_BATCH:
-                break
-            metrics.append(e)
-        elif kind == KIND_PARAM:
-            old = params.get(e.key)
-            if old is not None and old != e.value:
-                break
-            if old is None:
-                if len(params) >= MAX_PARAMS_PER_BATCH:
-                    break
-                params[e.key] = str(e.value)
-        elif kind == KIND_TAG:
-            if len(tags) >= MAX_TAGS_PER_BATCH:
-                break
-            tags.append((e.key, str(e.value)))
-        else:  # a tag deletion, a dataset or an artifact
-            break
-        used.append(e)
-    return Batch(used, metrics, params, tags)
 
 
 def _payload_bytes(entries: Sequence[Entry]) -> int:
@@ -159,52 +71,49 @@ def _payload_bytes(entries: Sequence[Entry]) -> int:
     )
 
 
+class _Result(Generic[T]):
+    """The outcome of one call handed to :class:`_InFlight`."""
+
+    def __init__(self, fn: Callable[[], T]) -> None:
+        self.fn = fn
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self.value: T | None = None
+
+    def run(self) -> None:
+        try:
+            self.value = self.fn()
+        except BaseException as exc:  # handed to the sender, which decides
+            self.error = exc
+        self.done.set()
+
+    def wait(self) -> T:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]  # set when no error was raised
+
+
 class _InFlight:
     """Runs one call at a time on a daemon thread, so the sender can prepare the next batch
     while a request is on the wire. Unlike a ThreadPoolExecutor, its thread is never
     joined at interpreter exit, so a hung request cannot delay exit."""
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], _Result]] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Result[Any]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
-    def submit(self, fn: Callable[[], Any]) -> _Result:
+    def submit(self, fn: Callable[[], T]) -> _Result[T]:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="mlrelay-http", daemon=True)
             self._thread.start()
-        result = _Result()
-        self._jobs.put((fn, result))
+        result = _Result(fn)
+        self._jobs.put(result)
         return result
 
     def _run(self) -> None:
         while True:
-            fn, result = self._jobs.get()
-            try:
-                result.value = fn()
-            except BaseException as exc:  # handed to the sender, which decides
-                result.error = exc
-            result.done.set()
-
-
-@dataclass
-class _Result:
-    done: threading.Event = field(default_factory=threading.Event)
-    error: BaseException | None = None
-    value: Any = None
-
-    def wait(self) -> Any:
-        self.done.wait()
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
-_LOG_BATCH = API_PREFIX + "runs/log-batch"
-_JSON = {"Content-Type": "application/json"}
-
-
-def _post(client: Any, body: bytes) -> None:
-    client._transport.send("POST", _LOG_BATCH, content=body, headers=_JSON, idempotent=True)
+            self._jobs.get().run()
 
 
 Refused = list[tuple[list[Entry], APIStatusError]]
@@ -215,7 +124,7 @@ Refused = list[tuple[list[Entry], APIStatusError]]
 _BISECT_BUDGET = 48
 
 
-def _deliver_batch(client: Any, server_id: str, batch: Batch) -> Refused:
+def _deliver_batch(client: Client, server_id: str, batch: Batch) -> Refused:
     """Send one log-batch; return the pieces the server refused (empty when all landed).
 
     On a 4xx the entries the server refuses are isolated by bisection, so only they are
@@ -229,13 +138,13 @@ def _deliver_batch(client: Any, server_id: str, batch: Batch) -> Refused:
         _send_once(client, server_id, batch)
         return []
     except APIStatusError as exc:
-        if is_retryable(exc):
+        if not is_refusal(exc):
             raise
         return _isolate(client, server_id, batch, exc, [_BISECT_BUDGET])
 
 
 def _isolate(
-    client: Any, server_id: str, batch: Batch, refusal: APIStatusError, budget: list[int]
+    client: Client, server_id: str, batch: Batch, refusal: APIStatusError, budget: list[int]
 ) -> Refused:
     # ``batch`` was refused: try its halves. Both refused means the refusal is not about
     # some entries (a deleted run, a rule the whole batch breaks): one piece, 3 requests.
@@ -248,7 +157,7 @@ def _isolate(
         try:
             _send_once(client, server_id, part)
         except APIStatusError as exc:
-            if is_retryable(exc):
+            if not is_refusal(exc):
                 raise
             failed.append((part, exc))
     if len(failed) == 2:
@@ -258,10 +167,10 @@ def _isolate(
     ]
 
 
-def _send_once(client: Any, server_id: str, batch: Batch) -> None:
+def _send_once(client: Client, server_id: str, batch: Batch) -> None:
     """One log-batch; on a 2.x NaN-duplicate 400, send only what is not stored yet."""
     try:
-        _post(client, batch.body(server_id))
+        client.send_log_batch(batch.body(server_id))
         return
     except APIStatusError as exc:
         if exc.status_code != 400 or not any(_is_nan(m.value) for m in batch.metrics):
@@ -282,26 +191,11 @@ def _send_once(client: Any, server_id: str, batch: Batch) -> None:
     if len(rest) == len(batch.metrics):
         raise first_error  # not a resend: the server refuses this batch
     if rest or batch.params or batch.tags:
-        _post(client, batch.body(server_id, rest))
+        client.send_log_batch(batch.body(server_id, rest))
 
 
 def _is_nan(value: float | str) -> bool:
     return isinstance(value, float) and value != value
-
-
-def _experiment_named(client: Any, name: str) -> str:
-    """The id of experiment ``name``, created if missing; safe when another process (a
-    second sync, a logging process) creates it at the same moment."""
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        return str(found.experiment_id)
-    try:
-        return str(client.create_experiment(name))
-    except ResourceAlreadyExistsError:
-        found = client.get_experiment_by_name(name)
-        if found is None:
-            raise
-        return str(found.experiment_id)
 
 
 class RunSender:
@@ -321,13 +215,13 @@ class RunSender:
 
     # --- creation ---------------------------------------------------------------------
 
-    def ensure_created(self, client: Any, run: RunRecord) -> str:
+    def ensure_created(self, client: Client, run: RunRecord) -> str:
         """The run's server id, creating the run (and its experiment) exactly once."""
         if run.server_run_id:
             return run.server_run_id
         experiment_id = run.experiment_id
         if experiment_id is None:
-            experiment_id = _experiment_named(client, run.experiment_name or "Default")
+            experiment_id = client.get_or_create_experiment(run.experiment_name or "Default")
         # A create may already have happened (start_run timed out after the server acted,
         # or a crash before set_server_run): look for the client key first.
         found_run = client.find_run_by_client_key(experiment_id, run.local_id)
@@ -351,7 +245,7 @@ class RunSender:
 
     # --- entries ----------------------------------------------------------------------
 
-    def send_run(self, client: Any, run: RunRecord, progress: Progress | None = None) -> bool:
+    def send_run(self, client: Client, run: RunRecord, progress: Progress | None = None) -> bool:
         """Send what the run has pending, then its final status; True if anything moved.
 
         Raises:
@@ -381,11 +275,11 @@ class RunSender:
             entries = self.journal.pending(run.local_id, used[-1].seq, MAX_ENTITIES_PER_BATCH)
             following = pack_batch(entries) if entries else None
             try:
-                for piece, refusal in call.wait() or ():
+                for piece, refusal in call.wait():
                     self._set_aside(run, server_id, piece, refusal)
                 self.journal.ack(run.local_id, used[-1].seq)
             except APIStatusError as exc:
-                if is_retryable(exc):
+                if not is_refusal(exc):
                     raise
                 self._set_aside(run, server_id, used, exc)
             except (ConfigurationError, OSError) as exc:
@@ -426,7 +320,8 @@ class RunSender:
                 getattr(exc, "server_message", None) or exc,
             )
 
-    def _send_single(self, client: Any, server_id: str, entry: Entry) -> None:
+    def _send_single(self, client: Client, server_id: str, entry: Entry) -> Refused:
+        """Send an entry that is not log-batch content; nothing is refused in part."""
         from mlrelay._protocol.entities import DatasetInput
 
         if entry.kind == KIND_DELETE_TAG:
@@ -445,8 +340,11 @@ class RunSender:
                 client.log_artifacts(server_id, str(path), spec.get("artifact_path"))
             else:
                 client.log_artifact(server_id, str(path), spec.get("artifact_path"))
+        return []
 
-    def retry_rejected(self, client: Any, run: RunRecord, progress: Progress | None = None) -> int:
+    def retry_rejected(
+        self, client: Client, run: RunRecord, progress: Progress | None = None
+    ) -> int:
         """Send a run's set-aside entries again; how many ranges are still refused."""
         still = 0
         server_id = self.ensure_created(client, run)
@@ -465,7 +363,7 @@ class RunSender:
                         progress(len(used), _payload_bytes(used))
                     entries = entries[len(used) :]
             except (APIStatusError, ConfigurationError, OSError) as exc:
-                if isinstance(exc, APIStatusError) and is_retryable(exc):
+                if isinstance(exc, APIStatusError) and not is_refusal(exc):
                     raise
                 still += 1
                 # Keep the range; record the server's latest word on it.

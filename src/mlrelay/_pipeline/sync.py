@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mlrelay._errors import (
     APIConnectionError,
@@ -27,6 +27,9 @@ from mlrelay._errors import (
 
 from .journal import Journal, RunRecord
 from .sender import Progress, RunSender
+
+if TYPE_CHECKING:
+    from mlrelay.client import Client
 
 __all__ = ["PlannedRun", "RunResult", "plan_sync", "run_sync"]
 
@@ -105,7 +108,7 @@ def plan_sync(
     return planned
 
 
-def _know_server(journal: Journal, client: Any, uri: str) -> None:
+def _know_server(journal: Journal, client: Client, uri: str) -> None:
     # Capabilities are probed once per server and kept in the journal for later syncs.
     from mlrelay._capabilities import Capabilities, remember
 
@@ -116,10 +119,98 @@ def _know_server(journal: Journal, client: Any, uri: str) -> None:
         journal.record_server(uri, client.capabilities().to_json())
 
 
+class _Syncer:
+    """One sync's state: a client per server, the servers found down, the shared sender."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        client_for: Callable[[str], Client],
+        progress: Progress | None,
+        retry_rejected: bool,
+    ) -> None:
+        self.journal = journal
+        self.client_for = client_for
+        self.progress = progress
+        self.retry_rejected = retry_rejected
+        self.sender = RunSender(journal)
+        self.clients: dict[str, Client] = {}
+        self.down: dict[str, str] = {}
+
+    def client(self, destination: str) -> Client:
+        client = self.clients.get(destination)
+        if client is None:
+            client = self.clients[destination] = self.client_for(destination)
+            _know_server(self.journal, client, destination)
+        return client
+
+    def sync_one(self, item: PlannedRun) -> RunResult:
+        """Claim, send and release one planned run; its result."""
+        reason, live, sent = item.skip_reason, item.live, 0
+        if reason is None and item.destination in self.down:
+            reason = self.down[item.destination]
+        if reason is None and not self.journal.claim(item.run):
+            reason, live = "another sync or process claimed it first and sends it", True
+        if reason is None:
+            assert item.destination is not None
+            try:
+                sent, reason = self._send(item.run, item.destination)
+            finally:
+                self.journal.release(item.run.local_id)
+        final = self.journal.run(item.run.local_id) or item.run
+        return RunResult(
+            local_id=final.local_id,
+            server_run_id=final.server_run_id,
+            destination=item.destination,
+            sent=sent,
+            left=self.journal.count_pending([final.local_id]),
+            rejected=self.journal.count_rejected(final.local_id),
+            final_sent=final.final_sent,
+            reason=reason,
+            live=live,
+        )
+
+    def _send(self, run: RunRecord, destination: str) -> tuple[int, str | None]:
+        """Send a claimed run; (entries sent, the reason it stopped early or None)."""
+        sent = 0
+
+        def counted(entries: int, size: int) -> None:
+            nonlocal sent
+            sent += entries
+            if self.progress is not None:
+                self.progress(entries, size)
+
+        if run.tracking_uri == "":
+            self.journal.set_tracking_uri(run.local_id, destination)
+        try:
+            client = self.client(destination)
+            record = self.journal.run(run.local_id)
+            if self.retry_rejected and record is not None:
+                self.sender.retry_rejected(client, record, counted)
+            while record is not None and self.sender.send_run(client, record, counted):
+                record = self.journal.run(run.local_id)
+        except (AuthenticationError, PermissionDeniedError) as exc:
+            self.down[destination] = (
+                f"the server refused the credentials (HTTP {exc.status_code}); "
+                "check MLFLOW_TRACKING_* or run `mlrelay login`"
+            )
+            return sent, self.down[destination]
+        except APIConnectionError as exc:
+            self.down[destination] = f"the server is unreachable ({exc})"
+            return sent, self.down[destination]
+        except APIStatusError as exc:
+            return sent, f"the server kept failing ({exc})"
+        return sent, None
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+
+
 def run_sync(
     journal: Journal,
     planned: Sequence[PlannedRun],
-    client_for: Callable[[str], Any],
+    client_for: Callable[[str], Client],
     *,
     progress: Progress | None = None,
     on_run: Callable[[RunResult], None] | None = None,
@@ -130,65 +221,14 @@ def run_sync(
     A server that cannot be reached or refuses the credentials stops the sync for its
     remaining runs (they are reported with the reason); other servers go on.
     """
-    sender = RunSender(journal)
-    clients: dict[str, Any] = {}
-    down: dict[str, str] = {}
+    syncer = _Syncer(journal, client_for, progress, retry_rejected)
     results = []
-    for item in planned:
-        reason = item.skip_reason
-        sent = 0
-
-        def counted(entries: int, size: int) -> None:
-            nonlocal sent
-            sent += entries
-            if progress is not None:
-                progress(entries, size)
-
-        live = item.live
-        if reason is None and item.destination in down:
-            reason = down[item.destination]
-        if reason is None and not journal.claim(item.run):
-            reason, live = "another sync or process claimed it first and sends it", True
-        if reason is None:
-            assert item.destination is not None
-            if item.run.tracking_uri == "":
-                journal.set_tracking_uri(item.run.local_id, item.destination)
-            try:
-                client = clients.get(item.destination)
-                if client is None:
-                    client = clients[item.destination] = client_for(item.destination)
-                    _know_server(journal, client, item.destination)
-                record = journal.run(item.run.local_id)
-                if retry_rejected and record is not None:
-                    sender.retry_rejected(client, record, counted)
-                while record is not None and sender.send_run(client, record, counted):
-                    record = journal.run(item.run.local_id)
-            except (AuthenticationError, PermissionDeniedError) as exc:
-                reason = down[item.destination] = (
-                    f"the server refused the credentials (HTTP {exc.status_code}); "
-                    "check MLFLOW_TRACKING_* or run `mlrelay login`"
-                )
-            except APIConnectionError as exc:
-                reason = down[item.destination] = f"the server is unreachable ({exc})"
-            except APIStatusError as exc:
-                reason = f"the server kept failing ({exc})"
-            finally:
-                journal.release(item.run.local_id)
-        final = journal.run(item.run.local_id) or item.run
-        result = RunResult(
-            local_id=final.local_id,
-            server_run_id=final.server_run_id,
-            destination=item.destination,
-            sent=sent,
-            left=journal.count_pending([final.local_id]),
-            rejected=journal.count_rejected(final.local_id),
-            final_sent=final.final_sent,
-            reason=reason,
-            live=live,
-        )
-        results.append(result)
-        if on_run is not None:
-            on_run(result)
-    for client in clients.values():
-        client.close()
+    try:
+        for item in planned:
+            result = syncer.sync_one(item)
+            results.append(result)
+            if on_run is not None:
+                on_run(result)
+    finally:
+        syncer.close()
     return results

@@ -1,19 +1,33 @@
-"""Splitting any amount of run data into log-batch requests within MLflow's limits.
+"""Entries and the one packer that turns them into log-batch requests within MLflow's limits.
 
-MLflow accepts at most 1000 metrics, 100 params, 100 tags and 1000 entities in all
-per ``runs/log-batch`` request, and rejects duplicate param keys inside one request.
-:func:`split_batch` follows MLflow's own client: params and tags go in chunks of 100,
-each request is topped up with metrics to 1000 entities, and leftover metrics go in
-chunks of 1000. Order within each kind is kept, so a later tag value still wins.
-Pure functions only.
+An :class:`Entry` is one logged item (a metric point, a param, a tag, a tag deletion, a
+dataset or an artifact); the journal stores entries and the sender, ``mlrelay sync`` and
+:meth:`mlrelay.Client.log_batch` all pack them with :func:`pack_batch`, so there is one
+rule for what goes into a request:
+
+* MLflow accepts at most 1000 metrics, 100 params, 100 tags and 1000 entities in all
+  per ``runs/log-batch`` request, and rejects duplicate param keys inside one request;
+* a batch is the longest prefix of the entries that fits, so order is kept;
+* a param repeated with the same value is dropped; repeated with another value, the
+  batch ends before it, so the server judges it on its own (only the server knows
+  whether the run already holds that param; call sites that can tell refuse it first,
+  see :func:`mlrelay._validation.unique_params`);
+* tag deletions, datasets and artifacts are not log-batch content: the batch ends
+  before one.
+
+Request bodies are encoded here, without pydantic: a sync encodes a million points and
+every entry was validated when it was logged. Non-finite values travel as MLflow
+expects them (see :func:`encode_number`). Pure functions only.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
-from mlrelay._errors import ValidationError
 from mlrelay._validation import (
     MAX_ENTITIES_PER_BATCH,
     MAX_METRICS_PER_BATCH,
@@ -21,82 +35,153 @@ from mlrelay._validation import (
     MAX_TAGS_PER_BATCH,
 )
 
-from .entities import Metric, Param, RunTag
+__all__ = [
+    "KIND_ARTIFACT",
+    "KIND_DATASET",
+    "KIND_DELETE_TAG",
+    "KIND_METRIC",
+    "KIND_PARAM",
+    "KIND_TAG",
+    "Batch",
+    "Entry",
+    "encode_number",
+    "pack_batch",
+    "split_batch",
+]
 
-__all__ = ["Batch", "dedupe_params", "split_batch"]
+KIND_METRIC, KIND_PARAM, KIND_TAG, KIND_DELETE_TAG, KIND_DATASET, KIND_ARTIFACT = range(6)
+"""Entry kinds (stored in the journal as these integers). A dataset entry's value is the
+JSON of a ``DatasetInput``; an artifact entry's value is the JSON the journal describes."""
 
 
-@dataclass(frozen=True)
+class Entry(NamedTuple):
+    """One logged item, in log order (a named tuple: a sync reads a million of them).
+
+    ``seq`` orders entries (the journal's global order); ``value`` is a float for a
+    metric point and text for everything else.
+    """
+
+    seq: int
+    kind: int
+    key: str
+    value: float | str
+    timestamp: int | None
+    step: int | None
+
+
+def encode_number(value: float | str) -> float | str:
+    """A metric value as MLflow's JSON expects it: finite numbers as numbers, NaN and
+    infinities as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (the same
+    encoding the wire entities use, ``ser_json_inf_nan="strings"``).
+
+    >>> encode_number(float("-inf"))
+    '-Infinity'
+    """
+    v = float(value)
+    if math.isfinite(v):
+        return v
+    return "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
+
+
+@dataclass
 class Batch:
-    """The content of one log-batch request."""
+    """One log-batch request's worth of entries, in order.
 
-    metrics: list[Metric] = field(default_factory=list)
-    params: list[Param] = field(default_factory=list)
-    tags: list[RunTag] = field(default_factory=list)
+    Attributes:
+        used: the entries the batch consumed (repeated params included); empty when the
+            first entry is not log-batch content (the caller sends it on its own).
+        metrics: the metric entries.
+        params: param key -> value (each key once).
+        tags: (key, value) pairs, in order (a later value for a key wins).
+    """
+
+    used: list[Entry]
+    metrics: list[Entry]
+    params: dict[str, str]
+    tags: list[tuple[str, str]]
 
     def __len__(self) -> int:
         return len(self.metrics) + len(self.params) + len(self.tags)
 
+    def body(self, run_id: str, metrics: Sequence[Entry] | None = None) -> bytes:
+        """The request body (``metrics`` replaces the batch's metric points when given)."""
+        return json.dumps(
+            {
+                "run_id": run_id,
+                "metrics": [
+                    {
+                        "key": m.key,
+                        "value": encode_number(m.value),
+                        "timestamp": m.timestamp or 0,
+                        "step": m.step or 0,
+                    }
+                    for m in (self.metrics if metrics is None else metrics)
+                ],
+                "params": [{"key": k, "value": v} for k, v in self.params.items()],
+                "tags": [{"key": k, "value": v} for k, v in self.tags],
+            },
+            separators=(",", ":"),
+        ).encode()
 
-def dedupe_params(params: Sequence[Param]) -> list[Param]:
-    """Drop repeated params with the same value; keep first-seen order.
 
-    Raises:
-        ValidationError: one key is given twice with different values (MLflow never
-            lets a param change).
-    """
-    seen: dict[str, str] = {}
-    out: list[Param] = []
-    for p in params:
-        old = seen.get(p.key)
-        if old is None:
-            seen[p.key] = p.value
-            out.append(p)
-        elif old != p.value:
-            raise ValidationError(
-                f"param {p.key!r} is given twice with different values ({old!r} and "
-                f"{p.value!r}); a run's param cannot change",
-                field="param value",
-                key=p.key,
-            )
-    return out
+def pack_batch(entries: Sequence[Entry]) -> Batch:
+    """Take the longest prefix of ``entries`` that fits one log-batch request.
+
+    >>> e = [Entry(1, KIND_PARAM, "lr", "0.1", None, None), Entry(2, KIND_DELETE_TAG, "t", "", None, None)]
+    >>> len(pack_batch(e).used)
+    1
+    """  # noqa: E501
+    used: list[Entry] = []
+    metrics: list[Entry] = []
+    params: dict[str, str] = {}
+    tags: list[tuple[str, str]] = []
+    for e in entries:
+        if len(metrics) + len(params) + len(tags) >= MAX_ENTITIES_PER_BATCH:
+            break
+        kind = e.kind
+        if kind == KIND_METRIC:
+            if len(metrics) >= MAX_METRICS_PER_BATCH:
+                break
+            metrics.append(e)
+        elif kind == KIND_PARAM:
+            old = params.get(e.key)
+            if old is not None and old != e.value:
+                break
+            if old is None:
+                if len(params) >= MAX_PARAMS_PER_BATCH:
+                    break
+                params[e.key] = str(e.value)
+        elif kind == KIND_TAG:
+            if len(tags) >= MAX_TAGS_PER_BATCH:
+                break
+            tags.append((e.key, str(e.value)))
+        else:  # a tag deletion, a dataset or an artifact
+            break
+        used.append(e)
+    return Batch(used, metrics, params, tags)
 
 
 def split_batch(
-    metrics: Sequence[Metric] = (),
-    params: Sequence[Param] = (),
-    tags: Sequence[RunTag] = (),
+    metrics: Sequence[Entry] = (), params: Sequence[Entry] = (), tags: Sequence[Entry] = ()
 ) -> list[Batch]:
-    """Split run data into batches that each fit one log-batch request.
+    """Pack one call's metrics, params and tags into as few requests as MLflow's limits allow.
 
-    Args:
-        metrics: metric points, in order.
-        params: params (duplicates with the same value are dropped).
-        tags: tags, in order (a later value for a key wins).
-
-    Returns:
-        The batches, in sending order; none when there is nothing to send.
-
-    Raises:
-        ValidationError: a param key repeats with different values.
+    The entries are laid out as MLflow's own client sends them (each request carries up
+    to 100 params and 100 tags and is topped up with metrics; leftover metrics go 1000 at
+    a time) and packed with :func:`pack_batch`. Order within each kind is kept.
     """
-    params = dedupe_params(params)
-    param_chunks = [
-        list(params[i : i + MAX_PARAMS_PER_BATCH])
-        for i in range(0, len(params), MAX_PARAMS_PER_BATCH)
-    ]
-    tag_chunks = [
-        list(tags[i : i + MAX_TAGS_PER_BATCH]) for i in range(0, len(tags), MAX_TAGS_PER_BATCH)
-    ]
-    batches: list[Batch] = []
+    ordered: list[Entry] = []
     m = 0
-    for i in range(max(len(param_chunks), len(tag_chunks))):
-        p = param_chunks[i] if i < len(param_chunks) else []
-        t = tag_chunks[i] if i < len(tag_chunks) else []
+    for i in range(0, max(len(params), len(tags)), MAX_PARAMS_PER_BATCH):
+        p = params[i : i + MAX_PARAMS_PER_BATCH]
+        t = tags[i : i + MAX_TAGS_PER_BATCH]
         room = min(MAX_METRICS_PER_BATCH, MAX_ENTITIES_PER_BATCH - len(p) - len(t))
-        batches.append(Batch(metrics=list(metrics[m : m + room]), params=p, tags=t))
+        ordered += [*p, *t, *metrics[m : m + room]]
         m += room
-    while m < len(metrics):
-        batches.append(Batch(metrics=list(metrics[m : m + MAX_METRICS_PER_BATCH])))
-        m += MAX_METRICS_PER_BATCH
+    ordered += metrics[m:]
+    batches = []
+    while ordered:
+        batch = pack_batch(ordered)
+        batches.append(batch)
+        ordered = ordered[len(batch.used) :]
     return batches

@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "CLIENT_KEY_TAG",
     "Dataset",
     "DatasetInput",
     "Experiment",
@@ -39,6 +40,10 @@ __all__ = [
     "RunTag",
     "ViewType",
 ]
+
+CLIENT_KEY_TAG = "mlrelay.client_key"
+"""The tag carrying the client-generated key that makes creating a run or a model version
+exactly-once: after an ambiguous failure, a search for the key finds what was created."""
 
 RunStatus = Literal["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]
 """The run states MLflow knows."""

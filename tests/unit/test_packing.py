@@ -1,4 +1,4 @@
-"""Packing journaled entries into log-batch requests, and the body they are sent as."""
+"""The one packer on journaled entries: log-batch requests and the body they are sent as."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlrelay._pipeline.journal import (
+from mlrelay._protocol.batches import (
     KIND_ARTIFACT,
     KIND_DELETE_TAG,
     KIND_METRIC,
     KIND_PARAM,
     KIND_TAG,
     Entry,
+    pack_batch,
 )
-from mlrelay._pipeline.sender import pack_batch
 from mlrelay._protocol.messages import LogBatch
 
 

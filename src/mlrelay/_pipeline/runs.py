@@ -1,0 +1,651 @@
+"""The fluent API's session: its settings, client, pipeline, and the lifecycle of its runs.
+
+:mod:`mlrelay.fluent` is the thin front over this module. Here live
+
+- :class:`Session`, the process-wide state built lazily on first use (tracking URI,
+  experiment, mode, the Client, the :class:`~mlrelay._pipeline.pipeline.Pipeline`), one
+  instance, ``session``, reset in place by :meth:`Session.reset` and after ``fork``;
+- :class:`ActiveRun` and the active-run stack (a context variable);
+- starting a run (created on the server within ``MLRELAY_START_TIMEOUT`` when it answers,
+  otherwise journaled with a local id and created later, exactly once), resuming one,
+  ending one, and the at-exit flush.
+
+In ``disabled`` mode no pipeline and no journal exist: entries go to :data:`DISCARD`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextvars
+import getpass
+import inspect
+import os
+import sys
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mlrelay._config import Settings, resolve
+from mlrelay._errors import APIError, APITimeoutError, ConfigurationError, ValidationError
+from mlrelay._formats.gitinfo import git_info
+from mlrelay._protocol.batches import KIND_ARTIFACT, KIND_TAG
+from mlrelay._validation import validate_key, validate_tag_value
+
+from .journal import Journal, RunRecord, default_home, owner_identity
+from .pipeline import Pipeline, PipelineOptions, Row
+
+if TYPE_CHECKING:
+    from mlrelay.client import Client
+
+__all__ = [
+    "DISCARD",
+    "ActiveRun",
+    "Session",
+    "active_run",
+    "current_run",
+    "end_run",
+    "flush",
+    "journal_artifact",
+    "server_id",
+    "session",
+    "set_experiment",
+    "start_run",
+]
+
+
+@dataclass
+class ActiveRun:
+    """A run started with :func:`mlrelay.start_run`; use it as a context manager.
+
+    Attributes:
+        run_id: the server's run id when the server answered in time, else a local id
+            that ``mlrelay`` maps to the server's id once the run is created there.
+        local_id: the journal's id of the run (the ``mlrelay.client_key`` tag).
+        experiment_id: the experiment's id, when known.
+        run_name: the run's name, when given.
+        parent: the run this one is nested in.
+    """
+
+    run_id: str
+    local_id: str
+    experiment_id: str | None
+    run_name: str | None
+    parent: ActiveRun | None = None
+    _ended: bool = field(default=False, repr=False)
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            status = "FINISHED"
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = "KILLED"
+        else:
+            status = "FAILED"
+        end_run(status, run=self)
+
+
+class Sink(Protocol):
+    """Where log calls put their entries: the pipeline, or :data:`DISCARD`."""
+
+    def log(self, row: Row) -> None:
+        """Take one entry."""
+
+
+class _Discard:
+    """The sink of ``MLRELAY_MODE=disabled``: every entry is dropped (calls still validate)."""
+
+    def log(self, row: Row) -> None:
+        """Drop the entry."""
+
+
+DISCARD = _Discard()
+
+_stack: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar(
+    "mlrelay_run_stack", default=()
+)
+
+
+class Session:
+    """The process-wide state behind the fluent API, built lazily on first use."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._init()
+
+    def _init(self) -> None:
+        self.tracking_uri: str | None = None
+        self.experiment_id: str | None = None
+        self.experiment_name: str | None = None
+        self.pipeline: Pipeline | None = None
+        self.sink: Sink | None = None  # the pipeline, or DISCARD; None until first use
+        self.pid = os.getpid()
+        self._client: Client | None = None
+        self.client_kwargs: dict[str, Any] = {}
+        self.known_keys: set[str] = set()
+        self.git_tags: dict[str, str] | None = None
+        self.mode: str | None = None  # set_tracking_uri(mode=...) / init(mode=...)
+        self.offline_runs: list[str] = []  # ended offline runs, left to `mlrelay sync`
+        self._settings: Settings | None = None
+
+    # --- configuration ----------------------------------------------------------------
+
+    def settings(self) -> Settings:
+        """The settings, resolved once and kept until the URI or credentials change."""
+        with self.lock:
+            if self._settings is None:
+                explicit: dict[str, Any] = (
+                    {"tracking_uri": self.tracking_uri} if self.tracking_uri else {}
+                )
+                if self.mode is not None:
+                    explicit["mode"] = self.mode
+                self._settings = resolve({**self.client_kwargs, **explicit})
+            return self._settings
+
+    @property
+    def disabled(self) -> bool:
+        """Whether ``MLRELAY_MODE=disabled``: calls validate, nothing is kept or sent."""
+        return self.settings().mode == "disabled"
+
+    def configure(
+        self,
+        tracking_uri: str,
+        client_kwargs: dict[str, Any] | None = None,
+        mode: str | None = None,
+    ) -> None:
+        """Point at another server (and credentials); settings and client are rebuilt."""
+        with self.lock:
+            self.tracking_uri = tracking_uri
+            if client_kwargs is not None:
+                self.client_kwargs = client_kwargs
+            if mode is not None:
+                self.mode = mode
+            self._settings = None
+            self._client = None
+            if mode is not None:  # the pipeline was built for the previous mode
+                self._close_pipeline()  # (entries stay journaled)
+            self.settings()  # a bad mode or URI raises here, at the call that set it
+
+    def _close_pipeline(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.close(0.0)
+            self.pipeline.journal.close()
+        self.pipeline = None
+        self.sink = None
+
+    def reset(self) -> None:
+        """Forget all state (tests, re-configuration); pending entries stay journaled."""
+        with self.lock:
+            self._close_pipeline()
+            if self._client is not None:
+                self._client.close()
+            self._init()
+        _stack.set(())
+
+    def after_fork(self) -> None:
+        """In a forked child: keep the configuration, drop the parent's pipeline and runs.
+
+        The child gets its own pipeline (and threads) on first use, and no active run: the
+        parent's runs belong to the parent's pipeline. To log into the parent's run, the
+        child calls ``start_run(run_id=...)``, as data-parallel workers do.
+        """
+        kept = (self.tracking_uri, self.experiment_id, self.experiment_name, self.mode)
+        kwargs = dict(self.client_kwargs)
+        self.lock = threading.RLock()  # the parent's lock may have been held at the fork
+        self._init()
+        self.tracking_uri, self.experiment_id, self.experiment_name, self.mode = kept
+        self.client_kwargs = kwargs
+        _stack.set(())
+
+    # --- the client and the pipeline ----------------------------------------------------
+
+    def client(self, purpose: str = "this call") -> Client:
+        """The fluent API's Client; in offline mode, a clear error instead of any network I/O."""
+        from mlrelay.client import Client
+
+        if self.settings().mode == "offline":
+            raise ConfigurationError(
+                f"MLRELAY_MODE is offline: {purpose} needs the tracking server, and offline "
+                "mode never touches the network; switch to online or run `mlrelay sync` first"
+            )
+        with self.lock:
+            if self._client is None:
+                explicit = {"tracking_uri": self.tracking_uri} if self.tracking_uri else {}
+                self._client = Client(**{**self.client_kwargs, **explicit})
+            return self._client
+
+    def client_for(self, uri: str) -> Client:
+        """A Client for a run's server: the configured one, or (for runs logged before
+        ``set_tracking_uri`` pointed elsewhere) one with that server's own credentials."""
+        from mlrelay.client import Client
+
+        if uri.rstrip("/") == (self.settings().tracking_uri or "").rstrip("/"):
+            return self.client()
+        return Client(tracking_uri=uri)
+
+    def ensure_pipeline(self) -> Pipeline:
+        """This process's pipeline, built on first use (and again in a forked child).
+
+        Raises:
+            ConfigurationError: in ``disabled`` mode, which has no pipeline.
+        """
+        with self.lock:
+            if self.pipeline is None or self.pid != os.getpid():
+                settings = self.settings()
+                if settings.mode == "disabled":
+                    raise ConfigurationError("MLRELAY_MODE is disabled: nothing is journaled")
+                self.pid = os.getpid()
+                home = settings.home or default_home()
+                journal = Journal(Path(home) / "journal.db", fsync=settings.fsync)
+                online = settings.mode == "online" and bool(settings.tracking_uri)
+                self.pipeline = Pipeline(
+                    journal,
+                    self.client_for if online else None,
+                    PipelineOptions(
+                        strict=settings.strict, max_journal_bytes=settings.max_journal_bytes
+                    ),
+                    primary_uri=settings.tracking_uri,
+                )
+                self.sink = self.pipeline
+            return self.pipeline
+
+    def ensure_sink(self) -> Sink:
+        """Where log calls put entries: the pipeline, or :data:`DISCARD` when disabled."""
+        if self.sink is None or self.pid != os.getpid():
+            if self.disabled:
+                self.sink = DISCARD
+            else:
+                self.ensure_pipeline()
+        assert self.sink is not None
+        return self.sink
+
+    def log(self, row: Row) -> None:
+        """Queue one entry (the hot path of every log call)."""
+        (self.sink or self.ensure_sink()).log(row)
+
+    def key(self, key: Any, field: str) -> str:
+        """``key``, validated once per process (the hot path then costs one set lookup)."""
+        if key not in self.known_keys:
+            validate_key(key, field=field)
+            self.known_keys.add(key)
+        return key  # type: ignore[no-any-return]  # validated as a str above
+
+
+session = Session()
+"""The one session of this process."""
+
+os.register_at_fork(after_in_child=lambda: session.after_fork())
+
+
+class _Deadline:
+    """Hands out clients whose single attempt ends by a shared deadline (start budget)."""
+
+    def __init__(self) -> None:
+        self.deadline = time.monotonic() + session.settings().start_timeout
+
+    def client(self) -> Client:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0.05:
+            raise APITimeoutError(
+                "the start budget (MLRELAY_START_TIMEOUT) ran out", method="-", url="-"
+            )
+        return session.client().with_options(max_retries=0, timeout=remaining)
+
+
+def set_experiment(experiment_name: str | None, experiment_id: str | None) -> str | None:
+    """Make an experiment active; online, find or create it within the start budget."""
+    if experiment_name is None and experiment_id is None:
+        raise ValidationError("set_experiment needs a name or an id", field="experiment")
+    with session.lock:
+        session.experiment_name = experiment_name
+        session.experiment_id = experiment_id
+    if experiment_id is not None or session.settings().mode != "online":
+        return experiment_id
+    assert experiment_name is not None
+    try:
+        exp_id = _Deadline().client().get_or_create_experiment(experiment_name)
+    except APIError as exc:
+        _warn(f"could not reach the tracking server for set_experiment ({exc}); logging "
+              "continues locally")  # fmt: skip
+        return None
+    with session.lock:
+        session.experiment_id = exp_id
+    return exp_id
+
+
+def _warn(message: str) -> None:
+    """Warn, attributing the warning to the user's line that called into mlrelay."""
+    package = str(Path(__file__).resolve().parents[1])
+    frame, level = inspect.currentframe(), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(f"mlrelay: {message}", RuntimeWarning, stacklevel=level)
+
+
+# --- starting a run -----------------------------------------------------------------------
+
+
+@dataclass
+class _Start:
+    """What ``start_run`` was asked for, resolved against the session's settings."""
+
+    run_id: str | None
+    experiment_id: str | None
+    experiment_name: str | None
+    run_name: str | None
+    parent: ActiveRun | None
+    user_tags: dict[str, str]
+    description: str | None
+
+
+def start_run(
+    run_id: str | None = None,
+    experiment_id: str | None = None,
+    run_name: str | None = None,
+    nested: bool = False,
+    tags: Mapping[str, Any] | None = None,
+    description: str | None = None,
+    log_environment: bool | None = None,
+) -> ActiveRun:
+    """Start (or resume, with ``run_id``) a run and make it active (see ``mlrelay.start_run``)."""
+    stack = _stack.get()
+    if stack and not nested:
+        raise ValidationError(
+            f"run {stack[-1].run_id} is already active; end it first or pass nested=True",
+            field="run",
+        )
+    settings = session.settings()
+    exp_id = experiment_id or session.experiment_id or settings.experiment_id
+    start = _Start(
+        # MLflow reads MLFLOW_RUN_ID at each start_run; so do we (then .env, via settings).
+        run_id=run_id or os.environ.get("MLFLOW_RUN_ID") or settings.run_id,
+        experiment_id=exp_id,
+        experiment_name=None if exp_id else (session.experiment_name or settings.experiment_name),
+        run_name=run_name,
+        parent=stack[-1] if stack else None,
+        user_tags={
+            validate_key(k, field="tag key"): validate_tag_value(k, v)
+            for k, v in (tags or {}).items()
+        },
+        description=description,
+    )
+    if settings.mode == "disabled":
+        run = ActiveRun(
+            start.run_id or uuid.uuid4().hex, uuid.uuid4().hex, exp_id, run_name, start.parent
+        )
+        _stack.set((*stack, run))
+        return run
+    resumed = _resume_journaled(start)
+    run = resumed or _new_run(start, settings)
+    if start.run_id is not None:
+        _log_tags(run, start.user_tags)
+    _stack.set((*stack, run))
+    if resumed is None and (
+        settings.log_environment if log_environment is None else log_environment
+    ):
+        _log_environment(run)
+    return run
+
+
+def _new_run(start: _Start, settings: Settings) -> ActiveRun:
+    """A run this journal does not hold yet: created on the server now when it answers."""
+    journal = session.ensure_pipeline().journal
+    online = settings.mode == "online" and bool(settings.tracking_uri)
+    create_tags = {**_system_tags(start), **start.user_tags}
+    local_id = uuid.uuid4().hex
+    server_id, exp_id = start.run_id, start.experiment_id
+    start_time = int(time.time() * 1000)
+    if start.run_id is None and online:
+        server_id, exp_id = _create_on_server(start, local_id, start_time, create_tags)
+    elif start.run_id is not None and online:
+        exp_id = _resume_on_server(start.run_id) or exp_id
+    if start.run_id is not None and exp_id is None:
+        exp_id = "0"
+    journal.add_run(
+        local_id=local_id,
+        tracking_uri=settings.tracking_uri or "",
+        experiment_id=exp_id if (exp_id or not start.experiment_name) else None,
+        experiment_name=start.experiment_name,
+        run_name=start.run_name,
+        start_time=start_time,
+        create_tags=create_tags,
+        server_run_id=server_id,
+        offline=settings.mode == "offline",
+    )
+    return ActiveRun(server_id or local_id, local_id, exp_id, start.run_name, start.parent)
+
+
+def _create_on_server(
+    start: _Start, local_id: str, start_time: int, tags: dict[str, str]
+) -> tuple[str | None, str | None]:
+    """(server run id, experiment id), or (None, what is known) when the server is late."""
+    exp_id = start.experiment_id
+    try:
+        budget = _Deadline()
+        if exp_id is None:
+            name = start.experiment_name
+            exp_id = budget.client().get_or_create_experiment(name) if name else "0"
+        created = budget.client().create_run(
+            exp_id, start_time=start_time, tags=tags, run_name=start.run_name, client_key=local_id
+        )
+        return created.info.run_id, exp_id
+    except APIError as exc:
+        _warn(f"the tracking server did not answer start_run in time ({exc}); the run "
+              "continues locally and is created when the server is reachable")  # fmt: skip
+        return None, exp_id
+
+
+def _system_tags(start: _Start) -> dict[str, str]:
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    script = sys.argv[0] if sys.argv and sys.argv[0] else None
+    tags = {
+        "mlflow.user": user,
+        "mlflow.source.name": os.path.basename(script) if script else "<console>",
+        "mlflow.source.type": "LOCAL",
+    }
+    if session.git_tags is None:
+        info = git_info(Path(script).resolve().parent if script else Path.cwd())
+        session.git_tags = info.tags() if info else {}
+    tags.update(session.git_tags)
+    if start.run_name:
+        tags["mlflow.runName"] = start.run_name
+    if start.parent is not None:
+        tags["mlflow.parentRunId"] = start.parent.run_id
+    if start.description:
+        tags["mlflow.note.content"] = start.description
+    return tags
+
+
+def _log_tags(run: ActiveRun, tags: Mapping[str, str]) -> None:
+    for key, value in tags.items():
+        session.log((run.local_id, KIND_TAG, key, value, None, None))
+
+
+def _log_environment(run: ActiveRun) -> None:
+    import tempfile
+
+    from mlrelay._formats.repro import collect
+
+    records = collect()
+    _log_tags(run, records.tags)
+    with tempfile.TemporaryDirectory(prefix="mlrelay-env-") as tmp:
+        for artifact, data in records.files.items():
+            folder, _, filename = artifact.rpartition("/")
+            target = Path(tmp) / filename
+            target.write_bytes(data)
+            journal_artifact(run, target, folder or None, is_dir=False)
+            target.unlink()
+    for note in records.notes:
+        _warn(note)
+
+
+def _resume_on_server(run_id: str) -> str | None:
+    """Resume as MLflow does: the run must exist and not be deleted; it is RUNNING again.
+
+    Returns the run's experiment id, or None when the server did not answer in time.
+    """
+    try:
+        budget = _Deadline()
+        existing = budget.client().get_run(run_id)
+        if existing.info.lifecycle_stage == "deleted":
+            raise ValidationError(
+                f"run {run_id} is deleted; restore it before resuming", field="run_id"
+            )
+        budget.client().update_run(run_id, status="RUNNING")
+        return str(existing.info.experiment_id)
+    except APIError as exc:
+        _warn(f"could not check run {run_id} on the tracking server ({exc}); logging to it "
+              "continues locally")  # fmt: skip
+        return None
+
+
+def _resume_journaled(start: _Start) -> ActiveRun | None:
+    """Continue a run this journal holds (by local or server id) when no live process owns it.
+
+    An offline run is resumed by the local id ``start_run`` returned; its entries go on
+    in the same journal record, so ``mlrelay sync`` sends it as one run.
+    """
+    if start.run_id is None:
+        return None
+    journal = session.ensure_pipeline().journal
+    record = journal.run(start.run_id) or journal.run_by_server_id(start.run_id)
+    if record is None:
+        return None
+    if record.orphaned or (record.pid, record.owner_start) == owner_identity():
+        settings = session.settings()
+        if record.server_run_id and settings.mode == "online" and settings.tracking_uri:
+            _resume_on_server(record.server_run_id)
+        journal.resume(record.local_id)
+    elif record.server_run_id is None:
+        raise ValidationError(
+            f"run {start.run_id} is being logged by process {record.pid}, which is still "
+            "running; it can be resumed once that process has ended",
+            field="run_id",
+        )
+    else:
+        return None  # several live processes may log into one server run
+    return _active_run_of(record, start.parent)
+
+
+def _active_run_of(record: RunRecord, parent: ActiveRun | None) -> ActiveRun:
+    return ActiveRun(
+        run_id=record.server_run_id or record.local_id,
+        local_id=record.local_id,
+        experiment_id=record.experiment_id,
+        run_name=record.run_name,
+        parent=parent,
+    )
+
+
+# --- the active run, ending it, flushing ----------------------------------------------------
+
+
+def active_run() -> ActiveRun | None:
+    """The innermost active run, or None."""
+    stack = _stack.get()
+    return stack[-1] if stack else None
+
+
+def current_run() -> ActiveRun:
+    """The active run, starting one when none is (as MLflow's log calls do)."""
+    return active_run() or start_run()
+
+
+def end_run(status: str = "FINISHED", *, run: ActiveRun | None = None, wait: bool = True) -> None:
+    """End ``run`` (default: the active run); see ``mlrelay.end_run``.
+
+    With ``wait``, waits while delivery makes progress, at most ``MLRELAY_EXIT_TIMEOUT``
+    seconds without any; the rest stays in the journal.
+    """
+    run = run or active_run()
+    if run is None or run._ended:
+        return
+    run._ended = True
+    _stack.set(tuple(r for r in _stack.get() if r is not run))
+    if session.disabled:
+        return
+    pipeline = session.ensure_pipeline()
+    pipeline.write_now(5.0)
+    pipeline.journal.end_run(run.local_id, status, int(time.time() * 1000))
+    if not pipeline.sends:
+        # Offline: this process never sends the run; releasing it lets `mlrelay sync`
+        # take it at once, even while this process lives on (a notebook kernel).
+        pipeline.journal.release(run.local_id)
+        session.offline_runs.append(run.local_id)
+    if wait:
+        pipeline.flush(stall=session.settings().exit_timeout)
+        pipeline.raise_if_strict_failure()
+
+
+def server_id(run_id: str) -> str:
+    """The server's id for a run id (a local id is mapped once the run exists there)."""
+    pipeline = session.pipeline
+    if pipeline is not None:
+        record = pipeline.journal.run(run_id)
+        if record is not None and record.server_run_id:
+            return record.server_run_id
+    return run_id
+
+
+def journal_artifact(
+    run: ActiveRun, source: Path, artifact_path: str | None, *, is_dir: bool
+) -> None:
+    """Copy a file or directory into the journal now and queue its upload in run order.
+
+    Later edits of the user's file do not change what is sent; the background sender
+    uploads it (offline: ``mlrelay sync`` does).
+    """
+    import json
+
+    if session.disabled:
+        return
+    journal = session.ensure_pipeline().journal
+    blob = journal.add_blob(run.local_id, source)
+    spec = json.dumps({"blob": blob, "artifact_path": artifact_path or None, "dir": is_dir})
+    session.log((run.local_id, KIND_ARTIFACT, artifact_path or "", spec, None, None))
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait until everything logged so far has reached the server (see ``mlrelay.flush``)."""
+    pipeline = session.pipeline
+    if pipeline is None:
+        return True
+    if timeout is None:
+        done = pipeline.flush(stall=session.settings().exit_timeout)
+    else:
+        done = pipeline.flush(timeout)
+    pipeline.raise_if_strict_failure()
+    return done
+
+
+@atexit.register
+def _at_exit() -> None:
+    pipeline = session.pipeline
+    if pipeline is None or session.pid != os.getpid():
+        return
+    for run in reversed(_stack.get()):
+        end_run("FINISHED", run=run, wait=False)
+    left = pipeline.close(session.settings().exit_timeout)
+    if session.offline_runs:
+        left += pipeline.journal.count_pending(session.offline_runs)
+    if left:
+        how = "not yet delivered" if pipeline.sends else "logged offline"
+        sys.stderr.write(
+            f"mlrelay: {left} entries {how} are kept in {pipeline.journal.path}; "
+            "run `mlrelay sync` to send them\n"
+        )
