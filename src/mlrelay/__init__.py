@@ -1,7 +1,9 @@
 """mlrelay: log ML experiments to any MLflow-compatible tracking server.
 
 The public surface is listed in ``__all__``; everything else lives in underscore
-modules and may change. Importing this package does no I/O and reads no
+modules and may change. Names other than the errors are loaded lazily (PEP 562): the
+``if TYPE_CHECKING:`` imports below say where each lives, for type checkers and for
+``__getattr__`` alike. Importing this package does no I/O and reads no
 environment: the client, configuration and CLI load on first use.
 
 >>> import mlrelay
@@ -93,57 +95,6 @@ if TYPE_CHECKING:
 
 from ._version import __version__
 
-# name -> module that defines it; loaded on first attribute access (PEP 562).
-_LAZY: dict[str, str] = {
-    "ActiveRun": ".fluent",
-    "active_run": ".fluent",
-    "create_experiment": ".fluent",
-    "delete_tag": ".fluent",
-    "end_run": ".fluent",
-    "flush": ".fluent",
-    "get_run": ".fluent",
-    "get_tracking_uri": ".fluent",
-    "init": ".fluent",
-    "log_artifact": ".fluent",
-    "log_artifacts": ".fluent",
-    "log_dict": ".fluent",
-    "log_figure": ".fluent",
-    "log_image": ".fluent",
-    "log_input": ".fluent",
-    "log_metric": ".fluent",
-    "log_metrics": ".fluent",
-    "log_model": "._fluent_models",
-    "log_param": ".fluent",
-    "log_params": ".fluent",
-    "log_text": ".fluent",
-    "register_model": "._fluent_models",
-    "search_model_versions": "._fluent_models",
-    "search_registered_models": "._fluent_models",
-    "search_runs": ".fluent",
-    "set_experiment": ".fluent",
-    "set_tag": ".fluent",
-    "set_tags": ".fluent",
-    "set_tracking_uri": ".fluent",
-    "start_run": ".fluent",
-    "Client": ".client",
-    "RetryPolicy": "._retry",
-    "Dataset": "._protocol.entities",
-    "DatasetInput": "._protocol.entities",
-    "Experiment": "._protocol.entities",
-    "FileInfo": "._protocol.entities",
-    "InputTag": "._protocol.entities",
-    "ModelInfo": "._registry",
-    "ModelVersion": "._protocol.entities",
-    "RegisteredModel": "._protocol.entities",
-    "Metric": "._protocol.entities",
-    "Param": "._protocol.entities",
-    "Run": "._protocol.entities",
-    "RunData": "._protocol.entities",
-    "RunInfo": "._protocol.entities",
-    "RunInputs": "._protocol.entities",
-    "RunTag": "._protocol.entities",
-}
-
 __all__ = [
     "APIConnectionError",
     "APIError",
@@ -215,8 +166,35 @@ __all__ = [
 ]
 
 
+def _lazy_table() -> dict[str, str]:
+    """Name -> module, read from the ``if TYPE_CHECKING:`` imports above.
+
+    Those imports are the one list of where each lazily loaded name lives: type checkers
+    read them, and this reads them once, on the first lazy attribute access (so ``import
+    mlrelay`` itself parses nothing).
+    """
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            return {
+                alias.name: "." * imp.level + (imp.module or "")
+                for imp in node.body
+                if isinstance(imp, ast.ImportFrom)
+                for alias in imp.names
+            }
+    raise ImportError("mlrelay/__init__.py lost its TYPE_CHECKING imports")  # pragma: no cover
+
+
+_lazy: dict[str, str] = {}
+
+
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
+    if not _lazy:
+        _lazy.update(_lazy_table())
+    module = _lazy.get(name)
     if module is None:
         raise AttributeError(f"module 'mlrelay' has no attribute {name!r}")
     value = getattr(importlib.import_module(module, __name__), name)

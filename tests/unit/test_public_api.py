@@ -60,3 +60,16 @@ def test_every_public_name_has_a_docstring() -> None:
             for attr, member in vars(obj).items():
                 if not attr.startswith("_") and callable(member):
                     assert member.__doc__, f"{name}.{attr}"
+
+
+def test_every_lazy_name_is_exported_and_every_export_resolves() -> None:
+    """The TYPE_CHECKING imports (where each lazy name lives) and __all__ name the same set,
+    and an unknown name is an AttributeError, not a silent None."""
+    import pytest
+
+    from mlrelay import _lazy_table
+
+    eager = {"__version__"} | {n for n in mlrelay.__all__ if n.endswith("Error")}
+    assert set(_lazy_table()) == set(mlrelay.__all__) - eager
+    with pytest.raises(AttributeError, match="no_such_name"):
+        _ = mlrelay.no_such_name  # type: ignore[attr-defined]
