@@ -235,8 +235,8 @@ class Client(RegistryMethods):
         if not isinstance(retry_budget, NotGiven):
             policy = policy.with_changes(budget=retry_budget)
         clone = copy.copy(self)  # shares the settings, the pool and the artifact-URI cache
-        clone._owns_http = False  # the original closes the pool
-        clone._transport = self._transport.with_options(
+        clone._owns_http = False  # noqa: SLF001  (same class) the original closes the pool
+        clone._transport = self._transport.with_options(  # noqa: SLF001  (same class)
             retry=policy, timeout=None if isinstance(timeout, NotGiven) else timeout
         )
         return clone
@@ -734,7 +734,9 @@ class Client(RegistryMethods):
         multipart = self.capabilities().multipart_uploads
         upload_dir(self._transport, uri, path, artifact_path, multipart=multipart)
 
-    def _render_and_upload(self, run_id: str, artifact_file: str, render: Any) -> None:
+    def _render_and_upload(
+        self, run_id: str, artifact_file: str, render: Callable[[Path], None]
+    ) -> None:
         from ._artifacts import rendered
 
         rendered(

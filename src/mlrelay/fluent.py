@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -263,7 +263,7 @@ def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None =
     runs.journal_artifact(runs.current_run(), path, artifact_path, is_dir=True)
 
 
-def _log_rendered(artifact_file: str, render: Any) -> None:
+def _log_rendered(artifact_file: str, render: Callable[[Path], None]) -> None:
     # Rendered in a private temporary directory, then journaled like log_artifact.
     from ._artifacts import rendered
 

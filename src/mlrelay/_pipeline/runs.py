@@ -77,7 +77,7 @@ class ActiveRun:
     experiment_id: str | None
     run_name: str | None
     parent: ActiveRun | None = None
-    _ended: bool = field(default=False, repr=False)
+    ended: bool = field(default=False, repr=False)
 
     def __enter__(self) -> ActiveRun:
         return self
@@ -573,9 +573,9 @@ def end_run(status: str = "FINISHED", *, run: ActiveRun | None = None, wait: boo
     seconds without any; the rest stays in the journal.
     """
     run = run or active_run()
-    if run is None or run._ended:
+    if run is None or run.ended:
         return
-    run._ended = True
+    run.ended = True
     _stack.set(tuple(r for r in _stack.get() if r is not run))
     if session.disabled:
         return
