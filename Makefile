@@ -1,12 +1,13 @@
 # Two commands on a fresh machine with Python 3 and make:
 #   make demo   - builds .venv, starts a local tracking server on loopback, runs examples/quickstart.py
-#   make test   - builds .venv with the test tools and a real MLflow server, runs lint, types and the suite
+#   make test   - builds .venv with the test tools and a real MLflow server, runs lint, types and the suite,
+#                 and the unit tier against the lowest dependency versions pyproject allows (test-lowest)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck pytest bench bench-outage bench-sync clean
+.PHONY: demo test lint typecheck pytest test-lowest bench bench-outage bench-sync clean
 
 $(VENV)/.base: pyproject.toml mock_server/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +26,26 @@ $(VENV27)/.done: tests/mlflow27-requirements.txt
 	$(VENV27)/bin/python -m pip --disable-pip-version-check -q install -r tests/mlflow27-requirements.txt
 	touch $@
 
+# The unit tier against the floors: mlrelay's and the mock server's dependencies at the lowest
+# versions their pyproject.toml allow (uv's lowest-direct resolution), the test tools at the
+# floors of the [test] extras. numpy and pandas, which the unit tests build data with and which
+# are no dependency of mlrelay, come at their current versions; tests that compare with MLflow's
+# own package (not installed here) are skipped. Rebuilt from scratch when a pyproject changes.
+VENVLOW    ?= .venv-lowest
+UV_VERSION ?= 0.13.9
+UVLOW      := $(VENVLOW)/bin/uv pip install -q --python $(VENVLOW)/bin/python
+$(VENVLOW)/.done: pyproject.toml mock_server/pyproject.toml
+	rm -rf $(VENVLOW)
+	$(PYTHON) -m venv $(VENVLOW)
+	$(VENVLOW)/bin/python -m pip --disable-pip-version-check -q install uv==$(UV_VERSION)
+	$(UVLOW) --resolution lowest-direct -e . -e ./mock_server \
+		'pytest>=8' 'pytest-timeout>=2.3' 'hypothesis>=6.100' 'respx>=0.21'
+	$(UVLOW) numpy pandas
+	touch $@
+
+test-lowest: $(VENVLOW)/.done
+	$(VENVLOW)/bin/python -m pytest tests/unit tests/transport -q
+
 demo: $(VENV)/.base
 	$(PY) examples/demo.py
 
@@ -38,7 +59,7 @@ typecheck: $(VENV)/.test
 pytest: $(VENV)/.test $(VENV27)/.done
 	$(PY) -m pytest
 
-test: lint typecheck pytest
+test: lint typecheck test-lowest pytest
 
 # Benchmarks print tables; each starts its own servers on 127.0.0.1.
 bench: $(VENV)/.test
@@ -56,4 +77,4 @@ bench-sync: $(VENV)/.test
 	$(PY) benchmarks/artifacts.py
 
 clean:
-	rm -rf $(VENV) $(VENV27)
+	rm -rf $(VENV) $(VENV27) $(VENVLOW)

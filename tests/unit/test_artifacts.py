@@ -40,6 +40,7 @@ def test_text_and_dicts(tmp_path: Path) -> None:
 def test_images_from_arrays_and_pil(tmp_path: Path) -> None:
     """uint8 and [0, 1] float arrays and PIL images become image files; bad shapes, ranges
     and extensions name their problem."""
+    pytest.importorskip("PIL", reason="Pillow is not installed (`make test-lowest`)")
     from PIL import Image
 
     write_image(np.full((2, 3), 1.0), tmp_path / "white.png")
@@ -58,6 +59,7 @@ def test_images_from_arrays_and_pil(tmp_path: Path) -> None:
 
 def test_figures(tmp_path: Path) -> None:
     """A matplotlib figure is saved in the extension's format; other objects are refused."""
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed (`make test-lowest`)")
     import matplotlib
 
     matplotlib.use("Agg")

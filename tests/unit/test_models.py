@@ -18,6 +18,9 @@ import yaml
 import mlrelay
 from mlrelay._formats.models import column_type, infer_signature, save_model
 
+# Skipped where MLflow is not installed (`make test-lowest`).
+NO_MLFLOW = "compared with MLflow's own package, which is not installed here"
+
 
 class _Doubler:
     """A picklable model: predict doubles its input's first column."""
@@ -38,6 +41,7 @@ class _WithContext:
 def _mlflow_signature(example: Any, prediction: Any) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        pytest.importorskip("mlflow", reason=NO_MLFLOW)
         from mlflow.models import infer_signature as mlflow_infer
 
         found: dict[str, Any] = mlflow_infer(example, prediction).to_dict()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -23,7 +24,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mlrelay_mock._artifacts import ArtifactStore, clean_path, join
+from mlrelay_mock._artifacts import (
+    ArtifactStore,
+    DiskArtifacts,
+    MemoryArtifacts,
+    clean_path,
+    join,
+)
 from mlrelay_mock._errors import MlflowError, bad_request, invalid, missing
 from mlrelay_mock._fields import Fields, run_id_of
 from mlrelay_mock._model import Point
@@ -73,6 +80,19 @@ class AppState:
         """A random ``adjective-animal-NNN`` run name, like MLflow's."""
         r = self.rng
         return f"{r.choice(_ADJECTIVES)}-{r.choice(_ANIMALS)}-{r.randint(0, 999)}"
+
+    def reset(self) -> None:
+        """Forget every experiment, run, model and artifact (and their files on disk)."""
+        v3 = self.store.v3
+        self.store.close()
+        if self.data_dir is None:
+            self.store = Store(v3=v3)
+            self.artifacts = MemoryArtifacts()
+            return
+        (self.data_dir / "ops.jsonl").unlink(missing_ok=True)
+        shutil.rmtree(self.data_dir / "artifacts", ignore_errors=True)
+        self.store = Store(self.data_dir / "ops.jsonl", v3=v3)
+        self.artifacts = DiskArtifacts(self.data_dir / "artifacts")
 
 
 def json_response(body: Any, status: int = 200) -> Response:

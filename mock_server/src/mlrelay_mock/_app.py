@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import socket
 import struct
 import time
@@ -131,7 +130,7 @@ class MockApp(Starlette):
         routes = [
             Route("/health", lambda _: PlainTextResponse("OK"), methods=["GET"]),
             Route("/version", lambda _: PlainTextResponse(state.version), methods=["GET"]),
-            *control_routes(self),
+            *control_routes(state=state, faults=faults, journal=journal),
             *mlflow_routes(state),
             *artifact_routes(state),
         ]
@@ -147,17 +146,7 @@ class MockApp(Starlette):
 
     def reset_state(self) -> None:
         """Forget every experiment, run, model and artifact (and their files on disk)."""
-        state = self.mock
-        v3 = state.store.v3
-        state.store.close()
-        if state.data_dir is None:
-            state.store = Store(v3=v3)
-            state.artifacts = MemoryArtifacts()
-            return
-        (state.data_dir / "ops.jsonl").unlink(missing_ok=True)
-        shutil.rmtree(state.data_dir / "artifacts", ignore_errors=True)
-        state.store = Store(state.data_dir / "ops.jsonl", v3=v3)
-        state.artifacts = DiskArtifacts(state.data_dir / "artifacts")
+        self.mock.reset()
 
     @staticmethod
     async def _http_error(request: Request, exc: Exception) -> Response:

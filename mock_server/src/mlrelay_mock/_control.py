@@ -14,17 +14,16 @@ language) can always steer the server::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mlrelay_mock._api import error_response, json_response, parse_json_body
+from mlrelay_mock._api import AppState, error_response, json_response, parse_json_body
 from mlrelay_mock._errors import MlflowError, invalid
-
-if TYPE_CHECKING:
-    from mlrelay_mock._app import MockApp
+from mlrelay_mock._faults import FaultController
+from mlrelay_mock._journal import Journal
 
 __all__ = ["control_routes"]
 
@@ -33,15 +32,16 @@ async def _body(request: Request) -> dict[str, Any]:
     return parse_json_body(await request.body())
 
 
-def control_routes(app: MockApp) -> list[Route]:
-    """The ``/_mock`` routes acting on ``app``."""
+def control_routes(*, state: AppState, faults: FaultController, journal: Journal) -> list[Route]:
+    """The ``/_mock`` routes: they steer ``faults``, read and clear ``journal``, and reset
+    ``state`` (the store and the artifacts). They know nothing of the app serving them."""
 
     async def list_faults(_: Request) -> Response:
-        return json_response({"rules": [r.to_json() for r in app.faults.rules]})
+        return json_response({"rules": [r.to_json() for r in faults.rules]})
 
     async def add_fault(request: Request) -> Response:
         try:
-            rule = app.faults.add_from_json(await _body(request))
+            rule = faults.add_from_json(await _body(request))
         except MlflowError as error:
             return error_response(error)
         except (TypeError, ValueError) as exc:
@@ -49,19 +49,19 @@ def control_routes(app: MockApp) -> list[Route]:
         return json_response({"rule": rule.to_json()})
 
     async def clear_faults(_: Request) -> Response:
-        app.faults.clear()
+        faults.clear()
         return json_response({})
 
     async def remove_fault(request: Request) -> Response:
         rule_id = request.path_params["rule_id"]
-        if not app.faults.remove(rule_id):
+        if not faults.remove(rule_id):
             return error_response(MlflowError("RESOURCE_DOES_NOT_EXIST", f"No rule {rule_id}"))
         return json_response({})
 
     async def outage(request: Request) -> Response:
         try:
             data = await _body(request)
-            rule = app.faults.outage(
+            rule = faults.outage(
                 seconds=data.get("seconds"),
                 requests=data.get("requests"),
                 action=data.get("action", "status"),
@@ -77,11 +77,11 @@ def control_routes(app: MockApp) -> list[Route]:
         since = request.query_params.get("since", "0")
         if not since.isdigit():
             return error_response(invalid("'since' must be a non-negative integer"))
-        entries = [e.to_json() for e in app.journal if e.seq > int(since)]
+        entries = [e.to_json() for e in journal if e.seq > int(since)]
         return json_response({"requests": entries})
 
     async def clear_requests(_: Request) -> Response:
-        app.journal.clear()
+        journal.clear()
         return json_response({})
 
     async def reset(request: Request) -> Response:
@@ -89,10 +89,10 @@ def control_routes(app: MockApp) -> list[Route]:
             data = await _body(request)
         except MlflowError as error:
             return error_response(error)
-        app.faults.clear()
-        app.journal.clear()
+        faults.clear()
+        journal.clear()
         if data.get("state"):
-            app.reset_state()
+            state.reset()
         return json_response({})
 
     return [
