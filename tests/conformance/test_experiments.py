@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from tests.conformance.conftest import Backend
@@ -162,10 +163,12 @@ def test_search_needs_max_results_and_pages(backend: Backend) -> None:
         400, "INVALID_PARAMETER_VALUE", "POST", "experiments/search", {"max_results": 50001}
     )
     stem = f"srch-{uuid.uuid4().hex[:12]}"
-    ids = [
-        backend.ok("POST", "experiments/create", {"name": f"{stem}-{i}"})["experiment_id"]
-        for i in range(3)
-    ]
+    ids = []
+    for i in range(3):
+        ids.append(
+            backend.ok("POST", "experiments/create", {"name": f"{stem}-{i}"})["experiment_id"]
+        )
+        _next_millisecond()  # creation times must differ for "newest first" to be one order
     seen: list[str] = []
     token = None
     for _ in range(5):
@@ -203,3 +206,11 @@ def test_search_filters_on_tags_and_view_type(backend: Backend) -> None:
     assert ids("ACTIVE_ONLY") == [keep]
     assert ids("DELETED_ONLY") == [gone]
     assert ids("ALL") == sorted([keep, gone])
+
+
+def _next_millisecond() -> None:
+    """Return once the wall clock (the servers run on this machine) is past this millisecond."""
+    now = time.time_ns() // 1_000_000
+    deadline = time.monotonic() + 1.0
+    while time.time_ns() // 1_000_000 == now and time.monotonic() < deadline:
+        pass
