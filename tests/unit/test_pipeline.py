@@ -1,0 +1,419 @@
+"""The logging pipeline on its own: a Journal on a real file, a real Client, and the mock
+server on 127.0.0.1 (with its fault injection) as the tracking server."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from mlrelay_mock import MockServer
+
+import mlrelay
+from mlrelay._pipeline.journal import KIND_METRIC, KIND_PARAM, KIND_TAG, Journal
+from mlrelay._pipeline.pipeline import Pipeline, PipelineOptions
+
+T0 = 1_700_000_000_000
+DELIVERY_THREADS = ("mlrelay-writer", "mlrelay-sender")
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` seconds passed; whether it held."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def server() -> Iterator[MockServer]:
+    """A fresh mock tracking server on a free loopback port."""
+    with MockServer() as s:
+        yield s
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    """A fresh journal on a real file."""
+    j = Journal(tmp_path / "home" / "journal.db")
+    yield j
+    j.close()
+
+
+@pytest.fixture
+def reader(server: MockServer) -> Iterator[mlrelay.Client]:
+    """A separate client to read back what reached the server."""
+    with mlrelay.Client(tracking_uri=server.url) as c:
+        yield c
+
+
+class Made:
+    """A pipeline made by the fixture, with the threads that appeared when it was made."""
+
+    def __init__(self, pipeline: Pipeline, before: set[threading.Thread], threaded: bool) -> None:
+        self.pipeline = pipeline
+        self.before = before
+        self.threaded = threaded
+
+    def threads(self, names: tuple[str, ...] = DELIVERY_THREADS) -> list[threading.Thread]:
+        """This pipeline's live threads among ``names`` (started after it was made)."""
+        return [
+            t
+            for t in threading.enumerate()
+            if t not in self.before and t.name.startswith(names) and t.is_alive()
+        ]
+
+
+@pytest.fixture
+def make_pipeline(journal: Journal) -> Iterator[Callable[..., Made]]:
+    """Make pipelines on the journal: online through real Clients (``uri`` given) or offline
+    (``uri=None``). Afterwards they are closed, their threads are waited for and the Clients
+    closed, before the journal and the server go."""
+    made: list[Made] = []
+    clients: list[mlrelay.Client] = []
+
+    def factory(uri: str) -> mlrelay.Client:
+        client = mlrelay.Client(tracking_uri=uri, timeout=30)
+        clients.append(client)
+        return client
+
+    def make(
+        online: bool = True, options: PipelineOptions | None = None, *, threads: bool = True
+    ) -> Made:
+        before = set(threading.enumerate())
+        pipeline = Pipeline(journal, factory if online else None, options, threads=threads)
+        made.append(Made(pipeline, before, threads))
+        return made[-1]
+
+    yield make
+    for m in made:
+        if m.threaded:
+            m.pipeline.close(0)
+    for m in made:
+        assert wait_for(lambda m=m: not m.threads(), 20), "delivery threads outlived the test"
+    for c in clients:
+        c.close()
+
+
+def new_run(journal: Journal, uri: str) -> str:
+    """Record a run of this process for ``uri``; its local id."""
+    local_id = uuid.uuid4().hex
+    journal.add_run(
+        local_id=local_id,
+        tracking_uri=uri,
+        experiment_id="0",
+        experiment_name=None,
+        run_name=None,
+        start_time=T0,
+        create_tags={},
+    )
+    return local_id
+
+
+def log_points(pipeline: Pipeline, run: str, n: int, *, key: str = "m", first: int = 0) -> None:
+    for i in range(first, first + n):
+        pipeline.log((run, KIND_METRIC, key, i * 0.5, T0 + i, i))
+
+
+def metrics_sent(server: MockServer) -> dict[str, int]:
+    """Metric points per key in the log-batch requests the server accepted (resends count)."""
+    sent: dict[str, int] = {}
+    for request in list(server.requests):
+        if request.path.endswith("/runs/log-batch"):
+            assert request.wait(10)
+            if request.status == 200:
+                for m in request.json["metrics"]:
+                    sent[m["key"]] = sent.get(m["key"], 0) + 1
+    return sent
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections are refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+def test_logged_entries_land_on_the_server_exactly_once(
+    server: MockServer, journal: Journal, reader: mlrelay.Client, make_pipeline: Callable[..., Made]
+) -> None:
+    """log -> flush(): 2,500 points (several batches), a param and a tag are on the server,
+    each point sent in exactly one accepted request, and nothing is left pending."""
+    pipeline = make_pipeline().pipeline
+    run = new_run(journal, server.url)
+    pipeline.log((run, KIND_PARAM, "lr", "0.1", None, None))
+    log_points(pipeline, run, 2500)
+    pipeline.log((run, KIND_TAG, "team", "vision", None, None))
+    assert pipeline.flush(30) is True
+    server_id = journal.run(run).server_run_id  # type: ignore[union-attr]
+    assert server_id
+    history = reader.get_metric_history(server_id, "m")
+    assert sorted((p.step, p.value, p.timestamp) for p in history) == [
+        (i, i * 0.5, T0 + i) for i in range(2500)
+    ]
+    data = reader.get_run(server_id).data
+    assert data.params_dict == {"lr": "0.1"}
+    assert data.tags_dict["team"] == "vision"
+    assert metrics_sent(server) == {"m": 2500}
+    assert pipeline.pending() == 0
+    assert journal.count_pending() == 0
+
+
+def test_offline_write_now_commits_to_the_journal_and_sends_nothing(
+    server: MockServer, journal: Journal, make_pipeline: Callable[..., Made]
+) -> None:
+    """Without a client factory (offline), write_now commits every buffered entry to the
+    database file (another connection reads them), flush returns True once they are
+    journaled, no sender thread runs and the server receives nothing."""
+    made = make_pipeline(online=False)
+    pipeline = made.pipeline
+    run = new_run(journal, server.url)
+    log_points(pipeline, run, 300)
+    assert pipeline.write_now(10) is True
+    other = Journal(journal.path)
+    try:
+        got = other.pending(run, 0, 1000)
+    finally:
+        other.close()
+    assert [(e.step, e.value) for e in got] == [(i, i * 0.5) for i in range(300)]
+    log_points(pipeline, run, 5, first=300)
+    assert pipeline.flush(10) is True
+    assert journal.count_pending([run]) == 305
+    assert [t.name for t in made.threads()] == ["mlrelay-writer"]
+    assert len(server.requests) == 0
+
+
+def test_pending_counts_buffered_and_unacknowledged_entries(
+    journal: Journal, make_pipeline: Callable[..., Made]
+) -> None:
+    """pending() counts entries still in memory (a thread-less pipeline keeps them
+    buffered) and entries journaled but not acknowledged; acknowledged ones drop out."""
+    run = new_run(journal, "http://127.0.0.1:9")
+    buffered = make_pipeline(online=False, threads=False).pipeline
+    log_points(buffered, run, 7)
+    assert buffered.pending() == 7
+    assert journal.count_pending() == 0  # nothing reached the journal yet
+
+    pipeline = make_pipeline(online=False).pipeline
+    log_points(pipeline, run, 40, first=100)
+    assert pipeline.pending() >= 40  # buffered, being written or journaled: never missed
+    assert pipeline.write_now(10) is True
+    assert pipeline.pending() == 40
+    journal.ack(run, journal.pending(run, 0, 100)[9].seq)  # the server acknowledged 10
+    assert pipeline.pending() == 30
+
+
+def test_a_rejected_batch_is_set_aside_and_later_batches_land(
+    server: MockServer,
+    journal: Journal,
+    reader: mlrelay.Client,
+    make_pipeline: Callable[..., Made],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A batch the server answers 400 is recorded as rejected with the server's message,
+    warned about once and not retried; flush still completes and the next batches land."""
+    rule = server.faults.add("status", method="POST", path="*/runs/log-batch", status=400)
+    pipeline = make_pipeline().pipeline
+    run = new_run(journal, server.url)
+    with caplog.at_level(logging.WARNING, logger="mlrelay.pipeline"):
+        log_points(pipeline, run, 10, key="refused")
+        assert pipeline.flush(20) is True
+        refused_requests = next(r.hits for r in server.faults.rules if r.id == rule.id)
+        assert refused_requests >= 1
+        server.faults.remove(rule.id)
+        log_points(pipeline, run, 10, key="later", first=10)
+        assert pipeline.flush(20) is True
+    assert journal.count_rejected(run) == 10
+    rejections = journal.rejections(run)
+    assert rejections
+    assert all(message for *_, message in rejections)
+    assert sum("rejected" in r.getMessage() for r in caplog.records) == 1
+    server_id = journal.run(run).server_run_id  # type: ignore[union-attr]
+    assert len(reader.get_metric_history(server_id, "later")) == 10  # type: ignore[arg-type]
+    assert reader.get_metric_history(server_id, "refused") == []  # type: ignore[arg-type]
+    assert metrics_sent(server) == {"later": 10}
+    # Set aside, not retried: no refused point was offered again once the rule was gone.
+    offered = sum(
+        1
+        for r in server.requests
+        if r.path.endswith("/runs/log-batch")
+        and any(m["key"] == "refused" for m in (r.json or {}).get("metrics", []))
+    )
+    assert offered == refused_requests
+
+
+@pytest.mark.parametrize("down", ["outage", "closed port"])
+def test_flush_with_the_server_down_returns_false_within_its_bound(
+    server: MockServer,
+    journal: Journal,
+    reader: mlrelay.Client,
+    make_pipeline: Callable[..., Made],
+    down: str,
+) -> None:
+    """With the server answering 503 to everything, or nothing listening on its port,
+    flush(timeout) and flush(stall=...) return False close to their bound and the entries
+    stay pending; after an outage ends every point lands once."""
+    uri = server.url if down == "outage" else f"http://127.0.0.1:{closed_port()}"
+    rule = server.faults.outage(seconds=3600) if down == "outage" else None
+    pipeline = make_pipeline().pipeline
+    run = new_run(journal, uri)
+    log_points(pipeline, run, 100)
+    started = time.monotonic()
+    assert pipeline.flush(timeout=1.0) is False
+    elapsed = time.monotonic() - started
+    assert 0.9 <= elapsed < 3.0, elapsed
+    started = time.monotonic()
+    assert pipeline.flush(stall=0.5) is False
+    elapsed = time.monotonic() - started
+    assert 0.4 <= elapsed < 3.0, elapsed
+    assert pipeline.pending() == 100
+    assert journal.count_pending([run]) == 100
+    if rule is None:
+        return
+    server.faults.remove(rule.id)
+    assert pipeline.flush(30) is True
+    server_id = journal.run(run).server_run_id  # type: ignore[union-attr]
+    assert len(reader.get_metric_history(server_id, "m")) == 100  # type: ignore[arg-type]
+    assert metrics_sent(server) == {"m": 100}
+
+
+# --------------------------------------------------------------------------- the disk budget
+
+
+def test_the_disk_budget_refuses_and_counts_instead_of_blocking(
+    journal: Journal, make_pipeline: Callable[..., Made]
+) -> None:
+    """Past max_journal_bytes (offline: nothing delivered to reclaim) entries are refused
+    and counted per run while log calls stay fast, even with a buffer small enough that
+    every call would wait for the writer if the writer waited for space; the journaled
+    entries are the first ones logged."""
+    run = new_run(journal, "http://127.0.0.1:9")
+    budget = journal.used_bytes() + 64 * 1024
+    options = PipelineOptions(max_journal_bytes=budget, max_buffer=2_000, wake_at=500)
+    pipeline = make_pipeline(online=False, options=options).pipeline
+    total = 30_000
+    worst = 0.0
+    began = time.perf_counter()
+    for i in range(total):
+        started = time.perf_counter()
+        pipeline.log((run, KIND_METRIC, "m", float(i), T0 + i, i))
+        worst = max(worst, time.perf_counter() - started)
+    elapsed = time.perf_counter() - began
+    assert worst < 1.0, f"a log call took {worst:.3f} s"
+    assert elapsed < 10.0, f"{total} log calls took {elapsed:.1f} s"
+    assert pipeline.write_now(10) is True
+    kept = journal.pending(run, 0, total)
+    assert 0 < len(kept) < total
+    assert [e.step for e in kept] == list(range(len(kept)))
+    (status,) = journal.status()
+    assert status.refused == total - len(kept)
+    assert journal.used_bytes() <= budget + 16 * 1024
+
+
+# --------------------------------------------------------------------------- closing
+
+
+def test_close_delivers_returns_zero_and_stops_its_threads(
+    server: MockServer, journal: Journal, reader: mlrelay.Client, make_pipeline: Callable[..., Made]
+) -> None:
+    """close(timeout) with the server up delivers what was logged, returns 0 and ends the
+    writer and sender threads."""
+    made = make_pipeline()
+    assert sorted(t.name for t in made.threads()) == ["mlrelay-sender", "mlrelay-writer"]
+    run = new_run(journal, server.url)
+    log_points(made.pipeline, run, 50)
+    assert made.pipeline.close(10) == 0
+    assert not made.threads(("mlrelay-writer",))  # joined by close
+    assert wait_for(lambda: not made.threads(), 5)
+    server_id = journal.run(run).server_run_id  # type: ignore[union-attr]
+    assert len(reader.get_metric_history(server_id, "m")) == 50  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("online", [True, False], ids=["server down", "offline"])
+def test_close_returns_the_count_left_within_its_timeout(
+    server: MockServer, journal: Journal, make_pipeline: Callable[..., Made], online: bool
+) -> None:
+    """close(timeout) with the server down, or offline, returns promptly with the number of
+    entries left (all of them journaled) and the writer and sender threads end."""
+    server.faults.outage(seconds=3600)
+    made = make_pipeline(online=online)
+    run = new_run(journal, server.url)
+    log_points(made.pipeline, run, 40)
+    started = time.monotonic()
+    assert made.pipeline.close(0.5) == 40
+    assert time.monotonic() - started < 3.0
+    assert journal.count_pending([run]) == 40
+    assert not made.threads(("mlrelay-writer",))
+    assert wait_for(lambda: not made.threads(), 5)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="product bug: Pipeline.close() does not join the sender thread; with a request "
+    "in flight it returns while the sender is still sending, and the sender then delivers "
+    "and acknowledges entries that close() already reported as left",
+)
+def test_close_returns_only_once_the_sender_has_stopped(
+    server: MockServer, journal: Journal, make_pipeline: Callable[..., Made]
+) -> None:
+    """When close(timeout) returns, the sender thread is gone (no request of this pipeline
+    can still reach the server or move the journal), even if a request was in flight."""
+    server.faults.add("latency", method="POST", path="*/runs/log-batch", delay=2.0, times=1)
+    made = make_pipeline()
+    run = new_run(journal, server.url)
+    log_points(made.pipeline, run, 10)
+    assert wait_for(
+        lambda: any(r.path.endswith("/runs/log-batch") for r in list(server.requests)), 10
+    )
+    left = made.pipeline.close(0.2)
+    alive = [t.name for t in made.threads()]
+    assert alive == [], f"close() returned {left} while {alive} still ran"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="product bug (a leak): each RunSender starts an 'mlrelay-http' thread that blocks "
+    "on its queue forever; Pipeline.close() never ends it, so every closed pipeline leaves "
+    "one thread (and the sender it references) behind",
+)
+def test_close_leaves_no_thread_of_the_pipeline_behind(
+    server: MockServer, journal: Journal, make_pipeline: Callable[..., Made]
+) -> None:
+    """After close() and the sender's exit, no thread the pipeline started is left running."""
+    made = make_pipeline()
+    run = new_run(journal, server.url)
+    log_points(made.pipeline, run, 10)
+    assert made.pipeline.close(10) == 0
+    assert wait_for(lambda: not made.threads(), 5)
+    assert wait_for(lambda: not made.threads(("mlrelay-",)), 1.0), [
+        t.name for t in made.threads(("mlrelay-",))
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=RuntimeError,
+    reason="product bug: close() on a Pipeline made with threads=False joins a writer "
+    "thread that was never started and raises RuntimeError instead of returning the count",
+)
+def test_close_of_a_threadless_pipeline_returns_the_count_left(
+    journal: Journal, make_pipeline: Callable[..., Made]
+) -> None:
+    """A pipeline made with threads=False closes like any other: it returns the entries left."""
+    run = new_run(journal, "http://127.0.0.1:9")
+    pipeline = make_pipeline(online=False, threads=False).pipeline
+    log_points(pipeline, run, 3)
+    assert pipeline.close(0.1) == 3
