@@ -60,6 +60,7 @@ __all__ = [
     "ValidationError",
     "error_for_status",
     "redact_url",
+    "without_userinfo",
 ]
 
 _MAX_BODY_IN_MESSAGE = 500
@@ -337,6 +338,19 @@ def error_for_status(
         request_id=request_id,
         retry_after=retry_after,
     )
+
+
+def without_userinfo(url: str) -> str:
+    """Return ``url`` without any ``user:password@`` part (for what is stored on disk).
+
+    >>> without_userinfo("https://alice:s3cret@example.com/api")
+    'https://example.com/api'
+    """
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if not sep or "@" not in authority:
+        return url
+    return f"{scheme}://{authority.rsplit('@', 1)[1]}{slash}{path}"
 
 
 def redact_url(url: str) -> str:

@@ -25,16 +25,14 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from mlrelay._pipeline.journal import (
+from mlrelay._pipeline.journal import Journal, owner_identity, process_start
+from mlrelay._protocol.batches import (
     KIND_ARTIFACT,
     KIND_DELETE_TAG,
     KIND_METRIC,
     KIND_PARAM,
     KIND_TAG,
     Entry,
-    Journal,
-    owner_identity,
-    process_start,
 )
 
 Row = tuple[str, int, str, Any, "int | None", "int | None"]
@@ -638,13 +636,6 @@ def test_journal_files_hold_the_run_data_in_clear(journal: Journal, journal_path
     assert b"findable-marker" in _journal_bytes(journal_path.parent)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="product bug: Journal.add_run/set_tracking_uri store the tracking URI verbatim, "
-    "user-info included; the module promises the journal never holds credentials, and "
-    "`mlrelay sync --tracking-uri http://user:pw@host` passes such a URI in (see test_sync)",
-)
 def test_credentials_in_a_tracking_uri_never_reach_the_file(
     journal: Journal, journal_path: Path
 ) -> None:

@@ -15,8 +15,9 @@ import pytest
 from mlrelay_mock import MockServer
 
 import mlrelay
-from mlrelay._pipeline.journal import KIND_METRIC, KIND_PARAM, KIND_TAG, Journal
+from mlrelay._pipeline.journal import Journal
 from mlrelay._pipeline.pipeline import Pipeline, PipelineOptions
+from mlrelay._protocol.batches import KIND_METRIC, KIND_PARAM, KIND_TAG
 
 T0 = 1_700_000_000_000
 DELIVERY_THREADS = ("mlrelay-writer", "mlrelay-sender")
@@ -358,13 +359,6 @@ def test_close_returns_the_count_left_within_its_timeout(
     assert wait_for(lambda: not made.threads(), 5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="product bug: Pipeline.close() does not join the sender thread; with a request "
-    "in flight it returns while the sender is still sending, and the sender then delivers "
-    "and acknowledges entries that close() already reported as left",
-)
 def test_close_returns_only_once_the_sender_has_stopped(
     server: MockServer, journal: Journal, make_pipeline: Callable[..., Made]
 ) -> None:
@@ -382,13 +376,6 @@ def test_close_returns_only_once_the_sender_has_stopped(
     assert alive == [], f"close() returned {left} while {alive} still ran"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="product bug (a leak): each RunSender starts an 'mlrelay-http' thread that blocks "
-    "on its queue forever; Pipeline.close() never ends it, so every closed pipeline leaves "
-    "one thread (and the sender it references) behind",
-)
 def test_close_leaves_no_thread_of_the_pipeline_behind(
     server: MockServer, journal: Journal, make_pipeline: Callable[..., Made]
 ) -> None:
@@ -403,12 +390,6 @@ def test_close_leaves_no_thread_of_the_pipeline_behind(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="product bug: close() on a Pipeline made with threads=False joins a writer "
-    "thread that was never started and raises RuntimeError instead of returning the count",
-)
 def test_close_of_a_threadless_pipeline_returns_the_count_left(
     journal: Journal, make_pipeline: Callable[..., Made]
 ) -> None:

@@ -14,8 +14,9 @@ import pytest
 from mlrelay_mock import MockServer
 
 import mlrelay
-from mlrelay._pipeline.journal import KIND_METRIC, KIND_PARAM, KIND_TAG, Journal
+from mlrelay._pipeline.journal import Journal
 from mlrelay._pipeline.sync import PlannedRun, RunResult, plan_sync, run_sync
+from mlrelay._protocol.batches import KIND_METRIC, KIND_PARAM, KIND_TAG
 from tests.unit.test_journal import T0, add_run, journal_in_dead_process, metrics
 
 
@@ -342,13 +343,6 @@ def test_an_unreachable_server_is_a_reason_not_an_exception(
         journal.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="product bug: run_sync records the destination URI verbatim in the journal "
-    "(runs.tracking_uri via set_tracking_uri, and the servers table), so "
-    "`mlrelay sync --tracking-uri http://user:password@host` stores the password on disk",
-)
 def test_a_destination_with_credentials_is_not_written_to_the_journal(
     journal_path: Path, server: MockServer, reader: mlrelay.Client
 ) -> None:

@@ -61,6 +61,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from mlrelay._errors import without_userinfo
 from mlrelay._protocol.batches import (
     KIND_ARTIFACT,
     KIND_METRIC,
@@ -308,7 +309,7 @@ class Journal:
             "owner_start, offline, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 local_id,
-                tracking_uri,
+                without_userinfo(tracking_uri),
                 experiment_id,
                 experiment_name,
                 server_run_id,
@@ -493,7 +494,8 @@ class Journal:
     def server_capabilities(self, tracking_uri: str) -> str | None:
         """What was recorded about a server's capabilities (JSON), if anything."""
         row = self._db.execute(
-            "SELECT capabilities FROM servers WHERE tracking_uri = ?", (tracking_uri,)
+            "SELECT capabilities FROM servers WHERE tracking_uri = ?",
+            (without_userinfo(tracking_uri),),
         ).fetchone()
         return None if row is None else str(row[0])
 
@@ -502,7 +504,7 @@ class Journal:
         self._db.execute(
             "INSERT OR REPLACE INTO servers (tracking_uri, capabilities, detected_at) "
             "VALUES (?, ?, ?)",
-            (tracking_uri, capabilities, int(time.time() * 1000)),
+            (without_userinfo(tracking_uri), capabilities, int(time.time() * 1000)),
         )
 
     def refuse(self, counts: dict[str, int]) -> None:
@@ -675,7 +677,8 @@ class Journal:
     def set_tracking_uri(self, local_id: str, tracking_uri: str) -> None:
         """Record where a run logged without a tracking URI is sent (by ``mlrelay sync``)."""
         self._db.execute(
-            "UPDATE runs SET tracking_uri = ? WHERE local_id = ?", (tracking_uri, local_id)
+            "UPDATE runs SET tracking_uri = ? WHERE local_id = ?",
+            (without_userinfo(tracking_uri), local_id),
         )
 
     def drop_rejection(self, local_id: str, first: int) -> None:

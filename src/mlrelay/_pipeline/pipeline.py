@@ -39,7 +39,7 @@ from mlrelay._errors import (
 )
 
 from .journal import Journal
-from .sender import RunSender
+from .sender import RunSender, Stopped
 
 if TYPE_CHECKING:
     from mlrelay.client import Client
@@ -80,7 +80,6 @@ class PipelineOptions:
 
 @dataclass
 class _State:
-    stopped: bool = False
     auth_failed: bool = False
     offline_since: float | None = None
     catching_up: bool = False
@@ -124,7 +123,8 @@ class Pipeline:
         self._wake_writer = threading.Event()
         self._wake_sender = threading.Event()
         self._state = _State()
-        self.sender = RunSender(journal, strict=self.options.strict)
+        self._stop = threading.Event()
+        self.sender = RunSender(journal, strict=self.options.strict, stop=self._stop)
         self._writer = threading.Thread(target=self._write_loop, name="mlrelay-writer", daemon=True)
         self._sender_thread: threading.Thread | None = None
         if not threads:  # used by `mlrelay sync`, which drives sending itself
@@ -220,7 +220,7 @@ class Pipeline:
         return rows[:fits]
 
     def _write_loop(self) -> None:
-        while not self._state.stopped:
+        while not self._stop.is_set():
             self._wake_writer.wait(self.options.flush_interval)
             self._wake_writer.clear()
             try:
@@ -260,7 +260,7 @@ class Pipeline:
         # The client's own retries are short (see PipelineOptions); longer outages are
         # ridden out here, with waits that flush() and new entries can interrupt.
         backoff = 0.5
-        while not self._state.stopped:
+        while not self._stop.is_set():
             try:
                 progressed = self._send_round()
                 if self._state.offline_since is not None:
@@ -282,8 +282,10 @@ class Pipeline:
                     self.journal.path,
                 )
                 return
+            except Stopped:
+                return
             except (APIConnectionError, APIStatusError) as exc:
-                if self._state.stopped:
+                if self._stop.is_set():
                     return
                 if self._state.offline_since is None:
                     self._state.offline_since = time.monotonic()
@@ -299,7 +301,7 @@ class Pipeline:
                 self._wake_sender.clear()
                 backoff = min(backoff * 2, self.options.offline_backoff_max)
             except Exception:
-                if self._state.stopped:
+                if self._stop.is_set():
                     return
                 logger.exception("mlrelay sender failed; retrying")
                 self._wake_sender.wait(backoff)
@@ -394,10 +396,14 @@ class Pipeline:
     def close(self, timeout: float) -> int:
         """Flush for at most ``timeout`` seconds, stop the threads, return entries left."""
         self.flush(timeout)
-        self._state.stopped = True
+        self._stop.set()
         self._wake_writer.set()
         self._wake_sender.set()
-        self._writer.join(timeout=1.0)
+        for thread in (self._writer, self._sender_thread):
+            if thread is not None and thread.is_alive():
+                # Bounded: the sender stops waiting for a request in flight at once
+                # (that request is sent again later, and deduplicated).
+                thread.join(timeout=1.0)
+        self.sender.close()
         self._drain()
-        left = self.pending()
-        return left
+        return self.pending()

@@ -51,7 +51,7 @@ from .journal import RESUMED, Journal, RunRecord
 if TYPE_CHECKING:
     from mlrelay.client import Client
 
-__all__ = ["Progress", "RunSender"]
+__all__ = ["Progress", "RunSender", "Stopped"]
 
 T = TypeVar("T")
 
@@ -71,6 +71,14 @@ def _payload_bytes(entries: Sequence[Entry]) -> int:
     )
 
 
+class Stopped(Exception):
+    """The sender was asked to stop while a request was on the wire.
+
+    The request may still land; nothing is acknowledged for it, so it is sent again later
+    and the server deduplicates it.
+    """
+
+
 class _Result(Generic[T]):
     """The outcome of one call handed to :class:`_InFlight`."""
 
@@ -87,8 +95,11 @@ class _Result(Generic[T]):
             self.error = exc
         self.done.set()
 
-    def wait(self) -> T:
-        self.done.wait()
+    def wait(self, stop: threading.Event) -> T:
+        """The call's value (or its error); :class:`Stopped` as soon as ``stop`` is set."""
+        while not self.done.wait(0.05):
+            if stop.is_set():
+                raise Stopped
         if self.error is not None:
             raise self.error
         return self.value  # type: ignore[return-value]  # set when no error was raised
@@ -100,7 +111,7 @@ class _InFlight:
     joined at interpreter exit, so a hung request cannot delay exit."""
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[_Result[Any]] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Result[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
     def submit(self, fn: Callable[[], T]) -> _Result[T]:
@@ -111,9 +122,15 @@ class _InFlight:
         self._jobs.put(result)
         return result
 
+    def close(self) -> None:
+        """End the thread once the call it is making (if any) returns."""
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread = None
+
     def _run(self) -> None:
-        while True:
-            self._jobs.get().run()
+        while (job := self._jobs.get()) is not None:
+            job.run()
 
 
 Refused = list[tuple[list[Entry], APIStatusError]]
@@ -206,12 +223,19 @@ class RunSender:
         strict: remember the first rejection so the caller can raise it.
     """
 
-    def __init__(self, journal: Journal, *, strict: bool = False) -> None:
+    def __init__(
+        self, journal: Journal, *, strict: bool = False, stop: threading.Event | None = None
+    ) -> None:
         self.journal = journal
         self.strict = strict
+        self.stop = stop or threading.Event()
         self.strict_failure: MlrelayError | None = None
         self._warned: set[str] = set()
         self._in_flight = _InFlight()
+
+    def close(self) -> None:
+        """Release the sender's HTTP thread (after the request it may be making)."""
+        self._in_flight.close()
 
     # --- creation ---------------------------------------------------------------------
 
@@ -275,7 +299,7 @@ class RunSender:
             entries = self.journal.pending(run.local_id, used[-1].seq, MAX_ENTITIES_PER_BATCH)
             following = pack_batch(entries) if entries else None
             try:
-                for piece, refusal in call.wait():
+                for piece, refusal in call.wait(self.stop):
                     self._set_aside(run, server_id, piece, refusal)
                 self.journal.ack(run.local_id, used[-1].seq)
             except APIStatusError as exc:

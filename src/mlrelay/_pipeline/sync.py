@@ -203,6 +203,7 @@ class _Syncer:
         return sent, None
 
     def close(self) -> None:
+        self.sender.close()
         for client in self.clients.values():
             client.close()
 
