@@ -186,21 +186,34 @@ def validate_experiment_name(name: Any) -> str:
 
 
 def validate_metric_value(key: str, value: Any) -> float:
-    """Return the metric value as a float; NaN and infinities are allowed.
+    """Return the metric value as a float, converted as MLflow converts it; NaN and
+    infinities are allowed.
 
-    Accepts Python and NumPy numbers (anything registered as ``numbers.Real``).
+    Accepted: Python and NumPy numbers, ``bool``, ``Decimal``, numeric strings such as
+    ``"0.5"``, NumPy 0-d and 1-element arrays, and anything with ``.item()`` or
+    ``__float__`` (torch and JAX scalars).
 
     Raises:
-        ValidationError: the value is a bool, a string, or not a real number.
+        ValidationError: the value has no float value (None, a list, a non-numeric
+            string, an array of more than one element).
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValidationError(
-            f"metric value for key {_shorten(key)!r} must be a real number, "
-            f"got {type(value).__name__} {_shorten(repr(value))}",
-            field="metric value",
-            key=key,
-        )
-    return float(value)
+    try:
+        if isinstance(value, numbers.Real) or isinstance(value, str):
+            return float(value)
+        item = getattr(value, "item", None)
+        if callable(item) and getattr(value, "size", 1) == 1:
+            return float(item())
+        if hasattr(value, "__float__"):
+            return float(value)
+    except (TypeError, ValueError, OverflowError):
+        pass
+    raise ValidationError(
+        f"metric value for key {_shorten(key)!r} must be a number (or something float() "
+        f"takes, such as a numeric string or a one-element array), got "
+        f"{type(value).__name__} {_shorten(repr(value))}",
+        field="metric value",
+        key=key,
+    )
 
 
 def _validate_int64(value: Any, *, field: str, key: str, minimum: int) -> int:

@@ -97,7 +97,7 @@ def test_bad_input_raises_at_the_call_site_and_queues_nothing(server: MockServer
             fluent.log_param("long", "x" * 6001)
         with pytest.raises(mlrelay.ValidationError, match="timestamp"):
             fluent.log_metric("ok", 2.0, timestamp=-1)
-        with pytest.raises(mlrelay.ValidationError, match="must be a real number"):
+        with pytest.raises(mlrelay.ValidationError, match="must be a number"):
             fluent.log_metrics({"fine": 1.0, "bad": "x"})  # type: ignore[dict-item]
     assert fluent.flush(20)
     with mlrelay.Client(tracking_uri=server.url) as c:

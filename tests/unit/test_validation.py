@@ -81,7 +81,7 @@ def test_numpy_scalars_are_metric_values() -> None:
     assert v.validate_step("m", np.int64(3)) == 3
 
 
-@pytest.mark.parametrize("value", [True, "0.5", None, [1.0]])
+@pytest.mark.parametrize("value", [None, [1.0], "abc", "", object(), {"a": 1}])
 def test_metric_values_reject_what_mlflow_would_corrupt(value: object) -> None:
     """Bools, strings and other objects raise instead of being stored as 0 or 1."""
     with pytest.raises(mlrelay.ValidationError, match="metric value for key 'm'"):
@@ -108,3 +108,37 @@ def test_experiment_names() -> None:
     for bad in ("", "x" * 501, None):
         with pytest.raises(mlrelay.ValidationError, match="experiment name"):
             v.validate_experiment_name(bad)
+
+
+def test_values_mlflow_accepts_are_converted_as_float_does() -> None:
+    """bool, Decimal, numeric strings, NumPy 0-d and 1-element arrays, and torch-like
+    scalars (``.item()`` or ``__float__``) are metric values, converted at the call site."""
+    from decimal import Decimal
+
+    np = pytest.importorskip("numpy")
+
+    class TorchLike:
+        def item(self) -> float:
+            return 0.25
+
+    class FloatLike:
+        def __float__(self) -> float:
+            return 0.75
+
+    cases = [
+        (True, 1.0),
+        (Decimal("0.1"), 0.1),
+        ("0.5", 0.5),
+        ("nan", math.nan),
+        (np.array(2.0), 2.0),
+        (np.array([3.0]), 3.0),
+        (np.int64(4), 4.0),
+        (TorchLike(), 0.25),
+        (FloatLike(), 0.75),
+    ]
+    for value, expected in cases:
+        got = v.validate_metric_value("m", value)
+        assert type(got) is float
+        assert got == expected or (math.isnan(expected) and math.isnan(got)), value
+    with pytest.raises(mlrelay.ValidationError, match="got ndarray"):
+        v.validate_metric_value("m", np.array([1.0, 2.0]))
