@@ -198,7 +198,7 @@ def validate_metric_value(key: str, value: Any) -> float:
             string, an array of more than one element).
     """
     try:
-        if isinstance(value, numbers.Real) or isinstance(value, str):
+        if isinstance(value, (numbers.Real, str)):
             return float(value)
         item = getattr(value, "item", None)
         if callable(item) and getattr(value, "size", 1) == 1:
