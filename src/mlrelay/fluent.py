@@ -21,7 +21,7 @@ from typing import Any
 from ._dagshub import init
 from ._errors import ValidationError
 from ._pipeline import runs
-from ._pipeline.runs import ActiveRun, active_run, session
+from ._pipeline.runs import ActiveRun, active_run, last_active_run, session
 from ._protocol.batches import KIND_DATASET, KIND_DELETE_TAG, KIND_METRIC, KIND_PARAM, KIND_TAG
 from ._validation import (
     validate_metric_value,
@@ -41,6 +41,7 @@ __all__ = [
     "get_run",
     "get_tracking_uri",
     "init",
+    "last_active_run",
     "log_artifact",
     "log_artifacts",
     "log_dict",
@@ -148,7 +149,7 @@ def log_metric(
     Raises:
         ValidationError: bad key, value, step or timestamp (nothing is queued).
     """
-    run = active_run() or runs.current_run()
+    run = runs.current()
     if key not in session.known_keys:
         session.key(key, "metric key")
     if type(value) is not float:
@@ -170,7 +171,7 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
 
 def log_param(key: str, value: Any) -> Any:
     """Log a param to the active run; returns ``value``."""
-    run = runs.current_run()
+    run = runs.current()
     text = validate_param_value(session.key(key, "param key"), value)
     session.log((run.local_id, KIND_PARAM, key, text, None, None))
     return value
@@ -185,7 +186,7 @@ def log_params(params: Mapping[str, Any]) -> None:
 
 def set_tag(key: str, value: Any) -> None:
     """Set a tag on the active run."""
-    run = runs.current_run()
+    run = runs.current()
     text = validate_tag_value(session.key(key, "tag key"), value)
     session.log((run.local_id, KIND_TAG, key, text, None, None))
 
@@ -199,7 +200,7 @@ def set_tags(tags: Mapping[str, Any]) -> None:
 
 def delete_tag(key: str) -> None:
     """Delete a tag from the active run (in order with the run's other tag changes)."""
-    run = runs.current_run()
+    run = runs.current()
     session.log((run.local_id, KIND_DELETE_TAG, session.key(key, "tag key"), "", None, None))
 
 
@@ -225,7 +226,7 @@ def log_input(
     from ._formats.datasets import dataset_input
 
     item = dataset_input(dataset, context=context, name=name, source=source, targets=targets)
-    run = runs.current_run()
+    run = runs.current()
     text = item.model_dump_json(by_alias=True, exclude_none=True)
     session.log((run.local_id, KIND_DATASET, item.dataset.name, text, None, None))
 
@@ -246,7 +247,7 @@ def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None =
             "directory)",
             field="local_path",
         )
-    runs.journal_artifact(runs.current_run(), path, artifact_path, is_dir=False)
+    runs.journal_artifact(runs.current(), path, artifact_path, is_dir=False)
 
 
 def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> None:
@@ -260,14 +261,14 @@ def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None =
         raise ValidationError(
             f"log_artifacts: {str(path)!r} is not an existing directory", field="local_dir"
         )
-    runs.journal_artifact(runs.current_run(), path, artifact_path, is_dir=True)
+    runs.journal_artifact(runs.current(), path, artifact_path, is_dir=True)
 
 
 def _log_rendered(artifact_file: str, render: Callable[[Path], None]) -> None:
     # Rendered in a private temporary directory, then journaled like log_artifact.
     from ._artifacts import rendered
 
-    run = runs.current_run()
+    run = runs.current()
     rendered(
         artifact_file,
         render,

@@ -34,7 +34,8 @@ def test_responses_read_nan_strings_and_numeric_string_int64() -> None:
             "data": {"metrics": [{"key": "a", "value": "NaN", "timestamp": "5", "step": "-2"}]},
         }
     )
-    point = run.data.metrics[0]
+    point = run.data.metric_list[0]
+    assert math.isnan(run.data.metrics["a"])
     assert math.isnan(point.value)
     assert point.timestamp == 5
     assert point.step == -2

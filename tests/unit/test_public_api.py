@@ -14,12 +14,13 @@ EXPECTED = [
     "InputTag", "Metric", "MlrelayError", "ModelInfo", "ModelRegistrationError", "ModelVersion",
     "NotFoundError", "Param", "PermissionDeniedError", "RateLimitError", "RegisteredModel",
     "RegistryNotSupportedError", "ResourceAlreadyExistsError", "RetryPolicy", "Run", "RunData",
-    "RunInfo", "RunInputs", "RunTag", "ServerError", "UnexpectedResponseError", "ValidationError",
-    "__version__", "active_run", "create_experiment", "delete_tag", "end_run", "flush", "get_run",
-    "get_tracking_uri", "init", "log_artifact", "log_artifacts", "log_dict", "log_figure",
-    "log_image", "log_input", "log_metric", "log_metrics", "log_model", "log_param", "log_params",
-    "log_text", "register_model", "search_model_versions", "search_registered_models",
-    "search_runs", "set_experiment", "set_tag", "set_tags", "set_tracking_uri", "start_run"
+    "RunInfo", "RunInputs", "RunTag", "ServerError", "UnexpectedResponseError",
+    "ValidationError", "__version__", "active_run", "create_experiment", "delete_tag",
+    "end_run", "flush", "get_run", "get_tracking_uri", "init", "last_active_run",
+    "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_image", "log_input",
+    "log_metric", "log_metrics", "log_model", "log_param", "log_params", "log_text",
+    "register_model", "search_model_versions", "search_registered_models", "search_runs",
+    "set_experiment", "set_tag", "set_tags", "set_tracking_uri", "start_run"
 ]  # fmt: skip
 
 

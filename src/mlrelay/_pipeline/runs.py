@@ -31,13 +31,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pydantic import ConfigDict, PrivateAttr
+
 from mlrelay._config import Settings, resolve
 from mlrelay._errors import APIError, APITimeoutError, ConfigurationError, ValidationError
 from mlrelay._formats.gitinfo import git_info
 from mlrelay._protocol.batches import KIND_ARTIFACT, KIND_TAG
+from mlrelay._protocol.entities import Run, RunData, RunInfo, RunInputs, RunTag
 from mlrelay._validation import validate_key, validate_tag_value
 
-from .journal import Journal, RunRecord, default_home, owner_identity
+from .journal import Journal, default_home, owner_identity
 from .pipeline import Pipeline, PipelineOptions, Row
 
 if TYPE_CHECKING:
@@ -46,12 +49,14 @@ if TYPE_CHECKING:
 __all__ = [
     "DISCARD",
     "ActiveRun",
+    "RunHandle",
     "Session",
     "active_run",
-    "current_run",
+    "current",
     "end_run",
     "flush",
     "journal_artifact",
+    "last_active_run",
     "server_id",
     "session",
     "set_experiment",
@@ -59,25 +64,107 @@ __all__ = [
 ]
 
 
-@dataclass
-class ActiveRun:
-    """A run started with :func:`mlrelay.start_run`; use it as a context manager.
+@dataclass(eq=False)
+class RunHandle:
+    """A run this process has started or resumed: what the log calls need, kept light
+    (the hot path reads ``local_id``), plus what :class:`ActiveRun` shows.
 
-    Attributes:
-        run_id: the server's run id when the server answered in time, else a local id
-            that ``mlrelay`` maps to the server's id once the run is created there.
-        local_id: the journal's id of the run (the ``mlrelay.client_key`` tag).
-        experiment_id: the experiment's id, when known.
-        run_name: the run's name, when given.
-        parent: the run this one is nested in.
+    ``run_id`` is the server's id when the server answered ``start_run`` in time, else the
+    local id until the run is created there (see :meth:`ActiveRun.refresh`).
     """
 
     run_id: str
     local_id: str
     experiment_id: str | None
     run_name: str | None
-    parent: ActiveRun | None = None
-    ended: bool = field(default=False, repr=False)
+    parent: RunHandle | None = None
+    start_time: int = 0
+    tags: dict[str, str] = field(default_factory=dict)
+    server_info: RunInfo | None = None  # the server's answer to runs/create, when it came
+    status: str = "RUNNING"
+    end_time: int | None = None
+    ended: bool = False
+    view: ActiveRun | None = None
+
+    def active_run(self) -> ActiveRun:
+        """The :class:`ActiveRun` users see for this run (one per handle)."""
+        if self.view is None:
+            self.view = ActiveRun.of(self)
+        return self.view
+
+
+class ActiveRun(Run):
+    """The run :func:`mlrelay.start_run` started: a :class:`~mlrelay.Run` (``.info``,
+    ``.data``) and a context manager, as in MLflow.
+
+    ``.info`` is the server's answer to ``runs/create`` when the server answered within
+    ``MLRELAY_START_TIMEOUT``. Otherwise it is built locally: ``run_id`` is then the
+    run's local id (``mlrelay.get_run`` and every log call accept it), ``artifact_uri`` is
+    None and ``experiment_id`` is ``""`` when only the experiment's name is known; once the
+    background sender has created the run on the server, :meth:`refresh` (called by
+    ``active_run()``, ``end_run()`` and the ``run_id`` attribute) puts the server's id in.
+    ``.info.status`` and ``.info.end_time`` change when the run ends. ``.data`` holds the
+    tags the run was created with; metrics and params logged later are on the server
+    (``mlrelay.get_run(run.info.run_id).data``), as in MLflow.
+
+    The attributes of earlier mlrelay versions remain: ``run_id``, ``local_id``,
+    ``experiment_id``, ``run_name``, ``parent``.
+    """
+
+    model_config = ConfigDict(frozen=False)
+    _handle: RunHandle = PrivateAttr()
+
+    @classmethod
+    def of(cls, handle: RunHandle) -> ActiveRun:
+        """The view of ``handle``."""
+        tags = dict(handle.tags)
+        if handle.run_name:
+            tags.setdefault("mlflow.runName", handle.run_name)
+        view = cls.model_construct(
+            info=_info_of(handle),
+            data=RunData(tags=[RunTag(key=k, value=v) for k, v in tags.items()]),
+            inputs=RunInputs(),
+        )
+        view._handle = handle  # noqa: SLF001  (same class)
+        return view
+
+    def refresh(self) -> ActiveRun:
+        """Bring ``.info`` up to date: the server's id once known, the final status."""
+        handle = self._handle
+        if handle.run_id == handle.local_id:
+            known = server_id(handle.local_id)
+            if known != handle.local_id:
+                handle.run_id = known
+        info = _info_of(handle)
+        if info != self.info:
+            self.info = info
+        return self
+
+    @property
+    def run_id(self) -> str:
+        """The run's id (``.info.run_id``)."""
+        return self.refresh().info.run_id
+
+    @property
+    def local_id(self) -> str:
+        """The journal's id of the run (its exactly-once key)."""
+        return self._handle.local_id
+
+    @property
+    def experiment_id(self) -> str | None:
+        """The experiment's id, when known."""
+        return self._handle.experiment_id
+
+    @property
+    def run_name(self) -> str | None:
+        """The run's name, when given or assigned by the server."""
+        return self.info.run_name
+
+    @property
+    def parent(self) -> ActiveRun | None:
+        """The run this one is nested in."""
+        parent = self._handle.parent
+        return parent.active_run() if parent is not None else None
 
     def __enter__(self) -> ActiveRun:
         return self
@@ -94,7 +181,25 @@ class ActiveRun:
             status = "KILLED"
         else:
             status = "FAILED"
-        end_run(status, run=self)
+        end_run(status, run=self._handle)
+
+
+def _info_of(handle: RunHandle) -> RunInfo:
+    base = handle.server_info
+    update = {"status": handle.status, "end_time": handle.end_time, "run_id": handle.run_id}
+    if base is not None:
+        return base.model_copy(update=update)
+    return RunInfo(
+        run_id=handle.run_id,
+        experiment_id=handle.experiment_id or "",
+        run_name=handle.run_name,
+        user_id=handle.tags.get("mlflow.user"),
+        status=handle.status,
+        start_time=handle.start_time,
+        end_time=handle.end_time,
+        artifact_uri=None,
+        lifecycle_stage="active",
+    )
 
 
 class Sink(Protocol):
@@ -113,7 +218,7 @@ class _Discard:
 
 DISCARD = _Discard()
 
-_stack: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar(
+_stack: contextvars.ContextVar[tuple[RunHandle, ...]] = contextvars.ContextVar(
     "mlrelay_run_stack", default=()
 )
 
@@ -138,6 +243,7 @@ class Session:
         self.git_tags: dict[str, str] | None = None
         self.mode: str | None = None  # set_tracking_uri(mode=...) / init(mode=...)
         self.offline_runs: list[str] = []  # ended offline runs, left to `mlrelay sync`
+        self.last_run: RunHandle | None = None  # for last_active_run()
         self._settings: Settings | None = None
 
     # --- configuration ----------------------------------------------------------------
@@ -345,7 +451,7 @@ class _Start:
     experiment_id: str | None
     experiment_name: str | None
     run_name: str | None
-    parent: ActiveRun | None
+    parent: RunHandle | None
     user_tags: dict[str, str]
     description: str | None
 
@@ -382,11 +488,11 @@ def start_run(
         description=description,
     )
     if settings.mode == "disabled":
-        run = ActiveRun(
-            start.run_id or uuid.uuid4().hex, uuid.uuid4().hex, exp_id, run_name, start.parent
-        )
+        local_id = uuid.uuid4().hex
+        run = RunHandle(start.run_id or local_id, local_id, exp_id, run_name, start.parent)
+        run.start_time, run.tags = int(time.time() * 1000), dict(start.user_tags)
         _stack.set((*stack, run))
-        return run
+        return run.active_run()
     resumed = _resume_journaled(start)
     run = resumed or _new_run(start, settings)
     if start.run_id is not None:
@@ -396,55 +502,67 @@ def start_run(
         settings.log_environment if log_environment is None else log_environment
     ):
         _log_environment(run)
-    return run
+    return run.active_run()
 
 
-def _new_run(start: _Start, settings: Settings) -> ActiveRun:
+def _new_run(start: _Start, settings: Settings) -> RunHandle:
     """A run this journal does not hold yet: created on the server now when it answers."""
     journal = session.ensure_pipeline().journal
     online = settings.mode == "online" and bool(settings.tracking_uri)
     create_tags = {**_system_tags(start), **start.user_tags}
-    local_id = uuid.uuid4().hex
-    server_id, exp_id = start.run_id, start.experiment_id
-    start_time = int(time.time() * 1000)
+    run = RunHandle(
+        start.run_id or "",
+        uuid.uuid4().hex,
+        start.experiment_id,
+        start.run_name,
+        start.parent,
+        start_time=int(time.time() * 1000),
+        tags=create_tags,
+    )
     if start.run_id is None and online:
-        server_id, exp_id = _create_on_server(start, local_id, start_time, create_tags)
+        _create_on_server(start, run)
     elif start.run_id is not None and online:
-        exp_id = _resume_on_server(start.run_id) or exp_id
-    if start.run_id is not None and exp_id is None:
-        exp_id = "0"
+        run.experiment_id = _resume_on_server(start.run_id) or run.experiment_id
+    if start.run_id is not None and run.experiment_id is None:
+        run.experiment_id = "0"
     journal.add_run(
-        local_id=local_id,
+        local_id=run.local_id,
         tracking_uri=settings.tracking_uri or "",
-        experiment_id=exp_id if (exp_id or not start.experiment_name) else None,
+        experiment_id=run.experiment_id
+        if (run.experiment_id or not start.experiment_name)
+        else None,
         experiment_name=start.experiment_name,
         run_name=start.run_name,
-        start_time=start_time,
+        start_time=run.start_time,
         create_tags=create_tags,
-        server_run_id=server_id,
+        server_run_id=run.run_id or None,
         offline=settings.mode == "offline",
     )
-    return ActiveRun(server_id or local_id, local_id, exp_id, start.run_name, start.parent)
+    run.run_id = run.run_id or run.local_id
+    return run
 
 
-def _create_on_server(
-    start: _Start, local_id: str, start_time: int, tags: dict[str, str]
-) -> tuple[str | None, str | None]:
-    """(server run id, experiment id), or (None, what is known) when the server is late."""
-    exp_id = start.experiment_id
+def _create_on_server(start: _Start, run: RunHandle) -> None:
+    """Create ``run`` on the server within the start budget; when the server is late, the
+    run keeps its local id and the sender creates it later."""
     try:
         budget = _Deadline()
-        if exp_id is None:
+        if run.experiment_id is None:
             name = start.experiment_name
-            exp_id = budget.client().get_or_create_experiment(name) if name else "0"
+            run.experiment_id = budget.client().get_or_create_experiment(name) if name else "0"
         created = budget.client().create_run(
-            exp_id, start_time=start_time, tags=tags, run_name=start.run_name, client_key=local_id
+            run.experiment_id,
+            start_time=run.start_time,
+            tags=run.tags,
+            run_name=start.run_name,
+            user_id=run.tags.get("mlflow.user"),
+            client_key=run.local_id,
         )
-        return created.info.run_id, exp_id
+        run.run_id, run.server_info = created.info.run_id, created.info
+        run.run_name = created.info.run_name or run.run_name
     except APIError as exc:
         _warn(f"the tracking server did not answer start_run in time ({exc}); the run "
               "continues locally and is created when the server is reachable")  # fmt: skip
-        return None, exp_id
 
 
 def _system_tags(start: _Start) -> dict[str, str]:
@@ -471,12 +589,12 @@ def _system_tags(start: _Start) -> dict[str, str]:
     return tags
 
 
-def _log_tags(run: ActiveRun, tags: Mapping[str, str]) -> None:
+def _log_tags(run: RunHandle, tags: Mapping[str, str]) -> None:
     for key, value in tags.items():
         session.log((run.local_id, KIND_TAG, key, value, None, None))
 
 
-def _log_environment(run: ActiveRun) -> None:
+def _log_environment(run: RunHandle) -> None:
     import tempfile
 
     from mlrelay._formats.repro import collect
@@ -514,7 +632,7 @@ def _resume_on_server(run_id: str) -> str | None:
         return None
 
 
-def _resume_journaled(start: _Start) -> ActiveRun | None:
+def _resume_journaled(start: _Start) -> RunHandle | None:
     """Continue a run this journal holds (by local or server id) when no live process owns it.
 
     An offline run is resumed by the local id ``start_run`` returned; its entries go on
@@ -539,16 +657,14 @@ def _resume_journaled(start: _Start) -> ActiveRun | None:
         )
     else:
         return None  # several live processes may log into one server run
-    return _active_run_of(record, start.parent)
-
-
-def _active_run_of(record: RunRecord, parent: ActiveRun | None) -> ActiveRun:
-    return ActiveRun(
+    return RunHandle(
         run_id=record.server_run_id or record.local_id,
         local_id=record.local_id,
         experiment_id=record.experiment_id,
         run_name=record.run_name,
-        parent=parent,
+        parent=start.parent,
+        start_time=record.start_time,
+        tags=dict(record.create_tags),
     )
 
 
@@ -558,30 +674,44 @@ def _active_run_of(record: RunRecord, parent: ActiveRun | None) -> ActiveRun:
 def active_run() -> ActiveRun | None:
     """The innermost active run, or None."""
     stack = _stack.get()
-    return stack[-1] if stack else None
+    return stack[-1].active_run().refresh() if stack else None
 
 
-def current_run() -> ActiveRun:
-    """The active run, starting one when none is (as MLflow's log calls do)."""
-    return active_run() or start_run()
+def last_active_run() -> ActiveRun | None:
+    """The active run, else the run this process ended last, else None."""
+    stack = _stack.get()
+    handle = stack[-1] if stack else session.last_run
+    return handle.active_run().refresh() if handle is not None else None
 
 
-def end_run(status: str = "FINISHED", *, run: ActiveRun | None = None, wait: bool = True) -> None:
+def current() -> RunHandle:
+    """The active run's handle, starting a run when none is (as MLflow's log calls do)."""
+    stack = _stack.get()
+    if stack:
+        return stack[-1]
+    start_run()
+    return _stack.get()[-1]
+
+
+def end_run(status: str = "FINISHED", *, run: RunHandle | None = None, wait: bool = True) -> None:
     """End ``run`` (default: the active run); see ``mlrelay.end_run``.
 
     With ``wait``, waits while delivery makes progress, at most ``MLRELAY_EXIT_TIMEOUT``
     seconds without any; the rest stays in the journal.
     """
-    run = run or active_run()
+    if run is None:
+        stack = _stack.get()
+        run = stack[-1] if stack else None
     if run is None or run.ended:
         return
-    run.ended = True
+    run.ended, run.status, run.end_time = True, status, int(time.time() * 1000)
+    session.last_run = run
     _stack.set(tuple(r for r in _stack.get() if r is not run))
     if session.disabled:
         return
     pipeline = session.ensure_pipeline()
     pipeline.write_now(5.0)
-    pipeline.journal.end_run(run.local_id, status, int(time.time() * 1000))
+    pipeline.journal.end_run(run.local_id, status, run.end_time)
     if not pipeline.sends:
         # Offline: this process never sends the run; releasing it lets `mlrelay sync`
         # take it at once, even while this process lives on (a notebook kernel).
@@ -590,6 +720,8 @@ def end_run(status: str = "FINISHED", *, run: ActiveRun | None = None, wait: boo
     if wait:
         pipeline.flush(stall=session.settings().exit_timeout)
         pipeline.raise_if_strict_failure()
+    if run.view is not None:
+        run.view.refresh()
 
 
 def server_id(run_id: str) -> str:
@@ -603,7 +735,7 @@ def server_id(run_id: str) -> str:
 
 
 def journal_artifact(
-    run: ActiveRun, source: Path, artifact_path: str | None, *, is_dir: bool
+    run: RunHandle, source: Path, artifact_path: str | None, *, is_dir: bool
 ) -> None:
     """Copy a file or directory into the journal now and queue its upload in run order.
 

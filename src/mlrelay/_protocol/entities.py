@@ -160,26 +160,46 @@ class RunInfo(Entity):
 
 
 class RunData(Entity):
-    """A run's data: the latest value of each metric, its params and its tags."""
+    """A run's data, as MLflow's client shows it: ``metrics`` (the latest value per key),
+    ``params`` and ``tags`` are dicts.
 
-    metrics: list[Metric] = Field(default_factory=list)
-    params: list[Param] = Field(default_factory=list)
-    tags: list[RunTag] = Field(default_factory=list)
+    The wire lists are kept as ``metric_list`` (each latest :class:`Metric`, with its step
+    and timestamp), ``param_list`` and ``tag_list``.
+    """
+
+    metric_list: list[Metric] = Field(default_factory=list, alias="metrics")
+    param_list: list[Param] = Field(default_factory=list, alias="params")
+    tag_list: list[RunTag] = Field(default_factory=list, alias="tags")
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Latest value per metric key (the server picks it by step, then timestamp)."""
+        return {m.key: m.value for m in self.metric_list}
+
+    @property
+    def params(self) -> dict[str, str]:
+        """Params as a dict."""
+        return {p.key: p.value for p in self.param_list}
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Tags as a dict (mlrelay's own exactly-once key included, when the server sent it)."""
+        return {t.key: t.value for t in self.tag_list}
 
     @property
     def metrics_dict(self) -> dict[str, float]:
-        """Latest value per metric key."""
-        return {m.key: m.value for m in self.metrics}
+        """The name earlier mlrelay versions gave :attr:`metrics`."""
+        return self.metrics
 
     @property
     def params_dict(self) -> dict[str, str]:
-        """Params as a dict."""
-        return {p.key: p.value for p in self.params}
+        """The name earlier mlrelay versions gave :attr:`params`."""
+        return self.params
 
     @property
     def tags_dict(self) -> dict[str, str]:
-        """Tags as a dict."""
-        return {t.key: t.value for t in self.tags}
+        """The name earlier mlrelay versions gave :attr:`tags`."""
+        return self.tags
 
 
 class RunInputs(Entity):

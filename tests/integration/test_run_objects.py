@@ -1,0 +1,79 @@
+"""Run objects with MLflow's shape: ``start_run`` returns a Run with ``.info`` and ``.data``."""
+
+from __future__ import annotations
+
+import getpass
+import warnings
+from collections.abc import Iterator
+
+import pytest
+from mlrelay_mock import MockServer
+
+import mlrelay
+from mlrelay import fluent
+
+
+@pytest.fixture
+def server() -> Iterator[MockServer]:
+    """A fresh mock server for one test."""
+    with MockServer() as s:
+        yield s
+
+
+def test_the_tutorial_idiom_reads_the_servers_run_id(server: MockServer) -> None:
+    """``with start_run() as run: run.info.run_id`` and ``active_run().info`` give the server's
+    run, an ActiveRun is a Run, and get_run(...).data holds dicts of latest values."""
+    fluent.set_tracking_uri(server.url)
+    fluent.set_experiment("shapes")
+    with fluent.start_run(run_name="first", tags={"team": "a"}) as run:
+        assert isinstance(run, mlrelay.Run)
+        info = run.info
+        assert info.run_id == run.run_id != run.local_id
+        active = mlrelay.active_run()
+        assert active is not None
+        assert active.info.run_id == info.run_id
+        assert info.run_name == "first"
+        assert info.status == "RUNNING"
+        assert info.user_id == getpass.getuser()
+        assert info.artifact_uri
+        with mlrelay.Client(tracking_uri=server.url) as reader:
+            experiment = reader.get_experiment_by_name("shapes")
+        assert experiment is not None
+        assert info.experiment_id == experiment.experiment_id
+        assert run.data.tags["team"] == "a"
+        assert run.data.metrics == {}
+        fluent.log_metric("loss", 0.5, step=1)
+        fluent.log_metric("loss", 0.25, step=2)
+        fluent.log_param("lr", 0.1)
+    assert run.info.status == "FINISHED"
+    assert run.info.end_time is not None
+    assert mlrelay.active_run() is None
+    last = mlrelay.last_active_run()
+    assert last is not None
+    assert last.info.run_id == info.run_id
+    fetched = mlrelay.get_run(info.run_id)
+    assert fetched.data.metrics == {"loss": 0.25}
+    assert fetched.data.params == {"lr": "0.1"}
+    assert fetched.info.user_id == getpass.getuser()
+
+
+def test_a_run_started_while_the_server_is_down_gets_its_server_id_later(
+    server: MockServer,
+) -> None:
+    """Started with no server answering, ``.info.run_id`` is the local id; once the
+    pipeline created the run on the server, ``.info.run_id`` is the server's id."""
+    server.stop()
+    fluent.set_tracking_uri(server.url)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        run = fluent.start_run()
+    assert run.info.run_id == run.local_id
+    assert run.info.artifact_uri is None
+    fluent.log_metric("m", 1.0)
+    server.start()
+    assert mlrelay.flush(30)
+    assert run.info.run_id == run.local_id  # .info is refreshed on use, not behind one's back
+    assert run.run_id != run.local_id  # the attribute refreshes it
+    assert run.info.run_id == run.run_id
+    fluent.end_run()
+    assert mlrelay.get_run(run.info.run_id).data.metrics == {"m": 1.0}
