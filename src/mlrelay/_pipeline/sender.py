@@ -262,6 +262,7 @@ class RunSender:
             start_time=run.start_time,
             tags=tags,
             run_name=run.run_name,
+            user_id=tags.get("mlflow.user"),
             client_key=run.local_id,
         )
         self.journal.set_server_run(run.local_id, created.info.run_id, experiment_id)
