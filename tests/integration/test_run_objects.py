@@ -77,3 +77,36 @@ def test_a_run_started_while_the_server_is_down_gets_its_server_id_later(
     assert run.info.run_id == run.run_id
     fluent.end_run()
     assert mlrelay.get_run(run.info.run_id).data.metrics == {"m": 1.0}
+
+
+def test_with_no_tracking_uri_every_call_journals_and_one_notice_says_how_to_send(
+    server: MockServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No tracking URI anywhere: set_experiment and start_run both keep the run in the
+    journal (neither raises), one notice names the journal and `mlrelay sync
+    --tracking-uri`, and that command then delivers the run once."""
+    import io
+
+    from mlrelay import cli
+
+    with caplog.at_level("WARNING", logger="mlrelay"):
+        assert fluent.set_experiment("nowhere") is None
+        with fluent.start_run(run_name="kept") as run:
+            fluent.log_metric("m", 2.0)
+        with fluent.start_run():
+            fluent.log_param("p", "v")
+    notices = [r.getMessage() for r in caplog.records if "no tracking URI" in r.getMessage()]
+    assert len(notices) == 1
+    assert "journal.db" in notices[0]
+    assert "mlrelay sync --tracking-uri" in notices[0]
+    fluent._reset()
+    out = io.StringIO()
+    assert cli.main(["sync", "--tracking-uri", server.url], out=out) == 0, out.getvalue()
+    with mlrelay.Client(tracking_uri=server.url) as reader:
+        experiment = reader.get_experiment_by_name("nowhere")
+        assert experiment is not None
+        found = list(reader.search_runs([experiment.experiment_id]))
+        assert [r.info.run_name for r in found].count("kept") == 1
+        kept = next(r for r in found if r.info.run_name == "kept")
+        assert kept.data.metrics == {"m": 2.0}
+    assert run.info.run_id == run.local_id

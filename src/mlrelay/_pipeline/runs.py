@@ -19,6 +19,7 @@ import atexit
 import contextvars
 import getpass
 import inspect
+import logging
 import os
 import sys
 import threading
@@ -45,6 +46,8 @@ from .pipeline import Pipeline, PipelineOptions, Row
 
 if TYPE_CHECKING:
     from mlrelay.client import Client
+
+logger = logging.getLogger("mlrelay")
 
 __all__ = [
     "DISCARD",
@@ -244,6 +247,7 @@ class Session:
         self.mode: str | None = None  # set_tracking_uri(mode=...) / init(mode=...)
         self.offline_runs: list[str] = []  # ended offline runs, left to `mlrelay sync`
         self.last_run: RunHandle | None = None  # for last_active_run()
+        self.told_no_server = False
         self._settings: Settings | None = None
 
     # --- configuration ----------------------------------------------------------------
@@ -417,7 +421,10 @@ def set_experiment(experiment_name: str | None, experiment_id: str | None) -> st
     with session.lock:
         session.experiment_name = experiment_name
         session.experiment_id = experiment_id
-    if experiment_id is not None or session.settings().mode != "online":
+    settings = session.settings()
+    if settings.mode == "online" and not settings.tracking_uri:
+        _notice_no_server()
+    if experiment_id is not None or settings.mode != "online" or not settings.tracking_uri:
         return experiment_id
     assert experiment_name is not None
     try:
@@ -429,6 +436,18 @@ def set_experiment(experiment_name: str | None, experiment_id: str | None) -> st
     with session.lock:
         session.experiment_id = exp_id
     return exp_id
+
+
+def _notice_no_server() -> None:
+    """Say once per process that, with no tracking URI, runs are kept in the journal."""
+    if session.told_no_server:
+        return
+    session.told_no_server = True
+    logger.warning(
+        "mlrelay: no tracking URI is set (MLFLOW_TRACKING_URI, set_tracking_uri or init), so "
+        "runs are kept in the journal at %s; send them with `mlrelay sync --tracking-uri URI`",
+        session.ensure_pipeline().journal.path,
+    )
 
 
 def _warn(message: str) -> None:
@@ -493,6 +512,8 @@ def start_run(
         run.start_time, run.tags = int(time.time() * 1000), dict(start.user_tags)
         _stack.set((*stack, run))
         return run.active_run()
+    if settings.mode == "online" and not settings.tracking_uri:
+        _notice_no_server()
     resumed = _resume_journaled(start)
     run = resumed or _new_run(start, settings)
     if start.run_id is not None:
