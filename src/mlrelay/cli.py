@@ -32,8 +32,14 @@ from . import (
     PermissionDeniedError,
     __version__,
 )
-from ._config import resolve
-from ._credentials import auth_scheme, host_of, keyring_backend_name, keyring_delete, keyring_store
+from ._config import host_of, resolve
+from ._credentials import (
+    auth_scheme,
+    keyring_backend_name,
+    keyring_delete,
+    keyring_lookup,
+    keyring_store,
+)
 
 if TYPE_CHECKING:
     from ._pipeline.journal import Journal
@@ -96,7 +102,7 @@ def _probe(client: Client, path: str) -> httpx.Response | None:
 
 def _cmd_doctor(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
     explicit = {"tracking_uri": args.tracking_uri} if args.tracking_uri else {}
-    settings = resolve(explicit)
+    settings = resolve(explicit, keyring_lookup=keyring_lookup)
     print(f"mlrelay {__version__}", file=out)
     print("Settings (value, then where it came from):", file=out)
     for name, source in settings.sources.items():
