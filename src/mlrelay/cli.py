@@ -20,8 +20,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-import httpx
-
 from . import (
     APIConnectionError,
     APIError,
@@ -93,13 +91,6 @@ def _cmd_logout(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
     return 0
 
 
-def _probe(client: Client, path: str) -> httpx.Response | None:
-    try:
-        return client._transport.send("GET", path, idempotent=True)
-    except APIError:
-        return None
-
-
 def _cmd_doctor(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
     explicit = {"tracking_uri": args.tracking_uri} if args.tracking_uri else {}
     settings = resolve(explicit, keyring_lookup=keyring_lookup)
@@ -121,7 +112,7 @@ def _cmd_doctor(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
     quick = {"max_retries": 1, "retry_budget": 10.0, "timeout": min(settings.timeout, 10.0)}
     with Client(**explicit, **quick) as client:  # type: ignore[arg-type]
         started = time.perf_counter()
-        version = _probe(client, "/version")
+        version = client.server_version()
         try:
             next(client.search_experiments(max_results=1, page_size=1), None)
         except APIConnectionError as exc:
@@ -140,7 +131,7 @@ def _cmd_doctor(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
             print(f"FAIL the server answered with an error: {exc}", file=out)
             return 1
         elapsed = (time.perf_counter() - started) * 1000
-        server = version.text.strip()[:40] if version is not None else "unknown version"
+        server = version or "unknown version"
         print(
             f"OK   server reachable at {client.tracking_uri} (MLflow {server}, {elapsed:.0f} ms)",
             file=out,
