@@ -21,6 +21,7 @@ from mlrelay._config import (
 )
 from mlrelay._credentials import keyring_lookup, keyring_store
 from mlrelay._errors import ConfigurationError
+from tests._imports import imports_of
 from tests.unit.test_credentials import MemoryKeyring, installed_keyring
 
 ENV_EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
@@ -424,18 +425,7 @@ def test_an_injected_lookup_is_asked_for_the_host_only_when_needed() -> None:
 
 def test_config_does_not_import_credentials() -> None:
     """_config imports nothing from _credentials, not even inside a function: no cycle."""
-    import ast
-
-    import mlrelay._config
-
-    tree = ast.parse(Path(mlrelay._config.__file__).read_text())
-    imported = [
-        f"{getattr(node, 'module', None) or ''}.{alias.name}"
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import | ast.ImportFrom)
-        for alias in node.names
-    ]
-    assert not [name for name in imported if "_credentials" in name]
+    assert not [name for name in imports_of("mlrelay._config") if "_credentials" in name]
 
 
 # --------------------------------------------------------------------------- secrets
