@@ -12,12 +12,14 @@ import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._errors import ValidationError
 
 if TYPE_CHECKING:
-    from ._transport import Transport
+    from tqdm import tqdm
+
+    from ._transport import HTTPResponse, Transport
 
 __all__ = [
     "artifact_target",
@@ -224,7 +226,7 @@ def _stream(
     return chunks
 
 
-def _progress(label: str, size: int | None) -> Any:
+def _progress(label: str, size: int | None) -> tqdm[NoReturn] | None:
     """A tqdm bar on a terminal for a transfer of at least 64 MB; None otherwise (not a TTY,
     a small file, an unknown size)."""
     import sys
@@ -405,7 +407,7 @@ def _download_file(transport: Transport, proxy_file: str, target: Path) -> None:
     os.close(fd)
     partial = Path(name)
 
-    def write(response: Any) -> None:  # once per attempt: starts the file over
+    def write(response: HTTPResponse) -> None:  # once per attempt: starts the file over
         size = int(response.headers.get("content-length") or 0)
         bar = _progress(f"downloading {target.name}", size)
         try:

@@ -18,13 +18,10 @@ import json
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._errors import APIStatusError, NotFoundError
-from ._transport import API_PREFIX
-
-if TYPE_CHECKING:
-    from ._transport import Transport
+from ._transport import API_PREFIX, HTTPResponse, Transport
 
 __all__ = ["Capabilities", "capabilities_of", "detect", "forget", "remember"]
 
@@ -85,7 +82,7 @@ def _exists(
     params: Mapping[str, Any] | None = None,
     content: bytes | None = None,
     headers: Mapping[str, str] | None = None,
-) -> tuple[bool, Any]:
+) -> tuple[bool, HTTPResponse | None]:
     """Whether the route exists: any answer but a route-level 404 (a 404 naming a missing
     resource still proves the route); with the response when it was a success."""
     try:

@@ -36,13 +36,16 @@ import logging
 import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from pydantic import SecretStr
 
 from ._config import KEYRING_SERVICE_PREFIX, Settings, StoredCredentials, host_of
 from ._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
 
 __all__ = [
     "KEYRING_ACCOUNT",
@@ -149,7 +152,7 @@ def _backend_path(backend: object) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _run_keyring(what: str, call: Callable[[Any], Any]) -> _Outcome:
+def _run_keyring(what: str, call: Callable[[KeyringBackend], object]) -> _Outcome:
     """Run ``call(backend)`` against the current keyring backend, time-boxed and guarded.
 
     ``what`` names the operation in debug logs; no value is ever logged.
@@ -265,7 +268,7 @@ def keyring_delete(host: str) -> bool:
     """
     service = _service(host)
 
-    def delete(kr: Any) -> bool:
+    def delete(kr: KeyringBackend) -> bool:
         if kr.get_password(service, KEYRING_ACCOUNT) is None:
             return False
         kr.delete_password(service, KEYRING_ACCOUNT)

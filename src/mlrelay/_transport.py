@@ -24,7 +24,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import httpx
 
@@ -42,13 +42,16 @@ from ._protocol.messages import Endpoint, Request, Response
 from ._retry import RetryPolicy, call_with_retries, parse_retry_after
 from ._version import __version__
 
-__all__ = ["API_PREFIX", "USER_AGENT", "Transport", "build_ssl_context"]
+__all__ = ["API_PREFIX", "USER_AGENT", "HTTPResponse", "Transport", "build_ssl_context"]
 
 logger = logging.getLogger("mlrelay.http")
 
 API_PREFIX = "/api/2.0/mlflow/"
 USER_AGENT = f"mlrelay/{__version__} httpx/{httpx.__version__}"
 _REQUEST_ID_HEADERS = ("x-request-id", "x-databricks-org-id", "x-amzn-requestid")
+
+HTTPResponse: TypeAlias = httpx.Response
+"""What :meth:`Transport.send` returns, for modules that must not import httpx themselves."""
 
 ReqT = TypeVar("ReqT", bound=Request)
 RespT = TypeVar("RespT", bound=Response)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, TypeAlias
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeAlias
 
 from . import (
     APIConnectionError,
@@ -40,6 +40,8 @@ from ._credentials import (
 )
 
 if TYPE_CHECKING:
+    from tqdm import tqdm
+
     from ._pipeline.journal import Journal, RunStatus
     from ._pipeline.sync import PlannedRun, RunResult
 
@@ -183,7 +185,7 @@ class _SyncProgress:
         self.out, self.runs, self.entries, self.every = out, runs, entries, every
         self.done_runs = self.sent = self.bytes = 0
         self.started = self._last = time.monotonic()
-        self._bar: Any = None
+        self._bar: tqdm[NoReturn] | None = None
         if tty and entries:
             from tqdm import tqdm
 
@@ -193,7 +195,8 @@ class _SyncProgress:
             self._postfix()
 
     def _postfix(self) -> None:
-        self._bar.set_postfix_str(f"runs {self.done_runs}/{self.runs}, {_size(self.bytes)}")
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"runs {self.done_runs}/{self.runs}, {_size(self.bytes)}")
 
     def advance(self, entries: int, size: int) -> None:
         """Count an acknowledged request."""
