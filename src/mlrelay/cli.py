@@ -45,8 +45,6 @@ if TYPE_CHECKING:
     from ._pipeline.journal import Journal, RunStatus
     from ._pipeline.sync import PlannedRun, RunResult
 
-    _Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
-
 __all__ = ["main"]
 
 _DESCRIPTION = """\
@@ -465,7 +463,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="mlrelay", description=_DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"mlrelay {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND").add_parser
     _add_login(sub)
     _add_command(sub, "logout", "Remove the stored token for the tracking host.").set_defaults(
         func=_cmd_logout
@@ -482,9 +480,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_command(sub: _Subparsers, name: str, help_text: str) -> argparse.ArgumentParser:
+_AddParser: TypeAlias = Callable[..., argparse.ArgumentParser]
+"""The ``add_parser`` of the subcommands' action (argparse keeps its class private)."""
+
+
+def _add_command(sub: _AddParser, name: str, help_text: str) -> argparse.ArgumentParser:
     """Add the subcommand ``name``, with the ``--tracking-uri`` option every command takes."""
-    p = sub.add_parser(name, help=help_text, description=help_text)
+    p = sub(name, help=help_text, description=help_text)
     p.add_argument(
         "--tracking-uri",
         metavar="URI",
@@ -493,7 +495,7 @@ def _add_command(sub: _Subparsers, name: str, help_text: str) -> argparse.Argume
     return p
 
 
-def _add_login(sub: _Subparsers) -> None:
+def _add_login(sub: _AddParser) -> None:
     login = _add_command(
         sub,
         "login",
@@ -509,7 +511,7 @@ def _add_login(sub: _Subparsers) -> None:
     login.set_defaults(func=_cmd_login)
 
 
-def _add_sync(sub: _Subparsers) -> None:
+def _add_sync(sub: _AddParser) -> None:
     sync = _add_command(
         sub,
         "sync",
@@ -539,7 +541,7 @@ def _add_sync(sub: _Subparsers) -> None:
     sync.set_defaults(func=_cmd_sync)
 
 
-def _add_status(sub: _Subparsers) -> None:
+def _add_status(sub: _AddParser) -> None:
     status = _add_command(
         sub,
         "status",
@@ -551,7 +553,7 @@ def _add_status(sub: _Subparsers) -> None:
     status.set_defaults(func=_cmd_status)
 
 
-def _add_purge(sub: _Subparsers) -> None:
+def _add_purge(sub: _AddParser) -> None:
     purge = _add_command(
         sub,
         "purge",
