@@ -12,9 +12,14 @@ import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._errors import ValidationError
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from ._transport import HTTPResponse, Transport
 
 __all__ = [
     "artifact_target",
@@ -221,7 +226,7 @@ def _stream(
     return chunks
 
 
-def _progress(label: str, size: int | None) -> Any:
+def _progress(label: str, size: int | None) -> tqdm[NoReturn] | None:
     """A tqdm bar on a terminal for a transfer of at least 64 MB; None otherwise (not a TTY,
     a small file, an unknown size)."""
     import sys
@@ -241,7 +246,7 @@ _MAX_PARTS = 10_000
 
 
 def upload_file(
-    transport: Any,
+    transport: Transport,
     artifact_uri: str,
     local: Path,
     artifact_path: str | None,
@@ -279,7 +284,9 @@ def upload_file(
     )
 
 
-def _upload_parts(transport: Any, artifact_uri: str, local: Path, target: str, size: int) -> None:
+def _upload_parts(
+    transport: Transport, artifact_uri: str, local: Path, target: str, size: int
+) -> None:
     from urllib.parse import quote
 
     folder, _, filename = target.rpartition("/")
@@ -306,18 +313,13 @@ def _upload_parts(transport: Any, artifact_uri: str, local: Path, target: str, s
             offset = (number - 1) * part_bytes
             length = min(part_bytes, size - offset)
 
-            def put(credential: dict[str, Any] = credential, offset: int = offset,
-                    length: int = length) -> str:  # fmt: skip
-                response = transport.http_client.put(
-                    credential["url"],
-                    content=_stream(local, offset, length)(),
-                    headers={**(credential.get("headers") or {}), "Content-Length": str(length)},
-                    auth=None,  # a presigned URL: our credentials are not for the store
-                )
-                response.raise_for_status()
-                return str(response.headers.get("ETag", ""))
-
-            etag = _with_retries(put, transport)
+            response = transport.put_foreign(  # a presigned URL: not our credentials
+                credential["url"],
+                content=_stream(local, offset, length),
+                headers={**(credential.get("headers") or {}), "Content-Length": str(length)},
+                what="uploading a part",
+            )
+            etag = str(response.headers.get("ETag", ""))
             parts.append({"part_number": number, "etag": etag, "url": credential["url"]})
     except BaseException:
         with contextlib.suppress(Exception):
@@ -326,29 +328,12 @@ def _upload_parts(transport: Any, artifact_uri: str, local: Path, target: str, s
     call("complete", {"path": filename, "upload_id": upload_id, "parts": parts})
 
 
-def _with_retries(fn: Callable[[], str], transport: Any) -> str:
-    import httpx
-
-    from ._errors import APIConnectionError
-    from ._retry import call_with_retries
-
-    def attempt() -> str:
-        try:
-            return fn()
-        except (httpx.TransportError, httpx.HTTPStatusError) as exc:
-            raise APIConnectionError(
-                f"uploading a part failed ({type(exc).__name__})", method="PUT", url="-"
-            ) from exc
-
-    return call_with_retries(attempt, policy=transport.retry, idempotent=True, what="part")
-
-
 UPLOAD_WORKERS = 4
 """Files of one ``log_artifacts`` call uploaded at the same time."""
 
 
 def upload_dir(
-    transport: Any,
+    transport: Transport,
     artifact_uri: str,
     local: Path,
     artifact_path: str | None,
@@ -375,7 +360,7 @@ def upload_dir(
             future.result()
 
 
-def list_dir(transport: Any, artifact_uri: str, path: str) -> list[dict[str, Any]]:
+def list_dir(transport: Transport, artifact_uri: str, path: str) -> list[dict[str, Any]]:
     """The proxy's listing of one folder below the run's root (``[]`` for a file or a
     missing path): ``[{"path": <name>, "is_dir": bool, "file_size"?: int}]``."""
     root = proxy_path(artifact_uri)[len(_PROXY) :]
@@ -389,7 +374,7 @@ def list_dir(transport: Any, artifact_uri: str, path: str) -> list[dict[str, Any
     return files
 
 
-def download(transport: Any, artifact_uri: str, path: str, dst: Path) -> Path:
+def download(transport: Transport, artifact_uri: str, path: str, dst: Path) -> Path:
     """Download one artifact file or a whole directory into ``dst``, at ``dst/<path>`` as
     MLflow does; returns that local path.
 
@@ -413,7 +398,7 @@ def download(transport: Any, artifact_uri: str, path: str, dst: Path) -> Path:
     return target
 
 
-def _download_file(transport: Any, proxy_file: str, target: Path) -> None:
+def _download_file(transport: Transport, proxy_file: str, target: Path) -> None:
     import tempfile
     from urllib.parse import quote
 
@@ -422,7 +407,7 @@ def _download_file(transport: Any, proxy_file: str, target: Path) -> None:
     os.close(fd)
     partial = Path(name)
 
-    def write(response: Any) -> None:  # once per attempt: starts the file over
+    def write(response: HTTPResponse) -> None:  # once per attempt: starts the file over
         size = int(response.headers.get("content-length") or 0)
         bar = _progress(f"downloading {target.name}", size)
         try:

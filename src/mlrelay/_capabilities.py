@@ -5,20 +5,23 @@ MLflow 2.x servers (DagsHub serves 2.7) lack endpoints MLflow 3 has: logged mode
 Features that need one of them ask here first and fall back (models as run artifacts
 plus ``runs/log-model``, single-PUT uploads) or fail with a clear error, never a raw 404.
 
-Detection costs four small requests, made once per tracking URI per process (a lock
-keeps concurrent callers from probing twice); ``mlrelay sync`` records what it found in
-the journal, so a later sync of the same server does not probe again.
+Detection costs four small requests, made once per tracking URI per process: a lock per
+server keeps concurrent callers from probing it twice, and no lock is held across servers
+while one is probed, so a slow server does not hold up lookups for the others.
+``mlrelay sync`` records what it found in the journal, so a later sync of the same server
+does not probe again.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from ._errors import APIStatusError, NotFoundError
-from ._transport import API_PREFIX
+from ._transport import API_PREFIX, HTTPResponse, Transport
 
 __all__ = ["Capabilities", "capabilities_of", "detect", "forget", "remember"]
 
@@ -58,7 +61,8 @@ class Capabilities:
 
 
 _cache: dict[str, Capabilities] = {}
-_lock = threading.Lock()
+_probe_locks: dict[str, threading.Lock] = {}  # one per server, kept for the process
+_lock = threading.Lock()  # guards _cache and _probe_locks; never held during a probe
 
 
 def forget(tracking_uri: str | None = None) -> None:
@@ -70,11 +74,21 @@ def forget(tracking_uri: str | None = None) -> None:
             _cache.pop(tracking_uri.rstrip("/"), None)
 
 
-def _exists(transport: Any, method: str, path: str, **kwargs: Any) -> tuple[bool, Any]:
+def _exists(
+    transport: Transport,
+    method: str,
+    path: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    content: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[bool, HTTPResponse | None]:
     """Whether the route exists: any answer but a route-level 404 (a 404 naming a missing
-    resource still proves the route)."""
+    resource still proves the route); with the response when it was a success."""
     try:
-        response = transport.send(method, path, idempotent=True, **kwargs)
+        response = transport.send(
+            method, path, params=params, content=content, headers=headers, idempotent=True
+        )
     except NotFoundError as exc:
         return exc.error_code == "RESOURCE_DOES_NOT_EXIST", None
     except APIStatusError as exc:
@@ -82,7 +96,7 @@ def _exists(transport: Any, method: str, path: str, **kwargs: Any) -> tuple[bool
     return True, response
 
 
-def detect(transport: Any) -> Capabilities:
+def detect(transport: Transport) -> Capabilities:
     """Probe a server (four requests)."""
     ok, version_response = _exists(transport, "GET", "/version")
     version = None
@@ -106,13 +120,25 @@ def detect(transport: Any) -> Capabilities:
     return Capabilities(version, has_info, logged_models, multipart, registry)
 
 
-def capabilities_of(transport: Any) -> Capabilities:
-    """The server's capabilities, probed on first use and cached for the process."""
+def capabilities_of(transport: Transport) -> Capabilities:
+    """The server's capabilities, probed on first use and cached for the process.
+
+    Concurrent first lookups of one server wait for a single probe; lookups of other
+    servers go on meanwhile.
+    """
     key = transport.base_url.rstrip("/")
     with _lock:
         found = _cache.get(key)
+        if found is not None:
+            return found
+        probe_lock = _probe_locks.setdefault(key, threading.Lock())
+    with probe_lock:
+        with _lock:
+            found = _cache.get(key)
         if found is None:
-            found = _cache[key] = detect(transport)
+            probed = detect(transport)
+            with _lock:
+                found = _cache.setdefault(key, probed)  # remember() may have come first
         return found
 
 

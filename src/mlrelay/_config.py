@@ -14,7 +14,9 @@ Resolution order, highest first:
    its parents), parsed with ``dotenv_values`` and never loaded into ``os.environ``;
    skipped when ``PYTHON_DOTENV_DISABLED`` is 1/true/t/yes/y in the environment;
 4. **the OS keyring**, for credentials only, keyed by the tracking URI's host, and
-   only when the ``keyring`` setting (``MLRELAY_KEYRING``) is true;
+   only when the caller passes a ``keyring_lookup`` (this module does no keyring I/O;
+   :func:`mlrelay._credentials.keyring_lookup` is the real one) and the ``keyring``
+   setting (``MLRELAY_KEYRING``) is true;
 5. **defaults** from the registry.
 
 An empty variable (``MLFLOW_TRACKING_TOKEN=``) counts as unset in every layer.
@@ -44,21 +46,24 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from ._credentials import KEYRING_SERVICE_PREFIX, host_of, keyring_lookup
 from ._errors import ConfigurationError, redact_url
 
 __all__ = [
+    "KEYRING_SERVICE_PREFIX",
     "NOT_GIVEN",
     "REGISTRY",
+    "KeyringLookup",
     "NotGiven",
     "Setting",
     "Settings",
+    "StoredCredentials",
+    "host_of",
     "registry_env_names",
     "resolve",
 ]
@@ -78,6 +83,39 @@ class NotGiven:
 
 NOT_GIVEN = NotGiven()
 """Sentinel for an argument that was not given; ``resolve`` treats ``None`` the same way."""
+
+
+# --------------------------------------------------------------------------- hosts
+
+KEYRING_SERVICE_PREFIX = "mlrelay:"
+"""Keyring service names are this prefix followed by the server's host."""
+
+StoredCredentials: TypeAlias = tuple[str | None, SecretStr]
+"""What the keyring holds for a host: ``(username or None, token)``."""
+
+KeyringLookup: TypeAlias = Callable[[str], StoredCredentials | None]
+"""A function from a host to the credentials stored for it (``None`` when there are none)."""
+
+
+def host_of(uri: str) -> str:
+    """Return the host part used to key credentials: the netloc, lower-case, without user-info.
+
+    A bare host (no ``scheme://``) is accepted too, so the CLI can take ``dagshub.com``.
+
+    >>> host_of("https://Alice:tok@DagsHub.com/alice/repo.mlflow")
+    'dagshub.com'
+    >>> host_of("http://127.0.0.1:5000")
+    '127.0.0.1:5000'
+
+    Raises:
+        ConfigurationError: the URI has no host.
+    """
+    text = uri.strip()
+    netloc = urlsplit(text if "://" in text else f"//{text}").netloc
+    host = netloc.rsplit("@", 1)[-1].lower()
+    if not host:
+        raise ConfigurationError(f"cannot find a host in {redact_url(text)!r}")
+    return host
 
 
 # --------------------------------------------------------------------------- parsers
@@ -578,6 +616,7 @@ def resolve(
     *,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    keyring_lookup: KeyringLookup | None = None,
 ) -> Settings:
     """Resolve every setting once: arguments > environment > ``.env`` > keyring > defaults.
 
@@ -587,6 +626,10 @@ def resolve(
             credential here means credentials are looked up nowhere else.
         environ: the environment to read instead of ``os.environ`` (it is only read).
         cwd: the directory whose ``.env`` is read, instead of the current directory.
+        keyring_lookup: how to find the credentials stored for a host (pass
+            :func:`mlrelay._credentials.keyring_lookup`); called only when no other layer
+            holds a credential and the ``keyring`` setting is true. ``None`` means the
+            keyring is not consulted at all.
 
     Returns:
         A frozen :class:`Settings`, with ``sources`` saying where each value came from.
@@ -602,20 +645,52 @@ def resolve(
     ('https://example.com', 'alice', 'tracking URI')
     """
     args = dict(explicit or {})
+    _check_names(args)
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    layers = _layers(args, env, Path.cwd() if cwd is None else cwd)
+    values, sources, uri_layer = _resolve_plain(layers)
+    values["tracking_uri"], userinfo = _userinfo_credentials(values["tracking_uri"])
+    credentials = _layer_credentials(layers, userinfo, uri_layer)
+    if not credentials and values["keyring"] and keyring_lookup is not None:
+        credentials = _keyring_credentials(values["tracking_uri"], keyring_lookup)
+    for name in _CREDENTIALS:
+        found = credentials.get(name)
+        values[name] = None if found is None else _parse(_BY_NAME[name], found)
+        sources[name] = "default" if found is None else found.source
+    _check_tls(values, sources)
+    _log.debug("settings resolved from: %s", sources)
+    return Settings.model_validate({**values, "sources": sources})
+
+
+def _check_names(args: Mapping[str, object]) -> None:
+    """Raise for an argument name that is not a setting."""
     unknown = sorted(set(args) - set(_BY_NAME))
     if unknown:
         raise ConfigurationError(
             f"unknown setting(s) {', '.join(unknown)}; known settings: {', '.join(_BY_NAME)}"
         )
-    env: Mapping[str, str] = os.environ if environ is None else environ
+
+
+def _layers(args: Mapping[str, object], env: Mapping[str, str], cwd: Path) -> list[_Layer]:
+    """The layers that hold raw values, highest priority first: arguments, environment, .env."""
     layers = [
         _Layer(args, False, lambda _name: "argument", "passed as an argument"),
         _Layer(env, True, lambda var: f"environment ({var})", "from the environment"),
     ]
-    dotenv = _dotenv_layer(Path.cwd() if cwd is None else cwd, env)
+    dotenv = _dotenv_layer(cwd, env)
     if dotenv is not None:
         layers.append(dotenv)
+    return layers
 
+
+def _resolve_plain(
+    layers: list[_Layer],
+) -> tuple[dict[str, Any], dict[str, str], int | None]:
+    """Every setting but the credentials, from the first layer that holds it.
+
+    Returns the values, the sources of every setting (credentials "default" for now, in
+    registry order) and the index of the layer that supplied the tracking URI, if any.
+    """
     values: dict[str, Any] = {}
     sources: dict[str, str] = {s.name: "default" for s in REGISTRY}  # registry order
     uri_layer: int | None = None
@@ -630,42 +705,60 @@ def resolve(
                 if setting.name == "tracking_uri":
                     uri_layer = index
                 break
+    return values, sources, uri_layer
 
+
+def _userinfo_credentials(uri: str | None) -> tuple[str | None, dict[str, _Found]]:
+    """Split user-info off the tracking URI: ``(uri without it, the credentials it held)``."""
+    if uri is None:
+        return None, {}
+    clean, user, password = _split_userinfo(uri)
+    origin = "from the tracking URI"
     userinfo: dict[str, _Found] = {}
-    if values["tracking_uri"] is not None:
-        values["tracking_uri"], user, password = _split_userinfo(values["tracking_uri"])
-        origin = "from the tracking URI"
-        if user is not None:
-            userinfo["username"] = _Found(user, "username", "tracking URI", origin)
-        if password is not None:
-            userinfo["password"] = _Found(password, "password", "tracking URI", origin)
+    if user is not None:
+        userinfo["username"] = _Found(user, "username", "tracking URI", origin)
+    if password is not None:
+        userinfo["password"] = _Found(password, "password", "tracking URI", origin)
+    return clean, userinfo
 
-    credentials: dict[str, _Found] = {}
+
+def _layer_credentials(
+    layers: list[_Layer], userinfo: dict[str, _Found], uri_layer: int | None
+) -> dict[str, _Found]:
+    """The credential set of the first layer that holds any: its own variables, else the
+    user-info of the tracking URI when that layer supplied the URI; ``{}`` when none does."""
     for index, layer in enumerate(layers):
         credentials = _credentials_from(layer) or (userinfo if index == uri_layer else {})
         if credentials:
-            break
-    if not credentials and values["keyring"] and values["tracking_uri"] is not None:
-        host = host_of(values["tracking_uri"])
-        stored = keyring_lookup(host)
-        if stored is not None:
-            user, token = stored
-            label = f"keyring ({KEYRING_SERVICE_PREFIX.rstrip(':')}, host {host})"
-            origin = "from the keyring"
-            # A stored username means Basic username:token; without one, Bearer.
-            credentials["password" if user else "token"] = _Found(token, "token", label, origin)
-            if user:
-                credentials["username"] = _Found(user, "username", label, origin)
-    for name in _CREDENTIALS:
-        found = credentials.get(name)
-        values[name] = None if found is None else _parse(_BY_NAME[name], found)
-        sources[name] = "default" if found is None else found.source
+            return credentials
+    return {}
 
+
+def _keyring_credentials(uri: str | None, lookup: KeyringLookup) -> dict[str, _Found]:
+    """The credentials ``lookup`` finds for the tracking URI's host (``{}`` without a URI).
+
+    A stored username means Basic ``username:token``; without one, a Bearer token.
+    """
+    if uri is None:
+        return {}
+    host = host_of(uri)
+    stored = lookup(host)
+    if stored is None:
+        return {}
+    user, token = stored
+    label = f"keyring ({KEYRING_SERVICE_PREFIX.rstrip(':')}, host {host})"
+    origin = "from the keyring"
+    credentials = {"password" if user else "token": _Found(token, "token", label, origin)}
+    if user:
+        credentials["username"] = _Found(user, "username", label, origin)
+    return credentials
+
+
+def _check_tls(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """Raise when certificate verification is both skipped and pinned to a CA bundle."""
     if values["insecure_tls"] and values["server_cert_path"] is not None:
         raise ConfigurationError(
             f"MLFLOW_TRACKING_INSECURE_TLS ({sources['insecure_tls']}) and "
             f"MLFLOW_TRACKING_SERVER_CERT_PATH ({sources['server_cert_path']}) cannot both "
             "be set: either skip certificate verification or verify against the CA bundle"
         )
-    _log.debug("settings resolved from: %s", sources)
-    return Settings.model_validate({**values, "sources": sources})

@@ -18,9 +18,10 @@ the usual cause of hangs and tracebacks (research/hosted-backends.md §5):
   means "not found"; it is logged at debug level by type only, never with a value;
 * the ``null`` and ``fail`` backends count as "no keyring".
 
-Whether the keyring is consulted at all is decided by the caller from the resolved
-``keyring`` setting (``MLRELAY_KEYRING``); :func:`mlrelay._config.resolve` only calls
-:func:`keyring_lookup` when it is true.
+Whether the keyring is consulted at all is decided by the caller: it passes
+:func:`keyring_lookup` to :func:`mlrelay._config.resolve` (which does no keyring I/O of
+its own), and ``resolve`` calls it only when the ``keyring`` setting (``MLRELAY_KEYRING``)
+is true.
 
 Storage format: service ``mlrelay:<host>`` (``host`` is the tracking URI's netloc,
 lower-case, without user-info, e.g. ``dagshub.com`` or ``127.0.0.1:5000``), account
@@ -36,15 +37,15 @@ import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import SecretStr
 
-from ._errors import ConfigurationError, redact_url
+from ._config import KEYRING_SERVICE_PREFIX, Settings, StoredCredentials, host_of
+from ._errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from ._config import Settings
+    from keyring.backend import KeyringBackend
 
 __all__ = [
     "KEYRING_ACCOUNT",
@@ -61,9 +62,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger("mlrelay.credentials")
-
-KEYRING_SERVICE_PREFIX = "mlrelay:"
-"""Keyring service names are this prefix followed by the server's host."""
 
 KEYRING_ACCOUNT = "mlrelay-credentials"
 """The fixed keyring account (the "username" field) under which credentials are stored."""
@@ -133,30 +131,6 @@ class BearerAuth(httpx.Auth):
         return f"BearerAuth(token={self._token!r})"
 
 
-# --------------------------------------------------------------------------- hosts
-
-
-def host_of(uri: str) -> str:
-    """Return the host part used to key credentials: the netloc, lower-case, without user-info.
-
-    A bare host (no ``scheme://``) is accepted too, so the CLI can take ``dagshub.com``.
-
-    >>> host_of("https://Alice:tok@DagsHub.com/alice/repo.mlflow")
-    'dagshub.com'
-    >>> host_of("http://127.0.0.1:5000")
-    '127.0.0.1:5000'
-
-    Raises:
-        ConfigurationError: the URI has no host.
-    """
-    text = uri.strip()
-    netloc = urlsplit(text if "://" in text else f"//{text}").netloc
-    host = netloc.rsplit("@", 1)[-1].lower()
-    if not host:
-        raise ConfigurationError(f"cannot find a host in {redact_url(text)!r}")
-    return host
-
-
 # --------------------------------------------------------------------------- keyring plumbing
 
 
@@ -178,7 +152,7 @@ def _backend_path(backend: object) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _run_keyring(what: str, call: Callable[[Any], Any]) -> _Outcome:
+def _run_keyring(what: str, call: Callable[[KeyringBackend], object]) -> _Outcome:
     """Run ``call(backend)`` against the current keyring backend, time-boxed and guarded.
 
     ``what`` names the operation in debug logs; no value is ever logged.
@@ -228,7 +202,7 @@ def _service(host: str) -> str:
 # --------------------------------------------------------------------------- keyring API
 
 
-def keyring_lookup(host: str) -> tuple[str | None, SecretStr] | None:
+def keyring_lookup(host: str) -> StoredCredentials | None:
     """Return the ``(username, token)`` stored for ``host``, or ``None`` when there is none.
 
     Never raises for keyring trouble and never blocks longer than :data:`KEYRING_TIMEOUT`:
@@ -294,7 +268,7 @@ def keyring_delete(host: str) -> bool:
     """
     service = _service(host)
 
-    def delete(kr: Any) -> bool:
+    def delete(kr: KeyringBackend) -> bool:
         if kr.get_password(service, KEYRING_ACCOUNT) is None:
             return False
         kr.delete_password(service, KEYRING_ACCOUNT)

@@ -10,6 +10,10 @@ with repeated keys for lists; other methods send a JSON body with
 ``Content-Type: application/json``; bodies are serialised by pydantic with NaN and
 infinities as MLflow's strings, never as bare tokens; an empty success body is
 ``{}``. Nothing here logs headers or bodies, so credentials never reach a log.
+
+Options that may be left to a default take :data:`~mlrelay._config.NOT_GIVEN` for "the
+default" (the transport's retry policy, the HTTP client's timeout), so that ``None`` can
+mean "off": ``retry=None`` sends once without retrying, ``timeout=None`` waits forever.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeAlias, TypeVar
 
 import httpx
 
+from ._config import NOT_GIVEN, NotGiven
 from ._errors import (
     APIConnectionError,
     APITimeoutError,
@@ -36,13 +42,16 @@ from ._protocol.messages import Endpoint, Request, Response
 from ._retry import RetryPolicy, call_with_retries, parse_retry_after
 from ._version import __version__
 
-__all__ = ["API_PREFIX", "USER_AGENT", "Transport", "build_ssl_context"]
+__all__ = ["API_PREFIX", "USER_AGENT", "HTTPResponse", "Transport", "build_ssl_context"]
 
 logger = logging.getLogger("mlrelay.http")
 
 API_PREFIX = "/api/2.0/mlflow/"
 USER_AGENT = f"mlrelay/{__version__} httpx/{httpx.__version__}"
 _REQUEST_ID_HEADERS = ("x-request-id", "x-databricks-org-id", "x-amzn-requestid")
+
+HTTPResponse: TypeAlias = httpx.Response
+"""What :meth:`Transport.send` returns, for modules that must not import httpx themselves."""
 
 ReqT = TypeVar("ReqT", bound=Request)
 RespT = TypeVar("RespT", bound=Response)
@@ -105,6 +114,8 @@ class Transport:
         http_client: the ``httpx.Client`` to send through; it carries auth, TLS and
             timeouts. The transport does not close it.
         retry: the default retry policy.
+        timeout: seconds for each request; ``NOT_GIVEN`` leaves the HTTP client's
+            timeouts, ``None`` means no timeout.
     """
 
     def __init__(
@@ -113,7 +124,7 @@ class Transport:
         base_url: str,
         http_client: httpx.Client,
         retry: RetryPolicy,
-        timeout: float | None = None,
+        timeout: float | NotGiven | None = NOT_GIVEN,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.http_client = http_client
@@ -121,25 +132,37 @@ class Transport:
         self.timeout = timeout
 
     def with_options(
-        self, *, retry: RetryPolicy | None = None, timeout: float | None = None
+        self,
+        *,
+        retry: RetryPolicy | NotGiven | None = NOT_GIVEN,
+        timeout: float | NotGiven | None = NOT_GIVEN,
     ) -> Transport:
         """A transport sharing this one's HTTP client, with another retry policy or timeout.
 
         Args:
-            retry: the retry policy (this transport's when None).
-            timeout: seconds for each request, overriding the HTTP client's (this
-                transport's when None).
+            retry: the retry policy; ``NOT_GIVEN`` keeps this transport's, ``None`` turns
+                retrying off.
+            timeout: seconds for each request, overriding the HTTP client's;
+                ``NOT_GIVEN`` keeps this transport's, ``None`` means no timeout.
         """
         return Transport(
             base_url=self.base_url,
             http_client=self.http_client,
-            retry=retry or self.retry,
-            timeout=self.timeout if timeout is None else timeout,
+            retry=self._policy(retry),
+            timeout=self.timeout if isinstance(timeout, NotGiven) else timeout,
         )
 
     def url(self, path: str) -> str:
         """The absolute URL of an API path such as ``/api/2.0/mlflow/runs/get``."""
         return self.base_url + path
+
+    def _policy(self, retry: RetryPolicy | NotGiven | None) -> RetryPolicy:
+        """The policy a call uses: this transport's, none (one attempt), or the one given."""
+        if isinstance(retry, NotGiven):
+            return self.retry
+        if retry is None:
+            return self.retry.with_changes(max_retries=0)
+        return retry
 
     def send(
         self,
@@ -150,7 +173,7 @@ class Transport:
         content: bytes | Callable[[], Iterator[bytes]] | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool,
-        retry: RetryPolicy | None = None,
+        retry: RetryPolicy | NotGiven | None = NOT_GIVEN,
         sink: Callable[[httpx.Response], None] | None = None,
     ) -> httpx.Response:
         """Send one request with retries and return the successful response.
@@ -163,7 +186,7 @@ class Transport:
                 each attempt (a file streamed from disk, in constant memory).
             headers: extra headers.
             idempotent: whether a replay is harmless (decides what is retried).
-            retry: a policy for this call instead of the transport's.
+            retry: a policy for this call instead of the transport's (``None``: no retries).
             sink: stream a successful response's body into this function instead of
                 reading it into memory (it is called once per attempt; a download that
                 breaks midway is retried whole).
@@ -173,84 +196,98 @@ class Transport:
             APIStatusError: a non-success response (after retries), as its subclass.
         """
         url = self.url(path)
-        safe_url = redact_url(url)
+        outgoing = _Outgoing(method, url, params, content, headers, sink)
+        return call_with_retries(
+            lambda: self._attempt(outgoing),
+            policy=self._policy(retry),
+            idempotent=idempotent,
+            what=f"{method} {redact_url(url)}",
+        )
+
+    def _attempt(self, a: _Outgoing) -> httpx.Response:
+        """Send ``a`` once; map a failure onto the mlrelay error tree.
+
+        Raises:
+            MlrelayError: the HTTP client is closed.
+            APIConnectionError: no response.
+            APIStatusError: a status of 400 or more, as its subclass.
+        """
+        if self.http_client.is_closed:
+            raise MlrelayError(f"cannot send {a.method} {redact_url(a.url)}: this Client is closed")
+        # NOT_GIVEN: the HTTP client's timeouts; None: no timeout.
+        timeout = httpx.USE_CLIENT_DEFAULT if isinstance(self.timeout, NotGiven) else self.timeout
+        started = time.perf_counter()
+        try:
+            request = self.http_client.build_request(
+                a.method,
+                a.url,
+                params=a.params,
+                content=a.content() if callable(a.content) else a.content,
+                headers=a.headers,
+                timeout=timeout,
+            )
+            response = self.http_client.send(request, stream=a.sink is not None)
+            if a.sink is not None:
+                _drain(response, a.sink)
+        except (httpx.TransportError, httpx.InvalidURL) as exc:
+            raise connection_error(exc, a.method, a.url) from exc
+        logger.debug(
+            "%s %s -> %d in %.1f ms",
+            a.method,
+            redact_url(a.url),
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
+        _raise_for_status(a.method, a.url, response)
+        return response
+
+    def put_foreign(
+        self,
+        url: str,
+        *,
+        content: Callable[[], Iterator[bytes]],
+        headers: Mapping[str, str],
+        what: str = "upload",
+    ) -> httpx.Response:
+        """PUT a body to a URL that is not this server's (a pre-signed upload URL).
+
+        Sent through the same HTTP client (TLS, proxies, the client's timeouts) but
+        without our credentials, which are not for that store; retried as a whole under
+        this transport's policy as an idempotent request. The URL is never logged nor put
+        in a message (it carries a signature).
+
+        Args:
+            url: the absolute URL.
+            content: returns a fresh iterator over the body for each attempt.
+            headers: the headers to send (those the URL was signed with, a length).
+            what: what is uploaded, for messages ("uploading a part").
+
+        Raises:
+            APIConnectionError: the last attempt got no response or a non-success status
+                (named by type only, ``url`` is ``"-"``).
+        """
 
         def attempt() -> httpx.Response:
-            if self.http_client.is_closed:
-                raise MlrelayError(f"cannot send {method} {safe_url}: this Client is closed")
-            started = time.perf_counter()
             try:
                 request = self.http_client.build_request(
-                    method,
-                    url,
-                    params=params,
-                    content=content() if callable(content) else content,
-                    headers=headers,
-                    timeout=httpx.USE_CLIENT_DEFAULT if self.timeout is None else self.timeout,
+                    "PUT", url, content=content(), headers=headers
                 )
-                response = self.http_client.send(request, stream=sink is not None)
-                if sink is not None:
-                    try:
-                        if response.status_code < 400:
-                            sink(response)
-                        else:
-                            response.read()
-                    finally:
-                        response.close()
-            except httpx.TimeoutException as exc:
-                sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-                raise APITimeoutError(
-                    f"{method} {safe_url} timed out ({type(exc).__name__})",
-                    method=method,
-                    url=url,
-                    request_sent=sent,
-                ) from exc
-            except httpx.ConnectError as exc:
+                response = self.http_client.send(request, auth=None)  # not our credentials
+                response.raise_for_status()
+            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
                 raise APIConnectionError(
-                    f"{method} {safe_url}: cannot connect ({exc})",
-                    method=method,
-                    url=url,
-                    request_sent=False,
+                    f"{what} failed ({type(exc).__name__})", method="PUT", url="-"
                 ) from exc
-            except (httpx.TransportError, httpx.InvalidURL) as exc:
-                raise APIConnectionError(
-                    f"{method} {safe_url}: connection failed ({type(exc).__name__}: {exc})",
-                    method=method,
-                    url=url,
-                    request_sent=not isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL),
-                ) from exc
-            logger.debug(
-                "%s %s -> %d in %.1f ms",
-                method,
-                safe_url,
-                response.status_code,
-                (time.perf_counter() - started) * 1000,
-            )
-            if response.status_code >= 400:
-                request_id = next(
-                    (response.headers[h] for h in _REQUEST_ID_HEADERS if h in response.headers),
-                    None,
-                )
-                raise error_for_status(
-                    method=method,
-                    url=url,
-                    status_code=response.status_code,
-                    body=response.content,
-                    request_id=request_id,
-                    retry_after=parse_retry_after(response.headers.get("retry-after")),
-                )
             return response
 
-        return call_with_retries(
-            attempt, policy=retry or self.retry, idempotent=idempotent, what=f"{method} {safe_url}"
-        )
+        return call_with_retries(attempt, policy=self.retry, idempotent=True, what=what)
 
     def call(
         self,
         endpoint: Endpoint[ReqT, RespT],
         request: ReqT,
         *,
-        retry: RetryPolicy | None = None,
+        retry: RetryPolicy | NotGiven | None = NOT_GIVEN,
         idempotent: bool | None = None,
     ) -> RespT:
         """Send ``request`` to ``endpoint`` and decode the endpoint's response model.
@@ -258,7 +295,7 @@ class Transport:
         Args:
             endpoint: the operation.
             request: its request message.
-            retry: a policy for this call instead of the transport's.
+            retry: a policy for this call instead of the transport's (``None``: no retries).
             idempotent: override the endpoint's own flag (callers that make an
                 operation safe to replay, such as a run create with a client key).
 
@@ -285,6 +322,79 @@ class Transport:
                 retry=retry,
             )
         return decode(endpoint, response)
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """What :meth:`Transport.send` sends, on each attempt."""
+
+    method: str
+    url: str
+    params: Mapping[str, Any] | None
+    content: bytes | Callable[[], Iterator[bytes]] | None
+    headers: Mapping[str, str] | None
+    sink: Callable[[httpx.Response], None] | None
+
+
+def _drain(response: httpx.Response, sink: Callable[[httpx.Response], None]) -> None:
+    """Stream a success body into ``sink`` (an error body is read, for its message); close."""
+    try:
+        if response.status_code < 400:
+            sink(response)
+        else:
+            response.read()
+    finally:
+        response.close()
+
+
+def connection_error(
+    exc: httpx.TransportError | httpx.InvalidURL, method: str, url: str
+) -> APIConnectionError:
+    """The mlrelay error for an httpx failure that left no response.
+
+    A timeout is :class:`APITimeoutError`; ``request_sent`` is False when the request
+    certainly never left (connect or pool timeout, connection refused, a URL or
+    protocol httpx cannot use). Messages show ``url`` without user-info.
+    """
+    safe_url = redact_url(url)
+    if isinstance(exc, httpx.TimeoutException):
+        sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+        return APITimeoutError(
+            f"{method} {safe_url} timed out ({type(exc).__name__})",
+            method=method,
+            url=url,
+            request_sent=sent,
+        )
+    if isinstance(exc, httpx.ConnectError):
+        return APIConnectionError(
+            f"{method} {safe_url}: cannot connect ({exc})",
+            method=method,
+            url=url,
+            request_sent=False,
+        )
+    return APIConnectionError(
+        f"{method} {safe_url}: connection failed ({type(exc).__name__}: {exc})",
+        method=method,
+        url=url,
+        request_sent=not isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL),
+    )
+
+
+def _raise_for_status(method: str, url: str, response: httpx.Response) -> None:
+    """Raise the :class:`APIStatusError` subclass for a status of 400 or more."""
+    if response.status_code < 400:
+        return
+    request_id = next(
+        (response.headers[h] for h in _REQUEST_ID_HEADERS if h in response.headers), None
+    )
+    raise error_for_status(
+        method=method,
+        url=url,
+        status_code=response.status_code,
+        body=response.content,
+        request_id=request_id,
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
+    )
 
 
 def decode(endpoint: Endpoint[Any, RespT], response: httpx.Response) -> RespT:

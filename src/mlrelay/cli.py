@@ -15,12 +15,10 @@ import getpass
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
-
-import httpx
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeAlias
 
 from . import (
     APIConnectionError,
@@ -32,11 +30,20 @@ from . import (
     PermissionDeniedError,
     __version__,
 )
-from ._config import resolve
-from ._credentials import auth_scheme, host_of, keyring_backend_name, keyring_delete, keyring_store
+from ._config import host_of, resolve
+from ._credentials import (
+    auth_scheme,
+    keyring_backend_name,
+    keyring_delete,
+    keyring_lookup,
+    keyring_store,
+)
 
 if TYPE_CHECKING:
-    from ._pipeline.journal import Journal
+    from tqdm import tqdm
+
+    from ._pipeline.journal import Journal, RunStatus
+    from ._pipeline.sync import PlannedRun, RunResult
 
 __all__ = ["main"]
 
@@ -87,16 +94,9 @@ def _cmd_logout(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
     return 0
 
 
-def _probe(client: Client, path: str) -> httpx.Response | None:
-    try:
-        return client._transport.send("GET", path, idempotent=True)
-    except APIError:
-        return None
-
-
 def _cmd_doctor(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
     explicit = {"tracking_uri": args.tracking_uri} if args.tracking_uri else {}
-    settings = resolve(explicit)
+    settings = resolve(explicit, keyring_lookup=keyring_lookup)
     print(f"mlrelay {__version__}", file=out)
     print("Settings (value, then where it came from):", file=out)
     for name, source in settings.sources.items():
@@ -115,7 +115,7 @@ def _cmd_doctor(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
     quick = {"max_retries": 1, "retry_budget": 10.0, "timeout": min(settings.timeout, 10.0)}
     with Client(**explicit, **quick) as client:  # type: ignore[arg-type]
         started = time.perf_counter()
-        version = _probe(client, "/version")
+        version = client.server_version()
         try:
             next(client.search_experiments(max_results=1, page_size=1), None)
         except APIConnectionError as exc:
@@ -134,7 +134,7 @@ def _cmd_doctor(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
             print(f"FAIL the server answered with an error: {exc}", file=out)
             return 1
         elapsed = (time.perf_counter() - started) * 1000
-        server = version.text.strip()[:40] if version is not None else "unknown version"
+        server = version or "unknown version"
         print(
             f"OK   server reachable at {client.tracking_uri} (MLflow {server}, {elapsed:.0f} ms)",
             file=out,
@@ -183,7 +183,7 @@ class _SyncProgress:
         self.out, self.runs, self.entries, self.every = out, runs, entries, every
         self.done_runs = self.sent = self.bytes = 0
         self.started = self._last = time.monotonic()
-        self._bar: Any = None
+        self._bar: tqdm[NoReturn] | None = None
         if tty and entries:
             from tqdm import tqdm
 
@@ -193,7 +193,8 @@ class _SyncProgress:
             self._postfix()
 
     def _postfix(self) -> None:
-        self._bar.set_postfix_str(f"runs {self.done_runs}/{self.runs}, {_size(self.bytes)}")
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"runs {self.done_runs}/{self.runs}, {_size(self.bytes)}")
 
     def advance(self, entries: int, size: int) -> None:
         """Count an acknowledged request."""
@@ -237,85 +238,113 @@ class _SyncProgress:
 
 
 def _cmd_sync(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
-    from ._pipeline.sync import plan_sync, run_sync
-
     journal = _open_journal(out)
     if journal is None:
         return 0
     try:
-        default_uri = args.tracking_uri or resolve({"keyring": False}).tracking_uri
-        planned = plan_sync(
-            journal,
-            tracking_uri=args.tracking_uri,
-            default_uri=default_uri,
-            run_ids=args.run or (),
-            retry_rejected=args.retry_rejected,
-        )
-        if args.run:
-            known = {p.run.local_id for p in planned} | {p.run.server_run_id for p in planned}
-            for wanted in args.run:
-                if wanted not in known:
-                    print(f"run {wanted}: not pending in {journal.path}", file=out)
-        if not planned:
-            print("Nothing to sync: every run in the journal is delivered.", file=out)
-            return 0
-        entries = sum(p.pending + (p.rejected if args.retry_rejected else 0) for p in planned)
-        if args.dry_run:
-            print(f"Would sync {len(planned)} run(s), {entries:,} entries:", file=out)
-            for p in planned:
-                where = p.destination or "no tracking URI"
-                target = p.run.server_run_id or "new run"
-                what = f"{p.pending:,} entries" + (
-                    f", then status {p.run.status or 'KILLED'}" if not p.run.final_sent else ""
-                )
-                skip = f" (skipped: {p.skip_reason})" if p.skip_reason else ""
-                print(f"  {p.run.local_id} -> {target} on {where}: {what}{skip}", file=out)
-            return 0
-        tty = out.isatty() if hasattr(out, "isatty") else False
-        progress = _SyncProgress(out, len(planned), entries, tty=tty)
-        settings = resolve({"keyring": False})
-
-        try:
-            results = run_sync(
-                journal,
-                planned,
-                lambda uri: Client(
-                    tracking_uri=uri,
-                    max_retries=settings.max_retries,
-                    retry_budget=min(settings.retry_budget, 60.0),
-                ),
-                progress=progress.advance,
-                on_run=lambda _result: progress.run_done(),
-                retry_rejected=args.retry_rejected,
-            )
-        finally:
-            progress.close()
-        left = 0
-        for r in results:
-            target = r.server_run_id or "not created"
-            if r.live:
-                print(f"run {r.local_id}: skipped, {r.reason}", file=out)
-                continue
-            if r.done:
-                print(f"run {r.local_id} -> {target}: done ({r.sent:,} entries sent)", file=out)
-                continue
-            left += 1
-            why = r.reason or (
-                f"{r.rejected:,} entries rejected by the server (`mlrelay status` shows why; "
-                "`mlrelay sync --retry-rejected` sends them again)"
-                if r.rejected
-                else f"{r.left:,} entries left"
-            )
-            print(f"run {r.local_id} -> {target}: NOT DONE: {why}", file=out)
-        print(
-            f"Synced {sum(r.done for r in results)} of {len(results)} run(s); "
-            f"{progress.sent:,} entries "
-            f"sent in {time.monotonic() - progress.started:.1f} s.",
-            file=out,
-        )
-        return 1 if left else 0
+        return _sync(journal, args, out)
     finally:
         journal.close()
+
+
+def _sync(journal: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    """Plan, then show (``--dry-run``) or send the runs; the exit code of ``mlrelay sync``."""
+    from ._pipeline.sync import run_sync
+
+    planned = _plan_sync(journal, args, out)
+    if not planned:
+        print("Nothing to sync: every run in the journal is delivered.", file=out)
+        return 0
+    entries = sum(p.pending + (p.rejected if args.retry_rejected else 0) for p in planned)
+    if args.dry_run:
+        _print_dry_run(planned, entries, out)
+        return 0
+    tty = out.isatty() if hasattr(out, "isatty") else False
+    progress = _SyncProgress(out, len(planned), entries, tty=tty)
+    client_for = _sync_client_factory()
+    try:
+        results = run_sync(
+            journal,
+            planned,
+            client_for,
+            progress=progress.advance,
+            on_run=lambda _result: progress.run_done(),
+            retry_rejected=args.retry_rejected,
+        )
+    finally:
+        progress.close()
+    return _report_sync(results, progress, out)
+
+
+def _plan_sync(journal: Journal, args: argparse.Namespace, out: TextIO) -> list[PlannedRun]:
+    """The runs to sync; a ``--run`` the journal has nothing pending for is said so."""
+    from ._pipeline.sync import plan_sync
+
+    default_uri = args.tracking_uri or resolve({"keyring": False}).tracking_uri
+    planned = plan_sync(
+        journal,
+        tracking_uri=args.tracking_uri,
+        default_uri=default_uri,
+        run_ids=args.run or (),
+        retry_rejected=args.retry_rejected,
+    )
+    if args.run:
+        known = {p.run.local_id for p in planned} | {p.run.server_run_id for p in planned}
+        for wanted in args.run:
+            if wanted not in known:
+                print(f"run {wanted}: not pending in {journal.path}", file=out)
+    return planned
+
+
+def _print_dry_run(planned: Sequence[PlannedRun], entries: int, out: TextIO) -> None:
+    """What ``sync --dry-run`` shows: each run, where it would go and what it would send."""
+    print(f"Would sync {len(planned)} run(s), {entries:,} entries:", file=out)
+    for p in planned:
+        where = p.destination or "no tracking URI"
+        target = p.run.server_run_id or "new run"
+        what = f"{p.pending:,} entries" + (
+            f", then status {p.run.status or 'KILLED'}" if not p.run.final_sent else ""
+        )
+        skip = f" (skipped: {p.skip_reason})" if p.skip_reason else ""
+        print(f"  {p.run.local_id} -> {target} on {where}: {what}{skip}", file=out)
+
+
+def _sync_client_factory() -> Callable[[str], Client]:
+    """A client per server for a sync: the configured retries, at most 60 s of them per call."""
+    settings = resolve({"keyring": False})
+    return lambda uri: Client(
+        tracking_uri=uri,
+        max_retries=settings.max_retries,
+        retry_budget=min(settings.retry_budget, 60.0),
+    )
+
+
+def _report_sync(results: Sequence[RunResult], progress: _SyncProgress, out: TextIO) -> int:
+    """Print what became of each run and a summary; 1 if anything is left, else 0."""
+    left = 0
+    for r in results:
+        target = r.server_run_id or "not created"
+        if r.live:
+            print(f"run {r.local_id}: skipped, {r.reason}", file=out)
+            continue
+        if r.done:
+            print(f"run {r.local_id} -> {target}: done ({r.sent:,} entries sent)", file=out)
+            continue
+        left += 1
+        why = r.reason or (
+            f"{r.rejected:,} entries rejected by the server (`mlrelay status` shows why; "
+            "`mlrelay sync --retry-rejected` sends them again)"
+            if r.rejected
+            else f"{r.left:,} entries left"
+        )
+        print(f"run {r.local_id} -> {target}: NOT DONE: {why}", file=out)
+    print(
+        f"Synced {sum(r.done for r in results)} of {len(results)} run(s); "
+        f"{progress.sent:,} entries "
+        f"sent in {time.monotonic() - progress.started:.1f} s.",
+        file=out,
+    )
+    return 1 if left else 0
 
 
 def _cmd_status(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
@@ -329,32 +358,7 @@ def _cmd_status(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
         size = journal.size_on_disk()
     finally:
         journal.close()
-    runs: list[dict[str, Any]] = []
-    for st in rows:
-        rec = st.run
-        synced = rec.final_sent and st.pending == 0 and not st.rejected
-        runs.append(
-            {
-                "local_id": rec.local_id,
-                "server_run_id": rec.server_run_id,
-                "tracking_uri": rec.tracking_uri or None,
-                "experiment": rec.experiment_name or rec.experiment_id,
-                "run_name": rec.run_name,
-                "offline": rec.offline,
-                "status": rec.status,
-                "synced": synced,
-                "pending_entries": st.pending,
-                "final_status_pending": rec.status is not None and not rec.final_sent,
-                "oldest_pending": st.oldest_pending,
-                "owner_pid": rec.pid or None,  # None: released by a sync
-                "owner_alive": not rec.orphaned,
-                "crashed": rec.orphaned and rec.status is None,
-                "rejected": [
-                    {"first_seq": a, "last_seq": b, "message": m} for a, b, m in st.rejected
-                ],
-                "refused_entries": st.refused,
-            }
-        )
+    runs = [_status_of(st) for st in rows]
     if args.json:
         report = {
             "journal": str(journal.path),
@@ -371,34 +375,62 @@ def _cmd_status(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
     for r in pending:
         by_uri.setdefault(r["tracking_uri"] or "(no tracking URI)", []).append(r)
     for uri, items in by_uri.items():
-        total = sum(r["pending_entries"] for r in items)
-        oldest = min((r["oldest_pending"] for r in items if r["oldest_pending"]), default=None)
-        print(f"\n{uri}: {len(items)} run(s), {total:,} entries pending", file=out)
-        if oldest is not None:
-            print(f"  oldest pending entry: {_when(oldest)}", file=out)
-        for r in items:
-            state = "live" if r["owner_alive"] else "crashed" if r["crashed"] else "exited"
-            owner = f"process {r['owner_pid']} {state}" if r["owner_pid"] else "left by a sync"
-            print(
-                f"  {r['local_id']} -> {r['server_run_id'] or 'not created yet'}: "
-                f"{r['pending_entries']:,} pending, status {r['status'] or 'not ended'}, "
-                f"{owner}" + (", offline" if r["offline"] else ""),
-                file=out,
-            )
-            for rej in r["rejected"]:
-                print(
-                    f"    rejected entries {rej['first_seq']}..{rej['last_seq']}: {rej['message']}",
-                    file=out,
-                )
-            if r["refused_entries"]:
-                print(
-                    f"    {r['refused_entries']:,} entries refused: the journal's disk budget "
-                    "(MLRELAY_MAX_JOURNAL_BYTES) was reached",
-                    file=out,
-                )
+        _print_pending(uri, items, out)
     if pending:
         print("\nRun `mlrelay sync` to send what exited processes left.", file=out)
     return 0
+
+
+def _status_of(st: RunStatus) -> dict[str, Any]:
+    """One run of ``mlrelay status``, as its JSON output has it."""
+    rec = st.run
+    return {
+        "local_id": rec.local_id,
+        "server_run_id": rec.server_run_id,
+        "tracking_uri": rec.tracking_uri or None,
+        "experiment": rec.experiment_name or rec.experiment_id,
+        "run_name": rec.run_name,
+        "offline": rec.offline,
+        "status": rec.status,
+        "synced": rec.final_sent and st.pending == 0 and not st.rejected,
+        "pending_entries": st.pending,
+        "final_status_pending": rec.status is not None and not rec.final_sent,
+        "oldest_pending": st.oldest_pending,
+        "owner_pid": rec.pid or None,  # None: released by a sync
+        "owner_alive": not rec.orphaned,
+        "crashed": rec.orphaned and rec.status is None,
+        "rejected": [{"first_seq": a, "last_seq": b, "message": m} for a, b, m in st.rejected],
+        "refused_entries": st.refused,
+    }
+
+
+def _print_pending(uri: str, items: Sequence[dict[str, Any]], out: TextIO) -> None:
+    """The pending runs of one tracking URI, as ``mlrelay status`` prints them."""
+    total = sum(r["pending_entries"] for r in items)
+    oldest = min((r["oldest_pending"] for r in items if r["oldest_pending"]), default=None)
+    print(f"\n{uri}: {len(items)} run(s), {total:,} entries pending", file=out)
+    if oldest is not None:
+        print(f"  oldest pending entry: {_when(oldest)}", file=out)
+    for r in items:
+        state = "live" if r["owner_alive"] else "crashed" if r["crashed"] else "exited"
+        owner = f"process {r['owner_pid']} {state}" if r["owner_pid"] else "left by a sync"
+        print(
+            f"  {r['local_id']} -> {r['server_run_id'] or 'not created yet'}: "
+            f"{r['pending_entries']:,} pending, status {r['status'] or 'not ended'}, "
+            f"{owner}" + (", offline" if r["offline"] else ""),
+            file=out,
+        )
+        for rej in r["rejected"]:
+            print(
+                f"    rejected entries {rej['first_seq']}..{rej['last_seq']}: {rej['message']}",
+                file=out,
+            )
+        if r["refused_entries"]:
+            print(
+                f"    {r['refused_entries']:,} entries refused: the journal's disk budget "
+                "(MLRELAY_MAX_JOURNAL_BYTES) was reached",
+                file=out,
+            )
 
 
 def _cmd_purge(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
@@ -431,18 +463,41 @@ def _parser() -> argparse.ArgumentParser:
         prog="mlrelay", description=_DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"mlrelay {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND").add_parser
+    _add_login(sub)
+    _add_command(sub, "logout", "Remove the stored token for the tracking host.").set_defaults(
+        func=_cmd_logout
+    )
+    _add_sync(sub)
+    _add_status(sub)
+    _add_purge(sub)
+    _add_command(
+        sub,
+        "doctor",
+        "Show the resolved settings and where each came from (never secrets), check that the\n"
+        "server answers and that it accepts the credentials. Exit code 1 if a check fails.",
+    ).set_defaults(func=_cmd_doctor)
+    return parser
 
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument(
-            "--tracking-uri",
-            metavar="URI",
-            help="the tracking server (default: MLFLOW_TRACKING_URI); credentials are per host",
-        )
-        return p
 
-    login = add(
+_AddParser: TypeAlias = Callable[..., argparse.ArgumentParser]
+"""The ``add_parser`` of the subcommands' action (argparse keeps its class private)."""
+
+
+def _add_command(sub: _AddParser, name: str, help_text: str) -> argparse.ArgumentParser:
+    """Add the subcommand ``name``, with the ``--tracking-uri`` option every command takes."""
+    p = sub(name, help=help_text, description=help_text)
+    p.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="the tracking server (default: MLFLOW_TRACKING_URI); credentials are per host",
+    )
+    return p
+
+
+def _add_login(sub: _AddParser) -> None:
+    login = _add_command(
+        sub,
         "login",
         "Store a token for the tracking host in the OS keyring. The token is read from a\n"
         "hidden prompt, or from stdin when piped (echo $TOKEN | mlrelay login).",
@@ -454,8 +509,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     login.add_argument("--token-stdin", action="store_true", help="read the token from stdin")
     login.set_defaults(func=_cmd_login)
-    add("logout", "Remove the stored token for the tracking host.").set_defaults(func=_cmd_logout)
-    sync = add(
+
+
+def _add_sync(sub: _AddParser) -> None:
+    sync = _add_command(
+        sub,
         "sync",
         "Send what the journal ($MLRELAY_HOME/journal.db) holds for runs no live process is\n"
         "sending: offline runs, and runs of processes that exited or were killed. Each run is\n"
@@ -481,7 +539,11 @@ def _parser() -> argparse.ArgumentParser:
         help="also send again the entries the server rejected before",
     )
     sync.set_defaults(func=_cmd_sync)
-    status = add(
+
+
+def _add_status(sub: _AddParser) -> None:
+    status = _add_command(
+        sub,
         "status",
         "Show what the journal holds: pending runs and entries per tracking URI, the oldest\n"
         "pending entry, the journal's size on disk, entries the server rejected (with its\n"
@@ -489,7 +551,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="print JSON, for scripts")
     status.set_defaults(func=_cmd_status)
-    purge = add(
+
+
+def _add_purge(sub: _AddParser) -> None:
+    purge = _add_command(
+        sub,
         "purge",
         "Reclaim disk space: remove delivered runs and entries from the journal. Undelivered\n"
         "data is never removed without --force (runs of live processes never are).",
@@ -504,12 +570,6 @@ def _parser() -> argparse.ArgumentParser:
         help="also remove undelivered runs of processes that are gone (their data is lost)",
     )
     purge.set_defaults(func=_cmd_purge)
-    add(
-        "doctor",
-        "Show the resolved settings and where each came from (never secrets), check that the\n"
-        "server answers and that it accepts the credentials. Exit code 1 if a check fails.",
-    ).set_defaults(func=_cmd_doctor)
-    return parser
 
 
 def main(

@@ -11,6 +11,7 @@ import pytest
 
 from mlrelay import cli
 from mlrelay._credentials import keyring_lookup
+from tests._imports import imports_of
 from tests._servers import RunningServer, free_port
 from tests.conftest import AuthServer
 from tests.unit.test_credentials import MemoryKeyring, installed_keyring
@@ -127,3 +128,11 @@ def test_help_explains_the_commands() -> None:
     )
     for word in ("login", "logout", "doctor", ".env", "keyring"):
         assert word in result.stdout
+
+
+def test_cli_uses_the_client_api_only() -> None:
+    """cli.py imports no httpx and never reaches into a client's transport."""
+    import inspect
+
+    assert not [name for name in imports_of("mlrelay.cli") if name.startswith("httpx")]
+    assert "_transport" not in inspect.getsource(cli)

@@ -19,6 +19,7 @@ from mlrelay._artifacts import (
     write_image,
     write_text,
 )
+from tests._imports import imports_of
 
 
 def test_text_and_dicts(tmp_path: Path) -> None:
@@ -113,3 +114,8 @@ def test_artifact_paths_stay_inside_the_run() -> None:
     for bad in ("../x", "/abs", "a/../../b"):
         with pytest.raises(mlrelay.ValidationError, match="relative folder"):
             artifact_target("f.bin", bad)
+
+
+def test_artifacts_do_not_import_httpx() -> None:
+    """_artifacts leaves HTTP to the transport: no httpx import anywhere in the module."""
+    assert not [name for name in imports_of("mlrelay._artifacts") if name.startswith("httpx")]

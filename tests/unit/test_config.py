@@ -19,8 +19,9 @@ from mlrelay._config import (
     registry_env_names,
     resolve,
 )
-from mlrelay._credentials import keyring_store
+from mlrelay._credentials import keyring_lookup, keyring_store
 from mlrelay._errors import ConfigurationError
+from tests._imports import imports_of
 from tests.unit.test_credentials import MemoryKeyring, installed_keyring
 
 ENV_EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
@@ -103,7 +104,7 @@ def test_precedence_property_for_credentials(present: set[str]) -> None:
             _write_env(Path(tmp), MLFLOW_TRACKING_TOKEN="tok-.env")
         if "keyring" in present:
             keyring_store(uri, "tok-keyring")
-        s = resolve(explicit, environ=environ, cwd=Path(tmp))
+        s = resolve(explicit, environ=environ, cwd=Path(tmp), keyring_lookup=keyring_lookup)
     winner = next((layer for layer in LAYERS if layer in present), None)
     expected = SecretStr(f"tok-{winner}") if winner else None
     assert s.token == expected
@@ -351,6 +352,7 @@ def test_explicit_credentials_are_total(tmp_path: Path) -> None:
             {"token": "arg-token", "tracking_uri": "https://uri-user:uri-pw@example.com"},
             environ={"MLFLOW_TRACKING_USERNAME": "env-user"},
             cwd=tmp_path,
+            keyring_lookup=keyring_lookup,
         )
         assert backend.calls == []
     assert (s.username, s.password, s.token) == (None, None, SecretStr("arg-token"))
@@ -369,7 +371,11 @@ def test_keyring_username_and_token_resolve_to_basic() -> None:
     """A keyring entry with a username becomes username + password (Basic username:token)."""
     with installed_keyring(MemoryKeyring()):
         keyring_store("dagshub.com", "kr-token", username="alice")
-        s = resolve({"tracking_uri": "https://DagsHub.com/alice/repo.mlflow"}, environ={})
+        s = resolve(
+            {"tracking_uri": "https://DagsHub.com/alice/repo.mlflow"},
+            environ={},
+            keyring_lookup=keyring_lookup,
+        )
     assert (s.username, s.password, s.token) == ("alice", SecretStr("kr-token"), None)
     assert s.sources["password"] == "keyring (mlrelay, host dagshub.com)"
 
@@ -378,8 +384,48 @@ def test_keyring_needs_a_tracking_uri() -> None:
     """Without a tracking URI there is no host to look up, so the keyring is not called."""
     with installed_keyring(MemoryKeyring()) as backend:
         assert isinstance(backend, MemoryKeyring)
-        assert resolve(environ={}).token is None
+        assert resolve(environ={}, keyring_lookup=keyring_lookup).token is None
         assert backend.calls == []
+
+
+def test_without_a_lookup_the_keyring_is_not_consulted() -> None:
+    """resolve() with no keyring_lookup never calls the keyring, even with credentials stored."""
+    with installed_keyring(MemoryKeyring()) as backend:
+        assert isinstance(backend, MemoryKeyring)
+        keyring_store("dagshub.com", "kr-token", username="alice")
+        backend.calls.clear()
+        s = resolve({"tracking_uri": "https://dagshub.com/alice/repo.mlflow"}, environ={})
+        assert backend.calls == []
+    assert (s.username, s.password, s.token) == (None, None, None)
+
+
+def test_an_injected_lookup_is_asked_for_the_host_only_when_needed() -> None:
+    """The lookup gets the URI's host, only when no layer holds a credential and keyring is on."""
+    asked: list[str] = []
+
+    def lookup(host: str) -> tuple[str | None, SecretStr] | None:
+        asked.append(host)
+        return None, SecretStr("looked-up")
+
+    uri = {"tracking_uri": "https://u@Tracking.Example.com:8443/x"}
+    assert resolve(uri, environ={}, keyring_lookup=lookup).username == "u"  # user-info wins
+    assert asked == []
+    s = resolve(
+        {"tracking_uri": "https://Tracking.Example.com:8443/x"}, environ={}, keyring_lookup=lookup
+    )
+    assert (s.token, s.sources["token"]) == (
+        SecretStr("looked-up"),
+        "keyring (mlrelay, host tracking.example.com:8443)",
+    )
+    assert asked == ["tracking.example.com:8443"]
+    off = {"tracking_uri": "https://h.example", "keyring": False}
+    assert resolve(off, environ={}, keyring_lookup=lookup).token is None
+    assert asked == ["tracking.example.com:8443"]
+
+
+def test_config_does_not_import_credentials() -> None:
+    """_config imports nothing from _credentials, not even inside a function: no cycle."""
+    assert not [name for name in imports_of("mlrelay._config") if "_credentials" in name]
 
 
 # --------------------------------------------------------------------------- secrets

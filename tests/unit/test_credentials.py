@@ -259,11 +259,11 @@ def test_keyring_setting_off_means_no_keyring_call(monkeypatch: pytest.MonkeyPat
         backend.calls.clear()
         monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://example.com")
         monkeypatch.setenv("MLRELAY_KEYRING", "0")
-        settings = resolve()
+        settings = resolve(keyring_lookup=keyring_lookup)
         assert backend.calls == []
         assert settings.token is None
         monkeypatch.setenv("MLRELAY_KEYRING", "1")  # control: the same setup does call it
-        assert resolve().token == SecretStr(SECRET)
+        assert resolve(keyring_lookup=keyring_lookup).token == SecretStr(SECRET)
         assert backend.calls == ["get"]
 
 

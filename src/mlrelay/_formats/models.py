@@ -225,17 +225,8 @@ def save_model(
     path.mkdir(parents=True, exist_ok=True)
     if kind == "onnx":
         return _save_onnx(model, path, pip_requirements, artifact_path, run_id)
-    stored: Any = model
-    if kind == "context":
-        stored = ContextModel(model)
-    elif kind == "callable":
-        stored = CallableModel(model)
-    filename = _MODEL_FILE if kind == "sklearn" else _CUSTOM_FILE
-    try:
-        data = _dumps(stored)
-    except Exception as exc:
-        raise ValidationError(f"the model cannot be pickled: {exc}", field="model") from exc
-    (path / filename).write_bytes(data)
+    stored = _pickled_form(model, kind)
+    _write_pickle(stored, path / (_MODEL_FILE if kind == "sklearn" else _CUSTOM_FILE))
     requirements = _requirements(model, pip_requirements)
     if kind != "sklearn" and pip_requirements is None:
         requirements.append(f"mlrelay=={_version('mlrelay') or '0'}")
@@ -243,56 +234,98 @@ def save_model(
     mlmodel: dict[str, Any] = {}
     if artifact_path:
         mlmodel["artifact_path"] = artifact_path
-    env = {"conda": "conda.yaml", "virtualenv": "python_env.yaml"}
-    if kind == "sklearn":
-        mlmodel["flavors"] = {
-            "python_function": {
-                "env": env,
-                "loader_module": "mlflow.sklearn",
-                "model_path": _MODEL_FILE,
-                "predict_fn": "predict",
-                "python_version": python,
-            },
-            "sklearn": {
-                "code": None,
-                "pickled_model": _MODEL_FILE,
-                "serialization_format": "pickle",
-                "sklearn_version": _version("scikit-learn"),
-            },
-        }
-    else:  # a custom model: mlrelay's own pyfunc loader
-        mlmodel["flavors"] = {
-            "python_function": {
-                "env": env,
-                "loader_module": "mlrelay._pyfunc",
-                "data": _CUSTOM_FILE,
-                "python_version": python,
-            }
-        }
-    mlmodel["mlflow_version"] = _version("mlflow") or "2.7.1"
-    mlmodel["model_uuid"] = uuid.uuid4().hex
-    if run_id:
-        mlmodel["run_id"] = run_id
+    mlmodel["flavors"] = _sklearn_flavors(python) if kind == "sklearn" else _custom_flavors(python)
+    _add_identity(mlmodel, run_id)
     if input_example is not None:
         data = _as_array_or_frame(input_example)
-        if type(data).__module__.startswith("pandas"):
-            text = data.to_json(orient="split", index=False)
-            info = {"artifact_path": "input_example.json", "pandas_orient": "split"}
-            info["type"] = "dataframe"
-        else:
-            text = json.dumps(data.tolist())
-            info = {"artifact_path": "input_example.json", "type": "ndarray"}
-        (path / "input_example.json").write_text(text)
-        mlmodel["saved_input_example_info"] = info
+        mlmodel["saved_input_example_info"] = _write_input_example(data, path)
         if signature is None:
             signature = infer_signature(stored, data)
     if signature is not None:
         mlmodel["signature"] = signature
-    mlmodel["utc_time_created"] = str(
-        datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-    )
-    (path / "MLmodel").write_text(_dump_yaml(mlmodel))
+    _write_mlmodel(path, mlmodel)
     return mlmodel
+
+
+def _pickled_form(model: Any, kind: str) -> Any:
+    """What is pickled for a model of this kind: the model itself (``sklearn``), or the
+    wrapper mlrelay's pyfunc loader calls (``context``, ``callable``)."""
+    if kind == "context":
+        return ContextModel(model)
+    if kind == "callable":
+        return CallableModel(model)
+    return model
+
+
+def _write_pickle(stored: Any, file: Path) -> None:
+    try:
+        data = _dumps(stored)
+    except Exception as exc:
+        raise ValidationError(f"the model cannot be pickled: {exc}", field="model") from exc
+    file.write_bytes(data)
+
+
+_ENV_FILES = {"conda": "conda.yaml", "virtualenv": "python_env.yaml"}
+
+
+def _sklearn_flavors(python: str) -> dict[str, Any]:
+    """The ``flavors`` of a scikit-learn model: MLflow's ``sklearn`` loader and flavor."""
+    return {
+        "python_function": {
+            "env": dict(_ENV_FILES),
+            "loader_module": "mlflow.sklearn",
+            "model_path": _MODEL_FILE,
+            "predict_fn": "predict",
+            "python_version": python,
+        },
+        "sklearn": {
+            "code": None,
+            "pickled_model": _MODEL_FILE,
+            "serialization_format": "pickle",
+            "sklearn_version": _version("scikit-learn"),
+        },
+    }
+
+
+def _custom_flavors(python: str) -> dict[str, Any]:
+    """The ``flavors`` of a custom model: mlrelay's own pyfunc loader."""
+    return {
+        "python_function": {
+            "env": dict(_ENV_FILES),
+            "loader_module": "mlrelay._pyfunc",
+            "data": _CUSTOM_FILE,
+            "python_version": python,
+        }
+    }
+
+
+def _add_identity(mlmodel: dict[str, Any], run_id: str | None) -> None:
+    """Add the MLflow version written for, a fresh model UUID and the run, if any."""
+    mlmodel["mlflow_version"] = _version("mlflow") or "2.7.1"
+    mlmodel["model_uuid"] = uuid.uuid4().hex
+    if run_id:
+        mlmodel["run_id"] = run_id
+
+
+def _write_input_example(data: Any, path: Path) -> dict[str, str]:
+    """Write ``input_example.json`` (pandas split orient, or a nested list for arrays) and
+    return the ``saved_input_example_info`` that describes it."""
+    if type(data).__module__.startswith("pandas"):
+        text = data.to_json(orient="split", index=False)
+        info = {"artifact_path": "input_example.json", "pandas_orient": "split"}
+        info["type"] = "dataframe"
+    else:
+        text = json.dumps(data.tolist())
+        info = {"artifact_path": "input_example.json", "type": "ndarray"}
+    (path / "input_example.json").write_text(text)
+    return info
+
+
+def _write_mlmodel(path: Path, mlmodel: dict[str, Any]) -> None:
+    """Stamp the creation time (UTC, naive, as MLflow) and write the ``MLmodel`` file."""
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    mlmodel["utc_time_created"] = str(now)
+    (path / "MLmodel").write_text(_dump_yaml(mlmodel))
 
 
 def _write_env(path: Path, requirements: list[str]) -> str:
@@ -352,17 +385,12 @@ def _save_onnx(
             "providers": ["CPUExecutionProvider"],
         },
         "python_function": {
-            "env": {"conda": "conda.yaml", "virtualenv": "python_env.yaml"},
+            "env": dict(_ENV_FILES),
             "loader_module": "mlflow.onnx",
             "data": "model.onnx",
             "python_version": python,
         },
     }
-    mlmodel["mlflow_version"] = _version("mlflow") or "2.7.1"
-    mlmodel["model_uuid"] = uuid.uuid4().hex
-    if run_id:
-        mlmodel["run_id"] = run_id
-    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-    mlmodel["utc_time_created"] = str(now)
-    (path / "MLmodel").write_text(_dump_yaml(mlmodel))
+    _add_identity(mlmodel, run_id)
+    _write_mlmodel(path, mlmodel)
     return mlmodel
