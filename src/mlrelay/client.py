@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from ._config import NOT_GIVEN, NotGiven, Settings, resolve
-from ._credentials import build_auth
+from ._credentials import build_auth, keyring_lookup
 from ._errors import (
     APIError,
     ConfigurationError,
@@ -168,7 +168,10 @@ class Client(RegistryMethods):
             "server_cert_path": server_cert_path,
             "client_cert_path": client_cert_path,
         }
-        settings = resolve({k: v for k, v in explicit.items() if v is not NOT_GIVEN})
+        settings = resolve(
+            {k: v for k, v in explicit.items() if v is not NOT_GIVEN},
+            keyring_lookup=keyring_lookup,
+        )
         if not settings.tracking_uri:
             raise ConfigurationError(
                 "no tracking URI: pass tracking_uri=..., set MLFLOW_TRACKING_URI, or call "
@@ -237,7 +240,7 @@ class Client(RegistryMethods):
         clone = copy.copy(self)  # shares the settings, the pool and the artifact-URI cache
         clone._owns_http = False  # noqa: SLF001  (same class) the original closes the pool
         clone._transport = self._transport.with_options(  # noqa: SLF001  (same class)
-            retry=policy, timeout=None if isinstance(timeout, NotGiven) else timeout
+            retry=policy, timeout=timeout
         )
         return clone
 

@@ -135,3 +135,23 @@ def test_put_foreign_retries_and_names_the_failure_without_the_url() -> None:
     with pytest.raises(APIConnectionError, match=r"failed \(ConnectError\)"):
         transport.put_foreign(PRESIGNED, content=_body(), headers={})
     assert len(seen) == 3
+
+
+def test_a_with_options_copy_keeps_the_request_timeout() -> None:
+    """A copy made by ``Client.with_options`` (as the pipeline's sender makes) still times out
+    a request the server never answers, after the client's own timeout."""
+    import socket
+    import time
+
+    import mlrelay
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # connections complete in the kernel; nothing is ever answered
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with mlrelay.Client(tracking_uri=url, timeout=0.5, max_retries=0) as client:
+            copy = client.with_options(max_retries=0)
+            started = time.monotonic()
+            with pytest.raises(mlrelay.APITimeoutError):
+                copy.get_experiment("0")
+            assert time.monotonic() - started < 5.0

@@ -284,3 +284,16 @@ def test_store_without_usable_backend_is_a_configuration_error(
 def test_default_test_backend_is_null() -> None:
     """Under the suite's environment (PYTHON_KEYRING_BACKEND=null) there is no usable keyring."""
     assert keyring_backend_name() is None
+
+
+def test_a_client_uses_what_mlrelay_login_stored() -> None:
+    """``Client()`` with no credentials anywhere else takes them from the keyring, where
+    ``mlrelay login`` puts them (the keyring lookup is passed into resolve by the client)."""
+    import mlrelay
+
+    with installed_keyring(MemoryKeyring()):
+        keyring_store("http://127.0.0.1:5000", SECRET, username="alice")
+        with mlrelay.Client(tracking_uri="http://127.0.0.1:5000") as client:
+            assert client.settings.username == "alice"
+            assert client.settings.password is not None
+            assert client.settings.password.get_secret_value() == SECRET
