@@ -92,6 +92,22 @@ def _run_tags(tags: Mapping[str, Any] | Iterable[RunTag] | None) -> list[RunTag]
     ]
 
 
+def _http_client(settings: Settings) -> httpx.Client:
+    """The connection pool a Client builds for itself from its settings."""
+    return httpx.Client(
+        auth=build_auth(settings),
+        verify=build_ssl_context(
+            insecure=settings.insecure_tls,
+            ca_path=settings.server_cert_path,
+            client_cert_path=settings.client_cert_path,
+        ),
+        timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
+        headers={"User-Agent": USER_AGENT},
+        follow_redirects=True,
+        trust_env=True,
+    )
+
+
 class Client(RegistryMethods):
     """A typed, synchronous client for an MLflow-compatible tracking server.
 
@@ -185,18 +201,7 @@ class Client(RegistryMethods):
         )
         self._owns_http = http_client is None
         if http_client is None:
-            http_client = httpx.Client(
-                auth=build_auth(settings),
-                verify=build_ssl_context(
-                    insecure=settings.insecure_tls,
-                    ca_path=settings.server_cert_path,
-                    client_cert_path=settings.client_cert_path,
-                ),
-                timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
-                headers={"User-Agent": USER_AGENT},
-                follow_redirects=True,
-                trust_env=True,
-            )
+            http_client = _http_client(settings)
         self._http = http_client
         self._artifact_uris: dict[str, str] = {}
         self._transport = Transport(
