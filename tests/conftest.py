@@ -1,5 +1,8 @@
-"""Shared fixtures: a clean environment for every test, and real MLflow servers.
+"""Shared fixtures: a temporary home for the run, a clean environment for every test, and
+real MLflow servers.
 
+The whole run has HOME, the XDG base directories and MLRELAY_HOME in a temporary
+directory, and fails if anything was written under the real home (tests/_home_guard.py).
 The real servers are started once per session on 127.0.0.1 with a free port, a
 temporary sqlite database and a temporary artifacts directory, and stopped by their
 process group at the end.
@@ -14,10 +17,28 @@ from pathlib import Path
 
 import pytest
 
+from tests._home_guard import isolated_home, real_homes
 from tests._servers import RunningServer, mlflow_server
+
+pytest_plugins = ["pytester"]
 
 AUTH_ADMIN = "admin"
 AUTH_ADMIN_PASSWORD = "Adm1n-for-tests-only"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_home(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[Path]:
+    """HOME, XDG_{DATA,CONFIG,CACHE,STATE}_HOME and MLRELAY_HOME in a temporary directory for
+    the whole run (child processes inherit them); the run fails if anything under the real
+    home was created, modified or removed meanwhile."""
+    session_dir = tmp_path_factory.mktemp("session-home")
+    # Trees that may lie under the real home and are written by the run by design: the
+    # checkout (bytecode and tool caches) and pytest's temporary root (the redirected home).
+    skip = [pytestconfig.rootpath, tmp_path_factory.getbasetemp().parent]
+    with isolated_home(session_dir, real_homes(), skip) as home:
+        yield home
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +63,9 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
 
 
 @pytest.fixture(scope="session")
-def mlflow_real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def mlflow_real(
+    tmp_path_factory: pytest.TempPathFactory, session_home: Path
+) -> Iterator[RunningServer]:
     """A real ``mlflow server`` (sqlite backend, proxied artifacts) for the whole session."""
     with mlflow_server(tmp_path_factory.mktemp("mlflow-real")) as server:
         yield server
@@ -52,7 +75,9 @@ MLFLOW27_VENV = Path(__file__).resolve().parents[1] / ".venv-mlflow27"
 
 
 @pytest.fixture(scope="session")
-def mlflow27(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def mlflow27(
+    tmp_path_factory: pytest.TempPathFactory, session_home: Path
+) -> Iterator[RunningServer]:
     """A real MLflow 2.7.1 server (DagsHub's version) from its own venv, for the session.
 
     The venv is built by ``make test`` (tests/mlflow27-requirements.txt); 2.7 serves
@@ -85,7 +110,9 @@ class AuthServer:
 
 
 @pytest.fixture(scope="session")
-def mlflow_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
+def mlflow_auth(
+    tmp_path_factory: pytest.TempPathFactory, session_home: Path
+) -> Iterator[AuthServer]:
     """A real basic-auth MLflow server with an admin and a read-only user."""
     import httpx
 
