@@ -11,6 +11,7 @@ process group at the end.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +42,21 @@ def session_home(
         yield home
 
 
+def reset_fluent_state() -> None:
+    """Forget the fluent API's state (pipeline, client, active runs) if a test used it.
+
+    Only when ``mlrelay.fluent`` is already imported: a test that never touched the fluent
+    API does not import it (nor register its at-exit and at-fork hooks).
+    """
+    fluent = sys.modules.get("mlrelay.fluent")
+    if fluent is not None:
+        fluent._reset()
+
+
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Clear MLFLOW_*, MLRELAY_* and DAGSHUB_* variables, keep keyring and .env out of reach."""
+    """Clear MLFLOW_*, MLRELAY_* and DAGSHUB_* variables, keep keyring and .env out of reach;
+    afterwards forget the fluent state, so the next test starts clean."""
     for name in list(os.environ):
         if name.startswith(("MLFLOW_", "MLRELAY_", "DAGSHUB_")):
             monkeypatch.delenv(name)
@@ -52,14 +65,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     monkeypatch.setenv("MLRELAY_HOME", str(tmp_path / "mlrelay-home"))
     monkeypatch.chdir(tmp_path)
     yield
-    try:
-        import mlrelay
-
-        reset = getattr(mlrelay, "_reset", None)
-        if reset is not None:
-            reset()
-    except ImportError:  # pragma: no cover - the package is always importable in the suite
-        pass
+    reset_fluent_state()
 
 
 @pytest.fixture(scope="session")

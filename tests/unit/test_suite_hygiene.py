@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,56 @@ def test_this_run_has_a_temporary_home(session_home: Path) -> None:
         timeout=deadline(60),
     ).stdout.strip()
     assert seen == str(session_home)
+
+
+def _leave_an_active_offline_run() -> object:
+    from mlrelay import fluent
+
+    fluent.set_tracking_uri("http://127.0.0.1:9", mode="offline")  # never contacted
+    run = fluent.start_run(run_name="left-behind")
+    assert fluent.active_run() is run
+    assert fluent.get_tracking_uri() == "http://127.0.0.1:9"
+    return run
+
+
+def test_reset_forgets_the_fluent_state() -> None:
+    """reset_fluent_state() drops the active run, the tracking URI and the pipeline."""
+    from mlrelay import fluent
+    from tests.conftest import reset_fluent_state
+
+    _leave_an_active_offline_run()
+    reset_fluent_state()
+    assert fluent.active_run() is None
+    assert fluent.get_tracking_uri() is None  # back to the (empty) settings
+
+
+def test_reset_does_not_import_the_fluent_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that never touched mlrelay.fluent does not get it imported by the reset."""
+    from tests.conftest import reset_fluent_state
+
+    monkeypatch.delitem(sys.modules, "mlrelay.fluent", raising=False)
+    reset_fluent_state()
+    assert "mlrelay.fluent" not in sys.modules
+
+
+@pytest.fixture(scope="class")
+def clean_afterwards() -> Iterator[None]:
+    """After its class's test and that test's fixtures' teardown: no fluent state is left.
+
+    A class-scoped teardown comes after the autouse function-scoped fixture's, so it sees
+    the state the next test would start with.
+    """
+    yield
+    from mlrelay import fluent
+
+    assert fluent.active_run() is None, "the autouse fixture left the active run behind"
+    assert fluent.get_tracking_uri() is None, "the autouse fixture left the tracking URI"
+
+
+class TestTheAutouseFixtureResets:
+    """The shared autouse fixture, not the test, cleans up after the test."""
+
+    @pytest.mark.usefixtures("clean_afterwards")
+    def test_a_run_left_active_is_gone_before_the_next_test(self) -> None:
+        """A run (and tracking URI) this test leaves behind is forgotten by the shared reset."""
+        _leave_an_active_offline_run()
