@@ -15,9 +15,12 @@ Nothing under the real home is excluded, except two places that are not the user
 and that the suite itself must write to when they happen to live under the home (a
 checkout in ``~/src``, ``TMPDIR=~/tmp``): the project checkout (Python's ``__pycache__``,
 pytest's and hypothesis' caches) and the temporary directory holding the redirected home.
-Writes by other programs running at the same time (a browser, another test run) are
-reported too: a listing cannot tell who wrote a file, so the report names each path and
-its time for a person to judge.
+
+Writes by other programs running at the same time (a browser, an IDE, another test run)
+are reported too: a listing cannot tell who wrote a file. The report names each path and
+its time for a person to judge; trees that other programs on a machine are known to write
+during a run can be listed in ``MLRELAY_TEST_HOME_IGNORE`` (``os.pathsep``-separated,
+``~`` allowed), which is empty unless the person running the suite sets it.
 """
 
 from __future__ import annotations
@@ -33,7 +36,17 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["Listing", "changes", "isolated_home", "listing", "real_homes"]
+__all__ = [
+    "IGNORE_ENV",
+    "Listing",
+    "changes",
+    "ignored_trees",
+    "isolated_home",
+    "listing",
+    "real_homes",
+]
+
+IGNORE_ENV = "MLRELAY_TEST_HOME_IGNORE"
 
 #: path -> (file type and mode, size, mtime ns, ctime ns, inode)
 Listing = dict[str, tuple[int, int, int, int, int]]
@@ -53,6 +66,11 @@ def real_homes() -> list[Path]:
         if home.is_dir() and all(not _same_or_inside(home, u) for u in unique):
             unique = [u for u in unique if not _same_or_inside(u, home)] + [home]
     return unique
+
+
+def ignored_trees(raw: str | None) -> list[Path]:
+    """The trees named in ``MLRELAY_TEST_HOME_IGNORE`` (``raw``), ``~`` expanded."""
+    return [Path(os.path.expanduser(p)) for p in (raw or "").split(os.pathsep) if p.strip()]
 
 
 def _same_or_inside(path: Path, root: Path) -> bool:
@@ -145,6 +163,8 @@ def isolated_home(
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
         pytest.fail(
             f"the test run wrote under the real home ({', '.join(map(str, homes))}); "
-            f"tests must keep to their temporary HOME/XDG dirs/MLRELAY_HOME:\n  {shown}{more}",
+            f"tests must keep to their temporary HOME/XDG dirs/MLRELAY_HOME:\n  {shown}{more}\n"
+            "(A listing cannot tell who wrote a file. If another program wrote these while "
+            f"the suite ran, list its trees in {IGNORE_ENV}.)",
             pytrace=False,
         )

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._home_guard import isolated_home, real_homes
+from tests._home_guard import IGNORE_ENV, ignored_trees, isolated_home, real_homes
 from tests._servers import RunningServer, mlflow_server
 
 pytest_plugins = ["pytester"]
@@ -37,7 +37,13 @@ def session_home(
     session_dir = tmp_path_factory.mktemp("session-home")
     # Trees that may lie under the real home and are written by the run by design: the
     # checkout (bytecode and tool caches) and pytest's temporary root (the redirected home).
-    skip = [pytestconfig.rootpath, tmp_path_factory.getbasetemp().parent]
+    # Plus those the person running the suite names in MLRELAY_TEST_HOME_IGNORE (read
+    # here, before any test's fixture clears MLRELAY_*): other programs' trees.
+    skip = [
+        pytestconfig.rootpath,
+        tmp_path_factory.getbasetemp().parent,
+        *ignored_trees(os.environ.get(IGNORE_ENV)),
+    ]
     with isolated_home(session_dir, real_homes(), skip) as home:
         yield home
 

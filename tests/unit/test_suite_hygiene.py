@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._home_guard import changes, listing
+from tests._home_guard import changes, ignored_trees, listing
 from tests._timing import deadline
 
 XDG = ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME")
@@ -57,6 +57,16 @@ def test_listing_leaves_out_the_skipped_trees(tmp_path: Path) -> None:
     (home / "stray.txt").write_text("x")
     assert [line.split()[:2] for line in changes(before, listing(home, skip=[checkout]))] == [
         ["created", str(home / "stray.txt")]
+    ]
+
+
+def test_nothing_is_ignored_unless_the_variable_names_it() -> None:
+    """MLRELAY_TEST_HOME_IGNORE is the only source of extra skipped trees; ~ is expanded."""
+    assert ignored_trees(None) == []
+    assert ignored_trees("") == []
+    assert ignored_trees(f"~/.mozilla{os.pathsep}{os.pathsep}/opt/ide") == [
+        Path.home() / ".mozilla",
+        Path("/opt/ide"),
     ]
 
 
