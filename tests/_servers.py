@@ -128,6 +128,9 @@ def mlflow_server(
     child_env = {
         k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_", "DAGSHUB_"))
     }
+    # MLflow 3 starts a job runner and several huey consumer processes next to the server
+    # (for GenAI jobs, unused here): on a 2-core machine they cost more CPU than the tests.
+    child_env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     child_env.update(env or {})
     with log_path.open("wb") as log:
         process = subprocess.Popen(
