@@ -3,23 +3,23 @@
 A test never decides its outcome by how fast the machine is. It waits for a condition
 (an event, a process exiting, a poll that comes true) and bounds that wait with a
 :func:`deadline`, which is generous on purpose: it only costs time when something is
-broken. Where a test asserts that the product keeps its own time limit (exit within
-``MLRELAY_EXIT_TIMEOUT``, a log call that never waits on the network), the tolerance on top
-of that limit is a :func:`slack`.
+broken. pytest-timeout's per-test backstop (``timeout`` in pyproject.toml) is scaled the
+same way (tests/conftest.py). Where a test asserts that the product keeps its own time
+limit (exit within ``MLRELAY_EXIT_TIMEOUT``, a log call that never waits on the network),
+the tolerance on top of that limit is a :func:`slack`.
 
 ``MLRELAY_TEST_TIME_SCALE`` multiplies both (default 2: a laptop or a CI runner busy with
-other jobs; use 4 or more on an emulated or heavily shared machine). It is read once, when
-this module is first imported, because the suite's autouse fixture removes every
-``MLRELAY_*`` variable from the environment of each test.
+other jobs; use 4 or more on an emulated or heavily shared machine). A larger scale makes
+the upper-bound checks more lenient too, so keep it as small as the machine allows. It is
+read once, when this module is first imported, because the suite's autouse fixture
+removes every ``MLRELAY_*`` variable from the environment of each test.
 """
 
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 
-__all__ = ["SCALE_ENV", "deadline", "scale", "slack", "wait_for"]
+__all__ = ["SCALE_ENV", "deadline", "scale", "slack"]
 
 SCALE_ENV = "MLRELAY_TEST_TIME_SCALE"
 DEFAULT_SCALE = 2.0
@@ -53,14 +53,3 @@ def deadline(seconds: float) -> float:
 def slack(seconds: float) -> float:
     """Tolerance on top of a time limit the product keeps: ``seconds`` times the scale."""
     return seconds * _SCALE
-
-
-def wait_for(predicate: Callable[[], object], seconds: float, interval: float = 0.05) -> bool:
-    """Poll ``predicate`` until it is true (True) or ``deadline(seconds)`` passes (False)."""
-    stop = time.monotonic() + deadline(seconds)
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= stop:
-            return False
-        time.sleep(interval)

@@ -20,11 +20,28 @@ import pytest
 
 from tests._home_guard import IGNORE_ENV, ignored_trees, isolated_home, real_homes
 from tests._servers import RunningServer, mlflow_server
+from tests._timing import deadline
 
 pytest_plugins = ["pytester"]
 
 AUTH_ADMIN = "admin"
 AUTH_ADMIN_PASSWORD = "Adm1n-for-tests-only"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Scale pytest-timeout's per-test backstop (``timeout`` in pyproject.toml, or
+    --timeout) like every other limit of the suite; a test's own timeout marker stays."""
+    if not config.pluginmanager.hasplugin("timeout"):
+        return
+    import pytest_timeout
+
+    base = pytest_timeout.get_env_settings(config).timeout
+    if not base:  # 0 or unset: no backstop, as asked
+        return
+    backstop = pytest.mark.timeout(deadline(base))
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(backstop)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -149,7 +166,7 @@ def mlflow_auth(
             f"{server.url}/api/2.0/mlflow/users/create",
             json={"username": reader[0], "password": reader[1]},
             auth=(AUTH_ADMIN, AUTH_ADMIN_PASSWORD),
-            timeout=30,
+            timeout=deadline(30),
         )
         r.raise_for_status()
         yield AuthServer(server=server, admin=(AUTH_ADMIN, AUTH_ADMIN_PASSWORD), reader=reader)

@@ -11,6 +11,7 @@ import pytest
 
 import mlrelay
 from tests._servers import RunningServer
+from tests._timing import deadline
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -34,7 +35,7 @@ def _run(
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=deadline(120),
         check=False,
     )
 
@@ -65,7 +66,7 @@ def test_demo_command_runs() -> None:
         [sys.executable, str(EXAMPLES / "demo.py")],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=deadline(120),
         check=False,
     )
     assert result.returncode == 0, result.stderr

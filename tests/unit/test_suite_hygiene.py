@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests._home_guard import changes, ignored_trees, listing
-from tests._timing import deadline
+from tests._timing import SCALE_ENV, _read_scale, deadline, scale
 
 XDG = ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME")
 
@@ -228,3 +228,25 @@ class TestTheAutouseFixtureResets:
     def test_a_run_left_active_is_gone_before_the_next_test(self) -> None:
         """A run (and tracking URI) this test leaves behind is forgotten by the shared reset."""
         _leave_an_active_offline_run()
+
+
+def test_time_scale_is_a_positive_finite_number() -> None:
+    """MLRELAY_TEST_TIME_SCALE defaults to 2, takes a positive number, refuses anything else."""
+    assert _read_scale(None) == _read_scale("") == 2.0
+    assert _read_scale("3.5") == 3.5
+    for bad in ("abc", "0", "-1", "inf", "nan"):
+        with pytest.raises(ValueError, match=SCALE_ENV):
+            _read_scale(bad)
+
+
+def test_the_timeout_backstop_is_scaled(request: pytest.FixtureRequest) -> None:
+    """pytest-timeout's per-test limit from the config is multiplied by the time scale."""
+    import pytest_timeout
+
+    base = pytest_timeout.get_env_settings(request.config).timeout
+    if not base:
+        pytest.skip("pytest-timeout is off in this run (--timeout 0)")
+    marker = request.node.get_closest_marker("timeout")
+    assert marker is not None
+    assert marker.args == (deadline(base),)
+    assert deadline(base) == base * scale()
