@@ -240,6 +240,9 @@ def test_journal_forgets_oldest_bodies_past_its_budget(mock_server: MockServer) 
     with httpx.Client(base_url=mock_server.url) as client:
         for i in range(3):
             client.post(API + "experiments/create", json={"name": f"{i}" * 1000})
+    # The server counts a body against the budget after it has answered: wait until it is
+    # done with every request, not just until the client has the answers.
+    assert all(e.wait(deadline(10)) for e in mock_server.requests)
     sizes = [e.body_size for e in mock_server.requests]
     kept = [e.body is not None for e in mock_server.requests]
     assert sizes == [sizes[0]] * 3
