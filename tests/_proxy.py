@@ -15,6 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
+from tests._timing import deadline
+
 __all__ = ["LossyProxy", "lossy_proxy"]
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
@@ -63,7 +65,7 @@ class LossyProxy:
 def lossy_proxy(upstream: str) -> Iterator[LossyProxy]:
     """Run a :class:`LossyProxy` on 127.0.0.1 (free port) for the duration of the block."""
     proxy = LossyProxy(upstream=upstream.rstrip("/"))
-    client = httpx.Client(base_url=proxy.upstream, timeout=60)
+    client = httpx.Client(base_url=proxy.upstream, timeout=deadline(60))
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -106,5 +108,5 @@ def lossy_proxy(upstream: str) -> Iterator[LossyProxy]:
     finally:
         server.shutdown()
         server.server_close()
-        thread.join(timeout=10)
+        thread.join(timeout=deadline(10))
         client.close()

@@ -18,6 +18,7 @@ import pytest
 from mlrelay_mock import MockServer
 
 from tests._servers import RunningServer
+from tests._timing import deadline
 
 API = "/api/2.0/mlflow/"
 
@@ -114,12 +115,12 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         fixture = "mlflow27" if request.param == "real-2.7" else "mlflow_real"
         version = "2.7.1" if request.param == "real-2.7" else "3.17.2"
         real: RunningServer = request.getfixturevalue(fixture)
-        with httpx.Client(base_url=real.url, timeout=60) as client:
+        with httpx.Client(base_url=real.url, timeout=deadline(60)) as client:
             yield Backend(request.param, real.url, client, version)
         return
     version = "2.7.1" if request.param == "mock-2.7" else "3.17.2"
     with (
         MockServer(mlflow_version=version) as server,
-        httpx.Client(base_url=server.url, timeout=60) as client,
+        httpx.Client(base_url=server.url, timeout=deadline(60)) as client,
     ):
         yield Backend(request.param, server.url, client, version)

@@ -11,6 +11,7 @@ import pytest
 
 import mlrelay
 from tests._servers import RunningServer
+from tests._timing import deadline
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -18,7 +19,14 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 def _run(
     script: str, uri: str | None, *args: str, **extra_env: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    # The developer's MLflow and mlrelay settings stay out; the test's MLRELAY_HOME stays in,
+    # as do HOME and the XDG dirs (all temporary): an example never journals into the real
+    # ~/.local/share/mlrelay.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k == "MLRELAY_HOME" or not k.startswith(("MLFLOW_", "MLRELAY_"))
+    }
     if uri is not None:
         env["MLFLOW_TRACKING_URI"] = uri
     env.update(extra_env)
@@ -27,7 +35,7 @@ def _run(
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=deadline(120),
         check=False,
     )
 
@@ -58,7 +66,7 @@ def test_demo_command_runs() -> None:
         [sys.executable, str(EXAMPLES / "demo.py")],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=deadline(120),
         check=False,
     )
     assert result.returncode == 0, result.stderr
@@ -133,6 +141,8 @@ def test_end_to_end_against_the_mock_server() -> None:
     with MockServer() as server:
         result = _run("end_to_end.py", server.url)
         assert result.returncode == 0, result.stderr
+        # It journaled into this test's temporary MLRELAY_HOME, not the user's data dir.
+        assert (Path(os.environ["MLRELAY_HOME"]) / "journal.db").exists()
         assert "(Production, alias champion)" in result.stdout
         assert "same as trained: True" in result.stdout
         with mlrelay.Client(tracking_uri=server.url) as client:

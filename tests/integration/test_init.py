@@ -13,6 +13,7 @@ from mlrelay_mock import AuthConfig, MockServer
 import mlrelay
 from mlrelay._formats.gitinfo import git_info
 from tests._servers import free_port
+from tests._timing import deadline
 
 TOKEN = "dh-token-1234567890"
 
@@ -35,7 +36,7 @@ def test_init_points_the_fluent_api_at_the_repository(dagshub: MockServer) -> No
     assert uri == dagshub.url
     with mlrelay.start_run() as run:
         mlrelay.log_metric("acc", 0.9)
-    assert mlrelay.flush(20)
+    assert mlrelay.flush(deadline(20))
     assert dict(os.environ) == before
     with mlrelay.Client(tracking_uri=dagshub.url, username="ann", password=TOKEN) as c:
         assert c.get_run(run.run_id).data.metrics_dict == {"acc": 0.9}
@@ -90,7 +91,7 @@ def test_delete_tag_and_log_input_keep_their_order(dagshub: MockServer) -> None:
         mlrelay.delete_tag("temp")
         mlrelay.set_tag("kept", "yes")
         mlrelay.log_input(dataset, context="training")
-    assert mlrelay.flush(20)
+    assert mlrelay.flush(deadline(20))
     got = mlrelay.get_run(run.run_id)
     assert "temp" not in got.data.tags_dict
     assert got.data.tags_dict["kept"] == "yes"
@@ -138,7 +139,7 @@ def test_init_offline_checks_nothing_and_sync_delivers_later(
     uri = mlrelay.init("ann", "demo", host=_host(dagshub), token=TOKEN, mode="offline")
     with mlrelay.start_run():
         mlrelay.log_metric("acc", 0.5)
-    assert mlrelay.flush(5)
+    assert mlrelay.flush(deadline(5))
     assert len(dagshub.requests) == seen
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ann")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", TOKEN)

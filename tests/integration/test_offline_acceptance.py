@@ -18,6 +18,7 @@ from mlrelay_mock import MockServer
 import mlrelay
 from mlrelay import cli, fluent
 from mlrelay._pipeline.runs import session
+from tests._timing import deadline
 
 OFFLINE_SCRIPT = textwrap.dedent(
     """
@@ -30,7 +31,7 @@ OFFLINE_SCRIPT = textwrap.dedent(
             mlrelay.log_metric("loss", 1 / (i + 1), step=i)
         with mlrelay.start_run(run_name="inner", nested=True):
             mlrelay.log_metric("auc", 0.9)
-    assert mlrelay.flush(5)
+    assert mlrelay.flush()  # offline: waits for the journal commit
     print("LOCAL", outer.run_id)
     """
 )
@@ -77,7 +78,7 @@ def test_offline_mode_makes_no_connection_at_all(
         env=_env(home, f"http://127.0.0.1:{port}", MLRELAY_MODE="offline"),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=deadline(120),
     )
     assert proc.returncode == 0, proc.stderr
     assert _connection_attempts(listener) == 0
@@ -109,7 +110,7 @@ def test_offline_client_calls_raise_instead_of_connecting(
             fluent.get_run(run.run_id)
         with pytest.raises(mlrelay.ConfigurationError, match="offline"):
             fluent.search_runs()
-    assert fluent.flush(5)
+    assert fluent.flush(deadline(5))
     assert _connection_attempts(listener) == 0
 
 
@@ -125,7 +126,7 @@ def test_sync_maps_nested_offline_runs_and_reports_progress(
             env=_env(home, server.url, MLRELAY_MODE="offline"),
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=deadline(120),
         )
         assert proc.returncode == 0, proc.stderr
         local_id = proc.stdout.split()[-1]
@@ -188,7 +189,7 @@ def test_status_json_shows_crashed_runs_and_rejections(
         with mlrelay.start_run(run_name="doomed"):
             for i in range(100):
                 mlrelay.log_metric("m", i, step=i)
-            assert mlrelay.flush(5)
+            assert mlrelay.flush()  # offline: waits for the journal commit
             os.kill(os.getpid(), signal.SIGKILL)
         """
     )
@@ -197,7 +198,7 @@ def test_status_json_shows_crashed_runs_and_rejections(
         env=_env(home, None, MLRELAY_MODE="offline"),  # no server known while logging
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=deadline(120),
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     monkeypatch.setenv("MLRELAY_HOME", str(home))
@@ -272,7 +273,7 @@ def test_two_syncs_at_once_send_every_entry_exactly_once(tmp_path: Path) -> None
             env=_env(home, server.url, MLRELAY_MODE="offline"),
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=deadline(120),
         )
         assert made.returncode == 0, made.stderr
         syncs = [
@@ -285,7 +286,7 @@ def test_two_syncs_at_once_send_every_entry_exactly_once(tmp_path: Path) -> None
             )
             for _ in range(2)
         ]
-        outputs = [p.communicate(timeout=120) for p in syncs]
+        outputs = [p.communicate(timeout=deadline(120)) for p in syncs]
         assert [p.returncode for p in syncs] == [0, 0], outputs
         lines = [line for out, _ in outputs for line in out.splitlines()]
         done = [line.split()[1] for line in lines if ": done (" in line]
@@ -315,8 +316,8 @@ def test_disk_budget_refuses_and_counts_new_entries(
         for i in range(60_000):
             fluent.log_metric("m", i, step=i)
             if i % 5000 == 0:
-                assert fluent.flush(5)  # commit in several groups so the budget bites
-    assert fluent.flush(5)
+                assert fluent.flush(deadline(5))  # commit in several groups so the budget bites
+    assert fluent.flush(deadline(5))
     warnings = [r for r in caplog.records if "reached its budget" in r.getMessage()]
     assert len(warnings) == 1
     pipeline = session.pipeline
@@ -345,7 +346,7 @@ def test_disabled_mode_is_a_validated_no_op(
         with pytest.raises(mlrelay.ValidationError, match="metric key"):
             fluent.log_metric("bad key!", 1.0)
     assert run.run_id
-    assert fluent.flush(1)
+    assert fluent.flush(deadline(1))
     assert not (home / "journal.db").exists()
     assert _connection_attempts(listener) == 0
 
@@ -363,7 +364,7 @@ def test_purge_keeps_undelivered_runs_unless_forced(
                 env=_env(home, server.url, MLRELAY_MODE="offline"),
                 capture_output=True,
                 text=True,
-                timeout=120,
+                timeout=deadline(120),
             )
             assert made.returncode == 0, made.stderr
         monkeypatch.setenv("MLRELAY_HOME", str(home))

@@ -16,8 +16,9 @@ import pytest
 from mlrelay_mock import MockServer
 
 from tests._servers import free_port
+from tests._timing import deadline
 
-STARTUP_DEADLINE_S = 30.0
+STARTUP_DEADLINE_S = deadline(30)
 
 
 @contextmanager
@@ -48,7 +49,7 @@ def test_module_prints_url_and_serves(tmp_path: Path) -> None:
     ):
         assert url.startswith("http://127.0.0.1:")
         assert url.endswith("/u/r.mlflow")
-        assert httpx.get(f"{url}/health", timeout=10).text == "OK"
+        assert httpx.get(f"{url}/health", timeout=deadline(10)).text == "OK"
         os.killpg(process.pid, signal.SIGTERM)
         assert process.wait(timeout=STARTUP_DEADLINE_S) == 0
 

@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mlrelay_mock import MockServer
 
+from tests._timing import deadline
+
 FIELDS = [
     "experiment_id", "experiment_ids", "name", "new_name", "run_id", "run_uuid", "key", "value",
     "timestamp", "step", "metrics", "params", "tags", "filter", "max_results", "order_by",
@@ -63,7 +65,7 @@ def fuzz_server() -> Iterator[MockServer]:
 @pytest.fixture(scope="module")
 def client(fuzz_server: MockServer) -> Iterator[httpx.Client]:
     """One keep-alive client for the module, so examples do not pay for connections."""
-    with httpx.Client(base_url=fuzz_server.url, timeout=60) as http:
+    with httpx.Client(base_url=fuzz_server.url, timeout=deadline(60)) as http:
         yield http
 
 
@@ -153,7 +155,7 @@ def test_fuzzed_log_batch_and_search(
 )
 def test_huge_and_deep_bodies(fuzz_server: MockServer, body: bytes) -> None:
     """Huge, deeply nested or over-limit bodies get a 4xx MLflow error, and the server lives on."""
-    with httpx.Client(base_url=fuzz_server.url, timeout=60) as client:
+    with httpx.Client(base_url=fuzz_server.url, timeout=deadline(60)) as client:
         r = client.post(
             "/api/2.0/mlflow/runs/log-batch",
             content=body,

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from mlrelay_mock import MockServer
 
+from tests._timing import deadline
+
 SCRIPT = Path(__file__).with_name("mlflow_tutorial.py")
 
 
@@ -25,7 +27,7 @@ def test_mlflow_tutorial_flow_passes(mock_server: MockServer, tmp_path: Path) ->
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=deadline(240),
         check=False,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-6000:]

@@ -15,6 +15,7 @@ import pytest
 import mlrelay
 from mlrelay import cli, fluent
 from tests._servers import RunningServer
+from tests._timing import deadline
 from tests.real.test_models import _load_with_mlflow
 
 pytestmark = pytest.mark.real
@@ -51,7 +52,7 @@ def test_model_logged_offline_loads_after_sync(
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=deadline(120),
     )
     assert made.returncode == 0, made.stderr
     expected = json.loads(made.stdout.strip().splitlines()[-1])
@@ -82,7 +83,7 @@ def test_datasets_and_environment_are_recorded(mlflow_real: RunningServer, tmp_p
         fluent.log_input(frame, context="training", name="frame", targets="label")
         fluent.log_input(np.zeros((4, 2)), context="eval", name="array")
         fluent.log_input(csv, context="raw")
-    assert fluent.flush(60)
+    assert fluent.flush(deadline(60))
     with mlrelay.Client(tracking_uri=mlflow_real.url) as client:
         got = client.get_run(run.run_id)
         inputs = {i.dataset.name: i for i in got.inputs.dataset_inputs}  # type: ignore[union-attr]

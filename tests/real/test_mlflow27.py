@@ -25,6 +25,7 @@ from mlrelay import cli, fluent
 from mlrelay._pipeline.runs import session
 from tests._proxy import lossy_proxy
 from tests._servers import RunningServer
+from tests._timing import deadline
 
 pytestmark = pytest.mark.real
 
@@ -35,7 +36,7 @@ def _history(url: str, run_id: str) -> list[dict[str, object]]:
     r = httpx.get(
         f"{url}/api/2.0/mlflow/metrics/get-history",
         params={"run_id": run_id, "metric_key": "m", "max_results": 25000},
-        timeout=60,
+        timeout=deadline(60),
     )
     r.raise_for_status()
     points: list[dict[str, object]] = r.json().get("metrics", [])
@@ -56,7 +57,7 @@ def _value(i: int) -> float:
 
 def test_server_reports_its_version(mlflow27: RunningServer) -> None:
     """The fixture really runs MLflow 2.7.1."""
-    assert httpx.get(f"{mlflow27.url}/version", timeout=30).text.strip() == "2.7.1"
+    assert httpx.get(f"{mlflow27.url}/version", timeout=deadline(30)).text.strip() == "2.7.1"
 
 
 def test_lost_first_batch_response_with_nan_points_lands_once(
@@ -70,7 +71,7 @@ def test_lost_first_batch_response_with_nan_points_lands_once(
         with caplog.at_level(logging.WARNING, logger="mlrelay"), fluent.start_run() as run:
             for i in range(N):
                 fluent.log_metric("m", _value(i), step=i)
-        assert fluent.flush(120)
+        assert fluent.flush(deadline(120))
         assert proxy.dropped("/runs/log-batch") == 1
     assert not [r for r in caplog.records if "rejected" in r.getMessage()]
     pipeline = session.pipeline
@@ -111,7 +112,7 @@ def test_sync_of_an_offline_run_with_a_lost_response_lands_once(
             env=env,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=deadline(120),
         )
         assert made.returncode == 0, made.stderr
         proxy.lose_response("POST", "/runs/log-batch", times=1)
@@ -147,7 +148,7 @@ def test_a_param_2x_refuses_is_set_aside_alone(
         fluent.log_param("short", "ok")
         for i in range(999):
             fluent.log_metric("m", float(i), step=i)
-    assert fluent.flush(60)
+    assert fluent.flush(deadline(60))
     pipeline = session.pipeline
     assert pipeline is not None
     [(_, first, last, message)] = pipeline.journal.rejections(run.local_id)

@@ -19,6 +19,7 @@ import pytest
 
 import mlrelay
 from tests._servers import RunningServer
+from tests._timing import deadline
 from tests.conftest import MLFLOW27_VENV
 
 pytestmark = pytest.mark.real
@@ -53,7 +54,7 @@ def _load_with_mlflow(
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=deadline(240),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result: list[int] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -202,7 +203,7 @@ def test_onnx_model_loads_with_mlflow(mlflow_real: RunningServer) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=deadline(240),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"Y": [[2.0, 3.0]]}

@@ -13,6 +13,7 @@ import mlrelay
 from mlrelay import Metric, Param, RunTag
 from tests._proxy import lossy_proxy
 from tests._servers import RunningServer
+from tests._timing import slack
 from tests.conftest import AuthServer
 
 pytestmark = pytest.mark.real
@@ -217,7 +218,7 @@ def test_unreachable_server_raises_a_connection_error_within_the_budget() -> Non
         started = time.monotonic()
         with pytest.raises(mlrelay.APIConnectionError) as info:
             c.get_experiment("0")
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < slack(2.5)
     assert not isinstance(info.value, httpx.HTTPError)
     assert info.value.request_sent is False
 

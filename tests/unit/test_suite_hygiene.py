@@ -1,0 +1,252 @@
+"""The suite's own guard rails: the temporary home and the check that the real one is untouched."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests._home_guard import changes, ignored_trees, listing
+from tests._timing import SCALE_ENV, _read_scale, deadline, scale
+
+XDG = ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME")
+
+
+def _fake_home(root: Path) -> Path:
+    home = root / "fake-home"
+    (home / ".config" / "tool").mkdir(parents=True)
+    (home / ".config" / "tool" / "settings.ini").write_text("a = 1\n")
+    (home / "notes.txt").write_text("keep\n")
+    (home / "project" / "src").mkdir(parents=True)
+    return home
+
+
+def test_listing_reports_created_modified_and_removed_entries(tmp_path: Path) -> None:
+    """changes() names a new file, a grown file, a chmod, a removal and a new directory."""
+    home = _fake_home(tmp_path)
+    before = listing(home)
+    (home / ".cache" / "app").mkdir(parents=True)
+    (home / ".cache" / "app" / "blob").write_bytes(b"x")
+    with (home / ".config" / "tool" / "settings.ini").open("a") as f:
+        f.write("b = 2\n")
+    (home / "notes.txt").chmod(0o600)
+    (home / "project" / "src").rmdir()
+    found = changes(before, listing(home))
+    text = "\n".join(found)
+    assert f"created  {home / '.cache'} " in text
+    assert f"created  {home / '.cache' / 'app' / 'blob'} " in text
+    assert f"modified {home / '.config' / 'tool' / 'settings.ini'} " in text
+    assert f"modified {home / 'notes.txt'} " in text
+    assert f"removed  {home / 'project' / 'src'}" in text
+    assert changes(before, before) == []
+
+
+def test_listing_leaves_out_the_skipped_trees(tmp_path: Path) -> None:
+    """Writes inside a skipped tree (the checkout, the temporary root) are not reported."""
+    home = _fake_home(tmp_path)
+    checkout = home / "project"
+    before = listing(home, skip=[checkout])
+    (checkout / "src" / "__pycache__").mkdir()
+    (checkout / "src" / "__pycache__" / "m.cpython-311.pyc").write_bytes(b"\0")
+    assert changes(before, listing(home, skip=[checkout])) == []
+    (home / "stray.txt").write_text("x")
+    assert [line.split()[:2] for line in changes(before, listing(home, skip=[checkout]))] == [
+        ["created", str(home / "stray.txt")]
+    ]
+
+
+def test_nothing_is_ignored_unless_the_variable_names_it() -> None:
+    """MLRELAY_TEST_HOME_IGNORE is the only source of extra skipped trees; ~ is expanded."""
+    assert ignored_trees(None) == []
+    assert ignored_trees("") == []
+    assert ignored_trees(f"~/.mozilla{os.pathsep}{os.pathsep}/opt/ide") == [
+        Path.home() / ".mozilla",
+        Path("/opt/ide"),
+    ]
+
+
+INNER_CONFTEST = textwrap.dedent(
+    """
+    import os
+    from pathlib import Path
+
+    import pytest
+
+    from tests._home_guard import isolated_home
+
+
+    @pytest.fixture(scope="session", autouse=True)
+    def _home(tmp_path_factory):
+        real = [Path(os.environ["FAKE_REAL_HOME"])]
+        with isolated_home(tmp_path_factory.mktemp("session"), real) as home:
+            yield home
+    """
+)
+
+
+@pytest.fixture
+def inner(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A pytester project whose session guard watches a fake 'real home'; that home."""
+    home = _fake_home(tmp_path)
+    monkeypatch.setenv("FAKE_REAL_HOME", str(home))
+    pytester.makeconftest(INNER_CONFTEST)
+    return home
+
+
+def test_the_guard_fails_a_run_that_writes_under_the_real_home(
+    pytester: pytest.Pytester, inner: Path
+) -> None:
+    """A test writing into the watched home by absolute path makes the whole run fail."""
+    pytester.makepyfile(
+        """
+        import os
+        from pathlib import Path
+
+        def test_leaves_a_file_behind():
+            target = Path(os.environ["FAKE_REAL_HOME"], ".local", "share", "app", "journal.db")
+            target.parent.mkdir(parents=True)
+            target.write_bytes(b"rows")
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(
+        [
+            "*the test run wrote under the real home*",
+            f"*created  {inner / '.local' / 'share' / 'app' / 'journal.db'}*",
+        ]
+    )
+
+
+def test_the_guard_passes_a_run_that_keeps_to_the_temporary_home(
+    pytester: pytest.Pytester, inner: Path
+) -> None:
+    """Writes through ~ and the XDG dirs, in-process and from a child, land in the session dir."""
+    pytester.makepyfile(
+        f"""
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        CHILD = (
+            "import os, pathlib;"
+            "pathlib.Path(os.path.expanduser('~/child.txt')).write_text('c');"
+            "pathlib.Path(os.environ['XDG_CACHE_HOME'], 'child-cache').write_text('c')"
+        )
+
+        def test_writes_through_home_and_xdg(_home):
+            Path(os.path.expanduser("~"), "in-process.txt").write_text("p")
+            Path(os.environ["XDG_CONFIG_HOME"], "tool.ini").write_text("p")
+            subprocess.run([sys.executable, "-c", CHILD], check=True, timeout={deadline(60)})
+            for name in ("in-process.txt", "child.txt"):
+                assert (_home / name).exists()
+            assert (_home / ".cache" / "child-cache").exists()
+            assert (_home / ".config" / "tool.ini").exists()
+            assert os.environ["MLRELAY_HOME"] == str(_home / ".local" / "share" / "mlrelay")
+        """
+    )
+    watched = ("HOME", *XDG, "MLRELAY_HOME")
+    before, environment = listing(inner), {k: os.environ.get(k) for k in watched}
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert result.ret == 0
+    assert changes(before, listing(inner)) == []
+    assert {k: os.environ.get(k) for k in watched} == environment  # the guard put them back
+
+
+def test_this_run_has_a_temporary_home(session_home: Path) -> None:
+    """In this very run HOME and the XDG dirs point into the session's temporary directory,
+    and a child process sees the same."""
+    assert Path.home() == session_home
+    for name in XDG:
+        assert Path(os.environ[name]).is_relative_to(session_home), name
+    seen = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.path.expanduser('~'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=deadline(60),
+    ).stdout.strip()
+    assert seen == str(session_home)
+
+
+def _leave_an_active_offline_run() -> object:
+    from mlrelay import fluent
+
+    fluent.set_tracking_uri("http://127.0.0.1:9", mode="offline")  # never contacted
+    run = fluent.start_run(run_name="left-behind")
+    assert fluent.active_run() is run
+    assert fluent.get_tracking_uri() == "http://127.0.0.1:9"
+    return run
+
+
+def test_reset_forgets_the_fluent_state() -> None:
+    """reset_fluent_state() drops the active run, the tracking URI and the pipeline."""
+    from mlrelay import fluent
+    from tests.conftest import reset_fluent_state
+
+    _leave_an_active_offline_run()
+    reset_fluent_state()
+    assert fluent.active_run() is None
+    assert fluent.get_tracking_uri() is None  # back to the (empty) settings
+
+
+def test_reset_does_not_import_the_fluent_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that never touched mlrelay.fluent does not get it imported by the reset."""
+    from tests.conftest import reset_fluent_state
+
+    monkeypatch.delitem(sys.modules, "mlrelay.fluent", raising=False)
+    reset_fluent_state()
+    assert "mlrelay.fluent" not in sys.modules
+
+
+@pytest.fixture(scope="class")
+def clean_afterwards() -> Iterator[None]:
+    """After its class's test and that test's fixtures' teardown: no fluent state is left.
+
+    A class-scoped teardown comes after the autouse function-scoped fixture's, so it sees
+    the state the next test would start with.
+    """
+    yield
+    from mlrelay import fluent
+
+    assert fluent.active_run() is None, "the autouse fixture left the active run behind"
+    assert fluent.get_tracking_uri() is None, "the autouse fixture left the tracking URI"
+
+
+class TestTheAutouseFixtureResets:
+    """The shared autouse fixture, not the test, cleans up after the test."""
+
+    @pytest.mark.usefixtures("clean_afterwards")
+    def test_a_run_left_active_is_gone_before_the_next_test(self) -> None:
+        """A run (and tracking URI) this test leaves behind is forgotten by the shared reset."""
+        _leave_an_active_offline_run()
+
+
+def test_time_scale_is_a_positive_finite_number() -> None:
+    """MLRELAY_TEST_TIME_SCALE defaults to 2, takes a positive number, refuses anything else."""
+    assert _read_scale(None) == _read_scale("") == 2.0
+    assert _read_scale("3.5") == 3.5
+    for bad in ("abc", "0", "-1", "inf", "nan"):
+        with pytest.raises(ValueError, match=SCALE_ENV):
+            _read_scale(bad)
+
+
+def test_the_timeout_backstop_is_scaled(request: pytest.FixtureRequest) -> None:
+    """pytest-timeout's per-test limit from the config is multiplied by the time scale."""
+    import pytest_timeout
+
+    base = pytest_timeout.get_env_settings(request.config).timeout
+    if not base:
+        pytest.skip("pytest-timeout is off in this run (--timeout 0)")
+    marker = request.node.get_closest_marker("timeout")
+    assert marker is not None
+    assert marker.args == (deadline(base),)
+    assert deadline(base) == base * scale()
