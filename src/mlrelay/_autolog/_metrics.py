@@ -10,8 +10,11 @@ predictions, its value is logged to the model's run as ``<function>_<dataset>``
 call, as in MLflow. Only ids, names and weak references are held: neither models nor data are
 kept alive.
 
-Not done (MLflow does them): patching the scorers behind ``get_scorer`` (``scoring=`` strings),
-logging the evaluation dataset as an input, and linking the metric to MLflow 3's logged model.
+The data a prediction is made on is recorded as an ``eval`` dataset input of the run (with
+``log_datasets``), as in MLflow.
+
+Not done (MLflow does them): patching the scorers behind ``get_scorer`` (``scoring=`` strings)
+and linking the metric to MLflow 3's logged model.
 """
 
 from __future__ import annotations
@@ -143,8 +146,28 @@ def _note_prediction(
     found: tuple[str, str], original: Any, args: Any, kwargs: Any, result: Any
 ) -> None:
     integration, run = found
-    name = _dataset_name(run, _first_arg(original, args, kwargs))
+    data = _first_arg(original, args, kwargs)
+    name = _dataset_name(run, data)
     _remember(_tracker.predictions, result, (integration, run, name))
+    if (options(integration) or {}).get("log_datasets") and data is not None:
+        guard(integration, "logging the evaluation dataset", _log_eval_input, run, data)
+
+
+def _log_eval_input(run: str, data: Any) -> None:
+    """Record the data a prediction was made on as an ``eval`` dataset input of ``run``."""
+    from mlrelay._formats.datasets import dataset_input
+
+    from ._log import dataset_of
+
+    dataset = dataset_of(data)
+    if dataset is None:
+        return
+    active = fluent.active_run()
+    if active is not None and active.local_id == run:
+        fluent.log_input(dataset, "eval")
+    elif runs.session.settings().mode == "online":
+        item = dataset_input(dataset, context="eval")
+        runs.session.client("post-training metrics").log_inputs(runs.server_id(run), [item])
 
 
 def _loggable(value: Any) -> bool:
