@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
 import threading
 import warnings
@@ -181,7 +182,7 @@ def patch_method(integration: str, cls: type, name: str, impl: Callable[..., Any
             continue
         if callable(getattr(raw, "fn", None)) and hasattr(raw, "check"):
             patch(integration, raw, "fn", impl)
-        elif callable(raw) and not isinstance(raw, type):
+        elif inspect.isfunction(raw):
             patch(integration, cls, name, impl, original=raw)
         return
 
