@@ -41,6 +41,7 @@ TABLE: dict[str, str] = {
     "mlrelay.cli": "api",
     "mlrelay._fluent_models": "api",
     "mlrelay._dagshub": "api",
+    "mlrelay._autolog.*": "api",  # beside the fluent API, and calls it
     "mlrelay._pipeline.*": "pipeline",
     "mlrelay.client": "client",
     "mlrelay._registry": "client",
