@@ -242,12 +242,27 @@ def _parse_uri(raw: object) -> str:
         parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError:
         raise _Invalid("has an invalid port") from None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    scheme = parts.scheme.lower()
+    if uri.lower() == "databricks":
+        scheme = "databricks"
+    elif scheme in _LOCAL_STORES or (not scheme and not parts.hostname):
+        raise _Invalid(_LOCAL_STORE_HELP)
+    if scheme not in ("http", "https") or not parts.hostname:
         raise _Invalid(
             "is not an http:// or https:// URL; mlrelay only supports MLflow tracking "
-            "servers over http(s) (not file stores, sqlite or databricks URIs)"
+            "servers over http(s) (not databricks or other plugin URIs)"
         )
     return uri.rstrip("/")
+
+
+# MLflow's local stores (a bare path is one too): mlrelay writes none of them.
+_LOCAL_STORES = frozenset({"sqlite", "file", "mysql", "postgresql", "mssql"})
+_LOCAL_STORE_HELP = (
+    "is one of MLflow's local stores (a database or file path), which mlrelay does not "
+    "write; either serve it and point at the server (`mlflow server --backend-store-uri "
+    "sqlite:///mlflow.db --port 5000`, then MLFLOW_TRACKING_URI=http://127.0.0.1:5000), "
+    "or log offline (MLRELAY_MODE=offline) and later `mlrelay sync --tracking-uri URL`"
+)
 
 
 # --------------------------------------------------------------------------- the registry

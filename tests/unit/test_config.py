@@ -283,14 +283,7 @@ def test_verify_and_cert_helpers() -> None:
 
 @pytest.mark.parametrize(
     "uri",
-    [
-        "file:///tmp/mlruns",
-        "./mlruns",
-        "sqlite:///mlflow.db",
-        "databricks",
-        "ftp://u:hunter2pw@example.com",
-        "https://",
-    ],
+    ["databricks", "ftp://u:hunter2pw@example.com", "https://", "databricks://profile"],
 )
 def test_non_http_tracking_uri_is_rejected_without_user_info(uri: str) -> None:
     """Only http(s) tracking URIs are accepted; the message names the value minus user-info."""
@@ -299,6 +292,24 @@ def test_non_http_tracking_uri_is_rejected_without_user_info(uri: str) -> None:
     message = str(excinfo.value)
     assert message.startswith("MLFLOW_TRACKING_URI=")
     assert "only supports MLflow tracking servers over http(s)" in message
+    assert "hunter2pw" not in message
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["file:///tmp/mlruns", "file:./mlruns", "./mlruns", "mlruns", "/abs/mlruns",
+     "sqlite:///mlflow.db", "postgresql://u:hunter2pw@db/mlflow"],
+)  # fmt: skip
+def test_a_local_store_names_the_two_ways_forward(uri: str) -> None:
+    """MLflow's local stores (files, databases, bare paths) are refused with the two ways
+    forward: serve the store with `mlflow server` and point at it, or log offline and sync."""
+    with pytest.raises(ConfigurationError) as excinfo:
+        resolve(environ={"MLFLOW_TRACKING_URI": uri})
+    message = str(excinfo.value)
+    assert "local stores" in message
+    assert "mlflow server --backend-store-uri" in message
+    assert "MLRELAY_MODE=offline" in message
+    assert "mlrelay sync --tracking-uri" in message
     assert "hunter2pw" not in message
 
 
