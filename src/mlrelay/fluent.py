@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ._dagshub import init
 from ._errors import UnsupportedFeatureError, ValidationError
 from ._pipeline import runs
-from ._pipeline.runs import ActiveRun, RunHandle, active_run, last_active_run, session
+from ._pipeline.runs import ActiveRun, RunHandle, active_run, current, last_active_run, session
 from ._protocol.batches import KIND_DATASET, KIND_DELETE_TAG, KIND_METRIC, KIND_PARAM, KIND_TAG
 from ._validation import (
     validate_key,
@@ -99,6 +99,7 @@ def _reset() -> None:
 
 
 _warned: set[str] = set()
+_time_ns = time.time_ns  # bound once: log_metric's hot path reads it as a global
 
 
 def _warn_once(what: str, message: str) -> None:
@@ -463,12 +464,12 @@ def log_metric(
     Raises:
         ValidationError: bad key, value, step or timestamp (nothing is queued).
     """
-    run = runs.current() if run_id is None else runs.target(run_id)
+    run = current() if run_id is None else runs.target(run_id)
     if key not in session.known_keys:
         session.key(key, "metric key")
     if type(value) is not float:
         value = validate_metric_value(key, value)
-    ts = int(time.time() * 1000) if timestamp is None else validate_timestamp(key, timestamp)
+    ts = _time_ns() // 1_000_000 if timestamp is None else validate_timestamp(key, timestamp)
     st = 0 if step is None else (step if type(step) is int else validate_step(key, step))
     (session.sink or session.ensure_sink()).log((run.local_id, KIND_METRIC, key, value, ts, st))
     if synchronous or model_id is not None or dataset is not None:
@@ -497,7 +498,7 @@ def log_metrics(
     """Log several metrics at one step and one timestamp (all validated before any is
     queued); the arguments are :func:`log_metric`'s."""
     run = _run(run_id)
-    ts = int(time.time() * 1000) if timestamp is None else validate_timestamp("metrics", timestamp)
+    ts = _time_ns() // 1_000_000 if timestamp is None else validate_timestamp("metrics", timestamp)
     st = 0 if step is None else validate_step("metrics", step)
     checked = [
         (session.key(k, "metric key"), validate_metric_value(k, v)) for k, v in metrics.items()
