@@ -2,7 +2,8 @@
 return types, over :class:`mlrelay.Client`.
 
 Like MLflow's, every call goes to the tracking server when it is made and returns what the
-server answered (the fluent API is the journal-first, never-waiting path). Run ids this
+server answered, whatever ``MLRELAY_MODE`` says (it is a server client, as ``mlrelay.Client``;
+the fluent API is the journal-first, never-waiting path that also logs offline). Run ids this
 process's fluent API handed out before the server knew the run (local ids) are mapped to
 the server's ids once known.
 
