@@ -41,10 +41,10 @@ def main() -> None:
                     )
                 mlflow.set_tag("model", "GradientBoostingClassifier")
     runs = mlflow.search_runs(filter_string=f"tags.`mlflow.parentRunId` = '{parent.run_id}'")
-    best = max(runs, key=lambda r: r.data.metrics_dict["val_accuracy"])
+    best = runs.loc[runs["metrics.val_accuracy"].idxmax()]
     print(
-        f"{len(runs)} runs logged; best: {best.info.run_name} "
-        f"(val_accuracy {best.data.metrics_dict['val_accuracy']:.3f})"
+        f"{len(runs)} runs logged; best: {best['tags.mlflow.runName']} "
+        f"(val_accuracy {best['metrics.val_accuracy']:.3f})"
     )
 
 

@@ -6,6 +6,12 @@ modules and may change. Names other than the errors are loaded lazily (PEP 562):
 ``__getattr__`` alike. Importing this package does no I/O and reads no
 environment: the client, configuration and CLI load on first use.
 
+MLflow's namespaces are submodules, loaded on first access as in MLflow
+(``mlrelay.sklearn.log_model``, ``mlrelay.entities.Metric``, ``mlrelay.tracking.MlflowClient``;
+see ``_SUBMODULES``). MLflow names outside mlrelay's scope (GenAI tracing, evaluation,
+deployments, Projects, some flavors; see ``_UNSUPPORTED``) raise
+:class:`UnsupportedFeatureError` naming what to use instead.
+
 >>> import mlrelay
 >>> with mlrelay.start_run():  # doctest: +SKIP
 ...     mlrelay.log_metric("loss", 0.25, step=1)
@@ -35,6 +41,7 @@ from ._errors import (
     ResourceAlreadyExistsError,
     ServerError,
     UnexpectedResponseError,
+    UnsupportedFeatureError,
     ValidationError,
 )
 
@@ -64,16 +71,25 @@ if TYPE_CHECKING:
     from ._registry import ModelInfo
     from ._retry import RetryPolicy
     from .client import Client
+    from .exceptions import MlflowException
     from .fluent import (
         ActiveRun,
         active_run,
+        autolog,
         create_experiment,
+        delete_experiment,
+        delete_run,
         delete_tag,
         end_run,
         flush,
+        get_artifact_uri,
+        get_experiment,
+        get_experiment_by_name,
+        get_parent_run,
         get_run,
         get_tracking_uri,
         init,
+        is_tracking_uri_set,
         last_active_run,
         log_artifact,
         log_artifacts,
@@ -85,14 +101,19 @@ if TYPE_CHECKING:
         log_metrics,
         log_param,
         log_params,
+        log_table,
         log_text,
+        search_experiments,
         search_runs,
         set_experiment,
+        set_experiment_tag,
+        set_experiment_tags,
         set_tag,
         set_tags,
         set_tracking_uri,
         start_run,
     )
+    from .tracking import MlflowClient
 
 from ._version import __version__
 
@@ -114,6 +135,8 @@ __all__ = [
     "FileInfo",
     "InputTag",
     "Metric",
+    "MlflowClient",
+    "MlflowException",
     "MlrelayError",
     "ModelInfo",
     "ModelRegistrationError",
@@ -133,16 +156,25 @@ __all__ = [
     "RunTag",
     "ServerError",
     "UnexpectedResponseError",
+    "UnsupportedFeatureError",
     "ValidationError",
     "__version__",
     "active_run",
+    "autolog",
     "create_experiment",
+    "delete_experiment",
+    "delete_run",
     "delete_tag",
     "end_run",
     "flush",
+    "get_artifact_uri",
+    "get_experiment",
+    "get_experiment_by_name",
+    "get_parent_run",
     "get_run",
     "get_tracking_uri",
     "init",
+    "is_tracking_uri_set",
     "last_active_run",
     "log_artifact",
     "log_artifacts",
@@ -155,12 +187,16 @@ __all__ = [
     "log_model",
     "log_param",
     "log_params",
+    "log_table",
     "log_text",
     "register_model",
+    "search_experiments",
     "search_model_versions",
     "search_registered_models",
     "search_runs",
     "set_experiment",
+    "set_experiment_tag",
+    "set_experiment_tags",
     "set_tag",
     "set_tags",
     "set_tracking_uri",
@@ -192,17 +228,87 @@ def _lazy_table() -> dict[str, str]:
 
 _lazy: dict[str, str] = {}
 
+# MLflow's namespaces, as submodules imported on first access (``mlrelay.sklearn``).
+_SUBMODULES = frozenset(
+    {"artifacts", "data", "entities", "exceptions", "lightgbm", "models", "onnx", "pyfunc",
+     "sklearn", "tracking", "xgboost"}
+)  # fmt: skip
+
+_TRACING = (
+    "MLflow's GenAI tracing ({name}); trace with MLflow's own package (pip install mlflow), "
+    "which sends traces to the same tracking server, and keep mlrelay for runs and metrics"
+)
+_GENAI = (
+    "MLflow's GenAI features ({name}); use MLflow's own package (pip install mlflow) for "
+    "them, against the same tracking server"
+)
+_FLAVOR = (
+    "MLflow's {name} model flavor yet; save the model with the framework's own save "
+    "function and log the files with mlrelay.log_artifacts, or wrap it in a "
+    "mlrelay.pyfunc.PythonModel and log it with mlrelay.pyfunc.log_model"
+)
+# MLflow names outside mlrelay's scope -> what the error says instead of "no attribute".
+_UNSUPPORTED: dict[str, str] = {
+    **dict.fromkeys(
+        ("trace", "start_span", "get_trace", "search_traces", "tracing", "log_trace",
+         "get_current_active_span", "update_current_trace", "get_last_active_trace_id",
+         "set_trace_tag", "delete_trace_tag", "log_feedback", "log_expectation",
+         "log_assessment"),
+        _TRACING,
+    ),
+    **dict.fromkeys(
+        ("genai", "register_prompt", "load_prompt", "search_prompts", "openai", "langchain",
+         "llama_index", "dspy", "anthropic", "bedrock", "gemini", "mistral", "groq",
+         "litellm", "autogen", "crewai", "smolagents", "pydantic_ai", "ag2", "strands",
+         "agno", "semantic_kernel", "haystack", "txtai"),
+        _GENAI,
+    ),
+    **dict.fromkeys(
+        ("pytorch", "tensorflow", "keras", "transformers", "sentence_transformers", "spark",
+         "catboost", "statsmodels", "prophet", "spacy", "h2o", "paddle", "pmdarima", "shap",
+         "johnsnowlabs"),
+        _FLAVOR,
+    ),
+    "evaluate": (
+        "mlflow.evaluate; compute metrics with your framework (e.g. sklearn.metrics) and log "
+        "them with mlrelay.log_metrics, or use MLflow's own package for model evaluation"
+    ),
+    "deployments": "MLflow's deployments ({name}); use MLflow's own package (pip install mlflow)",
+    "gateway": "MLflow's AI gateway ({name}); use MLflow's own package (pip install mlflow)",
+    "projects": (
+        "MLflow Projects ({name}); run your training script directly (python train.py), or "
+        "use MLflow's own package for Projects"
+    ),
+    "run": (
+        "MLflow Projects (mlflow.run); run your training script directly (python train.py), "
+        "or use MLflow's own package for Projects"
+    ),
+}  # fmt: skip
+
 
 def __getattr__(name: str) -> Any:
     if not _lazy:
         _lazy.update(_lazy_table())
     module = _lazy.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mlrelay' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+    if module is not None:
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        try:
+            return importlib.import_module(f"{__name__}.{name}")  # sets the attribute too
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"mlrelay.{name} is not part of this mlrelay version") from None
+    if name in _UNSUPPORTED:
+        what = _UNSUPPORTED[name].format(name=f"mlflow.{name}")
+        raise UnsupportedFeatureError(f"mlrelay does not support {what}")
+    raise AttributeError(f"module 'mlrelay' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    import importlib.util
+
+    present = (n for n in _SUBMODULES if importlib.util.find_spec(f"{__name__}.{n}") is not None)
+    return sorted({*__all__, *present})

@@ -3,12 +3,13 @@
 Every error mlrelay raises is an :class:`MlrelayError`. The tree splits first on
 whether a response arrived::
 
-    MlrelayError
+    MlrelayError                      also ``mlrelay.exceptions.MlflowException``
     ├── ConfigurationError            bad or missing local settings (names the variable)
     │   └── ArtifactsNotProxiedError  the run's artifacts are not served by the tracking server
     ├── ValidationError               bad input caught before sending (names key, problem, limit)
     ├── RegistryNotSupportedError     the server has no model registry
     ├── ModelRegistrationError        the server failed to register a model version
+    ├── UnsupportedFeatureError       an MLflow feature outside mlrelay's scope (names the way)
     └── APIError                      something went wrong talking to the server
         ├── APIConnectionError        no response: refused, reset, DNS, TLS ...
         │   └── APITimeoutError       no response in time
@@ -29,6 +30,11 @@ when the code is absent, unknown, or the body is not JSON at all (MLflow's Flask
 layer answers HTML for unknown routes and crashes, plain text for Host-header
 rejections, ``{"detail": ...}`` from its artifact routes).
 
+Every error carries MLflow's ``error_code`` (``INVALID_PARAMETER_VALUE`` for a
+:class:`ValidationError`, the server's code for an :class:`APIStatusError`, ...), ``message``
+and ``get_http_status_code()``, so code written against ``mlflow.exceptions.MlflowException``
+reads them unchanged: ``MlflowException`` is this tree's root under its MLflow name.
+
 Messages never contain credentials: requests are described by method and a URL
 whose user-info has been stripped, and headers are never included.
 """
@@ -39,6 +45,7 @@ import json
 from typing import Any
 
 __all__ = [
+    "ERROR_CODE_TO_HTTP_STATUS",
     "APIConnectionError",
     "APIError",
     "APIStatusError",
@@ -57,6 +64,7 @@ __all__ = [
     "ResourceAlreadyExistsError",
     "ServerError",
     "UnexpectedResponseError",
+    "UnsupportedFeatureError",
     "ValidationError",
     "error_for_status",
     "redact_url",
@@ -66,12 +74,75 @@ __all__ = [
 _MAX_BODY_IN_MESSAGE = 500
 
 
+# MLflow's error code -> HTTP status (``mlflow.exceptions.ERROR_CODE_TO_HTTP_STATUS``).
+ERROR_CODE_TO_HTTP_STATUS: dict[str, int] = {
+    "INTERNAL_ERROR": 500,
+    "INVALID_STATE": 500,
+    "DATA_LOSS": 500,
+    "NOT_IMPLEMENTED": 501,
+    "TEMPORARILY_UNAVAILABLE": 503,
+    "DEADLINE_EXCEEDED": 504,
+    "REQUEST_LIMIT_EXCEEDED": 429,
+    "CANCELLED": 499,
+    "RESOURCE_EXHAUSTED": 429,
+    "ABORTED": 409,
+    "RESOURCE_CONFLICT": 409,
+    "ALREADY_EXISTS": 409,
+    "NOT_FOUND": 404,
+    "ENDPOINT_NOT_FOUND": 404,
+    "RESOURCE_DOES_NOT_EXIST": 404,
+    "PERMISSION_DENIED": 403,
+    "CUSTOMER_UNAUTHORIZED": 401,
+    "UNAUTHENTICATED": 401,
+    "BAD_REQUEST": 400,
+    "RESOURCE_ALREADY_EXISTS": 400,
+    "INVALID_PARAMETER_VALUE": 400,
+}
+
+
 class MlrelayError(Exception):
-    """The root of every error mlrelay raises."""
+    """The root of every error mlrelay raises; ``mlrelay.exceptions.MlflowException`` is
+    this class under MLflow's name.
+
+    Args:
+        message: what went wrong.
+        error_code: MLflow's error code (default: the class's, ``INTERNAL_ERROR`` here).
+        kwargs: extra fields, kept in ``json_kwargs`` as MLflow keeps them.
+
+    Attributes:
+        message: the message.
+        error_code: MLflow's error code, e.g. ``RESOURCE_DOES_NOT_EXIST``.
+    """
+
+    error_code: str = "INTERNAL_ERROR"
+
+    def __init__(self, message: object = "", error_code: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message)
+        self.message = str(message)
+        if error_code is not None:
+            self.error_code = str(error_code)
+        self.json_kwargs = kwargs
+
+    def get_http_status_code(self) -> int:
+        """The HTTP status MLflow associates with ``error_code`` (500 for an unknown code)."""
+        return ERROR_CODE_TO_HTTP_STATUS.get(self.error_code, 500)
+
+    def serialize_as_json(self) -> str:
+        """``{"error_code": ..., "message": ...}`` as MLflow's server would answer."""
+        return json.dumps(
+            {"error_code": self.error_code, "message": self.message, **self.json_kwargs}
+        )
+
+    @classmethod
+    def invalid_parameter_value(cls, message: str, **kwargs: Any) -> MlrelayError:
+        """An error with the ``INVALID_PARAMETER_VALUE`` code (MLflow's constructor)."""
+        return cls(message, error_code="INVALID_PARAMETER_VALUE", **kwargs)
 
 
 class ConfigurationError(MlrelayError):
     """A local setting is missing or invalid; the message names the setting and its source."""
+
+    error_code = "INVALID_PARAMETER_VALUE"
 
 
 class ValidationError(MlrelayError, ValueError):
@@ -82,6 +153,8 @@ class ValidationError(MlrelayError, ValueError):
         key: the user's key the value belongs to, when there is one.
         limit: the limit that was exceeded, when there is one.
     """
+
+    error_code = "INVALID_PARAMETER_VALUE"
 
     def __init__(
         self, message: str, *, field: str, key: str | None = None, limit: int | None = None
@@ -109,9 +182,22 @@ class ArtifactsNotProxiedError(ConfigurationError):
 class RegistryNotSupportedError(MlrelayError):
     """The tracking server does not offer MLflow's model registry (DagsHub answers 404)."""
 
+    error_code = "ENDPOINT_NOT_FOUND"
+
 
 class ModelRegistrationError(MlrelayError):
     """The server reports that a model version failed to register (FAILED_REGISTRATION)."""
+
+
+class UnsupportedFeatureError(MlrelayError, NotImplementedError):
+    """An MLflow feature that mlrelay does not offer (GenAI tracing, evaluation, deployments,
+    Projects, some model flavors); the message names what to use instead.
+
+    A ``NotImplementedError`` rather than an ``AttributeError``, so ``mlrelay.trace`` and
+    ``from mlrelay import trace`` both show the message instead of a bare "no attribute".
+    """
+
+    error_code = "NOT_IMPLEMENTED"
 
 
 class APIError(MlrelayError):

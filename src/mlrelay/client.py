@@ -379,19 +379,38 @@ class Client(RegistryMethods):
         """
 
         def fetch(token: str | None) -> tuple[list[Experiment], str | None]:
-            resp = self._transport.call(
-                _E.search_experiments,
-                m.SearchExperiments(
-                    max_results=page_size,
-                    filter=filter_string,
-                    order_by=list(order_by) if order_by else None,
-                    view_type=view_type,
-                    page_token=token,
-                ),
+            return self.search_experiments_page(
+                filter_string,
+                view_type=view_type,
+                order_by=order_by,
+                max_results=page_size,
+                page_token=token,
             )
-            return resp.experiments, resp.next_page_token
 
         return self._paginate(fetch, max_results)
+
+    def search_experiments_page(
+        self,
+        filter_string: str | None = None,
+        *,
+        view_type: ViewType = "ACTIVE_ONLY",
+        order_by: Sequence[str] | None = None,
+        max_results: int = 1000,
+        page_token: str | None = None,
+    ) -> tuple[list[Experiment], str | None]:
+        """One page of :meth:`search_experiments`: the experiments and the next page's token
+        (None after the last page)."""
+        resp = self._transport.call(
+            _E.search_experiments,
+            m.SearchExperiments(
+                max_results=max_results,
+                filter=filter_string,
+                order_by=list(order_by) if order_by else None,
+                view_type=view_type,
+                page_token=page_token,
+            ),
+        )
+        return resp.experiments, resp.next_page_token or None
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         """Rename an experiment."""
@@ -544,23 +563,43 @@ class Client(RegistryMethods):
             order_by: e.g. ``["metrics.acc DESC"]``.
             page_size: runs per request (1..50000).
         """
-        ids = [str(e) for e in experiment_ids]
 
         def fetch(token: str | None) -> tuple[list[Run], str | None]:
-            resp = self._transport.call(
-                _E.search_runs,
-                m.SearchRuns(
-                    experiment_ids=ids,
-                    filter=filter_string or None,
-                    run_view_type=run_view_type,
-                    max_results=page_size if max_results is None else min(page_size, max_results),
-                    order_by=list(order_by) if order_by else None,
-                    page_token=token,
-                ),
+            return self.search_runs_page(
+                experiment_ids,
+                filter_string,
+                run_view_type=run_view_type,
+                max_results=page_size if max_results is None else min(page_size, max_results),
+                order_by=order_by,
+                page_token=token,
             )
-            return resp.runs, resp.next_page_token
 
         return self._paginate(fetch, max_results)
+
+    def search_runs_page(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str = "",
+        *,
+        run_view_type: ViewType = "ACTIVE_ONLY",
+        max_results: int = 1000,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[Run], str | None]:
+        """One page of :meth:`search_runs`: the runs and the next page's token (None after
+        the last page)."""
+        resp = self._transport.call(
+            _E.search_runs,
+            m.SearchRuns(
+                experiment_ids=[str(e) for e in experiment_ids],
+                filter=filter_string or None,
+                run_view_type=run_view_type,
+                max_results=max_results,
+                order_by=list(order_by) if order_by else None,
+                page_token=page_token,
+            ),
+        )
+        return resp.runs, resp.next_page_token or None
 
     def log_metric(
         self,
@@ -795,6 +834,43 @@ class Client(RegistryMethods):
             if not token:
                 return found
 
+    def list_artifacts_at(self, artifact_uri: str, path: str | None = None) -> list[FileInfo]:
+        """The files and directories directly below ``path`` in an artifact location such as
+        ``mlflow-artifacts:/1/models/m-.../artifacts`` (paths relative to that location).
+
+        Raises:
+            ArtifactsNotProxiedError: the location is not served by the tracking server.
+        """
+        from ._artifacts import list_dir
+
+        folder = (path or "").strip("/")
+        return [
+            FileInfo(
+                path="/".join(p for p in (folder, str(f["path"]).rsplit("/", 1)[-1]) if p),
+                is_dir=bool(f.get("is_dir")),
+                file_size=f.get("file_size"),
+            )
+            for f in list_dir(self._transport, artifact_uri, folder)
+        ]
+
+    def download_artifacts_at(
+        self, artifact_uri: str, path: str = "", dst_path: str | None = None
+    ) -> str:
+        """Download ``path`` (a file or directory; ``""`` for everything) below an artifact
+        location such as ``mlflow-artifacts:/...`` to ``<dst_path>/<path>``; returns that
+        local path (see :meth:`download_artifacts`).
+
+        Raises:
+            NotFoundError: nothing exists at ``path``.
+            ArtifactsNotProxiedError: the location is not served by the tracking server.
+        """
+        import tempfile
+
+        from ._artifacts import download
+
+        dst = Path(dst_path) if dst_path else Path(tempfile.mkdtemp(prefix="mlrelay-"))
+        return str(download(self._transport, artifact_uri, path, dst))
+
     def download_artifacts(self, run_id: str, path: str, dst_path: str | None = None) -> str:
         """Download an artifact file or directory to ``<dst_path>/<path>``, as MLflow does;
         returns that local path.
@@ -811,12 +887,7 @@ class Client(RegistryMethods):
             ArtifactsNotProxiedError: the run's artifacts are not served by the tracking
                 server.
         """
-        import tempfile
-
-        from ._artifacts import download
-
-        dst = Path(dst_path) if dst_path else Path(tempfile.mkdtemp(prefix="mlrelay-"))
-        return str(download(self._transport, self._artifact_uri(run_id), path, dst))
+        return self.download_artifacts_at(self._artifact_uri(run_id), path, dst_path)
 
     def get_metric_history(self, run_id: str, key: str, *, page_size: int = 25000) -> list[Metric]:
         """Every point of one metric, all pages fetched (empty for an unknown run or key)."""

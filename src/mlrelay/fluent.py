@@ -1,9 +1,21 @@
 """The fluent API: MLflow's module-level functions, journal first, never waiting on the network.
 
-``import mlrelay as mlflow`` and the usual tutorial calls work: ``set_experiment``,
-``start_run`` (a context manager), ``log_param(s)``, ``log_metric(s)``, ``set_tag(s)``,
-``end_run``. Log calls validate their input at the call site and hand one tuple to the
-process's pipeline; they return in microseconds whether the server is up, slow or down.
+``import mlrelay as mlflow`` and the usual tutorial calls work with MLflow's signatures:
+``set_experiment``, ``start_run`` (a context manager), ``log_param(s)``, ``log_metric(s)``,
+``set_tag(s)``, ``log_artifact(s)``, ``log_text``/``log_dict``/``log_table``, ``end_run``, and
+the reading calls (``get_run``, ``search_runs``, ``get_experiment``...). Log calls validate
+their input at the call site and hand one tuple to the process's pipeline; they return in
+microseconds whether the server is up, slow or down.
+
+- ``run_id=`` on a log call logs into that run through the same pipeline (journal first): a
+  run of this process, or any run on the server, whose status it leaves alone.
+- ``synchronous=True`` waits until what was logged is delivered, as long as delivery makes
+  progress (``MLRELAY_EXIT_TIMEOUT`` without any ends the wait, with a warning; the entries
+  stay journaled and are sent later). ``False`` / None: the usual microsecond path. A
+  rejection by the server is raised only in strict mode (``MLRELAY_STRICT=1``), as for
+  ``flush()``.
+- Not taken from MLflow's signatures: ``create_experiment(trace_location=)`` (GenAI trace
+  storage) and ``log_input(model=)`` (MLflow 3's logged-model inputs).
 
 This module is the thin front: the state (tracking URI, experiment, mode, client,
 pipeline) and the run lifecycle live in :mod:`mlrelay._pipeline.runs`; DagsHub's
@@ -14,33 +26,48 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._dagshub import init
-from ._errors import ValidationError
+from ._errors import UnsupportedFeatureError, ValidationError
 from ._pipeline import runs
-from ._pipeline.runs import ActiveRun, active_run, last_active_run, session
+from ._pipeline.runs import ActiveRun, RunHandle, active_run, current, last_active_run, session
 from ._protocol.batches import KIND_DATASET, KIND_DELETE_TAG, KIND_METRIC, KIND_PARAM, KIND_TAG
 from ._validation import (
+    validate_key,
     validate_metric_value,
     validate_param_value,
     validate_step,
     validate_tag_value,
     validate_timestamp,
 )
+from .entities import ViewType
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .entities import Experiment, Run
 
 __all__ = [
     "ActiveRun",
     "active_run",
+    "autolog",
     "create_experiment",
+    "delete_experiment",
+    "delete_run",
     "delete_tag",
     "end_run",
     "flush",
+    "get_artifact_uri",
+    "get_experiment",
+    "get_experiment_by_name",
+    "get_parent_run",
     "get_run",
     "get_tracking_uri",
     "init",
+    "is_tracking_uri_set",
     "last_active_run",
     "log_artifact",
     "log_artifacts",
@@ -52,9 +79,13 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "log_table",
     "log_text",
+    "search_experiments",
     "search_runs",
     "set_experiment",
+    "set_experiment_tag",
+    "set_experiment_tags",
     "set_tag",
     "set_tags",
     "set_tracking_uri",
@@ -67,7 +98,31 @@ def _reset() -> None:
     session.reset()
 
 
-def set_tracking_uri(uri: str, *, mode: str | None = None) -> None:
+_warned: set[str] = set()
+_time_ns = time.time_ns  # bound once: log_metric's hot path reads it as a global
+
+
+def _warn_once(what: str, message: str) -> None:
+    if what not in _warned:
+        _warned.add(what)
+        warnings.warn(f"mlrelay: {message}", RuntimeWarning, stacklevel=3)
+
+
+def _run(run_id: str | None) -> RunHandle:
+    """The run a call logs into: ``run_id``'s (see :func:`mlrelay._pipeline.runs.target`),
+    else the active run (started when none is, as in MLflow)."""
+    return runs.current() if run_id is None else runs.target(run_id)
+
+
+def _sync(synchronous: bool | None, what: str) -> None:
+    if synchronous:
+        runs.deliver_now(what)
+
+
+# --- the tracking URI ---------------------------------------------------------------------
+
+
+def set_tracking_uri(uri: str | os.PathLike[str], *, mode: str | None = None) -> None:
     """Use this tracking server for the fluent API (does not touch ``os.environ``).
 
     Args:
@@ -80,12 +135,27 @@ def set_tracking_uri(uri: str, *, mode: str | None = None) -> None:
     Raises:
         ConfigurationError: the URI or the mode is invalid.
     """
-    session.configure(uri, mode=mode)
+    session.configure(os.fspath(uri), mode=mode)
 
 
-def get_tracking_uri() -> str | None:
-    """The tracking URI the fluent API uses (resolved from settings when not set)."""
-    return session.tracking_uri or session.settings().tracking_uri
+def get_tracking_uri() -> str:
+    """The tracking URI the fluent API uses (resolved from the settings when not set).
+
+    Always a string. With no tracking URI configured, runs are kept in mlrelay's journal
+    until ``mlrelay sync --tracking-uri URI`` sends them, and this returns the journal's
+    ``file:`` URI (``file:///home/me/.local/share/mlrelay/journal.db``). MLflow returns its
+    local store (``sqlite:///mlflow.db``) there, which mlrelay never writes.
+    """
+    uri = session.tracking_uri or session.settings().tracking_uri
+    return uri or session.journal_path().resolve().as_uri()
+
+
+def is_tracking_uri_set() -> bool:
+    """Whether a tracking URI is configured (``set_tracking_uri``, ``MLFLOW_TRACKING_URI``...)."""
+    return bool(session.tracking_uri or session.settings().tracking_uri)
+
+
+# --- experiments --------------------------------------------------------------------------
 
 
 def set_experiment(
@@ -102,206 +172,15 @@ def set_experiment(
     return runs.set_experiment(experiment_name, experiment_id)
 
 
-def start_run(
-    run_id: str | None = None,
-    experiment_id: str | None = None,
-    run_name: str | None = None,
-    nested: bool = False,
-    tags: Mapping[str, Any] | None = None,
-    description: str | None = None,
-    log_environment: bool | None = None,
-) -> ActiveRun:
-    """Start (or resume, with ``run_id``) a run and make it active.
-
-    The run is created on the server within ``MLRELAY_START_TIMEOUT`` (5 s) when it
-    answers; otherwise it gets a local id and is created, exactly once, when the
-    server is reachable. Use it as a context manager: a block that raises ends the run
-    FAILED, Ctrl-C ends it KILLED, otherwise FINISHED.
-
-    ``log_environment`` (default ``MLRELAY_LOG_ENVIRONMENT``) also logs the installed
-    packages, the entry script and, for a dirty git tree, the diff (bounded in size).
-
-    Raises:
-        ValidationError: a tag is invalid, or a run is active and ``nested`` is False.
-    """
-    return runs.start_run(
-        run_id, experiment_id, run_name, nested, tags, description, log_environment
-    )
-
-
-def end_run(status: str = "FINISHED") -> None:
-    """End the active run: its entries are delivered first, then its final status.
-
-    Waits while delivery makes progress; when the server stops answering for
-    ``MLRELAY_EXIT_TIMEOUT`` seconds (10 s) it returns and the rest stays in the journal.
-    """
-    runs.end_run(status)
-
-
-def log_metric(
-    key: str, value: float, step: int | None = None, timestamp: int | None = None
-) -> None:
-    """Log one metric point to the active run (starting one if none is active).
-
-    Costs a few microseconds: the point is validated and queued; the background
-    pipeline makes it durable and sends it.
-
-    Raises:
-        ValidationError: bad key, value, step or timestamp (nothing is queued).
-    """
-    run = runs.current()
-    if key not in session.known_keys:
-        session.key(key, "metric key")
-    if type(value) is not float:
-        value = validate_metric_value(key, value)
-    ts = int(time.time() * 1000) if timestamp is None else validate_timestamp(key, timestamp)
-    st = 0 if step is None else (step if type(step) is int else validate_step(key, step))
-    (session.sink or session.ensure_sink()).log((run.local_id, KIND_METRIC, key, value, ts, st))
-
-
-def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
-    """Log several metrics at one step (all validated before any is queued)."""
-    ts = int(time.time() * 1000)
-    checked = [
-        (session.key(k, "metric key"), validate_metric_value(k, v)) for k, v in metrics.items()
-    ]
-    for k, v in checked:
-        log_metric(k, v, step=step, timestamp=ts)
-
-
-def log_param(key: str, value: Any) -> Any:
-    """Log a param to the active run; returns ``value``."""
-    run = runs.current()
-    text = validate_param_value(session.key(key, "param key"), value)
-    session.log((run.local_id, KIND_PARAM, key, text, None, None))
-    return value
-
-
-def log_params(params: Mapping[str, Any]) -> None:
-    """Log several params (all validated before any is queued)."""
-    checked = {session.key(k, "param key"): validate_param_value(k, v) for k, v in params.items()}
-    for k, v in checked.items():
-        log_param(k, v)
-
-
-def set_tag(key: str, value: Any) -> None:
-    """Set a tag on the active run."""
-    run = runs.current()
-    text = validate_tag_value(session.key(key, "tag key"), value)
-    session.log((run.local_id, KIND_TAG, key, text, None, None))
-
-
-def set_tags(tags: Mapping[str, Any]) -> None:
-    """Set several tags (all validated before any is queued)."""
-    checked = {session.key(k, "tag key"): validate_tag_value(k, v) for k, v in tags.items()}
-    for k, v in checked.items():
-        set_tag(k, v)
-
-
-def delete_tag(key: str) -> None:
-    """Delete a tag from the active run (in order with the run's other tag changes)."""
-    run = runs.current()
-    session.log((run.local_id, KIND_DELETE_TAG, session.key(key, "tag key"), "", None, None))
-
-
-def log_input(
-    dataset: Any,
-    context: str | None = None,
-    *,
-    name: str | None = None,
-    source: str | None = None,
-    targets: str | None = None,
-) -> None:
-    """Record a dataset the active run used, as MLflow's UI shows it.
-
-    Args:
-        dataset: a pandas DataFrame, a numpy array, a file path or URI, or an
-            :class:`mlrelay.Dataset` (name, digest, source, schema and profile are
-            derived as MLflow derives them).
-        context: the ``mlflow.data.context`` input tag, e.g. ``"training"``.
-        name: the dataset's name (default ``"dataset"``, or the file's name).
-        source: where the data came from, when not the running code.
-        targets: the target column of a DataFrame.
-    """
-    from ._formats.datasets import dataset_input
-
-    item = dataset_input(dataset, context=context, name=name, source=source, targets=targets)
-    run = runs.current()
-    text = item.model_dump_json(by_alias=True, exclude_none=True)
-    session.log((run.local_id, KIND_DATASET, item.dataset.name, text, None, None))
-
-
-def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
-    """Log a file as an artifact of the active run, under ``artifact_path`` if given.
-
-    The file is copied into the journal when this is called and uploaded in the
-    background (a later edit of the file does not change the artifact).
-
-    Raises:
-        ValidationError: the path is not an existing file.
-    """
-    path = Path(local_path)
-    if not path.is_file():
-        raise ValidationError(
-            f"log_artifact: {str(path)!r} is not an existing file (use log_artifacts for a "
-            "directory)",
-            field="local_path",
-        )
-    runs.journal_artifact(runs.current(), path, artifact_path, is_dir=False)
-
-
-def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> None:
-    """Log every file under a directory as artifacts of the active run.
-
-    Raises:
-        ValidationError: the path is not an existing directory.
-    """
-    path = Path(local_dir)
-    if not path.is_dir():
-        raise ValidationError(
-            f"log_artifacts: {str(path)!r} is not an existing directory", field="local_dir"
-        )
-    runs.journal_artifact(runs.current(), path, artifact_path, is_dir=True)
-
-
-def _log_rendered(artifact_file: str, render: Callable[[Path], None]) -> None:
-    # Rendered in a private temporary directory, then journaled like log_artifact.
-    from ._artifacts import rendered
-
-    run = runs.current()
-    rendered(
-        artifact_file,
-        render,
-        lambda path, folder: runs.journal_artifact(run, path, folder, is_dir=False),
-    )
-
-
-def log_text(text: str, artifact_file: str) -> None:
-    """Log a string as a text artifact of the active run (e.g. ``"notes/summary.txt"``)."""
-    from ._artifacts import write_text
-
-    _log_rendered(artifact_file, lambda target: write_text(text, target))
-
-
-def log_dict(dictionary: Mapping[str, Any], artifact_file: str) -> None:
-    """Log a dictionary as a JSON or YAML artifact (by the file's extension)."""
-    from ._artifacts import write_dict
-
-    _log_rendered(artifact_file, lambda target: write_dict(dictionary, target))
-
-
-def log_figure(figure: Any, artifact_file: str) -> None:
-    """Log a matplotlib or plotly figure as an image (or HTML) artifact."""
-    from ._artifacts import write_figure
-
-    _log_rendered(artifact_file, lambda target: write_figure(figure, target))
-
-
-def log_image(image: Any, artifact_file: str) -> None:
-    """Log a numpy array or PIL image as an image artifact."""
-    from ._artifacts import write_image
-
-    _log_rendered(artifact_file, lambda target: write_image(image, target))
+def _experiment_id(client: Client) -> str:
+    """The active experiment's id, as MLflow resolves it: ``set_experiment``, then
+    ``MLFLOW_EXPERIMENT_ID`` / ``MLFLOW_EXPERIMENT_NAME`` (created if missing), else "0"."""
+    settings = session.settings()
+    known = session.experiment_id or (None if session.experiment_name else settings.experiment_id)
+    if known:
+        return known
+    name = session.experiment_name or settings.experiment_name
+    return client.get_or_create_experiment(name) if name else "0"
 
 
 def create_experiment(
@@ -316,25 +195,516 @@ def create_experiment(
     return str(session.client("create_experiment").create_experiment(name, artifact_location, tags))
 
 
-def get_run(run_id: str) -> Any:
+def get_experiment(experiment_id: str) -> Experiment:
+    """An experiment by id, from the server (``NotFoundError`` if there is none)."""
+    return session.client("get_experiment").get_experiment(experiment_id)
+
+
+def get_experiment_by_name(name: str) -> Experiment | None:
+    """An experiment by name, from the server; None if there is none."""
+    return session.client("get_experiment_by_name").get_experiment_by_name(name)
+
+
+def search_experiments(
+    view_type: int | str = ViewType.ACTIVE_ONLY,
+    max_results: int | None = None,
+    filter_string: str | None = None,
+    order_by: list[str] | None = None,
+) -> list[Experiment]:
+    """Experiments matching a filter such as ``"name LIKE 'probe%'"`` (all pages)."""
+    found = session.client("search_experiments").search_experiments(
+        filter_string,
+        view_type=ViewType.wire_name(view_type),
+        order_by=order_by,
+        max_results=max_results,
+    )
+    return list(found)
+
+
+def delete_experiment(experiment_id: str) -> None:
+    """Soft-delete an experiment on the server."""
+    session.client("delete_experiment").delete_experiment(experiment_id)
+
+
+def set_experiment_tag(key: str, value: Any) -> None:
+    """Set a tag on the active experiment (on the server, now)."""
+    client = session.client("set_experiment_tag")
+    client.set_experiment_tag(_experiment_id(client), key, value)
+
+
+def set_experiment_tags(tags: Mapping[str, Any]) -> None:
+    """Set several tags on the active experiment (on the server, now)."""
+    client = session.client("set_experiment_tags")
+    experiment_id = _experiment_id(client)
+    for key, value in tags.items():
+        client.set_experiment_tag(experiment_id, key, value)
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+
+def start_run(
+    run_id: str | None = None,
+    experiment_id: str | None = None,
+    run_name: str | None = None,
+    nested: bool = False,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    description: str | None = None,
+    log_system_metrics: bool | None = None,
+    *,
+    log_environment: bool | None = None,
+) -> ActiveRun:
+    """Start (or resume, with ``run_id``) a run and make it active.
+
+    The run is created on the server within ``MLRELAY_START_TIMEOUT`` (5 s) when it
+    answers; otherwise it gets a local id and is created, exactly once, when the
+    server is reachable. Use it as a context manager: a block that raises ends the run
+    FAILED, Ctrl-C ends it KILLED, otherwise FINISHED.
+
+    Args:
+        parent_run_id: nest the run under this run (the active run, if one is; any run on
+            the server otherwise), as MLflow does.
+        log_system_metrics: accepted for MLflow's signature; mlrelay does not collect
+            system metrics yet (True warns once).
+        log_environment: (default ``MLRELAY_LOG_ENVIRONMENT``) also log the installed
+            packages, the entry script and, for a dirty git tree, the diff (bounded).
+
+    Raises:
+        ValidationError: a tag is invalid, a run is active and ``nested`` is False, or
+            ``parent_run_id`` is not the active run.
+    """
+    if log_system_metrics:
+        _warn_once(
+            "system-metrics",
+            "log_system_metrics=True: mlrelay does not collect system metrics yet; the run "
+            "is logged without them",
+        )
+    return runs.start_run(
+        run_id,
+        experiment_id,
+        run_name,
+        nested,
+        tags,
+        description,
+        log_environment,
+        parent_run_id=parent_run_id,
+    )
+
+
+def end_run(status: str = "FINISHED") -> None:
+    """End the active run: its entries are delivered first, then its final status.
+
+    Waits while delivery makes progress; when the server stops answering for
+    ``MLRELAY_EXIT_TIMEOUT`` seconds (10 s) it returns and the rest stays in the journal.
+    """
+    runs.end_run(status)
+
+
+def get_run(run_id: str) -> Run:
     """Fetch a run from the server (a local id is mapped to the server's once known)."""
     return session.client("get_run").get_run(runs.server_id(run_id))
 
 
-def search_runs(
-    experiment_ids: list[str] | None = None,
-    filter_string: str = "",
-    *,
-    max_results: int | None = None,
-    order_by: list[str] | None = None,
-) -> list[Any]:
-    """Runs matching a filter, in the active experiment when no ids are given."""
-    ids = experiment_ids or [session.experiment_id or session.settings().experiment_id or "0"]
-    return list(
-        session.client("search_runs").search_runs(
-            ids, filter_string, max_results=max_results, order_by=order_by
+def get_parent_run(run_id: str) -> Run | None:
+    """The run ``run_id`` is nested in (its ``mlflow.parentRunId`` tag), or None."""
+    client = session.client("get_parent_run")
+    parent = client.get_run(runs.server_id(run_id)).data.tags.get("mlflow.parentRunId")
+    return client.get_run(runs.server_id(parent)) if parent else None
+
+
+def delete_run(run_id: str) -> None:
+    """Soft-delete a run on the server."""
+    session.client("delete_run").delete_run(runs.server_id(run_id))
+
+
+def get_artifact_uri(artifact_path: str | None = None) -> str:
+    """The active run's artifact URI (``mlflow-artifacts:/<exp>/<run>/artifacts``), or that
+    of ``artifact_path`` below it; a run is started when none is active, as in MLflow.
+
+    While the server does not know the run yet (it did not answer ``start_run`` in time,
+    or offline), this is ``runs:/<run_id>``, which mlrelay's and MLflow's artifact and
+    model functions accept.
+    """
+    run = runs.current()
+    uri = run.server_info.artifact_uri if run.server_info is not None else None
+    if not uri:
+        found = runs.server_run(run)
+        uri = found.info.artifact_uri if found is not None else None
+    base = (uri or f"runs:/{run.run_id}").rstrip("/")
+    return f"{base}/{artifact_path.strip('/')}" if artifact_path else base
+
+
+def _ids_to_search(
+    client: Client,
+    experiment_ids: Sequence[str] | str | None,
+    search_all_experiments: bool,
+    experiment_names: Sequence[str] | None,
+) -> list[str]:
+    if experiment_ids and experiment_names:
+        raise ValidationError(
+            "pass experiment_ids or experiment_names, not both", field="experiment_ids"
         )
+    if experiment_names:
+        found = [client.get_experiment_by_name(n) for n in experiment_names if n is not None]
+        return [e.experiment_id for e in found if e is not None]
+    if experiment_ids:
+        ids = [experiment_ids] if isinstance(experiment_ids, str) else experiment_ids
+        return [str(i) for i in ids]
+    if search_all_experiments:
+        return [e.experiment_id for e in client.search_experiments(view_type="ACTIVE_ONLY")]
+    return [_experiment_id(client)]
+
+
+def search_runs(
+    experiment_ids: Sequence[str] | str | None = None,
+    filter_string: str = "",
+    run_view_type: int | str = ViewType.ACTIVE_ONLY,
+    max_results: int = 100_000,
+    order_by: list[str] | None = None,
+    output_format: Literal["pandas", "list"] = "pandas",
+    search_all_experiments: bool = False,
+    experiment_names: list[str] | None = None,
+) -> Any:
+    """Runs matching a filter, in the active experiment when no ids or names are given.
+
+    Returns:
+        With ``output_format="pandas"`` (the default) and pandas installed, a DataFrame
+        with MLflow's columns: ``run_id``, ``experiment_id``, ``status``, ``artifact_uri``,
+        ``start_time``, ``end_time`` (UTC datetimes), then ``metrics.<key>`` (NaN where a
+        run has none), ``params.<key>`` and ``tags.<key>`` (None where a run has none).
+        Otherwise (``"list"``, or no pandas) a list of :class:`mlrelay.Run`.
+
+    Raises:
+        ValidationError: both ``experiment_ids`` and ``experiment_names``, or another
+            ``output_format``.
+    """
+    if output_format not in ("pandas", "list"):
+        raise ValidationError(
+            f"output_format {output_format!r} is not 'pandas' or 'list'", field="output_format"
+        )
+    client = session.client("search_runs")
+    ids = _ids_to_search(client, experiment_ids, search_all_experiments, experiment_names)
+    found = (
+        list(
+            client.search_runs(
+                ids,
+                filter_string,
+                run_view_type=ViewType.wire_name(run_view_type),
+                max_results=max_results,
+                order_by=order_by,
+            )
+        )
+        if ids
+        else []
     )
+    if output_format == "list":
+        return found
+    try:
+        return _runs_frame(found)
+    except ImportError:
+        return found
+
+
+def _runs_frame(found: list[Run]) -> Any:
+    """MLflow's ``search_runs`` DataFrame of these runs (the same columns and nulls)."""
+    import numpy as np
+    import pandas as pd
+
+    columns: dict[str, list[Any]] = {
+        k: [] for k in ("run_id", "experiment_id", "status", "artifact_uri")
+    }
+    columns["start_time"], columns["end_time"] = [], []
+    groups: dict[str, dict[str, list[Any]]] = {"metrics": {}, "params": {}, "tags": {}}
+    nulls: dict[str, Any] = {"metrics": np.nan, "params": None, "tags": None}
+    for i, run in enumerate(found):
+        info = run.info
+        for key in ("run_id", "experiment_id", "status", "artifact_uri"):
+            columns[key].append(getattr(info, key))
+        columns["start_time"].append(pd.to_datetime(info.start_time, unit="ms", utc=True))
+        columns["end_time"].append(pd.to_datetime(info.end_time, unit="ms", utc=True))
+        data: dict[str, Mapping[str, Any]] = {
+            "metrics": run.data.metrics,
+            "params": run.data.params,
+            "tags": run.data.tags,
+        }
+        for group, values in data.items():
+            known, null = groups[group], nulls[group]
+            for key in values:
+                known.setdefault(key, [null] * i)
+            for key, column in known.items():
+                column.append(values.get(key, null))
+    for group, known in groups.items():
+        columns.update({f"{group}.{key}": column for key, column in known.items()})
+    return pd.DataFrame(columns)
+
+
+# --- logging ------------------------------------------------------------------------------
+
+
+def log_metric(
+    key: str,
+    value: float,
+    step: int | None = None,
+    synchronous: bool | None = None,
+    timestamp: int | None = None,
+    run_id: str | None = None,
+    model_id: str | None = None,
+    dataset: Any = None,
+) -> None:
+    """Log one metric point to the active run (starting one if none is active), or to the
+    run ``run_id``.
+
+    Costs a few microseconds: the point is validated and queued; the background
+    pipeline makes it durable and sends it. ``synchronous=True`` waits until it is
+    delivered (see the module docstring). ``model_id`` and ``dataset`` (MLflow 3's links
+    of a metric to a logged model or a dataset) are not recorded yet: the metric is logged
+    to the run, with a warning once.
+
+    Raises:
+        ValidationError: bad key, value, step or timestamp (nothing is queued).
+    """
+    run = current() if run_id is None else runs.target(run_id)
+    if key not in session.known_keys:
+        session.key(key, "metric key")
+    if type(value) is not float:
+        value = validate_metric_value(key, value)
+    ts = _time_ns() // 1_000_000 if timestamp is None else validate_timestamp(key, timestamp)
+    st = 0 if step is None else (step if type(step) is int else validate_step(key, step))
+    (session.sink or session.ensure_sink()).log((run.local_id, KIND_METRIC, key, value, ts, st))
+    if synchronous or model_id is not None or dataset is not None:
+        _metric_options(synchronous, model_id, dataset)
+
+
+def _metric_options(synchronous: bool | None, model_id: str | None, dataset: Any) -> None:
+    if model_id is not None or dataset is not None:
+        _warn_once(
+            "metric-links",
+            "log_metric(s) does not record model_id or dataset links yet; the metric is "
+            "logged to the run",
+        )
+    _sync(synchronous, "the metric")
+
+
+def log_metrics(
+    metrics: Mapping[str, float],
+    step: int | None = None,
+    synchronous: bool | None = None,
+    run_id: str | None = None,
+    timestamp: int | None = None,
+    model_id: str | None = None,
+    dataset: Any = None,
+) -> None:
+    """Log several metrics at one step and one timestamp (all validated before any is
+    queued); the arguments are :func:`log_metric`'s."""
+    run = _run(run_id)
+    ts = _time_ns() // 1_000_000 if timestamp is None else validate_timestamp("metrics", timestamp)
+    st = 0 if step is None else validate_step("metrics", step)
+    checked = [
+        (session.key(k, "metric key"), validate_metric_value(k, v)) for k, v in metrics.items()
+    ]
+    for k, v in checked:
+        session.log((run.local_id, KIND_METRIC, k, v, ts, st))
+    if synchronous or model_id is not None or dataset is not None:
+        _metric_options(synchronous, model_id, dataset)
+
+
+def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
+    """Log a param to the active run; returns ``value``."""
+    run = runs.current()
+    text = validate_param_value(session.key(key, "param key"), value)
+    session.log((run.local_id, KIND_PARAM, key, text, None, None))
+    _sync(synchronous, "the param")
+    return value
+
+
+def log_params(
+    params: Mapping[str, Any], synchronous: bool | None = None, run_id: str | None = None
+) -> None:
+    """Log several params to the active run or to ``run_id`` (all validated before any is
+    queued)."""
+    run = _run(run_id)
+    checked = {session.key(k, "param key"): validate_param_value(k, v) for k, v in params.items()}
+    for k, v in checked.items():
+        session.log((run.local_id, KIND_PARAM, k, v, None, None))
+    _sync(synchronous, "the params")
+
+
+def set_tag(key: str, value: Any, synchronous: bool | None = None) -> None:
+    """Set a tag on the active run."""
+    run = runs.current()
+    text = validate_tag_value(session.key(key, "tag key"), value)
+    session.log((run.local_id, KIND_TAG, key, text, None, None))
+    _sync(synchronous, "the tag")
+
+
+def set_tags(tags: Mapping[str, Any], synchronous: bool | None = None) -> None:
+    """Set several tags on the active run (all validated before any is queued)."""
+    run = runs.current()
+    checked = {session.key(k, "tag key"): validate_tag_value(k, v) for k, v in tags.items()}
+    for k, v in checked.items():
+        session.log((run.local_id, KIND_TAG, k, v, None, None))
+    _sync(synchronous, "the tags")
+
+
+def delete_tag(key: str) -> None:
+    """Delete a tag from the active run (in order with the run's other tag changes)."""
+    run = runs.current()
+    session.log((run.local_id, KIND_DELETE_TAG, session.key(key, "tag key"), "", None, None))
+
+
+def log_input(
+    dataset: Any = None,
+    context: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    *,
+    name: str | None = None,
+    source: str | None = None,
+    targets: str | None = None,
+) -> None:
+    """Record a dataset the active run used, as MLflow's UI shows it.
+
+    Args:
+        dataset: a dataset from :func:`mlrelay.data.from_pandas` / ``from_numpy``, a pandas
+            DataFrame, a numpy array, a file path or URI, or an :class:`mlrelay.Dataset`
+            (name, digest, source, schema and profile are derived as MLflow derives them).
+        context: the ``mlflow.data.context`` input tag, e.g. ``"training"``.
+        tags: more input tags.
+        name: the dataset's name (default ``"dataset"``, or the file's name).
+        source: where the data came from, when not the running code.
+        targets: the target column of a DataFrame.
+
+    Raises:
+        ValidationError: no dataset, or a kind of object mlrelay cannot record.
+    """
+    from ._formats.datasets import dataset_input
+    from ._protocol.entities import InputTag
+
+    if dataset is None:
+        raise ValidationError("log_input needs a dataset", field="dataset")
+    item = dataset_input(dataset, context=context, name=name, source=source, targets=targets)
+    if tags:
+        extra = [
+            InputTag(key=validate_key(k, field="input tag key"), value=str(v))
+            for k, v in tags.items()
+        ]
+        item = item.model_copy(update={"tags": [*item.tags, *extra]})
+    run = runs.current()
+    text = item.model_dump_json(by_alias=True, exclude_none=True)
+    session.log((run.local_id, KIND_DATASET, item.dataset.name, text, None, None))
+
+
+# --- artifacts ----------------------------------------------------------------------------
+
+
+def log_artifact(
+    local_path: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None
+) -> None:
+    """Log a file as an artifact of the active run (or of ``run_id``), under
+    ``artifact_path`` if given.
+
+    The file is copied into the journal when this is called and uploaded in the
+    background (a later edit of the file does not change the artifact).
+
+    Raises:
+        ValidationError: the path is not an existing file.
+    """
+    path = Path(local_path)
+    if not path.is_file():
+        raise ValidationError(
+            f"log_artifact: {str(path)!r} is not an existing file (use log_artifacts for a "
+            "directory)",
+            field="local_path",
+        )
+    runs.journal_artifact(_run(run_id), path, artifact_path, is_dir=False)
+
+
+def log_artifacts(
+    local_dir: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None
+) -> None:
+    """Log every file under a directory as artifacts of the active run (or of ``run_id``).
+
+    Raises:
+        ValidationError: the path is not an existing directory.
+    """
+    path = Path(local_dir)
+    if not path.is_dir():
+        raise ValidationError(
+            f"log_artifacts: {str(path)!r} is not an existing directory", field="local_dir"
+        )
+    runs.journal_artifact(_run(run_id), path, artifact_path, is_dir=True)
+
+
+def _log_rendered(run: RunHandle, artifact_file: str, render: Callable[[Path], None]) -> None:
+    # Rendered in a private temporary directory, then journaled like log_artifact.
+    from ._artifacts import rendered
+
+    rendered(
+        artifact_file,
+        render,
+        lambda path, folder: runs.journal_artifact(run, path, folder, is_dir=False),
+    )
+
+
+def log_text(text: str, artifact_file: str, run_id: str | None = None) -> None:
+    """Log a string as a text artifact (e.g. ``"notes/summary.txt"``)."""
+    from ._artifacts import write_text
+
+    _log_rendered(_run(run_id), artifact_file, lambda target: write_text(text, target))
+
+
+def log_dict(dictionary: Mapping[str, Any], artifact_file: str, run_id: str | None = None) -> None:
+    """Log a dictionary as a JSON or YAML artifact (by the file's extension)."""
+    from ._artifacts import write_dict
+
+    _log_rendered(_run(run_id), artifact_file, lambda target: write_dict(dictionary, target))
+
+
+def log_figure(figure: Any, artifact_file: str) -> None:
+    """Log a matplotlib or plotly figure as an image (or HTML) artifact."""
+    from ._artifacts import write_figure
+
+    _log_rendered(runs.current(), artifact_file, lambda target: write_figure(figure, target))
+
+
+def log_image(image: Any, artifact_file: str) -> None:
+    """Log a numpy array or PIL image as an image artifact."""
+    from ._artifacts import write_image
+
+    _log_rendered(runs.current(), artifact_file, lambda target: write_image(image, target))
+
+
+def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
+    """Log a table (a DataFrame, or a dict of columns) as MLflow does: a split-oriented JSON
+    (or parquet) artifact, listed in the run's ``mlflow.loggedArtifacts`` tag so MLflow's UI
+    shows it. Logging to the same ``artifact_file`` again appends the rows (to what this
+    process logged there; a table another process logged is replaced).
+
+    Raises:
+        ValidationError: ``artifact_file`` is not ``.json`` / ``.parquet``, ``data`` is not a
+            DataFrame or a dict, or pandas is missing.
+    """
+    from .tracking._tables import LOGGED_ARTIFACTS_TAG, table_frame, with_table, write_table
+
+    run = _run(run_id)
+    frame = table_frame(data, artifact_file)
+    previous = run.tables.get(artifact_file)
+    if previous is not None:
+        import pandas as pd
+
+        frame = pd.concat([previous, frame], ignore_index=True)
+    _log_rendered(run, artifact_file, lambda target: write_table(frame, target))
+    run.tables[artifact_file] = frame
+    if run.logged_artifacts is None:  # what the server lists already, asked once per run
+        found = runs.server_run(run)
+        run.logged_artifacts = (found.data.tags.get(LOGGED_ARTIFACTS_TAG) if found else "") or ""
+    tag = with_table(run.logged_artifacts, artifact_file)
+    if tag is not None:
+        run.logged_artifacts = tag
+        session.log((run.local_id, KIND_TAG, LOGGED_ARTIFACTS_TAG, tag, None, None))
+
+
+# --- delivery and autolog -----------------------------------------------------------------
 
 
 def flush(timeout: float | None = None) -> bool:
@@ -352,3 +722,52 @@ def flush(timeout: float | None = None) -> bool:
             server sent for a batch (the batch is set aside in the journal either way).
     """
     return runs.flush(timeout)
+
+
+def autolog(
+    log_input_examples: bool = False,
+    log_model_signatures: bool = True,
+    log_models: bool = True,
+    log_datasets: bool = True,
+    log_traces: bool = True,
+    disable: bool = False,
+    exclusive: bool = False,
+    disable_for_unsupported_versions: bool = False,
+    silent: bool = False,
+    extra_tags: dict[str, str] | None = None,
+    exclude_flavors: list[str] | None = None,
+) -> None:
+    """Turn on automatic logging for every supported framework that is installed (MLflow's
+    ``mlflow.autolog``; see :mod:`mlrelay._autolog` for what each logs).
+
+    Raises:
+        UnsupportedFeatureError: an option this build's autolog does not offer was set.
+    """
+    import importlib
+    import inspect
+
+    given = {
+        "log_input_examples": log_input_examples,
+        "log_model_signatures": log_model_signatures,
+        "log_models": log_models,
+        "log_datasets": log_datasets,
+        "log_traces": log_traces,
+        "disable": disable,
+        "exclusive": exclusive,
+        "disable_for_unsupported_versions": disable_for_unsupported_versions,
+        "silent": silent,
+        "extra_tags": extra_tags,
+        "exclude_flavors": exclude_flavors,
+    }
+    try:
+        impl = importlib.import_module("mlrelay._autolog").autolog
+    except ModuleNotFoundError as exc:
+        if exc.name != "mlrelay._autolog":
+            raise
+        raise UnsupportedFeatureError("autolog is not part of this mlrelay build") from None
+    defaults = inspect.signature(autolog).parameters
+    accepted = inspect.signature(impl).parameters
+    for name, value in given.items():
+        if name not in accepted and value != defaults[name].default:
+            raise UnsupportedFeatureError(f"autolog({name}=...) is not supported by mlrelay")
+    impl(**{k: v for k, v in given.items() if k in accepted})

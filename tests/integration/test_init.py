@@ -96,7 +96,8 @@ def test_delete_tag_and_log_input_keep_their_order(dagshub: MockServer) -> None:
     assert "temp" not in got.data.tags_dict
     assert got.data.tags_dict["kept"] == "yes"
     assert [d.dataset.name for d in got.inputs.dataset_inputs] == ["train"]
-    assert [r.info.run_id for r in mlrelay.search_runs([run.experiment_id or "0"])] == [run.run_id]
+    found = mlrelay.search_runs([run.experiment_id or "0"], output_format="list")
+    assert [r.info.run_id for r in found] == [run.run_id]
 
 
 def test_git_info_reads_a_real_repository(tmp_path: Path) -> None:

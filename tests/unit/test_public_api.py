@@ -11,16 +11,20 @@ EXPECTED = [
     "APIConnectionError", "APIError", "APIStatusError", "APITimeoutError", "ActiveRun",
     "ArtifactsNotProxiedError", "AuthenticationError", "BadRequestError", "Client",
     "ConfigurationError", "ConflictError", "Dataset", "DatasetInput", "Experiment", "FileInfo",
-    "InputTag", "Metric", "MlrelayError", "ModelInfo", "ModelRegistrationError", "ModelVersion",
-    "NotFoundError", "Param", "PermissionDeniedError", "RateLimitError", "RegisteredModel",
-    "RegistryNotSupportedError", "ResourceAlreadyExistsError", "RetryPolicy", "Run", "RunData",
-    "RunInfo", "RunInputs", "RunTag", "ServerError", "UnexpectedResponseError",
-    "ValidationError", "__version__", "active_run", "create_experiment", "delete_tag",
-    "end_run", "flush", "get_run", "get_tracking_uri", "init", "last_active_run",
-    "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_image", "log_input",
-    "log_metric", "log_metrics", "log_model", "log_param", "log_params", "log_text",
-    "register_model", "search_model_versions", "search_registered_models", "search_runs",
-    "set_experiment", "set_tag", "set_tags", "set_tracking_uri", "start_run"
+    "InputTag", "Metric", "MlflowClient", "MlflowException", "MlrelayError", "ModelInfo",
+    "ModelRegistrationError", "ModelVersion", "NotFoundError", "Param", "PermissionDeniedError",
+    "RateLimitError", "RegisteredModel", "RegistryNotSupportedError", "ResourceAlreadyExistsError",
+    "RetryPolicy", "Run", "RunData", "RunInfo", "RunInputs", "RunTag", "ServerError",
+    "UnexpectedResponseError", "UnsupportedFeatureError", "ValidationError", "__version__",
+    "active_run", "autolog", "create_experiment", "delete_experiment", "delete_run",
+    "delete_tag", "end_run", "flush", "get_artifact_uri", "get_experiment",
+    "get_experiment_by_name", "get_parent_run", "get_run", "get_tracking_uri", "init",
+    "is_tracking_uri_set", "last_active_run", "log_artifact", "log_artifacts", "log_dict",
+    "log_figure", "log_image", "log_input", "log_metric", "log_metrics", "log_model",
+    "log_param", "log_params", "log_table", "log_text", "register_model", "search_experiments",
+    "search_model_versions", "search_registered_models", "search_runs", "set_experiment",
+    "set_experiment_tag", "set_experiment_tags", "set_tag", "set_tags", "set_tracking_uri",
+    "start_run"
 ]  # fmt: skip
 
 
@@ -41,15 +45,36 @@ def test_public_classes_come_from_the_right_layer() -> None:
     assert mlrelay.Client.__module__ == "mlrelay.client"
 
 
+NAMESPACES = [
+    "mlrelay.artifacts", "mlrelay.data", "mlrelay.entities", "mlrelay.exceptions",
+    "mlrelay.lightgbm", "mlrelay.models", "mlrelay.onnx", "mlrelay.pyfunc", "mlrelay.sklearn",
+    "mlrelay.tracking", "mlrelay.xgboost",
+]  # fmt: skip
+
+
 def test_import_loads_nothing_heavy() -> None:
-    """`import mlrelay` loads neither httpx, pydantic, tenacity, keyring, dotenv nor the CLI."""
-    code = (
-        "import sys, mlrelay; heavy = ['httpx', 'pydantic', 'tenacity', 'keyring', 'dotenv', "
-        "'mlrelay.client', 'mlrelay.cli', 'mlrelay.fluent', 'sqlite3']; "
-        "print([m for m in heavy if m in sys.modules])"
-    )
+    """`import mlrelay` loads neither httpx, pydantic, tenacity, keyring, dotenv, the CLI, nor
+    any of MLflow's namespaces (mlrelay.sklearn, mlrelay.tracking, ...)."""
+    heavy = [
+        "httpx", "pydantic", "tenacity", "keyring", "dotenv", "mlrelay.client", "mlrelay.cli",
+        "mlrelay.fluent", "sqlite3", "pandas", "numpy", *NAMESPACES,
+    ]  # fmt: skip
+    code = f"import sys, mlrelay; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_namespaces_load_on_first_attribute_access() -> None:
+    """`mlrelay.entities` (no import statement) loads that submodule and only it, as
+    `mlflow.entities` does; `import mlrelay.tracking` works as well."""
+    code = (
+        "import sys, mlrelay; m = mlrelay.entities.Metric('k', 1.0, 0, 0); "
+        "import mlrelay.tracking; "
+        f"print(sorted(n for n in {NAMESPACES!r} if n in sys.modules), m.key, "
+        "mlrelay.tracking.MlflowClient is mlrelay.MlflowClient)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ("['mlrelay.entities', 'mlrelay.tracking'] k True"), out.stdout
 
 
 def test_every_public_name_has_a_docstring() -> None:

@@ -8,7 +8,13 @@
 - :class:`ActiveRun` and the active-run stack (a context variable);
 - starting a run (created on the server within ``MLRELAY_START_TIMEOUT`` when it answers,
   otherwise journaled with a local id and created later, exactly once), resuming one,
-  ending one, and the at-exit flush.
+  ending one, and the at-exit flush;
+- the run a call with ``run_id=`` logs into (:func:`target`): a run of this process that has
+  not ended, else a journal record *attached* to the server's run. An attached record's
+  entries are journaled and sent like any others; it never changes the run's status (it
+  ends as ``RESUMED``, a status the sender never sends). One limit: if the process is
+  killed before it exits normally, crash recovery ends an attached record KILLED like any
+  run that never ended, and so sets the server run's status to KILLED.
 
 In ``disabled`` mode no pipeline and no journal exist: entries go to :data:`DISCARD`.
 """
@@ -41,7 +47,7 @@ from mlrelay._protocol.batches import KIND_ARTIFACT, KIND_TAG
 from mlrelay._protocol.entities import Run, RunData, RunInfo, RunInputs, RunTag
 from mlrelay._validation import validate_key, validate_tag_value
 
-from .journal import Journal, default_home, owner_identity
+from .journal import RESUMED, Journal, RunRecord, default_home, owner_identity
 from .pipeline import Pipeline, PipelineOptions, Row
 
 if TYPE_CHECKING:
@@ -56,14 +62,17 @@ __all__ = [
     "Session",
     "active_run",
     "current",
+    "deliver_now",
     "end_run",
     "flush",
     "journal_artifact",
     "last_active_run",
     "server_id",
+    "server_run",
     "session",
     "set_experiment",
     "start_run",
+    "target",
 ]
 
 
@@ -88,6 +97,9 @@ class RunHandle:
     end_time: int | None = None
     ended: bool = False
     view: ActiveRun | None = None
+    attached: bool = False  # a record that only adds entries to a server run (see target)
+    tables: dict[str, Any] = field(default_factory=dict)  # log_table: artifact file -> rows
+    logged_artifacts: str | None = None  # the mlflow.loggedArtifacts tag; None: not read yet
 
     def active_run(self) -> ActiveRun:
         """The :class:`ActiveRun` users see for this run (one per handle)."""
@@ -247,6 +259,8 @@ class Session:
         self.mode: str | None = None  # set_tracking_uri(mode=...) / init(mode=...)
         self.offline_runs: list[str] = []  # ended offline runs, left to `mlrelay sync`
         self.last_run: RunHandle | None = None  # for last_active_run()
+        self.live: dict[str, RunHandle] = {}  # runs started here and not ended, by local id
+        self.targets: dict[str, RunHandle] = {}  # run_id= of log calls -> the run (target)
         self.told_no_server = False
         self._settings: Settings | None = None
 
@@ -290,6 +304,7 @@ class Session:
 
     def _close_pipeline(self) -> None:
         if self.pipeline is not None:
+            self.end_attached(self.pipeline)
             self.pipeline.close(0.0)
             self.pipeline.journal.close()
         self.pipeline = None
@@ -303,6 +318,24 @@ class Session:
                 self._client.close()
             self._init()
         _stack.set(())
+
+    def end_attached(self, pipeline: Pipeline) -> None:
+        """End the records :func:`target` attached to server runs as ``RESUMED``: their
+        entries are still sent, the runs' statuses are left as they are."""
+        with self.lock:
+            attached = {id(h): h for h in self.targets.values() if h.attached and not h.ended}
+            self.targets.clear()
+        if not attached:
+            return
+        pipeline.write_now(5.0)
+        now = int(time.time() * 1000)
+        for handle in attached.values():
+            handle.ended = True
+            record = pipeline.journal.run(handle.local_id)
+            if record is not None and record.status is None:
+                pipeline.journal.end_run(handle.local_id, RESUMED, now)
+                if not pipeline.sends:  # offline: `mlrelay sync` sends it
+                    pipeline.journal.release(handle.local_id)
 
     def after_fork(self) -> None:
         """In a forked child: keep the configuration, drop the parent's pipeline and runs.
@@ -357,8 +390,7 @@ class Session:
                 if settings.mode == "disabled":
                     raise ConfigurationError("MLRELAY_MODE is disabled: nothing is journaled")
                 self.pid = os.getpid()
-                home = settings.home or default_home()
-                journal = Journal(Path(home) / "journal.db", fsync=settings.fsync)
+                journal = Journal(self.journal_path(), fsync=settings.fsync)
                 online = settings.mode == "online" and bool(settings.tracking_uri)
                 self.pipeline = Pipeline(
                     journal,
@@ -370,6 +402,10 @@ class Session:
                 )
                 self.sink = self.pipeline
             return self.pipeline
+
+    def journal_path(self) -> Path:
+        """Where this process's journal is (``MLRELAY_HOME``/journal.db)."""
+        return Path(self.settings().home or default_home()) / "journal.db"
 
     def ensure_sink(self) -> Sink:
         """Where log calls put entries: the pipeline, or :data:`DISCARD` when disabled."""
@@ -473,6 +509,7 @@ class _Start:
     parent: RunHandle | None
     user_tags: dict[str, str]
     description: str | None
+    parent_run_id: str | None = None  # a parent that is not active here (parent_run_id=)
 
 
 def start_run(
@@ -483,14 +520,11 @@ def start_run(
     tags: Mapping[str, Any] | None = None,
     description: str | None = None,
     log_environment: bool | None = None,
+    parent_run_id: str | None = None,
 ) -> ActiveRun:
     """Start (or resume, with ``run_id``) a run and make it active (see ``mlrelay.start_run``)."""
     stack = _stack.get()
-    if stack and not nested:
-        raise ValidationError(
-            f"run {stack[-1].run_id} is already active; end it first or pass nested=True",
-            field="run",
-        )
+    _check_nesting(stack, nested, parent_run_id)
     settings = session.settings()
     exp_id = experiment_id or session.experiment_id or settings.experiment_id
     start = _Start(
@@ -505,6 +539,7 @@ def start_run(
             for k, v in (tags or {}).items()
         },
         description=description,
+        parent_run_id=None if stack or parent_run_id is None else server_id(parent_run_id),
     )
     if settings.mode == "disabled":
         local_id = uuid.uuid4().hex
@@ -516,6 +551,10 @@ def start_run(
         _notice_no_server()
     resumed = _resume_journaled(start)
     run = resumed or _new_run(start, settings)
+    with session.lock:
+        session.live[run.local_id] = run
+        for key in [k for k, h in session.targets.items() if h.local_id == run.local_id]:
+            del session.targets[key]  # resumed: the run is logged through its new handle
     if start.run_id is not None:
         _log_tags(run, start.user_tags)
     _stack.set((*stack, run))
@@ -524,6 +563,21 @@ def start_run(
     ):
         _log_environment(run)
     return run.active_run()
+
+
+def _check_nesting(stack: tuple[RunHandle, ...], nested: bool, parent_run_id: str | None) -> None:
+    """MLflow's rules: a run may start while another is active only nested, under it."""
+    if stack and not nested:
+        raise ValidationError(
+            f"run {stack[-1].run_id} is already active; end it first or pass nested=True",
+            field="run",
+        )
+    if parent_run_id is not None and stack and parent_run_id not in _ids_of(stack[-1]):
+        raise ValidationError(
+            f"parent_run_id {parent_run_id} is not the active run {stack[-1].run_id}; "
+            "a nested run's parent is the active run",
+            field="parent_run_id",
+        )
 
 
 def _new_run(start: _Start, settings: Settings) -> RunHandle:
@@ -605,6 +659,8 @@ def _system_tags(start: _Start) -> dict[str, str]:
         tags["mlflow.runName"] = start.run_name
     if start.parent is not None:
         tags["mlflow.parentRunId"] = start.parent.run_id
+    elif start.parent_run_id is not None:
+        tags["mlflow.parentRunId"] = start.parent_run_id
     if start.description:
         tags["mlflow.note.content"] = start.description
     return tags
@@ -727,6 +783,7 @@ def end_run(status: str = "FINISHED", *, run: RunHandle | None = None, wait: boo
         return
     run.ended, run.status, run.end_time = True, status, int(time.time() * 1000)
     session.last_run = run
+    session.live.pop(run.local_id, None)
     _stack.set(tuple(r for r in _stack.get() if r is not run))
     if session.disabled:
         return
@@ -753,6 +810,107 @@ def server_id(run_id: str) -> str:
         if record is not None and record.server_run_id:
             return record.server_run_id
     return run_id
+
+
+def _ids_of(handle: RunHandle) -> tuple[str, ...]:
+    """The ids a run is known by here: its id, its local id, the server's id once known."""
+    if handle.run_id != handle.local_id:
+        return (handle.run_id, handle.local_id)
+    return (handle.local_id, server_id(handle.local_id))
+
+
+def target(run_id: str) -> RunHandle:
+    """The run a call with ``run_id=`` logs into, journal first like any log call.
+
+    ``run_id`` is a server id or a local id. A run of this process that has not ended
+    (active in this context or any other thread) is logged into directly. Any other run is
+    logged into through a journal record *attached* to the server's run: its entries are
+    sent like any others, and it ends as ``RESUMED`` when this process exits, so the run's
+    status is never changed (see the module docstring for the one exception).
+
+    Raises:
+        ValidationError: the run is only in this journal, has ended and is not on the
+            tracking server yet, so there is no server run to attach to.
+    """
+    for handle in reversed(_stack.get()):
+        if run_id == handle.run_id or run_id == handle.local_id:
+            return handle
+    with session.lock:
+        found = session.targets.get(run_id)
+        if found is None or found.ended:
+            found = session.targets[run_id] = _resolve_target(run_id)
+        return found
+
+
+def _resolve_target(run_id: str) -> RunHandle:
+    now = int(time.time() * 1000)
+    if session.disabled:  # nothing is kept: a handle for the entries to be dropped under
+        return RunHandle(run_id, uuid.uuid4().hex, None, None, start_time=now, attached=True)
+    for handle in list(session.live.values()):
+        if not handle.ended and run_id in _ids_of(handle):
+            return handle
+    journal = session.ensure_pipeline().journal
+    record = journal.run(run_id) or journal.run_by_server_id(run_id)
+    live = session.live.get(record.local_id) if record is not None else None
+    if live is not None and not live.ended:
+        return live
+    return _attach(run_id, record, journal, now)
+
+
+def _attach(run_id: str, record: RunRecord | None, journal: Journal, now: int) -> RunHandle:
+    settings = session.settings()
+    server_run_id = run_id if record is None else record.server_run_id
+    if server_run_id is None:
+        raise ValidationError(
+            f"run {run_id} is not on the tracking server yet and is not running in this "
+            "process, so nothing can be logged into it; log into it before it ends, or "
+            "continue it with start_run(run_id=...)",
+            field="run_id",
+        )
+    experiment_id = record.experiment_id if record is not None else None
+    handle = RunHandle(server_run_id, uuid.uuid4().hex, experiment_id, None, start_time=now)
+    handle.attached = True
+    journal.add_run(
+        local_id=handle.local_id,
+        tracking_uri=record.tracking_uri if record is not None else settings.tracking_uri or "",
+        experiment_id=experiment_id,
+        experiment_name=None,
+        run_name=None,
+        start_time=now,
+        create_tags={},
+        server_run_id=server_run_id,
+        offline=settings.mode == "offline",
+    )
+    return handle
+
+
+def server_run(handle: RunHandle) -> Run | None:
+    """The run as the server has it now, asked within the start budget and remembered in
+    the run's ``.info``; None offline, while the run is not on the server yet, or when the
+    server does not answer in time."""
+    settings = session.settings()
+    run_id = handle.run_id if handle.run_id != handle.local_id else server_id(handle.local_id)
+    if settings.mode != "online" or not settings.tracking_uri or run_id == handle.local_id:
+        return None
+    try:
+        found = _Deadline().client().get_run(run_id)
+    except APIError as exc:
+        _warn(f"could not read run {run_id} from the tracking server ({exc})")
+        return None
+    if handle.server_info is None or handle.server_info.artifact_uri is None:
+        handle.server_info = found.info
+    return found
+
+
+def deliver_now(what: str) -> bool:
+    """``synchronous=True``: wait until what was logged so far is delivered, as long as
+    delivery makes progress (``MLRELAY_EXIT_TIMEOUT`` without any ends the wait); warn and
+    return False when it was not delivered (it stays journaled and is sent later)."""
+    if flush(None):
+        return True
+    _warn(f"{what} is journaled but not delivered yet: the tracking server did not take it in "
+          "time; it is sent when the server answers")  # fmt: skip
+    return False
 
 
 def journal_artifact(
@@ -793,6 +951,7 @@ def _at_exit() -> None:
         return
     for run in reversed(_stack.get()):
         end_run("FINISHED", run=run, wait=False)
+    session.end_attached(pipeline)
     left = pipeline.close(session.settings().exit_timeout)
     if session.offline_runs:
         left += pipeline.journal.count_pending(session.offline_runs)

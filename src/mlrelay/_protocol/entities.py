@@ -10,11 +10,15 @@ Metric values follow MLflow's encoding: NaN and infinities travel as the strings
 stored as 0 by the server, so it is never emitted). MLflow stores infinities as
 ±1.7976931348623157e308 and returns those finite numbers; NaN comes back as ``"NaN"``
 and is read as ``float("nan")``.
+
+The entities users build take MLflow's positional arguments too (``Metric(key, value,
+timestamp, step)``, ``Param(key, value)``, ``RunTag(key, value)``, ``Dataset(name, digest,
+source_type, source)``, ...); keywords and pydantic's validation work as before.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -63,6 +67,15 @@ class Entity(BaseModel):
     )
 
 
+_MISSING: Any = object()
+"""A positional argument not given: left out, so pydantic reports the missing field."""
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    """The fields that were given (MLflow-style positional construction)."""
+    return {k: v for k, v in fields.items() if v is not _MISSING}
+
+
 class Metric(Entity):
     """One metric point.
 
@@ -72,7 +85,7 @@ class Metric(Entity):
         timestamp: Unix epoch milliseconds, >= 0.
         step: the training step (may be negative), default 0.
 
-    >>> Metric(key="loss", value=0.25, timestamp=1700000000000, step=3)
+    >>> Metric("loss", 0.25, 1700000000000, 3)
     Metric(key='loss', value=0.25, timestamp=1700000000000, step=3)
     """
 
@@ -81,37 +94,48 @@ class Metric(Entity):
     timestamp: int
     step: int = 0
 
+    def __init__(
+        self,
+        key: str = _MISSING,
+        value: float = _MISSING,
+        timestamp: int = _MISSING,
+        step: int = _MISSING,
+        **data: Any,
+    ) -> None:
+        super().__init__(**_given(key=key, value=value, timestamp=timestamp, step=step), **data)
 
-class Param(Entity):
+
+class _KeyValue(Entity):
+    """A key and a string value, built as ``Cls(key, value)`` or with keywords."""
+
+    key: str
+    value: str
+
+    def __init__(self, key: str = _MISSING, value: str = _MISSING, **data: Any) -> None:
+        super().__init__(**_given(key=key, value=value), **data)
+
+
+class Param(_KeyValue):
     """A run parameter: set once per run; its value is a string of at most 6000 characters."""
 
-    key: str
-    value: str
 
-
-class RunTag(Entity):
+class RunTag(_KeyValue):
     """A run tag: a string value of at most 8000 characters; setting it again overwrites it."""
 
-    key: str
-    value: str
 
-
-class ExperimentTag(Entity):
+class ExperimentTag(_KeyValue):
     """An experiment tag: a string value of at most 20000 characters."""
 
-    key: str
-    value: str
 
-
-class InputTag(Entity):
+class InputTag(_KeyValue):
     """A tag on a dataset input, such as ``mlflow.data.context = training``."""
-
-    key: str
-    value: str
 
 
 class Dataset(Entity):
-    """A dataset as MLflow records it; ``source``, ``schema`` and ``profile`` are JSON strings."""
+    """A dataset as MLflow records it; ``source``, ``schema`` and ``profile`` are JSON strings.
+
+    Built as MLflow's ``Dataset(name, digest, source_type, source, schema=None, profile=None)``.
+    """
 
     name: str
     digest: str
@@ -120,16 +144,39 @@ class Dataset(Entity):
     schema_: str | None = Field(default=None, alias="schema")
     profile: str | None = None
 
+    def __init__(
+        self,
+        name: str = _MISSING,
+        digest: str = _MISSING,
+        source_type: str = _MISSING,
+        source: str = _MISSING,
+        schema: str | None = _MISSING,
+        profile: str | None = _MISSING,
+        **data: Any,
+    ) -> None:
+        fields = _given(
+            name=name, digest=digest, source_type=source_type, source=source, profile=profile
+        )
+        super().__init__(**fields, **_given(schema=schema), **data)
+
 
 class DatasetInput(Entity):
-    """A dataset used by a run, with its input tags."""
+    """A dataset used by a run, with its input tags (MLflow's ``DatasetInput(dataset, tags)``)."""
 
     dataset: Dataset
     tags: list[InputTag] = Field(default_factory=list)
 
+    def __init__(
+        self, dataset: Dataset = _MISSING, tags: list[InputTag] | None = _MISSING, **data: Any
+    ) -> None:
+        super().__init__(**_given(dataset=dataset, tags=[] if tags is None else tags), **data)
+
 
 class Experiment(Entity):
-    """An experiment: a named group of runs."""
+    """An experiment: a named group of runs.
+
+    ``tags`` is a dict, as in MLflow's client; the wire list is ``tag_list``.
+    """
 
     experiment_id: str
     name: str
@@ -137,12 +184,17 @@ class Experiment(Entity):
     lifecycle_stage: str = "active"
     last_update_time: int | None = None
     creation_time: int | None = None
-    tags: list[ExperimentTag] = Field(default_factory=list)
+    tag_list: list[ExperimentTag] = Field(default_factory=list, alias="tags")
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The experiment's tags as a dict."""
+        return {t.key: t.value for t in self.tag_list}
 
     @property
     def tags_dict(self) -> dict[str, str]:
-        """The experiment's tags as a dict."""
-        return {t.key: t.value for t in self.tags}
+        """The name earlier mlrelay versions gave :attr:`tags`."""
+        return self.tags
 
 
 class RunInfo(Entity):
@@ -263,8 +315,18 @@ class RegisteredModel(Entity):
 
 
 class FileInfo(Entity):
-    """An artifact file or directory of a run (``path`` relative to the run's root)."""
+    """An artifact file or directory of a run (``path`` relative to the run's root); built
+    as MLflow's ``FileInfo(path, is_dir, file_size)`` too."""
 
     path: str
     is_dir: bool = False
     file_size: int | None = None
+
+    def __init__(
+        self,
+        path: str = _MISSING,
+        is_dir: bool = _MISSING,
+        file_size: int | None = _MISSING,
+        **data: Any,
+    ) -> None:
+        super().__init__(**_given(path=path, is_dir=is_dir, file_size=file_size), **data)
