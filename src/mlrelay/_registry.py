@@ -6,7 +6,7 @@ without the registry (DagsHub answers 404 on these routes) raises
 :class:`RegistryNotSupportedError` instead of a raw 404.
 
 Exactly-once creation: ``model-versions/create`` is not idempotent, so a version carries a
-client-generated key as the tag ``mlrelay.client_key``; after an ambiguous failure the client
+client-generated key as the tag ``mlflow.mlrelay.clientKey``; after an ambiguous failure the client
 looks for that key among the model's versions before creating again (as ``create_run`` does
 for runs). The same holds for MLflow 3's logged models.
 """
@@ -33,6 +33,7 @@ from ._errors import (
 from ._protocol import registry as r
 from ._protocol.entities import (
     CLIENT_KEY_TAG,
+    CLIENT_KEY_TAGS,
     ModelVersion,
     ModelVersionTag,
     RegisteredModel,
@@ -111,7 +112,7 @@ def _tags(tags: Mapping[str, Any] | None) -> list[ModelVersionTag]:
 
 
 def _has_key(tags: Sequence[ModelVersionTag], key: str) -> bool:
-    return any(t.key == CLIENT_KEY_TAG and t.value == key for t in tags)
+    return any(t.key in CLIENT_KEY_TAGS and t.value == key for t in tags)
 
 
 class RegistryMethods:
@@ -257,7 +258,7 @@ class RegistryMethods:
         """Create a version of a registered model from a model's location, exactly once even
         when a response is lost (``model_id``: an MLflow 3 logged model).
 
-        The version carries the tag ``mlrelay.client_key`` that makes a retry find it.
+        The version carries the tag ``mlflow.mlrelay.clientKey`` that makes a retry find it.
         """
         key = uuid.uuid4().hex
         request = r.CreateModelVersion(

@@ -6,7 +6,7 @@ MLflow's ``MlflowClient`` where one exists.
 
 Exactly-once creation: MLflow assigns run ids on the server, so a ``runs/create``
 whose response is lost cannot simply be sent again. :meth:`Client.create_run` sends
-a client-generated key as the tag ``mlrelay.client_key``; after an ambiguous failure
+a client-generated key as the tag ``mlflow.mlrelay.clientKey``; after an ambiguous failure
 it searches for that key before creating again. :meth:`Client.create_experiment`
 does the same with the experiment's name.
 """
@@ -35,6 +35,7 @@ from ._protocol import messages as m
 from ._protocol.batches import KIND_METRIC, KIND_PARAM, KIND_TAG, Entry, split_batch
 from ._protocol.entities import (
     CLIENT_KEY_TAG,
+    CLIENT_KEY_TAGS,
     DatasetInput,
     Experiment,
     ExperimentTag,
@@ -471,7 +472,7 @@ class Client(RegistryMethods):
             tags: run tags.
             run_name: the run's name; the server picks one when not given.
             user_id: the deprecated ``user_id`` field (the UI reads ``mlflow.user``).
-            client_key: the idempotency key sent as the ``mlrelay.client_key`` tag; a
+            client_key: the idempotency key sent as the ``mlflow.mlrelay.clientKey`` tag; a
                 fresh one when not given. Reuse a key to make a later retry find the
                 same run (``mlrelay sync`` does).
 
@@ -481,7 +482,7 @@ class Client(RegistryMethods):
             BadRequestError: the experiment is deleted.
         """
         key = client_key or uuid.uuid4().hex
-        tag_list = [t for t in _run_tags(tags) if t.key != CLIENT_KEY_TAG]
+        tag_list = [t for t in _run_tags(tags) if t.key not in CLIENT_KEY_TAGS]
         tag_list.append(RunTag(key=CLIENT_KEY_TAG, value=key))
         request = m.CreateRun(
             experiment_id=str(experiment_id),
@@ -498,14 +499,19 @@ class Client(RegistryMethods):
         )
 
     def find_run_by_client_key(self, experiment_id: str, client_key: str) -> Run | None:
-        """Return the run created with ``client_key`` in this experiment, if any."""
-        runs = self.search_runs(
-            [experiment_id],
-            f"tags.`{CLIENT_KEY_TAG}` = {_quote(client_key)}",
-            run_view_type="ALL",
-            max_results=1,
-        )
-        return next(iter(runs), None)
+        """Return the run created with ``client_key`` in this experiment, if any (under the
+        key's tag, or the name it had before mlrelay 0.2)."""
+        for tag in CLIENT_KEY_TAGS:
+            runs = self.search_runs(
+                [experiment_id],
+                f"tags.`{tag}` = {_quote(client_key)}",
+                run_view_type="ALL",
+                max_results=1,
+            )
+            found = next(iter(runs), None)
+            if found is not None:
+                return found
+        return None
 
     def get_run(self, run_id: str) -> Run:
         """Return a run with its latest metrics, params, tags and inputs.

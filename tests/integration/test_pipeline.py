@@ -141,7 +141,7 @@ def test_start_run_with_server_down_creates_the_run_later_exactly_once(
     server.faults.remove(rule.id)
     assert fluent.flush(deadline(60))
     runs = list(client.search_runs(["0"], run_view_type="ALL"))
-    assert [r.data.tags_dict["mlrelay.client_key"] for r in runs] == [run.local_id]
+    assert [r.data.tags_dict["mlflow.mlrelay.clientKey"] for r in runs] == [run.local_id]
     assert runs[0].info.run_name == "late"
     assert len(client.get_metric_history(runs[0].info.run_id, "m")) == 100
 
@@ -160,7 +160,7 @@ def test_lost_create_response_in_the_sender_yields_one_run(
     assert fluent.flush(deadline(60))
     runs = list(client.search_runs(["0"], run_view_type="ALL"))
     assert len(runs) == 1
-    assert runs[0].data.tags_dict["mlrelay.client_key"] == run.local_id
+    assert runs[0].data.tags_dict["mlflow.mlrelay.clientKey"] == run.local_id
 
 
 def test_rejected_batch_is_set_aside_and_reported_once(

@@ -110,3 +110,30 @@ def test_with_no_tracking_uri_every_call_journals_and_one_notice_says_how_to_sen
         kept = next(r for r in found if r.info.run_name == "kept")
         assert kept.data.metrics == {"m": 2.0}
     assert run.info.run_id == run.local_id
+
+
+def test_the_exactly_once_key_is_hidden_and_the_old_name_is_still_found(
+    server: MockServer,
+) -> None:
+    """Runs carry the key under MLflow's system prefix (``mlflow.mlrelay.clientKey``), and a
+    run created by an older mlrelay under ``mlrelay.client_key`` is still found by its key,
+    so a journal written then syncs it exactly once."""
+    import httpx
+
+    fluent.set_tracking_uri(server.url)
+    with fluent.start_run() as run:
+        pass
+    tags = mlrelay.get_run(run.info.run_id).data.tags
+    assert tags["mlflow.mlrelay.clientKey"] == run.local_id
+    assert "mlrelay.client_key" not in tags
+    created = httpx.post(
+        f"{server.url}/api/2.0/mlflow/runs/create",
+        json={"experiment_id": "0", "start_time": 1, "tags": [
+            {"key": "mlrelay.client_key", "value": "old-key"}]},
+        timeout=10,
+    ).json()["run"]["info"]["run_id"]  # fmt: skip
+    with mlrelay.Client(tracking_uri=server.url) as client:
+        found = client.find_run_by_client_key("0", "old-key")
+        assert found is not None
+        assert found.info.run_id == created
+        assert client.find_run_by_client_key("0", "no-such-key") is None

@@ -90,7 +90,7 @@ def test_mlflow_client_answers_as_mlflows(mlflow: Any, mlflow_real: RunningServe
             client.set_terminated(run_id, "FAILED")
             run = client.get_run(run_id)
             history = [(h.step, h.value) for h in client.get_metric_history(run_id, "m")]
-            tags = {k: v for k, v in run.data.tags.items() if k != "mlrelay.client_key"}
+            tags = {k: v for k, v in run.data.tags.items() if k != "mlflow.mlrelay.clientKey"}
             results.append((run.data.metrics, run.data.params, tags, history, run.info.status))
         assert results[0] == results[1]
         mine = ours.search_runs([exp_id], max_results=1, order_by=["attributes.start_time"])

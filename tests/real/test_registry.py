@@ -14,7 +14,7 @@ from tests._servers import RunningServer
 
 pytestmark = pytest.mark.real
 
-KEY_TAG = "mlrelay.client_key"
+KEY_TAG = "mlflow.mlrelay.clientKey"
 
 
 def _user_tags(version: mlrelay.ModelVersion) -> dict[str, str]:

@@ -140,7 +140,7 @@ def test_create_run_looks_before_resending_after_an_ambiguous_failure(sleeps: Sl
     sent_key = next(
         t
         for t in json.loads(create.calls[0].request.content)["tags"]
-        if t["key"] == "mlrelay.client_key"
+        if t["key"] == "mlflow.mlrelay.clientKey"
     )["value"]
     assert sent_key in json.loads(search.calls[0].request.content)["filter"]
 

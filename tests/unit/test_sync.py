@@ -219,7 +219,7 @@ def offline_runs(journal_path: Path, server: MockServer) -> Iterator[Journal]:
 def _server_runs(reader: mlrelay.Client) -> dict[str, Any]:
     """The server's runs in the default experiment, by the client key they were made with."""
     runs = reader.search_runs(["0"], run_view_type="ALL")
-    return {r.data.tags_dict["mlrelay.client_key"]: r for r in runs}
+    return {r.data.tags_dict["mlflow.mlrelay.clientKey"]: r for r in runs}
 
 
 def test_run_sync_delivers_every_entry_once_and_ends_an_unended_run_killed(

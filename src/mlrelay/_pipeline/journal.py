@@ -7,7 +7,7 @@ never holds credentials: runs record the tracking URI without user-info.
 Tables::
 
     runs     one row per run: local_id (the client key, also sent as the
-             ``mlrelay.client_key`` tag so creation is exactly-once), tracking_uri,
+             ``mlflow.mlrelay.clientKey`` tag so creation is exactly-once), tracking_uri,
              experiment id or name, server_run_id once known, creation fields, the
              final status/end time once the run ended, acked_seq (the delivery
              watermark), final_sent, and the owner: the pid and start time of the

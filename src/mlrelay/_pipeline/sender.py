@@ -13,7 +13,7 @@ Two server behaviours are handled here rather than reported to the user:
   never equals itself in its duplicate check) and rejects the whole batch. On a 400 for
   a batch with NaN points, the points already stored are looked up in their history and
   only the rest is sent again. Only a batch that still fails is set aside.
-* A run is created by its client key (the ``mlrelay.client_key`` tag): a search before
+* A run is created by its client key (the ``mlflow.mlrelay.clientKey`` tag): a search before
   creating finds a run an interrupted attempt created, so no run is ever made twice.
 """
 

@@ -24,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "CLIENT_KEY_TAG",
+    "CLIENT_KEY_TAGS",
+    "LEGACY_CLIENT_KEY_TAG",
     "Dataset",
     "DatasetInput",
     "Experiment",
@@ -45,9 +47,17 @@ __all__ = [
     "ViewType",
 ]
 
-CLIENT_KEY_TAG = "mlrelay.client_key"
+CLIENT_KEY_TAG = "mlflow.mlrelay.clientKey"
 """The tag carrying the client-generated key that makes creating a run or a model version
-exactly-once: after an ambiguous failure, a search for the key finds what was created."""
+exactly-once: after an ambiguous failure, a search for the key finds what was created.
+Under MLflow's ``mlflow.`` system-tag prefix, so MLflow's UI keeps it out of the user's tags."""
+
+LEGACY_CLIENT_KEY_TAG = "mlrelay.client_key"
+"""The name the key had before mlrelay 0.2; runs and versions created then carry it, so
+searches for a key look for both names (journals written then still sync exactly once)."""
+
+CLIENT_KEY_TAGS = (CLIENT_KEY_TAG, LEGACY_CLIENT_KEY_TAG)
+"""Both names, newest first."""
 
 RunStatus = Literal["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]
 """The run states MLflow knows."""
