@@ -44,6 +44,7 @@ __all__ = [
     "save_spec",
     "search_model_versions",
     "search_registered_models",
+    "server_id_of",
     "unsupported",
 ]
 
@@ -304,6 +305,14 @@ def log_spec(
     )
 
 
+def server_id_of(run_id: str) -> str:
+    """The server's id of a run named by its local id (one logged offline and synced since,
+    maybe by another process), read from the journal; any other id as it is."""
+    if not session.disabled:
+        session.ensure_pipeline()  # the journal holds the local -> server mapping
+    return runs.server_id(run_id)
+
+
 def _local_path(model_uri: str) -> Path | None:
     """The local folder a URI names (a path or ``file:``), or None for a remote URI."""
     if model_uri.startswith("file://"):
@@ -346,7 +355,7 @@ def local_model(model_uri: str, dst_path: str | None = None) -> Path:
     client = session.client("loading a model")
     if model_uri.startswith("runs:/"):
         run_id, _, rest = model_uri[len("runs:/") :].partition("/")
-        model_uri = f"runs:/{runs.server_id(run_id)}/{rest}"
+        model_uri = f"runs:/{server_id_of(run_id)}/{rest}"
     elif model_uri.startswith("models:/"):
         model_uri = _registry_uri(client, model_uri)
     return Path(client.download_model(model_uri, dst_path))
@@ -380,7 +389,7 @@ def _download_artifact(uri: str, dst: Path) -> Path:
     if uri.startswith("runs:/"):
         run_id, _, path = uri[len("runs:/") :].partition("/")
         client = session.client("downloading an artifact")
-        return Path(client.download_artifacts(runs.server_id(run_id), path, str(dst)))
+        return Path(client.download_artifacts(server_id_of(run_id), path, str(dst)))
     if uri.startswith("models:/"):
         return local_model(uri, str(dst))
     raise ValidationError(

@@ -227,11 +227,11 @@ def set_signature(model_uri: str, signature: ModelSignature) -> None:
 
 
 def _set_on_run(model_uri: str, signature: ModelSignature) -> None:
-    from mlrelay._pipeline import runs
+    from mlrelay._fluent_models import server_id_of
     from mlrelay._pipeline.runs import session
 
     run_id, _, path = model_uri[len("runs:/") :].partition("/")
-    run_id = runs.server_id(run_id)
+    run_id = server_id_of(run_id)
     path = path.strip("/")
     client = session.client("set_signature")
     with tempfile.TemporaryDirectory(prefix="mlrelay-mlmodel-") as tmp:
