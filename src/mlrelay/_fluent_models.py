@@ -80,7 +80,7 @@ def log_model(
     name: str = "model",
     *,
     flavor: str | None = None,
-    signature: dict[str, str | None] | None = None,
+    signature: ModelSignature | Mapping[str, str | None] | None = None,
     input_example: Any = None,
     pip_requirements: Sequence[str] | None = None,
     registered_model_name: str | None = None,
@@ -133,7 +133,7 @@ def _journal_model(
     model: Any,
     name: str,
     flavor: str | None,
-    signature: dict[str, str | None] | None,
+    signature: ModelSignature | Mapping[str, str | None] | None,
     input_example: Any,
     pip_requirements: Sequence[str] | None,
 ) -> dict[str, Any]:

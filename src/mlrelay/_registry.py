@@ -526,7 +526,7 @@ class RegistryMethods:
         name: str = "model",
         *,
         flavor: str | None = None,
-        signature: dict[str, str | None] | None = None,
+        signature: ModelSignature | Mapping[str, str | None] | None = None,
         input_example: Any = None,
         pip_requirements: Sequence[str] | None = None,
         registered_model_name: str | None = None,

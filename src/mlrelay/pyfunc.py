@@ -21,8 +21,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from mlrelay._fluent_models import (
     save_spec,
     unsupported,
 )
-from mlrelay._formats.flavors import flavor_conf, load_pyfunc, read_mlmodel
+from mlrelay._formats.flavors import ModelSpec, flavor_conf, load_pyfunc, read_mlmodel
 from mlrelay._formats.pyfunc import PythonModel, PythonModelContext, PythonModelWrapper
 from mlrelay._formats.schema import ModelSignature, enforce
 from mlrelay._registry import ModelInfo
@@ -202,6 +203,22 @@ def _kind(
     )
 
 
+@contextlib.contextmanager
+def _spec(
+    loader_module: str | None,
+    data_path: str | None,
+    python_model: Any,
+    artifacts: Mapping[str, str] | None,
+    model_config: Mapping[str, Any] | None,
+    **common: Any,
+) -> Iterator[ModelSpec]:
+    """The model to write for pyfunc's arguments, its artifacts local while the block runs."""
+    with local_artifacts(artifacts) as local:
+        yield flavor_spec(
+            *_kind(loader_module, data_path, python_model, local, model_config), **common
+        )
+
+
 def log_model(
     artifact_path: str | None = None,
     loader_module: str | None = None,
@@ -250,12 +267,10 @@ def log_model(
         uv_extras=uv_extras, prompts=prompts, params=params, tags=tags, model_type=model_type,
         step=step, model_id=model_id, streamable=streamable,
     )  # fmt: skip
-    with local_artifacts(artifacts) as local:
-        spec = flavor_spec(
-            *_kind(loader_module, data_path, python_model, local, model_config),
-            code_paths=code_paths, conda_env=conda_env,
-            extra_pip_requirements=extra_pip_requirements, metadata=metadata,
-        )  # fmt: skip
+    with _spec(
+        loader_module, data_path, python_model, artifacts, model_config, code_paths=code_paths,
+        conda_env=conda_env, extra_pip_requirements=extra_pip_requirements, metadata=metadata,
+    ) as spec:  # fmt: skip
         return log_spec(
             spec, model_name(name, artifact_path), signature=signature,
             input_example=input_example, pip_requirements=pip_requirements,
@@ -300,12 +315,10 @@ def save_model(
         uv_project_path=uv_project_path, uv_groups=uv_groups, uv_extras=uv_extras,
         streamable=streamable, **kwargs,
     )  # fmt: skip
-    with local_artifacts(artifacts) as local:
-        spec = flavor_spec(
-            *_kind(loader_module, data_path, python_model, local, model_config),
-            code_paths=code_paths, conda_env=conda_env,
-            extra_pip_requirements=extra_pip_requirements, metadata=metadata,
-        )  # fmt: skip
+    with _spec(
+        loader_module, data_path, python_model, artifacts, model_config, code_paths=code_paths,
+        conda_env=conda_env, extra_pip_requirements=extra_pip_requirements, metadata=metadata,
+    ) as spec:  # fmt: skip
         save_spec(
             spec, path, signature=signature, input_example=input_example,
             pip_requirements=pip_requirements,

@@ -280,3 +280,15 @@ def _recorder(calls: list[dict[str, Any]]) -> Any:
         calls.append(kwargs)
 
     return autolog
+
+
+def test_the_older_log_model_takes_a_model_signature(server: MockServer) -> None:
+    """mlrelay.log_model (mlrelay's own, flavor from the object) writes a ModelSignature from
+    infer_signature into the MLmodel as MLflow's block."""
+    model, X = _wine()
+    signature = infer_signature(X, model.predict(X))
+    with mlflow.start_run() as run:
+        info = mlrelay.log_model(model, "model", signature=signature)
+    assert info is not None
+    assert info.signature == signature
+    assert mlrelay.models.Model.load(f"runs:/{run.info.run_id}/model").signature == signature

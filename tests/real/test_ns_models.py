@@ -29,6 +29,7 @@ from mlrelay import fluent
 from mlrelay.models import infer_signature
 from tests._servers import RunningServer
 from tests.conftest import MLFLOW27_VENV
+from tests.integration.test_ns_models import _wine
 from tests.real.test_models import _load_with_mlflow
 
 pytestmark = pytest.mark.real
@@ -68,15 +69,6 @@ def _mlflow(script: str, args: list[str], tracking: str) -> dict[str, Any]:
     return found
 
 
-def _wine() -> tuple[Any, pd.DataFrame]:
-    from sklearn.datasets import load_wine
-    from sklearn.linear_model import ElasticNet
-
-    frame = load_wine(as_frame=True).frame
-    X = frame.drop(columns="target")
-    return ElasticNet(alpha=0.05, l1_ratio=0.3).fit(X, frame["target"]), X
-
-
 def test_the_sklearn_tutorial_model_loads_with_mlflow(mlflow_real: RunningServer) -> None:
     """The elastic-net tutorial with the import changed (signature, input example,
     registration): mlrelay's pyfunc and sklearn loaders, and MLflow's pyfunc and sklearn
@@ -87,7 +79,7 @@ def test_the_sklearn_tutorial_model_loads_with_mlflow(mlflow_real: RunningServer
     mlflow.set_tracking_uri(mlflow_real.url)
     mlflow.set_experiment(f"ns-{uuid.uuid4().hex}")
     with mlflow.start_run() as run:
-        mlflow.log_params({"alpha": 0.05, "l1_ratio": 0.3})
+        mlflow.log_params({"alpha": 0.1, "l1_ratio": 0.5})
         signature = infer_signature(X, model.predict(X))
         info = mlflow.sklearn.log_model(
             model, name="model", signature=signature, input_example=X[:5],

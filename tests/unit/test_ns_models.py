@@ -399,7 +399,6 @@ WITHOUT_MLFLOW = textwrap.dedent(
 )
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning:mlflow.*")  # MLflow asks for type hints
 def test_models_mlflow_wrote_load_without_mlflow(tmp_path: Path) -> None:
     """Models written by MLflow's own save_model (sklearn and LightGBM in MLflow 3's default
     skops format, XGBoost's ubj, a PythonModel subclass of MLflow's with an artifact) load
@@ -407,8 +406,7 @@ def test_models_mlflow_wrote_load_without_mlflow(tmp_path: Path) -> None:
     originals; a type-hinted PythonModel, whose pickle needs MLflow's code, is refused with
     an error that says to use MLflow."""
     mlflow_pyfunc = _mlflow("pyfunc")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True):  # MLflow's own "add type hints" advice
 
         class Tagger(mlflow_pyfunc.PythonModel):  # type: ignore[misc]  # pickled by value
             def load_context(self, context):  # type: ignore[no-untyped-def]

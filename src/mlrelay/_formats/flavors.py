@@ -441,8 +441,7 @@ def _load_sklearn_file(file: Path, serialization: str, trusted: Any) -> Any:
     if serialization == "skops":
         skops_io = require("skops.io", "a model saved in the skops format")
         return skops_io.load(file, trusted=trusted)
-    require("sklearn", "a scikit-learn model")
-    with open(file, "rb") as f:
+    with open(file, "rb") as f:  # the pickle imports the packages it needs (and names them)
         return pickle.load(f)  # cloudpickle's output is read by pickle too
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from mlrelay._errors import ValidationError
 
 from .flavors import ModelSpec, Written, version_of, write_flavor
-from .schema import column_type, infer_schema, prediction_schema, tensor_dtype
+from .schema import ModelSignature, column_type, infer_schema, prediction_schema, tensor_dtype
 
 __all__ = ["ModelSpec", "column_type", "infer_signature", "save_model", "tensor_dtype"]
 
@@ -141,7 +141,7 @@ def save_model(
     path: Path,
     *,
     input_example: Any = None,
-    signature: dict[str, str | None] | None = None,
+    signature: ModelSignature | Mapping[str, str | None] | None = None,
     pip_requirements: Sequence[str] | None = None,
     run_id: str | None = None,
     artifact_path: str | None = None,
@@ -151,7 +151,8 @@ def save_model(
 
     ``model`` is a :class:`ModelSpec` (a model and its flavor's options), or a model whose
     kind is taken from the object (see :func:`_kind`); ``flavor="onnx"`` (or bytes, a
-    ``.onnx`` path, an ``onnx.ModelProto``) writes the ``onnx`` flavor.
+    ``.onnx`` path, an ``onnx.ModelProto``) writes the ``onnx`` flavor. ``signature`` is a
+    :class:`ModelSignature` or its MLmodel block; None infers one from ``input_example``.
 
     Returns:
         The MLmodel content written.
@@ -174,8 +175,10 @@ def save_model(
         if signature is None and spec.infer_signature:
             predictor = written.predictor() if written.predictor is not None else None
             signature = _signature_of(predictor, data)
+    if isinstance(signature, ModelSignature):
+        signature = signature.to_dict()
     if signature is not None:
-        mlmodel["signature"] = signature
+        mlmodel["signature"] = dict(signature)
     if spec.metadata is not None:
         mlmodel["metadata"] = dict(spec.metadata)
     mlmodel["model_size_bytes"] = _size(path)

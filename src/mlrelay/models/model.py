@@ -20,12 +20,6 @@ from mlrelay._registry import ModelInfo
 
 __all__ = ["Model", "ModelInfo", "get_model_info", "set_signature"]
 
-_FIELDS = (
-    "artifact_path", "run_id", "utc_time_created", "flavors", "signature",
-    "saved_input_example_info", "model_uuid", "mlflow_version", "metadata", "model_size_bytes",
-    "resources", "env_vars", "auth_policy", "model_id", "prompts",
-)  # fmt: skip
-
 
 def _new_uuid() -> str:
     return uuid.uuid4().hex
