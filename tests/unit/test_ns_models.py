@@ -243,6 +243,23 @@ def test_sklearn_folders_match_mlflows(tmp_path: Path, as_array: bool) -> None:
     assert set(ours["flavors"]) == set(theirs["flavors"]) == {"python_function", "sklearn"}
 
 
+def test_a_logged_model_id_is_recorded_as_mlflow_3_does(tmp_path: Path) -> None:
+    """save_model(model_id=...) writes it as the MLmodel's model_id and model_uuid, which
+    MLflow's Model reads as the model's id (so a logged model's files can name it)."""
+    from mlrelay._formats.models import save_model
+
+    save_model(_iris()[0], tmp_path / "m", model_id="m-0123")
+    assert (_mlmodel(tmp_path / "m")["model_id"], _mlmodel(tmp_path / "m")["model_uuid"]) == (
+        "m-0123", "m-0123",
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert _mlflow("models").Model.load(str(tmp_path / "m")).model_id == "m-0123"
+    assert mlrelay.models.Model.load(str(tmp_path / "m")).get_model_info().model_uri == (
+        "models:/m-0123"
+    )
+
+
 def _mlflow_predict(folder: Path, data: Any, flavor: str = "pyfunc") -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -146,6 +146,7 @@ def save_model(
     run_id: str | None = None,
     artifact_path: str | None = None,
     flavor: str | None = None,
+    model_id: str | None = None,
 ) -> dict[str, Any]:
     """Write ``model`` as an MLflow model into the empty directory ``path``.
 
@@ -153,6 +154,8 @@ def save_model(
     kind is taken from the object (see :func:`_kind`); ``flavor="onnx"`` (or bytes, a
     ``.onnx`` path, an ``onnx.ModelProto``) writes the ``onnx`` flavor. ``signature`` is a
     :class:`ModelSignature` or its MLmodel block; None infers one from ``input_example``.
+    ``model_id`` (an MLflow 3 logged model, created before the files are written) is
+    recorded as MLflow 3 records it: as ``model_id`` and as ``model_uuid``.
 
     Returns:
         The MLmodel content written.
@@ -168,7 +171,7 @@ def save_model(
     if artifact_path:
         mlmodel["artifact_path"] = artifact_path
     mlmodel["flavors"] = written.flavors
-    _add_identity(mlmodel, run_id)
+    _add_identity(mlmodel, run_id, model_id)
     if input_example is not None:
         data = _as_example(input_example)
         mlmodel["saved_input_example_info"] = _write_input_example(data, path)
@@ -198,10 +201,13 @@ def _size(path: Path) -> int:
 _ENV_FILES = {"conda": "conda.yaml", "virtualenv": "python_env.yaml"}
 
 
-def _add_identity(mlmodel: dict[str, Any], run_id: str | None) -> None:
-    """Add the MLflow version written for, a fresh model UUID and the run, if any."""
+def _add_identity(mlmodel: dict[str, Any], run_id: str | None, model_id: str | None) -> None:
+    """Add the MLflow version written for, the model's UUID (its logged-model id when it has
+    one, as MLflow 3; a fresh one otherwise) and the run, if any."""
     mlmodel["mlflow_version"] = version_of("mlflow") or "2.7.1"
-    mlmodel["model_uuid"] = uuid.uuid4().hex
+    mlmodel["model_uuid"] = model_id or uuid.uuid4().hex
+    if model_id:
+        mlmodel["model_id"] = model_id
     if run_id:
         mlmodel["run_id"] = run_id
 
