@@ -57,7 +57,7 @@ def main() -> None:
         )
 
     client = mlrelay.Client()
-    version = info.registered_model_version.version
+    version = info.registered_model_version  # the version number, as MLflow's ModelInfo
     client.transition_model_version_stage(MODEL_NAME, version, "Staging")
     client.transition_model_version_stage(
         MODEL_NAME, version, "Production", archive_existing_versions=True

@@ -1,5 +1,7 @@
-"""The fluent API's models and registry: ``mlrelay.log_model``, ``mlrelay.register_model`` and
-the registry searches, over the active run and the fluent API's client.
+"""The fluent API's models and registry: ``mlrelay.log_model``, ``mlrelay.register_model``,
+the registry searches, and what MLflow's flavor modules (``mlrelay.sklearn``,
+``mlrelay.pyfunc``, ...) share: logging a model into the active run and finding a model's
+files from its URI.
 
 Online, a model is uploaded when ``log_model`` is called (after what was logged before it has
 been delivered), so the returned :class:`ModelInfo` names where it is. Offline, the model
@@ -9,22 +11,44 @@ registration needs the server and says so.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import logging
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import fluent
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, RegistryNotSupportedError, ValidationError
 from ._pipeline import runs
 from ._pipeline.runs import ActiveRun, session
+from ._registry import ModelInfo
 
 if TYPE_CHECKING:
+    from ._formats.models import ModelSpec
+    from ._formats.schema import ModelSignature
     from ._protocol.entities import ModelVersion, RegisteredModel
-    from ._registry import ModelInfo
+    from .client import Client
 
-__all__ = ["log_model", "register_model", "search_model_versions", "search_registered_models"]
+__all__ = [
+    "flavor_spec",
+    "load_flavor",
+    "local_artifacts",
+    "local_model",
+    "log_model",
+    "log_spec",
+    "model_name",
+    "register_model",
+    "save_spec",
+    "search_model_versions",
+    "search_registered_models",
+    "server_id_of",
+    "unsupported",
+]
+
+_log = logging.getLogger("mlrelay")
 
 
 def _active() -> ActiveRun:
@@ -56,7 +80,7 @@ def log_model(
     name: str = "model",
     *,
     flavor: str | None = None,
-    signature: dict[str, str | None] | None = None,
+    signature: ModelSignature | Mapping[str, str | None] | None = None,
     input_example: Any = None,
     pip_requirements: Sequence[str] | None = None,
     registered_model_name: str | None = None,
@@ -74,24 +98,13 @@ def log_model(
             the server in time.
         ValidationError: the model cannot be saved (see :meth:`Client.log_model`).
     """
-    from ._formats.models import save_model
-
     run = _active()
     mode = session.settings().mode
     if mode == "disabled":
         return None
     if mode == "offline":
-        if registered_model_name:
-            raise ConfigurationError(
-                "log_model(registered_model_name=...) needs the tracking server; offline, log "
-                "the model, run `mlrelay sync`, then call register_model"
-            )
-        with tempfile.TemporaryDirectory(prefix="mlrelay-model-") as tmp:
-            save_model(
-                model, Path(tmp), input_example=input_example, signature=signature,
-                pip_requirements=pip_requirements, artifact_path=name, flavor=flavor,
-            )  # fmt: skip
-            fluent.log_artifacts(tmp, name)  # copied into the journal now
+        _refuse_offline_registration(registered_model_name)
+        _journal_model(model, name, flavor, signature, input_example, pip_requirements)
         return None
     server_id = _server_run_id(run)
     fluent.flush()  # the model lands after what was logged before it
@@ -106,6 +119,283 @@ def log_model(
         registered_model_name=registered_model_name,
     )
     return info
+
+
+def _refuse_offline_registration(registered_model_name: str | None) -> None:
+    if registered_model_name:
+        raise ConfigurationError(
+            "log_model(registered_model_name=...) needs the tracking server; offline, log "
+            "the model, run `mlrelay sync`, then call register_model"
+        )
+
+
+def _journal_model(
+    model: Any,
+    name: str,
+    flavor: str | None,
+    signature: ModelSignature | Mapping[str, str | None] | None,
+    input_example: Any,
+    pip_requirements: Sequence[str] | None,
+) -> dict[str, Any]:
+    """Offline: write the model directory now and journal it as the run's artifacts."""
+    from ._formats.models import save_model
+
+    with tempfile.TemporaryDirectory(prefix="mlrelay-model-") as tmp:
+        mlmodel = save_model(
+            model, Path(tmp), input_example=input_example, signature=signature,
+            pip_requirements=pip_requirements, artifact_path=name, flavor=flavor,
+        )  # fmt: skip
+        fluent.log_artifacts(tmp, name)  # copied into the journal now
+    return mlmodel
+
+
+# --- what the flavor modules share -----------------------------------------------------
+
+
+def model_name(name: str | None, artifact_path: str | None) -> str:
+    """The model's name from MLflow's ``name`` and its deprecated alias ``artifact_path``.
+
+    Raises:
+        ValidationError: both are given.
+    """
+    if name is not None and artifact_path is not None:
+        raise ValidationError(
+            "both `artifact_path` (deprecated) and `name` were given; give only `name`",
+            field="name",
+        )
+    if artifact_path is not None:
+        _log.warning("`artifact_path` is deprecated. Please use `name` instead.")
+    return name or artifact_path or "model"
+
+
+def unsupported(function: str, **given: Any) -> None:
+    """Refuse MLflow arguments mlrelay does not implement when they are set (None, 0 and
+    False are "not set").
+
+    Raises:
+        ValidationError: naming the first argument that is set.
+    """
+    for key, value in given.items():
+        if value is not None and value is not False and value != 0:
+            raise ValidationError(
+                f"{function}({key}=...) is not supported by mlrelay (MLflow 3's logged-model "
+                "params, tags, types and steps, resources, prompts and auth policies are out "
+                "of its scope); leave it out",
+                field=key,
+            )
+
+
+def _signature_dict(
+    signature: ModelSignature | Mapping[str, Any] | bool | None,
+) -> dict[str, str | None] | None:
+    if signature is None or isinstance(signature, bool):
+        return None
+    if hasattr(signature, "to_dict"):
+        found: dict[str, str | None] = signature.to_dict()
+        return found
+    return {k: signature.get(k) for k in ("inputs", "outputs", "params")}
+
+
+def flavor_spec(
+    flavor: str,
+    model: Any,
+    options: Mapping[str, Any] | None = None,
+    *,
+    code_paths: Sequence[str] | None = None,
+    conda_env: Any = None,
+    extra_pip_requirements: Sequence[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    extra_files: Sequence[str] | None = None,
+) -> ModelSpec:
+    """A :class:`ModelSpec` from the arguments every flavor's ``log_model`` shares."""
+    from ._formats.models import ModelSpec
+
+    return ModelSpec(
+        flavor, model, dict(options or {}), code_paths=code_paths, extra_files=extra_files,
+        metadata=metadata, conda_env=conda_env, extra_pip_requirements=extra_pip_requirements,
+    )  # fmt: skip
+
+
+def load_flavor(model_uri: str, dst_path: str | None, flavor: str) -> Any:
+    """The native model object of one flavor, from a model URI (see :func:`local_model`)."""
+    from ._formats.flavors import load_native
+
+    return load_native(local_model(model_uri, dst_path), flavor)
+
+
+def _without_inference(spec: ModelSpec, signature: Any) -> ModelSpec:
+    """``signature=False`` means "write none, infer none", as in MLflow."""
+    return dataclasses.replace(spec, infer_signature=False) if signature is False else spec
+
+
+def save_spec(
+    spec: ModelSpec,
+    path: str | Path,
+    *,
+    signature: ModelSignature | Mapping[str, Any] | bool | None = None,
+    input_example: Any = None,
+    pip_requirements: Sequence[str] | None = None,
+) -> None:
+    """Write a model of any flavor into the new folder ``path`` (MLflow's ``save_model``).
+
+    Raises:
+        ValidationError: ``path`` exists and is not empty, or the model cannot be saved.
+    """
+    from ._formats.models import save_model
+
+    target = Path(path)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ValidationError(f"path {str(target)!r} already exists and is not empty", field="path")
+    save_model(
+        _without_inference(spec, signature), target, input_example=input_example,
+        signature=_signature_dict(signature), pip_requirements=pip_requirements,
+    )  # fmt: skip
+
+
+def log_spec(
+    spec: ModelSpec,
+    name: str,
+    *,
+    signature: ModelSignature | Mapping[str, Any] | bool | None = None,
+    input_example: Any = None,
+    pip_requirements: Sequence[str] | None = None,
+    registered_model_name: str | None = None,
+    await_registration_for: float | None = 300,
+) -> ModelInfo:
+    """Log a model of any flavor into the active run, starting a run when none is active
+    (as MLflow 2 does), and return its :class:`ModelInfo` (also offline, where
+    ``model_uri`` names the run by its local id until it is synced).
+
+    Raises:
+        ConfigurationError: ``registered_model_name`` offline; the run cannot reach the
+            server in time.
+        RegistryNotSupportedError: ``registered_model_name`` on a server without a registry
+            (before anything is uploaded).
+        ValidationError: the model cannot be saved.
+    """
+    run = fluent.active_run() or fluent.start_run()
+    spec, sig = _without_inference(spec, signature), _signature_dict(signature)
+    mode = session.settings().mode
+    if mode == "disabled":
+        return ModelInfo.of({"flavors": {}}, run.local_id, name)
+    if mode == "offline":
+        _refuse_offline_registration(registered_model_name)
+        mlmodel = _journal_model(spec, name, None, sig, input_example, pip_requirements)
+        return ModelInfo.of(mlmodel, run.local_id, name)
+    server_id = _server_run_id(run)
+    fluent.flush()  # the model lands after what was logged before it
+    client = session.client("log_model")
+    if registered_model_name and not client.capabilities().registry:
+        raise RegistryNotSupportedError(
+            f"the tracking server at {client.tracking_uri} has no model registry, so "
+            f"registered_model_name={registered_model_name!r} cannot be honoured; nothing "
+            "was uploaded"
+        )
+    info = client.log_model(
+        server_id, spec, name, signature=sig, input_example=input_example,
+        pip_requirements=pip_requirements,
+    )  # fmt: skip
+    if not registered_model_name:
+        return info
+    version = client.register_model(
+        info.model_uri, registered_model_name, await_registration_for=await_registration_for or 0
+    )
+    return dataclasses.replace(
+        info, registered_model_version=int(version.version), model_version=version
+    )
+
+
+def server_id_of(run_id: str) -> str:
+    """The server's id of a run named by its local id (one logged offline and synced since,
+    maybe by another process), read from the journal; any other id as it is."""
+    if not session.disabled:
+        session.ensure_pipeline()  # the journal holds the local -> server mapping
+    return runs.server_id(run_id)
+
+
+def _local_path(model_uri: str) -> Path | None:
+    """The local folder a URI names (a path or ``file:``), or None for a remote URI."""
+    if model_uri.startswith("file://"):
+        return Path(model_uri[len("file://") :])
+    if model_uri.startswith("file:"):
+        return Path(model_uri[len("file:") :])
+    if ":/" in model_uri:
+        return None
+    return Path(model_uri)
+
+
+def _registry_uri(client: Client, model_uri: str) -> str:
+    """``models:/<name>/latest`` and ``models:/<name>/<stage>`` as ``models:/<name>/<n>``."""
+    rest = model_uri[len("models:/") :].strip("/")
+    name, slash, ref = rest.rpartition("/")
+    if not slash or not name or ref.isdigit() or "@" in rest:
+        return model_uri
+    stages = [] if ref.lower() == "latest" else [ref]
+    versions = client.get_latest_versions(name, stages)
+    if not versions:
+        raise ValidationError(f"{model_uri}: the model has no version there", field="model_uri")
+    return f"models:/{name}/{max(int(v.version) for v in versions)}"
+
+
+def local_model(model_uri: str, dst_path: str | None = None) -> Path:
+    """The local folder of a model: a local path as it is; ``runs:/<run_id>/<path>`` (a
+    local run id is read as the server's), ``models:/<name>/<version>``,
+    ``models:/<name>/latest``, ``models:/<name>/<stage>``, ``models:/<name>@<alias>`` and
+    ``models:/<model_id>`` downloaded into ``dst_path`` (a new temporary folder if None).
+
+    Raises:
+        ValidationError: no model at a local path, or another kind of URI.
+        NotFoundError: no such model, version, alias or run on the server.
+    """
+    local = _local_path(model_uri)
+    if local is not None:
+        if not local.exists():
+            raise ValidationError(f"no model at {str(local)!r}", field="model_uri")
+        return local
+    client = session.client("loading a model")
+    if model_uri.startswith("runs:/"):
+        run_id, _, rest = model_uri[len("runs:/") :].partition("/")
+        model_uri = f"runs:/{server_id_of(run_id)}/{rest}"
+    elif model_uri.startswith("models:/"):
+        model_uri = _registry_uri(client, model_uri)
+    return Path(client.download_model(model_uri, dst_path))
+
+
+@contextlib.contextmanager
+def local_artifacts(artifacts: Mapping[str, str] | None) -> Iterator[dict[str, tuple[str, str]]]:
+    """Each artifact of a pyfunc model (a local path, ``file:``, ``runs:/`` or ``models:/``
+    URI) as ``(local path, given URI)``; remote ones are downloaded into a temporary folder
+    that lives as long as the block.
+
+    Raises:
+        ValidationError: a local path that does not exist, or another kind of URI.
+    """
+    with tempfile.TemporaryDirectory(prefix="mlrelay-artifacts-") as tmp:
+        found: dict[str, tuple[str, str]] = {}
+        for name, uri in (artifacts or {}).items():
+            local = _local_path(str(uri))
+            if local is None:
+                local = _download_artifact(str(uri), Path(tmp) / str(name))
+            elif not local.exists():
+                raise ValidationError(
+                    f"artifact {name!r}: no file or folder at {str(local)!r}", field="artifacts"
+                )
+            found[str(name)] = (str(local), str(uri))
+        yield found
+
+
+def _download_artifact(uri: str, dst: Path) -> Path:
+    dst.mkdir(parents=True)
+    if uri.startswith("runs:/"):
+        run_id, _, path = uri[len("runs:/") :].partition("/")
+        client = session.client("downloading an artifact")
+        return Path(client.download_artifacts(server_id_of(run_id), path, str(dst)))
+    if uri.startswith("models:/"):
+        return local_model(uri, str(dst))
+    raise ValidationError(
+        f"artifact URI {uri!r}: mlrelay takes local paths, file:, runs:/ and models:/ URIs",
+        field="artifacts",
+    )
 
 
 def register_model(

@@ -41,6 +41,7 @@ from ._protocol.entities import (
 
 if TYPE_CHECKING:
     from ._capabilities import Capabilities
+    from ._formats.schema import ModelSignature
     from ._protocol.entities import Run
     from ._protocol.messages import Endpoint, Request, Response
     from ._transport import Transport
@@ -58,24 +59,82 @@ PageT = TypeVar("PageT", bound=r.RegistryPage)
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What :meth:`Client.log_model` logged.
+    """A logged model, as MLflow's ``mlflow.models.model.ModelInfo`` (same fields, same
+    order for the first ones): what ``log_model`` returns.
 
     Attributes:
-        model_uri: ``runs:/<run_id>/<name>``, loadable with ``mlflow.pyfunc.load_model``.
-        run_id: the run the model belongs to.
-        artifact_path: where below the run's artifacts the model lives.
+        artifact_path: where below the run's artifacts the model lives (the run-relative
+            path, as MLflow 2 gives it; MLflow 3 gives the logged model's storage URI).
         flavors: the MLmodel flavors written.
-        registered_model_version: the version created when ``registered_model_name`` was
-            given.
+        model_uri: ``models:/<model_id>`` on MLflow 3 servers (as MLflow 3 returns it),
+            ``runs:/<run_id>/<artifact_path>`` otherwise; ``mlflow.pyfunc.load_model`` and
+            ``mlrelay.pyfunc.load_model`` load either.
+        model_uuid: the MLmodel's ``model_uuid``.
+        run_id: the run the model belongs to.
+        saved_input_example_info: where the input example is, if one was saved.
+        signature: the model's :class:`~mlrelay.models.ModelSignature`, if any.
+        utc_time_created: when the MLmodel was written (UTC).
+        mlflow_version: the MLflow version the model was written for.
+        metadata: the MLmodel's user metadata.
+        registered_model_version: the version number created when ``registered_model_name``
+            was given (an int, as MLflow).
+        env_vars: environment variables the model needs (always None here).
+        prompts: prompt URIs (always None here: prompts are out of scope).
         model_id: MLflow 3's logged-model id (``m-...``; None on 2.x servers).
+        name: the model's name (its artifact path).
+        model_version: mlrelay's addition: the :class:`ModelVersion` behind
+            ``registered_model_version``.
     """
 
-    model_uri: str
-    run_id: str
     artifact_path: str
     flavors: dict[str, Any]
-    registered_model_version: ModelVersion | None = None
+    model_uri: str
+    model_uuid: str | None
+    run_id: str
+    saved_input_example_info: dict[str, Any] | None
+    signature: ModelSignature | None
+    utc_time_created: str | None
+    mlflow_version: str | None
+    metadata: dict[str, Any] | None = None
+    registered_model_version: int | None = None
+    env_vars: list[str] | None = None
+    prompts: list[str] | None = None
     model_id: str | None = None
+    name: str | None = None
+    model_version: ModelVersion | None = None
+
+    @classmethod
+    def of(
+        cls,
+        mlmodel: Mapping[str, Any],
+        run_id: str,
+        artifact_path: str,
+        *,
+        model_id: str | None = None,
+        model_version: ModelVersion | None = None,
+    ) -> ModelInfo:
+        """The info of a model whose MLmodel content is ``mlmodel``, logged under
+        ``artifact_path`` of run ``run_id`` (and as the logged model ``model_id``)."""
+        from ._formats.schema import ModelSignature
+
+        signature = mlmodel.get("signature")
+        uri = f"models:/{model_id}" if model_id else f"runs:/{run_id}/{artifact_path}"
+        return cls(
+            artifact_path=artifact_path,
+            flavors=dict(mlmodel.get("flavors") or {}),
+            model_uri=uri,
+            model_uuid=mlmodel.get("model_uuid"),
+            run_id=run_id,
+            saved_input_example_info=mlmodel.get("saved_input_example_info"),
+            signature=ModelSignature.from_dict(signature) if signature else None,
+            utc_time_created=mlmodel.get("utc_time_created"),
+            mlflow_version=mlmodel.get("mlflow_version"),
+            metadata=mlmodel.get("metadata"),
+            registered_model_version=int(model_version.version) if model_version else None,
+            model_id=model_id,
+            name=artifact_path,
+            model_version=model_version,
+        )
 
 
 def parse_model_uri(model_uri: str) -> tuple[str, str | None, str | None]:
@@ -468,7 +527,7 @@ class RegistryMethods:
         name: str = "model",
         *,
         flavor: str | None = None,
-        signature: dict[str, str | None] | None = None,
+        signature: ModelSignature | Mapping[str, str | None] | None = None,
         input_example: Any = None,
         pip_requirements: Sequence[str] | None = None,
         registered_model_name: str | None = None,
@@ -477,11 +536,14 @@ class RegistryMethods:
 
         ``model`` is a scikit-learn estimator (or any picklable object with ``predict``), an
         object with ``predict(context, model_input)``, a plain function, or an ONNX model
-        (bytes, a ``.onnx`` path, an ``onnx.ModelProto``; or ``flavor="onnx"``).
+        (bytes, a ``.onnx`` path, an ``onnx.ModelProto``; or ``flavor="onnx"``); or a
+        ``mlrelay._formats.models.ModelSpec`` (a model of any flavor with its options, as
+        ``mlrelay.sklearn.log_model`` and the other flavor modules build it).
 
         The model loads with ``mlflow.pyfunc.load_model(f"runs:/{run_id}/{name}")`` on
-        MLflow 2.x and 3.x. The run also gets MLflow's ``mlflow.log-model.history`` record,
-        so the UI lists the model.
+        MLflow 2.x and 3.x, and by the returned ``model_uri`` (``models:/<model_id>`` on
+        MLflow 3). The run also gets MLflow's ``mlflow.log-model.history`` record, so the
+        UI lists the model.
 
         Raises:
             ValidationError: the model has no predict method or cannot be pickled.
@@ -510,12 +572,11 @@ class RegistryMethods:
         self._call(
             _R.log_model, r.LogModel(run_id=run_id, model_json=json.dumps(record)), "runs/log-model"
         )
-        uri = f"runs:/{run_id}/{name}"
         version = None
         if registered_model_name:  # as MLflow 3 does, by the logged model when there is one
-            source = f"models:/{model_id}" if model_id else uri
+            source = f"models:/{model_id}" if model_id else f"runs:/{run_id}/{name}"
             version = self.register_model(source, registered_model_name)
-        return ModelInfo(uri, run_id, name, mlmodel["flavors"], version, model_id)
+        return ModelInfo.of(mlmodel, run_id, name, model_id=model_id, model_version=version)
 
     def _logged_model(self, run_id: str, name: str, folder: Path) -> str:
         """MLflow 3's logged model, so the model shows in the Models view: create it (exactly

@@ -81,8 +81,10 @@ def test_sklearn_model_loads_with_mlflow_and_is_promoted(mlflow_real: RunningSer
         info = client.log_model(
             run_id, model, "model", input_example=X[:3], registered_model_name=name
         )
-        assert info.model_uri == f"runs:/{run_id}/model"
-        version = info.registered_model_version
+        assert info.model_id is not None
+        assert info.model_uri == f"models:/{info.model_id}"  # as MLflow 3 returns it
+        assert info.registered_model_version == 1  # an int, as MLflow's
+        version = info.model_version
         assert version is not None
         assert version.status == "READY"
         client.transition_model_version_stage(name, version.version, "Staging")
@@ -99,7 +101,6 @@ def test_sklearn_model_loads_with_mlflow_and_is_promoted(mlflow_real: RunningSer
         tags = client.get_run(run_id).data.tags_dict
         assert "mlflow.log-model.history" in tags
         # MLflow 3's Models view: a READY logged model, linked as the run's output.
-        assert info.model_id is not None
         assert version.source == f"models:/{info.model_id}"  # by the logged model, as MLflow 3
         logged = _logged_model(client, info.model_id)
         assert (logged.status, logged.source_run_id) == ("LOGGED_MODEL_READY", run_id)
@@ -110,7 +111,7 @@ def test_sklearn_model_loads_with_mlflow_and_is_promoted(mlflow_real: RunningSer
             folder = Path(client.download_model(uri))
             assert sorted(p.name for p in folder.iterdir()) == [
                 "MLmodel", "conda.yaml", "input_example.json", "model.pkl", "python_env.yaml",
-                "requirements.txt",
+                "requirements.txt", "serving_input_example.json",
             ], uri  # fmt: skip
     for uri in (f"runs:/{run_id}/model", f"models:/{name}@champion", f"models:/{info.model_id}"):
         assert _load_with_mlflow(sys.executable, uri, mlflow_real.url, sample) == expected

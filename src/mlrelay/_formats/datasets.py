@@ -100,7 +100,7 @@ def _source(source: str | None) -> tuple[str, str]:
 
 
 def _from_pandas(df: Any, name: str | None, source: str | None, targets: str | None) -> Dataset:
-    from .models import column_type
+    from .schema import column_type
 
     if targets is not None and targets not in df.columns:
         raise ValidationError(
@@ -125,7 +125,7 @@ def _from_pandas(df: Any, name: str | None, source: str | None, targets: str | N
 
 
 def _from_numpy(array: Any, name: str | None, source: str | None) -> Dataset:
-    from .models import tensor_dtype
+    from .schema import tensor_dtype
 
     shape = [-1, *array.shape[1:]]
     spec = [{"type": "tensor", "tensor-spec": {"dtype": tensor_dtype(array.dtype), "shape": shape}}]
