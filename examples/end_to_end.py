@@ -11,8 +11,6 @@ Staging then Production, given the alias ``champion``, then fetched back by
 
 from __future__ import annotations
 
-import pickle
-from pathlib import Path
 
 import mlrelay
 
@@ -65,9 +63,7 @@ def main() -> None:
     client.set_registered_model_alias(MODEL_NAME, "champion", version)
 
     champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
-    folder = Path(client.download_model(f"models:/{MODEL_NAME}@champion"))
-    with (folder / "model.pkl").open("rb") as f:
-        loaded = pickle.load(f)  # the MLmodel's sklearn flavor: a pickled estimator
+    loaded = mlrelay.sklearn.load_model(f"models:/{MODEL_NAME}@champion")  # the estimator
     same = (loaded.predict(x_test) == predicted).all()
     print(
         f"registered {MODEL_NAME} v{champion.version} "

@@ -14,7 +14,6 @@ for runs). The same holds for MLflow 3's logged models.
 from __future__ import annotations
 
 import contextlib
-import json
 import tempfile
 import time
 import uuid
@@ -42,7 +41,7 @@ from ._protocol.entities import (
 if TYPE_CHECKING:
     from ._capabilities import Capabilities
     from ._formats.schema import ModelSignature
-    from ._protocol.entities import Run
+    from ._protocol.entities import FileInfo, Run
     from ._protocol.messages import Endpoint, Request, Response
     from ._transport import Transport
 
@@ -63,8 +62,8 @@ class ModelInfo:
     order for the first ones): what ``log_model`` returns.
 
     Attributes:
-        artifact_path: where below the run's artifacts the model lives (the run-relative
-            path, as MLflow 2 gives it; MLflow 3 gives the logged model's storage URI).
+        artifact_path: where the model's files are, as MLflow gives it: the path below the
+            run's artifacts on MLflow 2, the logged model's storage URI on MLflow 3.
         flavors: the MLmodel flavors written.
         model_uri: ``models:/<model_id>`` on MLflow 3 servers (as MLflow 3 returns it),
             ``runs:/<run_id>/<artifact_path>`` otherwise; ``mlflow.pyfunc.load_model`` and
@@ -81,7 +80,7 @@ class ModelInfo:
         env_vars: environment variables the model needs (always None here).
         prompts: prompt URIs (always None here: prompts are out of scope).
         model_id: MLflow 3's logged-model id (``m-...``; None on 2.x servers).
-        name: the model's name (its artifact path).
+        name: the model's name (what ``runs:/<run_id>/<name>`` names).
         model_version: mlrelay's addition: the :class:`ModelVersion` behind
             ``registered_model_version``.
     """
@@ -113,14 +112,17 @@ class ModelInfo:
         model_id: str | None = None,
         model_version: ModelVersion | None = None,
     ) -> ModelInfo:
-        """The info of a model whose MLmodel content is ``mlmodel``, logged under
-        ``artifact_path`` of run ``run_id`` (and as the logged model ``model_id``)."""
+        """The info of a model whose MLmodel content is ``mlmodel``, logged as
+        ``artifact_path`` of run ``run_id`` (and as the logged model ``model_id``, whose
+        storage URI the MLmodel records: MLflow 3's ``artifact_path``)."""
         from ._formats.schema import ModelSignature
 
         signature = mlmodel.get("signature")
         uri = f"models:/{model_id}" if model_id else f"runs:/{run_id}/{artifact_path}"
         return cls(
-            artifact_path=artifact_path,
+            artifact_path=str(mlmodel.get("artifact_path") or artifact_path)
+            if model_id
+            else artifact_path,
             flavors=dict(mlmodel.get("flavors") or {}),
             model_uri=uri,
             model_uuid=mlmodel.get("model_uuid"),
@@ -185,11 +187,11 @@ class RegistryMethods:
 
         def get_run(self, run_id: str) -> Run: ...
 
-        def log_artifacts(
-            self, run_id: str, local_dir: str, artifact_path: str | None = None
-        ) -> None: ...
-
         def _exactly_once(self, send: Callable[[], T], find: Callable[[], T | None]) -> T: ...
+
+        def list_run_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]: ...
+
+        def run_logged_model(self, run_id: str, name: str) -> r.LoggedModelInfo | None: ...
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -451,8 +453,8 @@ class RegistryMethods:
         source = model_uri
         if kind == "runs":
             run_id = ref
-            artifact_uri = self.get_run(str(ref)).info.artifact_uri or ""
-            source = f"{artifact_uri.rstrip('/')}/{path}"
+            source, model_id = self._run_model_source(str(ref), str(path or ""))
+            source = f"models:/{model_id}" if model_id else source  # as MLflow 3 records it
         elif kind == "logged":
             model_id = ref
             endpoint = r.logged_model_endpoint("GET", str(ref))
@@ -472,6 +474,25 @@ class RegistryMethods:
             )
         return version
 
+    def _run_model_source(self, run_id: str, path: str) -> tuple[str, str | None]:
+        """Where ``runs:/<run_id>/<path>`` is stored, and the logged model's id if it names
+        one: the run's artifacts when they hold a model there (as MLflow 2 and MLflow 3's
+        older models store it), else on MLflow 3 the run's logged model named by the
+        path's first part (as MLflow 3 resolves it)."""
+        root = (self.get_run(run_id).info.artifact_uri or "").rstrip("/")
+        name, _, rest = path.strip("/").partition("/")
+        if self.capabilities().logged_models and not self._has_run_model(run_id, path):
+            logged = self.run_logged_model(run_id, name)
+            if logged is not None:
+                location = str(logged.artifact_uri).rstrip("/")
+                return "/".join(p for p in (location, rest) if p), logged.model_id
+        return f"{root}/{path}", None
+
+    def _has_run_model(self, run_id: str, path: str) -> bool:
+        """Whether the run's own artifacts hold an ``MLmodel`` at ``path``."""
+        files = self.list_run_artifacts(run_id, path)
+        return any(f.path.rsplit("/", 1)[-1] == "MLmodel" for f in files)
+
     def model_location(self, model_uri: str) -> str:
         """Where a model's files are: the artifact URI behind ``models:/<name>@<alias>``,
         ``models:/<name>/<version>``, ``models:/<model_id>`` or ``runs:/<run_id>/<path>``.
@@ -482,8 +503,7 @@ class RegistryMethods:
         """
         if model_uri.startswith("runs:/"):
             _, run_id, path = parse_model_uri(model_uri)
-            root = self.get_run(str(run_id)).info.artifact_uri or ""
-            return f"{root.rstrip('/')}/{path}"
+            return self._run_model_source(str(run_id), str(path or ""))[0]
         rest = model_uri[len("models:/") :].strip("/") if model_uri.startswith("models:/") else ""
         if rest.startswith("m-") and "/" not in rest:
             endpoint = r.logged_model_endpoint("GET", rest)
@@ -517,124 +537,3 @@ class RegistryMethods:
             location = self.model_location(location)
         dst = Path(dst_path) if dst_path else Path(tempfile.mkdtemp(prefix="mlrelay-model-"))
         return str(download(self._transport, location, "", dst))
-
-    # --- models ------------------------------------------------------------------------
-
-    def log_model(
-        self,
-        run_id: str,
-        model: Any,
-        name: str = "model",
-        *,
-        flavor: str | None = None,
-        signature: ModelSignature | Mapping[str, str | None] | None = None,
-        input_example: Any = None,
-        pip_requirements: Sequence[str] | None = None,
-        registered_model_name: str | None = None,
-    ) -> ModelInfo:
-        """Log a model in MLflow's format to the run's artifacts under ``name``.
-
-        ``model`` is a scikit-learn estimator (or any picklable object with ``predict``), an
-        object with ``predict(context, model_input)``, a plain function, or an ONNX model
-        (bytes, a ``.onnx`` path, an ``onnx.ModelProto``; or ``flavor="onnx"``); or a
-        ``mlrelay._formats.models.ModelSpec`` (a model of any flavor with its options, as
-        ``mlrelay.sklearn.log_model`` and the other flavor modules build it).
-
-        The model loads with ``mlflow.pyfunc.load_model(f"runs:/{run_id}/{name}")`` on
-        MLflow 2.x and 3.x, and by the returned ``model_uri`` (``models:/<model_id>`` on
-        MLflow 3). The run also gets MLflow's ``mlflow.log-model.history`` record, so the
-        UI lists the model.
-
-        Raises:
-            ValidationError: the model has no predict method or cannot be pickled.
-        """
-        from ._formats.models import save_model
-
-        capabilities = self.capabilities()
-        if registered_model_name:
-            self._require_registry()  # before anything is uploaded
-        with tempfile.TemporaryDirectory(prefix="mlrelay-model-") as tmp:
-            mlmodel = save_model(
-                model,
-                Path(tmp),
-                input_example=input_example,
-                signature=signature,
-                pip_requirements=pip_requirements,
-                run_id=run_id,
-                artifact_path=name,
-                flavor=flavor,
-            )
-            self.log_artifacts(run_id, tmp, name)
-            model_id = None
-            if capabilities.logged_models:  # MLflow 3: also a logged-model entity
-                model_id = self._logged_model(run_id, name, Path(tmp))
-        record = {**mlmodel, "run_id": run_id, "artifact_path": name}
-        self._call(
-            _R.log_model, r.LogModel(run_id=run_id, model_json=json.dumps(record)), "runs/log-model"
-        )
-        version = None
-        if registered_model_name:  # as MLflow 3 does, by the logged model when there is one
-            source = f"models:/{model_id}" if model_id else f"runs:/{run_id}/{name}"
-            version = self.register_model(source, registered_model_name)
-        return ModelInfo.of(mlmodel, run_id, name, model_id=model_id, model_version=version)
-
-    def _logged_model(self, run_id: str, name: str, folder: Path) -> str:
-        """MLflow 3's logged model, so the model shows in the Models view: create it (exactly
-        once), link it as the run's output, upload the files to its location, mark it ready
-        (or failed, when the upload fails)."""
-        from ._artifacts import upload_dir
-
-        run = self.get_run(run_id)
-        context = {
-            k: v
-            for k, v in run.data.tags_dict.items()
-            if k == "mlflow.user" or k.startswith("mlflow.source.")
-        }
-        key = uuid.uuid4().hex
-        experiment_id = run.info.experiment_id
-        request = r.CreateLoggedModel(
-            experiment_id=experiment_id,
-            name=name,
-            source_run_id=run_id,
-            tags=[*_tags(context), ModelVersionTag(key=CLIENT_KEY_TAG, value=key)],
-        )
-
-        def find() -> r.LoggedModel | None:
-            token = None
-            for _ in range(100):  # 100 pages of 50: a bounded look
-                page = self._call(
-                    _R.search_logged_models,
-                    r.SearchLoggedModels(experiment_ids=[experiment_id], page_token=token),
-                    "logged models",
-                )
-                found = next((m for m in page.models if _has_key(m.info.tags, key)), None)
-                token = page.next_page_token
-                if found is not None or not token:
-                    return found
-            return None
-
-        info = self._exactly_once(
-            lambda: self._call(_R.create_logged_model, request, "logged models").model, find
-        ).info
-        model_id = info.model_id
-        outputs = r.LogOutputs(run_id=run_id, models=[r.LoggedModelOutput(model_id=model_id)])
-        self._call(_R.log_outputs, outputs, "logged models")
-        finalize = r.logged_model_endpoint("PATCH", model_id)
-        try:
-            upload_dir(
-                self._transport,
-                str(info.artifact_uri),
-                folder,
-                None,
-                multipart=self.capabilities().multipart_uploads,
-            )
-        except BaseException:
-            with contextlib.suppress(Exception):
-                failed = r.FinalizeLoggedModel(
-                    model_id=model_id, status="LOGGED_MODEL_UPLOAD_FAILED"
-                )
-                self._call(finalize, failed, "logged models")
-            raise
-        ready = r.FinalizeLoggedModel(model_id=model_id, status="LOGGED_MODEL_READY")
-        self._call(finalize, ready, "logged models")
-        return model_id

@@ -13,7 +13,9 @@ does the same with the experiment's name.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -31,6 +33,7 @@ from ._errors import (
     ResourceAlreadyExistsError,
     ValidationError,
 )
+from ._logged_models import LoggedModelMethods
 from ._protocol import messages as m
 from ._protocol.batches import KIND_METRIC, KIND_PARAM, KIND_TAG, Entry, split_batch
 from ._protocol.entities import (
@@ -109,7 +112,7 @@ def _http_client(settings: Settings) -> httpx.Client:
     )
 
 
-class Client(RegistryMethods):
+class Client(RegistryMethods, LoggedModelMethods):
     """A typed, synchronous client for an MLflow-compatible tracking server.
 
     Settings are resolved once, here, in this order (the first that has a value wins):
@@ -821,7 +824,21 @@ class Client(RegistryMethods):
         self._render_and_upload(run_id, artifact_file, lambda t: write_image(image, t))
 
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
-        """The files and directories directly below ``path`` in the run's artifacts."""
+        """The files and directories directly below ``path`` in the run's artifacts, and,
+        on MLflow 3, in the run's logged model named by the path's first part (as MLflow 3
+        lists ``runs:/<run_id>/<name>``: a model's files are stored with the model)."""
+        found = self.list_run_artifacts(run_id, path)
+        name, _, rest = (path or "").strip("/").partition("/")
+        logged = self.run_logged_model(run_id, name) if name else None
+        if logged is not None:
+            found += [
+                FileInfo(path=f"{name}/{f.path}", is_dir=f.is_dir, file_size=f.file_size)
+                for f in self.list_artifacts_at(str(logged.artifact_uri), rest or None)
+            ]
+        return found
+
+    def list_run_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
+        """The files and directories directly below ``path`` in the run's own artifacts."""
         found: list[FileInfo] = []
         token = None
         while True:
@@ -870,8 +887,6 @@ class Client(RegistryMethods):
             NotFoundError: nothing exists at ``path``.
             ArtifactsNotProxiedError: the location is not served by the tracking server.
         """
-        import tempfile
-
         from ._artifacts import download
 
         dst = Path(dst_path) if dst_path else Path(tempfile.mkdtemp(prefix="mlrelay-"))
@@ -893,7 +908,15 @@ class Client(RegistryMethods):
             ArtifactsNotProxiedError: the run's artifacts are not served by the tracking
                 server.
         """
-        return self.download_artifacts_at(self._artifact_uri(run_id), path, dst_path)
+        name, _, rest = path.strip("/").partition("/")
+        logged = self.run_logged_model(run_id, name) if name else None
+        if logged is None:
+            return self.download_artifacts_at(self._artifact_uri(run_id), path, dst_path)
+        dst = dst_path or tempfile.mkdtemp(prefix="mlrelay-")
+        with contextlib.suppress(NotFoundError):  # the run's own files there, if any
+            self.download_artifacts_at(self._artifact_uri(run_id), path, dst)
+        found = self.download_artifacts_at(str(logged.artifact_uri), rest, f"{dst}/{name}")
+        return found
 
     def get_metric_history(self, run_id: str, key: str, *, page_size: int = 25000) -> list[Metric]:
         """Every point of one metric, all pages fetched (empty for an unknown run or key)."""

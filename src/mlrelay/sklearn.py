@@ -81,8 +81,9 @@ def log_model(
     """Log a scikit-learn model into the active run (one is started when none is), as
     ``mlflow.sklearn.log_model``: ``name`` (``artifact_path`` is its deprecated alias),
     ``signature`` (inferred from ``input_example`` when None, none when False),
-    ``registered_model_name``, ``serialization_format`` (``pickle`` by default,
-    ``cloudpickle``, ``skops``) and the rest as MLflow.
+    ``registered_model_name``, ``serialization_format`` (``skops``, ``cloudpickle`` or
+    ``pickle``; by default skops when it is installed, as MLflow 3, else pickle; a model
+    skops refuses falls back to cloudpickle with a warning) and the rest as MLflow.
 
     Returns:
         The :class:`~mlrelay.models.ModelInfo` (``model_uri`` is ``models:/<model_id>`` on

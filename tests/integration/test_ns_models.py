@@ -62,7 +62,8 @@ def test_the_sklearn_tutorial_runs_with_the_import_changed(server: MockServer) -
     assert isinstance(info, mlrelay.models.ModelInfo)
     assert info.model_id is not None
     assert info.model_uri == f"models:/{info.model_id}"
-    assert (info.run_id, info.artifact_path) == (run.info.run_id, "model")
+    assert (info.run_id, info.name) == (run.info.run_id, "model")
+    assert info.artifact_path.endswith(f"/models/{info.model_id}/artifacts")  # MLflow 3's
     assert info.signature == signature
     assert info.saved_input_example_info is not None
     assert info.saved_input_example_info["serving_input_path"] == "serving_input_example.json"
@@ -105,9 +106,11 @@ def test_log_model_starts_a_run_when_none_is_active(server: MockServer) -> None:
     run = mlflow.active_run()
     assert run is not None
     assert info.run_id == run.info.run_id
-    assert info.artifact_path == "legacy"
-    with mlrelay.Client(tracking_uri=server.url) as client:
-        assert [f.path for f in client.list_artifacts(run.info.run_id)] == ["legacy"]
+    assert info.name == "legacy"
+    with mlrelay.Client(tracking_uri=server.url) as client:  # stored with the logged model
+        assert client.list_artifacts(run.info.run_id) == []
+        listed = {f.path for f in client.list_artifacts(run.info.run_id, "legacy")}
+        assert "legacy/MLmodel" in listed
     mlflow.end_run()
 
 

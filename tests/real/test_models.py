@@ -99,7 +99,8 @@ def test_sklearn_model_loads_with_mlflow_and_is_promoted(mlflow_real: RunningSer
         ]
         assert client.get_model_version(name, version.version).current_stage == "Production"
         tags = client.get_run(run_id).data.tags_dict
-        assert "mlflow.log-model.history" in tags
+        assert "mlflow.log-model.history" not in tags  # MLflow 3's client records none
+        assert client.list_run_artifacts(run_id) == []  # stored once: with the logged model
         # MLflow 3's Models view: a READY logged model, linked as the run's output.
         assert version.source == f"models:/{info.model_id}"  # by the logged model, as MLflow 3
         logged = _logged_model(client, info.model_id)
@@ -110,7 +111,7 @@ def test_sklearn_model_loads_with_mlflow_and_is_promoted(mlflow_real: RunningSer
         for uri in (f"models:/{name}@champion", f"models:/{name}/2", f"runs:/{run_id}/model"):
             folder = Path(client.download_model(uri))
             assert sorted(p.name for p in folder.iterdir()) == [
-                "MLmodel", "conda.yaml", "input_example.json", "model.pkl", "python_env.yaml",
+                "MLmodel", "conda.yaml", "input_example.json", "model.skops", "python_env.yaml",
                 "requirements.txt", "serving_input_example.json",
             ], uri  # fmt: skip
     for uri in (f"runs:/{run_id}/model", f"models:/{name}@champion", f"models:/{info.model_id}"):

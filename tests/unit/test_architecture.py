@@ -4,7 +4,7 @@ Layers, top to bottom. A module may import its own layer and any lower one, neve
 
 - ``api``: what users call (``mlrelay``, ``fluent``, ``cli``, ``_fluent_models``, ...);
 - ``pipeline``: the offline-first delivery layer, ``_pipeline`` and everything under it;
-- ``client``: ``client``, ``_registry``, ``_artifacts``, ``_capabilities``;
+- ``client``: ``client``, ``_registry``, ``_logged_models``, ``_artifacts``, ``_capabilities``;
 - ``wire``: ``_transport``, ``_retry``, ``_credentials``, ``_config``;
 - ``base``: no HTTP, no global state (``_errors``, ``_validation``, ``_version``, ``_protocol``,
   ``_formats``, ``_pyfunc``).
@@ -45,6 +45,7 @@ TABLE: dict[str, str] = {
     "mlrelay._pipeline.*": "pipeline",
     "mlrelay.client": "client",
     "mlrelay._registry": "client",
+    "mlrelay._logged_models": "client",
     "mlrelay._artifacts": "client",
     "mlrelay._capabilities": "client",
     "mlrelay._transport": "wire",

@@ -23,6 +23,8 @@ one is named in the error.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import logging
 import pickle
 import shutil
 import sys
@@ -42,6 +44,8 @@ from .pyfunc import (
     _load_pyfunc,
     load_python_model,
 )
+
+_log = logging.getLogger("mlrelay")
 
 __all__ = [
     "ModelSpec",
@@ -163,25 +167,64 @@ class _PredictFn:
 # --- writers ---------------------------------------------------------------------------
 
 
-def _write_sklearn(spec: ModelSpec, path: Path) -> Written:
-    model, options = spec.model, spec.options
-    serialization = options.get("serialization_format") or "pickle"
-    predict_fn = options.get("pyfunc_predict_fn") or "predict"
+def _dump_skops(model: Any, file: Path, trusted: Any) -> None:
+    """Write ``model`` with skops and read it back, as MLflow does, so that a model whose
+    types skops does not trust fails now rather than when it is loaded.
+
+    Raises:
+        ValidationError: skops cannot write the model, or does not trust its types.
+    """
+    skops_io = require("skops.io", "serialization_format='skops'")
+    try:
+        skops_io.dump(model, file)
+        skops_io.load(file, trusted=trusted)
+    except Exception as exc:
+        file.unlink(missing_ok=True)
+        raise ValidationError(
+            f"the model cannot be saved in the skops format ({exc}); skops refuses custom "
+            "functions and classes unless they are listed in skops_trusted_types; or pass "
+            "serialization_format='cloudpickle'",
+            field="serialization_format",
+        ) from exc
+
+
+def _dump_sklearn(model: Any, path: Path, options: Mapping[str, Any]) -> tuple[str, str]:
+    """Write the estimator in the chosen format; returns the file's name and the format.
+
+    With no format chosen, a scikit-learn estimator is written with skops when skops is
+    installed (MLflow 3's default), anything else with pickle; an estimator that skops
+    refuses falls back to cloudpickle with a warning (MLflow raises).
+    """
+    chosen = options.get("serialization_format")
+    estimator = type(model).__module__.startswith("sklearn.")
+    skops = estimator and importlib.util.find_spec("skops") is not None
+    serialization = chosen or ("skops" if skops else "pickle")
     if serialization not in ("pickle", "cloudpickle", "skops"):
         raise ValidationError(
             f"serialization_format {serialization!r} is not one of skops, pickle, cloudpickle",
             field="serialization_format",
         )
+    if serialization == "skops":
+        try:
+            _dump_skops(model, path / "model.skops", options.get("skops_trusted_types"))
+            return "model.skops", serialization
+        except ValidationError as exc:
+            if chosen:
+                raise
+            _log.warning("%s; the model is saved with cloudpickle instead", exc)
+            serialization = "cloudpickle"
+    _write_pickle(model, path / _PICKLE_FILE)
+    return _PICKLE_FILE, serialization
+
+
+def _write_sklearn(spec: ModelSpec, path: Path) -> Written:
+    model, options = spec.model, spec.options
+    predict_fn = options.get("pyfunc_predict_fn") or "predict"
     packages = ["scikit-learn", "scipy", "cloudpickle"]
     trusted = options.get("skops_trusted_types")
+    file, serialization = _dump_sklearn(model, path, options)
     if serialization == "skops":
-        skops_io = require("skops.io", "serialization_format='skops'")
-        file = "model.skops"
-        skops_io.dump(model, path / file)
         packages.append("skops")
-    else:
-        file = _PICKLE_FILE
-        _write_pickle(model, path / file)
     module = type(model).__module__.split(".")[0]
     if module not in ("sklearn", "builtins", "__main__"):
         packages.append(module)

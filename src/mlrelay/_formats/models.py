@@ -15,6 +15,7 @@ numpy, pandas, the framework packages and PyYAML are imported only when a model 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -30,7 +31,15 @@ from mlrelay._errors import ValidationError
 from .flavors import ModelSpec, Written, version_of, write_flavor
 from .schema import ModelSignature, column_type, infer_schema, prediction_schema, tensor_dtype
 
-__all__ = ["ModelSpec", "column_type", "infer_signature", "save_model", "tensor_dtype"]
+__all__ = [
+    "ModelSpec",
+    "column_type",
+    "for_mlflow_2",
+    "infer_signature",
+    "save_model",
+    "stamp_logged_model",
+    "tensor_dtype",
+]
 
 
 def _kind(model: Any, flavor: str | None = None) -> str:
@@ -136,6 +145,15 @@ def _spec_of(model: Any, flavor: str | None) -> ModelSpec:
     return ModelSpec(_kind(model, flavor), model)
 
 
+def for_mlflow_2(model: Any, flavor: str | None = None) -> ModelSpec:
+    """The model as a spec written in formats MLflow 2 reads: a scikit-learn model whose
+    format was not chosen is pickled (MLflow 2 cannot read skops, MLflow 3's default)."""
+    spec = _spec_of(model, flavor)
+    if spec.flavor != "sklearn" or spec.options.get("serialization_format"):
+        return spec
+    return dataclasses.replace(spec, options={**spec.options, "serialization_format": "pickle"})
+
+
 def save_model(
     model: Any,
     path: Path,
@@ -182,6 +200,7 @@ def save_model(
         signature = signature.to_dict()
     if signature is not None:
         mlmodel["signature"] = dict(signature)
+        mlmodel.update(is_signature_from_type_hint=False, type_hint_from_example=False)
     if spec.metadata is not None:
         mlmodel["metadata"] = dict(spec.metadata)
     mlmodel["model_size_bytes"] = _size(path)
@@ -206,10 +225,27 @@ def _add_identity(mlmodel: dict[str, Any], run_id: str | None, model_id: str | N
     one, as MLflow 3; a fresh one otherwise) and the run, if any."""
     mlmodel["mlflow_version"] = version_of("mlflow") or "2.7.1"
     mlmodel["model_uuid"] = model_id or uuid.uuid4().hex
-    if model_id:
-        mlmodel["model_id"] = model_id
+    mlmodel["model_id"] = model_id  # null when there is none, as MLflow 3 writes it
+    mlmodel["prompts"] = None
     if run_id:
         mlmodel["run_id"] = run_id
+
+
+def stamp_logged_model(
+    path: Path, mlmodel: dict[str, Any], *, model_id: str, artifact_path: str
+) -> dict[str, Any]:
+    """Record an MLflow 3 logged model, created after the files were written, in the
+    ``MLmodel`` of the folder ``path`` as MLflow 3 records it (``model_id``, ``model_uuid``,
+    and its storage URI as ``artifact_path``); the rest of the file, its creation time and
+    ``model_size_bytes`` (measured before ``MLmodel`` is written) stay as they are.
+
+    Returns:
+        The MLmodel content written.
+    """
+    stamped = {**mlmodel, "artifact_path": artifact_path, "model_uuid": model_id}
+    stamped["model_id"] = model_id
+    (path / "MLmodel").write_text(_dump_yaml(stamped, sort_keys=True))
+    return stamped
 
 
 def _write_input_example(data: Any, path: Path) -> dict[str, str]:

@@ -255,6 +255,9 @@ class CreateLoggedModel(Request):
     model_type: str | None = None
     source_run_id: str | None = None
     tags: list[ModelVersionTag] = Field(default_factory=list)
+    params: list[ModelVersionTag] = Field(default_factory=list)
+    """The model's parameters (``{key, value}`` pairs, as tags are): MLflow 3's client
+    copies the source run's params here, which is how the Models view links them."""
 
 
 class FinalizeLoggedModel(Request):

@@ -1,0 +1,283 @@
+"""Logging a model, as methods of :class:`mlrelay.Client`: one ``log_model`` is one model,
+stored once, where the server's MLflow version keeps models.
+
+On an MLflow 3 server a model is a *logged model* (``models:/m-...``), as MLflow 3's
+client makes it:
+
+1. the model folder is written locally first (so a model that cannot be saved leaves
+   nothing behind on the server);
+2. the logged model is created, exactly once, with the run's params and the run's
+   context tags (user, source, git commit), and recorded as the run's output;
+3. the run's metrics at the model's step are linked to it (re-logged with its
+   ``model_id``), which is what the Models view shows as the model's metrics;
+4. ``MLmodel`` gets the model's id and storage URI, the files are uploaded once, to the
+   logged model's own location (not to the run's artifacts), and the model is marked
+   ready (or failed, when the upload fails).
+
+``runs:/<run_id>/<name>`` still names the model: :meth:`run_logged_model` finds it, and
+the artifact listings and downloads of a run show its files under ``<name>/``, as MLflow
+3's ``RunsArtifactRepository`` does.
+
+On an MLflow 2 server the model is stored in the run's artifacts under its name and
+recorded in the run's ``mlflow.log-model.history`` tag, as MLflow 2's client does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._protocol import registry as r
+from ._protocol.batches import encode_number
+from ._protocol.entities import CLIENT_KEY_TAG, CLIENT_KEY_TAGS, ModelVersionTag
+from ._registry import ModelInfo
+from ._validation import MAX_METRICS_PER_BATCH
+
+if TYPE_CHECKING:
+    from ._capabilities import Capabilities
+    from ._formats.schema import ModelSignature
+    from ._protocol.entities import Metric, ModelVersion, Run
+    from ._protocol.messages import Endpoint, Request, Response
+    from ._transport import Transport
+
+__all__ = ["LoggedModelMethods"]
+
+_R = r.REGISTRY_ENDPOINTS
+_SEARCH_PAGES = 100
+"""Pages of logged models looked through when searching one experiment (a bounded look)."""
+
+T = TypeVar("T")
+RespT = TypeVar("RespT", bound="Response")
+
+
+class LoggedModelMethods:
+    """``log_model`` and MLflow 3's logged models; mixed into :class:`mlrelay.Client`."""
+
+    _transport: Transport
+
+    if TYPE_CHECKING:
+
+        def capabilities(self) -> Capabilities: ...
+
+        def get_run(self, run_id: str) -> Run: ...
+
+        def get_metric_history(
+            self, run_id: str, key: str, *, page_size: int = 25000
+        ) -> list[Metric]: ...
+
+        def log_artifacts(
+            self, run_id: str, local_dir: str, artifact_path: str | None = None
+        ) -> None: ...
+
+        def send_log_batch(self, body: bytes) -> None: ...
+
+        def _exactly_once(self, send: Callable[[], T], find: Callable[[], T | None]) -> T: ...
+
+        def _call(
+            self, endpoint: Endpoint[Any, RespT], request: Request, feature: str = ...
+        ) -> RespT: ...
+
+        def _require_registry(self) -> None: ...
+
+        def register_model(
+            self, model_uri: str, name: str, *, await_registration_for: float = 300.0
+        ) -> ModelVersion: ...
+
+    def log_model(
+        self,
+        run_id: str,
+        model: Any,
+        name: str = "model",
+        *,
+        flavor: str | None = None,
+        signature: ModelSignature | Mapping[str, str | None] | None = None,
+        input_example: Any = None,
+        pip_requirements: Sequence[str] | None = None,
+        registered_model_name: str | None = None,
+    ) -> ModelInfo:
+        """Log a model of run ``run_id`` in MLflow's format, named ``name``.
+
+        ``model`` is a scikit-learn estimator (or any picklable object with ``predict``), an
+        object with ``predict(context, model_input)``, a plain function, or an ONNX model
+        (bytes, a ``.onnx`` path, an ``onnx.ModelProto``; or ``flavor="onnx"``); or a
+        ``mlrelay._formats.models.ModelSpec`` (a model of any flavor with its options, as
+        ``mlrelay.sklearn.log_model`` and the other flavor modules build it).
+
+        On MLflow 3 the model is a logged model linked to the run, its params and its
+        metrics, and ``model_uri`` is ``models:/<model_id>``; on MLflow 2 it is stored in
+        the run's artifacts and ``model_uri`` is ``runs:/<run_id>/<name>`` (see the module
+        docstring). Either way it loads with ``mlflow.pyfunc.load_model`` by the returned
+        ``model_uri`` and by ``runs:/<run_id>/<name>``.
+
+        Raises:
+            ValidationError: the model has no predict method or cannot be pickled (nothing
+                is created on the server).
+            RegistryNotSupportedError: ``registered_model_name`` on a server without a
+                registry (nothing is created on the server).
+        """
+        from ._formats.models import for_mlflow_2, save_model
+
+        if registered_model_name:
+            self._require_registry()  # before anything is created
+        logged_models = self.capabilities().logged_models
+        if not logged_models:
+            model = for_mlflow_2(model, flavor)
+        with tempfile.TemporaryDirectory(prefix="mlrelay-model-") as tmp:
+            folder = Path(tmp)
+            mlmodel = save_model(
+                model, folder, input_example=input_example, signature=signature,
+                pip_requirements=pip_requirements, run_id=run_id, artifact_path=name,
+                flavor=flavor,
+            )  # fmt: skip
+            model_id = None
+            if logged_models:
+                model_id, mlmodel = self._log_logged_model(run_id, name, folder, mlmodel)
+            else:
+                self._log_run_model(run_id, name, folder, mlmodel)
+        version = None
+        if registered_model_name:  # as MLflow 3 does, by the logged model when there is one
+            source = f"models:/{model_id}" if model_id else f"runs:/{run_id}/{name}"
+            version = self.register_model(source, registered_model_name)
+        return ModelInfo.of(mlmodel, run_id, name, model_id=model_id, model_version=version)
+
+    def _log_run_model(self, run_id: str, name: str, folder: Path, mlmodel: Any) -> None:
+        """MLflow 2: the files in the run's artifacts, the model in the run's history tag
+        (with the fields MLflow's client records there: an older server refuses others, such
+        as a signature in a newer schema format)."""
+        self.log_artifacts(run_id, str(folder), name)
+        flavors = {
+            flavor: {k: v for k, v in conf.items() if k != "config"}
+            for flavor, conf in mlmodel.get("flavors", {}).items()
+        }
+        record = {
+            **{k: mlmodel[k] for k in ("utc_time_created", "model_uuid") if k in mlmodel},
+            "run_id": run_id,
+            "artifact_path": name,
+            "flavors": flavors,
+        }
+        request = r.LogModel(run_id=run_id, model_json=json.dumps(record))
+        self._call(_R.log_model, request, "runs/log-model")
+
+    def _log_logged_model(
+        self, run_id: str, name: str, folder: Path, mlmodel: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """MLflow 3: create the logged model, link it to the run and its metrics, record it
+        in ``MLmodel``, upload the folder once; returns its id and the MLmodel written."""
+        from ._formats.models import stamp_logged_model
+
+        info = self._create_logged_model(self.get_run(run_id), name)
+        model_id = info.model_id
+        outputs = r.LogOutputs(run_id=run_id, models=[r.LoggedModelOutput(model_id=model_id)])
+        self._call(_R.log_outputs, outputs, "logged models")
+        self._link_metrics(run_id, model_id, step=0)
+        location = str(info.artifact_uri)
+        mlmodel = stamp_logged_model(folder, mlmodel, model_id=model_id, artifact_path=location)
+        self._upload_logged_model(model_id, location, folder)
+        return model_id, mlmodel
+
+    def _create_logged_model(self, run: Run, name: str) -> r.LoggedModelInfo:
+        """Create the logged model exactly once (a client key among its hidden tags), with
+        the run's params and context tags, as MLflow 3's client creates it."""
+        context = {
+            k: v
+            for k, v in run.data.tags_dict.items()
+            if k == "mlflow.user" or k.startswith("mlflow.source.")
+        }
+        key = uuid.uuid4().hex
+        experiment_id = str(run.info.experiment_id)
+        request = r.CreateLoggedModel(
+            experiment_id=experiment_id,
+            name=name,
+            source_run_id=run.info.run_id,
+            tags=[*_pairs(context), ModelVersionTag(key=CLIENT_KEY_TAG, value=key)],
+            params=_pairs(run.data.params_dict),
+        )
+
+        def find() -> r.LoggedModelInfo | None:
+            return next(
+                (m for m in self._logged_models(experiment_id, name) if _has_key(m, key)), None
+            )
+
+        return self._exactly_once(
+            lambda: self._call(_R.create_logged_model, request, "logged models").model.info,
+            find,
+        )
+
+    def _link_metrics(self, run_id: str, model_id: str, *, step: int) -> None:
+        """Re-log the run's metric points at ``step`` with the model's id, as MLflow 3's
+        client does: the logged model's metrics are these points."""
+        points = [
+            {
+                "key": m.key,
+                "value": encode_number(m.value),
+                "timestamp": m.timestamp,
+                "step": m.step,
+                "model_id": model_id,
+            }
+            for key in self.get_run(run_id).data.metrics_dict
+            for m in self.get_metric_history(run_id, key)
+            if m.step == step and getattr(m, "model_id", None) is None
+        ]
+        for start in range(0, len(points), MAX_METRICS_PER_BATCH):
+            body = {"run_id": run_id, "metrics": points[start : start + MAX_METRICS_PER_BATCH]}
+            self.send_log_batch(json.dumps(body).encode())
+
+    def _upload_logged_model(self, model_id: str, location: str, folder: Path) -> None:
+        """Upload the folder to the logged model's location and mark it ready; a failed
+        upload marks it failed (and raises)."""
+        from ._artifacts import upload_dir
+
+        finalize = r.logged_model_endpoint("PATCH", model_id)
+        multipart = self.capabilities().multipart_uploads
+        try:
+            upload_dir(self._transport, location, folder, None, multipart=multipart)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                failed = r.FinalizeLoggedModel(
+                    model_id=model_id, status="LOGGED_MODEL_UPLOAD_FAILED"
+                )
+                self._call(finalize, failed, "logged models")
+            raise
+        ready = r.FinalizeLoggedModel(model_id=model_id, status="LOGGED_MODEL_READY")
+        self._call(finalize, ready, "logged models")
+
+    def _logged_models(self, experiment_id: str, name: str) -> list[r.LoggedModelInfo]:
+        """The experiment's logged models named ``name``, newest first (a bounded look)."""
+        found: list[r.LoggedModelInfo] = []
+        token = None
+        quoted = name.replace("'", "\\'")
+        for _ in range(_SEARCH_PAGES):
+            request = r.SearchLoggedModels(
+                experiment_ids=[experiment_id], filter=f"name = '{quoted}'", page_token=token
+            )
+            page = self._call(_R.search_logged_models, request, "logged models")
+            # the name is checked here too: some servers ignore the filter
+            found += [m.info for m in page.models if m.info.name == name]
+            token = page.next_page_token
+            if not token:
+                break
+        return sorted(found, key=lambda m: -int(getattr(m, "creation_timestamp_ms", 0) or 0))
+
+    def run_logged_model(self, run_id: str, name: str) -> r.LoggedModelInfo | None:
+        """The newest logged model named ``name`` whose source is run ``run_id`` (what
+        ``runs:/<run_id>/<name>`` names on MLflow 3), or None (also on MLflow 2 servers)."""
+        if not name or not self.capabilities().logged_models:
+            return None
+        experiment_id = str(self.get_run(run_id).info.experiment_id)
+        return next(
+            (m for m in self._logged_models(experiment_id, name) if m.source_run_id == run_id),
+            None,
+        )
+
+
+def _pairs(values: Mapping[str, Any]) -> list[ModelVersionTag]:
+    return [ModelVersionTag(key=str(k), value=str(v)) for k, v in values.items()]
+
+
+def _has_key(model: r.LoggedModelInfo, key: str) -> bool:
+    return any(t.key in CLIENT_KEY_TAGS and t.value == key for t in model.tags)

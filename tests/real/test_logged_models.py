@@ -1,0 +1,141 @@
+"""One ``log_model`` on MLflow 3 lands what MLflow 3's own client lands, read back through
+MLflow's own client: one logged model, its files stored once (with the model, not in the
+run's artifacts), linked to the run's params and metrics, ``MLmodel`` with MLflow 3's
+fields, no ``mlflow.log-model.history`` tag, and ``runs:/<run_id>/<name>`` still naming it.
+
+The same script is run with ``mlflow`` and with ``mlrelay`` as ``mlflow`` in this process,
+each into its own experiment of one real MLflow 3.17.2 server.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+import mlrelay
+from tests._servers import RunningServer
+
+pytestmark = pytest.mark.real
+
+HIDDEN = {"mlflow.mlrelay.clientKey"}
+"""mlrelay's exactly-once key, under MLflow's system-tag prefix."""
+
+GIT = "mlflow.source.git."
+"""mlrelay records the git commit and branch wherever it runs in a checkout; MLflow's
+client does only when GitPython is installed (not here): left out of the comparison."""
+
+
+def _train() -> tuple[Any, Any]:
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    return LogisticRegression(max_iter=300).fit(X, y), X
+
+
+def _log(flavor: ModuleType, url: str, model: Any, X: Any) -> tuple[str, Any]:
+    """MLflow's tutorial: params, a metric over two steps, then ``sklearn.log_model``."""
+    flavor.set_tracking_uri(url)
+    flavor.set_experiment(f"{flavor.__name__}-{uuid.uuid4().hex[:8]}")
+    with flavor.start_run() as run:
+        flavor.log_params({"C": 1.0, "solver": "lbfgs"})
+        flavor.log_metric("accuracy", 0.9)
+        flavor.log_metric("accuracy", 0.95, step=1)
+        flavor.log_metric("loss", 0.3)
+        info = flavor.sklearn.log_model(model, name="model", input_example=X[:3])
+    return run.info.run_id, info
+
+
+def _tree(client: Any, run_id: str, path: str) -> list[str]:
+    """Every file below ``path`` in the run, as MLflow's client lists it."""
+    found: list[str] = []
+    for f in client.list_artifacts(run_id, path):
+        found += _tree(client, run_id, f.path) if f.is_dir else [f.path]
+    return sorted(found)
+
+
+def _landed(client: Any, run_id: str, info: Any, tmp: Path) -> dict[str, Any]:
+    """What one side landed, read with MLflow's client, without ids and times."""
+    import mlflow
+
+    model = client.get_logged_model(info.model_id)
+    mlmodel = yaml.safe_load(
+        Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{model.artifact_location}/MLmodel", dst_path=str(tmp)
+            )
+        ).read_text()
+    )
+    run = client.get_run(run_id)
+    return {
+        "run root": _tree(client, run_id, ""),
+        "run model files": _tree(client, run_id, "model"),
+        "model files": sorted(
+            f.path for f in client.list_logged_model_artifacts(info.model_id) if not f.is_dir
+        ),
+        "run tags": sorted(
+            k for k in run.data.tags if k not in HIDDEN | {"mlflow.runName"} and GIT not in k
+        ),
+        "run user": bool(run.info.user_id),
+        "outputs": [o.model_id for o in run.outputs.model_outputs],
+        "model": (model.name, model.status.to_proto(), model.source_run_id == run_id),
+        "model params": model.params,
+        "model metrics": sorted((m.key, m.value, m.step) for m in model.metrics or []),
+        "model tags": sorted(k for k in model.tags if k not in HIDDEN and GIT not in k),
+        "MLmodel keys": sorted(mlmodel),
+        "MLmodel ids": (mlmodel["model_id"], mlmodel["model_uuid"], mlmodel["run_id"]),
+        "MLmodel location": mlmodel["artifact_path"] == model.artifact_location,
+        "info": (info.model_uri, info.name, info.artifact_path == model.artifact_location),
+    }
+
+
+def _without_ids(landed: dict[str, Any], run_id: str, model_id: str) -> dict[str, Any]:
+    text = repr(landed).replace(run_id, "<run>").replace(model_id, "<model>")
+    return dict(eval(text, {}))  # our own repr of plain values
+
+
+@pytest.mark.filterwarnings("ignore:.*Any type hint:UserWarning")  # MLflow's own client warns
+def test_one_log_model_lands_as_mlflow_3_lands_it(
+    mlflow_real: RunningServer, tmp_path: Path
+) -> None:
+    """The same tutorial logged by MLflow's client and by mlrelay lands the same logged model,
+    files, links, MLmodel fields and run tags, as MLflow's client reads them."""
+    import mlflow
+
+    model, X = _train()
+    client = mlflow.MlflowClient(mlflow_real.url)
+    sides = {}
+    for flavor in (mlflow, mlrelay):
+        run_id, info = _log(flavor, mlflow_real.url, model, X)
+        landed = _landed(client, run_id, info, tmp_path / flavor.__name__)
+        sides[flavor.__name__] = _without_ids(landed, run_id, info.model_id)
+    theirs, ours = sides["mlflow"], sides["mlrelay"]
+    assert theirs["run model files"] == [f"model/{f}" for f in theirs["model files"]]  # once
+    assert theirs["model metrics"] == [("accuracy", 0.9, 0), ("loss", 0.3, 0)]
+    for field in theirs:
+        assert ours[field] == theirs[field], (
+            f"{field}: mlflow {theirs[field]} mlrelay {ours[field]}"
+        )
+
+
+def test_runs_uri_names_the_logged_model(mlflow_real: RunningServer, tmp_path: Path) -> None:
+    """``runs:/<run_id>/model`` loads, downloads and registers the logged model mlrelay
+    stored with the model (not in the run's artifacts), as it does for MLflow 3's client."""
+    model, X = _train()
+    run_id, info = _log(mlrelay, mlflow_real.url, model, X)
+    uri = f"runs:/{run_id}/model"
+    expected = list(model.predict(X[:5]))
+    assert list(mlrelay.pyfunc.load_model(uri).predict(X[:5])) == expected
+    with mlrelay.Client(tracking_uri=mlflow_real.url) as client:
+        assert client.list_run_artifacts(run_id) == []
+        local = Path(client.download_artifacts(run_id, "model", str(tmp_path)))
+        assert local == tmp_path / "model"
+        assert (local / "MLmodel").is_file()
+        assert (local / "serving_input_example.json").is_file()
+        version = client.register_model(uri, f"iris-{uuid.uuid4().hex[:8]}")
+    assert version.source == f"models:/{info.model_id}"  # as MLflow 3 registers it
