@@ -18,6 +18,7 @@ ids replaced by the paired run's or model's label.
 from __future__ import annotations
 
 import json
+import math
 import re
 import tempfile
 import warnings
@@ -82,11 +83,24 @@ class Report:
     differences: list[Difference] = field(default_factory=list)
     compared: list[str] = field(default_factory=list)
 
+    rel: float = 0.0  # relative tolerance for floats; 0: exactly equal
+
     def check(self, run: str, name: str, theirs: Any, ours: Any) -> None:
         """Record a difference when the two values are not equal."""
         self.compared.append(f"{run}:{name}")
-        if theirs != ours:
+        if not _same(theirs, ours, self.rel):
             self.differences.append(Difference(self.script, run, name, theirs, ours))
+
+
+def _same(a: Any, b: Any, rel: float) -> bool:
+    """Equal; floats (also inside lists, tuples and dicts) within ``rel`` when it is > 0."""
+    if rel and isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=rel)
+    if rel and isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y, rel) for x, y in zip(a, b, strict=True))
+    if rel and isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k], rel) for k in a)
+    return bool(a == b)
 
 
 @dataclass
@@ -155,6 +169,17 @@ def _tree(theirs: _Side, ours: _Side, prefix: str, parents: tuple[str | None, st
             yield from _tree(theirs, ours, path, (a.info.run_id, b.info.run_id))
 
 
+def _run_lister(client: Any, run: Any, v3: bool) -> Callable[[str | None], list[Any]]:
+    """``list_artifacts`` of the run: MLflow's client on MLflow 3; on a 2.x server the run's
+    artifact repository (MLflow 3's client also looks among logged models, which 2.x has not)."""
+    if v3:
+        return lambda p: client.list_artifacts(run.info.run_id, p)
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repo = get_artifact_repository(run.info.artifact_uri)
+    return lambda p: repo.list_artifacts(p)
+
+
 def _listing(lister: Callable[[str | None], list[Any]], path: str | None = None) -> list[str]:
     """Every file and folder below ``path``, recursively (folders end with /)."""
     out: list[str] = []
@@ -215,7 +240,7 @@ def _inputs(run: Any) -> list[tuple[Any, ...]]:
     )  # fmt: skip
 
 
-def _compare_run(report: Report, client: Any, path: str, a: Any, b: Any) -> None:
+def _compare_run(report: Report, client: Any, path: str, a: Any, b: Any, v3: bool) -> None:
     report.check(path, "status", a.info.status, b.info.status)
     report.check(path, "lifecycle_stage", a.info.lifecycle_stage, b.info.lifecycle_stage)
     report.check(path, "user_id", a.info.user_id, b.info.user_id)
@@ -228,8 +253,8 @@ def _compare_run(report: Report, client: Any, path: str, a: Any, b: Any) -> None
     report.check(path, "dataset inputs", _inputs(a), _inputs(b))
     report.check(
         path, "artifacts (recursive list_artifacts)",
-        _listing(lambda p: client.list_artifacts(a.info.run_id, p)),
-        _listing(lambda p: client.list_artifacts(b.info.run_id, p)),
+        _listing(_run_lister(client, a, v3)),
+        _listing(_run_lister(client, b, v3)),
     )  # fmt: skip
 
 
@@ -309,11 +334,10 @@ def _predict(uri: str, data: Any) -> Any:
     with warnings.catch_warnings(), tempfile.TemporaryDirectory() as tmp:
         warnings.simplefilter("ignore")
         try:
-            if uri.startswith("runs:/"):
-                # MLflow 3's loader looks runs:/ up among logged models, which a 2.x server
-                # has not: fetch the model's files as MLflow 2 would, then load them.
-                run_id, _, path = uri.removeprefix("runs:/").partition("/")
-                uri = mlflow.MlflowClient().download_artifacts(run_id, path, tmp)
+            if uri.startswith("mlflow-artifacts:"):
+                # a 2.x server's run artifacts (MLflow 3's runs:/ resolution looks among
+                # logged models, which 2.x has not): fetch the files, then load them.
+                uri = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
             predicted = mlflow.pyfunc.load_model(uri).predict(data)
         except Exception as exc:
             return f"{type(exc).__name__}: {str(exc)[:300]}"
@@ -329,9 +353,9 @@ def _models_of(run: Any, side: _Side, client: Any) -> dict[str, str]:
             for m in side.models
             if m.source_run_id == run.info.run_id
         }
-    listing = _listing(lambda p: client.list_artifacts(run.info.run_id, p))
+    listing = _listing(_run_lister(client, run, False))
     return {
-        p.rsplit("/", 1)[0]: f"runs:/{run.info.run_id}/{p.rsplit('/', 1)[0]}"
+        p.rsplit("/", 1)[0]: f"{run.info.artifact_uri}/{p.rsplit('/', 1)[0]}"
         for p in listing
         if p.endswith("/MLmodel")
     }
@@ -402,12 +426,15 @@ def _compare_registry(report: Report, client: Any, sides: tuple[_Side, _Side], d
 
 
 def compare(
-    script: str, tracking_uri: str, suffixes: tuple[str, str], data: Any, *, logged_models: bool
-) -> Report:
+    script: str, tracking_uri: str, suffixes: tuple[str, str], data: Any, *,
+    logged_models: bool, rel: float = 0.0,
+) -> Report:  # fmt: skip
     """Everything the two sides (experiments named ``*<suffix>``) logged, compared.
 
     ``data`` is the input the models' predictions are compared on (None: not compared);
-    ``logged_models`` says whether the server has MLflow 3's logged models.
+    ``logged_models`` says whether the server has MLflow 3's logged models; ``rel`` is the
+    relative tolerance for floats (0, exact, when both sides run the same numpy and
+    scikit-learn; MLflow 2.7.1's venv has older ones, whose results differ in the last bits).
     """
     import mlflow
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri
@@ -415,14 +442,14 @@ def compare(
     client = mlflow.MlflowClient(tracking_uri)
     # pyfunc.load_model resolves models:/ URIs through the global tracking URI
     with _use_tracking_uri(tracking_uri):
-        report = Report(script)
+        report = Report(script, rel=rel)
         theirs, ours = (_side(client, s, logged_models) for s in suffixes)
         report.check("experiments", "count", len(theirs.experiment_ids), len(ours.experiment_ids))
         for path, a, b in list(_tree(theirs, ours, "", (None, None))):
             if a is None or b is None:
                 report.check(path, "run exists", a is not None, b is not None)
                 continue
-            _compare_run(report, client, path, a, b)
+            _compare_run(report, client, path, a, b, logged_models)
             _compare_models(report, client, path, (a, b), (theirs, ours), data)
         _compare_registry(report, client, (theirs, ours), data)
         return report
