@@ -1,0 +1,1 @@
+"""MLflow-style scripts, and the runner that compares what MLflow and mlrelay log."""

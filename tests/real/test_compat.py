@@ -1,0 +1,258 @@
+"""The compatibility suite: MLflow-style scripts (tests/compat/scripts/), each run twice
+against the same real MLflow server, once as written with MLflow's own client and once with
+only its imports changed to mlrelay and MLflow's package unimportable; what the two runs
+landed is then compared through MLflow's own client (tests/compat/_compare.py says what is
+compared and what is not).
+
+A case fails with every difference listed (script, run, field, both values). Differences
+that are known gaps being fixed elsewhere (KNOWN_GAPS) make the case an expected failure:
+``xfail(strict=True, raises=KnownGap)``, so an unexplained difference still fails it, and
+it turns into a failure once the gap is closed, for the mark to be removed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests._servers import RunningServer
+from tests.compat._compare import Difference, Report, compare
+from tests.compat._runner import SCRIPTS, Outcome, Zygotes, rewrite_imports, run_pair
+from tests.conftest import MLFLOW27_VENV
+
+pytestmark = [pytest.mark.real, pytest.mark.slow]
+
+
+class KnownGap(AssertionError):
+    """Every difference found is one of the known gaps (KNOWN_GAPS)."""
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A known difference, fixed elsewhere, and how to recognise it."""
+
+    name: str
+    matches: Callable[[Difference], bool]
+
+
+def _extra(theirs: list[str], ours: list[str]) -> list[str] | None:
+    """What ``ours`` lists beyond ``theirs`` (duplicates count), None if it lacks any entry."""
+    rest = list(ours)
+    for entry in theirs:
+        if entry not in rest:
+            return None
+        rest.remove(entry)
+    return rest
+
+
+def _model_files_in_run(d: Difference) -> bool:
+    """The run's artifacts hold, on top of MLflow's, whole model folders (with an MLmodel)
+    that MLflow 3 keeps only in the logged-model store; or the run has the
+    ``mlflow.log-model.history`` tag, which MLflow 3 no longer writes."""
+    if d.field == "tag keys":
+        return _extra(d.mlflow, d.mlrelay) == ["mlflow.log-model.history"]
+    if d.field != "artifacts (recursive list_artifacts)":
+        return False
+    extra = _extra(d.mlflow, d.mlrelay)
+    if not extra:
+        return False
+    folders = {p.split("/", 1)[0] for p in extra}
+    return all(f"{f}/MLmodel" in extra and not any(p.startswith(f"{f}/") for p in d.mlflow)
+               for f in folders)  # fmt: skip
+
+
+def _model_not_linked(d: Difference) -> bool:
+    """The logged model has none of its run's params or metrics, which MLflow links."""
+    return " model " in d.run and d.field in ("params", "metrics") and not d.mlrelay and d.mlflow
+
+
+def _set_experiment_returns_id(d: Difference) -> bool:
+    """The script stops where it reads ``set_experiment(...).experiment_id``."""
+    return d.field == "exit status" and "'str' object has no attribute 'experiment_id'" in str(
+        d.mlrelay
+    )
+
+
+ONE_LOGGED_MODEL = "MLflow 3: model files also stored in the run's artifacts (listed twice) and a mlflow.log-model.history tag (lead: one log_model = one logged model)"  # noqa: E501
+LINKED = "MLflow 3: the logged model is not linked to the run's params and metrics (lead)"
+SET_EXPERIMENT = "mlflow.set_experiment returns an id, not an Experiment (lead)"
+KNOWN_GAPS = [
+    Gap(ONE_LOGGED_MODEL, _model_files_in_run),
+    Gap(LINKED, _model_not_linked),
+    Gap(SET_EXPERIMENT, _set_experiment_returns_id),
+]
+
+
+def _pickled_not_skops(d: Difference) -> bool:
+    """mlrelay writes scikit-learn models in pickle format (README: readable by MLflow 2.x
+    and 3.x) where MLflow 3.17 writes skops: ``model.pkl`` for ``model.skops`` and no
+    ``skops_trusted_types`` in the sklearn flavor; nothing else may differ."""
+    if d.field.startswith("artifacts"):
+        return [p.replace("model.skops", "model.pkl") for p in d.mlflow] == d.mlrelay
+    if d.field == "MLmodel flavors" and isinstance(d.mlflow, dict) and "sklearn" in d.mlflow:
+        theirs = dict(
+            d.mlflow, sklearn=[k for k in d.mlflow["sklearn"] if k != "skops_trusted_types"]
+        )
+        return bool(theirs == d.mlrelay)
+    return False
+
+
+# Differences by design, documented in README: listed in a failure's message, never a failure.
+DOCUMENTED = [Gap("sklearn models pickled, not skops (README)", _pickled_not_skops)]
+
+
+def _branch_tag_on_2x(d: Difference) -> bool:
+    """mlrelay records ``mlflow.source.git.branch`` as MLflow 3's client does; MLflow 2.7.1's
+    client does not record it."""
+    return d.field == "tag keys" and _extra(d.mlflow, d.mlrelay) == ["mlflow.source.git.branch"]
+
+
+def _serving_example_on_2x(d: Difference) -> bool:
+    """mlrelay writes MLflow 3's ``serving_input_example.json`` next to an input example;
+    MLflow 2.7.1's client does not."""
+    extra = _extra(d.mlflow, d.mlrelay) if d.field.startswith("artifacts") else None
+    return bool(extra) and all(p.endswith("/serving_input_example.json") for p in extra or [])
+
+
+# Differences between MLflow 2.7.1's client and MLflow 3's, where mlrelay writes as MLflow 3.
+DOCUMENTED_27 = [
+    *DOCUMENTED,
+    Gap("git branch tag (MLflow 3's client records it)", _branch_tag_on_2x),
+    Gap("serving_input_example.json (MLflow 3's client writes it)", _serving_example_on_2x),
+]
+
+
+def _xfail(*gaps: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(strict=True, raises=KnownGap, reason="known gaps: " + "; ".join(gaps))
+
+
+CASES = [
+    pytest.param("elastic_net_wine", marks=_xfail(ONE_LOGGED_MODEL, LINKED)),
+    pytest.param("logistic_regression", marks=_xfail(SET_EXPERIMENT)),
+    pytest.param("pyfunc_artifacts", marks=_xfail(ONE_LOGGED_MODEL, LINKED)),
+    pytest.param("remote_server_flow"),
+    pytest.param("autolog_pipeline"),
+    pytest.param("autolog_grid_search"),
+    pytest.param("xgboost_autolog"),
+    pytest.param("lightgbm_autolog"),
+    pytest.param("registry_aliases"),
+]
+CASES_27 = [pytest.param("elastic_net_wine"), pytest.param("remote_server_flow")]
+
+
+@pytest.fixture(scope="session")
+def zygotes(tmp_path_factory: pytest.TempPathFactory, session_home: Path) -> Iterator[Zygotes]:
+    """Warm interpreters for the MLflow 3 and mlrelay sides, importing while the servers
+    start (request this fixture before the server's); MLflow 2.7.1's on first use."""
+    found = Zygotes(
+        tmp_path_factory.mktemp("compat-zygotes"),
+        mlflow27_python=str(MLFLOW27_VENV / "bin" / "python"),
+    )
+    found.start("mlflow", "mlrelay")
+    yield found
+    found.close()
+
+
+def _prediction_input(script: str) -> Any:
+    """The script's ``prediction_input()``, if it has one (importing it trains nothing)."""
+    spec = importlib.util.spec_from_file_location(f"compat_{script}", SCRIPTS / f"{script}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    maker = getattr(module, "prediction_input", None)
+    return maker() if maker else None
+
+
+def _judge(
+    script: str, url: str, outcomes: list[Outcome], *, logged_models: bool, rel: float = 0.0
+) -> Report:
+    theirs, ours = outcomes
+    assert theirs.returncode == 0, (
+        f"{script} fails with MLflow's own client (exit {theirs.returncode}):\n" + theirs.log_tail()
+    )
+    report = compare(
+        script, url, (theirs.suffix, ours.suffix), _prediction_input(script),
+        logged_models=logged_models, rel=rel,
+    )  # fmt: skip
+    if ours.returncode != 0:
+        report.differences.insert(
+            0, Difference(script, "-", "exit status", 0, f"{ours.returncode}\n{ours.log_tail()}")
+        )
+    return report
+
+
+def _verdict(report: Report, documented: list[Gap] = DOCUMENTED) -> None:
+    """Fail on any unexplained difference; raise KnownGap when only known gaps remain."""
+    differences = [d for d in report.differences if not any(g.matches(d) for g in documented)]
+    if not differences:
+        return
+    text = "\n".join(str(d) for d in report.differences)
+    if any(_set_experiment_returns_id(d) for d in differences):
+        # the script stopped there: what it did not log cannot be compared
+        raise KnownGap(f"the mlrelay side stops at a known gap ({SET_EXPERIMENT}):\n{text}")
+    unexplained = [d for d in differences if not any(g.matches(d) for g in KNOWN_GAPS)]
+    if unexplained:
+        pytest.fail(
+            f"{len(unexplained)} unexplained difference(s) of {len(report.differences)}:\n"
+            + "\n".join(str(d) for d in unexplained)
+            + f"\n--- all differences ---\n{text}",
+            pytrace=False,
+        )
+    gaps = sorted({g.name for d in differences for g in KNOWN_GAPS if g.matches(d)})
+    raise KnownGap(f"only known gaps ({', '.join(gaps)}):\n{text}")
+
+
+@pytest.mark.parametrize("script", CASES)
+def test_script_lands_what_mlflow_lands(
+    script: str, zygotes: Zygotes, mlflow_real: RunningServer, tmp_path: Path
+) -> None:
+    """With the import changed to mlrelay, the script lands on MLflow 3.17.2 what MLflow's
+    client lands: runs, params, metric histories, tags, artifacts, models and predictions."""
+    outcomes = run_pair(script, mlflow_real.url, tmp_path, zygotes.sides("mlflow"))
+    _verdict(_judge(script, mlflow_real.url, outcomes, logged_models=True))
+
+
+@pytest.mark.parametrize("script", CASES_27)
+def test_script_lands_what_mlflow_27_lands(
+    script: str, zygotes: Zygotes, mlflow27: RunningServer, tmp_path: Path
+) -> None:
+    """With the import changed to mlrelay, the script lands on MLflow 2.7.1 what MLflow
+    2.7.1's own client lands: runs, params, metric histories, tags, artifacts, predictions."""
+    outcomes = run_pair(script, mlflow27.url, tmp_path, zygotes.sides("mlflow27"))
+    report = _judge(script, mlflow27.url, outcomes, logged_models=False, rel=1e-12)
+    _verdict(report, DOCUMENTED_27)
+
+
+def test_rewrite_changes_only_the_mlflow_imports() -> None:
+    """Every form of MLflow import is rewritten to mlrelay binding the same names; nothing
+    else changes, line for line."""
+    source = (
+        "import os, mlflow\n"
+        "import mlflow.sklearn\n"
+        "import mlflow.pyfunc as pf  # keep\n"
+        "from mlflow.models import infer_signature, ModelSignature as S\n"
+        "from mlflow import MlflowClient\n"
+        "if True:\n"
+        "    import mlflow.xgboost\n"
+        "x = 'import mlflow'  # from mlflow import y\n"
+        "import mlflowish\n"
+    )
+    assert rewrite_imports(source) == (
+        "import os, mlrelay as mlflow\n"
+        "import mlrelay as mlflow, mlrelay.sklearn\n"
+        "import mlrelay.pyfunc as pf  # keep\n"
+        "from mlrelay.models import infer_signature, ModelSignature as S\n"
+        "from mlrelay import MlflowClient\n"
+        "if True:\n"
+        "    import mlrelay as mlflow, mlrelay.xgboost\n"
+        "x = 'import mlflow'  # from mlflow import y\n"
+        "import mlflowish\n"
+    )
+    with pytest.raises(ValueError, match="multi-line"):
+        rewrite_imports("from mlflow import (\n    log_param,\n)\n")
