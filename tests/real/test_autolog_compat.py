@@ -158,7 +158,7 @@ def _models(client: Any, run: Any) -> dict[str, Any]:
         found[model.name] = {
             "files": files,
             "flavors": sorted(mlmodel.get("flavors", {})),
-            "signature": sorted(mlmodel.get("signature") or {}),
+            "signature": mlmodel.get("signature"),
             "params": dict(model.params or {}),
             "metrics": sorted({m.key for m in model.metrics or []}),
             "tags": _tags(model.tags or {}),

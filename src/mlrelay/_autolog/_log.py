@@ -173,9 +173,9 @@ def log_model(
     training data) and, when asked, the example itself, as MLflow's autologging does.
 
     ``predict`` replaces ``model.predict`` for the signature (an XGBoost booster wants a
-    DMatrix). ``flavor`` ``"xgboost"`` or ``"lightgbm"`` writes MLflow's flavor of that name
-    (with ``options``, e.g. ``model_format``), as MLflow's XGBoost and LightGBM autologging
-    do; otherwise the model writer picks the flavor by type (scikit-learn)."""
+    DMatrix). ``flavor`` (``"sklearn"``, ``"xgboost"``, ``"lightgbm"``) writes MLflow's flavor
+    of that name with ``options`` (``serialization_format``, ``model_format``), as MLflow's
+    autologging does; without it the model writer picks the flavor by the model's type."""
     from mlrelay._formats.models import infer_signature
 
     signature: Any = False

@@ -95,8 +95,8 @@ def autolog(
 
     Calling it again changes the options without patching anything twice; ``disable=True``
     puts back every original method (``LogisticRegression.fit is original`` again).
-    ``serialization_format`` is accepted for MLflow's signature; models are written in the
-    pickle format (cloudpickle when installed), which MLflow 2.x and 3.x both load.
+    Models are written in MLflow's ``sklearn`` flavor in ``serialization_format``
+    (``cloudpickle``, ``pickle`` or ``skops``), as MLflow writes them.
 
     Raises:
         ValidationError: ``max_tuning_runs`` is negative, or ``extra_tags`` is not a dict.
@@ -361,6 +361,8 @@ def _log_model(opts: dict[str, Any], model: Any, name: str, example: Any) -> Non
         log_input_examples=opts["log_input_examples"],
         log_model_signatures=opts["log_model_signatures"],
         registered_model_name=opts.get("registered_model_name") if name == "model" else None,
+        flavor="sklearn",
+        options={"serialization_format": opts.get("serialization_format") or "cloudpickle"},
     )
 
 
