@@ -3,9 +3,11 @@
 params and ``train``'s own arguments, per-iteration evaluation metrics with their step
 (``<data>-<metric>``, ``@`` spelled ``_at_``), early-stopping metrics, feature importances as
 ``feature_importance_<type>.json`` and, for ``<module>.train``, the booster as ``model``; and a
-patched ``fit`` of the scikit-learn wrappers that logs the fitted wrapper as ``model``.
+patched ``fit`` of the scikit-learn wrappers that logs the fitted wrapper as ``model``. Models
+are written in MLflow's ``xgboost`` / ``lightgbm`` flavor, as MLflow's autologging writes them.
 
-Not logged (MLflow does it): the ``feature_importance_<type>.png`` plots (matplotlib).
+With matplotlib importable, each importance type is also drawn as
+``feature_importance_<type>.png``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from . import _log
 from ._core import TrainingSession, guard, managed_run, options, user_run_active
+from ._plots import feature_importance_plot
 
 __all__ = ["Framework", "Training", "metric_key", "patched_data_init", "patched_train"]
 
@@ -35,6 +38,7 @@ class Framework:
     early_stopping: Callable[[Training, Any, tuple[Any, ...], dict[str, Any]], None]
     datasets: Callable[[tuple[Any, ...], dict[str, Any]], None]
     predict: Callable[[Any], Any] | None = None  # for the signature, when not model.predict
+    model_options: tuple[str, ...] = ()  # autolog options passed to the flavor writer
     examples: weakref.WeakKeyDictionary[Any, Any] = field(default_factory=weakref.WeakKeyDictionary)
 
 
@@ -137,6 +141,7 @@ def _train(
             values,
             indent=fw.json_indent,
         )
+        guard(fw.name, "plotting feature importances", feature_importance_plot, kind, values)
     if log_models and opts["log_models"]:
         train_set = args[1] if len(args) > 1 else kwargs.get(fw.train_set_arg)
         example = fw.examples.get(train_set) if train_set is not None else None
@@ -152,6 +157,8 @@ def _train(
             log_model_signatures=opts["log_model_signatures"],
             registered_model_name=opts.get("registered_model_name"),
             predict=predict,
+            flavor=fw.name,
+            options={k: opts[k] for k in fw.model_options if k in opts},
         )
     return model
 
@@ -160,7 +167,7 @@ def fit_wrapper_impl(
     integration: str, opts: dict[str, Any], original: Any, self: Any, args: Any, kwargs: Any
 ) -> Any:
     """The scikit-learn wrappers' ``fit``: train (logged by the patched ``train`` below it),
-    then log the fitted wrapper as ``model``."""
+    then log the fitted wrapper as ``model``, in the framework's flavor (``integration``)."""
     from .sklearn import example_rows, fit_inputs
 
     inputs = guard(integration, "reading the training data", fit_inputs, self.fit, args, kwargs)
@@ -177,5 +184,7 @@ def fit_wrapper_impl(
             log_input_examples=opts["log_input_examples"],
             log_model_signatures=opts["log_model_signatures"],
             registered_model_name=opts.get("registered_model_name"),
+            flavor=integration,
+            options={"model_format": opts["model_format"]} if "model_format" in opts else None,
         )
     return result

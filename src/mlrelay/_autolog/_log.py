@@ -166,24 +166,41 @@ def log_model(
     log_model_signatures: bool,
     registered_model_name: str | None = None,
     predict: Any = None,
+    flavor: str | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> None:
     """Log ``model`` with a signature inferred from ``example`` (the first rows of the
     training data) and, when asked, the example itself, as MLflow's autologging does.
 
     ``predict`` replaces ``model.predict`` for the signature (an XGBoost booster wants a
-    DMatrix)."""
-    from mlrelay._fluent_models import log_model as fluent_log_model
+    DMatrix). ``flavor`` (``"sklearn"``, ``"xgboost"``, ``"lightgbm"``) writes MLflow's flavor
+    of that name with ``options`` (``serialization_format``, ``model_format``), as MLflow's
+    autologging does; without it the model writer picks the flavor by the model's type."""
     from mlrelay._formats.models import infer_signature
 
-    signature = None
+    signature: Any = False
     if log_model_signatures and example is not None:
         predictor = model if predict is None else _Predictor(predict)
         signature = infer_signature(predictor, example)
-    fluent_log_model(
-        model,
+    example = example if log_input_examples else None
+    if flavor is None:
+        from mlrelay._fluent_models import log_model as fluent_log_model
+
+        fluent_log_model(
+            model,
+            name,
+            signature=signature or None,
+            input_example=example,
+            registered_model_name=registered_model_name,
+        )
+        return
+    from mlrelay._fluent_models import flavor_spec, log_spec
+
+    log_spec(
+        flavor_spec(flavor, model, options),
         name,
         signature=signature,
-        input_example=example if log_input_examples else None,
+        input_example=example,
         registered_model_name=registered_model_name,
     )
 

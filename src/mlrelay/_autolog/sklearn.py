@@ -27,8 +27,8 @@ One autologged ``fit`` logs, to the active run (or to a run started for it, tagg
   ``max_tuning_runs`` best by rank) with its params and ``mean_*``/``std_*``/``rank_*``
   results.
 
-Not logged (MLflow does it): the confusion-matrix, ROC and precision-recall PNGs, which
-need matplotlib and cost more than the rest together.
+- for classifiers, when matplotlib is importable: ``training_confusion_matrix.png`` and,
+  with two classes, ``training_roc_curve.png`` and ``training_precision_recall_curve.png``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from typing import Any
 
 from mlrelay._errors import ValidationError
 
-from . import _core, _log, _metrics
+from . import _core, _log, _metrics, _plots
 from ._core import TrainingSession, guard, managed_run, options, user_run_active
 
 __all__ = ["FLAVOR", "autolog"]
@@ -95,8 +95,8 @@ def autolog(
 
     Calling it again changes the options without patching anything twice; ``disable=True``
     puts back every original method (``LogisticRegression.fit is original`` again).
-    ``serialization_format`` is accepted for MLflow's signature; models are written in the
-    pickle format (cloudpickle when installed), which MLflow 2.x and 3.x both load.
+    Models are written in MLflow's ``sklearn`` flavor in ``serialization_format``
+    (``cloudpickle``, ``pickle`` or ``skops``), as MLflow writes them.
 
     Raises:
         ValidationError: ``max_tuning_runs`` is negative, or ``extra_tags`` is not a dict.
@@ -323,6 +323,9 @@ def _log_after(
     integration: str, opts: dict[str, Any], estimator: Any, x: Any, y: Any, weight: Any
 ) -> None:
     example = example_rows(x) if x is not None else None
+    if hasattr(estimator, "best_params_"):  # before the model, whose params MLflow links
+        best = {f"best_{k}": v for k, v in estimator.best_params_.items()}
+        guard(integration, "logging best params", _log.log_params, integration, best)
     if opts["log_models"]:
         guard(integration, "logging the model", _log_model, opts, estimator, "model", example)
     if y is not None and x is not None:
@@ -337,9 +340,17 @@ def _log_after(
             opts.get("pos_label"),
         )
         _log.log_metrics(integration, metrics or {})
+        if _is_classifier(estimator):
+            guard(integration, "plots", _plots.classifier_plots, estimator, x, y, weight)
     guard(integration, "logging estimator.html", _log_html, estimator)
     if _is_search(estimator):
         _log_search(integration, opts, estimator, x, y, example)
+
+
+def _is_classifier(estimator: Any) -> bool:
+    from sklearn.base import is_classifier
+
+    return bool(is_classifier(estimator))
 
 
 def _log_model(opts: dict[str, Any], model: Any, name: str, example: Any) -> None:
@@ -350,6 +361,8 @@ def _log_model(opts: dict[str, Any], model: Any, name: str, example: Any) -> Non
         log_input_examples=opts["log_input_examples"],
         log_model_signatures=opts["log_model_signatures"],
         registered_model_name=opts.get("registered_model_name") if name == "model" else None,
+        flavor="sklearn",
+        options={"serialization_format": opts.get("serialization_format") or "cloudpickle"},
     )
 
 
@@ -470,9 +483,6 @@ def _log_search(
             integration,
             {"best_cv_score": search.best_score_},
         )
-    if hasattr(search, "best_params_"):
-        best = {f"best_{k}": v for k, v in search.best_params_.items()}
-        guard(integration, "logging best params", _log.log_params, integration, best)
     if hasattr(search, "cv_results_"):
         dataset = _log.dataset_of(x, y) if opts["log_datasets"] and x is not None else None
         guard(

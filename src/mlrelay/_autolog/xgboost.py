@@ -43,8 +43,8 @@ def autolog(
     """Turn XGBoost autologging on (or off, with ``disable=True``), as
     ``mlflow.xgboost.autolog`` does; see the module docstring for what is logged.
 
-    ``model_format`` is accepted for MLflow's signature; the model is written by mlrelay's
-    model writer (today MLflow's sklearn flavor, pickled).
+    Models are written in MLflow's ``xgboost`` flavor, in ``model_format`` (``ubj``,
+    ``json`` or ``xgb``).
 
     Raises:
         ValidationError: ``extra_tags`` is not a dict.
@@ -106,6 +106,7 @@ def _framework(xgboost: Any) -> Framework:
             early_stopping=_early_stopping,
             datasets=_datasets,
             predict=lambda model: lambda x: model.predict(xgboost.DMatrix(x)),
+            model_options=("model_format",),
         )
     return _fw
 
