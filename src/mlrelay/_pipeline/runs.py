@@ -648,7 +648,7 @@ def _system_tags(start: _Start) -> dict[str, str]:
     script = sys.argv[0] if sys.argv and sys.argv[0] else None
     tags = {
         "mlflow.user": user,
-        "mlflow.source.name": os.path.basename(script) if script else "<console>",
+        "mlflow.source.name": script or "<console>",  # as invoked, as MLflow records it
         "mlflow.source.type": "LOCAL",
     }
     if session.git_tags is None:
