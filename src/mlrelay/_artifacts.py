@@ -8,8 +8,10 @@ are imported only when the object needs them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -343,21 +345,50 @@ def upload_dir(
     """Upload every file below ``local``, keeping the tree under ``artifact_path``;
     :data:`UPLOAD_WORKERS` files at a time, each retried on its own. The first failure is
     raised once the other files are done."""
-    from concurrent.futures import ThreadPoolExecutor
-
     base = artifact_target("", artifact_path).strip("/")
     jobs = []
     for path in sorted(p for p in local.rglob("*") if p.is_file()):
         relative = path.parent.relative_to(local).as_posix()
         sub = "/".join(p for p in (base, "" if relative == "." else relative) if p)
         jobs.append((path, sub or None))
-    with ThreadPoolExecutor(max_workers=UPLOAD_WORKERS, thread_name_prefix="mlrelay-up") as pool:
-        futures = [
-            pool.submit(upload_file, transport, artifact_uri, *job, multipart=multipart)
+    _in_parallel(
+        [
+            functools.partial(upload_file, transport, artifact_uri, *job, multipart=multipart)
             for job in jobs
         ]
-        for future in futures:
-            future.result()
+    )
+
+
+def _in_parallel(tasks: list[Callable[[], object]]) -> None:
+    """Run ``tasks`` on up to :data:`UPLOAD_WORKERS` plain threads; raise the first failure
+    (in task order) once all are done. Not ``concurrent.futures``: its pool refuses work once
+    the interpreter shuts down, and the journal's last artifacts are sent from ``atexit``."""
+    errors: list[tuple[int, BaseException]] = []
+    pending = list(enumerate(tasks))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                if not pending:
+                    return
+                index, task = pending.pop(0)
+            try:
+                task()
+            except BaseException as exc:  # re-raised in the caller below
+                with lock:
+                    errors.append((index, exc))
+
+    workers = [
+        threading.Thread(target=work, name=f"mlrelay-up-{i}", daemon=True)
+        for i in range(min(UPLOAD_WORKERS, len(tasks)))
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if errors:
+        raise min(errors, key=lambda e: e[0])[1]
 
 
 def list_dir(transport: Transport, artifact_uri: str, path: str) -> list[dict[str, Any]]:

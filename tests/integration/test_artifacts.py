@@ -205,3 +205,43 @@ def test_log_artifact_is_safe_to_repeat(tmp_path: Path) -> None:
         assert Path(out).read_text() == "second"
         with pytest.raises(mlrelay.ValidationError, match="relative folder"):
             client.log_artifact(run_id, str(data), "../escape")
+
+
+EXIT_SCRIPT = """
+import os, sys
+import mlrelay
+out = os.path.join(sys.argv[1], "outputs")
+os.makedirs(out)
+for i in range(3):
+    with open(os.path.join(out, f"f{i}.txt"), "w") as f:
+        f.write(str(i))
+mlrelay.log_param("p", 1)
+mlrelay.log_artifacts(out)
+print(mlrelay.active_run().info.run_id, flush=True)
+"""
+
+
+def test_artifacts_logged_just_before_exit_land_and_the_run_finishes(tmp_path: Path) -> None:
+    """A script that logs a directory and exits (MLflow's quickstart) lands every file: the
+    upload sent while the interpreter shuts down does not need a thread pool."""
+    import subprocess
+    import sys
+
+    with MockServer() as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+        env.update(MLFLOW_TRACKING_URI=server.url, MLRELAY_HOME=str(tmp_path / "home"))
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(mlrelay.__file__).parents[1]), *sys.path])
+        done = subprocess.run(
+            [sys.executable, "-c", EXIT_SCRIPT, str(tmp_path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        run_id = done.stdout.split()[-1]
+        with mlrelay.Client(tracking_uri=server.url) as client:
+            listed = sorted(f.path for f in client.list_artifacts(run_id))
+            assert listed == ["f0.txt", "f1.txt", "f2.txt"], done.stderr
+            assert client.get_run(run_id).info.status == "FINISHED"
+        assert "not yet delivered" not in done.stderr

@@ -57,6 +57,20 @@ def test_tutorial_flow_lands_with_system_tags(server: MockServer, client: mlrela
     assert len(client.get_metric_history(run.run_id, "loss")) == 50
 
 
+def test_source_name_is_the_script_path_as_invoked(
+    server: MockServer, client: mlrelay.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mlflow.source.name is sys.argv[0] as given (``python examples/x/train.py``), as MLflow
+    records it, not its basename."""
+    monkeypatch.setattr("sys.argv", ["examples/wine/train.py", "0.5"])
+    fluent.set_tracking_uri(server.url)
+    with fluent.start_run() as run:
+        fluent.log_param("alpha", 0.5)
+    assert fluent.flush(deadline(20))
+    tags = client.get_run(run.run_id).data.tags_dict
+    assert tags["mlflow.source.name"] == "examples/wine/train.py"
+
+
 def test_nested_run_records_its_parent(server: MockServer, client: mlrelay.Client) -> None:
     """A nested run carries mlflow.parentRunId; a second top-level run without nested raises."""
     fluent.set_tracking_uri(server.url)

@@ -317,6 +317,25 @@ def test_from_pandas_and_from_numpy_match_mlflow_data() -> None:
         mlrelay.data.from_numpy({"a": features})
 
 
+def test_mlflow_data_submodules_exist_where_mlflow_keeps_them() -> None:
+    """mlrelay.data.pandas_dataset.PandasDataset and numpy_dataset.NumpyDataset resolve both
+    as attributes after ``import mlrelay`` (MLflow 3's sklearn example annotates with them)
+    and as ``from mlrelay.data.pandas_dataset import ...``, as in MLflow."""
+    from mlrelay.data.numpy_dataset import NumpyDataset, from_numpy
+    from mlrelay.data.pandas_dataset import PandasDataset, from_pandas
+
+    assert mlrelay.data.pandas_dataset.PandasDataset is PandasDataset is mlrelay.data.PandasDataset
+    assert mlrelay.data.numpy_dataset.NumpyDataset is NumpyDataset is mlrelay.data.NumpyDataset
+    assert (from_pandas, from_numpy) == (mlrelay.data.from_pandas, mlrelay.data.from_numpy)
+    mlflow = _mlflow()
+    for sub in ("pandas_dataset", "numpy_dataset"):
+        theirs = set(getattr(mlflow.data, sub).__dict__) & {"PandasDataset", "NumpyDataset"}
+        theirs |= {
+            n for n in ("from_pandas", "from_numpy") if hasattr(getattr(mlflow.data, sub), n)
+        }
+        assert theirs <= set(getattr(mlrelay.data, sub).__all__)
+
+
 # --- autolog ------------------------------------------------------------------------------------
 
 

@@ -340,6 +340,19 @@ def test_a_loader_module_with_data_and_code_loads_in_both(tmp_path: Path) -> Non
         sys.modules.pop("doubler_loader", None)
 
 
+def test_code_paths_folders_are_copied_without_pycache(tmp_path: Path) -> None:
+    """A code_paths folder (MLflow's pyfunc example passes os.getcwd()) is copied as MLflow
+    copies it: without its __pycache__ folders."""
+    code = tmp_path / "project"
+    (code / "__pycache__").mkdir(parents=True)
+    (code / "helpers.py").write_text("X = 1\n")
+    (code / "__pycache__" / "helpers.cpython-311.pyc").write_bytes(b"\0")
+    mlrelay.sklearn.save_model(_iris()[0], tmp_path / "m", code_paths=[str(code)])
+    copied = sorted(p.relative_to(tmp_path / "m").as_posix() for p in (tmp_path / "m").rglob("*"))
+    assert "code/project/helpers.py" in copied
+    assert not [p for p in copied if "__pycache__" in p]
+
+
 def _boosters() -> dict[str, Any]:
     import lightgbm as lgb
     import xgboost as xgb

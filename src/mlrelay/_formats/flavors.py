@@ -387,12 +387,12 @@ _WRITERS: dict[str, Callable[[ModelSpec, Path], Written]] = {
 }
 
 
-def _copy(source: Path, target: Path) -> None:
+def _copy(source: Path, target: Path, *, skip: tuple[str, ...] = ()) -> None:
     if not source.exists():
         raise ValidationError(f"no file or folder at {str(source)!r}", field="artifacts")
     target.parent.mkdir(parents=True, exist_ok=True)
     if source.is_dir():
-        shutil.copytree(source, target)
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns(*skip) if skip else None)
     else:
         shutil.copy2(source, target)
 
@@ -401,8 +401,8 @@ def _copy_code(spec: ModelSpec, path: Path, flavors: dict[str, Any]) -> None:
     """Copy ``code_paths`` into ``code/`` and name that folder in every flavor."""
     if not spec.code_paths:
         return
-    for code in spec.code_paths:
-        _copy(Path(code), path / "code" / Path(code).name)
+    for code in spec.code_paths:  # without __pycache__, as MLflow copies code
+        _copy(Path(code), path / "code" / Path(code).name, skip=("__pycache__",))
     for conf in flavors.values():
         conf["code"] = "code"
 
