@@ -11,7 +11,6 @@ Staging then Production, given the alias ``champion``, then fetched back by
 
 from __future__ import annotations
 
-
 import mlrelay
 
 MODEL_NAME = "wine-classifier"
