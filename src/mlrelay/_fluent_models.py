@@ -178,9 +178,9 @@ def unsupported(function: str, **given: Any) -> None:
     for key, value in given.items():
         if value is not None and value is not False and value != 0:
             raise ValidationError(
-                f"{function}({key}=...) is not supported by mlrelay (MLflow 3's logged-model "
-                "params, tags, types and steps, resources, prompts and auth policies are out "
-                "of its scope); leave it out",
+                f"{function}({key}=...) is not supported by mlrelay (logging into an "
+                "existing logged model by model_id, resources, prompts, auth policies and uv "
+                "projects are out of its scope); leave it out",
                 field=key,
             )
 
@@ -261,10 +261,19 @@ def log_spec(
     pip_requirements: Sequence[str] | None = None,
     registered_model_name: str | None = None,
     await_registration_for: float | None = 300,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    model_type: str | None = None,
+    step: int = 0,
 ) -> ModelInfo:
     """Log a model of any flavor into the active run, starting a run when none is active
     (as MLflow 2 does), and return its :class:`ModelInfo` (also offline, where
     ``model_uri`` names the run by its local id until it is synced).
+
+    ``params``, ``tags``, ``model_type`` and ``step`` are MLflow 3's logged-model fields
+    (see :meth:`Client.log_model`); ``tags`` also tag the registered version. Offline and
+    on MLflow 2 servers, where there is no logged model, they are not recorded (a warning
+    says so).
 
     Raises:
         ConfigurationError: ``registered_model_name`` offline; the run cannot reach the
@@ -280,29 +289,53 @@ def log_spec(
         return ModelInfo.of({"flavors": {}}, run.local_id, name)
     if mode == "offline":
         _refuse_offline_registration(registered_model_name)
+        _not_recorded(params, tags, model_type, "offline (the model is synced into the run)")
         mlmodel = _journal_model(spec, name, None, sig, input_example, pip_requirements)
         return ModelInfo.of(mlmodel, run.local_id, name)
     server_id = _server_run_id(run)
     fluent.flush()  # the model lands after what was logged before it
     client = session.client("log_model")
+    _check_server(client, registered_model_name, params, tags, model_type)
+    info = client.log_model(
+        server_id, spec, name, signature=sig, input_example=input_example,
+        pip_requirements=pip_requirements, params=params, tags=tags, model_type=model_type,
+        step=step,
+    )  # fmt: skip
+    if not registered_model_name:
+        return info
+    version = client.register_model(
+        info.model_uri, registered_model_name, await_registration_for=await_registration_for or 0,
+        tags=tags,
+    )  # fmt: skip
+    return dataclasses.replace(
+        info, registered_model_version=int(version.version), model_version=version
+    )
+
+
+def _check_server(
+    client: Client, registered_model_name: str | None, params: Any, tags: Any, model_type: Any
+) -> None:
+    """Refuse registration where there is no registry (before anything is uploaded); warn
+    that MLflow 3's logged-model fields are not recorded on an MLflow 2 server."""
     if registered_model_name and not client.capabilities().registry:
         raise RegistryNotSupportedError(
             f"the tracking server at {client.tracking_uri} has no model registry, so "
             f"registered_model_name={registered_model_name!r} cannot be honoured; nothing "
             "was uploaded"
         )
-    info = client.log_model(
-        server_id, spec, name, signature=sig, input_example=input_example,
-        pip_requirements=pip_requirements,
-    )  # fmt: skip
-    if not registered_model_name:
-        return info
-    version = client.register_model(
-        info.model_uri, registered_model_name, await_registration_for=await_registration_for or 0
-    )
-    return dataclasses.replace(
-        info, registered_model_version=int(version.version), model_version=version
-    )
+    if not client.capabilities().logged_models:
+        _not_recorded(params, tags, model_type, f"on {client.tracking_uri} (MLflow 2)")
+
+
+def _not_recorded(params: Any, tags: Any, model_type: Any, where: str) -> None:
+    """Warn that MLflow 3's logged-model fields were given where there is no logged model."""
+    given = [k for k, v in (("params", params), ("tags", tags), ("model_type", model_type)) if v]
+    if given:
+        _log.warning(
+            "log_model(%s=...) is not recorded %s: there is no MLflow 3 logged model there",
+            "=..., ".join(given),
+            where,
+        )
 
 
 def server_id_of(run_id: str) -> str:

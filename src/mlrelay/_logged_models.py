@@ -29,6 +29,7 @@ import json
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -85,7 +86,12 @@ class LoggedModelMethods:
         def _require_registry(self) -> None: ...
 
         def register_model(
-            self, model_uri: str, name: str, *, await_registration_for: float = 300.0
+            self,
+            model_uri: str,
+            name: str,
+            *,
+            await_registration_for: float = 300.0,
+            tags: Mapping[str, Any] | None = None,
         ) -> ModelVersion: ...
 
     def log_model(
@@ -99,14 +105,16 @@ class LoggedModelMethods:
         input_example: Any = None,
         pip_requirements: Sequence[str] | None = None,
         registered_model_name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        model_type: str | None = None,
+        step: int = 0,
     ) -> ModelInfo:
         """Log a model of run ``run_id`` in MLflow's format, named ``name``.
 
-        ``model`` is a scikit-learn estimator (or any picklable object with ``predict``), an
-        object with ``predict(context, model_input)``, a plain function, or an ONNX model
-        (bytes, a ``.onnx`` path, an ``onnx.ModelProto``; or ``flavor="onnx"``); or a
-        ``mlrelay._formats.models.ModelSpec`` (a model of any flavor with its options, as
-        ``mlrelay.sklearn.log_model`` and the other flavor modules build it).
+        ``model`` is a scikit-learn estimator (or any object with ``predict``), an object
+        with ``predict(context, model_input)``, a function, an ONNX model, or a ``ModelSpec``
+        (any flavor, as ``mlrelay.sklearn.log_model`` and the others build it).
 
         On MLflow 3 the model is a logged model linked to the run, its params and its
         metrics, and ``model_uri`` is ``models:/<model_id>``; on MLflow 2 it is stored in
@@ -114,9 +122,13 @@ class LoggedModelMethods:
         docstring). Either way it loads with ``mlflow.pyfunc.load_model`` by the returned
         ``model_uri`` and by ``runs:/<run_id>/<name>``.
 
+        On MLflow 3, as in its ``log_model``: the model's params are ``params`` under the
+        run's, its tags the run's context tags (user, source, git) under ``tags``; ``step``
+        is the step of the run's output and of the run's metric points linked to the model.
+        On MLflow 2 these and ``model_type`` are not recorded anywhere.
+
         Raises:
-            ValidationError: the model has no predict method or cannot be pickled (nothing
-                is created on the server).
+            ValidationError: the model cannot be saved (nothing is created on the server).
             RegistryNotSupportedError: ``registered_model_name`` on a server without a
                 registry (nothing is created on the server).
         """
@@ -124,25 +136,23 @@ class LoggedModelMethods:
 
         if registered_model_name:
             self._require_registry()  # before anything is created
-        logged_models = self.capabilities().logged_models
-        if not logged_models:
+        if not (logged_models := self.capabilities().logged_models):
             model = for_mlflow_2(model, flavor)
         with tempfile.TemporaryDirectory(prefix="mlrelay-model-") as tmp:
-            folder = Path(tmp)
+            folder, model_id = Path(tmp), None
             mlmodel = save_model(
                 model, folder, input_example=input_example, signature=signature,
                 pip_requirements=pip_requirements, run_id=run_id, artifact_path=name,
                 flavor=flavor,
             )  # fmt: skip
-            model_id = None
             if logged_models:
-                model_id, mlmodel = self._log_logged_model(run_id, name, folder, mlmodel)
+                fields = _Fields(dict(params or {}), dict(tags or {}), model_type, step)
+                model_id, mlmodel = self._log_logged_model(run_id, name, folder, mlmodel, fields)
             else:
                 self._log_run_model(run_id, name, folder, mlmodel)
-        version = None
-        if registered_model_name:  # as MLflow 3 does, by the logged model when there is one
-            source = f"models:/{model_id}" if model_id else f"runs:/{run_id}/{name}"
-            version = self.register_model(source, registered_model_name)
+        source = f"models:/{model_id}" if model_id else f"runs:/{run_id}/{name}"  # as MLflow 3
+        reg = registered_model_name
+        version = self.register_model(source, reg, tags=tags) if reg else None
         return ModelInfo.of(mlmodel, run_id, name, model_id=model_id, model_version=version)
 
     def _log_run_model(self, run_id: str, name: str, folder: Path, mlmodel: Any) -> None:
@@ -164,23 +174,23 @@ class LoggedModelMethods:
         self._call(_R.log_model, request, "runs/log-model")
 
     def _log_logged_model(
-        self, run_id: str, name: str, folder: Path, mlmodel: dict[str, Any]
+        self, run_id: str, name: str, folder: Path, mlmodel: dict[str, Any], fields: _Fields
     ) -> tuple[str, dict[str, Any]]:
         """MLflow 3: create the logged model, link it to the run and its metrics, record it
         in ``MLmodel``, upload the folder once; returns its id and the MLmodel written."""
         from ._formats.models import stamp_logged_model
 
-        info = self._create_logged_model(self.get_run(run_id), name)
+        info = self._create_logged_model(self.get_run(run_id), name, fields)
         model_id = info.model_id
-        outputs = r.LogOutputs(run_id=run_id, models=[r.LoggedModelOutput(model_id=model_id)])
-        self._call(_R.log_outputs, outputs, "logged models")
-        self._link_metrics(run_id, model_id, step=0)
+        output = r.LoggedModelOutput(model_id=model_id, step=fields.step)
+        self._call(_R.log_outputs, r.LogOutputs(run_id=run_id, models=[output]), "logged models")
+        self._link_metrics(run_id, model_id, step=fields.step)
         location = str(info.artifact_uri)
         mlmodel = stamp_logged_model(folder, mlmodel, model_id=model_id, artifact_path=location)
         self._upload_logged_model(model_id, location, folder)
         return model_id, mlmodel
 
-    def _create_logged_model(self, run: Run, name: str) -> r.LoggedModelInfo:
+    def _create_logged_model(self, run: Run, name: str, fields: _Fields) -> r.LoggedModelInfo:
         """Create the logged model exactly once (a client key among its hidden tags), with
         the run's params and context tags, as MLflow 3's client creates it."""
         context = {
@@ -190,12 +200,14 @@ class LoggedModelMethods:
         }
         key = uuid.uuid4().hex
         experiment_id = str(run.info.experiment_id)
+        tags = {**context, **fields.tags, CLIENT_KEY_TAG: key}
         request = r.CreateLoggedModel(
             experiment_id=experiment_id,
             name=name,
+            model_type=fields.model_type,
             source_run_id=run.info.run_id,
-            tags=[*_pairs(context), ModelVersionTag(key=CLIENT_KEY_TAG, value=key)],
-            params=_pairs(run.data.params_dict),
+            tags=_pairs(tags),
+            params=_pairs({**fields.params, **run.data.params_dict}),
         )
 
         def find() -> r.LoggedModelInfo | None:
@@ -273,6 +285,16 @@ class LoggedModelMethods:
             (m for m in self._logged_models(experiment_id, name) if m.source_run_id == run_id),
             None,
         )
+
+
+@dataclass(frozen=True)
+class _Fields:
+    """MLflow 3's logged-model fields given to ``log_model``."""
+
+    params: dict[str, Any]
+    tags: dict[str, Any]
+    model_type: str | None
+    step: int
 
 
 def _pairs(values: Mapping[str, Any]) -> list[ModelVersionTag]:

@@ -430,7 +430,12 @@ class RegistryMethods:
         return self._call(_R.get_by_alias, r.ModelAlias(name=name, alias=alias)).model_version
 
     def register_model(
-        self, model_uri: str, name: str, *, await_registration_for: float = 300.0
+        self,
+        model_uri: str,
+        name: str,
+        *,
+        await_registration_for: float = 300.0,
+        tags: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
         """Register the model at ``model_uri`` as a new version of ``name`` (created if
         missing) and wait until the version is READY.
@@ -441,6 +446,7 @@ class RegistryMethods:
             name: the registered model.
             await_registration_for: seconds to wait for READY (0: do not wait); a version
                 still pending then is returned as it is, as MLflow does.
+            tags: the new version's tags.
 
         Raises:
             RegistryNotSupportedError: the server has no registry.
@@ -462,7 +468,9 @@ class RegistryMethods:
             run_id = logged.source_run_id
         with contextlib.suppress(ResourceAlreadyExistsError):
             self.create_registered_model(name)
-        version = self.create_model_version(name, source, run_id=run_id, model_id=model_id)
+        version = self.create_model_version(
+            name, source, run_id=run_id, tags=tags, model_id=model_id
+        )
         deadline = time.monotonic() + await_registration_for
         while version.status == "PENDING_REGISTRATION" and time.monotonic() < deadline:
             time.sleep(_POLL_S)

@@ -160,14 +160,19 @@ def is_tracking_uri_set() -> bool:
 
 def set_experiment(
     experiment_name: str | None = None, experiment_id: str | None = None
-) -> str | None:
-    """Make an experiment active, creating it by name if missing (race-safe).
+) -> Experiment:
+    """Make an experiment active, creating it by name if missing (race-safe), and return
+    it, as MLflow does (``set_experiment(...).experiment_id``).
 
     Waits for the server at most ``MLRELAY_START_TIMEOUT`` (5 s); if it does not
-    answer, the name is recorded and the experiment is created when runs are sent.
+    answer, or offline, the name is recorded, the experiment is created when runs are
+    sent, and the returned experiment holds the name and id given (``experiment_id`` is
+    ``""`` when only a name was given; ``start_run(experiment_id="")`` uses the active
+    experiment).
 
-    Returns:
-        The experiment id, or None when the server could not be asked in time.
+    Raises:
+        NotFoundError: online, no experiment has ``experiment_id``.
+        ConfigurationError: online, the experiment is deleted.
     """
     return runs.set_experiment(experiment_name, experiment_id)
 

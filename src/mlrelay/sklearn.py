@@ -90,15 +90,14 @@ def log_model(
         MLflow 3 servers).
 
     Raises:
-        ValidationError: an argument mlrelay does not implement (MLflow 3's logged-model
-            ``params``, ``tags``, ``model_type``, ``step``, ``model_id``), or the model cannot
+        ValidationError: an argument mlrelay does not implement (logging into
+            an existing logged model, ``model_id``), or the model cannot
             be saved.
         ConfigurationError, RegistryNotSupportedError: see
             :func:`mlrelay._fluent_models.log_spec`.
     """
     unsupported(
-        "mlrelay.sklearn.log_model", params=params, tags=tags, model_type=model_type, step=step,
-        model_id=model_id, **kwargs,
+        "mlrelay.sklearn.log_model", model_id=model_id, **kwargs,
     )  # fmt: skip
     spec = flavor_spec(
         "sklearn", sk_model, _options(serialization_format, pyfunc_predict_fn, skops_trusted_types),
@@ -108,7 +107,8 @@ def log_model(
     return log_spec(
         spec, model_name(name, artifact_path), signature=signature, input_example=input_example,
         pip_requirements=pip_requirements, registered_model_name=registered_model_name,
-        await_registration_for=await_registration_for,
+        await_registration_for=await_registration_for, params=params, tags=tags,
+        model_type=model_type, step=step,
     )  # fmt: skip
 
 

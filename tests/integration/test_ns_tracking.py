@@ -307,8 +307,10 @@ def test_fluent_experiment_calls(server: MockServer) -> None:
     """get_experiment(_by_name), search_experiments with MLflow's view types,
     set_experiment_tag(s) on the active experiment, delete_experiment."""
     mlflow.set_tracking_uri(server.url)
-    exp_id = mlflow.set_experiment("fluent-exp")
-    assert exp_id is not None
+    experiment = mlflow.set_experiment("fluent-exp")
+    assert isinstance(experiment, mlflow.entities.Experiment)
+    assert experiment.name == "fluent-exp"
+    exp_id = experiment.experiment_id
     mlflow.set_experiment_tag("owner", "ada")
     mlflow.set_experiment_tags({"a": 1, "b": "2"})
     experiment = mlflow.get_experiment(exp_id)

@@ -103,7 +103,7 @@ def test_offline_client_calls_raise_instead_of_connecting(
     port = listener.getsockname()[1]
     monkeypatch.setenv("MLRELAY_MODE", "offline")
     fluent.set_tracking_uri(f"http://127.0.0.1:{port}")
-    assert fluent.set_experiment("x") is None
+    assert fluent.set_experiment("x").experiment_id == ""  # not known offline
     with fluent.start_run() as run:
         fluent.log_metric("m", 1.0)
         with pytest.raises(mlrelay.ConfigurationError, match="offline"):

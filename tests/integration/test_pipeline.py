@@ -37,7 +37,7 @@ def client(server: MockServer) -> Iterator[mlrelay.Client]:
 def test_tutorial_flow_lands_with_system_tags(server: MockServer, client: mlrelay.Client) -> None:
     """set_experiment, start_run, params, metrics over steps, tags: all land, run FINISHED."""
     fluent.set_tracking_uri(server.url)
-    exp_id = fluent.set_experiment("tutorial")
+    exp_id = fluent.set_experiment("tutorial").experiment_id
     with fluent.start_run(run_name="grid-1", description="first try") as run:
         fluent.log_params({"lr": 0.1, "depth": 3})
         for step in range(50):
@@ -277,7 +277,7 @@ def test_set_experiment_survives_a_concurrent_create(
         body={"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "not yet"},
         times=1,
     )
-    assert fluent.set_experiment("shared") == exp_id
+    assert fluent.set_experiment("shared").experiment_id == exp_id
 
 
 def test_strict_mode_raises_the_rejection_from_flush(

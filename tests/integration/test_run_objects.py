@@ -90,7 +90,8 @@ def test_with_no_tracking_uri_every_call_journals_and_one_notice_says_how_to_sen
     from mlrelay import cli
 
     with caplog.at_level("WARNING", logger="mlrelay"):
-        assert fluent.set_experiment("nowhere") is None
+        unknown = fluent.set_experiment("nowhere")
+        assert (unknown.experiment_id, unknown.name) == ("", "nowhere")
         with fluent.start_run(run_name="kept") as run:
             fluent.log_metric("m", 2.0)
         with fluent.start_run():

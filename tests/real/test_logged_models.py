@@ -39,7 +39,8 @@ def _train() -> tuple[Any, Any]:
 
 
 def _log(flavor: ModuleType, url: str, model: Any, X: Any) -> tuple[str, Any]:
-    """MLflow's tutorial: params, a metric over two steps, then ``sklearn.log_model``."""
+    """MLflow's tutorial: params, a metric over two steps, then ``sklearn.log_model``; then
+    a second model with MLflow 3's logged-model fields (params, tags, type, step)."""
     flavor.set_tracking_uri(url)
     flavor.set_experiment(f"{flavor.__name__}-{uuid.uuid4().hex[:8]}")
     with flavor.start_run() as run:
@@ -48,6 +49,11 @@ def _log(flavor: ModuleType, url: str, model: Any, X: Any) -> tuple[str, Any]:
         flavor.log_metric("accuracy", 0.95, step=1)
         flavor.log_metric("loss", 0.3)
         info = flavor.sklearn.log_model(model, name="model", input_example=X[:3])
+        flavor.log_metric("accuracy", 0.97, step=2)
+        flavor.sklearn.log_model(
+            model, name="tuned", params={"extra": 3, "C": 9}, tags={"team": "a"},
+            model_type="classifier", step=2,
+        )  # fmt: skip
     return run.info.run_id, info
 
 
@@ -82,7 +88,10 @@ def _landed(client: Any, run_id: str, info: Any, tmp: Path) -> dict[str, Any]:
             k for k in run.data.tags if k not in HIDDEN | {"mlflow.runName"} and GIT not in k
         ),
         "run user": bool(run.info.user_id),
-        "outputs": [o.model_id for o in run.outputs.model_outputs],
+        "outputs": sorted(
+            (client.get_logged_model(o.model_id).name, o.step) for o in run.outputs.model_outputs
+        ),
+        "tuned": _tuned(client, run),
         "model": (model.name, model.status.to_proto(), model.source_run_id == run_id),
         "model params": model.params,
         "model metrics": sorted((m.key, m.value, m.step) for m in model.metrics or []),
@@ -92,6 +101,16 @@ def _landed(client: Any, run_id: str, info: Any, tmp: Path) -> dict[str, Any]:
         "MLmodel location": mlmodel["artifact_path"] == model.artifact_location,
         "info": (info.model_uri, info.name, info.artifact_path == model.artifact_location),
     }
+
+
+def _tuned(client: Any, run: Any) -> tuple[Any, ...]:
+    """The second model, logged with MLflow 3's logged-model fields, without its id."""
+    [model] = [
+        m for m in client.search_logged_models([run.info.experiment_id]) if m.name == "tuned"
+    ]
+    tags = sorted((k, v) for k, v in model.tags.items() if k in ("team", "mlflow.user"))
+    metrics = sorted((m.key, m.value, m.step) for m in model.metrics or [])
+    return model.params, tags, model.model_type, metrics
 
 
 def _without_ids(landed: dict[str, Any], run_id: str, model_id: str) -> dict[str, Any]:
@@ -117,6 +136,8 @@ def test_one_log_model_lands_as_mlflow_3_lands_it(
     theirs, ours = sides["mlflow"], sides["mlrelay"]
     assert theirs["run model files"] == [f"model/{f}" for f in theirs["model files"]]  # once
     assert theirs["model metrics"] == [("accuracy", 0.9, 0), ("loss", 0.3, 0)]
+    assert theirs["tuned"][0] == {"extra": "3", "C": "1.0", "solver": "lbfgs"}  # run's win
+    assert theirs["tuned"][3] == [("accuracy", 0.97, 2)]
     for field in theirs:
         assert ours[field] == theirs[field], (
             f"{field}: mlflow {theirs[field]} mlrelay {ours[field]}"

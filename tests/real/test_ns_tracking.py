@@ -46,7 +46,7 @@ def test_search_runs_dataframe_is_mlflows(mlflow: Any) -> None:
     """For the same runs, mlrelay.search_runs and mlflow.search_runs give the same DataFrame:
     columns, dtypes, values and nulls (rows and columns sorted, as MLflow's column order
     follows a set)."""
-    exp_id = mlrelay.set_experiment(_name("frame"))
+    exp_id = mlrelay.set_experiment(_name("frame")).experiment_id
     with mlrelay.start_run(run_name="a"):
         mlrelay.log_metrics({"acc": 0.9, "loss": 0.1}, step=2)
         mlrelay.log_params({"lr": 0.1, "depth": 3})

@@ -41,10 +41,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import ConfigDict, PrivateAttr
 
 from mlrelay._config import Settings, resolve
-from mlrelay._errors import APIError, APITimeoutError, ConfigurationError, ValidationError
+from mlrelay._errors import (
+    APIError,
+    APITimeoutError,
+    ConfigurationError,
+    NotFoundError,
+    ValidationError,
+)
 from mlrelay._formats.gitinfo import git_info
 from mlrelay._protocol.batches import KIND_ARTIFACT, KIND_TAG
-from mlrelay._protocol.entities import Run, RunData, RunInfo, RunInputs, RunTag
+from mlrelay._protocol.entities import Experiment, Run, RunData, RunInfo, RunInputs, RunTag
 from mlrelay._validation import validate_key, validate_tag_value
 
 from .journal import RESUMED, Journal, RunRecord, default_home, owner_identity
@@ -450,8 +456,17 @@ class _Deadline:
         return session.client().with_options(max_retries=0, timeout=remaining)
 
 
-def set_experiment(experiment_name: str | None, experiment_id: str | None) -> str | None:
-    """Make an experiment active; online, find or create it within the start budget."""
+def set_experiment(experiment_name: str | None, experiment_id: str | None) -> Experiment:
+    """Make an experiment active; online, find or create it within the start budget and
+    return it as the server has it. Offline, or when the server cannot be asked in time,
+    the returned experiment has the name and id given (``""`` for an id not known yet:
+    runs started with it go to the named experiment, created when they are sent).
+
+    Raises:
+        ValidationError: neither a name nor an id.
+        NotFoundError: online, no experiment has ``experiment_id``.
+        ConfigurationError: online, the experiment is deleted.
+    """
     if experiment_name is None and experiment_id is None:
         raise ValidationError("set_experiment needs a name or an id", field="experiment")
     with session.lock:
@@ -460,18 +475,34 @@ def set_experiment(experiment_name: str | None, experiment_id: str | None) -> st
     settings = session.settings()
     if settings.mode == "online" and not settings.tracking_uri:
         _notice_no_server()
-    if experiment_id is not None or settings.mode != "online" or not settings.tracking_uri:
-        return experiment_id
-    assert experiment_name is not None
+    unknown = Experiment(experiment_id=experiment_id or "", name=experiment_name or "")
+    if settings.mode != "online" or not settings.tracking_uri:
+        return unknown
     try:
-        exp_id = _Deadline().client().get_or_create_experiment(experiment_name)
+        found = _find_experiment(experiment_name, experiment_id)
+    except NotFoundError:
+        raise
     except APIError as exc:
         _warn(f"could not reach the tracking server for set_experiment ({exc}); logging "
               "continues locally")  # fmt: skip
-        return None
+        return unknown
+    if found.lifecycle_stage == "deleted":
+        raise ConfigurationError(
+            f"experiment {found.name!r} (id {found.experiment_id}) is deleted: restore it "
+            "(MlflowClient().restore_experiment) or set another one"
+        )
     with session.lock:
-        session.experiment_id = exp_id
-    return exp_id
+        session.experiment_id = found.experiment_id
+    return found
+
+
+def _find_experiment(name: str | None, experiment_id: str | None) -> Experiment:
+    """The experiment by id, or by name (created if missing), within the start budget."""
+    budget = _Deadline()
+    if experiment_id is not None:
+        return budget.client().get_experiment(experiment_id)
+    assert name is not None
+    return budget.client().get_experiment(budget.client().get_or_create_experiment(name))
 
 
 def _notice_no_server() -> None:
