@@ -118,7 +118,6 @@ def _without_ids(landed: dict[str, Any], run_id: str, model_id: str) -> dict[str
     return dict(eval(text, {}))  # our own repr of plain values
 
 
-@pytest.mark.filterwarnings("ignore:.*Any type hint:UserWarning")  # MLflow's own client warns
 def test_one_log_model_lands_as_mlflow_3_lands_it(
     mlflow_real: RunningServer, tmp_path: Path
 ) -> None:

@@ -147,11 +147,13 @@ def _spec_of(model: Any, flavor: str | None) -> ModelSpec:
 
 def for_mlflow_2(model: Any, flavor: str | None = None) -> ModelSpec:
     """The model as a spec written in formats MLflow 2 reads: a scikit-learn model whose
-    format was not chosen is pickled (MLflow 2 cannot read skops, MLflow 3's default)."""
+    format was not chosen is written with cloudpickle, MLflow 2's default (MLflow 2 cannot
+    read skops, MLflow 3's default)."""
     spec = _spec_of(model, flavor)
     if spec.flavor != "sklearn" or spec.options.get("serialization_format"):
         return spec
-    return dataclasses.replace(spec, options={**spec.options, "serialization_format": "pickle"})
+    options = {**spec.options, "serialization_format": "cloudpickle"}
+    return dataclasses.replace(spec, options=options)
 
 
 def save_model(
