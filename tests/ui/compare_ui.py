@@ -82,6 +82,7 @@ class Side:
     registered_model: str = ""
     version: str = ""
     client_result: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 def _isolated_env(home: Path) -> dict[str, str]:
@@ -186,6 +187,40 @@ def _resolve(side: Side, api: Any) -> None:
         return str(mv["version"]) if mv.get("status") == "READY" else None
 
     side.version = _wait_for(f"{side.name}: model version READY", version_ready, SETTLE_TIMEOUT_S)
+    side.facts = _facts(side, api)
+
+
+def _facts(side: Side, api: Any) -> dict[str, Any]:
+    """What the server holds behind the pictures, to explain a difference: the parent run's
+    tags and artifact listing, the logged model's tags, params and metrics, the version's tags."""
+
+    def tags(entries: list[dict[str, str]]) -> dict[str, str]:
+        return {t["key"]: t["value"][:120] for t in entries}
+
+    run = api.get("/api/2.0/mlflow/runs/get", params={"run_id": side.run_id}).json()["run"]
+    listing: dict[str, list[str]] = {}
+    for path in ("", "model"):
+        got = api.get(
+            "/api/2.0/mlflow/artifacts/list", params={"run_id": side.run_id, "path": path}
+        ).json()
+        listing[path or "/"] = [f["path"] for f in got.get("files", [])]
+    model = api.get(f"/api/2.0/mlflow/logged-models/{side.model_id}").json()["model"]
+    version = api.get(
+        "/api/2.0/mlflow/model-versions/get",
+        params={"name": side.registered_model, "version": side.version},
+    ).json()["model_version"]
+    return {
+        "run_tags": tags(run["data"].get("tags", [])),
+        "run_artifacts": listing,
+        "logged_model_tags": tags(model["info"].get("tags", [])),
+        "logged_model_params": {p["key"]: p["value"] for p in model["data"].get("params", [])},
+        "logged_model_metrics": [
+            (m["key"], m["value"], m.get("step")) for m in model["data"].get("metrics", [])
+        ],
+        "model_version_tags": tags(version.get("tags", [])),
+        "model_version_source": version.get("source"),
+        "model_version_run_link": version.get("run_link"),
+    }
 
 
 @contextlib.contextmanager
@@ -257,20 +292,48 @@ def _run_overview(page: Any, side: Side) -> None:
     _see(page, "solver")
 
 
+def _child_run(page: Any, side: Side) -> None:
+    """The nested run's overview, with its parent."""
+    _see(page, "About this run")
+    _see(page, PARENT_RUN)
+    _see_re(page, r"^Parameters \(\d+\)$")
+    _see(page, "fold")
+
+
+def _run_charts(page: Any, side: Side) -> None:
+    """The parent run's metric charts (Model metrics tab)."""
+    for key in ("loss", "accuracy", "test_accuracy"):
+        _see(page, key)
+
+
+def _run_artifact_files(page: Any, side: Side) -> None:
+    """The run's artifacts at ``extras/plots/curve.csv``: the logged folder opened."""
+    _see(page, "notes")
+    for name in ("classes.txt", "config.json", "curve.csv"):
+        _see(page, name)
+    _see(page, "Previewing the first", exact=False)  # the CSV drawn as a table
+
+
+def _has_model_folder(page: Any) -> bool:
+    """Whether the run's artifact tree (drawn, ``notes`` visible) has a ``model`` folder;
+    MLflow 3's client keeps a logged model's files in the logged model, not in the run."""
+    _see(page, "notes")
+    return bool(page.get_by_text("model", exact=True).count())
+
+
 def _run_artifacts(page: Any, side: Side) -> None:
-    """The run's artifacts: ``extras`` opened; ``model/MLmodel`` selected where the run's
-    artifacts hold a model folder (MLflow 3's client keeps it in the logged model)."""
-    _click_tree_item(page, "notes")
-    _see(page, "summary.txt")
-    _click_tree_item(page, "extras")
-    _see(page, "config.json")
-    _click_tree_item(page, "summary.txt")
-    _see(page, "Trained on iris with logistic regression.")
-    model = page.get_by_text("model", exact=True)
-    if model.count():
-        model.first.click()
-        _click_tree_item(page, "MLmodel")
+    """The run's artifacts at ``model/MLmodel``: the file shown where the run has it."""
+    if _has_model_folder(page):
+        _see(page, "MLmodel")
         _see(page, "flavors", exact=False)
+
+
+def _run_artifacts_model(page: Any, side: Side) -> None:
+    """The run's artifacts at ``model``: MLflow's model pane (schema, snippets) where the
+    run has a model folder."""
+    if _has_model_folder(page):
+        _see(page, "MLflow Model")
+        _see(page, "Model schema")
 
 
 def _models_view(page: Any, side: Side) -> None:
@@ -323,13 +386,40 @@ VIEWS = (
         "Parent run, overview",
         lambda s: f"/experiments/{s.experiment_id}/runs/{s.run_id}",
         _run_overview,
-        height=2400,
+        height=1400,
+    ),
+    View(
+        "run-charts",
+        "Parent run, Model metrics tab (charts)",
+        lambda s: f"/experiments/{s.experiment_id}/runs/{s.run_id}/model-metrics",
+        _run_charts,
+    ),
+    View(
+        "child-run",
+        "Nested run, overview",
+        lambda s: f"/experiments/{s.experiment_id}/runs/{s.child_run_id}",
+        _child_run,
+    ),
+    View(
+        "run-artifact-files",
+        "Parent run, artifacts at extras/plots/curve.csv (the logged folder)",
+        lambda s: (
+            f"/experiments/{s.experiment_id}/runs/{s.run_id}/artifacts/extras/plots/curve.csv"
+        ),
+        _run_artifact_files,
     ),
     View(
         "run-artifacts",
-        "Parent run, artifacts (model/MLmodel where the run holds one)",
-        lambda s: f"/experiments/{s.experiment_id}/runs/{s.run_id}/artifacts",
+        "Parent run, artifacts at model/MLmodel (where the run holds a model folder)",
+        lambda s: f"/experiments/{s.experiment_id}/runs/{s.run_id}/artifacts/model/MLmodel",
         _run_artifacts,
+        height=1300,
+    ),
+    View(
+        "run-artifacts-model",
+        "Parent run, artifacts at the model folder (MLflow's model pane)",
+        lambda s: f"/experiments/{s.experiment_id}/runs/{s.run_id}/artifacts/model",
+        _run_artifacts_model,
         height=1300,
     ),
     View(
