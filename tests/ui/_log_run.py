@@ -43,16 +43,16 @@ def _client_module(side: str) -> Any:
     """``mlflow`` (with ``mlflow.sklearn``) for the side asked for."""
     if side == "mlrelay":
         sys.meta_path.insert(0, _NoMlflow())
-        import mlrelay as mlflow
+        import mlrelay
         import mlrelay.sklearn
 
-        assert mlrelay.sklearn is mlflow.sklearn
-    elif side == "mlflow":
+        return mlrelay  # what `import mlrelay as mlflow` binds
+    if side == "mlflow":
         import mlflow
         import mlflow.sklearn
-    else:
-        raise SystemExit(f"side must be mlflow or mlrelay, not {side!r}")
-    return mlflow
+
+        return mlflow
+    raise SystemExit(f"side must be mlflow or mlrelay, not {side!r}")
 
 
 def _artifact_folder(root: Path) -> Path:

@@ -484,8 +484,8 @@ def _screenshots(url: str, sides: list[Side], out: Path, env: dict[str, str]) ->
             executable_path=CHROMIUM,
             headless=True,
             args=CHROMIUM_ARGS,
-            env=env,
-            viewport=VIEWPORT,
+            env=dict[str, "str | float | bool"](env),
+            viewport={"width": VIEWPORT["width"], "height": VIEWPORT["height"]},
             locale="en-US",
             timezone_id="UTC",
         )
