@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import (
+    APIError,
     ModelRegistrationError,
     NotFoundError,
     RegistryNotSupportedError,
@@ -319,7 +320,10 @@ class RegistryMethods:
         """Create a version of a registered model from a model's location, exactly once even
         when a response is lost (``model_id``: an MLflow 3 logged model).
 
-        The version carries the tag ``mlflow.mlrelay.clientKey`` that makes a retry find it.
+        The version carries the tag ``mlflow.mlrelay.clientKey`` that makes a retry find it
+        while it is being created; once the version is known the tag is deleted, since
+        MLflow's UI lists every version tag in the registered model's table (if that delete
+        fails, the tag stays, harmless).
         """
         key = uuid.uuid4().hex
         request = r.CreateModelVersion(
@@ -337,9 +341,14 @@ class RegistryMethods:
             found = self.search_model_versions(f"name = '{escaped}'", max_results=10_000)
             return next((v for v in found if _has_key(v.tags, key)), None)
 
-        return self._exactly_once(
+        version: ModelVersion = self._exactly_once(
             lambda: self._call(_R.create_model_version, request).model_version, find
         )
+        with contextlib.suppress(APIError):
+            self.delete_model_version_tag(name, version.version, CLIENT_KEY_TAG)
+            kept = [t for t in version.tags if t.key not in CLIENT_KEY_TAGS]
+            version = version.model_copy(update={"tags": kept})
+        return version
 
     def get_model_version(self, name: str, version: str | int) -> ModelVersion:
         """One version of a registered model."""
