@@ -17,10 +17,6 @@ pytestmark = pytest.mark.real
 KEY_TAG = "mlflow.mlrelay.clientKey"
 
 
-def _user_tags(version: mlrelay.ModelVersion) -> dict[str, str]:
-    return {t.key: t.value for t in version.tags if t.key != KEY_TAG}
-
-
 def test_registry_lifecycle(mlflow_real: RunningServer) -> None:
     """Create, search, rename, describe, tag, alias, look up and delete registered models and
     versions; every call answers what MLflow stored."""
