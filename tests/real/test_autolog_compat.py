@@ -43,9 +43,6 @@ _BOOSTER_PARAMS = (
 ALLOWED: dict[str, str] = {
     "classifier top: model model metrics:": _POST_TRAINING,
     "regressor top: model model metrics:": _POST_TRAINING,
-    "grid top: model best_estimator params:": "MLflow's autolog passes the best estimator's "
-    "own params (get_params(deep=True)) as log_model(params=...); mlrelay's log_model has no "
-    "params= yet (the lead's change, in progress); it has the run's params, as MLflow's does",
     "grid top: model best_estimator metrics:": "MLflow links the best candidate's child-run "
     "results (mean/std/rank) to best_estimator by logging them with its model id; mlrelay "
     "needs a Client call that links a run's metrics to a model (asked of the lead)",

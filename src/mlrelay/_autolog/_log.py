@@ -162,48 +162,38 @@ def log_model(
     model: Any,
     name: str,
     *,
+    flavor: str,
     example: Any,
     log_input_examples: bool,
     log_model_signatures: bool,
     registered_model_name: str | None = None,
     predict: Any = None,
-    flavor: str | None = None,
     options: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> None:
-    """Log ``model`` with the signature MLflow's autologging gives it and, when asked, the
-    example (the first rows of the training data) as its input example.
+    """Log ``model`` in MLflow's ``flavor`` (``"sklearn"``, ``"xgboost"``, ``"lightgbm"``,
+    written with ``options``: ``serialization_format``, ``model_format``) with the signature
+    MLflow's autologging gives it and, when asked, the example (the first rows of the
+    training data) as its input example; ``params`` are the logged model's own params (on
+    MLflow 3, under the run's), as MLflow's autologging passes them.
 
     The signature is ``infer_signature(example, predict(example))``, as MLflow's autologging
     computes it: a prediction that is an array is a tensor output (``float64``, ``int64``,
     ...), not a column. ``predict`` replaces ``model.predict`` (an XGBoost booster wants a
     DMatrix); a model with ``transform`` and no ``predict`` is described by its transform.
-    When the prediction fails, the model is logged without a signature (one warning).
-    ``flavor`` (``"sklearn"``, ``"xgboost"``, ``"lightgbm"``) writes MLflow's flavor of that
-    name with ``options`` (``serialization_format``, ``model_format``), as MLflow's
-    autologging does; without it the model writer picks the flavor by the model's type."""
+    When the prediction fails, the model is logged without a signature (one warning)."""
+    from mlrelay._fluent_models import flavor_spec, log_spec
+
     signature: Any = False
     if log_model_signatures and example is not None:
         signature = model_signature(model, example, predict, integration=flavor) or False
-    example = example if log_input_examples else None
-    if flavor is None:
-        from mlrelay._fluent_models import log_model as fluent_log_model
-
-        fluent_log_model(
-            model,
-            name,
-            signature=signature or None,
-            input_example=example,
-            registered_model_name=registered_model_name,
-        )
-        return
-    from mlrelay._fluent_models import flavor_spec, log_spec
-
     log_spec(
         flavor_spec(flavor, model, options),
         name,
         signature=signature,
-        input_example=example,
+        input_example=example if log_input_examples else None,
         registered_model_name=registered_model_name,
+        params=params,
     )
 
 

@@ -330,9 +330,10 @@ def _log_after(
     example = example_rows(x) if x is not None else None
     search = _is_search(estimator)
     if search and hasattr(estimator, "best_estimator_") and opts["log_models"]:
+        best = estimator.best_estimator_
         guard(
             integration, "logging best_estimator", _log_model,
-            opts, estimator.best_estimator_, "best_estimator", example,
+            opts, best, "best_estimator", example, best.get_params(deep=True),
         )  # fmt: skip
     if y is not None and x is not None:
         metrics = guard(
@@ -345,7 +346,11 @@ def _log_after(
     if search:
         _log_search_results(integration, estimator)
     if opts["log_models"]:
-        guard(integration, "logging the model", _log_model, opts, estimator, "model", example)
+        params = guard(integration, "reading params", model_params, estimator)
+        guard(
+            integration, "logging the model", _log_model,
+            opts, estimator, "model", example, params,
+        )  # fmt: skip
     guard(integration, "logging estimator.html", _log_html, estimator)
     if search:
         _log_search_runs(integration, opts, estimator, x, y)
@@ -357,17 +362,26 @@ def _is_classifier(estimator: Any) -> bool:
     return bool(is_classifier(estimator))
 
 
-def _log_model(opts: dict[str, Any], model: Any, name: str, example: Any) -> None:
+def _log_model(opts: dict[str, Any], model: Any, name: str, example: Any, params: Any) -> None:
     _log.log_model(
         model,
         name,
+        flavor="sklearn",
         example=example,
         log_input_examples=opts["log_input_examples"],
         log_model_signatures=opts["log_model_signatures"],
         registered_model_name=opts.get("registered_model_name") if name == "model" else None,
-        flavor="sklearn",
         options={"serialization_format": opts.get("serialization_format") or "cloudpickle"},
+        params=params,
     )
+
+
+def model_params(estimator: Any) -> dict[str, Any]:
+    """The params MLflow's autologging gives the logged ``model``: the estimator's (not deep
+    for a parameter search) and a search's ``best_<param>``."""
+    params = dict(estimator.get_params(deep=not _is_search(estimator)))
+    best = getattr(estimator, "best_params_", None) or {}
+    return params | {f"best_{k}": v for k, v in best.items()}
 
 
 def _computed(name: str, compute: Any) -> dict[str, float]:
