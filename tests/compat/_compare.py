@@ -289,6 +289,12 @@ def _versions(value: str, suffix: str) -> list[tuple[str, str]]:
     return sorted({(e["name"].removesuffix(suffix), str(e["version"])) for e in entries})
 
 
+def _untimed(key: str, value: float) -> float | None:
+    """A model's metric value, None for the wall-clock timings (TIMING_METRICS) MLflow links
+    to a search's ``best_estimator``: those are compared by key and step only."""
+    return None if key in TIMING_METRICS else value
+
+
 def _compare_model(
     report: Report, client: Any, path: str, pair: tuple[Any, Any], sides: tuple[_Side, _Side]
 ) -> None:
@@ -299,8 +305,8 @@ def _compare_model(
     report.check(where, "params", a.params, b.params)
     report.check(
         where, "metrics",
-        sorted((m.key, m.value, m.step) for m in a.metrics or []),
-        sorted((m.key, m.value, m.step) for m in b.metrics or []),
+        sorted((m.key, _untimed(m.key, m.value), m.step) for m in a.metrics or []),
+        sorted((m.key, _untimed(m.key, m.value), m.step) for m in b.metrics or []),
     )  # fmt: skip
     ta, tb = _visible(a.tags), _visible(b.tags)
     report.check(where, "tag keys", sorted(ta), sorted(tb))

@@ -28,16 +28,26 @@ IGNORED_TAG_PREFIXES = ("mlflow.source.",)
 # Wall-clock timings of the grid search's candidates: they differ between any two runs.
 TIMING = ("mean_fit_time", "std_fit_time", "mean_score_time", "std_score_time")
 
-# What still differs, each with the reason it cannot (or need not) be the same.
+# What still differs, each with the reason it cannot (or need not) be the same; an entry
+# that no longer matches any difference fails the test (it would hide the difference).
+_POST_TRAINING = (
+    "MLflow logs the post-training metrics (sklearn.metrics calls, model.score on other data "
+    "after fit) with the model's id, linking them to the logged model; mlrelay logs them after "
+    "the model and its journal does not record a metric's model_id yet (pipeline change)"
+)
+_BOOSTER_PARAMS = (
+    "MLflow's xgboost/lightgbm train autolog creates the logged model before training with no "
+    "params; mlrelay creates it after training with the run's params, as every other "
+    "log_model on MLflow 3 does; deliberately not reproduced (see tests/real/test_compat.py)"
+)
 ALLOWED: dict[str, str] = {
-    ": tag mlflow.log-model.history:": "written by mlrelay's Client.log_model, which still "
-    "records MLflow 2's run tag on 3.x servers; the lead's log_model change removes it there",
-    ": model model params:": "MLflow's autolog passes params= to log_model (the estimator's "
-    "params, best_* for a search); mlrelay's log_model has no params= yet (lead's change)",
-    ": model best_estimator params:": "as above: the best estimator's own params, via params=",
-    ": model model metrics:": "MLflow logs each autologged metric with model_id= (linked to "
-    "the logged model); mlrelay's journal does not record a metric's model_id yet",
-    ": model best_estimator metrics:": "as above: the child-run metrics MLflow links to it",
+    "classifier top: model model metrics:": _POST_TRAINING,
+    "regressor top: model model metrics:": _POST_TRAINING,
+    "grid top: model best_estimator metrics:": "MLflow links the best candidate's child-run "
+    "results (mean/std/rank) to best_estimator by logging them with its model id; mlrelay "
+    "needs a Client call that links a run's metrics to a model (asked of the lead)",
+    "xgb_train top: model model params:": _BOOSTER_PARAMS,
+    "lgb_train top: model model params:": _BOOSTER_PARAMS,
     "lgb_sklearn top: model model files:": "MLflow 3.17 writes a LightGBM scikit-learn model "
     "as model.skops; mlrelay's model writer writes the cloudpickle format (model.pkl), which "
     "MLflow 2.x and 3.x both load",
@@ -283,3 +293,6 @@ def test_mlrelay_autolog_lands_what_mlflows_autolog_lands(
         found += [f"{case} {line}" for line in differences(theirs, ours)]
     unexplained = [line for line in found if not any(k in line for k in ALLOWED)]
     assert unexplained == []
+    # an allowance that no longer matches anything would hide the difference coming back
+    stale = [k for k in ALLOWED if not any(k in line for line in found)]
+    assert stale == [], "\n".join(found)

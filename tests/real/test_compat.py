@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests._servers import RunningServer
-from tests.compat._compare import Difference, Report, compare
+from tests.compat._compare import TIMING_METRICS, Difference, Report, compare
 from tests.compat._runner import SCRIPTS, Outcome, Zygotes, rewrite_imports, run_pair
 from tests.conftest import MLFLOW27_VENV
 
@@ -59,13 +59,53 @@ def _active_model_metrics(d: Difference) -> bool:
     return set(d.mlrelay) < set(d.mlflow)
 
 
+def _best_estimator_not_linked(d: Difference) -> bool:
+    """A search's ``best_estimator`` model has no metrics where MLflow's has the best
+    candidate's child-run results (MLflow logs them with the model's id)."""
+    return (
+        d.run.endswith("model 'best_estimator'") and d.field == "metrics" and d.mlrelay == []
+        and bool(d.mlflow) and all(key in TIMING_METRICS or key.startswith(("mean_", "std_",
+        "rank_")) for key, *_ in d.mlflow)
+    )  # fmt: skip
+
+
+def _booster_iterations_not_linked(d: Difference) -> bool:
+    """A booster's logged model has the run's step-0 metrics where MLflow's has every
+    iteration's (its autolog logs each iteration's metrics with the model's id)."""
+    if " model " not in d.run or d.field != "metrics" or not d.mlrelay:
+        return False
+    return d.mlrelay == [m for m in d.mlflow if m[2] == 0] and len(d.mlflow) > len(d.mlrelay)
+
+
 ACTIVE_MODEL = "MLflow 3's active model: later metrics are not linked to the model"
-KNOWN_GAPS = [Gap(ACTIVE_MODEL, _active_model_metrics)]
+BEST_LINKED = "autolog: best_estimator is not linked to the best candidate's child-run metrics"
+ITERATIONS_LINKED = "autolog: a booster's model is linked to step-0 metrics only"
+KNOWN_GAPS = [
+    Gap(ACTIVE_MODEL, _active_model_metrics),
+    Gap(BEST_LINKED, _best_estimator_not_linked),
+    Gap(ITERATIONS_LINKED, _booster_iterations_not_linked),
+]
 """Differences not fixed yet, each xfailed where it is the only one."""
 
 
+def _booster_model_params(d: Difference) -> bool:
+    """A booster's logged model from ``xgboost.train``/``lightgbm.train`` autologging has
+    the run's params where MLflow's has none. MLflow's autolog creates that model before
+    training (to link each iteration's metrics as they are logged) and passes no params, so
+    its params are empty by accident of order; mlrelay creates it after training, with the
+    run's params at that time, as every other ``log_model`` on MLflow 3 does (MLflow's
+    included). Deliberately not reproduced: it would take a log_model option that drops
+    the run's params, to lose information MLflow's UI otherwise shows."""
+    return (
+        d.script in ("xgboost_autolog", "lightgbm_autolog") and d.run.endswith(" model 'model'")
+        and d.field == "params" and d.mlflow == {} and bool(d.mlrelay)
+    )  # fmt: skip
+
+
 # Differences by design, documented in README: listed in a failure's message, never a failure.
-DOCUMENTED: list[Gap] = []
+DOCUMENTED = [
+    Gap("booster autolog models carry the run's params (MLflow's: none)", _booster_model_params),
+]
 
 
 def _branch_tag_on_2x(d: Difference) -> bool:
@@ -113,9 +153,9 @@ CASES = [
     pytest.param("pyfunc_artifacts", marks=_xfail(ACTIVE_MODEL)),
     pytest.param("remote_server_flow"),
     pytest.param("autolog_pipeline"),
-    pytest.param("autolog_grid_search"),
-    pytest.param("xgboost_autolog"),
-    pytest.param("lightgbm_autolog"),
+    pytest.param("autolog_grid_search", marks=_xfail(BEST_LINKED)),
+    pytest.param("xgboost_autolog", marks=_xfail(ITERATIONS_LINKED)),
+    pytest.param("lightgbm_autolog", marks=_xfail(ITERATIONS_LINKED)),
     pytest.param("registry_aliases"),
 ]
 CASES_27 = [pytest.param("elastic_net_wine"), pytest.param("remote_server_flow")]

@@ -33,6 +33,7 @@ __all__ = [
     "log_metrics",
     "log_model",
     "log_params",
+    "model_signature",
     "numpy_dataset",
     "set_tags",
 ]
@@ -161,52 +162,59 @@ def log_model(
     model: Any,
     name: str,
     *,
+    flavor: str,
     example: Any,
     log_input_examples: bool,
     log_model_signatures: bool,
     registered_model_name: str | None = None,
     predict: Any = None,
-    flavor: str | None = None,
     options: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> None:
-    """Log ``model`` with a signature inferred from ``example`` (the first rows of the
-    training data) and, when asked, the example itself, as MLflow's autologging does.
+    """Log ``model`` in MLflow's ``flavor`` (``"sklearn"``, ``"xgboost"``, ``"lightgbm"``,
+    written with ``options``: ``serialization_format``, ``model_format``) with the signature
+    MLflow's autologging gives it and, when asked, the example (the first rows of the
+    training data) as its input example; ``params`` are the logged model's own params (on
+    MLflow 3, under the run's), as MLflow's autologging passes them.
 
-    ``predict`` replaces ``model.predict`` for the signature (an XGBoost booster wants a
-    DMatrix). ``flavor`` (``"sklearn"``, ``"xgboost"``, ``"lightgbm"``) writes MLflow's flavor
-    of that name with ``options`` (``serialization_format``, ``model_format``), as MLflow's
-    autologging does; without it the model writer picks the flavor by the model's type."""
-    from mlrelay._formats.models import infer_signature
+    The signature is ``infer_signature(example, predict(example))``, as MLflow's autologging
+    computes it: a prediction that is an array is a tensor output (``float64``, ``int64``,
+    ...), not a column. ``predict`` replaces ``model.predict`` (an XGBoost booster wants a
+    DMatrix); a model with ``transform`` and no ``predict`` is described by its transform.
+    When the prediction fails, the model is logged without a signature (one warning)."""
+    from mlrelay._fluent_models import flavor_spec, log_spec
 
     signature: Any = False
     if log_model_signatures and example is not None:
-        predictor = model if predict is None else _Predictor(predict)
-        signature = infer_signature(predictor, example)
-    example = example if log_input_examples else None
-    if flavor is None:
-        from mlrelay._fluent_models import log_model as fluent_log_model
-
-        fluent_log_model(
-            model,
-            name,
-            signature=signature or None,
-            input_example=example,
-            registered_model_name=registered_model_name,
-        )
-        return
-    from mlrelay._fluent_models import flavor_spec, log_spec
-
+        signature = model_signature(model, example, predict, integration=flavor) or False
     log_spec(
         flavor_spec(flavor, model, options),
         name,
         signature=signature,
-        input_example=example,
+        input_example=example if log_input_examples else None,
         registered_model_name=registered_model_name,
+        params=params,
     )
 
 
-class _Predictor:
-    """An object with ``predict``, for signature inference through a custom call."""
+def model_signature(
+    model: Any, example: Any, predict: Any = None, *, integration: str | None = None
+) -> Any:
+    """``infer_signature(example, predict(copy of example))`` as MLflow's autologging
+    infers it, or None (with one warning) when the model cannot predict on the example."""
+    import copy
 
-    def __init__(self, predict: Any) -> None:
-        self.predict = predict
+    from mlrelay._formats.schema import infer_signature
+
+    call = predict
+    if call is None:
+        call = getattr(model, "predict", None) or getattr(model, "transform", None)
+    if call is None:
+        return None
+    try:
+        output = call(copy.deepcopy(example))
+        return infer_signature(example, output)
+    except Exception as exc:
+        what = f"the model signature was not inferred ({type(exc).__name__}: {exc})"
+        warn_once(integration or "autolog", what)
+        return None

@@ -322,29 +322,38 @@ def example_rows(x: Any) -> Any:
 def _log_after(
     integration: str, opts: dict[str, Any], estimator: Any, x: Any, y: Any, weight: Any
 ) -> None:
+    """What a fit logs once it returns. The order is chosen for what the logged models are
+    linked to (on MLflow 3 a logged model gets the run's params and its step-0 metrics as
+    they are on the server when it is logged): ``best_estimator`` first (the search's own
+    params, no metrics yet), then the training metrics, ``best_cv_score`` and the
+    ``best_<param>`` params, then ``model`` (linked to all of them), as MLflow links them."""
     example = example_rows(x) if x is not None else None
-    if hasattr(estimator, "best_params_"):  # before the model, whose params MLflow links
-        best = {f"best_{k}": v for k, v in estimator.best_params_.items()}
-        guard(integration, "logging best params", _log.log_params, integration, best)
-    if opts["log_models"]:
-        guard(integration, "logging the model", _log_model, opts, estimator, "model", example)
+    search = _is_search(estimator)
+    if search and hasattr(estimator, "best_estimator_") and opts["log_models"]:
+        best = estimator.best_estimator_
+        guard(
+            integration, "logging best_estimator", _log_model,
+            opts, best, "best_estimator", example, best.get_params(deep=True),
+        )  # fmt: skip
     if y is not None and x is not None:
         metrics = guard(
-            integration,
-            "training metrics",
-            training_metrics,
-            estimator,
-            x,
-            y,
-            weight,
-            opts.get("pos_label"),
-        )
+            integration, "training metrics", training_metrics,
+            estimator, x, y, weight, opts.get("pos_label"),
+        )  # fmt: skip
         _log.log_metrics(integration, metrics or {})
         if _is_classifier(estimator):
             guard(integration, "plots", _plots.classifier_plots, estimator, x, y, weight)
+    if search:
+        _log_search_results(integration, estimator)
+    if opts["log_models"]:
+        params = guard(integration, "reading params", model_params, estimator)
+        guard(
+            integration, "logging the model", _log_model,
+            opts, estimator, "model", example, params,
+        )  # fmt: skip
     guard(integration, "logging estimator.html", _log_html, estimator)
-    if _is_search(estimator):
-        _log_search(integration, opts, estimator, x, y, example)
+    if search:
+        _log_search_runs(integration, opts, estimator, x, y)
 
 
 def _is_classifier(estimator: Any) -> bool:
@@ -353,17 +362,26 @@ def _is_classifier(estimator: Any) -> bool:
     return bool(is_classifier(estimator))
 
 
-def _log_model(opts: dict[str, Any], model: Any, name: str, example: Any) -> None:
+def _log_model(opts: dict[str, Any], model: Any, name: str, example: Any, params: Any) -> None:
     _log.log_model(
         model,
         name,
+        flavor="sklearn",
         example=example,
         log_input_examples=opts["log_input_examples"],
         log_model_signatures=opts["log_model_signatures"],
         registered_model_name=opts.get("registered_model_name") if name == "model" else None,
-        flavor="sklearn",
         options={"serialization_format": opts.get("serialization_format") or "cloudpickle"},
+        params=params,
     )
+
+
+def model_params(estimator: Any) -> dict[str, Any]:
+    """The params MLflow's autologging gives the logged ``model``: the estimator's (not deep
+    for a parameter search) and a search's ``best_<param>``."""
+    params = dict(estimator.get_params(deep=not _is_search(estimator)))
+    best = getattr(estimator, "best_params_", None) or {}
+    return params | {f"best_{k}": v for k, v in best.items()}
 
 
 def _computed(name: str, compute: Any) -> dict[str, float]:
@@ -462,39 +480,28 @@ def _log_html(estimator: Any) -> None:
 # --- parameter searches --------------------------------------------------------------------
 
 
-def _log_search(
-    integration: str, opts: dict[str, Any], search: Any, x: Any, y: Any, example: Any
-) -> None:
-    if hasattr(search, "best_estimator_") and opts["log_models"]:
-        guard(
-            integration,
-            "logging best_estimator",
-            _log_model,
-            opts,
-            search.best_estimator_,
-            "best_estimator",
-            example,
-        )
+def _log_search_results(integration: str, search: Any) -> None:
+    """``best_cv_score`` and the ``best_<param>`` params of a parameter search."""
     if hasattr(search, "best_score_"):
         guard(
-            integration,
-            "logging best_cv_score",
-            _log.log_metrics,
-            integration,
-            {"best_cv_score": search.best_score_},
-        )
-    if hasattr(search, "cv_results_"):
-        dataset = _log.dataset_of(x, y) if opts["log_datasets"] and x is not None else None
-        guard(
-            integration,
-            "creating child runs",
-            child_runs,
-            integration,
-            search,
-            opts["max_tuning_runs"],
-            dataset,
-        )
-        guard(integration, "logging cv_results.csv", _log_cv_results, search.cv_results_)
+            integration, "logging best_cv_score", _log.log_metrics,
+            integration, {"best_cv_score": search.best_score_},
+        )  # fmt: skip
+    if hasattr(search, "best_params_"):
+        best = {f"best_{k}": v for k, v in search.best_params_.items()}
+        guard(integration, "logging best params", _log.log_params, integration, best)
+
+
+def _log_search_runs(integration: str, opts: dict[str, Any], search: Any, x: Any, y: Any) -> None:
+    """The child runs of a parameter search and its ``cv_results.csv``."""
+    if not hasattr(search, "cv_results_"):
+        return
+    dataset = _log.dataset_of(x, y) if opts["log_datasets"] and x is not None else None
+    guard(
+        integration, "creating child runs", child_runs,
+        integration, search, opts["max_tuning_runs"], dataset,
+    )  # fmt: skip
+    guard(integration, "logging cv_results.csv", _log_cv_results, search.cv_results_)
 
 
 def _log_cv_results(results: Any) -> None:

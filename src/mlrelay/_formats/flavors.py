@@ -247,7 +247,7 @@ def _write_sklearn(spec: ModelSpec, path: Path) -> Written:
 
 
 def _write_xgboost(spec: ModelSpec, path: Path) -> Written:
-    require("xgboost", "an XGBoost model")
+    xgb = require("xgboost", "an XGBoost model")
     model_format = spec.options.get("model_format") or "ubj"
     file = f"model.{model_format}"
     spec.model.save_model(str(path / file))
@@ -258,23 +258,47 @@ def _write_xgboost(spec: ModelSpec, path: Path) -> Written:
             "data": file,
             "model_class": _class_name(spec.model),
             "model_format": model_format,
-            "xgb_version": version_of("xgboost"),
+            # the module's version, as MLflow: the distribution may be xgboost-cpu
+            "xgb_version": version_of("xgboost") or getattr(xgb, "__version__", None),
         },
     }
     return Written(flavors, lambda: _XGBoostPredictor(spec.model), ["xgboost"])
 
 
+_LIGHTGBM_SKOPS_TRUSTED = (
+    "collections.OrderedDict",
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.sklearn.LGBMRegressor",
+)
+"""The types MLflow 3 trusts in a LightGBM model saved with skops (its builtin list)."""
+
+
 def _write_lightgbm(spec: ModelSpec, path: Path) -> Written:
+    """A Booster as ``model.lgb``; a scikit-learn wrapper pickled with cloudpickle (which
+    MLflow 2.x and 3.x both read). The flavor has MLflow 3's ``serialization_format`` and
+    ``skops_trusted_types`` keys: for a Booster (whose file format they do not affect)
+    MLflow 3's defaults, ``skops`` and its trusted types, as MLflow 3 writes them."""
     lgb = require("lightgbm", "a LightGBM model")
     conf: dict[str, Any] = {"code": None}
+    trusted = spec.options.get("skops_trusted_types")
     if isinstance(spec.model, lgb.Booster):
         file = "model.lgb"
         spec.model.save_model(str(path / file))
+        serialization = spec.options.get("serialization_format") or "skops"
+        if serialization == "skops":
+            trusted = sorted({*_LIGHTGBM_SKOPS_TRUSTED, *(trusted or ())})
     else:
         file = _PICKLE_FILE
         _write_pickle(spec.model, path / file)
-        conf["serialization_format"] = "cloudpickle"  # what MLflow 2.x and 3.x both read
-    conf.update(data=file, lgb_version=version_of("lightgbm"), model_class=_class_name(spec.model))
+        serialization = "cloudpickle"
+    conf.update(
+        data=file,
+        lgb_version=version_of("lightgbm") or getattr(lgb, "__version__", None),
+        model_class=_class_name(spec.model),
+        serialization_format=serialization,
+        skops_trusted_types=list(trusted) if trusted else None,
+    )
     flavors = {
         "lightgbm": conf,
         "python_function": {"data": file, "loader_module": "mlflow.lightgbm"},
