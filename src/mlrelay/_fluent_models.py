@@ -265,6 +265,7 @@ def log_spec(
     tags: Mapping[str, Any] | None = None,
     model_type: str | None = None,
     step: int = 0,
+    link_all_steps: bool = False,
 ) -> ModelInfo:
     """Log a model of any flavor into the active run, starting a run when none is active
     (as MLflow 2 does), and return its :class:`ModelInfo` (also offline, where
@@ -273,7 +274,8 @@ def log_spec(
     ``params``, ``tags``, ``model_type`` and ``step`` are MLflow 3's logged-model fields
     (see :meth:`Client.log_model`); ``tags`` also tag the registered version. Offline and
     on MLflow 2 servers, where there is no logged model, they are not recorded (a warning
-    says so).
+    says so). ``link_all_steps`` (mlrelay's, for autologging) links the run's metric
+    points of every step to the logged model, not only ``step``'s.
 
     Raises:
         ConfigurationError: ``registered_model_name`` offline; the run cannot reach the
@@ -299,7 +301,7 @@ def log_spec(
     info = client.log_model(
         server_id, spec, name, signature=sig, input_example=input_example,
         pip_requirements=pip_requirements, params=params, tags=tags, model_type=model_type,
-        step=step,
+        step=step, link_all_steps=link_all_steps,
     )  # fmt: skip
     if not registered_model_name:
         return info

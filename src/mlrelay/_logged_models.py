@@ -109,6 +109,7 @@ class LoggedModelMethods:
         tags: Mapping[str, Any] | None = None,
         model_type: str | None = None,
         step: int = 0,
+        link_all_steps: bool = False,
     ) -> ModelInfo:
         """Log a model of run ``run_id`` in MLflow's format, named ``name``.
 
@@ -125,7 +126,8 @@ class LoggedModelMethods:
         On MLflow 3, as in its ``log_model``: the model's params are ``params`` under the
         run's, its tags the run's context tags (user, source, git) under ``tags``; ``step``
         is the step of the run's output and of the run's metric points linked to the model.
-        On MLflow 2 these and ``model_type`` are not recorded anywhere.
+        On MLflow 2 these and ``model_type`` are not recorded anywhere. ``link_all_steps``
+        links the points of every step (as MLflow's boosting autologs do).
 
         Raises:
             ValidationError: the model cannot be saved (nothing is created on the server).
@@ -139,21 +141,28 @@ class LoggedModelMethods:
         if not (logged_models := self.capabilities().logged_models):
             model = for_mlflow_2(model, flavor)
         with tempfile.TemporaryDirectory(prefix="mlrelay-model-") as tmp:
-            folder, model_id = Path(tmp), None
+            folder = Path(tmp)
             mlmodel = save_model(
                 model, folder, input_example=input_example, signature=signature,
                 pip_requirements=pip_requirements, run_id=run_id, artifact_path=name,
                 flavor=flavor,
             )  # fmt: skip
-            if logged_models:
-                fields = _Fields(dict(params or {}), dict(tags or {}), model_type, step)
-                model_id, mlmodel = self._log_logged_model(run_id, name, folder, mlmodel, fields)
-            else:
-                self._log_run_model(run_id, name, folder, mlmodel)
+            fields = _Fields(dict(params or {}), dict(tags or {}), model_type, step, link_all_steps)
+            model_id, mlmodel = self._store(run_id, name, folder, mlmodel, fields, logged_models)
         source = f"models:/{model_id}" if model_id else f"runs:/{run_id}/{name}"  # as MLflow 3
         reg = registered_model_name
         version = self.register_model(source, reg, tags=tags) if reg else None
         return ModelInfo.of(mlmodel, run_id, name, model_id=model_id, model_version=version)
+
+    def _store(
+        self, run_id: str, name: str, folder: Path, mlmodel: Any, fields: _Fields, logged: bool
+    ) -> tuple[str | None, dict[str, Any]]:
+        """Store the written model as a logged model (MLflow 3) or in the run (MLflow 2);
+        returns the logged model's id (None on MLflow 2) and the MLmodel written."""
+        if logged:
+            return self._log_logged_model(run_id, name, folder, mlmodel, fields)
+        self._log_run_model(run_id, name, folder, mlmodel)
+        return None, mlmodel
 
     def _log_run_model(self, run_id: str, name: str, folder: Path, mlmodel: Any) -> None:
         """MLflow 2: the files in the run's artifacts, the model in the run's history tag
@@ -184,7 +193,7 @@ class LoggedModelMethods:
         model_id = info.model_id
         output = r.LoggedModelOutput(model_id=model_id, step=fields.step)
         self._call(_R.log_outputs, r.LogOutputs(run_id=run_id, models=[output]), "logged models")
-        self._link_metrics(run_id, model_id, step=fields.step)
+        self._link_metrics(run_id, model_id, step=None if fields.all_steps else fields.step)
         location = str(info.artifact_uri)
         mlmodel = stamp_logged_model(folder, mlmodel, model_id=model_id, artifact_path=location)
         self._upload_logged_model(model_id, location, folder)
@@ -220,9 +229,9 @@ class LoggedModelMethods:
             find,
         )
 
-    def _link_metrics(self, run_id: str, model_id: str, *, step: int) -> None:
-        """Re-log the run's metric points at ``step`` with the model's id, as MLflow 3's
-        client does: the logged model's metrics are these points."""
+    def _link_metrics(self, run_id: str, model_id: str, *, step: int | None) -> None:
+        """Re-log the run's metric points at ``step`` (every step: None) with the model's
+        id, as MLflow 3's client does: the logged model's metrics are these points."""
         points = [
             {
                 "key": m.key,
@@ -233,7 +242,7 @@ class LoggedModelMethods:
             }
             for key in self.get_run(run_id).data.metrics_dict
             for m in self.get_metric_history(run_id, key)
-            if m.step == step and getattr(m, "model_id", None) is None
+            if step in (None, m.step) and getattr(m, "model_id", None) is None
         ]
         for start in range(0, len(points), MAX_METRICS_PER_BATCH):
             body = {"run_id": run_id, "metrics": points[start : start + MAX_METRICS_PER_BATCH]}
@@ -295,6 +304,7 @@ class _Fields:
     tags: dict[str, Any]
     model_type: str | None
     step: int
+    all_steps: bool = False
 
 
 def _pairs(values: Mapping[str, Any]) -> list[ModelVersionTag]:

@@ -69,21 +69,11 @@ def _best_estimator_not_linked(d: Difference) -> bool:
     )  # fmt: skip
 
 
-def _booster_iterations_not_linked(d: Difference) -> bool:
-    """A booster's logged model has the run's step-0 metrics where MLflow's has every
-    iteration's (its autolog logs each iteration's metrics with the model's id)."""
-    if " model " not in d.run or d.field != "metrics" or not d.mlrelay:
-        return False
-    return d.mlrelay == [m for m in d.mlflow if m[2] == 0] and len(d.mlflow) > len(d.mlrelay)
-
-
 ACTIVE_MODEL = "MLflow 3's active model: later metrics are not linked to the model"
 BEST_LINKED = "autolog: best_estimator is not linked to the best candidate's child-run metrics"
-ITERATIONS_LINKED = "autolog: a booster's model is linked to step-0 metrics only"
 KNOWN_GAPS = [
     Gap(ACTIVE_MODEL, _active_model_metrics),
     Gap(BEST_LINKED, _best_estimator_not_linked),
-    Gap(ITERATIONS_LINKED, _booster_iterations_not_linked),
 ]
 """Differences not fixed yet, each xfailed where it is the only one."""
 
@@ -154,8 +144,8 @@ CASES = [
     pytest.param("remote_server_flow"),
     pytest.param("autolog_pipeline"),
     pytest.param("autolog_grid_search", marks=_xfail(BEST_LINKED)),
-    pytest.param("xgboost_autolog", marks=_xfail(ITERATIONS_LINKED)),
-    pytest.param("lightgbm_autolog", marks=_xfail(ITERATIONS_LINKED)),
+    pytest.param("xgboost_autolog"),
+    pytest.param("lightgbm_autolog"),
     pytest.param("registry_aliases"),
 ]
 CASES_27 = [pytest.param("elastic_net_wine"), pytest.param("remote_server_flow")]

@@ -241,7 +241,7 @@ def _write_sklearn(spec: ModelSpec, path: Path) -> Written:
         "serialization_format": serialization,
         "sklearn_version": version_of("scikit-learn"),
     }
-    if serialization == "skops":
+    if serialization == "skops" or not options.get("mlflow_2"):  # MLflow 3 always writes it
         flavors["sklearn"]["skops_trusted_types"] = list(trusted) if trusted else None
     return Written(flavors, lambda: _PredictFn(model, predict_fn), packages)
 

@@ -148,11 +148,11 @@ def _spec_of(model: Any, flavor: str | None) -> ModelSpec:
 def for_mlflow_2(model: Any, flavor: str | None = None) -> ModelSpec:
     """The model as a spec written in formats MLflow 2 reads: a scikit-learn model whose
     format was not chosen is written with cloudpickle, MLflow 2's default (MLflow 2 cannot
-    read skops, MLflow 3's default)."""
+    read skops, MLflow 3's default), and its flavor without MLflow 3's keys."""
     spec = _spec_of(model, flavor)
     if spec.flavor != "sklearn" or spec.options.get("serialization_format"):
         return spec
-    options = {**spec.options, "serialization_format": "cloudpickle"}
+    options = {**spec.options, "serialization_format": "cloudpickle", "mlflow_2": True}
     return dataclasses.replace(spec, options=options)
 
 
