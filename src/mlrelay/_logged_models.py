@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._logged_model_api import remember_logged_model
 from ._protocol import registry as r
 from ._protocol.batches import encode_number
 from ._protocol.entities import CLIENT_KEY_TAG, CLIENT_KEY_TAGS, ModelVersionTag
@@ -150,6 +151,7 @@ class LoggedModelMethods:
                 model_id, mlmodel = self._log_logged_model(run_id, name, folder, mlmodel, fields)
             else:
                 self._log_run_model(run_id, name, folder, mlmodel)
+        remember_logged_model(model_id)  # for mlrelay.last_logged_model()
         source = f"models:/{model_id}" if model_id else f"runs:/{run_id}/{name}"  # as MLflow 3
         reg = registered_model_name
         version = self.register_model(source, reg, tags=tags) if reg else None
