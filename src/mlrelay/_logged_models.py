@@ -151,7 +151,6 @@ class LoggedModelMethods:
                 model_id, mlmodel = self._log_logged_model(run_id, name, folder, mlmodel, fields)
             else:
                 self._log_run_model(run_id, name, folder, mlmodel)
-        remember_logged_model(model_id)  # for mlrelay.last_logged_model()
         source = f"models:/{model_id}" if model_id else f"runs:/{run_id}/{name}"  # as MLflow 3
         reg = registered_model_name
         version = self.register_model(source, reg, tags=tags) if reg else None
@@ -184,6 +183,7 @@ class LoggedModelMethods:
 
         info = self._create_logged_model(self.get_run(run_id), name, fields)
         model_id = info.model_id
+        remember_logged_model(model_id)  # for mlrelay.last_logged_model(), as MLflow: once created
         output = r.LoggedModelOutput(model_id=model_id, step=fields.step)
         self._call(_R.log_outputs, r.LogOutputs(run_id=run_id, models=[output]), "logged models")
         self._link_metrics(run_id, model_id, step=fields.step)
