@@ -27,9 +27,8 @@ _last = threading.local()
 
 
 def remember_logged_model(model_id: str | None) -> None:
-    """Record ``model_id`` as this thread's last logged model (None: nothing to record)."""
-    if model_id:
-        _last.model_id = model_id
+    """Record ``model_id`` as this thread's last logged model (None: forget it)."""
+    _last.model_id = model_id
 
 
 def last_logged_model_id() -> str | None:
