@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._logged_model_api import remember_logged_model
 from ._protocol import registry as r
 from ._protocol.batches import encode_number
 from ._protocol.entities import CLIENT_KEY_TAG, CLIENT_KEY_TAGS, ModelVersionTag
@@ -191,6 +192,7 @@ class LoggedModelMethods:
 
         info = self._create_logged_model(self.get_run(run_id), name, fields)
         model_id = info.model_id
+        remember_logged_model(model_id)  # for mlrelay.last_logged_model(), as MLflow: once created
         output = r.LoggedModelOutput(model_id=model_id, step=fields.step)
         self._call(_R.log_outputs, r.LogOutputs(run_id=run_id, models=[output]), "logged models")
         self._link_metrics(run_id, model_id, step=None if fields.all_steps else fields.step)

@@ -33,6 +33,7 @@ from ._errors import (
     ResourceAlreadyExistsError,
     ValidationError,
 )
+from ._logged_model_api import LoggedModelReads
 from ._logged_models import LoggedModelMethods
 from ._protocol import messages as m
 from ._protocol.batches import KIND_METRIC, KIND_PARAM, KIND_TAG, Entry, split_batch
@@ -112,7 +113,7 @@ def _http_client(settings: Settings) -> httpx.Client:
     )
 
 
-class Client(RegistryMethods, LoggedModelMethods):
+class Client(RegistryMethods, LoggedModelMethods, LoggedModelReads):
     """A typed, synchronous client for an MLflow-compatible tracking server.
 
     Settings are resolved once, here, in this order (the first that has a value wins):

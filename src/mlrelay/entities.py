@@ -10,9 +10,12 @@ constructors (``Metric(key, value, timestamp, step)``, ``Param(key, value)``,
 (``ViewType.ACTIVE_ONLY == 1``, ``RunStatus.FINISHED == 3``), with their ``to_string`` /
 ``from_string``. Every mlrelay call that takes a view type takes these ints or the names.
 
+``LoggedModel`` has MLflow 3's attributes (``model_id``, ``name``, ``status`` as a
+``LoggedModelStatus``, ``tags`` / ``params`` dicts, ``metrics``...), read from the server's
+JSON (its ``raw`` keeps that JSON, fields this version does not know included).
+
 Differences from MLflow: ``Dataset.source`` is the source's JSON text (MLflow's is a
-``DatasetSource`` object) and its schema is ``schema_``; ``LoggedModel`` is the server's
-``{"info": {...}}`` record, so its fields are under ``.info`` (``.info.model_id``).
+``DatasetSource`` object) and its schema is ``schema_``.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from ._protocol.entities import (
     RunInputs,
     RunTag,
 )
-from ._protocol.registry import LoggedModel
+from ._protocol.logged_models import LoggedModel, LoggedModelStatus
 
 __all__ = [
     "Dataset",
@@ -48,6 +51,7 @@ __all__ = [
     "InputTag",
     "LifecycleStage",
     "LoggedModel",
+    "LoggedModelStatus",
     "Metric",
     "ModelVersion",
     "PagedList",

@@ -95,7 +95,10 @@ __all__ = [
 
 def _reset() -> None:
     """Forget all fluent state (tests, re-configuration); pending entries stay in the journal."""
+    from ._logged_model_api import remember_logged_model
+
     session.reset()
+    remember_logged_model(None)  # last_logged_model() is None again
 
 
 _warned: set[str] = set()

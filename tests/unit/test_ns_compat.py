@@ -49,7 +49,9 @@ CLIENT_METHODS = [
     "get_model_version_download_uri", "get_model_version_stages", "set_model_version_tag",
     "delete_model_version_tag", "transition_model_version_stage", "get_latest_versions",
     "set_registered_model_alias", "delete_registered_model_alias", "get_model_version_by_alias",
-    "__init__",
+    "get_logged_model", "search_logged_models", "list_logged_model_artifacts",
+    "set_logged_model_tags", "delete_logged_model_tag", "finalize_logged_model",
+    "delete_logged_model", "__init__",
 ]  # fmt: skip
 
 FLUENT = [
@@ -59,7 +61,8 @@ FLUENT = [
     "get_artifact_uri", "create_experiment", "get_experiment", "get_experiment_by_name",
     "search_experiments", "delete_experiment", "set_experiment_tag", "set_experiment_tags",
     "search_runs", "get_tracking_uri", "set_tracking_uri", "is_tracking_uri_set", "autolog",
-    "log_input",
+    "log_input", "get_logged_model", "last_logged_model", "search_logged_models",
+    "set_logged_model_tags", "delete_logged_model_tag", "finalize_logged_model",
 ]  # fmt: skip
 
 # MLflow parameters mlrelay leaves out on purpose (each named where the function is documented).

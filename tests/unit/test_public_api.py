@@ -16,14 +16,15 @@ EXPECTED = [
     "RateLimitError", "RegisteredModel", "RegistryNotSupportedError", "ResourceAlreadyExistsError",
     "RetryPolicy", "Run", "RunData", "RunInfo", "RunInputs", "RunTag", "ServerError",
     "UnexpectedResponseError", "UnsupportedFeatureError", "ValidationError", "__version__",
-    "active_run", "autolog", "create_experiment", "delete_experiment", "delete_run",
-    "delete_tag", "end_run", "flush", "get_artifact_uri", "get_experiment",
-    "get_experiment_by_name", "get_parent_run", "get_run", "get_tracking_uri", "init",
-    "is_tracking_uri_set", "last_active_run", "log_artifact", "log_artifacts", "log_dict",
-    "log_figure", "log_image", "log_input", "log_metric", "log_metrics", "log_model",
-    "log_param", "log_params", "log_table", "log_text", "register_model", "search_experiments",
-    "search_model_versions", "search_registered_models", "search_runs", "set_experiment",
-    "set_experiment_tag", "set_experiment_tags", "set_tag", "set_tags", "set_tracking_uri",
+    "active_run", "autolog", "create_experiment", "delete_experiment", "delete_logged_model_tag",
+    "delete_run", "delete_tag", "end_run", "finalize_logged_model", "flush", "get_artifact_uri",
+    "get_experiment", "get_experiment_by_name", "get_logged_model", "get_parent_run", "get_run",
+    "get_tracking_uri", "init", "is_tracking_uri_set", "last_active_run", "last_logged_model",
+    "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_image", "log_input",
+    "log_metric", "log_metrics", "log_model", "log_param", "log_params", "log_table", "log_text",
+    "register_model", "search_experiments", "search_logged_models", "search_model_versions",
+    "search_registered_models", "search_runs", "set_experiment", "set_experiment_tag",
+    "set_experiment_tags", "set_logged_model_tags", "set_tag", "set_tags", "set_tracking_uri",
     "start_run"
 ]  # fmt: skip
 

@@ -25,7 +25,7 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mlrelay._errors import UnsupportedFeatureError, ValidationError
 from mlrelay._pipeline import runs
@@ -34,6 +34,8 @@ from mlrelay.entities import (
     DatasetInput,
     Experiment,
     FileInfo,
+    LoggedModel,
+    LoggedModelStatus,
     Metric,
     ModelVersion,
     PagedList,
@@ -424,6 +426,50 @@ class MlflowClient:
         if dst_path is not None:
             Path(dst_path).mkdir(parents=True, exist_ok=True)
         return self._client.download_artifacts(self._rid(run_id), path, dst_path)
+
+    # --- MLflow 3's logged models ---------------------------------------------------------
+
+    def get_logged_model(self, model_id: str) -> LoggedModel:
+        """A logged model by id, with its tags, params and linked metrics."""
+        return self._client.get_logged_model(model_id)
+
+    def search_logged_models(
+        self,
+        experiment_ids: list[str],
+        filter_string: str | None = None,
+        datasets: list[dict[str, Any]] | None = None,
+        max_results: int | None = None,
+        order_by: list[dict[str, Any]] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[LoggedModel]:
+        """One page of logged models matching a filter; ``.token`` gives the next page."""
+        items, token = self._client.search_logged_models_page(
+            experiment_ids, filter_string=filter_string, datasets=datasets,
+            max_results=max_results, order_by=order_by, page_token=page_token,
+        )  # fmt: skip
+        return PagedList(items, token)
+
+    def list_logged_model_artifacts(self, model_id: str, path: str | None = None) -> list[FileInfo]:
+        """The files and directories directly below ``path`` in a logged model's files."""
+        return self._client.list_logged_model_artifacts(model_id, path)
+
+    def set_logged_model_tags(self, model_id: str, tags: dict[str, Any]) -> None:
+        """Set tags on a logged model."""
+        self._client.set_logged_model_tags(model_id, tags)
+
+    def delete_logged_model_tag(self, model_id: str, key: str) -> None:
+        """Remove a tag from a logged model."""
+        self._client.delete_logged_model_tag(model_id, key)
+
+    def finalize_logged_model(
+        self, model_id: str, status: Literal["READY", "FAILED"] | LoggedModelStatus
+    ) -> LoggedModel:
+        """Set a logged model's final status, READY or FAILED; returns the model."""
+        return self._client.finalize_logged_model(model_id, status)
+
+    def delete_logged_model(self, model_id: str) -> None:
+        """Delete a logged model."""
+        self._client.delete_logged_model(model_id)
 
     # --- the model registry -------------------------------------------------------------
 
