@@ -17,8 +17,8 @@ median is reported. An autologged ``fit`` here is the whole thing a user waits f
 started for it, params, training metrics, the model uploaded, the run ended (mlrelay's
 ``end_run`` waits until the server has everything, as MLflow's calls do).
 
-What differs in the work done: MLflow also renders three PNG plots for a classifier (confusion
-matrix, ROC, precision-recall) with matplotlib; mlrelay does not draw them.
+Both do the same work: the same params, metrics, tags, dataset and model, and for a classifier
+the same three PNG plots (confusion matrix, ROC, precision-recall) drawn with matplotlib.
 """
 
 from __future__ import annotations

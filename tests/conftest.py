@@ -88,6 +88,9 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     monkeypatch.setenv("MLRELAY_HOME", str(tmp_path / "mlrelay-home"))
     monkeypatch.chdir(tmp_path)
     yield
+    for name in list(os.environ):  # set during the test: MLflow's set_tracking_uri exports
+        if name.startswith(("MLFLOW_", "MLRELAY_", "DAGSHUB_")):  # MLFLOW_TRACKING_URI
+            del os.environ[name]  # (monkeypatch then restores what it removed)
     reset_fluent_state()
 
 

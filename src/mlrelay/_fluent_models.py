@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import fluent
 from ._errors import ConfigurationError, RegistryNotSupportedError, ValidationError
@@ -265,23 +265,20 @@ def log_spec(
     tags: Mapping[str, Any] | None = None,
     model_type: str | None = None,
     step: int = 0,
-    link_all_steps: bool = False,
+    link: Literal["step", "all", "none"] = "step",
 ) -> ModelInfo:
     """Log a model of any flavor into the active run, starting a run when none is active
     (as MLflow 2 does), and return its :class:`ModelInfo` (also offline, where
     ``model_uri`` names the run by its local id until it is synced).
 
-    ``params``, ``tags``, ``model_type`` and ``step`` are MLflow 3's logged-model fields
-    (see :meth:`Client.log_model`); ``tags`` also tag the registered version. Offline and
-    on MLflow 2 servers, where there is no logged model, they are not recorded (a warning
-    says so). ``link_all_steps`` (mlrelay's, for autologging) links the run's metric
-    points of every step to the logged model, not only ``step``'s.
+    ``params``, ``tags``, ``model_type``, ``step`` and ``link``: see :meth:`Client.log_model`
+    (``tags`` also tag the registered version); offline and on MLflow 2 servers, with no
+    logged model, they are not recorded (a warning says so).
 
     Raises:
         ConfigurationError: ``registered_model_name`` offline; the run cannot reach the
             server in time.
-        RegistryNotSupportedError: ``registered_model_name`` on a server without a registry
-            (before anything is uploaded).
+        RegistryNotSupportedError: no registry (checked before anything is uploaded).
         ValidationError: the model cannot be saved.
     """
     run = fluent.active_run() or fluent.start_run()
@@ -301,8 +298,10 @@ def log_spec(
     info = client.log_model(
         server_id, spec, name, signature=sig, input_example=input_example,
         pip_requirements=pip_requirements, params=params, tags=tags, model_type=model_type,
-        step=step, link_all_steps=link_all_steps,
+        step=step, link=link,
     )  # fmt: skip
+    if info.model_id and link != "none":  # the run's later points at this step link to it
+        session.model_outputs.setdefault(run.local_id, {}).setdefault(step, info.model_id)
     if not registered_model_name:
         return info
     version = client.register_model(

@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ._logged_model_api import remember_logged_model
 from ._protocol import registry as r
@@ -50,6 +50,9 @@ if TYPE_CHECKING:
 __all__ = ["LoggedModelMethods"]
 
 _R = r.REGISTRY_ENDPOINTS
+Link = Literal["step", "all", "none"]
+"""Which of the run's metric points a new logged model is linked to."""
+
 _SEARCH_PAGES = 100
 """Pages of logged models looked through when searching one experiment (a bounded look)."""
 
@@ -110,7 +113,7 @@ class LoggedModelMethods:
         tags: Mapping[str, Any] | None = None,
         model_type: str | None = None,
         step: int = 0,
-        link_all_steps: bool = False,
+        link: Link = "step",
     ) -> ModelInfo:
         """Log a model of run ``run_id`` in MLflow's format, named ``name``.
 
@@ -127,8 +130,9 @@ class LoggedModelMethods:
         On MLflow 3, as in its ``log_model``: the model's params are ``params`` under the
         run's, its tags the run's context tags (user, source, git) under ``tags``; ``step``
         is the step of the run's output and of the run's metric points linked to the model.
-        On MLflow 2 these and ``model_type`` are not recorded anywhere. ``link_all_steps``
-        links the points of every step (as MLflow's boosting autologs do).
+        On MLflow 2 these and ``model_type`` are not recorded anywhere. ``link`` says
+        which of the run's metric points are linked: those at ``step`` (MLflow's
+        ``log_model``), ``"all"`` steps (its boosting autologs) or ``"none"``.
 
         Raises:
             ValidationError: the model cannot be saved (nothing is created on the server).
@@ -148,7 +152,7 @@ class LoggedModelMethods:
                 pip_requirements=pip_requirements, run_id=run_id, artifact_path=name,
                 flavor=flavor,
             )  # fmt: skip
-            fields = _Fields(dict(params or {}), dict(tags or {}), model_type, step, link_all_steps)
+            fields = _Fields(dict(params or {}), dict(tags or {}), model_type, step, link)
             model_id, mlmodel = self._store(run_id, name, folder, mlmodel, fields, logged_models)
         source = f"models:/{model_id}" if model_id else f"runs:/{run_id}/{name}"  # as MLflow 3
         reg = registered_model_name
@@ -195,7 +199,9 @@ class LoggedModelMethods:
         remember_logged_model(model_id)  # for mlrelay.last_logged_model(), as MLflow: once created
         output = r.LoggedModelOutput(model_id=model_id, step=fields.step)
         self._call(_R.log_outputs, r.LogOutputs(run_id=run_id, models=[output]), "logged models")
-        self._link_metrics(run_id, model_id, step=None if fields.all_steps else fields.step)
+        if fields.link != "none":
+            steps = None if fields.link == "all" else fields.step
+            self._link_metrics(run_id, model_id, step=steps)
         location = str(info.artifact_uri)
         mlmodel = stamp_logged_model(folder, mlmodel, model_id=model_id, artifact_path=location)
         self._upload_logged_model(model_id, location, folder)
@@ -306,7 +312,7 @@ class _Fields:
     tags: dict[str, Any]
     model_type: str | None
     step: int
-    all_steps: bool = False
+    link: Link = "step"
 
 
 def _pairs(values: Mapping[str, Any]) -> list[ModelVersionTag]:

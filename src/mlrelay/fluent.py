@@ -24,6 +24,7 @@ pipeline) and the run lifecycle live in :mod:`mlrelay._pipeline.runs`; DagsHub's
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import warnings
@@ -34,8 +35,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from ._dagshub import init
 from ._errors import UnsupportedFeatureError, ValidationError
 from ._pipeline import runs
+from ._pipeline.pipeline import Row
 from ._pipeline.runs import ActiveRun, RunHandle, active_run, current, last_active_run, session
-from ._protocol.batches import KIND_DATASET, KIND_DELETE_TAG, KIND_METRIC, KIND_PARAM, KIND_TAG
+from ._protocol.batches import (
+    KIND_DATASET,
+    KIND_DELETE_TAG,
+    KIND_LINKED_METRIC,
+    KIND_METRIC,
+    KIND_PARAM,
+    KIND_TAG,
+)
 from ._validation import (
     validate_key,
     validate_metric_value,
@@ -465,9 +474,10 @@ def log_metric(
 
     Costs a few microseconds: the point is validated and queued; the background
     pipeline makes it durable and sends it. ``synchronous=True`` waits until it is
-    delivered (see the module docstring). ``model_id`` and ``dataset`` (MLflow 3's links
-    of a metric to a logged model or a dataset) are not recorded yet: the metric is logged
-    to the run, with a warning once.
+    delivered (see the module docstring). As in MLflow 3, the point is linked to the logged
+    model ``model_id``, or else to the first model the run logged at the point's step, and
+    to ``dataset`` (its name and digest; the dataset is logged as the run's input the first
+    time); the links are journaled with the point and sent with it.
 
     Raises:
         ValidationError: bad key, value, step or timestamp (nothing is queued).
@@ -479,19 +489,33 @@ def log_metric(
         value = validate_metric_value(key, value)
     ts = _time_ns() // 1_000_000 if timestamp is None else validate_timestamp(key, timestamp)
     st = 0 if step is None else (step if type(step) is int else validate_step(key, step))
-    (session.sink or session.ensure_sink()).log((run.local_id, KIND_METRIC, key, value, ts, st))
-    if synchronous or model_id is not None or dataset is not None:
-        _metric_options(synchronous, model_id, dataset)
+    row: Row = (run.local_id, KIND_METRIC, key, value, ts, st)
+    if model_id is not None or dataset is not None or session.model_outputs:
+        row = _linked(row, model_id, dataset)
+    (session.sink or session.ensure_sink()).log(row)
+    if synchronous:
+        _sync(synchronous, "the metric")
 
 
-def _metric_options(synchronous: bool | None, model_id: str | None, dataset: Any) -> None:
-    if model_id is not None or dataset is not None:
-        _warn_once(
-            "metric-links",
-            "log_metric(s) does not record model_id or dataset links yet; the metric is "
-            "logged to the run",
-        )
-    _sync(synchronous, "the metric")
+def _linked(row: Row, model_id: str | None, dataset: Any) -> Row:
+    """The metric point linked as MLflow 3 links it: to ``model_id``, else to the first
+    model the run logged at the point's step; and to ``dataset`` (logged as the run's
+    input the first time)."""
+    run, _, key, value, ts, step = row
+    fields: dict[str, str] = {}
+    linked = model_id or session.model_outputs.get(run, {}).get(step or 0)
+    if linked:
+        fields["model_id"] = str(linked)
+    if dataset is not None:
+        fields.update(dataset_name=str(dataset.name), dataset_digest=str(dataset.digest))
+        seen = (run, fields["dataset_name"], fields["dataset_digest"])
+        if seen not in session.metric_datasets and runs.current().local_id == run:
+            session.metric_datasets.add(seen)
+            log_input(dataset)
+    if not fields:
+        return row
+    number = value if isinstance(value, float) else float(str(value))  # validated already
+    return run, KIND_LINKED_METRIC, key, (number, json.dumps(fields)), ts, step
 
 
 def log_metrics(
@@ -511,10 +535,12 @@ def log_metrics(
     checked = [
         (session.key(k, "metric key"), validate_metric_value(k, v)) for k, v in metrics.items()
     ]
+    linked = model_id is not None or dataset is not None or session.model_outputs
     for k, v in checked:
-        session.log((run.local_id, KIND_METRIC, k, v, ts, st))
-    if synchronous or model_id is not None or dataset is not None:
-        _metric_options(synchronous, model_id, dataset)
+        row: Row = (run.local_id, KIND_METRIC, k, v, ts, st)
+        session.log(_linked(row, model_id, dataset) if linked else row)
+    if synchronous:
+        _sync(synchronous, "the metric")
 
 
 def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:

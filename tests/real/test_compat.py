@@ -50,15 +50,6 @@ def _extra(theirs: list[str], ours: list[str]) -> list[str] | None:
     return rest
 
 
-def _active_model_metrics(d: Difference) -> bool:
-    """Metric points logged after ``log_model`` / ``pyfunc.load_model`` are not linked to
-    that model: MLflow 3 links them through its "active model" (each point carries the
-    model's id), and mlrelay's journal does not record a metric's model id yet."""
-    if " model " not in d.run or d.field != "metrics":
-        return False
-    return set(d.mlrelay) < set(d.mlflow)
-
-
 def _best_estimator_not_linked(d: Difference) -> bool:
     """A search's ``best_estimator`` model has no metrics where MLflow's has the best
     candidate's child-run results (MLflow logs them with the model's id)."""
@@ -69,10 +60,8 @@ def _best_estimator_not_linked(d: Difference) -> bool:
     )  # fmt: skip
 
 
-ACTIVE_MODEL = "MLflow 3's active model: later metrics are not linked to the model"
 BEST_LINKED = "autolog: best_estimator is not linked to the best candidate's child-run metrics"
 KNOWN_GAPS = [
-    Gap(ACTIVE_MODEL, _active_model_metrics),
     Gap(BEST_LINKED, _best_estimator_not_linked),
 ]
 """Differences not fixed yet, each xfailed where it is the only one."""
@@ -99,9 +88,13 @@ DOCUMENTED = [
 
 
 def _branch_tag_on_2x(d: Difference) -> bool:
-    """mlrelay records ``mlflow.source.git.branch`` as MLflow 3's client does; MLflow 2.7.1's
-    client does not record it."""
-    return d.field == "tag keys" and _extra(d.mlflow, d.mlrelay) == ["mlflow.source.git.branch"]
+    """mlrelay records ``mlflow.source.git.branch`` and ``mlflow.source.git.repoURL`` (in a
+    checkout with a remote) as MLflow 3's client does; MLflow 2.7.1's client does not."""
+    extra = _extra(d.mlflow, d.mlrelay) if d.field == "tag keys" else None
+    return bool(extra) and set(extra or []) <= {
+        "mlflow.source.git.branch",
+        "mlflow.source.git.repoURL",
+    }
 
 
 def _serving_example_on_2x(d: Difference) -> bool:
@@ -140,7 +133,7 @@ def _xfail(*gaps: str) -> pytest.MarkDecorator:
 CASES = [
     pytest.param("elastic_net_wine"),
     pytest.param("logistic_regression"),
-    pytest.param("pyfunc_artifacts", marks=_xfail(ACTIVE_MODEL)),
+    pytest.param("pyfunc_artifacts"),
     pytest.param("remote_server_flow"),
     pytest.param("autolog_pipeline"),
     pytest.param("autolog_grid_search", marks=_xfail(BEST_LINKED)),

@@ -39,8 +39,9 @@ def _train() -> tuple[Any, Any]:
 
 
 def _log(flavor: ModuleType, url: str, model: Any, X: Any) -> tuple[str, Any]:
-    """MLflow's tutorial: params, a metric over two steps, then ``sklearn.log_model``; then
-    a second model with MLflow 3's logged-model fields (params, tags, type, step)."""
+    """MLflow's tutorial: params, a metric over two steps, ``sklearn.log_model``, metrics
+    after it (one with a dataset); then a second model with MLflow 3's logged-model fields
+    (params, tags, type, step)."""
     flavor.set_tracking_uri(url)
     flavor.set_experiment(f"{flavor.__name__}-{uuid.uuid4().hex[:8]}")
     with flavor.start_run() as run:
@@ -49,6 +50,9 @@ def _log(flavor: ModuleType, url: str, model: Any, X: Any) -> tuple[str, Any]:
         flavor.log_metric("accuracy", 0.95, step=1)
         flavor.log_metric("loss", 0.3)
         info = flavor.sklearn.log_model(model, name="model", input_example=X[:3])
+        flavor.log_metric("test_accuracy", 0.93)  # at the model's step: linked to it
+        holdout = flavor.data.from_pandas(X[:20], name="holdout")
+        flavor.log_metric("holdout_accuracy", 0.91, dataset=holdout)
         flavor.log_metric("accuracy", 0.97, step=2)
         flavor.sklearn.log_model(
             model, name="tuned", params={"extra": 3, "C": 9}, tags={"team": "a"},
@@ -94,7 +98,10 @@ def _landed(client: Any, run_id: str, info: Any, tmp: Path) -> dict[str, Any]:
         "tuned": _tuned(client, run),
         "model": (model.name, model.status.to_proto(), model.source_run_id == run_id),
         "model params": model.params,
-        "model metrics": sorted((m.key, m.value, m.step) for m in model.metrics or []),
+        "model metrics": sorted(
+            (m.key, m.value, m.step, m.dataset_name) for m in model.metrics or []
+        ),
+        "run inputs": sorted(d.dataset.name for d in run.inputs.dataset_inputs),
         "model tags": sorted(k for k in model.tags if k not in HIDDEN and GIT not in k),
         "MLmodel keys": sorted(mlmodel),
         "MLmodel ids": (mlmodel["model_id"], mlmodel["model_uuid"], mlmodel["run_id"]),
@@ -134,7 +141,11 @@ def test_one_log_model_lands_as_mlflow_3_lands_it(
         sides[flavor.__name__] = _without_ids(landed, run_id, info.model_id)
     theirs, ours = sides["mlflow"], sides["mlrelay"]
     assert theirs["run model files"] == [f"model/{f}" for f in theirs["model files"]]  # once
-    assert theirs["model metrics"] == [("accuracy", 0.9, 0), ("loss", 0.3, 0)]
+    assert theirs["model metrics"] == [
+        ("accuracy", 0.9, 0, None), ("holdout_accuracy", 0.91, 0, "holdout"),
+        ("loss", 0.3, 0, None), ("test_accuracy", 0.93, 0, None),
+    ]  # fmt: skip
+    assert theirs["run inputs"] == ["holdout"]
     assert theirs["tuned"][0] == {"extra": "3", "C": "1.0", "solver": "lbfgs"}  # run's win
     assert theirs["tuned"][3] == [("accuracy", 0.97, 2)]
     for field in theirs:

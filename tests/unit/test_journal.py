@@ -29,6 +29,7 @@ from mlrelay._pipeline.journal import Journal, owner_identity, process_start
 from mlrelay._protocol.batches import (
     KIND_ARTIFACT,
     KIND_DELETE_TAG,
+    KIND_LINKED_METRIC,
     KIND_METRIC,
     KIND_PARAM,
     KIND_TAG,
@@ -257,6 +258,34 @@ def test_non_finite_metric_values_round_trip(journal: Journal) -> None:
         assert all(isinstance(v, float) for v in values)
         if source is not journal:
             source.close()
+
+
+def test_a_linked_metric_point_keeps_its_link_and_is_sent_with_it(journal: Journal) -> None:
+    """A point queued as KIND_LINKED_METRIC comes back as a metric point (NaN too) carrying
+    its link, and its log-batch JSON has the link's fields; plain points have none."""
+    from mlrelay._protocol.batches import pack_batch
+
+    add_run(journal, "a")
+    link = json.dumps({"model_id": "m-1", "dataset_name": "d", "dataset_digest": "x"})
+    journal.append(
+        [
+            ("a", KIND_LINKED_METRIC, "acc", (0.5, link), 1, 0),
+            ("a", KIND_LINKED_METRIC, "gap", (math.nan, link), 1, 0),
+            ("a", KIND_METRIC, "loss", 0.25, 1, 0),
+        ]
+    )
+    acc, gap, loss = journal.pending("a", 0, 10)
+    assert (acc.kind, acc.value, acc.link) == (KIND_METRIC, 0.5, link)
+    assert (gap.kind, gap.link) == (KIND_METRIC, link)
+    assert math.isnan(gap.value)  # type: ignore[arg-type]
+    assert (loss.value, loss.link) == (0.25, None)
+    body = json.loads(pack_batch([acc, gap, loss]).body("r"))
+    assert body["metrics"][0] == {
+        "key": "acc", "value": 0.5, "timestamp": 1, "step": 0,
+        "model_id": "m-1", "dataset_name": "d", "dataset_digest": "x",
+    }  # fmt: skip
+    assert body["metrics"][1]["value"] == "NaN"
+    assert body["metrics"][2] == {"key": "loss", "value": 0.25, "timestamp": 1, "step": 0}
 
 
 # --------------------------------------------------------------------------- ownership

@@ -159,7 +159,7 @@ def _train(
             predict=predict,
             flavor=fw.name,
             options={k: opts[k] for k in fw.model_options if k in opts},
-            link_all_steps=True,  # as MLflow links every boosting iteration's metrics
+            link="all",  # as MLflow links every boosting iteration's metrics
         )
     return model
 
@@ -187,6 +187,6 @@ def fit_wrapper_impl(
             registered_model_name=opts.get("registered_model_name"),
             flavor=integration,
             options={"model_format": opts["model_format"]} if "model_format" in opts else None,
-            link_all_steps=True,
+            link="all",
         )
     return result

@@ -13,7 +13,7 @@ import json
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mlrelay import fluent
 from mlrelay._errors import ValidationError
@@ -170,15 +170,15 @@ def log_model(
     predict: Any = None,
     options: Mapping[str, Any] | None = None,
     params: Mapping[str, Any] | None = None,
-    link_all_steps: bool = False,
+    link: Literal["step", "all", "none"] = "step",
 ) -> None:
     """Log ``model`` in MLflow's ``flavor`` (``"sklearn"``, ``"xgboost"``, ``"lightgbm"``,
     written with ``options``: ``serialization_format``, ``model_format``) with the signature
     MLflow's autologging gives it and, when asked, the example (the first rows of the
     training data) as its input example; ``params`` are the logged model's own params (on
-    MLflow 3, under the run's), as MLflow's autologging passes them; ``link_all_steps``
-    links the run's metric points of every step to the model (MLflow's boosting autologs
-    log each iteration's points with the model's id).
+    MLflow 3, under the run's), as MLflow's autologging passes them; ``link`` says
+    which of the run's metric points the model is linked to (``"all"`` steps: MLflow's
+    boosting autologs log each iteration's points with the model's id).
 
     The signature is ``infer_signature(example, predict(example))``, as MLflow's autologging
     computes it: a prediction that is an array is a tensor output (``float64``, ``int64``,
@@ -197,7 +197,7 @@ def log_model(
         input_example=example if log_input_examples else None,
         registered_model_name=registered_model_name,
         params=params,
-        link_all_steps=link_all_steps,
+        link=link,
     )
 
 

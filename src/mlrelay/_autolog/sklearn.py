@@ -324,8 +324,9 @@ def _log_after(
 ) -> None:
     """What a fit logs once it returns. The order is chosen for what the logged models are
     linked to (on MLflow 3 a logged model gets the run's params and its step-0 metrics as
-    they are on the server when it is logged): ``best_estimator`` first (the search's own
-    params, no metrics yet), then the training metrics, ``best_cv_score`` and the
+    they are on the server when it is logged, and later step-0 points go to the run's first
+    model): ``best_estimator`` (the search's params, linked to no metric, and not a model
+    later points link to), then the training metrics, ``best_cv_score`` and the
     ``best_<param>`` params, then ``model`` (linked to all of them), as MLflow links them."""
     example = example_rows(x) if x is not None else None
     search = _is_search(estimator)
@@ -333,7 +334,7 @@ def _log_after(
         best = estimator.best_estimator_
         guard(
             integration, "logging best_estimator", _log_model,
-            opts, best, "best_estimator", example, best.get_params(deep=True),
+            opts, best, "best_estimator", example, best.get_params(deep=True), "none",
         )  # fmt: skip
     if y is not None and x is not None:
         metrics = guard(
@@ -362,7 +363,9 @@ def _is_classifier(estimator: Any) -> bool:
     return bool(is_classifier(estimator))
 
 
-def _log_model(opts: dict[str, Any], model: Any, name: str, example: Any, params: Any) -> None:
+def _log_model(
+    opts: dict[str, Any], model: Any, name: str, example: Any, params: Any, link: Any = "step"
+) -> None:
     _log.log_model(
         model,
         name,
@@ -373,6 +376,7 @@ def _log_model(opts: dict[str, Any], model: Any, name: str, example: Any, params
         registered_model_name=opts.get("registered_model_name") if name == "model" else None,
         options={"serialization_format": opts.get("serialization_format") or "cloudpickle"},
         params=params,
+        link=link,
     )
 
 

@@ -64,6 +64,7 @@ from typing import Any, Literal
 from mlrelay._errors import without_userinfo
 from mlrelay._protocol.batches import (
     KIND_ARTIFACT,
+    KIND_LINKED_METRIC,
     KIND_METRIC,
     Entry,
 )
@@ -228,6 +229,14 @@ class RunStatus:
     refused: int
 
 
+def _linked(
+    run: str, key: str, value: tuple[float, str], ts: int | None, step: int | None
+) -> tuple[str, int, str, float | None, str, int | None, int | None]:
+    """A linked metric point as a journal row: a metric, its link in the text column."""
+    number, link = value
+    return run, KIND_METRIC, key, None if math.isnan(number) else number, link, ts, step
+
+
 class Journal:
     """A handle on the journal database; safe to use from several threads.
 
@@ -324,7 +333,8 @@ class Journal:
         )
 
     def append(self, rows: Sequence[tuple[str, int, str, Any, int | None, int | None]]) -> None:
-        """Append entries ``(run, kind, key, value, timestamp, step)`` in one transaction."""
+        """Append entries ``(run, kind, key, value, timestamp, step)`` in one transaction
+        (a ``KIND_LINKED_METRIC`` is stored as a metric point with its link as text)."""
         encoded = [
             (
                 run,
@@ -335,6 +345,8 @@ class Journal:
                 ts,
                 step,
             )
+            if kind != KIND_LINKED_METRIC
+            else _linked(run, key, value, ts, step)
             for run, kind, key, value, ts, step in rows
         ]
         self._db.execute("BEGIN IMMEDIATE")
@@ -640,6 +652,8 @@ class Journal:
         nan = math.nan
         return [
             Entry(seq, kind, key, (nan if num is None else num) if kind == 0 else text, ts, step)
+            if kind or text is None
+            else Entry(seq, kind, key, nan if num is None else num, ts, step, text)
             for seq, kind, key, num, text, ts, step in rows
         ]
 

@@ -48,7 +48,7 @@ __all__ = ["Pipeline", "PipelineOptions"]
 
 logger = logging.getLogger("mlrelay.pipeline")
 
-Row = tuple[str, int, str, "float | str", "int | None", "int | None"]
+Row = tuple[str, int, str, "float | str | tuple[float, str]", "int | None", "int | None"]
 """One entry as a log call queues it: (local run id, kind, key, value, timestamp, step)."""
 
 # Bytes a journaled metric point takes on disk, row and index (measured: about 115).

@@ -269,6 +269,10 @@ class Session:
         self.targets: dict[str, RunHandle] = {}  # run_id= of log calls -> the run (target)
         self.told_no_server = False
         self._settings: Settings | None = None
+        # MLflow 3: the first logged model of a run at each step (local run id -> step ->
+        # model id), to which that run's later metric points at that step are linked.
+        self.model_outputs: dict[str, dict[int, str]] = {}
+        self.metric_datasets: set[tuple[str, str, str]] = set()  # (run, name, digest) logged
 
     # --- configuration ----------------------------------------------------------------
 

@@ -26,7 +26,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from mlrelay._validation import (
     MAX_ENTITIES_PER_BATCH,
@@ -39,6 +39,7 @@ __all__ = [
     "KIND_ARTIFACT",
     "KIND_DATASET",
     "KIND_DELETE_TAG",
+    "KIND_LINKED_METRIC",
     "KIND_METRIC",
     "KIND_PARAM",
     "KIND_TAG",
@@ -52,6 +53,14 @@ __all__ = [
 KIND_METRIC, KIND_PARAM, KIND_TAG, KIND_DELETE_TAG, KIND_DATASET, KIND_ARTIFACT = range(6)
 """Entry kinds (stored in the journal as these integers). A dataset entry's value is the
 JSON of a ``DatasetInput``; an artifact entry's value is the JSON the journal describes."""
+
+KIND_LINKED_METRIC = 6
+"""A metric point linked to an MLflow 3 logged model or a dataset, as queued by a log call:
+its value is ``(value, link)``, ``link`` the JSON of ``{"model_id", "dataset_name",
+"dataset_digest"}`` (the keys that are set). The journal stores it as a metric point with
+the link in the ``text`` column (which metric rows do not use otherwise, so a journal read
+by an older mlrelay still sends the point, without the link); entries read back are
+``KIND_METRIC`` with :attr:`Entry.link` set."""
 
 
 class Entry(NamedTuple):
@@ -67,6 +76,8 @@ class Entry(NamedTuple):
     value: float | str
     timestamp: int | None
     step: int | None
+    link: str | None = None
+    """A metric point's link to a logged model or a dataset (see KIND_LINKED_METRIC)."""
 
 
 def encode_number(value: float | str) -> float | str:
@@ -108,20 +119,25 @@ class Batch:
         return json.dumps(
             {
                 "run_id": run_id,
-                "metrics": [
-                    {
-                        "key": m.key,
-                        "value": encode_number(m.value),
-                        "timestamp": m.timestamp or 0,
-                        "step": m.step or 0,
-                    }
-                    for m in (self.metrics if metrics is None else metrics)
-                ],
+                "metrics": [_metric(m) for m in (self.metrics if metrics is None else metrics)],
                 "params": [{"key": k, "value": v} for k, v in self.params.items()],
                 "tags": [{"key": k, "value": v} for k, v in self.tags],
             },
             separators=(",", ":"),
         ).encode()
+
+
+def _metric(m: Entry) -> dict[str, Any]:
+    """A metric point as log-batch JSON, with its link's fields when it has one."""
+    point = {
+        "key": m.key,
+        "value": encode_number(m.value),
+        "timestamp": m.timestamp or 0,
+        "step": m.step or 0,
+    }
+    if m.link:
+        point.update(json.loads(m.link))
+    return point
 
 
 def pack_batch(entries: Sequence[Entry]) -> Batch:
