@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests._servers import RunningServer
-from tests.compat._compare import TIMING_METRICS, Difference, Report, compare
+from tests.compat._compare import Difference, Report, compare
 from tests.compat._runner import SCRIPTS, Outcome, Zygotes, rewrite_imports, run_pair
 from tests.conftest import MLFLOW27_VENV
 
@@ -50,21 +50,9 @@ def _extra(theirs: list[str], ours: list[str]) -> list[str] | None:
     return rest
 
 
-def _best_estimator_not_linked(d: Difference) -> bool:
-    """A search's ``best_estimator`` model has no metrics where MLflow's has the best
-    candidate's child-run results (MLflow logs them with the model's id)."""
-    return (
-        d.run.endswith("model 'best_estimator'") and d.field == "metrics" and d.mlrelay == []
-        and bool(d.mlflow) and all(key in TIMING_METRICS or key.startswith(("mean_", "std_",
-        "rank_")) for key, *_ in d.mlflow)
-    )  # fmt: skip
-
-
-BEST_LINKED = "autolog: best_estimator is not linked to the best candidate's child-run metrics"
-KNOWN_GAPS = [
-    Gap(BEST_LINKED, _best_estimator_not_linked),
-]
-"""Differences not fixed yet, each xfailed where it is the only one."""
+KNOWN_GAPS: list[Gap] = []
+"""Differences not fixed yet, each xfailed where it is the only one (none now; the
+mechanism stays for the next one found)."""
 
 
 def _booster_model_params(d: Difference) -> bool:
@@ -136,7 +124,7 @@ CASES = [
     pytest.param("pyfunc_artifacts"),
     pytest.param("remote_server_flow"),
     pytest.param("autolog_pipeline"),
-    pytest.param("autolog_grid_search", marks=_xfail(BEST_LINKED)),
+    pytest.param("autolog_grid_search"),
     pytest.param("xgboost_autolog"),
     pytest.param("lightgbm_autolog"),
     pytest.param("registry_aliases"),

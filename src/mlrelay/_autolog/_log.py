@@ -70,15 +70,19 @@ def set_tags(integration: str, tags: Mapping[str, Any]) -> None:
 
 
 def log_metrics(
-    integration: str, metrics: Mapping[str, Any], step: int | None = None
+    integration: str,
+    metrics: Mapping[str, Any],
+    step: int | None = None,
+    model_id: str | None = None,
 ) -> dict[str, float]:
-    """Log metrics to the active run; returns what was logged (as floats)."""
+    """Log metrics to the active run (linked to the logged model ``model_id``, if given);
+    returns what was logged (as floats)."""
     values: dict[str, float] = {}
     for key, value in metrics.items():
         name = _key(integration, key)
         if name is not None:
             values[name] = float(value)
-    fluent.log_metrics(values, step=step)
+    fluent.log_metrics(values, step=step, model_id=model_id)
     return values
 
 
@@ -171,7 +175,7 @@ def log_model(
     options: Mapping[str, Any] | None = None,
     params: Mapping[str, Any] | None = None,
     link: Literal["step", "all", "none"] = "step",
-) -> None:
+) -> str | None:
     """Log ``model`` in MLflow's ``flavor`` (``"sklearn"``, ``"xgboost"``, ``"lightgbm"``,
     written with ``options``: ``serialization_format``, ``model_format``) with the signature
     MLflow's autologging gives it and, when asked, the example (the first rows of the
@@ -184,13 +188,16 @@ def log_model(
     computes it: a prediction that is an array is a tensor output (``float64``, ``int64``,
     ...), not a column. ``predict`` replaces ``model.predict`` (an XGBoost booster wants a
     DMatrix); a model with ``transform`` and no ``predict`` is described by its transform.
-    When the prediction fails, the model is logged without a signature (one warning)."""
+    When the prediction fails, the model is logged without a signature (one warning).
+
+    Returns:
+        The MLflow 3 logged model's id (None on MLflow 2 and offline)."""
     from mlrelay._fluent_models import flavor_spec, log_spec
 
     signature: Any = False
     if log_model_signatures and example is not None:
         signature = model_signature(model, example, predict, integration=flavor) or False
-    log_spec(
+    info = log_spec(
         flavor_spec(flavor, model, options),
         name,
         signature=signature,
@@ -199,6 +206,7 @@ def log_model(
         params=params,
         link=link,
     )
+    return info.model_id
 
 
 def model_signature(

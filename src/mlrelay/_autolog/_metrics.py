@@ -273,5 +273,22 @@ def log_value(
         return
     client = runs.session.client("post-training metrics")
     server_id = runs.server_id(run)
-    client.log_metric(server_id, key, float(value), timestamp=int(time.time() * 1000))
+    _log_linked(client, server_id, key, float(value), runs.session.model_outputs.get(run, {}))
     client.log_dict(server_id, info, "metric_info.json")
+
+
+def _log_linked(client: Any, run_id: str, key: str, value: float, models: dict[int, str]) -> None:
+    """Log the point to the ended run, linked to the run's model at step 0 (as MLflow links
+    a point logged after the model at its step)."""
+    import json
+
+    from mlrelay._protocol.batches import encode_number
+    from mlrelay._validation import validate_key
+
+    now = int(time.time() * 1000)
+    if 0 not in models:
+        client.log_metric(run_id, key, value, timestamp=now)
+        return
+    point = {"key": validate_key(key, field="metric key"), "value": encode_number(value)}
+    point.update(timestamp=now, step=0, model_id=models[0])
+    client.send_log_batch(json.dumps({"run_id": run_id, "metrics": [point]}).encode())

@@ -330,9 +330,10 @@ def _log_after(
     ``best_<param>`` params, then ``model`` (linked to all of them), as MLflow links them."""
     example = example_rows(x) if x is not None else None
     search = _is_search(estimator)
+    best_id = None
     if search and hasattr(estimator, "best_estimator_") and opts["log_models"]:
         best = estimator.best_estimator_
-        guard(
+        best_id = guard(
             integration, "logging best_estimator", _log_model,
             opts, best, "best_estimator", example, best.get_params(deep=True), "none",
         )  # fmt: skip
@@ -354,7 +355,7 @@ def _log_after(
         )  # fmt: skip
     guard(integration, "logging estimator.html", _log_html, estimator)
     if search:
-        _log_search_runs(integration, opts, estimator, x, y)
+        _log_search_runs(integration, opts, estimator, x, y, best_id)
 
 
 def _is_classifier(estimator: Any) -> bool:
@@ -365,8 +366,8 @@ def _is_classifier(estimator: Any) -> bool:
 
 def _log_model(
     opts: dict[str, Any], model: Any, name: str, example: Any, params: Any, link: Any = "step"
-) -> None:
-    _log.log_model(
+) -> str | None:
+    return _log.log_model(
         model,
         name,
         flavor="sklearn",
@@ -496,14 +497,17 @@ def _log_search_results(integration: str, search: Any) -> None:
         guard(integration, "logging best params", _log.log_params, integration, best)
 
 
-def _log_search_runs(integration: str, opts: dict[str, Any], search: Any, x: Any, y: Any) -> None:
-    """The child runs of a parameter search and its ``cv_results.csv``."""
+def _log_search_runs(
+    integration: str, opts: dict[str, Any], search: Any, x: Any, y: Any, best_id: Any = None
+) -> None:
+    """The child runs of a parameter search and its ``cv_results.csv``; the best candidate's
+    results are linked to the ``best_estimator`` model ``best_id``, as MLflow links them."""
     if not hasattr(search, "cv_results_"):
         return
     dataset = _log.dataset_of(x, y) if opts["log_datasets"] and x is not None else None
     guard(
         integration, "creating child runs", child_runs,
-        integration, search, opts["max_tuning_runs"], dataset,
+        integration, search, opts["max_tuning_runs"], dataset, best_id,
     )  # fmt: skip
     guard(integration, "logging cv_results.csv", _log_cv_results, search.cv_results_)
 
@@ -529,9 +533,12 @@ def _best_rows(results: dict[str, Any], limit: int | None) -> list[int]:
     return [int(i) for i in order[:limit]]
 
 
-def child_runs(integration: str, search: Any, limit: int | None, dataset: Any) -> None:
+def child_runs(
+    integration: str, search: Any, limit: int | None, dataset: Any, best_id: str | None = None
+) -> None:
     """One finished child run per candidate (the ``limit`` best by rank), as MLflow: the
-    seed estimator's params with the candidate's, and its mean/std/rank results."""
+    seed estimator's params with the candidate's, and its mean/std/rank results (the best
+    candidate's linked to the ``best_estimator`` model ``best_id``)."""
     import numbers
 
     from mlrelay import fluent
@@ -548,7 +555,8 @@ def child_runs(integration: str, search: Any, limit: int | None, dataset: Any) -
         fluent.start_run(nested=True, tags=tags)
         try:
             _log.log_params(integration, {**base, **candidate})
-            _log.log_metrics(integration, metrics)
+            best = row == getattr(search, "best_index_", None)
+            _log.log_metrics(integration, metrics, model_id=best_id if best else None)
             if dataset is not None:
                 fluent.log_input(dataset, "train")
         finally:
