@@ -322,21 +322,14 @@ def example_rows(x: Any) -> Any:
 def _log_after(
     integration: str, opts: dict[str, Any], estimator: Any, x: Any, y: Any, weight: Any
 ) -> None:
-    """What a fit logs once it returns. The order is chosen for what the logged models are
-    linked to (on MLflow 3 a logged model gets the run's params and its step-0 metrics as
-    they are on the server when it is logged, and later step-0 points go to the run's first
-    model): ``best_estimator`` (the search's params, linked to no metric, and not a model
-    later points link to), then the training metrics, ``best_cv_score`` and the
-    ``best_<param>`` params, then ``model`` (linked to all of them), as MLflow links them."""
+    """What a fit logs once it returns, in MLflow's order, which decides what the logged
+    models are linked to (on MLflow 3 a logged model gets the run's params and step-0
+    metrics as they are on the server when it is created, and later step-0 points go to the
+    run's first model): the training metrics and ``best_cv_score``, then ``model`` (linked
+    to them), then ``best_estimator`` (its own params and the search's, linked to no metric
+    and not a model later points link to), then the ``best_<param>`` params."""
     example = example_rows(x) if x is not None else None
     search = _is_search(estimator)
-    best_id = None
-    if search and hasattr(estimator, "best_estimator_") and opts["log_models"]:
-        best = estimator.best_estimator_
-        best_id = guard(
-            integration, "logging best_estimator", _log_model,
-            opts, best, "best_estimator", example, best.get_params(deep=True), "none",
-        )  # fmt: skip
     if y is not None and x is not None:
         metrics = guard(
             integration, "training metrics", training_metrics,
@@ -345,14 +338,27 @@ def _log_after(
         _log.log_metrics(integration, metrics or {})
         if _is_classifier(estimator):
             guard(integration, "plots", _plots.classifier_plots, estimator, x, y, weight)
-    if search:
-        _log_search_results(integration, estimator)
+    if search and hasattr(estimator, "best_score_"):
+        guard(
+            integration, "logging best_cv_score", _log.log_metrics,
+            integration, {"best_cv_score": estimator.best_score_},
+        )  # fmt: skip
     if opts["log_models"]:
         params = guard(integration, "reading params", model_params, estimator)
         guard(
             integration, "logging the model", _log_model,
             opts, estimator, "model", example, params,
         )  # fmt: skip
+    best_id = None
+    if search and hasattr(estimator, "best_estimator_") and opts["log_models"]:
+        best = estimator.best_estimator_
+        best_id = guard(
+            integration, "logging best_estimator", _log_model,
+            opts, best, "best_estimator", example, best.get_params(deep=True), "none",
+        )  # fmt: skip
+    if search and hasattr(estimator, "best_params_"):
+        best_params = {f"best_{k}": v for k, v in estimator.best_params_.items()}
+        guard(integration, "logging best params", _log.log_params, integration, best_params)
     guard(integration, "logging estimator.html", _log_html, estimator)
     if search:
         _log_search_runs(integration, opts, estimator, x, y, best_id)
@@ -483,18 +489,6 @@ def _log_html(estimator: Any) -> None:
 
 
 # --- parameter searches --------------------------------------------------------------------
-
-
-def _log_search_results(integration: str, search: Any) -> None:
-    """``best_cv_score`` and the ``best_<param>`` params of a parameter search."""
-    if hasattr(search, "best_score_"):
-        guard(
-            integration, "logging best_cv_score", _log.log_metrics,
-            integration, {"best_cv_score": search.best_score_},
-        )  # fmt: skip
-    if hasattr(search, "best_params_"):
-        best = {f"best_{k}": v for k, v in search.best_params_.items()}
-        guard(integration, "logging best params", _log.log_params, integration, best)
 
 
 def _log_search_runs(
