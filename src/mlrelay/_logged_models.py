@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ._logged_model_api import remember_logged_model
 from ._protocol import registry as r
-from ._protocol.batches import encode_number
+from ._protocol.batches import KIND_METRIC, Entry, metrics_body
 from ._protocol.entities import CLIENT_KEY_TAG, CLIENT_KEY_TAGS, ModelVersionTag
 from ._registry import ModelInfo
 from ._validation import MAX_METRICS_PER_BATCH
@@ -240,21 +240,15 @@ class LoggedModelMethods:
     def _link_metrics(self, run_id: str, model_id: str, *, step: int | None) -> None:
         """Re-log the run's metric points at ``step`` (every step: None) with the model's
         id, as MLflow 3's client does: the logged model's metrics are these points."""
+        link = json.dumps({"model_id": model_id})
         points = [
-            {
-                "key": m.key,
-                "value": encode_number(m.value),
-                "timestamp": m.timestamp,
-                "step": m.step,
-                "model_id": model_id,
-            }
+            Entry(0, KIND_METRIC, m.key, m.value, m.timestamp, m.step, link)
             for key in self.get_run(run_id).data.metrics_dict
             for m in self.get_metric_history(run_id, key)
             if step in (None, m.step) and getattr(m, "model_id", None) is None
         ]
         for start in range(0, len(points), MAX_METRICS_PER_BATCH):
-            body = {"run_id": run_id, "metrics": points[start : start + MAX_METRICS_PER_BATCH]}
-            self.send_log_batch(json.dumps(body).encode())
+            self.send_log_batch(metrics_body(run_id, points[start : start + MAX_METRICS_PER_BATCH]))
 
     def _upload_logged_model(self, model_id: str, location: str, folder: Path) -> None:
         """Upload the folder to the logged model's location and mark it ready; a failed

@@ -282,13 +282,13 @@ def _log_linked(client: Any, run_id: str, key: str, value: float, models: dict[i
     a point logged after the model at its step)."""
     import json
 
-    from mlrelay._protocol.batches import encode_number
+    from mlrelay._protocol.batches import KIND_METRIC, Entry, metrics_body
     from mlrelay._validation import validate_key
 
     now = int(time.time() * 1000)
     if 0 not in models:
         client.log_metric(run_id, key, value, timestamp=now)
         return
-    point = {"key": validate_key(key, field="metric key"), "value": encode_number(value)}
-    point.update(timestamp=now, step=0, model_id=models[0])
-    client.send_log_batch(json.dumps({"run_id": run_id, "metrics": [point]}).encode())
+    link = json.dumps({"model_id": models[0]})
+    point = Entry(0, KIND_METRIC, validate_key(key, field="metric key"), value, now, 0, link)
+    client.send_log_batch(metrics_body(run_id, [point]))

@@ -46,6 +46,7 @@ __all__ = [
     "Batch",
     "Entry",
     "encode_number",
+    "metrics_body",
     "pack_batch",
     "split_batch",
 ]
@@ -138,6 +139,13 @@ def _metric(m: Entry) -> dict[str, Any]:
     if m.link:
         point.update(json.loads(m.link))
     return point
+
+
+def metrics_body(run_id: str, metrics: Sequence[Entry]) -> bytes:
+    """A log-batch request body of metric points only (each with its link's fields), for
+    callers that re-log points to link them to a logged model; at most 1000 points."""
+    points = [_metric(m) for m in metrics]
+    return json.dumps({"run_id": run_id, "metrics": points}, separators=(",", ":")).encode()
 
 
 def pack_batch(entries: Sequence[Entry]) -> Batch:
