@@ -396,26 +396,40 @@ def local_model(model_uri: str, dst_path: str | None = None) -> Path:
 
 
 @contextlib.contextmanager
-def local_artifacts(artifacts: Mapping[str, str] | None) -> Iterator[dict[str, tuple[str, str]]]:
+def local_artifacts(
+    artifacts: Mapping[str, str] | None,
+) -> Iterator[dict[str, tuple[str, str, str]]]:
     """Each artifact of a pyfunc model (a local path, ``file:``, ``runs:/`` or ``models:/``
-    URI) as ``(local path, given URI)``; remote ones are downloaded into a temporary folder
-    that lives as long as the block.
+    URI) as ``(local path, given URI, root)``, ``root`` being where MLflow puts it under the
+    model's ``artifacts/``: a path's own name, a run artifact's path, and nothing (the folder
+    itself) for a ``models:/`` model. Remote ones are downloaded once per URI into a temporary
+    folder that lives as long as the block.
 
     Raises:
         ValidationError: a local path that does not exist, or another kind of URI.
     """
     with tempfile.TemporaryDirectory(prefix="mlrelay-artifacts-") as tmp:
-        found: dict[str, tuple[str, str]] = {}
-        for name, uri in (artifacts or {}).items():
-            local = _local_path(str(uri))
-            if local is None:
-                local = _download_artifact(str(uri), Path(tmp) / str(name))
-            elif not local.exists():
-                raise ValidationError(
-                    f"artifact {name!r}: no file or folder at {str(local)!r}", field="artifacts"
-                )
-            found[str(name)] = (str(local), str(uri))
+        found: dict[str, tuple[str, str, str]] = {}
+        by_uri: dict[str, tuple[str, str, str]] = {}
+        for name, given in (artifacts or {}).items():
+            uri = str(given)
+            if uri not in by_uri:
+                by_uri[uri] = _local_artifact(name, uri, Path(tmp) / str(len(by_uri)))
+            found[str(name)] = by_uri[uri]
         yield found
+
+
+def _local_artifact(name: str, uri: str, staging: Path) -> tuple[str, str, str]:
+    local = _local_path(uri)
+    if local is None:
+        local = _download_artifact(uri, staging)
+        root = local.relative_to(staging).as_posix()
+        return str(local), uri, "" if root == "." else root
+    if not local.exists():
+        raise ValidationError(
+            f"artifact {name!r}: no file or folder at {str(local)!r}", field="artifacts"
+        )
+    return str(local), uri, local.resolve().name
 
 
 def _download_artifact(uri: str, dst: Path) -> Path:

@@ -521,10 +521,16 @@ class RegistryMethods:
         if model_uri.startswith("runs:/"):
             _, run_id, path = parse_model_uri(model_uri)
             return self._run_model_source(str(run_id), str(path or ""))[0]
+        return self._registered_location(model_uri)[2]
+
+    def _registered_location(self, model_uri: str) -> tuple[str | None, str | None, str]:
+        """``(name, version, artifact URI)`` of a ``models:/`` URI, its version resolved
+        (name and version None for ``models:/<model_id>``)."""
         rest = model_uri[len("models:/") :].strip("/") if model_uri.startswith("models:/") else ""
         if rest.startswith("m-") and "/" not in rest:
             endpoint = r.logged_model_endpoint("GET", rest)
-            return str(self._call(endpoint, r.NoFields(), "logged models").model.info.artifact_uri)
+            found = self._call(endpoint, r.NoFields(), "logged models").model
+            return None, None, str(found.info.artifact_uri)
         name, at, alias = rest.partition("@")
         if not at:
             name, _, alias = rest.rpartition("/")
@@ -535,11 +541,13 @@ class RegistryMethods:
                 field="model_uri",
             )
         version = self.get_model_version_by_alias(name, alias).version if at else alias
-        return self.get_model_version_download_uri(name, version)
+        return name, str(version), self.get_model_version_download_uri(name, version)
 
     def download_model(self, model_uri: str, dst_path: str | None = None) -> str:
         """Download a model's files (MLmodel, the pickled model, environment files) into
-        ``dst_path`` (a new temporary directory if None); returns the local folder.
+        ``dst_path`` (a new temporary directory if None); returns the local folder. For a
+        ``models:/`` URI the folder also gets MLflow's ``registered_model_meta`` file (the
+        registered name and version, null for a logged model id), as MLflow's download does.
 
         >>> folder = client.download_model("models:/churn@champion")  # doctest: +SKIP
 
@@ -548,9 +556,18 @@ class RegistryMethods:
             NotFoundError: no such model, version, alias or run.
         """
         from ._artifacts import download
+        from ._formats.models import write_registered_model_meta
 
-        location = self.model_location(model_uri)
+        meta: tuple[str | None, str | None] | None = None
+        if model_uri.startswith("models:/"):
+            name, version, location = self._registered_location(model_uri)
+            meta = (name, version)
+        else:
+            location = self.model_location(model_uri)
         if location.startswith("models:/"):  # a version registered from a logged model
             location = self.model_location(location)
         dst = Path(dst_path) if dst_path else Path(tempfile.mkdtemp(prefix="mlrelay-model-"))
-        return str(download(self._transport, location, "", dst))
+        folder = download(self._transport, location, "", dst)
+        if meta is not None and (Path(folder) / "MLmodel").is_file():
+            write_registered_model_meta(Path(folder), *meta)
+        return str(folder)

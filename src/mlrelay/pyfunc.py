@@ -172,7 +172,7 @@ def _kind(
     loader_module: str | None,
     data_path: str | None,
     python_model: Any,
-    artifacts: Mapping[str, tuple[str, str]],
+    artifacts: Mapping[str, tuple[str, str, str]],
     model_config: Mapping[str, Any] | None,
 ) -> tuple[str, Any, dict[str, Any]]:
     """The flavor, model and options to write for pyfunc's arguments."""

@@ -170,3 +170,72 @@ def test_runs_uri_names_the_logged_model(mlflow_real: RunningServer, tmp_path: P
         assert (local / "serving_input_example.json").is_file()
         version = client.register_model(uri, f"iris-{uuid.uuid4().hex[:8]}")
     assert version.source == f"models:/{info.model_id}"  # as MLflow 3 registers it
+
+
+def _log_pyfunc(flavor: ModuleType, url: str, model: Any, X: Any, files: Path) -> Any:
+    """MLflow's pyfunc example: a PythonModel whose artifacts are a logged sklearn model by
+    ``models:/<id>``, two local files of one name (which MLflow files under ``0/`` and
+    ``1/``), a folder, and the same file again under a second name."""
+
+    class Wrapped(flavor.pyfunc.PythonModel):  # type: ignore[name-defined,misc]
+        def load_context(self, context: Any) -> None:
+            self.model = flavor.sklearn.load_model(context.artifacts["custom_model"])
+
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+            return self.model.predict(model_input)  # (no hints: MLflow would infer from them)
+
+    flavor.set_tracking_uri(url)
+    flavor.set_experiment(f"{flavor.__name__}-{uuid.uuid4().hex[:8]}")
+    with flavor.start_run():
+        inner = flavor.sklearn.log_model(model, name="model", input_example=X[:3])
+        return flavor.pyfunc.log_model(
+            name="artifacts", python_model=Wrapped(),
+            artifacts={
+                "custom_model": inner.model_uri,
+                "labels": str(files / "a" / "labels.txt"),
+                "labels_b": str(files / "b" / "labels.txt"),
+                "folder": str(files / "a"),
+                "again": str(files / "a" / "labels.txt"),
+            },
+        )  # fmt: skip
+
+
+def _model_tree(client: Any, model_id: str, path: str | None) -> list[str]:
+    """Every file of a logged model below ``path``, as MLflow's client lists it."""
+    found: list[str] = []
+    for f in client.list_logged_model_artifacts(model_id, path):
+        found += _model_tree(client, model_id, f.path) if f.is_dir else [f.path]
+    return sorted(found)
+
+
+def test_pyfunc_artifacts_are_placed_as_mlflow_places_them(
+    mlflow_real: RunningServer, tmp_path: Path
+) -> None:
+    """A PythonModel's artifacts land in the model where MLflow 3's client puts them (a
+    ``models:/`` model at ``artifacts/`` itself with ``registered_model_meta``, clashing
+    roots under numbered folders, one URI copied once), and the model predicts."""
+    import mlflow
+
+    for side in ("a", "b"):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "labels.txt").write_text(side)
+    model, X = _train()
+    client = mlflow.MlflowClient(mlflow_real.url)
+    sides = {}
+    for flavor in (mlflow, mlrelay):
+        info = _log_pyfunc(flavor, mlflow_real.url, model, X, tmp_path)
+        files = _model_tree(client, info.model_id, None)
+        location = client.get_logged_model(info.model_id).artifact_location
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{location}/MLmodel", dst_path=str(tmp_path / flavor.__name__)
+        )
+        conf = yaml.safe_load(Path(local).read_text())["flavors"]["python_function"]
+        paths = {name: a["path"] for name, a in conf["artifacts"].items()}
+        predicted = list(mlflow.pyfunc.load_model(info.model_uri).predict(X[:5]))
+        sides[flavor.__name__] = (files, paths, predicted)
+    theirs, ours = sides["mlflow"], sides["mlrelay"]
+    assert f"{theirs[1]['custom_model']}/registered_model_meta" in theirs[0]
+    assert theirs[1]["custom_model"] == "artifacts/0"  # the model folder clashes with all
+    assert theirs[1]["again"] == theirs[1]["labels"] != theirs[1]["labels_b"]
+    assert theirs[2] == list(model.predict(X[:5]))
+    assert ours == theirs

@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 import mlrelay
 import mlrelay.lightgbm
@@ -487,3 +489,21 @@ def test_models_mlflow_wrote_load_without_mlflow(tmp_path: Path) -> None:
     assert out["tagger"] == [f"v={v:.1f}" for v in X["a"]]
     assert out["hinted"].startswith("refused: ")
     assert "mlflow.pyfunc.load_model" in out["hinted"]
+
+
+_ROOT_PARTS = st.lists(st.sampled_from(["a", "A", "b", "0", "1", "m"]), max_size=3)
+
+
+@given(st.lists(_ROOT_PARTS.map("/".join), max_size=5))
+def test_pyfunc_artifact_roots_follow_mlflows_collision_rule(roots: list[str]) -> None:
+    """A PythonModel's artifacts go where MLflow's own rule puts them, for any mix of
+    roots: the model folder itself, clashing names (case-insensitive prefixes), and names
+    that are already numbers."""
+    from mlflow.pyfunc.model import _DownloadedArtifact, _resolve_artifact_path_collisions
+
+    from mlrelay._formats.flavors import artifact_roots
+
+    theirs = [_DownloadedArtifact([str(i)], str(i), Path(), Path(r)) for i, r in enumerate(roots)]
+    _resolve_artifact_path_collisions(theirs)
+    expected = ["" if a.final_root == Path() else a.final_root.as_posix() for a in theirs]
+    assert artifact_roots(roots) == expected

@@ -345,10 +345,17 @@ def _write_python_model(spec: ModelSpec, path: Path) -> Written:
     _write_pickle(spec.model, path / _PYTHON_MODEL_FILE)
     saved: dict[str, dict[str, str]] = {}
     local: dict[str, str] = {}
-    for name, (source, uri) in dict(spec.options.get("artifacts") or {}).items():
-        target = path / "artifacts" / Path(source).name
-        _copy(Path(source), target)
-        saved[str(name)] = {"path": f"artifacts/{target.name}", "uri": str(uri)}
+    given: dict[str, tuple[str, str, str]] = dict(spec.options.get("artifacts") or {})
+    distinct = list(dict.fromkeys(given.values()))  # one copy per URI, as MLflow
+    targets = {
+        artifact: path / "artifacts" / root if root else path / "artifacts"
+        for artifact, root in zip(distinct, artifact_roots([a[2] for a in distinct]), strict=True)
+    }
+    for artifact, target in targets.items():
+        _copy(Path(artifact[0]), target)
+    for name, artifact in given.items():
+        target = targets[artifact]
+        saved[str(name)] = {"path": target.relative_to(path).as_posix(), "uri": artifact[1]}
         local[str(name)] = str(target)
     conf: dict[str, Any] = {
         "cloudpickle_version": version_of("cloudpickle"),
@@ -409,6 +416,34 @@ _WRITERS: dict[str, Callable[[ModelSpec, Path], Written]] = {
     "callable": _write_custom,
     "context": _write_custom,
 }
+
+
+def artifact_roots(roots: Sequence[str]) -> list[str]:
+    """Where each of a pyfunc model's artifacts goes under ``artifacts/``, by MLflow's rule:
+    at its own root (``""`` for a whole model folder) unless that root overlaps another's
+    (one is a prefix of the other, compared case-insensitively), in which case every
+    overlapping artifact moves under the next free numbered folder (``0/``, ``1/``, ...)."""
+    parts = [tuple(p for p in root.split("/") if p) for root in roots]
+
+    def overlap(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+        n = min(len(a), len(b))
+        return tuple(x.casefold() for x in a[:n]) == tuple(x.casefold() for x in b[:n])
+
+    clashing = {
+        i for i, a in enumerate(parts) for j, b in enumerate(parts) if i != j and overlap(a, b)
+    }
+    taken = {p[0] for i, p in enumerate(parts) if i not in clashing and p}
+    final: list[str] = []
+    namespace = 0
+    for i, own in enumerate(parts):
+        if i in clashing:
+            while str(namespace) in taken:
+                namespace += 1
+            taken.add(str(namespace))
+            own = (str(namespace), *own)
+            namespace += 1
+        final.append("/".join(own))
+    return final
 
 
 def _copy(source: Path, target: Path, *, skip: tuple[str, ...] = ()) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "save_model",
     "stamp_logged_model",
     "tensor_dtype",
+    "write_registered_model_meta",
 ]
 
 
@@ -131,6 +132,13 @@ def _requirements(spec: ModelSpec, written: Written, extra: Sequence[str] | None
         elif name in ("mlflow", "mlrelay"):
             pins.append(name)  # the environment that loads the model needs it
     return [*pins, *(spec.extra_pip_requirements or [])]
+
+
+def write_registered_model_meta(folder: Path, name: str | None, version: str | None) -> None:
+    """Write MLflow's ``registered_model_meta`` into a model folder downloaded through a
+    ``models:/`` URI: the registered model's name and version (null for a logged model)."""
+    text = _dump_yaml({"model_name": name, "model_version": version})
+    (folder / "registered_model_meta").write_text(text, encoding="utf-8")
 
 
 def _dump_yaml(data: Any, *, sort_keys: bool = False) -> str:
