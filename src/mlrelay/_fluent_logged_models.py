@@ -1,6 +1,7 @@
-"""The fluent API's MLflow 3 logged models: ``mlrelay.get_logged_model``,
-``last_logged_model``, ``search_logged_models``, ``set_logged_model_tags``,
-``delete_logged_model_tag`` and ``finalize_logged_model``, with MLflow 3's signatures.
+"""The fluent API's MLflow 3 logged models: ``mlrelay.initialize_logged_model``,
+``get_logged_model``, ``last_logged_model``, ``search_logged_models``,
+``set_logged_model_tags``, ``delete_logged_model_tag`` and ``finalize_logged_model``, with
+MLflow 3's signatures.
 
 Each asks the tracking server when called (as ``get_run`` does), through the fluent API's
 client; none is journaled.
@@ -11,7 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._errors import ValidationError
-from ._logged_model_api import last_logged_model_id
+from ._logged_model_api import last_logged_model_id, remember_logged_model
+from ._pipeline import runs
 from ._pipeline.runs import session
 
 if TYPE_CHECKING:
@@ -21,10 +23,50 @@ __all__ = [
     "delete_logged_model_tag",
     "finalize_logged_model",
     "get_logged_model",
+    "initialize_logged_model",
     "last_logged_model",
     "search_logged_models",
     "set_logged_model_tags",
 ]
+
+
+def initialize_logged_model(
+    name: str | None = None,
+    source_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
+    model_type: str | None = None,
+    experiment_id: str | None = None,
+) -> LoggedModel:
+    """Create a logged model with no files yet (status PENDING), as MLflow 3's
+    ``initialize_logged_model``: in the active run's experiment (else the active
+    experiment), its source the active run unless ``source_run_id`` is given, tagged with
+    this process's context (user, source, git) under ``tags``. A flavor's
+    ``log_model(..., model_id=model.model_id)`` then stores the model in it and marks it
+    READY. Asks the server now (not journaled).
+
+    Raises:
+        ConfigurationError: the active run has not reached the server yet.
+        ValidationError: the server is MLflow 2, which has no logged models.
+    """
+    from ._fluent_models import server_run_id
+    from .fluent import _experiment_id
+
+    client = session.client("initialize_logged_model")
+    run = runs.active_run()
+    if source_run_id is None and run is not None:
+        source_run_id = server_run_id(run)
+    if experiment_id is None:
+        if source_run_id is not None:
+            experiment_id = str(client.get_run(source_run_id).info.experiment_id)
+        else:
+            experiment_id = _experiment_id(client)
+    model = client.create_logged_model(
+        experiment_id, name, source_run_id, {**runs.context_tags(), **(tags or {})}, params,
+        model_type,
+    )  # fmt: skip
+    remember_logged_model(model.model_id)
+    return model
 
 
 def get_logged_model(model_id: str) -> LoggedModel:

@@ -45,6 +45,7 @@ __all__ = [
     "search_model_versions",
     "search_registered_models",
     "server_id_of",
+    "server_run_id",
     "unsupported",
 ]
 
@@ -58,8 +59,13 @@ def _active() -> ActiveRun:
     return run
 
 
-def _server_run_id(run: ActiveRun) -> str:
-    """The server's id of the run, waiting (bounded) for the run to be created there."""
+def server_run_id(run: ActiveRun) -> str:
+    """The server's id of the run, waiting (bounded) for the run to be created there.
+
+    Raises:
+        ConfigurationError: the run is not on the server within the exit timeout (5 s at
+            least).
+    """
     deadline = time.monotonic() + max(session.settings().exit_timeout, 5.0)
     while True:
         server_id = runs.server_id(run.local_id)
@@ -106,7 +112,7 @@ def log_model(
         _refuse_offline_registration(registered_model_name)
         _journal_model(model, name, flavor, signature, input_example, pip_requirements)
         return None
-    server_id = _server_run_id(run)
+    server_id = server_run_id(run)
     fluent.flush()  # the model lands after what was logged before it
     info: ModelInfo = session.client("log_model").log_model(
         server_id,
@@ -126,6 +132,15 @@ def _refuse_offline_registration(registered_model_name: str | None) -> None:
         raise ConfigurationError(
             "log_model(registered_model_name=...) needs the tracking server; offline, log "
             "the model, run `mlrelay sync`, then call register_model"
+        )
+
+
+def _refuse_offline_model_id(model_id: str | None) -> None:
+    if model_id:
+        raise ConfigurationError(
+            f"log_model(model_id={model_id!r}) logs into a logged model on the tracking "
+            "server, which offline mode does not reach; leave model_id out (the model is "
+            "synced into the run) or log with a tracking URI"
         )
 
 
@@ -178,9 +193,8 @@ def unsupported(function: str, **given: Any) -> None:
     for key, value in given.items():
         if value is not None and value is not False and value != 0:
             raise ValidationError(
-                f"{function}({key}=...) is not supported by mlrelay (logging into an "
-                "existing logged model by model_id, resources, prompts, auth policies and uv "
-                "projects are out of its scope); leave it out",
+                f"{function}({key}=...) is not supported by mlrelay (resources, prompts, "
+                "auth policies and uv projects are out of its scope); leave it out",
                 field=key,
             )
 
@@ -266,18 +280,19 @@ def log_spec(
     model_type: str | None = None,
     step: int = 0,
     link: Literal["step", "all", "none"] = "step",
+    model_id: str | None = None,
 ) -> ModelInfo:
     """Log a model of any flavor into the active run, starting a run when none is active
     (as MLflow 2 does), and return its :class:`ModelInfo` (also offline, where
     ``model_uri`` names the run by its local id until it is synced).
 
-    ``params``, ``tags``, ``model_type``, ``step`` and ``link``: see :meth:`Client.log_model`
-    (``tags`` also tag the registered version); offline and on MLflow 2 servers, with no
-    logged model, they are not recorded (a warning says so).
+    ``params``, ``tags``, ``model_type``, ``step``, ``link`` and ``model_id``: see
+    :meth:`Client.log_model` (``tags`` also tag the registered version); offline and on
+    MLflow 2 servers, with no logged model, they are not recorded (a warning says so).
 
     Raises:
-        ConfigurationError: ``registered_model_name`` offline; the run cannot reach the
-            server in time.
+        ConfigurationError: ``registered_model_name`` or ``model_id`` offline; the run
+            cannot reach the server in time.
         RegistryNotSupportedError: no registry (checked before anything is uploaded).
         ValidationError: the model cannot be saved.
     """
@@ -288,17 +303,18 @@ def log_spec(
         return ModelInfo.of({"flavors": {}}, run.local_id, name)
     if mode == "offline":
         _refuse_offline_registration(registered_model_name)
+        _refuse_offline_model_id(model_id)
         _not_recorded(params, tags, model_type, "offline (the model is synced into the run)")
         mlmodel = _journal_model(spec, name, None, sig, input_example, pip_requirements)
         return ModelInfo.of(mlmodel, run.local_id, name)
-    server_id = _server_run_id(run)
+    server_id = server_run_id(run)
     fluent.flush()  # the model lands after what was logged before it
     client = session.client("log_model")
     _check_server(client, registered_model_name, params, tags, model_type)
     info = client.log_model(
         server_id, spec, name, signature=sig, input_example=input_example,
         pip_requirements=pip_requirements, params=params, tags=tags, model_type=model_type,
-        step=step, link=link,
+        step=step, link=link, model_id=model_id,
     )  # fmt: skip
     if info.model_id and link != "none":  # the run's later points at this step link to it
         session.model_outputs.setdefault(run.local_id, {}).setdefault(step, info.model_id)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from ._errors import ValidationError
 from ._logged_model_api import remember_logged_model
 from ._protocol import registry as r
 from ._protocol.batches import KIND_METRIC, Entry, metrics_body
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from ._capabilities import Capabilities
     from ._formats.schema import ModelSignature
     from ._protocol.entities import Metric, ModelVersion, Run
+    from ._protocol.logged_models import LoggedModel
     from ._protocol.messages import Endpoint, Request, Response
     from ._transport import Transport
 
@@ -52,6 +54,9 @@ __all__ = ["LoggedModelMethods"]
 _R = r.REGISTRY_ENDPOINTS
 Link = Literal["step", "all", "none"]
 """Which of the run's metric points a new logged model is linked to."""
+
+_EXTERNAL = "mlflow.model.isExternal"
+"""MLflow 3's tag on a logged model created without files in MLflow's format."""
 
 _SEARCH_PAGES = 100
 """Pages of logged models looked through when searching one experiment (a bounded look)."""
@@ -80,6 +85,10 @@ class LoggedModelMethods:
         ) -> None: ...
 
         def send_log_batch(self, body: bytes) -> None: ...
+
+        def delete_logged_model_tag(self, model_id: str, key: str) -> None: ...
+
+        def get_logged_model(self, model_id: str) -> LoggedModel: ...
 
         def _exactly_once(self, send: Callable[[], T], find: Callable[[], T | None]) -> T: ...
 
@@ -114,6 +123,7 @@ class LoggedModelMethods:
         model_type: str | None = None,
         step: int = 0,
         link: Link = "step",
+        model_id: str | None = None,
     ) -> ModelInfo:
         """Log a model of run ``run_id`` in MLflow's format, named ``name``.
 
@@ -133,9 +143,15 @@ class LoggedModelMethods:
         On MLflow 2 these and ``model_type`` are not recorded anywhere. ``link`` says
         which of the run's metric points are linked: those at ``step`` (MLflow's
         ``log_model``), ``"all"`` steps (its boosting autologs) or ``"none"``.
+        ``model_id`` logs the files into that existing logged model (one made by
+        :meth:`create_logged_model`, say) instead of creating one, as MLflow 3 does: its
+        name, params and tags stay as they are, and its ``mlflow.model.isExternal`` tag is
+        removed once it holds a model.
 
         Raises:
-            ValidationError: the model cannot be saved (nothing is created on the server).
+            ValidationError: the model cannot be saved (nothing is created on the server);
+                ``model_id`` on an MLflow 2 server, which has no logged models.
+            NotFoundError: no logged model ``model_id``.
             RegistryNotSupportedError: ``registered_model_name`` on a server without a
                 registry (nothing is created on the server).
         """
@@ -144,6 +160,12 @@ class LoggedModelMethods:
         if registered_model_name:
             self._require_registry()  # before anything is created
         if not (logged_models := self.capabilities().logged_models):
+            if model_id:
+                raise ValidationError(
+                    f"model_id={model_id!r} names an MLflow 3 logged model, but the server "
+                    "is MLflow 2, which has none; leave model_id out",
+                    field="model_id",
+                )
             model = for_mlflow_2(model, flavor)
         with tempfile.TemporaryDirectory(prefix="mlrelay-model-") as tmp:
             folder = Path(tmp)
@@ -152,7 +174,7 @@ class LoggedModelMethods:
                 pip_requirements=pip_requirements, run_id=run_id, artifact_path=name,
                 flavor=flavor,
             )  # fmt: skip
-            fields = _Fields(dict(params or {}), dict(tags or {}), model_type, step, link)
+            fields = _Fields(dict(params or {}), dict(tags or {}), model_type, step, link, model_id)
             model_id, mlmodel = self._store(run_id, name, folder, mlmodel, fields, logged_models)
         source = f"models:/{model_id}" if model_id else f"runs:/{run_id}/{name}"  # as MLflow 3
         reg = registered_model_name
@@ -194,7 +216,11 @@ class LoggedModelMethods:
         in ``MLmodel``, upload the folder once; returns its id and the MLmodel written."""
         from ._formats.models import stamp_logged_model
 
-        info = self._create_logged_model(self.get_run(run_id), name, fields)
+        if fields.model_id:  # into an existing logged model, as MLflow 3 does
+            endpoint = r.logged_model_endpoint("GET", fields.model_id)
+            info = self._call(endpoint, r.NoFields(), "logged models").model.info
+        else:
+            info = self._create_logged_model(self.get_run(run_id), name, fields)
         model_id = info.model_id
         remember_logged_model(model_id)  # for mlrelay.last_logged_model(), as MLflow: once created
         output = r.LoggedModelOutput(model_id=model_id, step=fields.step)
@@ -205,26 +231,71 @@ class LoggedModelMethods:
         location = str(info.artifact_uri)
         mlmodel = stamp_logged_model(folder, mlmodel, model_id=model_id, artifact_path=location)
         self._upload_logged_model(model_id, location, folder)
+        if any(t.key == _EXTERNAL and t.value.lower() == "true" for t in info.tags):
+            self.delete_logged_model_tag(model_id, _EXTERNAL)  # it holds a model now
         return model_id, mlmodel
 
+    def create_logged_model(
+        self,
+        experiment_id: str,
+        name: str | None = None,
+        source_run_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        model_type: str | None = None,
+    ) -> LoggedModel:
+        """Create a logged model (status PENDING, no files yet), exactly once, as MLflow 3's
+        ``MlflowClient.create_logged_model``; ``log_model(model_id=...)`` can fill it later.
+        With no ``name`` the server picks one.
+
+        Raises:
+            ValidationError: the server is MLflow 2, which has no logged models.
+            NotFoundError: no such experiment.
+        """
+        if not self.capabilities().logged_models:
+            raise ValidationError(
+                f"create_logged_model needs an MLflow 3 server; {self._transport.base_url} "
+                "is MLflow 2, which has no logged models",
+                field="experiment_id",
+            )
+        info = self._new_logged_model(
+            str(experiment_id), name, source_run_id, dict(tags or {}), dict(params or {}),
+            model_type,
+        )  # fmt: skip
+        return self.get_logged_model(info.model_id)
+
     def _create_logged_model(self, run: Run, name: str, fields: _Fields) -> r.LoggedModelInfo:
-        """Create the logged model exactly once (a client key among its hidden tags), with
-        the run's params and context tags, as MLflow 3's client creates it."""
+        """Create the logged model of a ``log_model`` with the run's params and context
+        tags, as MLflow 3's client creates it."""
         context = {
             k: v
             for k, v in run.data.tags_dict.items()
             if k == "mlflow.user" or k.startswith("mlflow.source.")
         }
+        return self._new_logged_model(
+            str(run.info.experiment_id), name, run.info.run_id, {**context, **fields.tags},
+            {**fields.params, **run.data.params_dict}, fields.model_type,
+        )  # fmt: skip
+
+    def _new_logged_model(
+        self,
+        experiment_id: str,
+        name: str | None,
+        source_run_id: str | None,
+        tags: dict[str, Any],
+        params: dict[str, Any],
+        model_type: str | None,
+    ) -> r.LoggedModelInfo:
+        """Create a logged model exactly once: a client key among its hidden tags finds it
+        when the answer to the create was lost."""
         key = uuid.uuid4().hex
-        experiment_id = str(run.info.experiment_id)
-        tags = {**context, **fields.tags, CLIENT_KEY_TAG: key}
         request = r.CreateLoggedModel(
             experiment_id=experiment_id,
             name=name,
-            model_type=fields.model_type,
-            source_run_id=run.info.run_id,
-            tags=_pairs(tags),
-            params=_pairs({**fields.params, **run.data.params_dict}),
+            model_type=model_type,
+            source_run_id=source_run_id,
+            tags=_pairs({**tags, CLIENT_KEY_TAG: key}),
+            params=_pairs(params),
         )
 
         def find() -> r.LoggedModelInfo | None:
@@ -269,18 +340,21 @@ class LoggedModelMethods:
         ready = r.FinalizeLoggedModel(model_id=model_id, status="LOGGED_MODEL_READY")
         self._call(finalize, ready, "logged models")
 
-    def _logged_models(self, experiment_id: str, name: str) -> list[r.LoggedModelInfo]:
-        """The experiment's logged models named ``name``, newest first (a bounded look)."""
+    def _logged_models(self, experiment_id: str, name: str | None) -> list[r.LoggedModelInfo]:
+        """The experiment's logged models named ``name`` (all: None), newest first (a
+        bounded look)."""
         found: list[r.LoggedModelInfo] = []
         token = None
-        quoted = name.replace("'", "\\'")
+        quoted = (name or "").replace("'", "\\'")
         for _ in range(_SEARCH_PAGES):
             request = r.SearchLoggedModels(
-                experiment_ids=[experiment_id], filter=f"name = '{quoted}'", page_token=token
+                experiment_ids=[experiment_id],
+                filter=f"name = '{quoted}'" if name is not None else None,
+                page_token=token,
             )
             page = self._call(_R.search_logged_models, request, "logged models")
             # the name is checked here too: some servers ignore the filter
-            found += [m.info for m in page.models if m.info.name == name]
+            found += [m.info for m in page.models if name is None or m.info.name == name]
             token = page.next_page_token
             if not token:
                 break
@@ -307,6 +381,7 @@ class _Fields:
     model_type: str | None
     step: int
     link: Link = "step"
+    model_id: str | None = None
 
 
 def _pairs(values: Mapping[str, Any]) -> list[ModelVersionTag]:

@@ -71,7 +71,7 @@ def log_model(
             saved.
     """
     unsupported(
-        "mlrelay.lightgbm.log_model", model_id=model_id,
+        "mlrelay.lightgbm.log_model",
         skops_trusted_types=skops_trusted_types, **kwargs,
     )  # fmt: skip
     _format(serialization_format)
@@ -83,7 +83,7 @@ def log_model(
         spec, model_name(name, artifact_path), signature=signature, input_example=input_example,
         pip_requirements=pip_requirements, registered_model_name=registered_model_name,
         await_registration_for=await_registration_for, params=params, tags=tags,
-        model_type=model_type, step=step,
+        model_type=model_type, step=step, model_id=model_id,
     )  # fmt: skip
 
 

@@ -61,8 +61,7 @@ def log_model(
             not bytes, a .onnx file or a ModelProto.
     """
     unsupported(
-        "mlrelay.onnx.log_model", onnx_session_options=onnx_session_options,
-        model_id=model_id, **kwargs,
+        "mlrelay.onnx.log_model", onnx_session_options=onnx_session_options, **kwargs,
     )  # fmt: skip
     spec = flavor_spec(
         "onnx", onnx_model, {"onnx_execution_providers": onnx_execution_providers},
@@ -73,7 +72,7 @@ def log_model(
         spec, model_name(name, artifact_path), signature=signature, input_example=input_example,
         pip_requirements=pip_requirements, registered_model_name=registered_model_name,
         await_registration_for=await_registration_for, params=params, tags=tags,
-        model_type=model_type, step=step,
+        model_type=model_type, step=step, model_id=model_id,
     )  # fmt: skip
 
 

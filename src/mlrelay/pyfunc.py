@@ -264,7 +264,7 @@ def log_model(
     unsupported(
         "mlrelay.pyfunc.log_model", infer_code_paths=infer_code_paths, resources=resources,
         auth_policy=auth_policy, uv_project_path=uv_project_path, uv_groups=uv_groups,
-        uv_extras=uv_extras, prompts=prompts, model_id=model_id, streamable=streamable,
+        uv_extras=uv_extras, prompts=prompts, streamable=streamable,
     )  # fmt: skip
     with _spec(
         loader_module, data_path, python_model, artifacts, model_config, code_paths=code_paths,
@@ -275,7 +275,7 @@ def log_model(
             input_example=input_example, pip_requirements=pip_requirements,
             registered_model_name=registered_model_name,
             await_registration_for=await_registration_for, params=params, tags=tags,
-            model_type=model_type, step=step,
+            model_type=model_type, step=step, model_id=model_id,
         )  # fmt: skip
 
 

@@ -97,7 +97,7 @@ def log_model(
             :func:`mlrelay._fluent_models.log_spec`.
     """
     unsupported(
-        "mlrelay.sklearn.log_model", model_id=model_id, **kwargs,
+        "mlrelay.sklearn.log_model", **kwargs,
     )  # fmt: skip
     spec = flavor_spec(
         "sklearn", sk_model, _options(serialization_format, pyfunc_predict_fn, skops_trusted_types),
@@ -108,7 +108,7 @@ def log_model(
         spec, model_name(name, artifact_path), signature=signature, input_example=input_example,
         pip_requirements=pip_requirements, registered_model_name=registered_model_name,
         await_registration_for=await_registration_for, params=params, tags=tags,
-        model_type=model_type, step=step,
+        model_type=model_type, step=step, model_id=model_id,
     )  # fmt: skip
 
 

@@ -59,7 +59,7 @@ def log_model(
             (named), or the model cannot be saved.
     """
     unsupported(
-        "mlrelay.xgboost.log_model", model_id=model_id, **kwargs,
+        "mlrelay.xgboost.log_model", **kwargs,
     )  # fmt: skip
     spec = flavor_spec(
         "xgboost", xgb_model, {"model_format": model_format}, code_paths=code_paths,
@@ -70,7 +70,7 @@ def log_model(
         spec, model_name(name, artifact_path), signature=signature, input_example=input_example,
         pip_requirements=pip_requirements, registered_model_name=registered_model_name,
         await_registration_for=await_registration_for, params=params, tags=tags,
-        model_type=model_type, step=step,
+        model_type=model_type, step=step, model_id=model_id,
     )  # fmt: skip
 
 

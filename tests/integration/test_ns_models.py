@@ -115,15 +115,14 @@ def test_log_model_starts_a_run_when_none_is_active(server: MockServer) -> None:
 
 
 def test_what_mlrelay_does_not_implement_is_refused_by_name(server: MockServer) -> None:
-    """name and artifact_path together, and logging into an existing logged model
-    (model_id=), raise a ValidationError naming the argument before anything is logged."""
+    """name and artifact_path together raise a ValidationError naming the argument, and a
+    model_id naming no logged model raises NotFoundError, before any file is uploaded."""
     model, _ = _wine()
     with mlflow.start_run():
         with pytest.raises(mlrelay.ValidationError, match="give only `name`"):
             mlflow.sklearn.log_model(model, artifact_path="a", name="b")
-        with pytest.raises(mlrelay.ValidationError) as excinfo:
+        with pytest.raises(mlrelay.NotFoundError):
             mlflow.sklearn.log_model(model, name="b", model_id="m-123")
-        assert excinfo.value.field == "model_id"
     assert not [r for r in server.requests if r.method == "PUT"]
 
 

@@ -239,3 +239,50 @@ def test_pyfunc_artifacts_are_placed_as_mlflow_places_them(
     assert theirs[1]["again"] == theirs[1]["labels"] != theirs[1]["labels_b"]
     assert theirs[2] == list(model.predict(X[:5]))
     assert ours == theirs
+
+
+def _log_into(flavor: ModuleType, url: str, model: Any, X: Any) -> tuple[str, str]:
+    """MLflow 3's two-step logging: ``initialize_logged_model`` in a run, then
+    ``log_model(model_id=...)`` fills it."""
+    flavor.set_tracking_uri(url)
+    flavor.set_experiment(f"{flavor.__name__}-{uuid.uuid4().hex[:8]}")
+    with flavor.start_run() as run:
+        flavor.log_param("C", 1.0)
+        flavor.log_metric("accuracy", 0.9)
+        pending = flavor.initialize_logged_model(name="planned", tags={"team": "a"})
+        assert pending.status.value == "PENDING"
+        info = flavor.sklearn.log_model(
+            model, name="model", input_example=X[:3], model_id=pending.model_id
+        )
+        assert info.model_id == pending.model_id
+    return run.info.run_id, pending.model_id
+
+
+def test_log_model_fills_an_initialized_logged_model_as_mlflow_does(
+    mlflow_real: RunningServer,
+) -> None:
+    """``log_model(model_id=)`` into a model made by ``initialize_logged_model`` lands as
+    with MLflow's client: the same model (no second one), READY, its name, tags and params
+    as created, the run's output and metrics linked, and it loads by ``models:/<id>``."""
+    import mlflow
+
+    model, X = _train()
+    client = mlflow.MlflowClient(mlflow_real.url)
+    sides = {}
+    for flavor in (mlflow, mlrelay):
+        run_id, model_id = _log_into(flavor, mlflow_real.url, model, X)
+        found = client.get_logged_model(model_id)
+        run = client.get_run(run_id)
+        sides[flavor.__name__] = {
+            "models in experiment": len(client.search_logged_models([found.experiment_id])),
+            "model": (found.name, found.status.to_proto(), found.source_run_id == run_id),
+            "tags": sorted(k for k in found.tags if k not in HIDDEN and GIT not in k),
+            "params": found.params,
+            "metrics": sorted((m.key, m.value, m.step) for m in found.metrics or []),
+            "outputs": [(o.model_id == model_id, o.step) for o in run.outputs.model_outputs],
+            "files": _model_tree(client, model_id, None),
+            "predicts": list(mlflow.pyfunc.load_model(f"models:/{model_id}").predict(X[:3])),
+        }
+    assert sides["mlflow"]["models in experiment"] == 1
+    assert sides["mlflow"]["model"] == ("planned", 2, True)  # READY
+    assert sides["mlrelay"] == sides["mlflow"]

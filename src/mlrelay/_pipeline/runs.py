@@ -67,6 +67,7 @@ __all__ = [
     "RunHandle",
     "Session",
     "active_run",
+    "context_tags",
     "current",
     "deliver_now",
     "end_run",
@@ -675,7 +676,9 @@ def _create_on_server(start: _Start, run: RunHandle) -> None:
               "continues locally and is created when the server is reachable")  # fmt: skip
 
 
-def _system_tags(start: _Start) -> dict[str, str]:
+def context_tags() -> dict[str, str]:
+    """MLflow's context tags of this process: the user, the script (``argv[0]`` as given,
+    as MLflow records it), the source type and the git commit, branch and repository."""
     try:
         user = getpass.getuser()
     except Exception:
@@ -683,13 +686,18 @@ def _system_tags(start: _Start) -> dict[str, str]:
     script = sys.argv[0] if sys.argv and sys.argv[0] else None
     tags = {
         "mlflow.user": user,
-        "mlflow.source.name": script or "<console>",  # argv[0] as given, as MLflow records it
+        "mlflow.source.name": script or "<console>",
         "mlflow.source.type": "LOCAL",
     }
     if session.git_tags is None:
         info = git_info(Path(script).resolve().parent if script else Path.cwd())
         session.git_tags = info.tags() if info else {}
     tags.update(session.git_tags)
+    return tags
+
+
+def _system_tags(start: _Start) -> dict[str, str]:
+    tags = context_tags()
     if start.run_name:
         tags["mlflow.runName"] = start.run_name
     if start.parent is not None:

@@ -429,6 +429,21 @@ class MlflowClient:
 
     # --- MLflow 3's logged models ---------------------------------------------------------
 
+    def create_logged_model(
+        self,
+        experiment_id: str,
+        name: str | None = None,
+        source_run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        model_type: str | None = None,
+    ) -> LoggedModel:
+        """Create a logged model with no files yet (status PENDING), exactly once."""
+        return self._client.create_logged_model(
+            experiment_id, name, None if source_run_id is None else self._rid(source_run_id),
+            tags, params, model_type,
+        )  # fmt: skip
+
     def get_logged_model(self, model_id: str) -> LoggedModel:
         """A logged model by id, with its tags, params and linked metrics."""
         return self._client.get_logged_model(model_id)
