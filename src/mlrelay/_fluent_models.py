@@ -110,7 +110,8 @@ def log_model(
         return None
     if mode == "offline":
         _refuse_offline_registration(registered_model_name)
-        _journal_model(model, name, flavor, signature, input_example, pip_requirements)
+        fields = _journaled_fields(None, None, None, 0, "step")
+        _journal_model(model, name, signature, input_example, pip_requirements, fields, flavor)
         return None
     server_id = server_run_id(run)
     fluent.flush()  # the model lands after what was logged before it
@@ -135,6 +136,23 @@ def _refuse_offline_registration(registered_model_name: str | None) -> None:
         )
 
 
+def _journaled_fields(
+    params: Mapping[str, Any] | None,
+    tags: Mapping[str, Any] | None,
+    model_type: str | None,
+    step: int,
+    link: str,
+) -> dict[str, Any]:
+    """A model's logged-model fields as the journal keeps them (JSON: strings for values)."""
+    return {
+        "params": {str(k): str(v) for k, v in (params or {}).items()},
+        "tags": {str(k): str(v) for k, v in (tags or {}).items()},
+        "model_type": model_type,
+        "step": step,
+        "link": link,
+    }
+
+
 def _refuse_offline_model_id(model_id: str | None) -> None:
     if model_id:
         raise ConfigurationError(
@@ -147,12 +165,14 @@ def _refuse_offline_model_id(model_id: str | None) -> None:
 def _journal_model(
     model: Any,
     name: str,
-    flavor: str | None,
     signature: ModelSignature | Mapping[str, str | None] | None,
     input_example: Any,
     pip_requirements: Sequence[str] | None,
+    fields: dict[str, Any],
+    flavor: str | None = None,
 ) -> dict[str, Any]:
-    """Offline: write the model directory now and journal it as the run's artifacts."""
+    """Offline: write the model directory now and journal it, with its logged-model
+    ``fields``; the sync stores it as :meth:`Client.log_saved_model` does."""
     from ._formats.models import save_model
 
     with tempfile.TemporaryDirectory(prefix="mlrelay-model-") as tmp:
@@ -160,7 +180,7 @@ def _journal_model(
             model, Path(tmp), input_example=input_example, signature=signature,
             pip_requirements=pip_requirements, artifact_path=name, flavor=flavor,
         )  # fmt: skip
-        fluent.log_artifacts(tmp, name)  # copied into the journal now
+        runs.journal_artifact(runs.current(), Path(tmp), name, is_dir=True, model=fields)
     return mlmodel
 
 
@@ -287,8 +307,10 @@ def log_spec(
     ``model_uri`` names the run by its local id until it is synced).
 
     ``params``, ``tags``, ``model_type``, ``step``, ``link`` and ``model_id``: see
-    :meth:`Client.log_model` (``tags`` also tag the registered version); offline and on
-    MLflow 2 servers, with no logged model, they are not recorded (a warning says so).
+    :meth:`Client.log_model` (``tags`` also tag the registered version). Offline the model
+    is journaled with them and the sync stores it as a logged model, as online (linked to
+    the run's points synced before it); on MLflow 2 servers, with no logged model, they
+    are not recorded (a warning says so).
 
     Raises:
         ConfigurationError: ``registered_model_name`` or ``model_id`` offline; the run
@@ -304,8 +326,8 @@ def log_spec(
     if mode == "offline":
         _refuse_offline_registration(registered_model_name)
         _refuse_offline_model_id(model_id)
-        _not_recorded(params, tags, model_type, "offline (the model is synced into the run)")
-        mlmodel = _journal_model(spec, name, None, sig, input_example, pip_requirements)
+        fields = _journaled_fields(params, tags, model_type, step, link)
+        mlmodel = _journal_model(spec, name, sig, input_example, pip_requirements, fields)
         return ModelInfo.of(mlmodel, run.local_id, name)
     server_id = server_run_id(run)
     fluent.flush()  # the model lands after what was logged before it
@@ -320,10 +342,16 @@ def log_spec(
         session.model_outputs.setdefault(run.local_id, {}).setdefault(step, info.model_id)
     if not registered_model_name:
         return info
+    return _registered(client, info, registered_model_name, await_registration_for, tags)
+
+
+def _registered(
+    client: Client, info: ModelInfo, name: str, wait: float | None, tags: Any
+) -> ModelInfo:
+    """``info`` once its model is registered as a new version of ``name``."""
     version = client.register_model(
-        info.model_uri, registered_model_name, await_registration_for=await_registration_for or 0,
-        tags=tags,
-    )  # fmt: skip
+        info.model_uri, name, await_registration_for=wait or 0, tags=tags
+    )
     return dataclasses.replace(
         info, registered_model_version=int(version.version), model_version=version
     )

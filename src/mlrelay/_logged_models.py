@@ -127,9 +127,8 @@ class LoggedModelMethods:
     ) -> ModelInfo:
         """Log a model of run ``run_id`` in MLflow's format, named ``name``.
 
-        ``model`` is a scikit-learn estimator (or any object with ``predict``), an object
-        with ``predict(context, model_input)``, a function, an ONNX model, or a ``ModelSpec``
-        (any flavor, as ``mlrelay.sklearn.log_model`` and the others build it).
+        ``model``: a scikit-learn estimator (anything with ``predict``), an object with
+        ``predict(context, model_input)``, a function, an ONNX model, or a ``ModelSpec``.
 
         On MLflow 3 the model is a logged model linked to the run, its params and its
         metrics, and ``model_uri`` is ``models:/<model_id>``; on MLflow 2 it is stored in
@@ -137,16 +136,12 @@ class LoggedModelMethods:
         docstring). Either way it loads with ``mlflow.pyfunc.load_model`` by the returned
         ``model_uri`` and by ``runs:/<run_id>/<name>``.
 
-        On MLflow 3, as in its ``log_model``: the model's params are ``params`` under the
-        run's, its tags the run's context tags (user, source, git) under ``tags``; ``step``
-        is the step of the run's output and of the run's metric points linked to the model.
-        On MLflow 2 these and ``model_type`` are not recorded anywhere. ``link`` says
-        which of the run's metric points are linked: those at ``step`` (MLflow's
-        ``log_model``), ``"all"`` steps (its boosting autologs) or ``"none"``.
-        ``model_id`` logs the files into that existing logged model (one made by
-        :meth:`create_logged_model`, say) instead of creating one, as MLflow 3 does: its
-        name, params and tags stay as they are, and its ``mlflow.model.isExternal`` tag is
-        removed once it holds a model.
+        MLflow 3's fields, as its ``log_model`` records them (not on MLflow 2): the model's
+        params are ``params`` under the run's; its tags the run's context tags under
+        ``tags``; ``step`` is that of the run's output and of the metric points linked,
+        which ``link`` picks: those at ``step``, ``"all"`` (boosting autologs) or ``"none"``;
+        ``model_id`` fills that existing logged model (its name, params and tags kept, its
+        ``mlflow.model.isExternal`` tag removed) instead of creating one.
 
         Raises:
             ValidationError: the model cannot be saved (nothing is created on the server);
@@ -157,29 +152,73 @@ class LoggedModelMethods:
         """
         from ._formats.models import for_mlflow_2, save_model
 
-        if registered_model_name:
+        if reg := registered_model_name:
             self._require_registry()  # before anything is created
-        if not (logged_models := self.capabilities().logged_models):
-            if model_id:
-                raise ValidationError(
-                    f"model_id={model_id!r} names an MLflow 3 logged model, but the server "
-                    "is MLflow 2, which has none; leave model_id out",
-                    field="model_id",
-                )
+        if not (logged_models := self._has_logged_models(model_id)):
             model = for_mlflow_2(model, flavor)
         with tempfile.TemporaryDirectory(prefix="mlrelay-model-") as tmp:
             folder = Path(tmp)
             mlmodel = save_model(
-                model, folder, input_example=input_example, signature=signature,
+                model, folder, input_example=input_example, signature=signature, flavor=flavor,
                 pip_requirements=pip_requirements, run_id=run_id, artifact_path=name,
-                flavor=flavor,
             )  # fmt: skip
             fields = _Fields(dict(params or {}), dict(tags or {}), model_type, step, link, model_id)
             model_id, mlmodel = self._store(run_id, name, folder, mlmodel, fields, logged_models)
         source = f"models:/{model_id}" if model_id else f"runs:/{run_id}/{name}"  # as MLflow 3
-        reg = registered_model_name
         version = self.register_model(source, reg, tags=tags) if reg else None
         return ModelInfo.of(mlmodel, run_id, name, model_id=model_id, model_version=version)
+
+    def _has_logged_models(self, model_id: str | None) -> bool:
+        """Whether the server keeps MLflow 3 logged models.
+
+        Raises:
+            ValidationError: ``model_id`` given to an MLflow 2 server.
+        """
+        if not (logged := self.capabilities().logged_models) and model_id:
+            raise ValidationError(
+                f"model_id={model_id!r} names an MLflow 3 logged model, but the server is "
+                "MLflow 2, which has none; leave model_id out",
+                field="model_id",
+            )
+        return logged
+
+    def log_saved_model(
+        self,
+        run_id: str,
+        folder: str,
+        name: str = "model",
+        *,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        model_type: str | None = None,
+        step: int = 0,
+        link: Link = "step",
+        key: str | None = None,
+    ) -> ModelInfo:
+        """Store a model folder already written in MLflow's format (an ``MLmodel`` inside),
+        as :meth:`log_model` stores one: a logged model on MLflow 3, the run's artifacts
+        and history on MLflow 2. This is how a model logged offline is synced. The folder
+        is not changed (a copy gets the run's id). ``key`` makes the logged model's
+        creation exactly once across retries (a new one by default).
+
+        Raises:
+            ValidationError: no ``MLmodel`` in ``folder``.
+        """
+        import shutil
+
+        import yaml
+
+        source = Path(folder) / "MLmodel"
+        if not source.is_file():
+            raise ValidationError(f"no MLmodel in {folder!r}", field="folder")
+        with tempfile.TemporaryDirectory(prefix="mlrelay-model-") as tmp:
+            copy = Path(tmp) / "model"
+            shutil.copytree(folder, copy)
+            mlmodel = {**yaml.safe_load(source.read_text(encoding="utf-8")), "run_id": run_id}
+            fields = _Fields(dict(params or {}), dict(tags or {}), model_type, step, link, key=key)
+            logged = self.capabilities().logged_models
+            model_id, mlmodel = self._store(run_id, name, copy, mlmodel, fields, logged)
+        return ModelInfo.of(mlmodel, run_id, name, model_id=model_id)
 
     def _store(
         self, run_id: str, name: str, folder: Path, mlmodel: Any, fields: _Fields, logged: bool
@@ -274,7 +313,7 @@ class LoggedModelMethods:
         }
         return self._new_logged_model(
             str(run.info.experiment_id), name, run.info.run_id, {**context, **fields.tags},
-            {**fields.params, **run.data.params_dict}, fields.model_type,
+            {**fields.params, **run.data.params_dict}, fields.model_type, key=fields.key,
         )  # fmt: skip
 
     def _new_logged_model(
@@ -285,10 +324,12 @@ class LoggedModelMethods:
         tags: dict[str, Any],
         params: dict[str, Any],
         model_type: str | None,
+        *,
+        key: str | None = None,
     ) -> r.LoggedModelInfo:
-        """Create a logged model exactly once: a client key among its hidden tags finds it
-        when the answer to the create was lost."""
-        key = uuid.uuid4().hex
+        """Create a logged model exactly once: a client key among its hidden tags (``key``,
+        else a new one) finds it when the answer to the create was lost."""
+        key = key or uuid.uuid4().hex
         request = r.CreateLoggedModel(
             experiment_id=experiment_id,
             name=name,
@@ -382,6 +423,8 @@ class _Fields:
     step: int
     link: Link = "step"
     model_id: str | None = None
+    key: str | None = None
+    """The exactly-once key of a new logged model (a random one when None)."""
 
 
 def _pairs(values: Mapping[str, Any]) -> list[ModelVersionTag]:

@@ -30,7 +30,10 @@ OFFLINE_MODEL = textwrap.dedent(
     model = DecisionTreeClassifier(random_state=0).fit(X, y)
     mlrelay.set_experiment(sys.argv[1])
     with mlrelay.start_run() as run:
+        mlrelay.log_param("depth", 3)
+        mlrelay.log_metric("accuracy", 0.9)
         assert mlrelay.log_model(model, "model", input_example=X[:2]) is None
+        mlrelay.sklearn.log_model(model, name="tuned", params={"extra": 1}, model_type="tree")
     print(json.dumps([int(v) for v in model.predict(X[::15])]))
     """
 )
@@ -39,8 +42,10 @@ OFFLINE_MODEL = textwrap.dedent(
 def test_model_logged_offline_loads_after_sync(
     mlflow_real: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A model logged offline is journaled with the run; after `mlrelay sync` MLflow's own
-    load_model reads it by runs:/ and predicts like the original."""
+    """A model logged offline is journaled with the run; `mlrelay sync` stores it as an
+    online log_model does on MLflow 3 (a logged model, linked to the run's params and
+    metrics, no files in the run's artifacts), and MLflow's own load_model reads it by
+    runs:/ and predicts like the original."""
     import os
 
     home = tmp_path / "home"
@@ -67,6 +72,18 @@ def test_model_logged_offline_loads_after_sync(
     sample = load_iris(return_X_y=True)[0][::15].tolist()
     uri = f"runs:/{run.info.run_id}/model"
     assert _load_with_mlflow(sys.executable, uri, mlflow_real.url, sample) == expected
+    import mlflow
+
+    theirs = mlflow.MlflowClient(mlflow_real.url)
+    assert theirs.list_artifacts(run.info.run_id) == []  # the files are the models'
+    outputs = theirs.get_run(run.info.run_id).outputs.model_outputs
+    models = {m.name: m for m in (theirs.get_logged_model(o.model_id) for o in outputs)}
+    assert sorted(models) == ["model", "tuned"]
+    assert models["model"].params == {"depth": "3"}
+    assert models["tuned"].params == {"depth": "3", "extra": "1"}
+    assert models["tuned"].model_type == "tree"
+    assert [(m.key, m.value) for m in models["model"].metrics or []] == [("accuracy", 0.9)]
+    assert models["model"].status.to_proto() == 2  # READY
 
 
 def test_datasets_and_environment_are_recorded(mlflow_real: RunningServer, tmp_path: Path) -> None:

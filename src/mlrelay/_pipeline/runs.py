@@ -957,12 +957,19 @@ def deliver_now(what: str) -> bool:
 
 
 def journal_artifact(
-    run: RunHandle, source: Path, artifact_path: str | None, *, is_dir: bool
+    run: RunHandle,
+    source: Path,
+    artifact_path: str | None,
+    *,
+    is_dir: bool,
+    model: dict[str, Any] | None = None,
 ) -> None:
     """Copy a file or directory into the journal now and queue its upload in run order.
 
     Later edits of the user's file do not change what is sent; the background sender
-    uploads it (offline: ``mlrelay sync`` does).
+    uploads it (offline: ``mlrelay sync`` does). ``model`` marks a model folder written by
+    ``log_model`` (its logged-model fields: params, tags, model_type, step), which is sent
+    as ``Client.log_saved_model`` stores it: a logged model on MLflow 3.
     """
     import json
 
@@ -970,7 +977,10 @@ def journal_artifact(
         return
     journal = session.ensure_pipeline().journal
     blob = journal.add_blob(run.local_id, source)
-    spec = json.dumps({"blob": blob, "artifact_path": artifact_path or None, "dir": is_dir})
+    fields: dict[str, Any] = {"blob": blob, "artifact_path": artifact_path or None, "dir": is_dir}
+    if model is not None:
+        fields["model"] = model
+    spec = json.dumps(fields)
     session.log((run.local_id, KIND_ARTIFACT, artifact_path or "", spec, None, None))
 
 

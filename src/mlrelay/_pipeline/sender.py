@@ -361,7 +361,12 @@ class RunSender:
         elif entry.kind == KIND_ARTIFACT:
             spec = json.loads(str(entry.value))
             path = self.journal.blob_path(spec["blob"])
-            if spec.get("dir"):
+            if spec.get("model") is not None:  # a model folder: stored as log_model stores it
+                client.log_saved_model(
+                    server_id, str(path), spec.get("artifact_path") or "model",
+                    key=spec["blob"], **spec["model"],
+                )  # fmt: skip
+            elif spec.get("dir"):
                 client.log_artifacts(server_id, str(path), spec.get("artifact_path"))
             else:
                 client.log_artifact(server_id, str(path), spec.get("artifact_path"))
