@@ -255,18 +255,19 @@ class LoggedModelMethods:
         in ``MLmodel``, upload the folder once; returns its id and the MLmodel written."""
         from ._formats.models import stamp_logged_model
 
+        run = self.get_run(run_id)  # once: its params, context tags and metric keys
         if fields.model_id:  # into an existing logged model, as MLflow 3 does
             endpoint = r.logged_model_endpoint("GET", fields.model_id)
             info = self._call(endpoint, r.NoFields(), "logged models").model.info
         else:
-            info = self._create_logged_model(self.get_run(run_id), name, fields)
+            info = self._create_logged_model(run, name, fields)
         model_id = info.model_id
         remember_logged_model(model_id)  # for mlrelay.last_logged_model(), as MLflow: once created
         output = r.LoggedModelOutput(model_id=model_id, step=fields.step)
         self._call(_R.log_outputs, r.LogOutputs(run_id=run_id, models=[output]), "logged models")
         if fields.link != "none":
             steps = None if fields.link == "all" else fields.step
-            self._link_metrics(run_id, model_id, step=steps)
+            self._link_metrics(run, model_id, step=steps)
         location = str(info.artifact_uri)
         mlmodel = stamp_logged_model(folder, mlmodel, model_id=model_id, artifact_path=location)
         self._upload_logged_model(model_id, location, folder)
@@ -349,13 +350,13 @@ class LoggedModelMethods:
             find,
         )
 
-    def _link_metrics(self, run_id: str, model_id: str, *, step: int | None) -> None:
+    def _link_metrics(self, run: Run, model_id: str, *, step: int | None) -> None:
         """Re-log the run's metric points at ``step`` (every step: None) with the model's
         id, as MLflow 3's client does: the logged model's metrics are these points."""
-        link = json.dumps({"model_id": model_id})
+        link, run_id = json.dumps({"model_id": model_id}), run.info.run_id
         points = [
             Entry(0, KIND_METRIC, m.key, m.value, m.timestamp, m.step, link)
-            for key in self.get_run(run_id).data.metrics_dict
+            for key in run.data.metrics_dict
             for m in self.get_metric_history(run_id, key)
             if step in (None, m.step) and getattr(m, "model_id", None) is None
         ]
@@ -401,12 +402,15 @@ class LoggedModelMethods:
                 break
         return sorted(found, key=lambda m: -int(getattr(m, "creation_timestamp_ms", 0) or 0))
 
-    def run_logged_model(self, run_id: str, name: str) -> r.LoggedModelInfo | None:
+    def run_logged_model(
+        self, run_id: str, name: str, *, experiment_id: str | None = None
+    ) -> r.LoggedModelInfo | None:
         """The newest logged model named ``name`` whose source is run ``run_id`` (what
-        ``runs:/<run_id>/<name>`` names on MLflow 3), or None (also on MLflow 2 servers)."""
+        ``runs:/<run_id>/<name>`` names on MLflow 3), or None (also on MLflow 2 servers).
+        ``experiment_id``, the run's, saves asking the server for it."""
         if not name or not self.capabilities().logged_models:
             return None
-        experiment_id = str(self.get_run(run_id).info.experiment_id)
+        experiment_id = experiment_id or str(self.get_run(run_id).info.experiment_id)
         return next(
             (m for m in self._logged_models(experiment_id, name) if m.source_run_id == run_id),
             None,

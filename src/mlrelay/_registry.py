@@ -192,7 +192,9 @@ class RegistryMethods:
 
         def list_run_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]: ...
 
-        def run_logged_model(self, run_id: str, name: str) -> r.LoggedModelInfo | None: ...
+        def run_logged_model(
+            self, run_id: str, name: str, *, experiment_id: str | None = None
+        ) -> r.LoggedModelInfo | None: ...
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -496,10 +498,11 @@ class RegistryMethods:
         one: the run's artifacts when they hold a model there (as MLflow 2 and MLflow 3's
         older models store it), else on MLflow 3 the run's logged model named by the
         path's first part (as MLflow 3 resolves it)."""
-        root = (self.get_run(run_id).info.artifact_uri or "").rstrip("/")
+        info = self.get_run(run_id).info
+        root = (info.artifact_uri or "").rstrip("/")
         name, _, rest = path.strip("/").partition("/")
         if self.capabilities().logged_models and not self._has_run_model(run_id, path):
-            logged = self.run_logged_model(run_id, name)
+            logged = self.run_logged_model(run_id, name, experiment_id=str(info.experiment_id))
             if logged is not None:
                 location = str(logged.artifact_uri).rstrip("/")
                 return "/".join(p for p in (location, rest) if p), logged.model_id
