@@ -36,6 +36,7 @@ from mlrelay._errors import (
     APIStatusError,
     AuthenticationError,
     PermissionDeniedError,
+    UnexpectedResponseError,
 )
 
 from .journal import Journal
@@ -284,7 +285,9 @@ class Pipeline:
                 return
             except Stopped:
                 return
-            except (APIConnectionError, APIStatusError) as exc:
+            except (APIConnectionError, APIStatusError, UnexpectedResponseError) as exc:
+                # UnexpectedResponseError: a login page or a redirect answered in the
+                # server's place; nothing was delivered, so it waits like an outage.
                 if self._stop.is_set():
                     return
                 if self._state.offline_since is None:

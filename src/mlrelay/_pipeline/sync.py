@@ -23,6 +23,7 @@ from mlrelay._errors import (
     APIStatusError,
     AuthenticationError,
     PermissionDeniedError,
+    UnexpectedResponseError,
 )
 
 from .journal import Journal, RunRecord
@@ -200,6 +201,10 @@ class _Syncer:
             return sent, self.down[destination]
         except APIStatusError as exc:
             return sent, f"the server kept failing ({exc})"
+        except UnexpectedResponseError as exc:
+            # Not MLflow's answer (a login page, a redirect): nothing more goes there.
+            self.down[destination] = f"the server did not answer as MLflow does: {exc}"
+            return sent, self.down[destination]
         return sent, None
 
     def close(self) -> None:
