@@ -253,7 +253,12 @@ def _sync(journal: Journal, args: argparse.Namespace, out: TextIO) -> int:
 
     planned = _plan_sync(journal, args, out)
     if not planned:
-        print("Nothing to sync: every run in the journal is delivered.", file=out)
+        if args.retarget_from:
+            print(
+                f"Nothing to sync: no run to move is recorded for {args.retarget_from}.", file=out
+            )
+        elif not _say_elsewhere(journal, args.tracking_uri, out):
+            print("Nothing to sync: every run in the journal is delivered.", file=out)
         return 0
     entries = sum(p.pending + (p.rejected if args.retry_rejected else 0) for p in planned)
     if args.dry_run:
@@ -273,7 +278,27 @@ def _sync(journal: Journal, args: argparse.Namespace, out: TextIO) -> int:
         )
     finally:
         progress.close()
-    return _report_sync(results, progress, out)
+    code = _report_sync(results, progress, out)
+    if not args.retarget_from:
+        _say_elsewhere(journal, args.tracking_uri, out)
+    return code
+
+
+def _say_elsewhere(journal: Journal, tracking_uri: str | None, out: TextIO) -> bool:
+    """Name the undelivered runs a sync to ``tracking_uri`` did not consider; any?"""
+    from ._pipeline.sync import pending_elsewhere
+
+    if not tracking_uri:
+        return False
+    elsewhere = pending_elsewhere(journal, tracking_uri)
+    for uri, count in elsewhere.items():
+        print(
+            f"Not considered: {count} run(s) not delivered are recorded for {uri}; "
+            f"`mlrelay sync --tracking-uri {uri}` sends them there, or, if that address was "
+            f"wrong, `mlrelay sync --tracking-uri {tracking_uri} --from {uri}` sends them here.",
+            file=out,
+        )
+    return bool(elsewhere)
 
 
 def _plan_sync(journal: Journal, args: argparse.Namespace, out: TextIO) -> list[PlannedRun]:
@@ -287,6 +312,7 @@ def _plan_sync(journal: Journal, args: argparse.Namespace, out: TextIO) -> list[
         default_uri=default_uri,
         run_ids=args.run or (),
         retry_rejected=args.retry_rejected,
+        retarget_from=args.retarget_from,
     )
     if args.run:
         known = {p.run.local_id for p in planned} | {p.run.server_run_id for p in planned}
@@ -532,6 +558,14 @@ def _add_sync(sub: _AddParser) -> None:
     )
     sync.add_argument(
         "--dry-run", action="store_true", help="show what would be sent; send nothing"
+    )
+    sync.add_argument(
+        "--from",
+        dest="retarget_from",
+        metavar="OLD_URI",
+        help="send the runs journaled for OLD_URI, an address that was wrong (a DagsHub URI\n"
+        "without `.mlflow`), to --tracking-uri instead; each run is moved once, and a run\n"
+        "already created on OLD_URI stays there",
     )
     sync.add_argument(
         "--retry-rejected",

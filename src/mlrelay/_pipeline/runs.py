@@ -42,10 +42,12 @@ from pydantic import ConfigDict, PrivateAttr
 
 from mlrelay._config import Settings, resolve
 from mlrelay._errors import (
+    APIConnectionError,
     APIError,
     APITimeoutError,
     ConfigurationError,
     NotFoundError,
+    UnexpectedResponseError,
     ValidationError,
 )
 from mlrelay._formats.gitinfo import git_info
@@ -484,11 +486,12 @@ def set_experiment(experiment_name: str | None, experiment_id: str | None) -> Ex
         return unknown
     try:
         found = _find_experiment(experiment_name, experiment_id)
-    except NotFoundError:
+    except NotFoundError as exc:
+        if exc.error_code == "ENDPOINT_NOT_FOUND":
+            raise wrong_address(settings.tracking_uri or "", exc) from exc
         raise
     except APIError as exc:
-        _warn(f"could not reach the tracking server for set_experiment ({exc}); logging "
-              "continues locally")  # fmt: skip
+        _warn(f"{_no_answer(exc, 'set_experiment')}; logging continues locally")
         return unknown
     if found.lifecycle_stage == "deleted":
         raise ConfigurationError(
@@ -670,9 +673,41 @@ def _create_on_server(start: _Start, run: RunHandle) -> None:
         )
         run.run_id, run.server_info = created.info.run_id, created.info
         run.run_name = created.info.run_name or run.run_name
+    except NotFoundError as exc:
+        if exc.error_code != "ENDPOINT_NOT_FOUND":
+            raise
+        raise wrong_address(session.settings().tracking_uri or "", exc) from exc
     except APIError as exc:
-        _warn(f"the tracking server did not answer start_run in time ({exc}); the run "
-              "continues locally and is created when the server is reachable")  # fmt: skip
+        _warn(f"{_no_answer(exc, 'start_run')}; the run continues locally and is created "
+              "when the server is reachable")  # fmt: skip
+
+
+def _no_answer(exc: APIError, call: str) -> str:
+    """What went wrong with the server at ``call``, in words that match what happened."""
+    if isinstance(exc, APITimeoutError):
+        return f"the tracking server did not answer {call} in time ({exc})"
+    if isinstance(exc, APIConnectionError):
+        return f"could not connect to the tracking server for {call} ({exc})"
+    if isinstance(exc, UnexpectedResponseError):
+        return f"the tracking server's answer to {call} is not MLflow's ({exc})"
+    return f"the tracking server failed {call} ({exc})"
+
+
+def wrong_address(tracking_uri: str, exc: NotFoundError) -> ConfigurationError:
+    """The error for a server that is up but has no MLflow API at the tracking URI."""
+    uri = tracking_uri.rstrip("/")
+    hint = "check MLFLOW_TRACKING_URI (set_tracking_uri): the address, its path and port"
+    if "dagshub" in uri.lower() and not uri.endswith(".mlflow"):
+        hint = (
+            f"a DagsHub tracking URI ends in `.mlflow`: did you mean {uri}.mlflow? "
+            "(mlrelay.init(owner, repo) builds it)"
+        )
+    return ConfigurationError(
+        f"the server at {uri} is up but has no MLflow tracking API there (HTTP "
+        f"{exc.status_code} ENDPOINT_NOT_FOUND for {exc.method} {exc.url}); {hint}. Runs "
+        "already journaled for this address can be sent to the right one with `mlrelay "
+        f"sync --tracking-uri RIGHT_URI --from {uri}`"
+    )
 
 
 def _system_tags(start: _Start) -> dict[str, str]:
