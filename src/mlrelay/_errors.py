@@ -5,7 +5,8 @@ whether a response arrived::
 
     MlrelayError                      also ``mlrelay.exceptions.MlflowException``
     ├── ConfigurationError            bad or missing local settings (names the variable)
-    │   └── ArtifactsNotProxiedError  the run's artifacts are not served by the tracking server
+    │   ├── ArtifactsNotProxiedError  the run's artifacts are not served by the tracking server
+    │   └── TLSVerificationError      the server's certificate is not trusted (names the setting)
     ├── ValidationError               bad input caught before sending (names key, problem, limit)
     ├── RegistryNotSupportedError     the server has no model registry
     ├── ModelRegistrationError        the server failed to register a model version
@@ -63,6 +64,7 @@ __all__ = [
     "RegistryNotSupportedError",
     "ResourceAlreadyExistsError",
     "ServerError",
+    "TLSVerificationError",
     "UnexpectedResponseError",
     "UnsupportedFeatureError",
     "ValidationError",
@@ -177,6 +179,23 @@ class ArtifactsNotProxiedError(ConfigurationError):
     def __init__(self, message: str, *, artifact_uri: str) -> None:
         super().__init__(message)
         self.artifact_uri = artifact_uri
+
+
+class TLSVerificationError(ConfigurationError):
+    """The server's TLS certificate could not be verified: a setting, not an outage.
+
+    Nothing is retried: the same request fails the same way until the trust settings change
+    (``MLFLOW_TRACKING_SERVER_CERT_PATH``, or ``MLFLOW_TRACKING_INSECURE_TLS``).
+
+    Attributes:
+        method: the HTTP method.
+        url: the request URL with any user-info removed.
+    """
+
+    def __init__(self, message: str, *, method: str, url: str) -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = redact_url(url)
 
 
 class RegistryNotSupportedError(MlrelayError):

@@ -34,6 +34,7 @@ from ._errors import (
     APITimeoutError,
     ConfigurationError,
     MlrelayError,
+    TLSVerificationError,
     UnexpectedResponseError,
     error_for_status,
     redact_url,
@@ -353,16 +354,42 @@ def _drain(response: httpx.Response, sink: Callable[[httpx.Response], None]) -> 
         response.close()
 
 
+def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind an httpx error, if that is what it is."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def connection_error(
     exc: httpx.TransportError | httpx.InvalidURL, method: str, url: str
-) -> APIConnectionError:
+) -> APIConnectionError | TLSVerificationError:
     """The mlrelay error for an httpx failure that left no response.
 
     A timeout is :class:`APITimeoutError`; ``request_sent`` is False when the request
     certainly never left (connect or pool timeout, connection refused, a URL or
-    protocol httpx cannot use). Messages show ``url`` without user-info.
+    protocol httpx cannot use). A certificate that cannot be verified is a
+    :class:`TLSVerificationError` naming the settings that fix it. Messages show ``url``
+    without user-info.
     """
     safe_url = redact_url(url)
+    failure = _certificate_failure(exc)
+    if failure is not None:
+        reason = failure.verify_message or failure.reason or str(failure)
+        return TLSVerificationError(
+            f"{method} {safe_url}: the server's TLS certificate could not be verified "
+            f"({reason}). This is a setting, not an outage: set "
+            "MLFLOW_TRACKING_SERVER_CERT_PATH to the CA bundle that signed the server's "
+            "certificate (a company CA, a self-signed certificate), or, only on a network "
+            "you trust, MLFLOW_TRACKING_INSECURE_TLS=true",
+            method=method,
+            url=url,
+        )
     if isinstance(exc, httpx.TimeoutException):
         sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
         return APITimeoutError(

@@ -36,6 +36,7 @@ from mlrelay._errors import (
     APIStatusError,
     AuthenticationError,
     PermissionDeniedError,
+    TLSVerificationError,
     UnexpectedResponseError,
 )
 
@@ -280,6 +281,15 @@ class Pipeline:
                     "mlrelay: the server refused the credentials (HTTP %d); sending stopped, "
                     "entries are kept in %s; fix the credentials and run `mlrelay sync`",
                     exc.status_code,
+                    self.journal.path,
+                )
+                return
+            except TLSVerificationError as exc:
+                self._state.auth_failed = True  # a setting: nothing to retry until it changes
+                logger.warning(
+                    "mlrelay: %s. Sending stopped; entries are kept in %s; fix the setting "
+                    "and run `mlrelay sync`",
+                    exc,
                     self.journal.path,
                 )
                 return

@@ -24,6 +24,7 @@ from mlrelay._errors import (
     AuthenticationError,
     ConfigurationError,
     PermissionDeniedError,
+    TLSVerificationError,
     UnexpectedResponseError,
     without_userinfo,
 )
@@ -251,6 +252,9 @@ class _Syncer:
                 f"the server refused the credentials (HTTP {exc.status_code}); "
                 "check MLFLOW_TRACKING_* or run `mlrelay login`"
             )
+            return sent, self.down[destination]
+        except TLSVerificationError as exc:
+            self.down[destination] = str(exc)
             return sent, self.down[destination]
         except APIConnectionError as exc:
             self.down[destination] = f"the server is unreachable ({exc})"
