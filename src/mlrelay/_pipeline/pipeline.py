@@ -275,23 +275,8 @@ class Pipeline:
                 if not progressed:
                     self._wake_sender.wait(1.0)
                     self._wake_sender.clear()
-            except (AuthenticationError, PermissionDeniedError) as exc:
-                self._state.auth_failed = True
-                logger.warning(
-                    "mlrelay: the server refused the credentials (HTTP %d); sending stopped, "
-                    "entries are kept in %s; fix the credentials and run `mlrelay sync`",
-                    exc.status_code,
-                    self.journal.path,
-                )
-                return
-            except TLSVerificationError as exc:
-                self._state.auth_failed = True  # a setting: nothing to retry until it changes
-                logger.warning(
-                    "mlrelay: %s. Sending stopped; entries are kept in %s; fix the setting "
-                    "and run `mlrelay sync`",
-                    exc,
-                    self.journal.path,
-                )
+            except (AuthenticationError, PermissionDeniedError, TLSVerificationError) as exc:
+                self._stop_sending(exc)
                 return
             except Stopped:
                 return
@@ -322,6 +307,22 @@ class Pipeline:
                 backoff = min(backoff * 2, self.options.offline_backoff_max)
             with self._sent:
                 self._sent.notify_all()
+
+    def _stop_sending(self, exc: Exception) -> None:
+        """Credentials or trust settings the server does not take: nothing is retried
+        until they change; the entries stay in the journal for `mlrelay sync`."""
+        self._state.auth_failed = True  # flush() returns False at once from now on
+        if isinstance(exc, TLSVerificationError):
+            problem, fix = str(exc), "fix the setting"
+        else:
+            code = getattr(exc, "status_code", 401)
+            problem, fix = f"the server refused the credentials (HTTP {code})", "fix them"
+        logger.warning(
+            "mlrelay: %s. Sending stopped; entries are kept in %s; %s and run `mlrelay sync`",
+            problem,
+            self.journal.path,
+            fix,
+        )
 
     def _send_round(self) -> bool:
         progressed = False

@@ -311,8 +311,7 @@ class RunSender:
             except TLSVerificationError:
                 raise  # a setting of this process, not a fault of these entries
             except (ConfigurationError, OSError) as exc:
-                # An artifact that cannot go where the run keeps its artifacts, or whose
-                # copy in the journal is gone: set aside with the reason; the rest goes on.
+                # An artifact that cannot be uploaded there, or whose copy is gone: set aside.
                 self._set_aside(run, server_id, used, exc)
             if progress is not None:
                 progress(len(used), _payload_bytes(used))
