@@ -23,11 +23,14 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeAlias
 from . import (
     APIConnectionError,
     APIError,
+    APITimeoutError,
     AuthenticationError,
     Client,
     ConfigurationError,
     MlrelayError,
+    NotFoundError,
     PermissionDeniedError,
+    UnexpectedResponseError,
     __version__,
 )
 from ._config import host_of, resolve
@@ -38,6 +41,7 @@ from ._credentials import (
     keyring_lookup,
     keyring_store,
 )
+from ._errors import TLSVerificationError
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -115,11 +119,21 @@ def _cmd_doctor(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
     quick = {"max_retries": 1, "retry_budget": 10.0, "timeout": min(settings.timeout, 10.0)}
     with Client(**explicit, **quick) as client:  # type: ignore[arg-type]
         started = time.perf_counter()
-        version = client.server_version()
         try:
+            version = client.server_version()
             next(client.search_experiments(max_results=1, page_size=1), None)
-        except APIConnectionError as exc:
-            print(f"FAIL server unreachable at {client.tracking_uri}: {exc}", file=out)
+        except (APIConnectionError, TLSVerificationError) as exc:
+            print(f"FAIL {_no_connection(exc, client.tracking_uri, quick['timeout'])}", file=out)
+            return 1
+        except NotFoundError as exc:
+            if exc.error_code != "ENDPOINT_NOT_FOUND":
+                raise
+            from ._pipeline.runs import wrong_address
+
+            print(f"FAIL {wrong_address(client.tracking_uri, exc)}", file=out)
+            return 1
+        except UnexpectedResponseError as exc:
+            print(f"FAIL the server's answer is not MLflow's: {exc}", file=out)
             return 1
         except AuthenticationError as exc:
             hint = "check the token" if scheme else "set credentials or run `mlrelay login`"
@@ -143,6 +157,20 @@ def _cmd_doctor(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
     return 0
 
 
+def _no_connection(exc: MlrelayError, uri: str, timeout: float) -> str:
+    """What ``doctor`` says when a request to the server got no answer."""
+    if isinstance(exc, TLSVerificationError):
+        return str(exc)
+    if isinstance(exc, APITimeoutError) and exc.request_sent:
+        return (
+            f"the server at {uri} accepted the connection but did not answer within "
+            f"{timeout:g} s (a read timeout; MLFLOW_HTTP_REQUEST_TIMEOUT sets it): {exc}"
+        )
+    if isinstance(exc, APITimeoutError):
+        return f"no connection to {uri} within {timeout:g} s (connect timeout): {exc}"
+    return f"server unreachable at {uri}: {exc}"
+
+
 def _journal_path() -> Path:
     from ._pipeline.journal import default_home
 
@@ -150,12 +178,14 @@ def _journal_path() -> Path:
     return Path(settings.home or default_home()) / "journal.db"
 
 
-def _open_journal(out: TextIO) -> Journal | None:
+def _open_journal(out: TextIO, *, quiet: bool = False) -> Journal | None:
+    """The journal, or None (said on ``out`` unless ``quiet``) when there is none."""
     from ._pipeline.journal import Journal
 
     path = _journal_path()
     if not path.exists():
-        print(f"No journal at {path}: nothing was logged with this MLRELAY_HOME.", file=out)
+        if not quiet:
+            print(f"No journal at {path}: nothing was logged with this MLRELAY_HOME.", file=out)
         return None
     # Without an fsync per commit: the commands only move watermarks and claims, and a
     # lost one costs one request sent again (deduplicated by the server).
@@ -374,7 +404,7 @@ def _report_sync(results: Sequence[RunResult], progress: _SyncProgress, out: Tex
 
 
 def _cmd_status(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
-    journal = _open_journal(out)
+    journal = _open_journal(out, quiet=args.json)  # --json: JSON only, nothing before it
     if journal is None:
         if args.json:
             print(json.dumps({"journal": str(_journal_path()), "exists": False}), file=out)
@@ -422,7 +452,7 @@ def _status_of(st: RunStatus) -> dict[str, Any]:
         "pending_entries": st.pending,
         "final_status_pending": rec.status is not None and not rec.final_sent,
         "oldest_pending": st.oldest_pending,
-        "owner_pid": rec.pid or None,  # None: released by a sync
+        "owner_pid": rec.pid or None,  # None: released (an offline run ended, or a sync)
         "owner_alive": not rec.orphaned,
         "crashed": rec.orphaned and rec.status is None,
         "rejected": [{"first_seq": a, "last_seq": b, "message": m} for a, b, m in st.rejected],
@@ -439,7 +469,8 @@ def _print_pending(uri: str, items: Sequence[dict[str, Any]], out: TextIO) -> No
         print(f"  oldest pending entry: {_when(oldest)}", file=out)
     for r in items:
         state = "live" if r["owner_alive"] else "crashed" if r["crashed"] else "exited"
-        owner = f"process {r['owner_pid']} {state}" if r["owner_pid"] else "left by a sync"
+        # No owner: released by its process (an offline run it ended) or by a sync.
+        owner = f"process {r['owner_pid']} {state}" if r["owner_pid"] else "no process holds it"
         print(
             f"  {r['local_id']} -> {r['server_run_id'] or 'not created yet'}: "
             f"{r['pending_entries']:,} pending, status {r['status'] or 'not ended'}, "
