@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -656,6 +657,18 @@ def main(
         return 2
     except MlrelayError as exc:
         print(f"mlrelay {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"mlrelay {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:  # a file or directory the command cannot use
+        print(f"mlrelay {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as exc:
+        print(
+            f"mlrelay {args.command}: the journal at {_journal_path()} cannot be used: {exc}",
+            file=sys.stderr,
+        )
         return 1
     return code
 

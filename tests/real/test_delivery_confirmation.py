@@ -108,3 +108,44 @@ def test_empty_200_on_log_batch_is_not_delivery(mlflow_real: RunningServer) -> N
         proxy.answer("POST", "/runs/log-batch", status=200)
         with pytest.raises(mlrelay.UnexpectedResponseError, match="empty"):
             c.log_batch(run.info.run_id, metrics=[mlrelay.Metric("m", 1.0, 0, 0)])
+
+
+def test_sync_through_a_login_page_keeps_everything_and_purge_keeps_it(
+    mlflow_real: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mlrelay sync` answered by a login page says so, exits 1, and `purge --synced` keeps
+    the entries; the next sync lands all of them once."""
+    import io
+
+    from mlrelay import cli, fluent
+
+    experiment = _name("sso-sync")
+    with lossy_proxy(mlflow_real.url) as proxy:
+        mlrelay.set_tracking_uri(proxy.url, mode="offline")
+        mlrelay.set_experiment(experiment)
+        with mlrelay.start_run():
+            for step in range(1500):
+                mlrelay.log_metric("loss", float(step), step=step)
+        fluent._reset()
+        proxy.answer(
+            "POST",
+            "/runs/log-batch",
+            status=200,
+            body=LOGIN_PAGE,
+            headers={"Content-Type": "text/html"},
+            times=1,
+        )
+        out = io.StringIO()
+        assert cli.main(["sync", "--tracking-uri", proxy.url], out=out) == 1, out.getvalue()
+        assert "HTML page" in out.getvalue()
+        assert "Sign in" in out.getvalue()
+        purged = io.StringIO()
+        assert cli.main(["purge", "--synced"], out=purged) == 0
+        assert "Removed 0 run(s)" in purged.getvalue()
+        again = io.StringIO()
+        assert cli.main(["sync", "--tracking-uri", proxy.url], out=again) == 0, again.getvalue()
+    with mlrelay.Client(tracking_uri=mlflow_real.url) as direct:
+        exp = direct.get_experiment_by_name(experiment)
+        assert exp is not None
+        [run] = list(direct.search_runs([exp.experiment_id]))
+        assert _points(direct, run.info.run_id, "loss") == list(range(1500))
