@@ -71,6 +71,7 @@ __all__ = [
     "error_for_status",
     "redact_url",
     "without_userinfo",
+    "wrong_address",
 ]
 
 _MAX_BODY_IN_MESSAGE = 500
@@ -471,3 +472,20 @@ def redact_url(url: str) -> str:
     if "@" in authority:
         authority = "***@" + authority.rsplit("@", 1)[1]
     return f"{scheme}://{authority}{slash}{path}"
+
+
+def wrong_address(tracking_uri: str, exc: NotFoundError) -> ConfigurationError:
+    """The error for a server that is up but has no MLflow API at the tracking URI."""
+    uri = without_userinfo(tracking_uri).rstrip("/")
+    hint = "check MLFLOW_TRACKING_URI (set_tracking_uri): the address, its path and port"
+    if "dagshub" in uri.lower() and not uri.endswith(".mlflow"):
+        hint = (
+            f"a DagsHub tracking URI ends in `.mlflow`: did you mean {uri}.mlflow? "
+            "(mlrelay.init(owner, repo) builds it)"
+        )
+    return ConfigurationError(
+        f"the server at {uri} is up but has no MLflow tracking API there (HTTP "
+        f"{exc.status_code} ENDPOINT_NOT_FOUND for {exc.method} {exc.url}); {hint}. Runs "
+        "already journaled for this address can be sent to the right one with `mlrelay "
+        f"sync --tracking-uri RIGHT_URI --from {uri}`"
+    )

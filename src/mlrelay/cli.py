@@ -42,7 +42,7 @@ from ._credentials import (
     keyring_lookup,
     keyring_store,
 )
-from ._errors import TLSVerificationError
+from ._errors import TLSVerificationError, wrong_address
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -129,8 +129,6 @@ def _cmd_doctor(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
         except NotFoundError as exc:
             if exc.error_code != "ENDPOINT_NOT_FOUND":
                 raise
-            from ._pipeline.runs import wrong_address
-
             print(f"FAIL {wrong_address(client.tracking_uri, exc)}", file=out)
             return 1
         except UnexpectedResponseError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 import pytest
 from mlrelay_mock import MockServer
@@ -63,8 +64,7 @@ def test_start_run_at_an_address_without_mlflow_api_is_a_configuration_error(
 
 def test_dagshub_hint_names_the_address_with_mlflow_suffix() -> None:
     """For a DagsHub address the hint names the same address with `.mlflow` appended."""
-    from mlrelay._errors import NotFoundError
-    from mlrelay._pipeline.runs import wrong_address
+    from mlrelay._errors import NotFoundError, wrong_address
 
     exc = NotFoundError(
         "404",
@@ -114,3 +114,51 @@ def test_from_without_tracking_uri_is_a_usage_error(dagshub_like: MockServer) ->
     """`--from` alone exits 2 with a message saying --tracking-uri is needed."""
     _log_offline(_wrong(dagshub_like), 3)
     assert _sync("--from", _wrong(dagshub_like))[0] == 2
+
+
+def test_the_sender_says_the_address_is_wrong_not_that_the_server_is_down(
+    dagshub_like: MockServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run journaled for the wrong address: the sender's one warning names the address
+    problem and `--from`, and the entries stay for the re-targeting sync."""
+    import logging
+    import uuid
+
+    from mlrelay._pipeline.journal import Journal
+    from mlrelay._pipeline.pipeline import Pipeline
+    from mlrelay._protocol.batches import KIND_METRIC
+
+    journal = Journal(tmp_path / "journal.db")
+    local_id = uuid.uuid4().hex
+    journal.add_run(
+        local_id=local_id,
+        tracking_uri=_wrong(dagshub_like),
+        experiment_id=None,
+        experiment_name="wrong-address",
+        run_name=None,
+        start_time=1_700_000_000_000,
+        create_tags={},
+    )
+    clients: list[mlrelay.Client] = []
+
+    def factory(uri: str) -> mlrelay.Client:
+        clients.append(mlrelay.Client(tracking_uri=uri))
+        return clients[-1]
+
+    pipeline = Pipeline(journal, factory)
+    try:
+        with caplog.at_level(logging.WARNING, logger="mlrelay.pipeline"):
+            for i in range(20):
+                pipeline.log((local_id, KIND_METRIC, "m", float(i), 1_700_000_000_000 + i, i))
+            assert not pipeline.flush(timeout=2)
+        [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert "no MLflow tracking API" in warning
+        assert f"--from {_wrong(dagshub_like)}" in warning
+        assert "sent when it is back" not in warning
+        assert pipeline.pending() == 20
+        assert journal.count_rejected(local_id) == 0
+    finally:
+        pipeline.close(0)
+        for c in clients:
+            c.close()
+        journal.close()

@@ -35,9 +35,11 @@ from mlrelay._errors import (
     APIConnectionError,
     APIStatusError,
     AuthenticationError,
+    NotFoundError,
     PermissionDeniedError,
     TLSVerificationError,
     UnexpectedResponseError,
+    wrong_address,
 )
 
 from .journal import Journal
@@ -55,6 +57,17 @@ Row = tuple[str, int, str, "float | str | tuple[float, str]", "int | None", "int
 
 # Bytes a journaled metric point takes on disk, row and index (measured: about 115).
 _ROW_BYTES = 128
+
+
+def _undelivered(exc: Exception, path: object) -> str:
+    """The one warning for a sender that cannot deliver: what happened, where entries wait."""
+    if isinstance(exc, NotFoundError) and exc.error_code == "ENDPOINT_NOT_FOUND":
+        url = exc.url.split("/api/2.0/", 1)[0]
+        return f"{wrong_address(url, exc)}. Entries are kept in {path}"
+    return (
+        f"cannot deliver to the tracking server ({exc}); entries are kept in {path} and sent "
+        "when it is back"
+    )
 
 
 @dataclass(frozen=True)
@@ -287,12 +300,7 @@ class Pipeline:
                     return
                 if self._state.offline_since is None:
                     self._state.offline_since = time.monotonic()
-                    logger.warning(
-                        "mlrelay: cannot deliver to the tracking server (%s); entries are kept "
-                        "in %s and sent when it is back",
-                        exc,
-                        self.journal.path,
-                    )
+                    logger.warning("mlrelay: %s", _undelivered(exc, self.journal.path))
                 retry_after = getattr(exc, "retry_after", None)
                 wait = backoff if retry_after is None else min(retry_after, 300.0)
                 self._wake_sender.wait(wait)

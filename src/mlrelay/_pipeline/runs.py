@@ -50,6 +50,7 @@ from mlrelay._errors import (
     NotFoundError,
     UnexpectedResponseError,
     ValidationError,
+    wrong_address,
 )
 from mlrelay._formats.gitinfo import git_info
 from mlrelay._protocol.batches import KIND_ARTIFACT, KIND_TAG
@@ -695,23 +696,6 @@ def _no_answer(exc: APIError, call: str) -> str:
     if isinstance(exc, UnexpectedResponseError):
         return f"the tracking server's answer to {call} is not MLflow's ({exc})"
     return f"the tracking server failed {call} ({exc})"
-
-
-def wrong_address(tracking_uri: str, exc: NotFoundError) -> ConfigurationError:
-    """The error for a server that is up but has no MLflow API at the tracking URI."""
-    uri = tracking_uri.rstrip("/")
-    hint = "check MLFLOW_TRACKING_URI (set_tracking_uri): the address, its path and port"
-    if "dagshub" in uri.lower() and not uri.endswith(".mlflow"):
-        hint = (
-            f"a DagsHub tracking URI ends in `.mlflow`: did you mean {uri}.mlflow? "
-            "(mlrelay.init(owner, repo) builds it)"
-        )
-    return ConfigurationError(
-        f"the server at {uri} is up but has no MLflow tracking API there (HTTP "
-        f"{exc.status_code} ENDPOINT_NOT_FOUND for {exc.method} {exc.url}); {hint}. Runs "
-        "already journaled for this address can be sent to the right one with `mlrelay "
-        f"sync --tracking-uri RIGHT_URI --from {uri}`"
-    )
 
 
 def _system_tags(start: _Start) -> dict[str, str]:
