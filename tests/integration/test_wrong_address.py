@@ -162,3 +162,27 @@ def test_the_sender_says_the_address_is_wrong_not_that_the_server_is_down(
         for c in clients:
             c.close()
         journal.close()
+
+
+def test_an_interrupted_retarget_continues_at_the_new_address_once(
+    dagshub_like: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `--from` sync that stops midway has already recorded the run for the new address:
+    a plain sync there finishes it, and every point lands once."""
+    right, wrong = dagshub_like.url, _wrong(dagshub_like)
+    _log_offline(wrong, 2500)  # three log-batch requests
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    dagshub_like.faults.add("status", path="*/log-batch", status=503, after=1)
+    code, text = _sync("--tracking-uri", right, "--from", wrong)
+    assert code == 1, text
+    assert "NOT DONE" in text
+    dagshub_like.faults.clear()
+    assert _sync("--tracking-uri", right, "--from", wrong)[1].startswith("Nothing to sync")
+    code, text = _sync("--tracking-uri", right)
+    assert code == 0, text
+    with mlrelay.Client(tracking_uri=right) as client:
+        exp = client.get_experiment_by_name("wrong-address")
+        assert exp is not None
+        [run] = list(client.search_runs([exp.experiment_id]))
+        steps = [p.step for p in client.get_metric_history(run.info.run_id, "loss")]
+    assert sorted(steps) == list(range(2500))
