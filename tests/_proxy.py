@@ -2,7 +2,9 @@
 which commits it, and the client's connection is closed before any response byte.
 
 This is what a dropped connection after the server acted looks like to a client, and
-is the case exactly-once delivery has to survive.
+is the case exactly-once delivery has to survive. It can also answer in the server's
+place without forwarding (an SSO portal's 200 login page, a 302 to it): what a proxy
+in front of a tracking server says when its session expired.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class _Rule:
     method: str
     path_suffix: str
     remaining: int
+    answer: tuple[int, bytes, dict[str, str]] | None = None
 
 
 @dataclass
@@ -36,6 +39,7 @@ class LossyProxy:
     upstream: str
     url: str = ""
     forwarded: list[tuple[str, str, bool]] = field(default_factory=list)
+    intercepted: list[str] = field(default_factory=list)
     _rules: list[_Rule] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -44,17 +48,46 @@ class LossyProxy:
         with self._lock:
             self._rules.append(_Rule(method.upper(), path_suffix, times))
 
-    def _should_drop(self, method: str, path: str) -> bool:
+    def answer(
+        self,
+        method: str,
+        path_suffix: str,
+        *,
+        status: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` matching requests with this response, not forwarding them."""
+        with self._lock:
+            self._rules.append(
+                _Rule(method.upper(), path_suffix, times, (status, body, dict(headers or {})))
+            )
+
+    def clear(self) -> None:
+        """Forget every rule: from now on the proxy forwards everything."""
+        with self._lock:
+            self._rules.clear()
+
+    def answered(self, path_suffix: str) -> int:
+        """How many requests to paths ending in ``path_suffix`` the proxy answered itself."""
+        return sum(1 for p in self.intercepted if p.split("?")[0].endswith(path_suffix))
+
+    def _match(self, method: str, path: str, *, answers: bool) -> _Rule | None:
         with self._lock:
             for rule in self._rules:
                 if (
                     rule.remaining > 0
+                    and (rule.answer is not None) == answers
                     and method == rule.method
                     and path.split("?")[0].endswith(rule.path_suffix)
                 ):
                     rule.remaining -= 1
-                    return True
-        return False
+                    return rule
+        return None
+
+    def _should_drop(self, method: str, path: str) -> bool:
+        return self._match(method, path, answers=False) is not None
 
     def dropped(self, path_suffix: str) -> int:
         """How many responses to paths ending in ``path_suffix`` were dropped."""
@@ -77,6 +110,18 @@ def lossy_proxy(upstream: str) -> Iterator[LossyProxy]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+            canned = proxy._match(self.command, self.path, answers=True)
+            if canned is not None and canned.answer is not None:
+                with proxy._lock:
+                    proxy.intercepted.append(self.path)
+                status, payload, extra = canned.answer
+                self.send_response(status)
+                for k, v in extra.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return
             upstream_response = client.request(
                 self.command, self.path, content=body, headers=headers
             )

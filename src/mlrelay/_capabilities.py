@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ._errors import APIStatusError, NotFoundError
+from ._errors import APIStatusError, NotFoundError, UnexpectedResponseError
 from ._transport import API_PREFIX, HTTPResponse, Transport
 
 __all__ = ["Capabilities", "capabilities_of", "detect", "forget", "remember"]
@@ -93,6 +93,8 @@ def _exists(
         return exc.error_code == "RESOURCE_DOES_NOT_EXIST", None
     except APIStatusError as exc:
         return exc.status_code not in (404, 405, 501), None
+    except UnexpectedResponseError:  # a write answered by something that is not MLflow
+        return False, None
     return True, response
 
 

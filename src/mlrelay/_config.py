@@ -423,7 +423,8 @@ REGISTRY: tuple[Setting, ...] = (
         ("MLRELAY_EXIT_TIMEOUT",),
         _parse_seconds_or_zero,
         10.0,
-        "Seconds pending entries may take to send at exit; also end_run's no-progress limit.",
+        "Seconds the process may wait for delivery without progress, in all: end_run and "
+        "flush() waits and the exit (or SIGTERM) flush share it.",
     ),
     Setting(
         "fsync",

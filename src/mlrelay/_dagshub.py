@@ -7,6 +7,7 @@ import warnings
 from typing import Any
 
 from ._config import resolve
+from ._credentials import auth_scheme
 from ._errors import (
     APIConnectionError,
     AuthenticationError,
@@ -103,8 +104,18 @@ def _check(base: str, repository: str, source: str, timeout: float) -> None:
             f"(HTTP {exc.status_code}); check the owner and repository name"
         ) from exc
     except AuthenticationError as exc:
+        if auth_scheme(session.settings()) is None:  # nothing was sent to reject
+            problem = (
+                f"{base} needs a token for {repository} (HTTP {exc.status_code}) and none was "
+                "found: pass token=, set DAGSHUB_USER_TOKEN (environment or .env), or store "
+                f"one with `mlrelay login --tracking-uri {base}/{repository}.mlflow`"
+            )
+        else:
+            problem = (
+                f"{base} rejected the token from {source} for {repository} (HTTP {exc.status_code})"
+            )
         raise AuthenticationError(
-            f"{base} rejected the token from {source} for {repository} (HTTP {exc.status_code})",
+            problem,
             method=exc.method,
             url=exc.url,
             status_code=exc.status_code,

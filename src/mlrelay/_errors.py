@@ -5,7 +5,8 @@ whether a response arrived::
 
     MlrelayError                      also ``mlrelay.exceptions.MlflowException``
     ├── ConfigurationError            bad or missing local settings (names the variable)
-    │   └── ArtifactsNotProxiedError  the run's artifacts are not served by the tracking server
+    │   ├── ArtifactsNotProxiedError  the run's artifacts are not served by the tracking server
+    │   └── TLSVerificationError      the server's certificate is not trusted (names the setting)
     ├── ValidationError               bad input caught before sending (names key, problem, limit)
     ├── RegistryNotSupportedError     the server has no model registry
     ├── ModelRegistrationError        the server failed to register a model version
@@ -63,12 +64,14 @@ __all__ = [
     "RegistryNotSupportedError",
     "ResourceAlreadyExistsError",
     "ServerError",
+    "TLSVerificationError",
     "UnexpectedResponseError",
     "UnsupportedFeatureError",
     "ValidationError",
     "error_for_status",
     "redact_url",
     "without_userinfo",
+    "wrong_address",
 ]
 
 _MAX_BODY_IN_MESSAGE = 500
@@ -177,6 +180,23 @@ class ArtifactsNotProxiedError(ConfigurationError):
     def __init__(self, message: str, *, artifact_uri: str) -> None:
         super().__init__(message)
         self.artifact_uri = artifact_uri
+
+
+class TLSVerificationError(ConfigurationError):
+    """The server's TLS certificate could not be verified: a setting, not an outage.
+
+    Nothing is retried: the same request fails the same way until the trust settings change
+    (``MLFLOW_TRACKING_SERVER_CERT_PATH``, or ``MLFLOW_TRACKING_INSECURE_TLS``).
+
+    Attributes:
+        method: the HTTP method.
+        url: the request URL with any user-info removed.
+    """
+
+    def __init__(self, message: str, *, method: str, url: str) -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = redact_url(url)
 
 
 class RegistryNotSupportedError(MlrelayError):
@@ -452,3 +472,20 @@ def redact_url(url: str) -> str:
     if "@" in authority:
         authority = "***@" + authority.rsplit("@", 1)[1]
     return f"{scheme}://{authority}{slash}{path}"
+
+
+def wrong_address(tracking_uri: str, exc: NotFoundError) -> ConfigurationError:
+    """The error for a server that is up but has no MLflow API at the tracking URI."""
+    uri = without_userinfo(tracking_uri).rstrip("/")
+    hint = "check MLFLOW_TRACKING_URI (set_tracking_uri): the address, its path and port"
+    if "dagshub" in uri.lower() and not uri.endswith(".mlflow"):
+        hint = (
+            f"a DagsHub tracking URI ends in `.mlflow`: did you mean {uri}.mlflow? "
+            "(mlrelay.init(owner, repo) builds it)"
+        )
+    return ConfigurationError(
+        f"the server at {uri} is up but has no MLflow tracking API there (HTTP "
+        f"{exc.status_code} ENDPOINT_NOT_FOUND for {exc.method} {exc.url}); {hint}. Runs "
+        "already journaled for this address can be sent to the right one with `mlrelay "
+        f"sync --tracking-uri RIGHT_URI --from {uri}`"
+    )

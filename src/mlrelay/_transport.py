@@ -34,6 +34,7 @@ from ._errors import (
     APITimeoutError,
     ConfigurationError,
     MlrelayError,
+    TLSVerificationError,
     UnexpectedResponseError,
     error_for_status,
     redact_url,
@@ -226,7 +227,11 @@ class Transport:
                 headers=a.headers,
                 timeout=timeout,
             )
-            response = self.http_client.send(request, stream=a.sink is not None)
+            # A write is never redirected silently: following a 301/302 turns the POST
+            # into a body-less GET, and a login portal's page would pass for an answer.
+            response = self.http_client.send(
+                request, stream=a.sink is not None, follow_redirects=not _is_write(a.method)
+            )
             if a.sink is not None:
                 _drain(response, a.sink)
         except (httpx.TransportError, httpx.InvalidURL) as exc:
@@ -239,6 +244,8 @@ class Transport:
             (time.perf_counter() - started) * 1000,
         )
         _raise_for_status(a.method, a.url, response)
+        if _is_write(a.method):
+            check_write_answer(a.method, a.url, response)
         return response
 
     def put_foreign(
@@ -347,16 +354,42 @@ def _drain(response: httpx.Response, sink: Callable[[httpx.Response], None]) -> 
         response.close()
 
 
+def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind an httpx error, if that is what it is."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def connection_error(
     exc: httpx.TransportError | httpx.InvalidURL, method: str, url: str
-) -> APIConnectionError:
+) -> APIConnectionError | TLSVerificationError:
     """The mlrelay error for an httpx failure that left no response.
 
     A timeout is :class:`APITimeoutError`; ``request_sent`` is False when the request
     certainly never left (connect or pool timeout, connection refused, a URL or
-    protocol httpx cannot use). Messages show ``url`` without user-info.
+    protocol httpx cannot use). A certificate that cannot be verified is a
+    :class:`TLSVerificationError` naming the settings that fix it. Messages show ``url``
+    without user-info.
     """
     safe_url = redact_url(url)
+    failure = _certificate_failure(exc)
+    if failure is not None:
+        reason = failure.verify_message or failure.reason or str(failure)
+        return TLSVerificationError(
+            f"{method} {safe_url}: the server's TLS certificate could not be verified "
+            f"({reason}). This is a setting, not an outage: set "
+            "MLFLOW_TRACKING_SERVER_CERT_PATH to the CA bundle that signed the server's "
+            "certificate (a company CA, a self-signed certificate), or, only on a network "
+            "you trust, MLFLOW_TRACKING_INSECURE_TLS=true",
+            method=method,
+            url=url,
+        )
     if isinstance(exc, httpx.TimeoutException):
         sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
         return APITimeoutError(
@@ -377,6 +410,68 @@ def connection_error(
         method=method,
         url=url,
         request_sent=not isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL),
+    )
+
+
+def _is_write(method: str) -> bool:
+    return method not in ("GET", "HEAD", "OPTIONS")
+
+
+def _excerpt(body: bytes) -> str:
+    return " ".join(body[:200].decode("utf-8", errors="replace").split())
+
+
+def _without_query(url: str) -> str:
+    """A URL for a message: no user-info, no query string or fragment (they may carry tokens)."""
+    return redact_url(url.split("?", 1)[0].split("#", 1)[0])
+
+
+def check_write_answer(method: str, url: str, response: httpx.Response) -> None:
+    """Raise unless a write's answer is MLflow's: a 2xx whose body is a JSON object.
+
+    The artifact proxy (``/api/2.0/mlflow-artifacts/``) answers an upload with an empty
+    body, so there an empty body is MLflow's answer too; every REST write answers at
+    least ``{}``. Anything else (a redirect, an HTML page, an empty body from a host that
+    is not MLflow) means the write may not have happened, so it is not delivered.
+
+    Raises:
+        UnexpectedResponseError: the answer is not MLflow's; the message says what it was.
+    """
+    status = response.status_code
+    safe = f"{method} {_without_query(url)}"
+    if 300 <= status < 400:
+        location = response.headers.get("location")
+        target = _without_query(str(response.url.join(location))) if location else "nowhere"
+        raise UnexpectedResponseError(
+            f"{safe} was redirected (HTTP {status} to {target}); mlrelay does not follow "
+            "redirects on writes, so nothing was delivered. A login portal (an expired "
+            "single sign-on session) or a tracking URI that the server moves (http to "
+            "https, a missing path) answers like this: set the tracking URI to the "
+            "server's own address, or sign in again",
+            method=method,
+            url=url,
+        )
+    body = response.content
+    kind = response.headers.get("content-type", "no content type")
+    if not body.strip():
+        if "/api/2.0/mlflow-artifacts/" in url:
+            return
+        problem = f"an empty body ({kind}) instead of MLflow's JSON answer"
+    elif "html" in kind.lower():
+        problem = f"an HTML page instead of MLflow's JSON answer: {_excerpt(body)!r}"
+    else:
+        try:
+            if isinstance(json.loads(body), dict):
+                return
+        except ValueError:
+            pass
+        problem = f"a body that is not MLflow's JSON answer ({kind}): {_excerpt(body)!r}"
+    raise UnexpectedResponseError(
+        f"{safe} answered HTTP {status} with {problem}; nothing was counted as delivered "
+        "and the entries are kept. Is the tracking URI an MLflow server, or is a login "
+        "portal or proxy answering in its place?",
+        method=method,
+        url=url,
     )
 
 
@@ -411,7 +506,7 @@ def decode(endpoint: Endpoint[Any, RespT], response: httpx.Response) -> RespT:
         data: Any = json.loads(body) if body.strip() else {}
         return endpoint.response.model_validate(data)
     except (ValueError, PydanticValidationError) as exc:
-        excerpt = " ".join(body[:200].decode("utf-8", errors="replace").split())
+        excerpt = _excerpt(body)
         kind = response.headers.get("content-type", "no content type")
         raise UnexpectedResponseError(
             f"{response.request.method} {redact_url(url)} answered HTTP {response.status_code} "

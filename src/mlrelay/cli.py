@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -23,11 +24,14 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeAlias
 from . import (
     APIConnectionError,
     APIError,
+    APITimeoutError,
     AuthenticationError,
     Client,
     ConfigurationError,
     MlrelayError,
+    NotFoundError,
     PermissionDeniedError,
+    UnexpectedResponseError,
     __version__,
 )
 from ._config import host_of, resolve
@@ -38,6 +42,7 @@ from ._credentials import (
     keyring_lookup,
     keyring_store,
 )
+from ._errors import TLSVerificationError, wrong_address
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -115,11 +120,19 @@ def _cmd_doctor(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
     quick = {"max_retries": 1, "retry_budget": 10.0, "timeout": min(settings.timeout, 10.0)}
     with Client(**explicit, **quick) as client:  # type: ignore[arg-type]
         started = time.perf_counter()
-        version = client.server_version()
         try:
+            version = client.server_version()
             next(client.search_experiments(max_results=1, page_size=1), None)
-        except APIConnectionError as exc:
-            print(f"FAIL server unreachable at {client.tracking_uri}: {exc}", file=out)
+        except (APIConnectionError, TLSVerificationError) as exc:
+            print(f"FAIL {_no_connection(exc, client.tracking_uri, quick['timeout'])}", file=out)
+            return 1
+        except NotFoundError as exc:
+            if exc.error_code != "ENDPOINT_NOT_FOUND":
+                raise
+            print(f"FAIL {wrong_address(client.tracking_uri, exc)}", file=out)
+            return 1
+        except UnexpectedResponseError as exc:
+            print(f"FAIL the server's answer is not MLflow's: {exc}", file=out)
             return 1
         except AuthenticationError as exc:
             hint = "check the token" if scheme else "set credentials or run `mlrelay login`"
@@ -143,6 +156,20 @@ def _cmd_doctor(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
     return 0
 
 
+def _no_connection(exc: MlrelayError, uri: str, timeout: float) -> str:
+    """What ``doctor`` says when a request to the server got no answer."""
+    if isinstance(exc, TLSVerificationError):
+        return str(exc)
+    if isinstance(exc, APITimeoutError) and exc.request_sent:
+        return (
+            f"the server at {uri} accepted the connection but did not answer within "
+            f"{timeout:g} s (a read timeout; MLFLOW_HTTP_REQUEST_TIMEOUT sets it): {exc}"
+        )
+    if isinstance(exc, APITimeoutError):
+        return f"no connection to {uri} within {timeout:g} s (connect timeout): {exc}"
+    return f"server unreachable at {uri}: {exc}"
+
+
 def _journal_path() -> Path:
     from ._pipeline.journal import default_home
 
@@ -150,12 +177,14 @@ def _journal_path() -> Path:
     return Path(settings.home or default_home()) / "journal.db"
 
 
-def _open_journal(out: TextIO) -> Journal | None:
+def _open_journal(out: TextIO, *, quiet: bool = False) -> Journal | None:
+    """The journal, or None (said on ``out`` unless ``quiet``) when there is none."""
     from ._pipeline.journal import Journal
 
     path = _journal_path()
     if not path.exists():
-        print(f"No journal at {path}: nothing was logged with this MLRELAY_HOME.", file=out)
+        if not quiet:
+            print(f"No journal at {path}: nothing was logged with this MLRELAY_HOME.", file=out)
         return None
     # Without an fsync per commit: the commands only move watermarks and claims, and a
     # lost one costs one request sent again (deduplicated by the server).
@@ -253,7 +282,12 @@ def _sync(journal: Journal, args: argparse.Namespace, out: TextIO) -> int:
 
     planned = _plan_sync(journal, args, out)
     if not planned:
-        print("Nothing to sync: every run in the journal is delivered.", file=out)
+        if args.retarget_from:
+            print(
+                f"Nothing to sync: no run to move is recorded for {args.retarget_from}.", file=out
+            )
+        elif not _say_elsewhere(journal, args.tracking_uri, out):
+            print("Nothing to sync: every run in the journal is delivered.", file=out)
         return 0
     entries = sum(p.pending + (p.rejected if args.retry_rejected else 0) for p in planned)
     if args.dry_run:
@@ -273,7 +307,27 @@ def _sync(journal: Journal, args: argparse.Namespace, out: TextIO) -> int:
         )
     finally:
         progress.close()
-    return _report_sync(results, progress, out)
+    code = _report_sync(results, progress, out)
+    if not args.retarget_from:
+        _say_elsewhere(journal, args.tracking_uri, out)
+    return code
+
+
+def _say_elsewhere(journal: Journal, tracking_uri: str | None, out: TextIO) -> bool:
+    """Name the undelivered runs a sync to ``tracking_uri`` did not consider; any?"""
+    from ._pipeline.sync import pending_elsewhere
+
+    if not tracking_uri:
+        return False
+    elsewhere = pending_elsewhere(journal, tracking_uri)
+    for uri, count in elsewhere.items():
+        print(
+            f"Not considered: {count} run(s) not delivered are recorded for {uri}; "
+            f"`mlrelay sync --tracking-uri {uri}` sends them there, or, if that address was "
+            f"wrong, `mlrelay sync --tracking-uri {tracking_uri} --from {uri}` sends them here.",
+            file=out,
+        )
+    return bool(elsewhere)
 
 
 def _plan_sync(journal: Journal, args: argparse.Namespace, out: TextIO) -> list[PlannedRun]:
@@ -287,6 +341,7 @@ def _plan_sync(journal: Journal, args: argparse.Namespace, out: TextIO) -> list[
         default_uri=default_uri,
         run_ids=args.run or (),
         retry_rejected=args.retry_rejected,
+        retarget_from=args.retarget_from,
     )
     if args.run:
         known = {p.run.local_id for p in planned} | {p.run.server_run_id for p in planned}
@@ -348,7 +403,7 @@ def _report_sync(results: Sequence[RunResult], progress: _SyncProgress, out: Tex
 
 
 def _cmd_status(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
-    journal = _open_journal(out)
+    journal = _open_journal(out, quiet=args.json)  # --json: JSON only, nothing before it
     if journal is None:
         if args.json:
             print(json.dumps({"journal": str(_journal_path()), "exists": False}), file=out)
@@ -396,7 +451,7 @@ def _status_of(st: RunStatus) -> dict[str, Any]:
         "pending_entries": st.pending,
         "final_status_pending": rec.status is not None and not rec.final_sent,
         "oldest_pending": st.oldest_pending,
-        "owner_pid": rec.pid or None,  # None: released by a sync
+        "owner_pid": rec.pid or None,  # None: released (an offline run ended, or a sync)
         "owner_alive": not rec.orphaned,
         "crashed": rec.orphaned and rec.status is None,
         "rejected": [{"first_seq": a, "last_seq": b, "message": m} for a, b, m in st.rejected],
@@ -413,7 +468,8 @@ def _print_pending(uri: str, items: Sequence[dict[str, Any]], out: TextIO) -> No
         print(f"  oldest pending entry: {_when(oldest)}", file=out)
     for r in items:
         state = "live" if r["owner_alive"] else "crashed" if r["crashed"] else "exited"
-        owner = f"process {r['owner_pid']} {state}" if r["owner_pid"] else "left by a sync"
+        # No owner: released by its process (an offline run it ended) or by a sync.
+        owner = f"process {r['owner_pid']} {state}" if r["owner_pid"] else "no process holds it"
         print(
             f"  {r['local_id']} -> {r['server_run_id'] or 'not created yet'}: "
             f"{r['pending_entries']:,} pending, status {r['status'] or 'not ended'}, "
@@ -534,6 +590,14 @@ def _add_sync(sub: _AddParser) -> None:
         "--dry-run", action="store_true", help="show what would be sent; send nothing"
     )
     sync.add_argument(
+        "--from",
+        dest="retarget_from",
+        metavar="OLD_URI",
+        help="send the runs journaled for OLD_URI, an address that was wrong (a DagsHub URI\n"
+        "without `.mlflow`), to --tracking-uri instead; each run is moved once, and a run\n"
+        "already created on OLD_URI stays there",
+    )
+    sync.add_argument(
         "--retry-rejected",
         action="store_true",
         help="also send again the entries the server rejected before",
@@ -591,6 +655,18 @@ def main(
         return 2
     except MlrelayError as exc:
         print(f"mlrelay {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"mlrelay {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:  # a file or directory the command cannot use
+        print(f"mlrelay {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as exc:
+        print(
+            f"mlrelay {args.command}: the journal at {_journal_path()} cannot be used: {exc}",
+            file=sys.stderr,
+        )
         return 1
     return code
 

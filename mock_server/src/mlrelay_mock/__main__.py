@@ -12,6 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
+from mlrelay_mock._app import DEFAULT_MAX_BODY_BYTES
 from mlrelay_mock._auth import AuthConfig
 from mlrelay_mock._server import MockServer
 
@@ -34,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="USER:TOKEN",
         help="require HTTP Basic with these credentials (repeatable)",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help="answer 413 to larger request bodies (artifact uploads excepted; 0 = no limit)",
     )
     parser.add_argument(
         "--bearer-token", action="append", default=[], help="accept this Bearer token (repeatable)"
@@ -63,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         auth=auth,
         data_dir=args.data_dir,
         mlflow_version=args.mlflow_version,
+        max_body_bytes=args.max_body_bytes or None,
     )
     with server:
         sys.stdout.write(server.url + "\n")

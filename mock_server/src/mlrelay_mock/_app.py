@@ -2,7 +2,7 @@
 
 Request flow (everything under the reserved ``/_mock`` prefix skips the front door)::
 
-    client -> [prefix strip] -> [journal] -> [fault rules] -> [auth] -> MLflow routes
+    client -> [prefix strip] -> [journal] -> [fault rules] -> [auth] -> [body limit] -> routes
 
 The front door runs *outside* Starlette's own middleware so that it gets the server's ``send``
 callable; from it, ``drop``/``reset`` faults reach the connection's transport (uvicorn's h11 and
@@ -40,6 +40,9 @@ from mlrelay_mock._store import Store
 __all__ = ["MockApp", "create_app", "normalise_prefix"]
 
 CONTROL_PREFIX = "/_mock"
+DEFAULT_MAX_BODY_BYTES = 64 << 20
+"""The largest request body the API takes by default: far above what MLflow's clients send
+(a full log-batch is under 2 MB; a dataset's schema and profile are capped well below)."""
 _CODE_BY_STATUS: dict[int, str] = {}
 for _code, _status in STATUS_BY_CODE.items():
     _CODE_BY_STATUS.setdefault(_status, _code)
@@ -103,6 +106,39 @@ async def _kill_connection(send: Send, receive: Receive, *, reset: bool) -> None
         await asyncio.wait_for(_until_disconnect(receive), timeout=5.0)
 
 
+def _streamed_upload(method: str, endpoint: str) -> bool:
+    """Artifact uploads stream to storage and, as on MLflow's server, have no size limit."""
+    return method == "PUT" and (endpoint.startswith(("/api/2.0/mlflow-artifacts/", PARTS + "/")))
+
+
+async def _read_body(receive: Receive, limit: int) -> list[Message] | None:
+    """The request's body messages, or None when the body exceeds ``limit`` (read to its end)."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            messages.append(message)
+            return messages if size <= limit else None
+        size += len(message.get("body", b""))
+        if size <= limit:
+            messages.append(message)
+        if not message.get("more_body", False):
+            return messages if size <= limit else None
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """A ``receive`` that hands out ``messages`` first, then the server's own."""
+    pending = list(messages)
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
+
+
 class MockApp(Starlette):
     """A Starlette app serving MLflow's REST API from fresh state, plus the mock's extras.
 
@@ -121,8 +157,10 @@ class MockApp(Starlette):
         auth: AuthConfig | None,
         faults: FaultController,
         journal: Journal,
+        max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self.mock = state
+        self.max_body_bytes = max_body_bytes
         self.prefix = prefix
         self.auth = auth
         self.faults = faults
@@ -263,6 +301,19 @@ class MockApp(Starlette):
                 await drain()
                 await denial(scope, receive, recording_send)
                 return
+        app_receive: Receive = tee_receive
+        if self.max_body_bytes is not None and not _streamed_upload(scope["method"], endpoint):
+            buffered = await _read_body(tee_receive, self.max_body_bytes)
+            if buffered is None:
+                error = MlflowError(
+                    "BAD_REQUEST",
+                    f"Request body of {entry.body_size} bytes exceeds the limit of "
+                    f"{self.max_body_bytes} bytes",
+                    413,
+                )
+                await error_response(error)(scope, receive, recording_send)
+                return
+            app_receive = _replay(buffered, receive)
         inner = dict(scope, path=endpoint)
         if rule is not None and rule.action == "lose_response":
 
@@ -270,10 +321,10 @@ class MockApp(Starlette):
                 if message["type"] == "http.response.start":
                     entry.status = message["status"]
 
-            await super().__call__(inner, tee_receive, swallow)
+            await super().__call__(inner, app_receive, swallow)
             await _kill_connection(send, receive, reset=False)
             return
-        await super().__call__(inner, tee_receive, recording_send)
+        await super().__call__(inner, app_receive, recording_send)
 
 
 def create_app(
@@ -285,6 +336,7 @@ def create_app(
     multipart: bool = False,
     faults: FaultController | None = None,
     journal: Journal | None = None,
+    max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES,
 ) -> MockApp:
     """A fresh MLflow-compatible app (a Starlette app; serve it with uvicorn).
 
@@ -297,6 +349,8 @@ def create_app(
         multipart: offer multipart uploads (``mpu/*`` routes, ``server-info`` says so).
         faults: a fault controller to share (e.g. across restarts); a new one if ``None``.
         journal: a request journal to share; a new one if ``None``.
+        max_body_bytes: answer 413 to a request whose body is larger (artifact uploads,
+            streamed to storage, are not limited); ``None`` for no limit.
 
     Example::
 
@@ -324,4 +378,5 @@ def create_app(
         auth=auth,
         faults=faults if faults is not None else FaultController(),
         journal=journal if journal is not None else Journal(),
+        max_body_bytes=max_body_bytes,
     )

@@ -38,7 +38,9 @@ class FileEntry:
 
 
 def clean_path(path: str) -> str:
-    """Normalise a relative artifact path; 400 for ``..`` segments or absolute paths."""
+    """Normalise a relative artifact path; 400 for ``..`` segments or a NUL byte."""
+    if "\x00" in path:
+        raise MlflowError("INVALID_PARAMETER_VALUE", f"Invalid path: {path!r} contains a NUL byte")
     parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
         raise MlflowError("INVALID_PARAMETER_VALUE", f"Invalid path: '{path}'")

@@ -16,7 +16,7 @@ from types import TracebackType
 
 import uvicorn
 
-from mlrelay_mock._app import MockApp, create_app, normalise_prefix
+from mlrelay_mock._app import DEFAULT_MAX_BODY_BYTES, MockApp, create_app, normalise_prefix
 from mlrelay_mock._auth import AuthConfig
 from mlrelay_mock._faults import FaultController
 from mlrelay_mock._journal import Journal
@@ -40,6 +40,8 @@ class MockServer:
         multipart: offer multipart artifact uploads (as a server on S3 with
             ``MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD`` does; parts go to presigned-style URLs on
             the mock itself). MLflow 3 only.
+        max_body_bytes: answer 413 to a request whose body is larger (default 64 MiB;
+            artifact uploads are streamed and not limited); ``None`` for no limit.
 
     Example::
 
@@ -58,8 +60,10 @@ class MockServer:
         data_dir: Path | None = None,
         mlflow_version: str = "3.17.2",
         multipart: bool = False,
+        max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self.host = host
+        self.max_body_bytes = max_body_bytes
         self.multipart = multipart
         self.port = port
         self.prefix = prefix
@@ -126,6 +130,7 @@ class MockServer:
             multipart=self.multipart,
             faults=self.faults,
             journal=self.journal,
+            max_body_bytes=self.max_body_bytes,
         )
         config = uvicorn.Config(
             self._app,

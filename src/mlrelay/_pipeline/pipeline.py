@@ -35,7 +35,11 @@ from mlrelay._errors import (
     APIConnectionError,
     APIStatusError,
     AuthenticationError,
+    NotFoundError,
     PermissionDeniedError,
+    TLSVerificationError,
+    UnexpectedResponseError,
+    wrong_address,
 )
 
 from .journal import Journal
@@ -53,6 +57,17 @@ Row = tuple[str, int, str, "float | str | tuple[float, str]", "int | None", "int
 
 # Bytes a journaled metric point takes on disk, row and index (measured: about 115).
 _ROW_BYTES = 128
+
+
+def _undelivered(exc: Exception, path: object) -> str:
+    """The one warning for a sender that cannot deliver: what happened, where entries wait."""
+    if isinstance(exc, NotFoundError) and exc.error_code == "ENDPOINT_NOT_FOUND":
+        url = exc.url.split("/api/2.0/", 1)[0]
+        return f"{wrong_address(url, exc)}. Entries are kept in {path}"
+    return (
+        f"cannot deliver to the tracking server ({exc}); entries are kept in {path} and sent "
+        "when it is back"
+    )
 
 
 @dataclass(frozen=True)
@@ -273,28 +288,19 @@ class Pipeline:
                 if not progressed:
                     self._wake_sender.wait(1.0)
                     self._wake_sender.clear()
-            except (AuthenticationError, PermissionDeniedError) as exc:
-                self._state.auth_failed = True
-                logger.warning(
-                    "mlrelay: the server refused the credentials (HTTP %d); sending stopped, "
-                    "entries are kept in %s; fix the credentials and run `mlrelay sync`",
-                    exc.status_code,
-                    self.journal.path,
-                )
+            except (AuthenticationError, PermissionDeniedError, TLSVerificationError) as exc:
+                self._stop_sending(exc)
                 return
             except Stopped:
                 return
-            except (APIConnectionError, APIStatusError) as exc:
+            except (APIConnectionError, APIStatusError, UnexpectedResponseError) as exc:
+                # UnexpectedResponseError: a login page or a redirect answered in the
+                # server's place; nothing was delivered, so it waits like an outage.
                 if self._stop.is_set():
                     return
                 if self._state.offline_since is None:
                     self._state.offline_since = time.monotonic()
-                    logger.warning(
-                        "mlrelay: cannot deliver to the tracking server (%s); entries are kept "
-                        "in %s and sent when it is back",
-                        exc,
-                        self.journal.path,
-                    )
+                    logger.warning("mlrelay: %s", _undelivered(exc, self.journal.path))
                 retry_after = getattr(exc, "retry_after", None)
                 wait = backoff if retry_after is None else min(retry_after, 300.0)
                 self._wake_sender.wait(wait)
@@ -309,6 +315,22 @@ class Pipeline:
                 backoff = min(backoff * 2, self.options.offline_backoff_max)
             with self._sent:
                 self._sent.notify_all()
+
+    def _stop_sending(self, exc: Exception) -> None:
+        """Credentials or trust settings the server does not take: nothing is retried
+        until they change; the entries stay in the journal for `mlrelay sync`."""
+        self._state.auth_failed = True  # flush() returns False at once from now on
+        if isinstance(exc, TLSVerificationError):
+            problem, fix = str(exc), "fix the setting"
+        else:
+            code = getattr(exc, "status_code", 401)
+            problem, fix = f"the server refused the credentials (HTTP {code})", "fix them"
+        logger.warning(
+            "mlrelay: %s. Sending stopped; entries are kept in %s; %s and run `mlrelay sync`",
+            problem,
+            self.journal.path,
+            fix,
+        )
 
     def _send_round(self) -> bool:
         progressed = False

@@ -27,6 +27,7 @@ import getpass
 import inspect
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -35,18 +36,21 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ConfigDict, PrivateAttr
 
 from mlrelay._config import Settings, resolve
 from mlrelay._errors import (
+    APIConnectionError,
     APIError,
     APITimeoutError,
     ConfigurationError,
     NotFoundError,
+    UnexpectedResponseError,
     ValidationError,
+    wrong_address,
 )
 from mlrelay._formats.gitinfo import git_info
 from mlrelay._protocol.batches import KIND_ARTIFACT, KIND_TAG
@@ -269,6 +273,8 @@ class Session:
         self.live: dict[str, RunHandle] = {}  # runs started here and not ended, by local id
         self.targets: dict[str, RunHandle] = {}  # run_id= of log calls -> the run (target)
         self.told_no_server = False
+        self.exit_spent = 0.0  # of MLRELAY_EXIT_TIMEOUT, spent waiting without delivery
+        self.exiting = False  # the at-exit flush (or a SIGTERM's) is under way
         self._settings: Settings | None = None
         # MLflow 3: the first logged model of a run at each step (local run id -> step ->
         # model id), to which that run's later metric points at that step are linked.
@@ -412,6 +418,7 @@ class Session:
                     primary_uri=settings.tracking_uri,
                 )
                 self.sink = self.pipeline
+                install_sigterm_handler()
             return self.pipeline
 
     def journal_path(self) -> Path:
@@ -485,11 +492,12 @@ def set_experiment(experiment_name: str | None, experiment_id: str | None) -> Ex
         return unknown
     try:
         found = _find_experiment(experiment_name, experiment_id)
-    except NotFoundError:
+    except NotFoundError as exc:
+        if exc.error_code == "ENDPOINT_NOT_FOUND":
+            raise wrong_address(settings.tracking_uri or "", exc) from exc
         raise
     except APIError as exc:
-        _warn(f"could not reach the tracking server for set_experiment ({exc}); logging "
-              "continues locally")  # fmt: skip
+        _warn(f"{_no_answer(exc, 'set_experiment')}; logging continues locally")
         return unknown
     if found.lifecycle_stage == "deleted":
         raise ConfigurationError(
@@ -671,9 +679,24 @@ def _create_on_server(start: _Start, run: RunHandle) -> None:
         )
         run.run_id, run.server_info = created.info.run_id, created.info
         run.run_name = created.info.run_name or run.run_name
+    except NotFoundError as exc:
+        if exc.error_code != "ENDPOINT_NOT_FOUND":
+            raise
+        raise wrong_address(session.settings().tracking_uri or "", exc) from exc
     except APIError as exc:
-        _warn(f"the tracking server did not answer start_run in time ({exc}); the run "
-              "continues locally and is created when the server is reachable")  # fmt: skip
+        _warn(f"{_no_answer(exc, 'start_run')}; the run continues locally and is created "
+              "when the server is reachable")  # fmt: skip
+
+
+def _no_answer(exc: APIError, call: str) -> str:
+    """What went wrong with the server at ``call``, in words that match what happened."""
+    if isinstance(exc, APITimeoutError):
+        return f"the tracking server did not answer {call} in time ({exc})"
+    if isinstance(exc, APIConnectionError):
+        return f"could not connect to the tracking server for {call} ({exc})"
+    if isinstance(exc, UnexpectedResponseError):
+        return f"the tracking server's answer to {call} is not MLflow's ({exc})"
+    return f"the tracking server failed {call} ({exc})"
 
 
 def context_tags() -> dict[str, str]:
@@ -839,7 +862,7 @@ def end_run(status: str = "FINISHED", *, run: RunHandle | None = None, wait: boo
         pipeline.journal.release(run.local_id)
         session.offline_runs.append(run.local_id)
     if wait:
-        pipeline.flush(stall=session.settings().exit_timeout)
+        wait_for_delivery(pipeline)
         pipeline.raise_if_strict_failure()
     if run.view is not None:
         run.view.refresh()
@@ -989,23 +1012,44 @@ def flush(timeout: float | None = None) -> bool:
     pipeline = session.pipeline
     if pipeline is None:
         return True
-    if timeout is None:
-        done = pipeline.flush(stall=session.settings().exit_timeout)
-    else:
-        done = pipeline.flush(timeout)
+    done = wait_for_delivery(pipeline) if timeout is None else pipeline.flush(timeout)
     pipeline.raise_if_strict_failure()
     return done
 
 
-@atexit.register
-def _at_exit() -> None:
+def wait_for_delivery(pipeline: Pipeline) -> bool:
+    """Wait while delivery makes progress, within what is left of the exit budget.
+
+    ``MLRELAY_EXIT_TIMEOUT`` is one budget for the whole process: time spent waiting
+    without any delivery (an ``end_run`` or ``flush()`` while the server is down, then the
+    at-exit flush) is taken from it, so a script ends within one budget, not one per wait.
+    A wait that delivers everything gives the budget back.
+    """
+    left = max(session.settings().exit_timeout - session.exit_spent, 0.0)
+    started = time.monotonic()
+    done = pipeline.flush(stall=left)
+    if done:
+        session.exit_spent = 0.0
+    else:
+        session.exit_spent += min(time.monotonic() - started, left)
+    return done
+
+
+def _exit_budget_left() -> float:
+    return max(session.settings().exit_timeout - session.exit_spent, 0.0)
+
+
+def _shutdown(status: str) -> None:
+    """End this process's active runs with ``status`` and deliver within the exit budget;
+    say what is left in the journal."""
     pipeline = session.pipeline
-    if pipeline is None or session.pid != os.getpid():
+    if pipeline is None or session.pid != os.getpid() or session.exiting:
         return
+    session.exiting = True
     for run in reversed(_stack.get()):
-        end_run("FINISHED", run=run, wait=False)
+        end_run(status, run=run, wait=False)
     session.end_attached(pipeline)
-    left = pipeline.close(session.settings().exit_timeout)
+    left = pipeline.close(_exit_budget_left())
     if session.offline_runs:
         left += pipeline.journal.count_pending(session.offline_runs)
     if left:
@@ -1014,3 +1058,57 @@ def _at_exit() -> None:
             f"mlrelay: {left} entries {how} are kept in {pipeline.journal.path}; "
             "run `mlrelay sync` to send them\n"
         )
+
+
+@atexit.register
+def _at_exit() -> None:
+    _shutdown("FINISHED")
+
+
+@dataclass
+class _SigtermState:
+    installed: bool = False
+    previous: Any = None  # the handler that was there: SIG_DFL or the user's function
+
+
+_sigterm = _SigtermState()
+
+
+def install_sigterm_handler() -> None:
+    """Deliver what is logged before a SIGTERM ends the process (how Slurm and Kubernetes
+    preempt a job), then hand the signal on.
+
+    Installed once, when the pipeline is built, and only from the main thread (Python runs
+    signal handlers there). A handler that was already there is kept and called after
+    mlrelay delivered; a SIGTERM that was ignored stays ignored. A handler installed later
+    replaces this one (call ``mlrelay.flush()`` in it).
+    """
+    if _sigterm.installed or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is signal.SIG_IGN or previous is None:  # None: not set from Python
+            return
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except (AttributeError, ValueError, OSError):  # no SIGTERM here, or not allowed
+        return
+    _sigterm.installed, _sigterm.previous = True, previous
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM: journal everything, deliver within the exit budget, then chain."""
+    previous = _sigterm.previous
+    pipeline = session.pipeline
+    if callable(previous):
+        # The user's handler decides whether the process ends: deliver, keep the runs open.
+        if pipeline is not None and session.pid == os.getpid() and not session.exiting:
+            pipeline.flush(_exit_budget_left())
+        previous(signum, frame)
+        return
+    if session.exiting:
+        return  # the at-exit flush is under way and bounded by the same budget
+    _shutdown("KILLED")
+    # End as the default action would, so a scheduler sees a process killed by SIGTERM.
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    raise SystemExit(128 + signum)  # (where the signal did not end the process at once)

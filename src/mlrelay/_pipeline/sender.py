@@ -33,6 +33,7 @@ from mlrelay._errors import (
     ConfigurationError,
     MlrelayError,
     NotFoundError,
+    TLSVerificationError,
 )
 from mlrelay._protocol.batches import (
     KIND_ARTIFACT,
@@ -307,9 +308,10 @@ class RunSender:
                 if not is_refusal(exc):
                     raise
                 self._set_aside(run, server_id, used, exc)
+            except TLSVerificationError:
+                raise  # a setting of this process, not a fault of these entries
             except (ConfigurationError, OSError) as exc:
-                # An artifact that cannot go where the run keeps its artifacts, or whose
-                # copy in the journal is gone: set aside with the reason; the rest goes on.
+                # An artifact that cannot be uploaded there, or whose copy is gone: set aside.
                 self._set_aside(run, server_id, used, exc)
             if progress is not None:
                 progress(len(used), _payload_bytes(used))
@@ -394,6 +396,8 @@ class RunSender:
                     entries = entries[len(used) :]
             except (APIStatusError, ConfigurationError, OSError) as exc:
                 if isinstance(exc, APIStatusError) and not is_refusal(exc):
+                    raise
+                if isinstance(exc, TLSVerificationError):
                     raise
                 still += 1
                 # Keep the range; record the server's latest word on it.

@@ -22,7 +22,11 @@ from mlrelay._errors import (
     APIConnectionError,
     APIStatusError,
     AuthenticationError,
+    ConfigurationError,
     PermissionDeniedError,
+    TLSVerificationError,
+    UnexpectedResponseError,
+    without_userinfo,
 )
 
 from .journal import Journal, RunRecord
@@ -31,7 +35,7 @@ from .sender import Progress, RunSender
 if TYPE_CHECKING:
     from mlrelay.client import Client
 
-__all__ = ["PlannedRun", "RunResult", "plan_sync", "run_sync"]
+__all__ = ["PlannedRun", "RunResult", "pending_elsewhere", "plan_sync", "run_sync"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class PlannedRun:
     rejected: int
     skip_reason: str | None = None
     live: bool = False
+    retarget: bool = False  # journaled for another (wrong) address: recorded anew, then sent
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,11 @@ class RunResult:
         return self.final_sent and self.left == 0 and self.rejected == 0 and self.reason is None
 
 
+def _same(uri: str) -> str:
+    """A tracking URI as the journal records it (no user-info, no trailing slash)."""
+    return without_userinfo(uri).rstrip("/")
+
+
 def plan_sync(
     journal: Journal,
     *,
@@ -73,6 +83,7 @@ def plan_sync(
     default_uri: str | None = None,
     run_ids: Sequence[str] = (),
     retry_rejected: bool = False,
+    retarget_from: str | None = None,
 ) -> list[PlannedRun]:
     """The runs a sync would send, in journal order; reads the journal only.
 
@@ -83,9 +94,18 @@ def plan_sync(
             not given (``MLFLOW_TRACKING_URI``).
         run_ids: only these runs (local ids or server ids).
         retry_rejected: include runs that are delivered except for set-aside entries.
+        retarget_from: instead, the runs recorded for this address (one that was wrong),
+            to be sent to ``tracking_uri``. A run already created on that address belongs
+            there and is not moved.
+
+    Raises:
+        ConfigurationError: ``retarget_from`` without ``tracking_uri``.
     """
+    if retarget_from is not None and not tracking_uri:
+        raise ConfigurationError("--from needs --tracking-uri: the address to send the runs to")
     wanted = {r.rstrip("/") for r in run_ids}
-    only = tracking_uri.rstrip("/") if tracking_uri else None
+    only = tracking_uri.rstrip("/") if tracking_uri else None  # (user-info kept: credentials)
+    moved_from = _same(retarget_from) if retarget_from is not None else None
     planned = []
     for run in journal.runs(unfinished_only=False):
         rejected = len(journal.rejections(run.local_id))
@@ -94,18 +114,52 @@ def plan_sync(
         if wanted and run.local_id not in wanted and run.server_run_id not in wanted:
             continue
         recorded = run.tracking_uri.rstrip("/")
-        if only is not None and recorded and recorded != only:
+        if moved_from is not None:
+            if recorded != moved_from:
+                continue
+            destination = only
+        elif only is not None and recorded and recorded != _same(only):
             continue
-        destination = recorded or only or (default_uri.rstrip("/") if default_uri else None)
-        reason = None
-        live = not run.orphaned  # (an ended offline run is released by its process)
-        if live:
-            reason = f"its own process (pid {run.pid}) is running and sends it"
-        elif destination is None:
-            reason = "logged without a tracking URI; pass --tracking-uri URI"
+        else:
+            destination = recorded or only or (default_uri.rstrip("/") if default_uri else None)
+        reason, live = _skip_reason(run, destination, moved=moved_from is not None)
         pending = journal.count_pending([run.local_id])
-        planned.append(PlannedRun(run, destination, pending, rejected, reason, live))
+        planned.append(
+            PlannedRun(
+                run, destination, pending, rejected, reason, live, retarget=moved_from is not None
+            )
+        )
     return planned
+
+
+def _skip_reason(
+    run: RunRecord, destination: str | None, *, moved: bool
+) -> tuple[str | None, bool]:
+    """Why a sync leaves ``run`` alone (None: it sends it), and whether a live process has it."""
+    if not run.orphaned:  # (an ended offline run is released by its process)
+        return f"its own process (pid {run.pid}) is running and sends it", True
+    if destination is None:
+        return "logged without a tracking URI; pass --tracking-uri URI", False
+    if moved and run.server_run_id:
+        recorded = run.tracking_uri.rstrip("/")
+        return (
+            f"it was created on {recorded} as run {run.server_run_id}, so it belongs there; "
+            f"sync it with --tracking-uri {recorded}"
+        ), False
+    return None, False
+
+
+def pending_elsewhere(journal: Journal, tracking_uri: str) -> dict[str, int]:
+    """Runs not delivered that are recorded for another server than ``tracking_uri``,
+    counted per recorded address (a sync to ``tracking_uri`` does not consider them)."""
+    only = _same(tracking_uri)
+    counts: dict[str, int] = {}
+    for run in journal.runs(unfinished_only=False):
+        recorded = run.tracking_uri.rstrip("/")
+        if run.final_sent or not recorded or recorded == only:
+            continue
+        counts[recorded] = counts.get(recorded, 0) + 1
+    return counts
 
 
 def _know_server(journal: Journal, client: Client, uri: str) -> None:
@@ -154,6 +208,10 @@ class _Syncer:
         if reason is None:
             assert item.destination is not None
             try:
+                if item.retarget:
+                    # Under the claim, before anything is sent: the run is recorded for the
+                    # right address once, so an interrupted sync goes on there, never twice.
+                    self.journal.set_tracking_uri(item.run.local_id, item.destination)
                 sent, reason = self._send(item.run, item.destination)
             finally:
                 self.journal.release(item.run.local_id)
@@ -195,11 +253,18 @@ class _Syncer:
                 "check MLFLOW_TRACKING_* or run `mlrelay login`"
             )
             return sent, self.down[destination]
+        except TLSVerificationError as exc:
+            self.down[destination] = str(exc)
+            return sent, self.down[destination]
         except APIConnectionError as exc:
             self.down[destination] = f"the server is unreachable ({exc})"
             return sent, self.down[destination]
         except APIStatusError as exc:
             return sent, f"the server kept failing ({exc})"
+        except UnexpectedResponseError as exc:
+            # Not MLflow's answer (a login page, a redirect): nothing more goes there.
+            self.down[destination] = f"the server did not answer as MLflow does: {exc}"
+            return sent, self.down[destination]
         return sent, None
 
     def close(self) -> None:
