@@ -51,6 +51,7 @@ from ._validation import (
     validate_param_value,
     validate_step,
     validate_tag_value,
+    validate_text,
     validate_timestamp,
 )
 from .entities import ViewType
@@ -112,6 +113,7 @@ def _reset() -> None:
 
 _warned: set[str] = set()
 _time_ns = time.time_ns  # bound once: log_metric's hot path reads it as a global
+_INT64 = 1 << 63  # steps are int64: -_INT64 <= step < _INT64
 
 
 def _warn_once(what: str, message: str) -> None:
@@ -488,7 +490,13 @@ def log_metric(
     if type(value) is not float:
         value = validate_metric_value(key, value)
     ts = _time_ns() // 1_000_000 if timestamp is None else validate_timestamp(key, timestamp)
-    st = 0 if step is None else (step if type(step) is int else validate_step(key, step))
+    st = (
+        0
+        if step is None
+        else step
+        if type(step) is int and -_INT64 <= step < _INT64  # the hot path: one range check
+        else validate_step(key, step)
+    )
     row: Row = (run.local_id, KIND_METRIC, key, value, ts, st)
     if model_id is not None or dataset is not None or session.model_outputs:
         row = _linked(row, model_id, dataset)
@@ -619,12 +627,20 @@ def log_input(
     item = dataset_input(dataset, context=context, name=name, source=source, targets=targets)
     if tags:
         extra = [
-            InputTag(key=validate_key(k, field="input tag key"), value=str(v))
+            InputTag(
+                key=validate_key(k, field="input tag key"),
+                value=validate_text(str(v), field="input tag value", key=k),
+            )
             for k, v in tags.items()
         ]
         item = item.model_copy(update={"tags": [*item.tags, *extra]})
     run = runs.current()
-    text = item.model_dump_json(by_alias=True, exclude_none=True)
+    try:
+        text = item.model_dump_json(by_alias=True, exclude_none=True)
+    except ValueError as exc:  # pydantic's: a name or source that is not valid Unicode
+        raise ValidationError(
+            f"the dataset {item.dataset.name!a} cannot be recorded: {exc}", field="dataset"
+        ) from None
     session.log((run.local_id, KIND_DATASET, item.dataset.name, text, None, None))
 
 

@@ -51,7 +51,7 @@ from mlrelay._errors import (
 from mlrelay._formats.gitinfo import git_info
 from mlrelay._protocol.batches import KIND_ARTIFACT, KIND_TAG
 from mlrelay._protocol.entities import Experiment, Run, RunData, RunInfo, RunInputs, RunTag
-from mlrelay._validation import validate_key, validate_tag_value
+from mlrelay._validation import validate_key, validate_tag_value, validate_text
 
 from .journal import RESUMED, Journal, RunRecord, default_home, owner_identity
 from .pipeline import Pipeline, PipelineOptions, Row
@@ -567,13 +567,15 @@ def start_run(
         run_id=run_id or os.environ.get("MLFLOW_RUN_ID") or settings.run_id,
         experiment_id=exp_id,
         experiment_name=None if exp_id else (session.experiment_name or settings.experiment_name),
-        run_name=run_name,
+        run_name=None if run_name is None else validate_text(run_name, field="run name", key=None),
         parent=stack[-1] if stack else None,
         user_tags={
             validate_key(k, field="tag key"): validate_tag_value(k, v)
             for k, v in (tags or {}).items()
         },
-        description=description,
+        description=None
+        if description is None
+        else validate_tag_value("mlflow.note.content", description),
         parent_run_id=None if stack or parent_run_id is None else server_id(parent_run_id),
     )
     if settings.mode == "disabled":
