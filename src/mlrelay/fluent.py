@@ -485,7 +485,11 @@ def log_metric(
         ValidationError: bad key, value, step or timestamp (nothing is queued).
     """
     run = current() if run_id is None else runs.target(run_id)
-    if key not in session.known_keys:
+    try:
+        known = key in session.known_keys
+    except TypeError:  # unhashable: validate_key says what is wrong
+        known = False
+    if not known:
         session.key(key, "metric key")
     if type(value) is not float:
         value = validate_metric_value(key, value)

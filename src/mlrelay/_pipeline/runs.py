@@ -433,7 +433,7 @@ class Session:
 
     def key(self, key: Any, field: str) -> str:
         """``key``, validated once per process (the hot path then costs one set lookup)."""
-        if key not in self.known_keys:
+        if type(key) is not str or key not in self.known_keys:
             validate_key(key, field=field)
             self.known_keys.add(key)
         return key  # type: ignore[no-any-return]  # validated as a str above
@@ -473,6 +473,8 @@ def set_experiment(experiment_name: str | None, experiment_id: str | None) -> Ex
     """
     if experiment_name is None and experiment_id is None:
         raise ValidationError("set_experiment needs a name or an id", field="experiment")
+    if isinstance(experiment_name, str):
+        validate_text(experiment_name, field="experiment name", key=experiment_name)
     with session.lock:
         session.experiment_name = experiment_name
         session.experiment_id = experiment_id
