@@ -614,6 +614,12 @@ class Journal:
         free = db.execute("PRAGMA freelist_count").fetchone()[0]
         return int((used - free) * page_size)
 
+    def free_page_bytes(self) -> int:
+        """Bytes of free pages inside the database file (reused before the file grows)."""
+        db = self._db
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        return int(db.execute("PRAGMA freelist_count").fetchone()[0] * page_size)
+
     def size_on_disk(self) -> int:
         """Bytes of the journal on disk: the database, its WAL and shared memory, the blobs."""
         total = 0

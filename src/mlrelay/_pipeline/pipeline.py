@@ -25,11 +25,13 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlrelay._errors import (
@@ -48,6 +50,19 @@ if TYPE_CHECKING:
 __all__ = ["Pipeline", "PipelineOptions"]
 
 _UNWRITABLE = {"SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_PERM"}
+
+
+_RESERVE_BYTES = 4 << 20
+"""Disk space kept beside the journal (``journal.db-reserve``) and given up when the disk
+fills, so delivery watermarks, run ends and a WAL checkpoint can still be written: about
+one auto-checkpoint's worth of WAL (1,000 pages)."""
+_PROBE_INTERVAL = 1.0
+
+
+def _free_bytes(directory: Path) -> int:
+    """Bytes an unprivileged process can still write on ``directory``'s file system."""
+    st = os.statvfs(directory)
+    return st.f_bavail * st.f_frsize
 
 
 def _unwritable(exc: sqlite3.OperationalError) -> bool:
@@ -78,7 +93,7 @@ class PipelineOptions:
     # wait for the writer (each at most max_wait), so a loop faster than the disk is
     # slowed just enough and a kill -9 loses about this much, at any logging rate.
     max_age: float = 0.1
-    max_wait: float = 0.05
+    max_wait: float = 0.025
     # A hard cap on memory: about 200 bytes per queued entry, 250,000 entries ~50 MB.
     max_buffer: int = 250_000
     # Wake the writer early once this many entries wait (log calls then also look at the
@@ -106,7 +121,9 @@ class _State:
     budget_warned: bool = False
     budget_full: bool = False
     next_orphan_check: float = 0.0
+    unwritable: str | None = None  # why the journal cannot be written, while it cannot
     unwritable_warned: bool = False
+    next_probe: float = 0.0
     set_aside_warned: bool = False
     write_failures: set[str] = field(default_factory=set)
 
@@ -149,6 +166,7 @@ class Pipeline:
         self.set_aside = 0  # entries that could not be journaled (set aside with a reason)
         self.waits = 0  # log calls that waited for the journal (backpressure)
         self._refused_unrecorded: collections.Counter[str] = collections.Counter()
+        self._reserve = journal.path.with_name(journal.path.name + "-reserve")
         self._written = threading.Condition()
         self._sent = threading.Condition()
         self._wake_writer = threading.Event()
@@ -241,7 +259,10 @@ class Pipeline:
 
     def _store(self, rows: list[Row]) -> None:
         """Journal ``rows``: entries that cannot be stored are set aside, and all of
-        them are refused when the journal cannot be written (disk full, read-only)."""
+        them are refused while the journal cannot be written (disk full, read-only)."""
+        if self._state.unwritable is not None and not self._writable_again():
+            self._refuse(rows)
+            return
         try:
             if self.options.max_journal_bytes is not None:
                 rows = self._within_budget(rows, self.options.max_journal_bytes)
@@ -249,26 +270,22 @@ class Pipeline:
         except sqlite3.OperationalError as exc:
             if not _unwritable(exc):
                 raise  # locked, say: kept in memory and tried again
-            self._refuse_unwritable(rows, exc)
+            self._became_unwritable(exc)
+            self._refuse(rows)
             return
         if self._refused_unrecorded:
             self._record_refused()
         if aside:
             self._report_set_aside(aside)
 
-    def _refuse_unwritable(self, rows: list[Row], exc: sqlite3.OperationalError) -> None:
-        # The disk is full or read-only: first reclaim delivered entries (as the disk
-        # budget does) and try once more; what still does not fit is refused, counted
-        # per run and reported once. Log calls never wait on a full disk.
-        try:
-            if self.journal.delete_delivered():
-                self.journal.append(rows)
-                return
-        except sqlite3.OperationalError:
-            pass
-        self.refused += len(rows)
-        self._refused_unrecorded.update(row[0] for row in rows)
-        self._record_refused()
+    def _became_unwritable(self, exc: sqlite3.OperationalError) -> None:
+        # The disk is full or read-only. Free the reserve, so that what must still be
+        # written can be (delivery watermarks, the end of runs, the refused counts, a
+        # checkpoint), and stop journaling new entries until there is room again: they
+        # are refused, counted per run and reported once. Log calls never wait for it.
+        self._state.unwritable = f"{exc}"
+        self._state.next_probe = time.monotonic() + _PROBE_INTERVAL
+        self._reserve.unlink(missing_ok=True)
         if not self._state.unwritable_warned:
             self._state.unwritable_warned = True
             logger.warning(
@@ -278,6 +295,45 @@ class Pipeline:
                 self.journal.path,
                 exc,
             )
+
+    def _writable_again(self) -> bool:
+        # At most once a second: reclaim delivered entries, then journal again once
+        # there is room for the entries and a fresh reserve.
+        now = time.monotonic()
+        if now < self._state.next_probe:
+            return False
+        self._state.next_probe = now + _PROBE_INTERVAL
+        try:
+            self.journal.delete_delivered()
+            room = _free_bytes(self.journal.path.parent) + self.journal.free_page_bytes()
+            if room < 2 * _RESERVE_BYTES or not self._make_reserve():
+                return False
+        except (sqlite3.OperationalError, OSError):
+            return False
+        self._state.unwritable = None
+        logger.info("mlrelay: the journal at %s can be written again", self.journal.path)
+        return True
+
+    def _make_reserve(self) -> bool:
+        """Set aside disk space the journal can use when the disk fills (False: no room)."""
+        try:
+            fd = os.open(self._reserve, os.O_CREAT | os.O_WRONLY, 0o600)
+        except OSError:
+            return False
+        try:
+            if os.fstat(fd).st_size < _RESERVE_BYTES:
+                os.posix_fallocate(fd, 0, _RESERVE_BYTES)
+        except OSError:  # no room, or a file system without fallocate: no reserve
+            os.close(fd)
+            self._reserve.unlink(missing_ok=True)
+            return False
+        os.close(fd)
+        return True
+
+    def _refuse(self, rows: list[Row]) -> None:
+        self.refused += len(rows)
+        self._refused_unrecorded.update(row[0] for row in rows)
+        self._record_refused()
 
     def _record_refused(self) -> None:
         try:
@@ -336,6 +392,7 @@ class Pipeline:
         return rows[:fits]
 
     def _write_loop(self) -> None:
+        self._make_reserve()
         while not self._stop.is_set():
             self._wake_writer.wait(self.options.flush_interval)
             self._wake_writer.clear()

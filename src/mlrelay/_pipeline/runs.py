@@ -27,6 +27,7 @@ import getpass
 import inspect
 import logging
 import os
+import sqlite3
 import sys
 import threading
 import time
@@ -828,11 +829,22 @@ def end_run(status: str = "FINISHED", *, run: RunHandle | None = None, wait: boo
         return
     pipeline = session.ensure_pipeline()
     pipeline.write_now(5.0)
-    pipeline.journal.end_run(run.local_id, status, run.end_time)
+    try:
+        pipeline.journal.end_run(run.local_id, status, run.end_time)
+        if not pipeline.sends:
+            # Offline: this process never sends the run; releasing it lets `mlrelay sync`
+            # take it at once, even while this process lives on (a notebook kernel).
+            pipeline.journal.release(run.local_id)
+    except sqlite3.OperationalError as exc:  # a full or read-only disk
+        logger.warning(
+            "mlrelay: could not record the end (%s) of run %s in the journal at %s (%s); "
+            "what was journaled is kept, and the run is ended KILLED when it is recovered",
+            status,
+            run.run_id,
+            pipeline.journal.path,
+            exc,
+        )
     if not pipeline.sends:
-        # Offline: this process never sends the run; releasing it lets `mlrelay sync`
-        # take it at once, even while this process lives on (a notebook kernel).
-        pipeline.journal.release(run.local_id)
         session.offline_runs.append(run.local_id)
     if wait:
         pipeline.flush(stall=session.settings().exit_timeout)
