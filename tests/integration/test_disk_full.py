@@ -109,6 +109,7 @@ def _status(home: Path) -> dict[str, object]:
     return dict(runs[0])
 
 
+@pytest.mark.slow
 def test_offline_on_a_full_disk_log_calls_never_wait_and_refusals_are_counted(
     full_disk: tuple[Path, str],
 ) -> None:
@@ -133,6 +134,7 @@ def test_offline_on_a_full_disk_log_calls_never_wait_and_refusals_are_counted(
     assert run["status"] == "FINISHED"
 
 
+@pytest.mark.slow
 def test_online_on_a_full_disk_what_was_journaled_is_delivered_and_the_run_ends(
     full_disk: tuple[Path, str],
 ) -> None:
