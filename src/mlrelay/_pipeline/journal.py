@@ -238,7 +238,7 @@ sqlite3_step and must win it back from the training thread each time (at worst o
 switch interval, 5 ms, later), so ``executemany`` (one step per row) commits ~33,000
 rows/s while a loop logs, against ~180,000 with the GIL free. One multi-row statement
 per 1,000 rows hands the GIL over once per 1,000 rows: ~110,000 rows/s under the same
-contention (benchmarks/journal_gil.py)."""
+contention (benchmarks/journal_commit.py)."""
 
 _COLUMNS = "INSERT INTO entries (run, kind, key, num, text, ts, step) VALUES "
 _STATEMENTS: dict[int, str] = {}

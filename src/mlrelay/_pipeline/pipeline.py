@@ -52,6 +52,10 @@ __all__ = ["Pipeline", "PipelineOptions"]
 _UNWRITABLE = {"SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_PERM"}
 
 
+_CHECK_EVERY = 255
+"""A log call looks at the writer's progress when the number of queued entries is a
+multiple of 256 (the writer takes them in bursts, so no more than ~512 calls go by
+unchecked): one bit test on the hot path instead of a clock read."""
 _RESERVE_BYTES = 4 << 20
 """Disk space kept beside the journal (``journal.db-reserve``) and given up when the disk
 fills, so delivery watermarks, run ends and a WAL checkpoint can still be written: about
@@ -196,17 +200,21 @@ class Pipeline:
         """Queue one entry ``(local run id, kind, key, value, timestamp, step)``."""
         buffer = self._buffer
         buffer.append(row)
-        if len(buffer) >= self._wake_at:
+        if not len(buffer) & _CHECK_EVERY:  # once per 256 entries queued: cheap enough
             self._pressure()
 
     def _pressure(self) -> None:
         # Many entries wait: wake the writer, and wait for it if the oldest uncommitted
         # entry is older than max_age (or memory is at its cap).
-        if not self._wake_writer.is_set():
+        waiting = len(self._buffer)
+        if waiting < self._wake_at:
+            if time.monotonic() - self._oldest <= self.options.max_age:
+                return
+        elif not self._wake_writer.is_set():
             self._wake_writer.set()
         if (
             time.monotonic() - self._oldest > self.options.max_age
-            or len(self._buffer) >= self.options.max_buffer
+            or waiting >= self.options.max_buffer
         ):
             self._backpressure()
 
