@@ -16,7 +16,11 @@ Tables::
              run, kind (metric/param/tag/tag deletion/dataset/artifact), key, value,
              timestamp, step.
     rejected ranges of entries the server refused (4xx), with its message.
-    refused  entries not journaled because the disk budget was reached, counted per run.
+    refused  entries not journaled because the disk budget was reached or the disk was
+             full or read-only, counted per run.
+    set_aside  entries the journal could not store (a value SQLite cannot take), with the
+             reason; created when first needed, normally never (values are checked when
+             they are logged).
 
 Ownership: exactly one live process sends a run. A run whose owner died (kill -9,
 OOM, power loss) is an orphan; ``mlrelay sync`` or the next process logging to the

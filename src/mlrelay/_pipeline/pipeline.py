@@ -7,12 +7,14 @@ sender thread reads each run's undelivered entries from the journal in seq order
 packs them into log-batch requests within MLflow's limits, sends them through the
 Client (with its retries) and moves the run's watermark after each acknowledged batch.
 
-Memory stays bounded whatever the server does: entries wait on disk, not in RAM. The
-only place a log call can wait is when the deque holds ``max_buffer`` entries (250,000,
-about 50 MB), which means the journal cannot keep up with the caller; the call then waits
-for the writer to commit a chunk. Measured: the journal commits about 235,000 entries/s
-on the development machine, so a loop that logs faster than that for more than about a
-second is slowed to the disk's pace; ordinary training loops never reach it.
+Memory stays bounded whatever the server does: entries wait on disk, not in RAM. What a
+kill -9 can lose is bounded in time: once the oldest entry not yet committed is older than
+``max_age`` (100 ms), log calls wait for the writer, each at most ``max_wait`` (25 ms), so
+a loop faster than the disk is slowed to the journal's commit rate and no further (a hard
+cap of ``max_buffer`` entries backs this up). A full or read-only disk never makes a log
+call wait: the entries that cannot be journaled are refused, counted per run and
+reported once (see :meth:`Pipeline._store`); an entry the journal cannot store is set
+aside with its reason and never holds up the others.
 
 Failures never reach the training loop: a batch the server rejects (4xx) is set aside
 in the journal with the server's message and reported once as a warning (in strict mode
