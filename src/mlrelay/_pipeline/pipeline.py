@@ -59,9 +59,10 @@ _CHECK_EVERY = 255
 multiple of 256 (the writer takes them in bursts, so no more than ~512 calls go by
 unchecked): one bit test on the hot path instead of a clock read."""
 _RESERVE_BYTES = 4 << 20
-"""Disk space kept beside the journal (``journal.db-reserve``) and given up when the disk
-fills, so delivery watermarks, run ends and a WAL checkpoint can still be written: about
-one auto-checkpoint's worth of WAL (1,000 pages)."""
+"""Disk space kept beside the journal (``journal.db-reserve``) once the disk is getting
+full, and given up when it is full, so delivery watermarks, run ends and a WAL checkpoint
+can still be written: about one auto-checkpoint's worth of WAL (1,000 pages)."""
+_RESERVE_WHEN_FREE_BELOW = 256 << 20
 _PROBE_INTERVAL = 1.0
 
 
@@ -324,6 +325,15 @@ class Pipeline:
         logger.info("mlrelay: the journal at %s can be written again", self.journal.path)
         return True
 
+    def _keep_reserve(self) -> None:
+        # Only on a disk that is getting full: elsewhere no reserve file exists.
+        try:
+            low = _free_bytes(self.journal.path.parent) < _RESERVE_WHEN_FREE_BELOW
+        except OSError:
+            return
+        if low and not self._reserve.exists():
+            self._make_reserve()
+
     def _make_reserve(self) -> bool:
         """Set aside disk space the journal can use when the disk fills (False: no room)."""
         try:
@@ -402,10 +412,13 @@ class Pipeline:
         return rows[:fits]
 
     def _write_loop(self) -> None:
-        self._make_reserve()
+        next_space_check = 0.0
         while not self._stop.is_set():
             self._wake_writer.wait(self.options.flush_interval)
             self._wake_writer.clear()
+            if time.monotonic() >= next_space_check and self._state.unwritable is None:
+                next_space_check = time.monotonic() + _PROBE_INTERVAL
+                self._keep_reserve()
             try:
                 wrote = self._drain()
             except Exception as exc:  # the journal failing must not kill logging silently
