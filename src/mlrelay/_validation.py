@@ -262,8 +262,8 @@ def validate_metric_value(key: str, value: Any) -> float:
             return float(item())
         if hasattr(value, "__float__"):
             return float(value)
-    except (TypeError, ValueError, ArithmeticError):
-        pass  # e.g. float("abc"), float(10**400), Decimal("sNaN")
+    except Exception:  # float("abc"), float(10**400), a user's __float__ that raises
+        pass
     raise ValidationError(
         f"metric value for key {_shorten(key)!r} must be a number (or something float() "
         f"takes, such as a numeric string or a one-element array), got "
@@ -285,8 +285,8 @@ def _validate_int64(value: Any, *, field: str, key: str, minimum: int) -> int:
             isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer()
         )
         number = int(value) if integral else None
-    except (TypeError, ValueError, OverflowError, ArithmeticError):
-        number = None  # e.g. Decimal("sNaN"), or an Integral whose int() fails
+    except Exception:  # a user's __int__/__float__ may raise anything; Decimal("sNaN")
+        number = None
     if number is None:
         raise ValidationError(
             f"{field} for key {_shorten(key)!r} must be an integer, got "
