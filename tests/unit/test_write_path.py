@@ -8,6 +8,8 @@ import decimal
 import logging
 import os
 import sqlite3
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,10 +22,11 @@ import mlrelay
 import mlrelay.fluent as ml
 from mlrelay import _validation as v
 from mlrelay._pipeline.journal import Journal
-from mlrelay._pipeline.pipeline import Pipeline
+from mlrelay._pipeline.pipeline import Pipeline, PipelineOptions
 from mlrelay._pipeline.runs import session
 from mlrelay._protocol.batches import KIND_LINKED_METRIC, KIND_METRIC, KIND_PARAM, KIND_TAG
 from mlrelay.entities import Param
+from tests._timing import slack
 
 SURROGATE = os.fsdecode(b"/data/train_\xff.csv")  # what Python gives for a non-UTF-8 name
 T0 = 1_700_000_000_000
@@ -292,3 +295,43 @@ def test_arbitrary_values_at_every_log_call_never_stop_the_journal(
     assert after[-1] == (KIND_METRIC, "sentinel", 1.0, len(calls))
     assert pipeline is None or pipeline.set_aside == 0
     assert run is not None
+
+
+# --- a journal that cannot be written -------------------------------------------------
+
+
+def test_a_read_only_journal_refuses_and_counts_without_blocking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The writer's SQLite refuses every write (SQLITE_READONLY): log calls return at once,
+    the entries are refused and counted, and the user is told once with the real error."""
+    journal = Journal(tmp_path / "journal.db")
+    connect = sqlite3.connect
+
+    def read_only_for_the_writer(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        db = connect(*args, **kwargs)
+        if threading.current_thread().name == "mlrelay-writer":
+            db.execute("PRAGMA query_only = ON")  # SQLite's own read-only refusal
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", read_only_for_the_writer)
+    pipeline = Pipeline(journal, None)
+    try:
+        with caplog.at_level(logging.WARNING, logger="mlrelay.pipeline"):
+            worst = 0.0
+            for i in range(50_000):
+                started = time.perf_counter()
+                pipeline.log(("r", KIND_METRIC, "m", 0.5, T0, i))
+                worst = max(worst, time.perf_counter() - started)
+            assert pipeline.write_now(30.0)
+            assert pipeline.refused == 50_000
+            pipeline.close(1.0)
+    finally:
+        journal.close()
+    told = [r.getMessage() for r in caplog.records if "cannot write" in r.getMessage()]
+    assert len(told) == 1
+    assert "readonly" in told[0]
+    assert str(tmp_path / "journal.db") in told[0]
+    assert any("50000 entries were refused" in r.getMessage() for r in caplog.records)
+    assert worst < PipelineOptions().max_wait + slack(0.05), f"a call took {worst:.3f} s"
+    assert journaled(tmp_path / "journal.db") == []
