@@ -113,7 +113,6 @@ def _reset() -> None:
 
 _warned: set[str] = set()
 _time_ns = time.time_ns  # bound once: log_metric's hot path reads it as a global
-_INT64 = 1 << 63  # steps are int64: -_INT64 <= step < _INT64
 
 
 def _warn_once(what: str, message: str) -> None:
@@ -486,10 +485,9 @@ def log_metric(
     """
     run = current() if run_id is None else runs.target(run_id)
     try:
-        known = key in session.known_keys
-    except TypeError:  # unhashable: validate_key says what is wrong
-        known = False
-    if not known:
+        if key not in session.known_keys:
+            session.key(key, "metric key")
+    except TypeError:  # an unhashable key: validate_key says what is wrong
         session.key(key, "metric key")
     if type(value) is not float:
         value = validate_metric_value(key, value)
@@ -498,7 +496,7 @@ def log_metric(
         0
         if step is None
         else step
-        if type(step) is int and -_INT64 <= step < _INT64  # the hot path: one range check
+        if type(step) is int and -(1 << 63) <= step < 1 << 63  # int64; folded to constants
         else validate_step(key, step)
     )
     row: Row = (run.local_id, KIND_METRIC, key, value, ts, st)
