@@ -250,6 +250,7 @@ class Pipeline:
             if not n:
                 self._since = self._oldest = now
                 return total
+            oldest = self._oldest  # no later than the log time of the rows taken now
             if n == len(buffer):
                 self._since = now
             # Counted as unwritten before they leave the deque and until they are
@@ -260,6 +261,7 @@ class Pipeline:
                 self._store(rows)
             except BaseException:
                 buffer.extendleft(reversed(rows))  # keep them, in order, for the next try
+                self._since = oldest  # and their age
                 raise
             finally:
                 self._unwritten -= n
