@@ -67,9 +67,13 @@ _PROBE_INTERVAL = 1.0
 
 
 def _free_bytes(directory: Path) -> int:
-    """Bytes an unprivileged process can still write on ``directory``'s file system."""
-    st = os.statvfs(directory)
-    return st.f_bavail * st.f_frsize
+    """Bytes an unprivileged process can still write on ``directory``'s file system
+    (where the platform cannot tell, as much as mlrelay would ever want)."""
+    statvfs = getattr(os, "statvfs", None)  # not on Windows
+    if statvfs is None:
+        return 1 << 62
+    st = statvfs(directory)
+    return int(st.f_bavail * st.f_frsize)
 
 
 def _unwritable(exc: sqlite3.OperationalError) -> bool:
@@ -343,8 +347,13 @@ class Pipeline:
         except OSError:
             return False
         try:
-            if os.fstat(fd).st_size < _RESERVE_BYTES:
-                os.posix_fallocate(fd, 0, _RESERVE_BYTES)
+            size = os.fstat(fd).st_size
+            allocate = getattr(os, "posix_fallocate", None)  # not on macOS or Windows
+            if size < _RESERVE_BYTES and allocate is not None:
+                allocate(fd, 0, _RESERVE_BYTES)
+            elif size < _RESERVE_BYTES:
+                os.lseek(fd, size, os.SEEK_SET)
+                os.write(fd, bytes(_RESERVE_BYTES - size))
         except OSError:  # no room, or a file system without fallocate: no reserve
             os.close(fd)
             self._reserve.unlink(missing_ok=True)
