@@ -5,6 +5,15 @@ The MLflow server silently truncates params over 6000 characters and run tags ov
 each check here raises :class:`~mlrelay.ValidationError` naming the field, the
 user's key, what is wrong and the limit, and returns the normalised value otherwise.
 All functions are pure.
+
+Every value leaves here in a form the journal can store and the wire can carry: integers
+(steps, timestamps) within int64, and text that encodes as UTF-8. A ``str`` holding a lone
+surrogate (what Python makes of a file name or argv that is not UTF-8, e.g.
+``os.fsdecode(b"train_\\xff.csv")``) is refused, naming the key, rather than escaped:
+mlrelay never stores a value other than the one given (as it never truncates), an
+escaped form could not be told from a string that really holds the escape, and params
+cannot be corrected once logged. The message says how to convert such a value
+explicitly.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ __all__ = [
     "validate_param_value",
     "validate_step",
     "validate_tag_value",
+    "validate_text",
     "validate_timestamp",
 ]
 
@@ -58,6 +68,14 @@ def _shorten(value: str, n: int = 40) -> str:
     return value if len(value) <= n else value[:n] + "..."
 
 
+def _repr(value: Any) -> str:
+    """A short, ASCII-only repr for messages; never raises (a user's ``__repr__`` may)."""
+    try:
+        return _shorten(ascii(value))
+    except Exception:
+        return f"<{type(value).__name__} whose repr() failed>"
+
+
 def validate_key(key: Any, *, field: str = "key") -> str:
     """Check a metric, param or tag key against MLflow's rules.
 
@@ -74,7 +92,7 @@ def validate_key(key: Any, *, field: str = "key") -> str:
     """
     if not isinstance(key, str):
         raise ValidationError(
-            f"{field} must be a str, got {type(key).__name__} {key!r}", field=field
+            f"{field} must be a str, got {type(key).__name__} {_repr(key)}", field=field
         )
     if not key:
         raise ValidationError(f"{field} must not be empty", field=field, key=key)
@@ -106,8 +124,33 @@ def validate_key(key: Any, *, field: str = "key") -> str:
     return key
 
 
+def validate_text(text: str, *, field: str, key: str | None) -> str:
+    """Return ``text`` if it encodes as UTF-8 (what the journal and the wire need).
+
+    Raises:
+        ValidationError: it holds a lone surrogate (a non-UTF-8 file name or argument
+            decoded by Python), naming the field, the key and the position.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            f"{field} for key {_shorten(key or '')!r} is not valid Unicode: it holds the lone "
+            f"surrogate {text[exc.start]!r} at position {exc.start} (what Python makes of "
+            "bytes that are not UTF-8, e.g. a file name); mlrelay does not change logged "
+            "values, so convert it yourself, e.g. "
+            "os.fsencode(value).decode('utf-8', 'backslashreplace')",
+            field=field,
+            key=key,
+        ) from None
+    return text
+
+
 def _validate_length(value: Any, *, field: str, key: str, limit: int, what: str) -> str:
-    text = value if isinstance(value, str) else str(value)
+    text = value if type(value) is str else _str(value, field=field, key=key)
+    validate_text(text, field=field, key=key)
     if len(text) > limit:
         raise ValidationError(
             f"{field} for key {_shorten(key)!r} is {len(text)} characters long; the limit is "
@@ -116,6 +159,20 @@ def _validate_length(value: Any, *, field: str, key: str, limit: int, what: str)
             key=key,
             limit=limit,
         )
+    return text
+
+
+def _str(value: Any, *, field: str, key: str) -> str:
+    """``str(value)``; a ``__str__`` that fails or returns something else is refused."""
+    try:
+        text = str(value)
+    except Exception as exc:  # a user's __str__ may raise anything
+        raise ValidationError(
+            f"{field} for key {_shorten(key)!r}: str() of the {type(value).__name__} failed "
+            f"({type(exc).__name__}: {_shorten(str(exc))})",
+            field=field,
+            key=key,
+        ) from None
     return text
 
 
@@ -182,7 +239,7 @@ def validate_experiment_name(name: Any) -> str:
             key=name,
             limit=MAX_EXPERIMENT_NAME_LENGTH,
         )
-    return name
+    return validate_text(name, field="experiment name", key=name)
 
 
 def validate_metric_value(key: str, value: Any) -> float:
@@ -205,12 +262,12 @@ def validate_metric_value(key: str, value: Any) -> float:
             return float(item())
         if hasattr(value, "__float__"):
             return float(value)
-    except (TypeError, ValueError, OverflowError):
+    except Exception:  # float("abc"), float(10**400), a user's __float__ that raises
         pass
     raise ValidationError(
         f"metric value for key {_shorten(key)!r} must be a number (or something float() "
         f"takes, such as a numeric string or a one-element array), got "
-        f"{type(value).__name__} {_shorten(repr(value))}",
+        f"{type(value).__name__} {_repr(value)}",
         field="metric value",
         key=key,
     )
@@ -219,19 +276,21 @@ def validate_metric_value(key: str, value: Any) -> float:
 def _validate_int64(value: Any, *, field: str, key: str, minimum: int) -> int:
     if isinstance(value, bool):
         raise ValidationError(
-            f"{field} for key {_shorten(key)!r} must be an integer, got bool {value!r}",
+            f"{field} for key {_shorten(key)!r} must be an integer, got bool {value}",
             field=field,
             key=key,
         )
-    integral = isinstance(value, numbers.Integral) or (
-        isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer()
-    )
-    if integral:
-        number = int(value)
-    else:
+    try:
+        integral = isinstance(value, numbers.Integral) or (
+            isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer()
+        )
+        number = int(value) if integral else None
+    except Exception:  # a user's __int__/__float__ may raise anything; Decimal("sNaN")
+        number = None
+    if number is None:
         raise ValidationError(
             f"{field} for key {_shorten(key)!r} must be an integer, got "
-            f"{type(value).__name__} {_shorten(repr(value))}",
+            f"{type(value).__name__} {_repr(value)}",
             field=field,
             key=key,
         )

@@ -483,8 +483,9 @@ def _print_pending(uri: str, items: Sequence[dict[str, Any]], out: TextIO) -> No
             )
         if r["refused_entries"]:
             print(
-                f"    {r['refused_entries']:,} entries refused: the journal's disk budget "
-                "(MLRELAY_MAX_JOURNAL_BYTES) was reached",
+                f"    {r['refused_entries']:,} entries refused (not journaled): the journal's "
+                "disk budget (MLRELAY_MAX_JOURNAL_BYTES) was reached, or its disk was full "
+                "or read-only",
                 file=out,
             )
 

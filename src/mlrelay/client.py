@@ -66,6 +66,7 @@ from ._validation import (
     validate_param_value,
     validate_step,
     validate_tag_value,
+    validate_text,
     validate_timestamp,
 )
 
@@ -494,7 +495,9 @@ class Client(RegistryMethods, LoggedModelMethods, LoggedModelReads):
             if start_time is None
             else validate_timestamp("start_time", start_time),
             user_id=user_id,
-            run_name=run_name,
+            run_name=None
+            if run_name is None
+            else validate_text(run_name, field="run name", key=None),
             tags=tag_list,
         )
         return self._exactly_once(
@@ -533,7 +536,16 @@ class Client(RegistryMethods, LoggedModelMethods, LoggedModelReads):
         end_time: int | None = None,
         name: str | None = None,
     ) -> RunInfo:
-        """Change a run's status, end time or name; fields left None are unchanged."""
+        """Change a run's status, end time or name; fields left None are unchanged.
+
+        Raises:
+            ValidationError: the end time is not an int64 timestamp, or the name is not
+                valid Unicode.
+        """
+        if end_time is not None:
+            end_time = validate_timestamp("end_time", end_time)
+        if name is not None:
+            name = validate_text(name, field="run name", key=None)
         return self._transport.call(
             _E.update_run,
             m.UpdateRun(run_id=run_id, status=status, end_time=end_time, run_name=name),

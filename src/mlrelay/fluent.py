@@ -51,6 +51,7 @@ from ._validation import (
     validate_param_value,
     validate_step,
     validate_tag_value,
+    validate_text,
     validate_timestamp,
 )
 from .entities import ViewType
@@ -483,12 +484,21 @@ def log_metric(
         ValidationError: bad key, value, step or timestamp (nothing is queued).
     """
     run = current() if run_id is None else runs.target(run_id)
-    if key not in session.known_keys:
+    try:
+        if key not in session.known_keys:
+            session.key(key, "metric key")
+    except TypeError:  # an unhashable key: validate_key says what is wrong
         session.key(key, "metric key")
     if type(value) is not float:
         value = validate_metric_value(key, value)
     ts = _time_ns() // 1_000_000 if timestamp is None else validate_timestamp(key, timestamp)
-    st = 0 if step is None else (step if type(step) is int else validate_step(key, step))
+    st = (
+        0
+        if step is None
+        else step
+        if type(step) is int and -(1 << 63) <= step < 1 << 63  # int64; folded to constants
+        else validate_step(key, step)
+    )
     row: Row = (run.local_id, KIND_METRIC, key, value, ts, st)
     if model_id is not None or dataset is not None or session.model_outputs:
         row = _linked(row, model_id, dataset)
@@ -619,12 +629,20 @@ def log_input(
     item = dataset_input(dataset, context=context, name=name, source=source, targets=targets)
     if tags:
         extra = [
-            InputTag(key=validate_key(k, field="input tag key"), value=str(v))
+            InputTag(
+                key=validate_key(k, field="input tag key"),
+                value=validate_text(str(v), field="input tag value", key=k),
+            )
             for k, v in tags.items()
         ]
         item = item.model_copy(update={"tags": [*item.tags, *extra]})
     run = runs.current()
-    text = item.model_dump_json(by_alias=True, exclude_none=True)
+    try:
+        text = item.model_dump_json(by_alias=True, exclude_none=True)
+    except ValueError as exc:  # pydantic's: a name or source that is not valid Unicode
+        raise ValidationError(
+            f"the dataset {item.dataset.name!a} cannot be recorded: {exc}", field="dataset"
+        ) from None
     session.log((run.local_id, KIND_DATASET, item.dataset.name, text, None, None))
 
 

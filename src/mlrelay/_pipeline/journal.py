@@ -16,7 +16,11 @@ Tables::
              run, kind (metric/param/tag/tag deletion/dataset/artifact), key, value,
              timestamp, step.
     rejected ranges of entries the server refused (4xx), with its message.
-    refused  entries not journaled because the disk budget was reached, counted per run.
+    refused  entries not journaled because the disk budget was reached or the disk was
+             full or read-only, counted per run.
+    set_aside  entries the journal could not store (a value SQLite cannot take), with the
+             reason; created when first needed, normally never (values are checked when
+             they are logged).
 
 Ownership: exactly one live process sends a run. A run whose owner died (kill -9,
 OOM, power loss) is an orphan; ``mlrelay sync`` or the next process logging to the
@@ -229,12 +233,114 @@ class RunStatus:
     refused: int
 
 
-def _linked(
-    run: str, key: str, value: tuple[float, str], ts: int | None, step: int | None
-) -> tuple[str, int, str, float | None, str, int | None, int | None]:
-    """A linked metric point as a journal row: a metric, its link in the text column."""
-    number, link = value
-    return run, KIND_METRIC, key, None if math.isnan(number) else number, link, ts, step
+Row = tuple[str, int, str, Any, "int | None", "int | None"]
+"""One entry as the pipeline hands it over: (run, kind, key, value, timestamp, step)."""
+
+_ROWS_PER_INSERT = 1000
+"""Rows per INSERT statement. Python's sqlite3 releases the GIL around every
+sqlite3_step and must win it back from the training thread each time (at worst one
+switch interval, 5 ms, later), so ``executemany`` (one step per row) commits ~33,000
+rows/s while a loop logs, against ~180,000 with the GIL free. One multi-row statement
+per 1,000 rows hands the GIL over once per 1,000 rows: ~110,000 rows/s under the same
+contention (benchmarks/journal_commit.py)."""
+
+_COLUMNS = "INSERT INTO entries (run, kind, key, num, text, ts, step) VALUES "
+_STATEMENTS: dict[int, str] = {}
+
+_ROW_ERRORS = (sqlite3.Error, TypeError, ValueError, OverflowError)
+"""What inserting one bad entry raises: OverflowError (an int beyond int64),
+UnicodeEncodeError (a lone surrogate), sqlite3.ProgrammingError (a type SQLite cannot
+bind), sqlite3.IntegrityError (None where a value is required), TypeError and
+ValueError (a value that is not what its kind needs)."""
+
+
+def _is_disk_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is about the journal rather than one entry (disk full, read-only,
+    I/O error, locked, damaged): every entry would fail the same way."""
+    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
+
+
+def _encode(row: Row) -> tuple[Any, ...]:
+    """One entry as a journal row ``(run, kind, key, num, text, ts, step)``.
+
+    NaN is bound as a REAL and stored by SQLite as NULL."""
+    run, kind, key, value, ts, step = row
+    if kind == KIND_METRIC:
+        return run, kind, key, value, None, ts, step
+    if kind == KIND_LINKED_METRIC:
+        number, link = value
+        return run, KIND_METRIC, key, number, link, ts, step
+    return run, kind, key, None, value, ts, step
+
+
+def _insert(db: sqlite3.Connection, encoded: list[tuple[Any, ...]]) -> None:
+    """Insert encoded rows with one statement (one GIL hand-over for all of them)."""
+    n = len(encoded)
+    sql = _STATEMENTS.get(n)
+    if sql is None:
+        sql = _COLUMNS + ",".join(["(?,?,?,?,?,?,?)"] * n)
+        if n in (1, _ROWS_PER_INSERT):  # the others vary; keep the cache small
+            _STATEMENTS[n] = sql
+    db.execute(sql, [field for row in encoded for field in row])
+
+
+def _insert_one_by_one(db: sqlite3.Connection, rows: Sequence[Row]) -> list[tuple[Row, str]]:
+    """Insert rows one at a time; return those that fail, each with the reason."""
+    aside = []
+    for row in rows:
+        try:
+            if len(row) != 6:
+                raise TypeError(f"an entry has 6 fields, this one has {len(row)}")
+            _insert(db, [_encode(row)])
+        except _ROW_ERRORS as exc:
+            if _is_disk_error(exc):
+                raise
+            aside.append((row, f"{type(exc).__name__}: {exc}"))
+    return aside
+
+
+def _ascii(value: Any, limit: int = 200) -> str:
+    """An ASCII repr of anything, shortened; never raises."""
+    try:
+        text = ascii(value)
+    except Exception:
+        text = f"<{type(value).__name__} whose repr() failed>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _text(value: Any) -> str:
+    """``value`` if it is text SQLite can store, else its ASCII repr."""
+    if type(value) is str:
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            pass
+    return _ascii(value)
+
+
+def _set_aside(db: sqlite3.Connection, aside: list[tuple[Row, str]]) -> None:
+    """Record entries that could not be journaled, with the reason (in the open
+    transaction; the table is created when first needed)."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS set_aside (run TEXT NOT NULL, kind INTEGER, "
+        "key TEXT NOT NULL, value TEXT NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL)"
+    )
+    now = int(time.time() * 1000)
+    db.executemany(
+        "INSERT INTO set_aside (run, kind, key, value, reason, at) VALUES (?,?,?,?,?,?)",
+        [
+            (
+                _text(fields[0]),
+                fields[1] if type(fields[1]) is int and abs(fields[1]) < 1 << 62 else None,
+                _text(fields[2]),
+                _ascii(fields[3:6]),
+                _text(reason),
+                now,
+            )
+            for fields, reason in ((tuple(row) + (None,) * 6, reason) for row, reason in aside)
+        ],
+    )
 
 
 class Journal:
@@ -332,33 +438,53 @@ class Journal:
             ),
         )
 
-    def append(self, rows: Sequence[tuple[str, int, str, Any, int | None, int | None]]) -> None:
+    def append(self, rows: Sequence[Row]) -> list[tuple[Row, str]]:
         """Append entries ``(run, kind, key, value, timestamp, step)`` in one transaction
-        (a ``KIND_LINKED_METRIC`` is stored as a metric point with its link as text)."""
-        encoded = [
-            (
-                run,
-                kind,
-                key,
-                value if kind == KIND_METRIC and not math.isnan(value) else None,
-                None if kind == KIND_METRIC else value,
-                ts,
-                step,
-            )
-            if kind != KIND_LINKED_METRIC
-            else _linked(run, key, value, ts, step)
-            for run, kind, key, value, ts, step in rows
-        ]
-        self._db.execute("BEGIN IMMEDIATE")
+        (a ``KIND_LINKED_METRIC`` is stored as a metric point with its link as text).
+
+        An entry that cannot be stored (a step beyond int64, text that is not UTF-8, a
+        value of a type SQLite does not take) never stops the others: it is set aside in
+        the ``set_aside`` table with the reason, and returned with it; every other entry
+        is committed.
+
+        Raises:
+            sqlite3.OperationalError: the journal cannot be written (disk full, read-only,
+                I/O error, locked); nothing of ``rows`` was committed.
+        """
+        db = self._db
+        aside: list[tuple[Row, str]] = []
+        db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.executemany(
-                "INSERT INTO entries (run, kind, key, num, text, ts, step) VALUES (?,?,?,?,?,?,?)",
-                encoded,
-            )
+            for start in range(0, len(rows), _ROWS_PER_INSERT):
+                block = rows[start : start + _ROWS_PER_INSERT]
+                try:
+                    _insert(db, [_encode(row) for row in block])
+                except _ROW_ERRORS as exc:
+                    if _is_disk_error(exc):
+                        raise
+                    aside += _insert_one_by_one(db, block)
+            if aside:
+                _set_aside(db, aside)
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite has already rolled back after some errors
+                db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        db.execute("COMMIT")
+        return aside
+
+    def set_aside_entries(self, local_id: str | None = None) -> list[tuple[str, str, str, str]]:
+        """Entries that could not be journaled: ``(run, key, value repr, reason)``."""
+        exists = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'set_aside'"
+        ).fetchone()
+        if not exists:
+            return []
+        query = "SELECT run, key, value, reason FROM set_aside"
+        args: tuple[str, ...] = ()
+        if local_id is not None:
+            query += " WHERE run = ?"
+            args = (local_id,)
+        return [(r[0], r[1], r[2], r[3]) for r in self._db.execute(query + " ORDER BY at", args)]
 
     def end_run(self, local_id: str, status: str, end_time: int) -> None:
         """Record the run's final status; it is sent after all of its entries."""
@@ -491,6 +617,12 @@ class Journal:
         used = db.execute("PRAGMA page_count").fetchone()[0]
         free = db.execute("PRAGMA freelist_count").fetchone()[0]
         return int((used - free) * page_size)
+
+    def free_page_bytes(self) -> int:
+        """Bytes of free pages inside the database file (reused before the file grows)."""
+        db = self._db
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        return int(db.execute("PRAGMA freelist_count").fetchone()[0] * page_size)
 
     def size_on_disk(self) -> int:
         """Bytes of the journal on disk: the database, its WAL and shared memory, the blobs."""

@@ -7,12 +7,14 @@ sender thread reads each run's undelivered entries from the journal in seq order
 packs them into log-batch requests within MLflow's limits, sends them through the
 Client (with its retries) and moves the run's watermark after each acknowledged batch.
 
-Memory stays bounded whatever the server does: entries wait on disk, not in RAM. The
-only place a log call can wait is when the deque holds ``max_buffer`` entries (250,000,
-about 50 MB), which means the journal cannot keep up with the caller; the call then waits
-for the writer to commit a chunk. Measured: the journal commits about 235,000 entries/s
-on the development machine, so a loop that logs faster than that for more than about a
-second is slowed to the disk's pace; ordinary training loops never reach it.
+Memory stays bounded whatever the server does: entries wait on disk, not in RAM. What a
+kill -9 can lose is bounded in time: once the oldest entry not yet committed is older than
+``max_age`` (100 ms), log calls wait for the writer, each at most ``max_wait`` (25 ms), so
+a loop faster than the disk is slowed to the journal's commit rate and no further (a hard
+cap of ``max_buffer`` entries backs this up). A full or read-only disk never makes a log
+call wait: the entries that cannot be journaled are refused, counted per run and
+reported once (see :meth:`Pipeline._store`); an entry the journal cannot store is set
+aside with its reason and never holds up the others.
 
 Failures never reach the training loop: a batch the server rejects (4xx) is set aside
 in the journal with the server's message and reported once as a warning (in strict mode
@@ -25,10 +27,13 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlrelay._errors import (
@@ -49,6 +54,41 @@ if TYPE_CHECKING:
     from mlrelay.client import Client
 
 __all__ = ["Pipeline", "PipelineOptions"]
+
+_UNWRITABLE = {"SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_PERM"}
+
+
+_CHECK_EVERY = 255
+"""A log call looks at the writer's progress when the number of queued entries is a
+multiple of 256 (the writer takes them in bursts, so no more than ~512 calls go by
+unchecked): one bit test on the hot path instead of a clock read."""
+_RESERVE_BYTES = 4 << 20
+"""Disk space kept beside the journal (``journal.db-reserve``) once the disk is getting
+full, and given up when it is full, so delivery watermarks, run ends and a WAL checkpoint
+can still be written: about one auto-checkpoint's worth of WAL (1,000 pages)."""
+_RESERVE_WHEN_FREE_BELOW = 256 << 20
+_PROBE_INTERVAL = 1.0
+
+
+def _free_bytes(directory: Path) -> int:
+    """Bytes an unprivileged process can still write on ``directory``'s file system
+    (where the platform cannot tell, as much as mlrelay would ever want)."""
+    statvfs = getattr(os, "statvfs", None)  # not on Windows
+    if statvfs is None:
+        return 1 << 62
+    st = statvfs(directory)
+    return int(st.f_bavail * st.f_frsize)
+
+
+def _unwritable(exc: sqlite3.OperationalError) -> bool:
+    """Whether the journal cannot take entries now (disk full, read-only file or disk,
+    I/O error, permissions), as opposed to a passing lock."""
+    name = getattr(exc, "sqlite_errorname", None)  # Python 3.11+
+    if name is None:
+        text = str(exc)
+        return any(m in text for m in ("full", "readonly", "disk I/O", "unable to open"))
+    return "_".join(name.split("_")[:2]) in _UNWRITABLE  # SQLITE_IOERR_WRITE: SQLITE_IOERR
+
 
 logger = logging.getLogger("mlrelay.pipeline")
 
@@ -75,12 +115,18 @@ class PipelineOptions:
     """Tuning of the pipeline; every wait is bounded."""
 
     flush_interval: float = 0.1
-    # About 200 bytes per queued entry: 250,000 entries is ~50 MB at most.
+    # Backpressure: once the oldest entry not yet committed is older than this, log calls
+    # wait for the writer (each at most max_wait), so a loop faster than the disk is
+    # slowed just enough and a kill -9 loses about this much, at any logging rate.
+    max_age: float = 0.1
+    max_wait: float = 0.025
+    # A hard cap on memory: about 200 bytes per queued entry, 250,000 entries ~50 MB.
     max_buffer: int = 250_000
-    # Wake the writer early once this many entries wait, rather than at the next interval.
-    wake_at: int = 20_000
-    # Rows per journal transaction, so a producer held by backpressure waits one chunk.
-    chunk: int = 50_000
+    # Wake the writer early once this many entries wait (log calls then also look at the
+    # age of the oldest uncommitted entry), rather than at the next interval.
+    wake_at: int = 4096
+    # Rows per journal transaction (one fsync each with MLRELAY_FSYNC=interval).
+    chunk: int = 16_384
     # Longest pause between delivery attempts while the server is unreachable.
     offline_backoff_max: float = 5.0
     # Retries inside one request; the sender's own loop rides out longer outages.
@@ -101,6 +147,11 @@ class _State:
     budget_warned: bool = False
     budget_full: bool = False
     next_orphan_check: float = 0.0
+    unwritable: str | None = None  # why the journal cannot be written, while it cannot
+    unwritable_warned: bool = False
+    next_probe: float = 0.0
+    set_aside_warned: bool = False
+    write_failures: set[str] = field(default_factory=set)
 
 
 class Pipeline:
@@ -133,6 +184,15 @@ class Pipeline:
         self._primary_uri = primary_uri
         self._buffer: collections.deque[Row] = collections.deque()
         self._unwritten = 0  # rows taken off the deque and not yet committed (writer only)
+        self._wake_at = self.options.wake_at
+        # Monotonic times no later than the log time of every entry still in the deque
+        # (_since), and of every entry not yet committed (_oldest; the writer sets both).
+        self._since = self._oldest = time.monotonic()
+        self.refused = 0  # entries refused because the journal could not be written
+        self.set_aside = 0  # entries that could not be journaled (set aside with a reason)
+        self.waits = 0  # log calls that waited for the journal (backpressure)
+        self._refused_unrecorded: collections.Counter[str] = collections.Counter()
+        self._reserve = journal.path.with_name(journal.path.name + "-reserve")
         self._written = threading.Condition()
         self._sent = threading.Condition()
         self._wake_writer = threading.Event()
@@ -162,44 +222,187 @@ class Pipeline:
         """Queue one entry ``(local run id, kind, key, value, timestamp, step)``."""
         buffer = self._buffer
         buffer.append(row)
-        if len(buffer) >= self.options.wake_at:
-            if len(buffer) >= self.options.max_buffer:
-                self._backpressure()
-            elif not self._wake_writer.is_set():
-                self._wake_writer.set()
+        if not len(buffer) & _CHECK_EVERY:  # once per 256 entries queued: cheap enough
+            self._pressure()
+
+    def _pressure(self) -> None:
+        # Many entries wait: wake the writer, and wait for it if the oldest uncommitted
+        # entry is older than max_age (or memory is at its cap).
+        waiting = len(self._buffer)
+        if waiting < self._wake_at:
+            if time.monotonic() - self._oldest <= self.options.max_age:
+                return
+        elif not self._wake_writer.is_set():
+            self._wake_writer.set()
+        if (
+            time.monotonic() - self._oldest > self.options.max_age
+            or waiting >= self.options.max_buffer
+        ):
+            self._backpressure()
 
     def _backpressure(self) -> None:
-        # The disk cannot keep up: wait (bounded) for the writer to drain.
-        self._wake_writer.set()
-        deadline = time.monotonic() + 30.0
+        # Bounded: a call waits at most max_wait, whatever the disk does (a full or
+        # read-only disk refuses entries at once, so the age falls back quickly).
+        options = self.options
+        deadline = time.monotonic() + options.max_wait
+        self.waits += 1
         with self._written:
-            while len(self._buffer) >= self.options.max_buffer and time.monotonic() < deadline:
-                self._written.wait(0.05)
+            while True:
+                now = time.monotonic()
+                if now >= deadline or (
+                    now - self._oldest <= options.max_age and len(self._buffer) < options.max_buffer
+                ):
+                    return
+                self._wake_writer.set()
+                self._written.wait(deadline - now)
 
     # --- writer -----------------------------------------------------------------------
 
     def _drain(self) -> int:
         buffer = self._buffer
         total = 0
-        while buffer:
+        while True:
+            # Read the clock before the deque's length: whatever is still in the deque
+            # after taking everything counted was logged after ``now``.
+            now = time.monotonic()
             n = min(len(buffer), self.options.chunk)
+            if not n:
+                self._since = self._oldest = now
+                return total
+            oldest = self._oldest  # no later than the log time of the rows taken now
+            if n == len(buffer):
+                self._since = now
             # Counted as unwritten before they leave the deque and until they are
             # committed, so pending() and flush() never see them nowhere.
             self._unwritten += n
             rows = [buffer.popleft() for _ in range(n)]
             try:
-                if self.options.max_journal_bytes is not None:
-                    rows = self._within_budget(rows, self.options.max_journal_bytes)
-                self.journal.append(rows)
+                self._store(rows)
             except BaseException:
                 buffer.extendleft(reversed(rows))  # keep them, in order, for the next try
+                self._since = oldest  # and their age
                 raise
             finally:
                 self._unwritten -= n
+                self._oldest = self._since  # what is left was logged after _since
             total += n
             with self._written:
                 self._written.notify_all()
-        return total
+
+    def _store(self, rows: list[Row]) -> None:
+        """Journal ``rows``: entries that cannot be stored are set aside, and all of
+        them are refused while the journal cannot be written (disk full, read-only)."""
+        if self._state.unwritable is not None and not self._writable_again():
+            self._refuse(rows)
+            return
+        try:
+            if self.options.max_journal_bytes is not None:
+                rows = self._within_budget(rows, self.options.max_journal_bytes)
+            aside = self.journal.append(rows)
+        except sqlite3.OperationalError as exc:
+            if not _unwritable(exc):
+                raise  # locked, say: kept in memory and tried again
+            self._became_unwritable(exc)
+            self._refuse(rows)
+            return
+        if self._refused_unrecorded:
+            self._record_refused()
+        if aside:
+            self._report_set_aside(aside)
+
+    def _became_unwritable(self, exc: sqlite3.OperationalError) -> None:
+        # The disk is full or read-only. Free the reserve, so that what must still be
+        # written can be (delivery watermarks, the end of runs, the refused counts, a
+        # checkpoint), and stop journaling new entries until there is room again: they
+        # are refused, counted per run and reported once. Log calls never wait for it.
+        self._state.unwritable = f"{exc}"
+        self._state.next_probe = time.monotonic() + _PROBE_INTERVAL
+        self._reserve.unlink(missing_ok=True)
+        if not self._state.unwritable_warned:
+            self._state.unwritable_warned = True
+            logger.warning(
+                "mlrelay: cannot write to the journal at %s (%s); new entries are refused "
+                "and counted until it can be written again; log calls do not wait "
+                "(`mlrelay status` shows the count)",
+                self.journal.path,
+                exc,
+            )
+
+    def _writable_again(self) -> bool:
+        # At most once a second: reclaim delivered entries, then journal again once
+        # there is room for the entries and a fresh reserve.
+        now = time.monotonic()
+        if now < self._state.next_probe:
+            return False
+        self._state.next_probe = now + _PROBE_INTERVAL
+        try:
+            self.journal.delete_delivered()
+            room = _free_bytes(self.journal.path.parent) + self.journal.free_page_bytes()
+            if room < 2 * _RESERVE_BYTES or not self._make_reserve():
+                return False
+        except (sqlite3.OperationalError, OSError):
+            return False
+        self._state.unwritable = None
+        logger.info("mlrelay: the journal at %s can be written again", self.journal.path)
+        return True
+
+    def _keep_reserve(self) -> None:
+        # Only on a disk that is getting full: elsewhere no reserve file exists.
+        try:
+            low = _free_bytes(self.journal.path.parent) < _RESERVE_WHEN_FREE_BELOW
+        except OSError:
+            return
+        if low and not self._reserve.exists():
+            self._make_reserve()
+
+    def _make_reserve(self) -> bool:
+        """Set aside disk space the journal can use when the disk fills (False: no room)."""
+        try:
+            fd = os.open(self._reserve, os.O_CREAT | os.O_WRONLY, 0o600)
+        except OSError:
+            return False
+        try:
+            size = os.fstat(fd).st_size
+            allocate = getattr(os, "posix_fallocate", None)  # not on macOS or Windows
+            if size < _RESERVE_BYTES and allocate is not None:
+                allocate(fd, 0, _RESERVE_BYTES)
+            elif size < _RESERVE_BYTES:
+                os.lseek(fd, size, os.SEEK_SET)
+                os.write(fd, bytes(_RESERVE_BYTES - size))
+        except OSError:  # no room, or a file system without fallocate: no reserve
+            os.close(fd)
+            self._reserve.unlink(missing_ok=True)
+            return False
+        os.close(fd)
+        return True
+
+    def _refuse(self, rows: list[Row]) -> None:
+        self.refused += len(rows)
+        self._refused_unrecorded.update(row[0] for row in rows)
+        self._record_refused()
+
+    def _record_refused(self) -> None:
+        try:
+            self.journal.refuse(dict(self._refused_unrecorded))
+        except sqlite3.OperationalError:
+            return  # still unwritable: counted in memory, recorded later or reported at close
+        self._refused_unrecorded.clear()
+
+    def _report_set_aside(self, aside: list[tuple[Row, str]]) -> None:
+        self.set_aside += len(aside)
+        if self._state.set_aside_warned:
+            return
+        self._state.set_aside_warned = True
+        row, reason = aside[0]
+        logger.warning(
+            "mlrelay: an entry could not be journaled and is set aside (key %s of run %s: "
+            "%s); every other entry is journaled as usual. Entries set aside are kept, "
+            "with the reason, in the set_aside table of %s",
+            ascii(row[2]),
+            row[0],
+            reason,
+            self.journal.path,
+        )
 
     def _within_budget(self, rows: list[Row], budget: int) -> list[Row]:
         # Over budget: first reclaim delivered entries; if that is not enough, the rows
@@ -235,19 +438,38 @@ class Pipeline:
         return rows[:fits]
 
     def _write_loop(self) -> None:
+        next_space_check = 0.0
         while not self._stop.is_set():
             self._wake_writer.wait(self.options.flush_interval)
             self._wake_writer.clear()
+            if time.monotonic() >= next_space_check and self._state.unwritable is None:
+                next_space_check = time.monotonic() + _PROBE_INTERVAL
+                self._keep_reserve()
             try:
                 wrote = self._drain()
-            except Exception:  # the journal failing must not kill logging silently
-                logger.exception("mlrelay could not write to its journal at %s", self.journal.path)
-                time.sleep(self.options.flush_interval)
+            except Exception as exc:  # the journal failing must not kill logging silently
+                self._report_write_failure(exc)
+                self._stop.wait(self.options.flush_interval)
                 continue
             with self._written:
                 self._written.notify_all()
             if wrote:
                 self._wake_sender.set()
+
+    def _report_write_failure(self, exc: Exception) -> None:
+        # Once per kind of failure, with the traceback; the entries stay in memory and
+        # are tried again (a locked journal, say, frees up).
+        what = f"{type(exc).__name__}: {exc}"
+        if what in self._state.write_failures:
+            return
+        self._state.write_failures.add(what)
+        logger.error(
+            "mlrelay could not write to its journal at %s (%s); the entries are kept in "
+            "memory and tried again",
+            self.journal.path,
+            what,
+            exc_info=exc,
+        )
 
     def write_now(self, timeout: float) -> bool:
         """Commit everything buffered so far; False if that took longer than ``timeout``."""
@@ -428,4 +650,11 @@ class Pipeline:
                 thread.join(timeout=1.0)
         self.sender.close()
         self._drain()
+        if self._refused_unrecorded:
+            logger.warning(
+                "mlrelay: %d entries were refused because the journal at %s could not be "
+                "written; they are not kept",
+                sum(self._refused_unrecorded.values()),
+                self.journal.path,
+            )
         return self.pending()

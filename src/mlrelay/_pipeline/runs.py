@@ -28,6 +28,7 @@ import inspect
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -55,7 +56,7 @@ from mlrelay._errors import (
 from mlrelay._formats.gitinfo import git_info
 from mlrelay._protocol.batches import KIND_ARTIFACT, KIND_TAG
 from mlrelay._protocol.entities import Experiment, Run, RunData, RunInfo, RunInputs, RunTag
-from mlrelay._validation import validate_key, validate_tag_value
+from mlrelay._validation import validate_key, validate_tag_value, validate_text
 
 from .journal import RESUMED, Journal, RunRecord, default_home, owner_identity
 from .pipeline import Pipeline, PipelineOptions, Row
@@ -441,7 +442,7 @@ class Session:
 
     def key(self, key: Any, field: str) -> str:
         """``key``, validated once per process (the hot path then costs one set lookup)."""
-        if key not in self.known_keys:
+        if type(key) is not str or key not in self.known_keys:
             validate_key(key, field=field)
             self.known_keys.add(key)
         return key  # type: ignore[no-any-return]  # validated as a str above
@@ -481,6 +482,8 @@ def set_experiment(experiment_name: str | None, experiment_id: str | None) -> Ex
     """
     if experiment_name is None and experiment_id is None:
         raise ValidationError("set_experiment needs a name or an id", field="experiment")
+    if isinstance(experiment_name, str):
+        validate_text(experiment_name, field="experiment name", key=experiment_name)
     with session.lock:
         session.experiment_name = experiment_name
         session.experiment_id = experiment_id
@@ -576,13 +579,15 @@ def start_run(
         run_id=run_id or os.environ.get("MLFLOW_RUN_ID") or settings.run_id,
         experiment_id=exp_id,
         experiment_name=None if exp_id else (session.experiment_name or settings.experiment_name),
-        run_name=run_name,
+        run_name=None if run_name is None else validate_text(run_name, field="run name", key=None),
         parent=stack[-1] if stack else None,
         user_tags={
             validate_key(k, field="tag key"): validate_tag_value(k, v)
             for k, v in (tags or {}).items()
         },
-        description=description,
+        description=None
+        if description is None
+        else validate_tag_value("mlflow.note.content", description),
         parent_run_id=None if stack or parent_run_id is None else server_id(parent_run_id),
     )
     if settings.mode == "disabled":
@@ -855,11 +860,22 @@ def end_run(status: str = "FINISHED", *, run: RunHandle | None = None, wait: boo
         return
     pipeline = session.ensure_pipeline()
     pipeline.write_now(5.0)
-    pipeline.journal.end_run(run.local_id, status, run.end_time)
+    try:
+        pipeline.journal.end_run(run.local_id, status, run.end_time)
+        if not pipeline.sends:
+            # Offline: this process never sends the run; releasing it lets `mlrelay sync`
+            # take it at once, even while this process lives on (a notebook kernel).
+            pipeline.journal.release(run.local_id)
+    except sqlite3.OperationalError as exc:  # a full or read-only disk
+        logger.warning(
+            "mlrelay: could not record the end (%s) of run %s in the journal at %s (%s); "
+            "what was journaled is kept, and the run is ended KILLED when it is recovered",
+            status,
+            run.run_id,
+            pipeline.journal.path,
+            exc,
+        )
     if not pipeline.sends:
-        # Offline: this process never sends the run; releasing it lets `mlrelay sync`
-        # take it at once, even while this process lives on (a notebook kernel).
-        pipeline.journal.release(run.local_id)
         session.offline_runs.append(run.local_id)
     if wait:
         wait_for_delivery(pipeline)
