@@ -107,13 +107,19 @@ def test_sklearn_model_loads_with_mlflow_and_is_promoted(mlflow_real: RunningSer
         assert (logged.status, logged.source_run_id) == ("LOGGED_MODEL_READY", run_id)
         by_id = client.register_model(f"models:/{info.model_id}", name)
         assert (by_id.version, by_id.run_id) == ("2", run_id)
-        # The same files behind every way of naming the model.
+        # The same files behind every way of naming the model, plus MLflow's
+        # registered_model_meta where it was downloaded by models:/, as MLflow's download.
+        files = [
+            "MLmodel", "conda.yaml", "input_example.json", "model.skops", "python_env.yaml",
+            "requirements.txt", "serving_input_example.json",
+        ]  # fmt: skip
         for uri in (f"models:/{name}@champion", f"models:/{name}/2", f"runs:/{run_id}/model"):
             folder = Path(client.download_model(uri))
-            assert sorted(p.name for p in folder.iterdir()) == [
-                "MLmodel", "conda.yaml", "input_example.json", "model.skops", "python_env.yaml",
-                "requirements.txt", "serving_input_example.json",
-            ], uri  # fmt: skip
+            meta = ["registered_model_meta"] if uri.startswith("models:/") else []
+            assert sorted(p.name for p in folder.iterdir()) == sorted(files + meta), uri
+            if uri == f"models:/{name}/2":
+                text = (folder / "registered_model_meta").read_text()
+                assert text == f"model_name: {name}\nmodel_version: '2'\n"  # MLflow's form
     for uri in (f"runs:/{run_id}/model", f"models:/{name}@champion", f"models:/{info.model_id}"):
         assert _load_with_mlflow(sys.executable, uri, mlflow_real.url, sample) == expected
 
