@@ -56,24 +56,33 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mlrelay._errors import without_userinfo
+from mlrelay._errors import (
+    JournalDamagedError,
+    JournalError,
+    JournalVersionError,
+    without_userinfo,
+)
 from mlrelay._protocol.batches import (
     KIND_ARTIFACT,
     KIND_LINKED_METRIC,
     KIND_METRIC,
     Entry,
 )
+from mlrelay._version import __version__
 
 __all__ = [
+    "SCHEMA_VERSION",
     "Journal",
     "RunRecord",
     "RunStatus",
     "default_home",
+    "is_damage",
+    "journal_error",
     "owner_alive",
     "owner_identity",
     "process_start",
@@ -84,8 +93,16 @@ RESUMED = "RESUMED"
 sent, but no final status (the later record sends it)."""
 FsyncPolicy = Literal["always", "interval", "never"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
+SCHEMA_VERSION = 1
+"""The journal layout this mlrelay reads and writes, kept in ``PRAGMA user_version``.
+
+0 is a journal written before versions existed: mlrelay 0.1's (no ``owner_start`` or
+``offline`` column, no ``servers`` or ``refused`` table) or a later unversioned one. A
+journal with a higher version was written by a newer mlrelay and is refused, never read.
+"""
+
+_TABLES = (
+    """CREATE TABLE IF NOT EXISTS runs (
     local_id        TEXT PRIMARY KEY,
     tracking_uri    TEXT NOT NULL,
     experiment_id   TEXT,
@@ -102,8 +119,8 @@ CREATE TABLE IF NOT EXISTS runs (
     owner_start     INTEGER,
     offline         INTEGER NOT NULL DEFAULT 0,
     created_at      INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS entries (
+)""",
+    """CREATE TABLE IF NOT EXISTS entries (
     seq   INTEGER PRIMARY KEY AUTOINCREMENT,
     run   TEXT NOT NULL,
     kind  INTEGER NOT NULL,
@@ -112,27 +129,90 @@ CREATE TABLE IF NOT EXISTS entries (
     text  TEXT,
     ts    INTEGER,
     step  INTEGER
-);
-CREATE INDEX IF NOT EXISTS entries_by_run ON entries(run, seq);
-CREATE TABLE IF NOT EXISTS rejected (
+)""",
+    "CREATE INDEX IF NOT EXISTS entries_by_run ON entries(run, seq)",
+    """CREATE TABLE IF NOT EXISTS rejected (
     run      TEXT NOT NULL,
     first    INTEGER NOT NULL,
     last     INTEGER NOT NULL,
     message  TEXT NOT NULL,
     at       INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS servers (
+)""",
+    """CREATE TABLE IF NOT EXISTS servers (
     tracking_uri TEXT PRIMARY KEY,
     capabilities TEXT NOT NULL,
     detected_at  INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS refused (
+)""",
+    """CREATE TABLE IF NOT EXISTS refused (
     run      TEXT PRIMARY KEY,
     count    INTEGER NOT NULL,
     first_at INTEGER NOT NULL,
     last_at  INTEGER NOT NULL
-);
-"""
+)""",
+    # Entries that could not be read back from a damaged journal: the seq range, how many
+    # of the run's entries it held (NULL: unknown, the index was damaged too), why.
+    """CREATE TABLE IF NOT EXISTS lost (
+    run      TEXT NOT NULL,
+    first    INTEGER NOT NULL,
+    last     INTEGER NOT NULL,
+    count    INTEGER,
+    reason   TEXT NOT NULL,
+    at       INTEGER NOT NULL,
+    PRIMARY KEY (run, first)
+)""",
+)
+
+# Columns added to ``runs`` since mlrelay 0.1, with their definitions.
+_ADDED_RUN_COLUMNS = (
+    ("owner_start", "INTEGER"),
+    ("offline", "INTEGER NOT NULL DEFAULT 0"),
+)
+
+
+def _migrate_unversioned(db: sqlite3.Connection) -> None:
+    """Version 0 -> 1: create what is missing (everything, for a new file) and add the
+    columns mlrelay 0.1's ``runs`` lacks."""
+    for statement in _TABLES:
+        db.execute(statement)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    for name, definition in _ADDED_RUN_COLUMNS:
+        if name not in columns:
+            db.execute(f"ALTER TABLE runs ADD COLUMN {name} {definition}")
+
+
+_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_unversioned,)
+"""``_MIGRATIONS[v]`` takes a journal from version v to v + 1 (inside the caller's
+transaction); a new layout adds one step here and raises :data:`SCHEMA_VERSION`."""
+assert len(_MIGRATIONS) == SCHEMA_VERSION
+
+
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether a SQLite error says the file is damaged (not busy, full or unopenable)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return True
+    text = str(exc)
+    return isinstance(exc, sqlite3.DatabaseError) and (
+        "malformed" in text or "not a database" in text
+    )
+
+
+def journal_error(exc: BaseException, path: Path, doing: str) -> JournalError:
+    """mlrelay's error for a failure of the journal at ``path`` while ``doing`` (a past
+    participle: "opened", "read", "written"), naming SQLite's or the OS's reason."""
+    if isinstance(exc, JournalError):
+        return exc
+    if is_damage(exc):
+        return JournalDamagedError(
+            f"the journal at {path} is damaged and could not be {doing} ({exc}); "
+            "`mlrelay status` says what is damaged, `mlrelay sync` sends what can be read",
+            path=str(path),
+        )
+    return JournalError(f"the journal at {path} could not be {doing}: {exc}", path=str(path))
 
 
 def default_home() -> Path:
@@ -247,10 +327,6 @@ class Journal:
 
     def __init__(self, path: Path, *, fsync: FsyncPolicy = "interval") -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not path.exists():
-            # Create the file 0600 ourselves; SQLite gives -wal and -shm the same mode.
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         self._fsync = fsync
         # One connection per thread: in WAL mode the sender reads while the writer commits.
         self._local = threading.local()
@@ -258,11 +334,53 @@ class Journal:
         self._connections_lock = threading.Lock()
         self._closed = False
         self.blob_dir = path.parent / "blobs"
-        self._db.executescript(_SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-        if "owner_start" not in columns:  # a journal written by mlrelay 0.1
-            self._db.execute("ALTER TABLE runs ADD COLUMN owner_start INTEGER")
-            self._db.execute("ALTER TABLE runs ADD COLUMN offline INTEGER NOT NULL DEFAULT 0")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not path.exists():
+                # Create the file 0600 ourselves; SQLite gives -wal and -shm the same mode.
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            self._ensure_schema(self._db)
+        except (OSError, sqlite3.Error) as exc:
+            self.close()
+            raise journal_error(exc, path, "opened") from exc
+        except BaseException:
+            self.close()
+            raise
+
+    def _ensure_schema(self, db: sqlite3.Connection) -> None:
+        """Bring the journal to :data:`SCHEMA_VERSION`, or refuse one from a newer mlrelay.
+
+        The version is read again and every step applied inside one ``BEGIN IMMEDIATE``
+        transaction (SQLite's write lock): processes opening an old journal at once
+        migrate it one after the other, and each later one finds it current.
+        """
+        if self._version(db) == SCHEMA_VERSION:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._version(db)
+            for step in _MIGRATIONS[version:]:
+                step(db)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _version(self, db: sqlite3.Connection) -> int:
+        """The journal's schema version; :class:`JournalVersionError` if it is too new."""
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise JournalVersionError(
+                f"the journal at {self.path} was written by a newer mlrelay (journal "
+                f"version {version}; this mlrelay {__version__} reads up to version "
+                f"{SCHEMA_VERSION}): upgrade mlrelay, or set MLRELAY_HOME to another "
+                "directory to keep it apart",
+                path=str(self.path),
+                version=version,
+                supported=SCHEMA_VERSION,
+            )
+        return version
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -270,17 +388,20 @@ class Journal:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             if self._closed:
-                raise sqlite3.ProgrammingError(f"the journal {self.path} is closed")
+                raise JournalError(f"the journal {self.path} is closed", path=str(self.path))
             db = sqlite3.connect(
                 self.path, check_same_thread=False, isolation_level=None, timeout=30.0
             )
+            with self._connections_lock:
+                self._connections.append(db)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA journal_size_limit={64 << 20}")
             # WAL with NORMAL: commits are not fsynced, but a power loss never corrupts.
             db.execute(f"PRAGMA synchronous={'NORMAL' if self._fsync == 'never' else 'FULL'}")
+            # No memory-mapped I/O of the database file (already SQLite's default here;
+            # some builds turn it on): a file truncated under a mapping raises SIGBUS.
+            db.execute("PRAGMA mmap_size=0")
             self._local.db = db
-            with self._connections_lock:
-                self._connections.append(db)
         return db
 
     def close(self) -> None:
