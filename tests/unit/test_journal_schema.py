@@ -154,7 +154,8 @@ def test_four_processes_opening_an_old_journal_at_once_all_succeed(tmp_path: Pat
         try:
             runs = {r.local_id: r for r in journal.runs(unfinished_only=False)}
             assert set(runs) == {"old"} | {f"child-{i}" for i in range(4)}
-            assert runs["old"].owner_start is None and not runs["old"].offline
+            assert runs["old"].owner_start is None
+            assert not runs["old"].offline
             assert len(journal.pending("old", 0, 1000)) == POINTS + 1
             assert journal.count_pending() == POINTS + 1 + 4
         finally:
@@ -221,7 +222,8 @@ def test_a_journal_from_a_newer_mlrelay_is_refused_and_left_untouched(tmp_path: 
         SCHEMA_VERSION,
         str(path),
     )
-    assert "newer mlrelay" in str(error) and str(path) in str(error)
+    assert "newer mlrelay" in str(error)
+    assert str(path) in str(error)
     check = sqlite3.connect(path)
     try:
         assert check.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION + 1,)
