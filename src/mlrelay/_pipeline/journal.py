@@ -47,7 +47,9 @@ and a lost watermark only means one request is sent again (and deduplicated).
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import math
 import os
 import secrets
@@ -75,8 +77,11 @@ from mlrelay._protocol.batches import (
 )
 from mlrelay._version import __version__
 
+from .damage import Health, Span, is_damage, quick_check, readable_rows
+
 __all__ = [
     "SCHEMA_VERSION",
+    "Damage",
     "Journal",
     "RunRecord",
     "RunStatus",
@@ -87,6 +92,8 @@ __all__ = [
     "owner_identity",
     "process_start",
 ]
+
+logger = logging.getLogger("mlrelay.pipeline")
 
 RESUMED = "RESUMED"
 """Status of a run record continued by a later record of the same run: its entries are
@@ -184,21 +191,6 @@ _MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_unvers
 """``_MIGRATIONS[v]`` takes a journal from version v to v + 1 (inside the caller's
 transaction); a new layout adds one step here and raises :data:`SCHEMA_VERSION`."""
 assert len(_MIGRATIONS) == SCHEMA_VERSION
-
-
-_SQLITE_CORRUPT = 11
-_SQLITE_NOTADB = 26
-
-
-def is_damage(exc: BaseException) -> bool:
-    """Whether a SQLite error says the file is damaged (not busy, full or unopenable)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    if isinstance(code, int) and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
-        return True
-    text = str(exc)
-    return isinstance(exc, sqlite3.DatabaseError) and (
-        "malformed" in text or "not a database" in text
-    )
 
 
 def journal_error(exc: BaseException, path: Path, doing: str) -> JournalError:
@@ -307,6 +299,29 @@ class RunStatus:
     oldest_pending: int | None
     rejected: list[tuple[int, int, str]]
     refused: int
+    lost: list[tuple[int, int, int | None]] = dataclasses.field(default_factory=list)
+    """Spans of entries found unreadable in a damaged journal: (first, last, count)."""
+
+
+@dataclass(frozen=True)
+class Damage:
+    """What :meth:`Journal.check` found.
+
+    Attributes:
+        health: SQLite's integrity check.
+        unreadable: per run, the spans of its pending entries that cannot be read
+            ``(first seq, last seq, how many of its entries; None: unknown)``.
+        unreadable_runs: rowid spans of run records that cannot be read.
+    """
+
+    health: Health
+    unreadable: dict[str, list[tuple[int, int, int | None]]]
+    unreadable_runs: list[Span]
+
+    @property
+    def damaged(self) -> bool:
+        """Whether anything is wrong (or the check could not finish)."""
+        return not self.health.ok or bool(self.unreadable) or bool(self.unreadable_runs)
 
 
 def _linked(
@@ -334,6 +349,10 @@ class Journal:
         self._connections_lock = threading.Lock()
         self._closed = False
         self.blob_dir = path.parent / "blobs"
+        # Damage met while reading: run-record rowids that could not be read, and the
+        # (run, first seq) of each lost span already recorded and warned about.
+        self.unreadable_runs: list[Span] = []
+        self._lost_seen: set[tuple[str, int]] = set()
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not path.exists():
@@ -527,14 +546,48 @@ class Journal:
         entries). The compare-and-set on the previous owner makes the claim exclusive.
         """
         pid, started = owner_identity()
-        cursor = self._db.execute(
-            "UPDATE runs SET pid = ?, owner_start = ?, "
-            "status = COALESCE(status, 'KILLED'), end_time = COALESCE(end_time, "
-            "(SELECT MAX(ts) FROM entries WHERE run = runs.local_id), start_time) "
-            "WHERE local_id = ? AND pid = ? AND owner_start IS ?",
-            (pid, started, run.local_id, run.pid, run.owner_start),
-        )
+        try:
+            cursor = self._db.execute(
+                "UPDATE runs SET pid = ?, owner_start = ?, "
+                "status = COALESCE(status, 'KILLED'), end_time = COALESCE(end_time, "
+                "(SELECT MAX(ts) FROM entries WHERE run = runs.local_id), start_time) "
+                "WHERE local_id = ? AND pid = ? AND owner_start IS ?",
+                (pid, started, run.local_id, run.pid, run.owner_start),
+            )
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            # Damaged entries: end it at its last entry that can be read.
+            cursor = self._db.execute(
+                "UPDATE runs SET pid = ?, owner_start = ?, "
+                "status = COALESCE(status, 'KILLED'), end_time = COALESCE(end_time, ?) "
+                "WHERE local_id = ? AND pid = ? AND owner_start IS ?",
+                (pid, started, self._last_readable_ts(run), run.local_id, run.pid, run.owner_start),
+            )
         return cursor.rowcount == 1
+
+    def _last_readable_ts(self, run: RunRecord) -> int:
+        """The timestamp of a run's last entry that can be read (its start if none can)."""
+        try:
+            seqs = self._db.execute(
+                "SELECT seq FROM entries INDEXED BY entries_by_run WHERE run = ? "
+                "ORDER BY seq DESC LIMIT 10000",
+                (run.local_id,),
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            seqs = []
+        for (seq,) in seqs:
+            try:
+                row = self._db.execute("SELECT ts FROM entries WHERE seq = ?", (seq,)).fetchone()
+            except sqlite3.DatabaseError as exc:
+                if not is_damage(exc):
+                    raise
+                continue
+            if row is not None and row[0] is not None:
+                return int(row[0])
+        return run.start_time
 
     def release(self, local_id: str) -> None:
         """Give up this process's ownership of a run (``mlrelay sync`` is done with it)."""
@@ -732,7 +785,19 @@ class Journal:
 
     def _query_runs(self, where: str, args: tuple[Any, ...]) -> list[RunRecord]:
         query = f"SELECT {self._RUN_COLUMNS} FROM runs WHERE {where} ORDER BY created_at"
-        return [self._run(r) for r in self._db.execute(query, args)]
+        try:
+            return [self._run(r) for r in self._db.execute(query, args).fetchall()]
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+        # Damaged: the records that can be read, in insertion order (rowid).
+        salvage = (
+            f"SELECT rowid, {self._RUN_COLUMNS} FROM runs NOT INDEXED WHERE ({where}) "
+            "AND rowid BETWEEN ? AND ? ORDER BY rowid LIMIT ?"
+        )
+        rows, lost = readable_rows(self._db, salvage, args, 1, _MAX_KEY, _MAX_KEY)
+        self.unreadable_runs = sorted(set(self.unreadable_runs) | set(lost))
+        return [self._run(r[1:]) for r in rows]
 
     def runs(self, *, mine: bool = False, unfinished_only: bool = True) -> list[RunRecord]:
         """Runs in creation order: optionally only this process's, only undelivered ones."""
@@ -762,14 +827,28 @@ class Journal:
         return found[-1] if found else None
 
     def pending(
-        self, local_id: str, after: int, limit: int, *, last: int | None = None
+        self,
+        local_id: str,
+        after: int,
+        limit: int,
+        *,
+        last: int | None = None,
+        record: bool = True,
     ) -> list[Entry]:
-        """Up to ``limit`` entries of a run with seq > ``after`` (and <= ``last``), in order."""
-        rows = self._db.execute(
-            "SELECT seq, kind, key, num, text, ts, step FROM entries "
-            "WHERE run = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-            (local_id, after, (1 << 62) if last is None else last, limit),
-        ).fetchall()
+        """Up to ``limit`` entries of a run with seq > ``after`` (and <= ``last``), in order.
+
+        In a damaged journal, the entries that can be read: those that cannot are skipped
+        and (with ``record``) recorded as lost (:meth:`lost`) and warned about once per run.
+        """
+        bound = _MAX_KEY if last is None else last
+        try:
+            rows = self._db.execute(_PENDING, (local_id, after, bound, limit)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            rows, spans = self._readable_entries(local_id, after + 1, bound, limit)
+            if record:
+                self._note_lost(local_id, spans, exc)
         nan = math.nan
         return [
             Entry(seq, kind, key, (nan if num is None else num) if kind == 0 else text, ts, step)
@@ -778,8 +857,93 @@ class Journal:
             for seq, kind, key, num, text, ts, step in rows
         ]
 
+    def _readable_entries(
+        self, local_id: str, first: int, last: int, limit: int
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[int, int, int | None]]]:
+        """A run's readable entries in ``first..last`` and the spans of it that cannot be
+        read, each with how many of the run's entries it holds (None: unknown)."""
+        # Through the table alone (NOT INDEXED): a damaged index must not hide entries.
+        last = min(last, self._last_seq())
+        rows, spans = readable_rows(self._db, _SALVAGE, (local_id,), first, last, limit)
+        counted = [(a, b, self._count_in(local_id, a, b)) for a, b in spans]
+        return rows, [(a, b, n) for a, b, n in counted if n != 0]
+
+    def _last_seq(self) -> int:
+        """The highest seq ever given (AUTOINCREMENT keeps it), else a bound above all."""
+        try:
+            row = self._db.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'entries'"
+            ).fetchone()
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            return _MAX_KEY
+        return _MAX_KEY if row is None else int(row[0])
+
+    def _count_in(self, local_id: str, first: int, last: int) -> int | None:
+        """How many of a run's entries have ``first <= seq <= last``, from the index alone
+        (which may be readable where the table is not); None if it cannot be read."""
+        try:
+            return int(
+                self._db.execute(
+                    "SELECT COUNT(*) FROM entries INDEXED BY entries_by_run "
+                    "WHERE run = ? AND seq BETWEEN ? AND ?",
+                    (local_id, first, last),
+                ).fetchone()[0]
+            )
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            return None
+
+    def _note_lost(
+        self, local_id: str, spans: list[tuple[int, int, int | None]], exc: BaseException
+    ) -> None:
+        """Record entries that cannot be read (once per span) and warn once per run."""
+        now = int(time.time() * 1000)
+        new = [span for span in spans if (local_id, span[0]) not in self._lost_seen]
+        if not new:
+            return
+        self._lost_seen.update((local_id, a) for a, _, _ in new)
+        try:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO lost (run, first, last, count, reason, at) "
+                "VALUES (?,?,?,?,?,?)",
+                [(local_id, a, b, n, str(exc), now) for a, b, n in new],
+            )
+        except sqlite3.Error as write_error:  # said below; status finds the damage again
+            logger.warning("mlrelay: could not record the loss in %s: %s", self.path, write_error)
+        known = sum(n for _, _, n in new if n is not None)
+        logger.warning(
+            "mlrelay: %s of run %s could not be read from the damaged journal at %s "
+            "(seq %s: %s) and cannot be sent; everything else is sent. `mlrelay status` "
+            "says what is damaged.",
+            f"{known:,} entries" if all(n is not None for _, _, n in new) else "entries",
+            local_id,
+            self.path,
+            ", ".join(f"{a}..{b}" for a, b, _ in new),
+            exc,
+        )
+
+    def lost(self, local_id: str | None = None) -> list[tuple[str, int, int, int | None, str]]:
+        """Entries found unreadable in a damaged journal: ``(run, first seq, last seq,
+        how many of the run's entries (None: unknown), SQLite's reason)``."""
+        query = "SELECT run, first, last, count, reason FROM lost"
+        args: tuple[str, ...] = ()
+        if local_id is not None:
+            query += " WHERE run = ?"
+            args = (local_id,)
+        try:
+            rows = self._db.execute(query + " ORDER BY run, first", args).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            return []
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
     def count_pending(self, local_ids: Iterable[str] | None = None) -> int:
-        """How many entries are not yet acknowledged (for the given runs, or all)."""
+        """How many entries are not yet acknowledged (for the given runs, or all); entries
+        found unreadable in a damaged journal are lost, not pending."""
         query = (
             "SELECT COUNT(*) FROM entries e JOIN runs r ON e.run = r.local_id "
             "WHERE e.seq > r.acked_seq"
@@ -791,7 +955,23 @@ class Journal:
                 return 0
             query += f" AND r.local_id IN ({','.join('?' * len(ids))})"
             args = ids
-        return int(self._db.execute(query, args).fetchone()[0])
+        try:
+            if self._db.execute("SELECT EXISTS (SELECT 1 FROM lost)").fetchone()[0]:
+                query += " AND NOT EXISTS (SELECT 1 FROM lost l WHERE l.run = e.run " + (
+                    "AND e.seq BETWEEN l.first AND l.last)"
+                )
+            return int(self._db.execute(query, args).fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+        runs = self._query_runs("1", ()) if local_ids is None else filter(None, map(self.run, ids))
+        return sum(self._count_readable(r.local_id, r.acked_seq) for r in runs)
+
+    def _count_readable(self, local_id: str, after: int) -> int:
+        """How many of a run's entries after ``after`` can be read (a damaged journal)."""
+        lost = self.lost(local_id)
+        rows, _ = self._readable_entries(local_id, after + 1, _MAX_KEY, _MAX_KEY)
+        return sum(1 for row in rows if not any(a <= row[0] <= b for _, a, b, _, _ in lost))
 
     def entries_between(self, local_id: str, first: int, last: int) -> list[Entry]:
         """A run's entries with ``first <= seq <= last``, in order."""
@@ -821,24 +1001,36 @@ class Journal:
         self._db.execute("DELETE FROM rejected WHERE run = ? AND first = ?", (local_id, first))
 
     def status(self) -> list[RunStatus]:
-        """Every run the journal holds, with what is pending, rejected and refused."""
+        """Every run the journal holds, with what is pending, rejected, refused and lost."""
         refused = dict(self._db.execute("SELECT run, count FROM refused").fetchall())
         out = []
         for run in self._query_runs("1", ()):
-            first = self._db.execute(
-                "SELECT ts FROM entries WHERE run = ? AND seq > ? ORDER BY seq LIMIT 1",
-                (run.local_id, run.acked_seq),
-            ).fetchone()
+            first = self.pending(run.local_id, run.acked_seq, 1, record=False)
+            lost = self.lost(run.local_id)
             out.append(
                 RunStatus(
                     run=run,
                     pending=self.count_pending([run.local_id]),
-                    oldest_pending=None if first is None else (first[0] or run.start_time),
+                    oldest_pending=None if not first else (first[0].timestamp or run.start_time),
                     rejected=[(a, b, c) for _, a, b, c in self.rejections(run.local_id)],
                     refused=int(refused.get(run.local_id, 0)),
+                    lost=[(a, b, n) for _, a, b, n, _ in lost],
                 )
             )
         return out
+
+    def check(self, timeout: float = 10.0) -> Damage:
+        """Check the journal's integrity (for at most ``timeout`` seconds) and, if it is
+        damaged, find what cannot be read: run records, and each run's pending entries."""
+        health = quick_check(self._db, timeout)
+        if health.ok and not self.unreadable_runs:
+            return Damage(health, {}, [])
+        unreadable: dict[str, list[tuple[int, int, int | None]]] = {}
+        for run in self._query_runs("1", ()):
+            _, spans = self._readable_entries(run.local_id, run.acked_seq + 1, _MAX_KEY, _MAX_KEY)
+            if spans:
+                unreadable[run.local_id] = spans
+        return Damage(health, unreadable, list(self.unreadable_runs))
 
     def rejections(self, local_id: str | None = None) -> list[tuple[str, int, int, str]]:
         """Rejected ranges ``(run, first, last, message)``."""
@@ -849,6 +1041,18 @@ class Journal:
             args = (local_id,)
         return [(r[0], r[1], r[2], r[3]) for r in self._db.execute(query, args)]
 
+
+_MAX_KEY = 1 << 62
+"""Above any seq or rowid the journal holds."""
+
+_PENDING = (
+    "SELECT seq, kind, key, num, text, ts, step FROM entries "
+    "WHERE run = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+)
+_SALVAGE = (
+    "SELECT seq, kind, key, num, text, ts, step FROM entries NOT INDEXED "
+    "WHERE run = ? AND seq BETWEEN ? AND ? ORDER BY seq LIMIT ?"
+)
 
 _NOT_REJECTED = (
     "NOT EXISTS (SELECT 1 FROM rejected r WHERE r.run = entries.run "
