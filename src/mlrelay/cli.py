@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -42,7 +43,7 @@ from ._credentials import (
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-    from ._pipeline.journal import Journal, RunStatus
+    from ._pipeline.journal import Damage, Journal, RunStatus
     from ._pipeline.sync import PlannedRun, RunResult
 
 __all__ = ["main"]
@@ -331,6 +332,15 @@ def _report_sync(results: Sequence[RunResult], progress: _SyncProgress, out: Tex
             print(f"run {r.local_id} -> {target}: done ({r.sent:,} entries sent)", file=out)
             continue
         left += 1
+        if r.lost:
+            ended = "ended" if r.final_sent else "not ended"
+            print(
+                f"run {r.local_id} -> {target}: {r.sent:,} entries sent, {ended}; LOST: "
+                f"{_lost_words(r.lost)} could not be read from the damaged journal",
+                file=out,
+            )
+            if r.reason is None and r.left == 0 and r.rejected == 0:
+                continue
         why = r.reason or (
             f"{r.rejected:,} entries rejected by the server (`mlrelay status` shows why; "
             "`mlrelay sync --retry-rejected` sends them again)"
@@ -356,20 +366,26 @@ def _cmd_status(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
     try:
         rows = journal.status()
         size = journal.size_on_disk()
+        damage = journal.check(timeout=_CHECK_TIMEOUT)
+        unsendable = journal.entries_without_record()
     finally:
         journal.close()
     runs = [_status_of(st) for st in rows]
+    integrity = _integrity_of(damage, unsendable)
+    code = 0 if integrity["ok"] else 1
     if args.json:
         report = {
             "journal": str(journal.path),
             "exists": True,
             "size_bytes": size,
+            "integrity": integrity,
             "runs": runs,
         }
         print(json.dumps(report, indent=2), file=out)
-        return 0
-    pending = [r for r in runs if not r["synced"]]
+        return code
+    pending = [r for r in runs if not r["synced"] or r["lost"]]
     print(f"Journal: {journal.path} ({_size(size)} on disk)", file=out)
+    _print_integrity(integrity, out)
     print(f"Runs: {len(runs)} in all, {len(runs) - len(pending)} synced", file=out)
     by_uri: dict[str, list[dict[str, Any]]] = {}
     for r in pending:
@@ -378,7 +394,68 @@ def _cmd_status(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
         _print_pending(uri, items, out)
     if pending:
         print("\nRun `mlrelay sync` to send what exited processes left.", file=out)
-    return 0
+    return code
+
+
+_CHECK_TIMEOUT = 10.0
+"""Seconds ``mlrelay status`` gives SQLite's integrity check (it reads the whole file)."""
+
+
+def _lost_words(spans: Sequence[tuple[int, int, int | None]]) -> str:
+    """Lost entries as a user reads them: how many, and their seq spans."""
+    counts = [n for _, _, n in spans]
+    how_many = (
+        f"{sum(n for n in counts if n is not None):,} entries"
+        if None not in counts
+        else "an unknown number of entries"
+    )
+    where = ", ".join(f"{a}" if a == b else f"{a}..{b}" for a, b, _ in spans)
+    return f"{how_many} (seq {where})"
+
+
+def _integrity_of(damage: Damage, unsendable: dict[str, int]) -> dict[str, Any]:
+    """The integrity part of ``mlrelay status``, as its JSON output has it."""
+    health = damage.health
+    return {
+        "ok": not damage.damaged and not unsendable,
+        "checked": health.finished,
+        "seconds": round(health.seconds, 3),
+        "findings": list(health.findings),
+        "unreadable_entries": {
+            run: [{"first_seq": a, "last_seq": b, "count": n} for a, b, n in spans]
+            for run, spans in damage.unreadable.items()
+        },
+        "unreadable_run_records": len(damage.unreadable_runs),
+        "entries_of_unreadable_runs": unsendable,
+    }
+
+
+def _print_integrity(integrity: dict[str, Any], out: TextIO) -> None:
+    """The integrity lines of ``mlrelay status``: OK, or what is damaged and what it costs."""
+    took = f"{integrity['seconds']:.2f} s"
+    if integrity["ok"]:
+        print(f"Integrity: OK (SQLite quick_check, {took})", file=out)
+        return
+    if not integrity["checked"]:
+        print(f"Integrity: NOT CHECKED: {'; '.join(integrity['findings'])}", file=out)
+    else:
+        found = "; ".join(integrity["findings"]) or "unreadable records"
+        print(f"Integrity: DAMAGED (SQLite quick_check: {found})", file=out)
+    for run, spans in integrity["unreadable_entries"].items():
+        words = _lost_words([(s["first_seq"], s["last_seq"], s["count"]) for s in spans])
+        print(
+            f"  run {run}: {words} cannot be read; `mlrelay sync` sends the rest, "
+            "ends the run and reports these as lost",
+            file=out,
+        )
+    if integrity["unreadable_run_records"]:
+        held = sum(integrity["entries_of_unreadable_runs"].values())
+        print(
+            f"  {integrity['unreadable_run_records']} stretch(es) of run records cannot be "
+            f"read; {held:,} entries of {len(integrity['entries_of_unreadable_runs'])} "
+            "run(s) without a readable record cannot be sent",
+            file=out,
+        )
 
 
 def _status_of(st: RunStatus) -> dict[str, Any]:
@@ -401,6 +478,7 @@ def _status_of(st: RunStatus) -> dict[str, Any]:
         "crashed": rec.orphaned and rec.status is None,
         "rejected": [{"first_seq": a, "last_seq": b, "message": m} for a, b, m in st.rejected],
         "refused_entries": st.refused,
+        "lost": [{"first_seq": a, "last_seq": b, "count": n} for a, b, n in st.lost],
     }
 
 
@@ -425,6 +503,9 @@ def _print_pending(uri: str, items: Sequence[dict[str, Any]], out: TextIO) -> No
                 f"    rejected entries {rej['first_seq']}..{rej['last_seq']}: {rej['message']}",
                 file=out,
             )
+        if r["lost"]:
+            words = _lost_words([(x["first_seq"], x["last_seq"], x["count"]) for x in r["lost"]])
+            print(f"    lost: {words} could not be read from the damaged journal", file=out)
         if r["refused_entries"]:
             print(
                 f"    {r['refused_entries']:,} entries refused: the journal's disk budget "
@@ -591,6 +672,14 @@ def main(
         return 2
     except MlrelayError as exc:
         print(f"mlrelay {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as exc:  # the journal failed where no finer message applies
+        from ._pipeline.journal import journal_error
+
+        print(
+            f"mlrelay {args.command}: {journal_error(exc, _journal_path(), 'used')}",
+            file=sys.stderr,
+        )
         return 1
     return code
 

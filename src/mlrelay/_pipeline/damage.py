@@ -42,7 +42,12 @@ def is_damage(exc: BaseException) -> bool:
 
 
 def readable_rows(
-    db: sqlite3.Connection, query: str, args: tuple[Any, ...], lo: int, hi: int, limit: int
+    db: sqlite3.Connection,
+    query: str,
+    single: str,
+    args: tuple[Any, ...],
+    span: Span,
+    limit: int,
 ) -> tuple[list[tuple[Any, ...]], list[Span]]:
     """The rows of ``query`` that can be read, in key order, and the key spans that cannot.
 
@@ -51,8 +56,9 @@ def readable_rows(
         query: a SELECT taking ``(*args, first, last, limit)`` that returns the rows whose
             key is within ``first..last``, in key order, at most ``limit`` of them; each
             row's first column is its key.
-        args: its leading arguments.
-        lo, hi: the key range to read.
+        single: the same SELECT for one key, taking ``(*args, key)``.
+        args: their leading arguments.
+        span: the key range to read.
         limit: stop once this many rows were read (spans found before them are reported).
 
     Raises:
@@ -60,7 +66,7 @@ def readable_rows(
     """
     rows: list[tuple[Any, ...]] = []
     lost: list[Span] = []
-    todo = [(lo, hi)]  # a stack: the left half is read before the right one
+    todo = [span]  # a stack: the left half is read before the right one
     while todo and len(rows) < limit:
         first, last = todo.pop()
         read = len(rows)
@@ -72,10 +78,19 @@ def readable_rows(
             if not is_damage(exc):
                 raise
         if len(rows) > read:
-            first = int(rows[-1][0]) + 1  # the damage lies after the last row read
-            if first > last:
-                continue
+            # The damage lies after the last row read: try the rest again, as a whole.
+            if int(rows[-1][0]) < last:
+                todo.append((int(rows[-1][0]) + 1, last))
+            continue
         if first == last:
+            # One key: look it up alone (a range scan also steps to the next row, which may
+            # be the damaged one).
+            try:
+                rows += db.execute(single, (*args, first)).fetchall()
+                continue
+            except sqlite3.DatabaseError as exc:
+                if not is_damage(exc):
+                    raise
             if lost and lost[-1][1] == first - 1:
                 lost[-1] = (lost[-1][0], first)
             else:

@@ -791,11 +791,15 @@ class Journal:
             if not is_damage(exc):
                 raise
         # Damaged: the records that can be read, in insertion order (rowid).
-        salvage = (
-            f"SELECT rowid, {self._RUN_COLUMNS} FROM runs NOT INDEXED WHERE ({where}) "
-            "AND rowid BETWEEN ? AND ? ORDER BY rowid LIMIT ?"
+        select = f"SELECT rowid, {self._RUN_COLUMNS} FROM runs NOT INDEXED WHERE ({where}) AND "
+        rows, lost = readable_rows(
+            self._db,
+            select + "rowid BETWEEN ? AND ? ORDER BY rowid LIMIT ?",
+            select + "rowid = ?",
+            args,
+            (1, _MAX_KEY),
+            _MAX_KEY,
         )
-        rows, lost = readable_rows(self._db, salvage, args, 1, _MAX_KEY, _MAX_KEY)
         self.unreadable_runs = sorted(set(self.unreadable_runs) | set(lost))
         return [self._run(r[1:]) for r in rows]
 
@@ -864,7 +868,14 @@ class Journal:
         read, each with how many of the run's entries it holds (None: unknown)."""
         # Through the table alone (NOT INDEXED): a damaged index must not hide entries.
         last = min(last, self._last_seq())
-        rows, spans = readable_rows(self._db, _SALVAGE, (local_id,), first, last, limit)
+        rows, spans = readable_rows(
+            self._db,
+            _SALVAGE + "seq BETWEEN ? AND ? ORDER BY seq LIMIT ?",
+            _SALVAGE + "seq = ?",
+            (local_id,),
+            (first, last),
+            limit,
+        )
         counted = [(a, b, self._count_in(local_id, a, b)) for a, b in spans]
         return rows, [(a, b, n) for a, b, n in counted if n != 0]
 
@@ -1032,6 +1043,22 @@ class Journal:
                 unreadable[run.local_id] = spans
         return Damage(health, unreadable, list(self.unreadable_runs))
 
+    def entries_without_record(self) -> dict[str, int]:
+        """Runs whose record cannot be read (a damaged journal) but whose entries are
+        indexed: how many entries each holds (they cannot be sent without the record)."""
+        known = {r.local_id for r in self._query_runs("1", ())}
+        if not self.unreadable_runs:
+            return {}
+        try:
+            rows = self._db.execute(
+                "SELECT run, COUNT(*) FROM entries INDEXED BY entries_by_run GROUP BY run"
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            return {}
+        return {str(run): int(n) for run, n in rows if run not in known}
+
     def rejections(self, local_id: str | None = None) -> list[tuple[str, int, int, str]]:
         """Rejected ranges ``(run, first, last, message)``."""
         query = "SELECT run, first, last, message FROM rejected"
@@ -1049,10 +1076,7 @@ _PENDING = (
     "SELECT seq, kind, key, num, text, ts, step FROM entries "
     "WHERE run = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
 )
-_SALVAGE = (
-    "SELECT seq, kind, key, num, text, ts, step FROM entries NOT INDEXED "
-    "WHERE run = ? AND seq BETWEEN ? AND ? ORDER BY seq LIMIT ?"
-)
+_SALVAGE = "SELECT seq, kind, key, num, text, ts, step FROM entries NOT INDEXED WHERE run = ? AND "
 
 _NOT_REJECTED = (
     "NOT EXISTS (SELECT 1 FROM rejected r WHERE r.run = entries.run "

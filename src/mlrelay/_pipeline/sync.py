@@ -10,10 +10,16 @@ last; a run that never ended is ended KILLED. Runs of live processes are left to
 Interruption is safe at any point: the journal's watermark moves only after the server
 acknowledged a request, so the next sync resends at most one request per run, which
 the server deduplicates.
+
+A damaged journal is sent as far as it can be read: entries that cannot be read are set
+aside as lost (recorded in the journal with their seq span and count), every other entry
+is sent once, and the run is ended as usual; each result says what was lost.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -22,10 +28,11 @@ from mlrelay._errors import (
     APIConnectionError,
     APIStatusError,
     AuthenticationError,
+    JournalError,
     PermissionDeniedError,
 )
 
-from .journal import Journal, RunRecord
+from .journal import Journal, RunRecord, journal_error
 from .sender import Progress, RunSender
 
 if TYPE_CHECKING:
@@ -59,11 +66,20 @@ class RunResult:
     final_sent: bool
     reason: str | None
     live: bool = False  # another live process (logger or sync) sends it: not ours to report
+    lost: tuple[tuple[int, int, int | None], ...] = ()
+    """Spans of entries that could not be read from a damaged journal (first seq, last
+    seq, how many of the run's entries; None: unknown): never sent, lost."""
 
     @property
     def done(self) -> bool:
-        """Everything delivered, the final status included, nothing set aside."""
-        return self.final_sent and self.left == 0 and self.rejected == 0 and self.reason is None
+        """Everything delivered, the final status included, nothing set aside or lost."""
+        return (
+            self.final_sent
+            and self.left == 0
+            and self.rejected == 0
+            and self.reason is None
+            and not self.lost
+        )
 
 
 def plan_sync(
@@ -155,8 +171,11 @@ class _Syncer:
             assert item.destination is not None
             try:
                 sent, reason = self._send(item.run, item.destination)
+            except (JournalError, sqlite3.Error) as exc:
+                reason = str(journal_error(exc, self.journal.path, "read or written"))
             finally:
-                self.journal.release(item.run.local_id)
+                with contextlib.suppress(sqlite3.Error):  # a damaged journal: said above
+                    self.journal.release(item.run.local_id)
         final = self.journal.run(item.run.local_id) or item.run
         return RunResult(
             local_id=final.local_id,
@@ -168,6 +187,7 @@ class _Syncer:
             final_sent=final.final_sent,
             reason=reason,
             live=live,
+            lost=tuple((a, b, n) for _, a, b, n, _ in self.journal.lost(final.local_id)),
         )
 
     def _send(self, run: RunRecord, destination: str) -> tuple[int, str | None]:
