@@ -63,8 +63,7 @@ def _entries_leaves(path: Path) -> list[int]:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         rows = db.execute(
-            "SELECT pageno FROM dbstat WHERE name = 'entries' AND pagetype = 'leaf' "
-            "ORDER BY pageno"
+            "SELECT pageno FROM dbstat WHERE name = 'entries' AND pagetype = 'leaf' ORDER BY pageno"
         ).fetchall()
         page_size = db.execute("PRAGMA page_size").fetchone()[0]
     finally:
