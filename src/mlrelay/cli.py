@@ -386,13 +386,14 @@ def _cmd_status(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
     pending = [r for r in runs if not r["synced"] or r["lost"]]
     print(f"Journal: {journal.path} ({_size(size)} on disk)", file=out)
     _print_integrity(integrity, out)
-    print(f"Runs: {len(runs)} in all, {len(runs) - len(pending)} synced", file=out)
+    synced = sum(1 for r in runs if r["synced"])
+    print(f"Runs: {len(runs)} in all, {synced} synced", file=out)
     by_uri: dict[str, list[dict[str, Any]]] = {}
     for r in pending:
         by_uri.setdefault(r["tracking_uri"] or "(no tracking URI)", []).append(r)
     for uri, items in by_uri.items():
         _print_pending(uri, items, out)
-    if pending:
+    if synced < len(runs):
         print("\nRun `mlrelay sync` to send what exited processes left.", file=out)
     return code
 

@@ -47,6 +47,7 @@ and a lost watermark only means one request is sent again (and deduplicated).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -342,7 +343,10 @@ class Journal:
 
     def __init__(self, path: Path, *, fsync: FsyncPolicy = "interval") -> None:
         self.path = path
-        self._fsync = fsync
+        self.fsync: FsyncPolicy = fsync
+        self.inode = 0  # of the file at path when opened (recovery.recover checks it)
+        self.recoveries = 0  # times this process moved a damaged journal aside
+        self.damage: str | None = None  # damage found outside a statement (see _guard_shm)
         # One connection per thread: in WAL mode the sender reads while the writer commits.
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -353,11 +357,17 @@ class Journal:
         # (run, first seq) of each lost span already recorded and warned about.
         self.unreadable_runs: list[Span] = []
         self._lost_seen: set[tuple[str, int]] = set()
+        self._generation = 0
+        self._shm = path.with_name(path.name + "-shm")
+        self._wal = path.with_name(path.name + "-wal")
+        self._shm_size = 0  # the largest size of the -shm file seen (see _guard_shm)
+        self._shm_inode = 0
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not path.exists():
                 # Create the file 0600 ourselves; SQLite gives -wal and -shm the same mode.
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            self.inode = os.stat(path).st_ino
             self._ensure_schema(self._db)
         except (OSError, sqlite3.Error) as exc:
             self.close()
@@ -403,32 +413,106 @@ class Journal:
 
     @property
     def _db(self) -> sqlite3.Connection:
-        """This thread's connection, opened on first use."""
+        """This thread's connection, opened on first use (and again after :meth:`reopen`)."""
+        self._guard_shm()
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            if self._closed:
-                raise JournalError(f"the journal {self.path} is closed", path=str(self.path))
-            db = sqlite3.connect(
-                self.path, check_same_thread=False, isolation_level=None, timeout=30.0
-            )
-            with self._connections_lock:
-                self._connections.append(db)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(f"PRAGMA journal_size_limit={64 << 20}")
-            # WAL with NORMAL: commits are not fsynced, but a power loss never corrupts.
-            db.execute(f"PRAGMA synchronous={'NORMAL' if self._fsync == 'never' else 'FULL'}")
-            # No memory-mapped I/O of the database file (already SQLite's default here;
-            # some builds turn it on): a file truncated under a mapping raises SIGBUS.
-            db.execute("PRAGMA mmap_size=0")
-            self._local.db = db
+        if db is not None and getattr(self._local, "generation", 0) == self._generation:
+            return db
+        if db is not None:  # opened before reopen(): on the file that was moved aside
+            self._forget(db)
+        if self._closed:
+            raise JournalError(f"the journal {self.path} is closed", path=str(self.path))
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
+        with self._connections_lock:
+            self._connections.append(db)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA journal_size_limit={64 << 20}")
+        # WAL with NORMAL: commits are not fsynced, but a power loss never corrupts.
+        db.execute(f"PRAGMA synchronous={'NORMAL' if self.fsync == 'never' else 'FULL'}")
+        # No memory-mapped I/O of the database file (already SQLite's default here;
+        # some builds turn it on): a file truncated under a mapping raises SIGBUS.
+        db.execute("PRAGMA mmap_size=0")
+        self._local.db = db
+        self._local.generation = self._generation
         return db
+
+    def _guard_shm(self) -> None:
+        """Keep a truncated ``-shm`` file from killing this process with SIGBUS.
+
+        SQLite maps the WAL index (``-shm``) into memory; if something truncates the file
+        (a process that lost its locks and believes it is alone, a cleanup tool), the
+        next access to the mapping raises SIGBUS. Checked before every statement (one
+        stat, about a microsecond): a file shorter than SQLite has mapped is extended
+        again with zeros, by path (an ``open`` here would drop SQLite's POSIX locks), and
+        :attr:`damage` asks the pipeline to move to a fresh journal (``recovery``): the
+        index's contents are gone, and rebuilding it under a live transaction could
+        damage the database. A truncation in the middle of a statement can still kill.
+        """
+        try:
+            st = os.stat(self._shm)
+        except OSError:
+            return
+        if st.st_ino != self._shm_inode:  # first sight, or a new file after a recovery
+            self._shm_inode, self._shm_size = st.st_ino, st.st_size
+            return
+        if st.st_size >= self._shm_size:
+            self._shm_size = st.st_size
+            return
+        needed = max(self._shm_size, _shm_bytes_for(self._wal_frames()))
+        with contextlib.suppress(OSError):
+            os.truncate(self._shm, needed)
+        self.damage = (
+            f"its shared-memory file {self._shm} was truncated by another program "
+            f"({st.st_size} bytes of {needed})"
+        )
+        db = getattr(self._local, "db", None)
+        if db is not None and db.in_transaction:
+            # Committing now would write a valid index header over the lost hash tables
+            # (the frames before this transaction would become invisible): undo it.
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise JournalDamagedError(
+                f"the journal at {self.path} is damaged: {self.damage}", path=str(self.path)
+            )
+
+    def _wal_frames(self) -> int:
+        """How many frames the write-ahead log holds (from its size)."""
+        try:
+            size = os.stat(self._wal).st_size
+        except OSError:
+            return 0
+        return max(size - _WAL_HEADER, 0) // (_PAGE_SIZE + _WAL_FRAME_HEADER)
+
+    def _forget(self, db: sqlite3.Connection) -> None:
+        """Close one connection of this journal."""
+        with self._connections_lock:
+            if db in self._connections:
+                self._connections.remove(db)
+        with contextlib.suppress(sqlite3.Error):
+            db.close()
+
+    def reopen(self) -> None:
+        """Make every thread open a new connection to :attr:`path` before its next
+        statement (the file there was replaced: see ``recovery.recover``); this thread's
+        old connection is closed now, the others' by their own threads."""
+        db = getattr(self._local, "db", None)
+        with self._connections_lock:
+            self._generation += 1
+        self._shm_size = self._shm_inode = 0
+        self.damage = None
+        with contextlib.suppress(OSError):
+            self.inode = os.stat(self.path).st_ino
+        if db is not None:
+            self._forget(db)
+            self._local.db = None
 
     def close(self) -> None:
         """Close every connection this journal opened."""
         with self._connections_lock:
             self._closed = True
             for db in self._connections:
-                db.close()
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
             self._connections.clear()
 
     # --- writing ---------------------------------------------------------------------
@@ -496,7 +580,8 @@ class Journal:
                 encoded,
             )
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # (a damaged journal may have ended it already)
+                self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
 
@@ -691,6 +776,20 @@ class Journal:
             "INSERT OR REPLACE INTO servers (tracking_uri, capabilities, detected_at) "
             "VALUES (?, ?, ?)",
             (without_userinfo(tracking_uri), capabilities, int(time.time() * 1000)),
+        )
+
+    def servers(self) -> list[tuple[str, str]]:
+        """Every server's recorded capabilities: ``(tracking URI, JSON)``."""
+        rows = self._db.execute("SELECT tracking_uri, capabilities FROM servers").fetchall()
+        return [(str(a), str(b)) for a, b in rows]
+
+    def mark_moved(self, local_id: str) -> None:
+        """Mark a run delivered here because it was carried into a fresh journal
+        (``recovery``): a sync of this (damaged) journal does not send it again."""
+        self._db.execute(
+            "UPDATE runs SET final_sent = 1, acked_seq = MAX(acked_seq, COALESCE("
+            "(SELECT seq FROM sqlite_sequence WHERE name = 'entries'), 0)) WHERE local_id = ?",
+            (local_id,),
         )
 
     def refuse(self, counts: dict[str, int]) -> None:
@@ -929,7 +1028,9 @@ class Journal:
             "mlrelay: %s of run %s could not be read from the damaged journal at %s "
             "(seq %s: %s) and cannot be sent; everything else is sent. `mlrelay status` "
             "says what is damaged.",
-            f"{known:,} entries" if all(n is not None for _, _, n in new) else "entries",
+            (f"{known:,} entry" if known == 1 else f"{known:,} entries")
+            if all(n is not None for _, _, n in new)
+            else "entries",
             local_id,
             self.path,
             ", ".join(f"{a}..{b}" for a, b, _ in new),
@@ -1067,6 +1168,17 @@ class Journal:
             query += " WHERE run = ?"
             args = (local_id,)
         return [(r[0], r[1], r[2], r[3]) for r in self._db.execute(query, args)]
+
+
+_PAGE_SIZE = 4096  # SQLite's default, which the journal keeps
+_WAL_HEADER = 32
+_WAL_FRAME_HEADER = 24
+
+
+def _shm_bytes_for(frames: int) -> int:
+    """The size of the WAL index SQLite maps for ``frames`` WAL frames: 32 KB regions, the
+    first indexing 4,062 frames, each later one 4,096."""
+    return 32768 * (1 + max(frames - 4062, 0) // 4096 + (1 if frames > 4062 else 0))
 
 
 _MAX_KEY = 1 << 62
