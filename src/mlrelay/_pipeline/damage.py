@@ -28,6 +28,7 @@ Span = tuple[int, int]
 
 _SQLITE_CORRUPT = 11
 _SQLITE_NOTADB = 26
+_SQLITE_IOERR_SHORT_READ = 10 | (2 << 8)
 
 
 def is_damage(exc: BaseException) -> bool:
@@ -35,8 +36,10 @@ def is_damage(exc: BaseException) -> bool:
     if not isinstance(exc, sqlite3.DatabaseError):
         return False
     code = getattr(exc, "sqlite_errorcode", None)
-    if isinstance(code, int) and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
-        return True
+    if isinstance(code, int) and (
+        code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or code == _SQLITE_IOERR_SHORT_READ
+    ):
+        return True  # (a short read: the file, or its log, is shorter than it should be)
     text = str(exc)
     return "malformed" in text or "not a database" in text
 
@@ -48,6 +51,8 @@ def readable_rows(
     args: tuple[Any, ...],
     span: Span,
     limit: int,
+    *,
+    failures: int = 20_000,
 ) -> tuple[list[tuple[Any, ...]], list[Span]]:
     """The rows of ``query`` that can be read, in key order, and the key spans that cannot.
 
@@ -60,6 +65,9 @@ def readable_rows(
         args: their leading arguments.
         span: the key range to read.
         limit: stop once this many rows were read (spans found before them are reported).
+        failures: how many failed queries to spend (about a second); a file damaged
+            throughout would otherwise be probed key by key. What is left unread then is
+            reported as one span.
 
     Raises:
         sqlite3.Error: a failure that is not damage (busy, I/O), raised as it came.
@@ -68,6 +76,9 @@ def readable_rows(
     lost: list[Span] = []
     todo = [span]  # a stack: the left half is read before the right one
     while todo and len(rows) < limit:
+        if failures <= 0:  # damaged throughout: give up on what is left
+            lost.append((min(a for a, _ in todo), max(b for _, b in todo)))
+            break
         first, last = todo.pop()
         read = len(rows)
         try:
@@ -77,6 +88,7 @@ def readable_rows(
         except sqlite3.DatabaseError as exc:
             if not is_damage(exc):
                 raise
+            failures -= 1
         if len(rows) > read:
             # The damage lies after the last row read: try the rest again, as a whole.
             if int(rows[-1][0]) < last:
@@ -91,6 +103,7 @@ def readable_rows(
             except sqlite3.DatabaseError as exc:
                 if not is_damage(exc):
                     raise
+                failures -= 1
             if lost and lost[-1][1] == first - 1:
                 lost[-1] = (lost[-1][0], first)
             else:

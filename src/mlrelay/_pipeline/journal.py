@@ -56,6 +56,7 @@ import os
 import secrets
 import shutil
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -347,6 +348,10 @@ class Journal:
         self.inode = 0  # of the file at path when opened (recovery.recover checks it)
         self.recoveries = 0  # times this process moved a damaged journal aside
         self.damage: str | None = None  # damage found outside a statement (see _guard_shm)
+        self.salvaging = False  # reading a damaged journal to leave it (see recovery)
+        # The runs this process added, as it recorded them: what a recovery carries over
+        # when the damaged journal cannot even be read.
+        self.added: dict[str, RunRecord] = {}
         # One connection per thread: in WAL mode the sender reads while the writer commits.
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -362,6 +367,7 @@ class Journal:
         self._wal = path.with_name(path.name + "-wal")
         self._shm_size = 0  # the largest size of the -shm file seen (see _guard_shm)
         self._shm_inode = 0
+        self._shm_fds: dict[int, int] = {}  # -shm inode -> read-only fd (_wal_index_frames)
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not path.exists():
@@ -414,7 +420,14 @@ class Journal:
     @property
     def _db(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use (and again after :meth:`reopen`)."""
+        self._guard_wal()
         self._guard_shm()
+        if self.damage is not None and not self.salvaging:
+            # Nothing more is written to (or built on) a damaged journal: the pipeline's
+            # writer moves to a fresh one (recovery), reading this one with `salvaging`.
+            raise JournalDamagedError(
+                f"the journal at {self.path} is damaged: {self.damage}", path=str(self.path)
+            )
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is not None and getattr(self._local, "generation", 0) == self._generation:
             return db
@@ -426,7 +439,7 @@ class Journal:
         with self._connections_lock:
             self._connections.append(db)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA journal_size_limit={64 << 20}")
+        db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}")
         # WAL with NORMAL: commits are not fsynced, but a power loss never corrupts.
         db.execute(f"PRAGMA synchronous={'NORMAL' if self.fsync == 'never' else 'FULL'}")
         # No memory-mapped I/O of the database file (already SQLite's default here;
@@ -461,19 +474,65 @@ class Journal:
         needed = max(self._shm_size, _shm_bytes_for(self._wal_frames()))
         with contextlib.suppress(OSError):
             os.truncate(self._shm, needed)
-        self.damage = (
+        # (A commit in this thread now would write a valid index header over the lost
+        # hash tables, hiding the frames before it: _damaged undoes the transaction.)
+        self._damaged(
             f"its shared-memory file {self._shm} was truncated by another program "
             f"({st.st_size} bytes of {needed})"
         )
+
+    def _guard_wal(self) -> None:
+        """Notice a write-ahead log cut short by another program before SQLite writes
+        past the cut (the hole would read as zeros and be checkpointed into the database).
+
+        The WAL index header (the first bytes of ``-shm``) says how many frames the log
+        holds; a log file shorter than those frames was cut, and :attr:`damage` asks the
+        pipeline to move to a fresh journal. The header is read twice around the size, so
+        a commit or checkpoint by another connection in between is not taken for damage.
+        """
+        before = self._wal_index_frames()
+        if not before:
+            return
+        try:
+            size = os.stat(self._wal).st_size
+        except OSError:
+            size = 0
+        needed = _WAL_HEADER + before * (_PAGE_SIZE + _WAL_FRAME_HEADER)
+        if size >= needed or self._wal_index_frames() != before:
+            return
+        self._damaged(f"its write-ahead log {self._wal} was cut to {size} of {needed} bytes")
+
+    def _wal_index_frames(self) -> int:
+        """The frame count (mxFrame) in the WAL index header; 0 if it cannot be read.
+
+        Read through a descriptor kept open for the journal's life: closing one would
+        drop SQLite's POSIX locks on the file."""
+        try:
+            st = os.stat(self._shm)
+        except OSError:
+            return 0
+        fd = self._shm_fds.get(st.st_ino)
+        if fd is None:
+            try:
+                fd = self._shm_fds[st.st_ino] = os.open(self._shm, os.O_RDONLY)
+            except OSError:
+                return 0
+            if os.fstat(fd).st_ino != st.st_ino:  # replaced in between: next time
+                return 0
+        header = os.pread(fd, 48, 0)
+        if len(header) < 48 or header[12] != 1:  # isInit
+            return 0
+        return int.from_bytes(header[16:20], sys.byteorder)
+
+    def _damaged(self, what: str) -> None:
+        """Record damage found between statements and end this thread's transaction (a
+        commit now would build on the damage); :attr:`_db` raises from now on."""
+        if self.damage is None:
+            self.damage = what
         db = getattr(self._local, "db", None)
         if db is not None and db.in_transaction:
-            # Committing now would write a valid index header over the lost hash tables
-            # (the frames before this transaction would become invisible): undo it.
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
-            raise JournalDamagedError(
-                f"the journal at {self.path} is damaged: {self.damage}", path=str(self.path)
-            )
 
     def _wal_frames(self) -> int:
         """How many frames the write-ahead log holds (from its size)."""
@@ -514,6 +573,10 @@ class Journal:
                 with contextlib.suppress(sqlite3.Error):
                     db.close()
             self._connections.clear()
+            for fd in self._shm_fds.values():  # after the connections: see _wal_index_frames
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._shm_fds.clear()
 
     # --- writing ---------------------------------------------------------------------
 
@@ -536,6 +599,23 @@ class Journal:
         process that finds them orphaned.
         """
         pid, started = owner_identity()
+        self.added[local_id] = RunRecord(
+            local_id=local_id,
+            tracking_uri=without_userinfo(tracking_uri),
+            experiment_id=experiment_id,
+            experiment_name=experiment_name,
+            server_run_id=server_run_id,
+            run_name=run_name,
+            start_time=start_time,
+            create_tags=dict(create_tags),
+            status=None,
+            end_time=None,
+            acked_seq=0,
+            final_sent=False,
+            pid=pid,
+            owner_start=started,
+            offline=offline,
+        )
         self._db.execute(
             "INSERT OR REPLACE INTO runs (local_id, tracking_uri, experiment_id, "
             "experiment_name, server_run_id, run_name, start_time, create_tags, pid, "
@@ -587,6 +667,10 @@ class Journal:
 
     def end_run(self, local_id: str, status: str, end_time: int) -> None:
         """Record the run's final status; it is sent after all of its entries."""
+        if local_id in self.added:
+            self.added[local_id] = dataclasses.replace(
+                self.added[local_id], status=status, end_time=end_time
+            )
         self._db.execute(
             "UPDATE runs SET status = ?, end_time = ? WHERE local_id = ?",
             (status, end_time, local_id),
@@ -594,6 +678,10 @@ class Journal:
 
     def set_server_run(self, local_id: str, server_run_id: str, experiment_id: str) -> None:
         """Record the server's identity of a run once it exists there."""
+        if local_id in self.added:
+            self.added[local_id] = dataclasses.replace(
+                self.added[local_id], server_run_id=server_run_id, experiment_id=experiment_id
+            )
         self._db.execute(
             "UPDATE runs SET server_run_id = ?, experiment_id = ? WHERE local_id = ?",
             (server_run_id, experiment_id, local_id),
@@ -1173,6 +1261,7 @@ class Journal:
 _PAGE_SIZE = 4096  # SQLite's default, which the journal keeps
 _WAL_HEADER = 32
 _WAL_FRAME_HEADER = 24
+_WAL_LIMIT = 64 << 20  # journal_size_limit
 
 
 def _shm_bytes_for(frames: int) -> int:

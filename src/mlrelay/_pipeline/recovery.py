@@ -69,11 +69,14 @@ def recover(journal: Journal, reason: str) -> bool:
     if journal.recoveries >= MAX_RECOVERIES:
         return False
     journal.recoveries += 1
+    journal.salvaging = True
     try:
         return _recover(journal, reason)
     except Exception:
         logger.exception("mlrelay: could not recover from the damaged journal at %s", journal.path)
         return False
+    finally:
+        journal.salvaging = False
 
 
 def _recover(journal: Journal, reason: str) -> bool:
@@ -81,7 +84,10 @@ def _recover(journal: Journal, reason: str) -> bool:
     try:
         runs = journal.runs(mine=True)
     except sqlite3.Error:
-        runs = []  # unreadable: they stay in the damaged file for `mlrelay sync`
+        runs = []
+    if journal.unreadable_runs or not runs:  # the records could not all be read
+        read = {r.local_id for r in runs}
+        runs += [r for r in journal.added.values() if r.local_id not in read and not r.final_sent]
     aside = _move_aside(journal)
     try:
         fresh = Journal(journal.path, fsync=journal.fsync)
