@@ -243,6 +243,26 @@ def _cmd_sync(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
     if journal is None:
         return 0
     try:
+        code = _sync(journal, args, out)
+    finally:
+        journal.close()
+    # Then what damaged journals set aside by logging processes still hold.
+    for path in _damaged_beside(journal.path):
+        print(f"\nDamaged journal set aside: {path}", file=out)
+        code = max(code, _sync_at(path, args, out))
+    return code
+
+
+def _sync_at(path: Path, args: argparse.Namespace, out: TextIO) -> int:
+    """Sync one journal set aside; 1 (with the reason) if it cannot be opened."""
+    from ._pipeline.journal import Journal
+
+    try:
+        journal = Journal(path, fsync="never")
+    except MlrelayError as exc:
+        print(f"  cannot be read: {exc}", file=out)
+        return 1
+    try:
         return _sync(journal, args, out)
     finally:
         journal.close()
@@ -364,38 +384,76 @@ def _cmd_status(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
             print(json.dumps({"journal": str(_journal_path()), "exists": False}), file=out)
         return 0
     try:
-        rows = journal.status()
-        size = journal.size_on_disk()
-        damage = journal.check(timeout=_CHECK_TIMEOUT)
-        unsendable = journal.entries_without_record()
+        report = _status_report(journal)
     finally:
         journal.close()
-    runs = [_status_of(st) for st in rows]
-    integrity = _integrity_of(damage, unsendable)
-    code = 0 if integrity["ok"] else 1
+    aside = [_status_report_at(path) for path in _damaged_beside(journal.path)]
+    code = 0 if all(r["integrity"]["ok"] for r in [report, *aside]) else 1
     if args.json:
-        report = {
-            "journal": str(journal.path),
-            "exists": True,
-            "size_bytes": size,
-            "integrity": integrity,
-            "runs": runs,
-        }
-        print(json.dumps(report, indent=2), file=out)
+        print(json.dumps({**report, "damaged_journals": aside}, indent=2), file=out)
         return code
-    pending = [r for r in runs if not r["synced"] or r["lost"]]
-    print(f"Journal: {journal.path} ({_size(size)} on disk)", file=out)
-    _print_integrity(integrity, out)
+    _print_status(report, out)
+    for other in aside:
+        print(f"\nDamaged journal set aside: {other['journal']}", file=out)
+        _print_status(other, out)
+    return code
+
+
+def _damaged_beside(path: Path) -> list[Path]:
+    """Damaged journals a logging process moved aside (``journal.damaged-*.db``)."""
+    from ._pipeline.recovery import damaged_journals
+
+    return damaged_journals(path)
+
+
+def _status_report(journal: Journal) -> dict[str, Any]:
+    """What ``mlrelay status`` says about one journal, as its JSON output has it."""
+    rows = journal.status()
+    damage = journal.check(timeout=_CHECK_TIMEOUT)
+    return {
+        "journal": str(journal.path),
+        "exists": True,
+        "size_bytes": journal.size_on_disk(),
+        "integrity": _integrity_of(damage, journal.entries_without_record()),
+        "runs": [_status_of(st) for st in rows],
+    }
+
+
+def _status_report_at(path: Path) -> dict[str, Any]:
+    """The status report of a journal set aside; one saying why if it cannot be opened."""
+    from ._pipeline.journal import Journal
+
+    try:
+        journal = Journal(path, fsync="never")
+    except MlrelayError as exc:
+        return {
+            "journal": str(path),
+            "exists": True,
+            "integrity": {"ok": False, "checked": False, "findings": [str(exc)], "seconds": 0},
+            "runs": [],
+        }
+    try:
+        return _status_report(journal)
+    finally:
+        journal.close()
+
+
+def _print_status(report: dict[str, Any], out: TextIO) -> None:
+    """One journal's part of ``mlrelay status``."""
+    runs = report["runs"]
+    size = f" ({_size(report['size_bytes'])} on disk)" if "size_bytes" in report else ""
+    print(f"Journal: {report['journal']}{size}", file=out)
+    _print_integrity(report["integrity"], out)
     synced = sum(1 for r in runs if r["synced"])
     print(f"Runs: {len(runs)} in all, {synced} synced", file=out)
     by_uri: dict[str, list[dict[str, Any]]] = {}
-    for r in pending:
-        by_uri.setdefault(r["tracking_uri"] or "(no tracking URI)", []).append(r)
+    for r in runs:
+        if not r["synced"] or r["lost"]:
+            by_uri.setdefault(r["tracking_uri"] or "(no tracking URI)", []).append(r)
     for uri, items in by_uri.items():
         _print_pending(uri, items, out)
     if synced < len(runs):
         print("\nRun `mlrelay sync` to send what exited processes left.", file=out)
-    return code
 
 
 _CHECK_TIMEOUT = 10.0
@@ -442,14 +500,14 @@ def _print_integrity(integrity: dict[str, Any], out: TextIO) -> None:
     else:
         found = "; ".join(integrity["findings"]) or "unreadable records"
         print(f"Integrity: DAMAGED (SQLite quick_check: {found})", file=out)
-    for run, spans in integrity["unreadable_entries"].items():
+    for run, spans in integrity.get("unreadable_entries", {}).items():
         words = _lost_words([(s["first_seq"], s["last_seq"], s["count"]) for s in spans])
         print(
             f"  run {run}: {words} cannot be read; `mlrelay sync` sends the rest, "
             "ends the run and reports these as lost",
             file=out,
         )
-    if integrity["unreadable_run_records"]:
+    if integrity.get("unreadable_run_records"):
         held = sum(integrity["entries_of_unreadable_runs"].values())
         print(
             f"  {integrity['unreadable_run_records']} stretch(es) of run records cannot be "
