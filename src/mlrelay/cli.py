@@ -16,7 +16,7 @@ import json
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeAlias
@@ -244,16 +244,18 @@ def _cmd_sync(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
         return 0
     try:
         code = _sync(journal, args, out)
+        carried = journal.carried()
     finally:
         journal.close()
-    # Then what damaged journals set aside by logging processes still hold.
+    # Then what damaged journals set aside by logging processes still hold (without the
+    # runs those processes carried into this journal: they were sent from it).
     for path in _damaged_beside(journal.path):
         print(f"\nDamaged journal set aside: {path}", file=out)
-        code = max(code, _sync_at(path, args, out))
+        code = max(code, _sync_at(path, args, out, carried))
     return code
 
 
-def _sync_at(path: Path, args: argparse.Namespace, out: TextIO) -> int:
+def _sync_at(path: Path, args: argparse.Namespace, out: TextIO, carried: set[str]) -> int:
     """Sync one journal set aside; 1 (with the reason) if it cannot be opened."""
     from ._pipeline.journal import Journal
 
@@ -263,16 +265,18 @@ def _sync_at(path: Path, args: argparse.Namespace, out: TextIO) -> int:
         print(f"  cannot be read: {exc}", file=out)
         return 1
     try:
-        return _sync(journal, args, out)
+        return _sync(journal, args, out, carried)
     finally:
         journal.close()
 
 
-def _sync(journal: Journal, args: argparse.Namespace, out: TextIO) -> int:
+def _sync(
+    journal: Journal, args: argparse.Namespace, out: TextIO, carried: Collection[str] = ()
+) -> int:
     """Plan, then show (``--dry-run``) or send the runs; the exit code of ``mlrelay sync``."""
     from ._pipeline.sync import run_sync
 
-    planned = _plan_sync(journal, args, out)
+    planned = _plan_sync(journal, args, out, carried)
     if not planned:
         print("Nothing to sync: every run in the journal is delivered.", file=out)
         return 0
@@ -297,7 +301,9 @@ def _sync(journal: Journal, args: argparse.Namespace, out: TextIO) -> int:
     return _report_sync(results, progress, out)
 
 
-def _plan_sync(journal: Journal, args: argparse.Namespace, out: TextIO) -> list[PlannedRun]:
+def _plan_sync(
+    journal: Journal, args: argparse.Namespace, out: TextIO, carried: Collection[str] = ()
+) -> list[PlannedRun]:
     """The runs to sync; a ``--run`` the journal has nothing pending for is said so."""
     from ._pipeline.sync import plan_sync
 
@@ -308,6 +314,7 @@ def _plan_sync(journal: Journal, args: argparse.Namespace, out: TextIO) -> list[
         default_uri=default_uri,
         run_ids=args.run or (),
         retry_rejected=args.retry_rejected,
+        carried=carried,
     )
     if args.run:
         known = {p.run.local_id for p in planned} | {p.run.server_run_id for p in planned}
@@ -385,9 +392,10 @@ def _cmd_status(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
         return 0
     try:
         report = _status_report(journal)
+        carried = journal.carried()
     finally:
         journal.close()
-    aside = [_status_report_at(path) for path in _damaged_beside(journal.path)]
+    aside = [_status_report_at(path, carried) for path in _damaged_beside(journal.path)]
     code = 0 if all(r["integrity"]["ok"] for r in [report, *aside]) else 1
     if args.json:
         print(json.dumps({**report, "damaged_journals": aside}, indent=2), file=out)
@@ -419,8 +427,9 @@ def _status_report(journal: Journal) -> dict[str, Any]:
     }
 
 
-def _status_report_at(path: Path) -> dict[str, Any]:
-    """The status report of a journal set aside; one saying why if it cannot be opened."""
+def _status_report_at(path: Path, carried: set[str]) -> dict[str, Any]:
+    """The status report of a journal set aside, without the runs carried out of it; one
+    saying why if it cannot be opened."""
     from ._pipeline.journal import Journal
 
     try:
@@ -433,9 +442,12 @@ def _status_report_at(path: Path) -> dict[str, Any]:
             "runs": [],
         }
     try:
-        return _status_report(journal)
+        report = _status_report(journal)
     finally:
         journal.close()
+    report["carried_runs"] = [r["local_id"] for r in report["runs"] if r["local_id"] in carried]
+    report["runs"] = [r for r in report["runs"] if r["local_id"] not in carried]
+    return report
 
 
 def _print_status(report: dict[str, Any], out: TextIO) -> None:
@@ -446,6 +458,12 @@ def _print_status(report: dict[str, Any], out: TextIO) -> None:
     _print_integrity(report["integrity"], out)
     synced = sum(1 for r in runs if r["synced"])
     print(f"Runs: {len(runs)} in all, {synced} synced", file=out)
+    if report.get("carried_runs"):
+        print(
+            f"  (and {len(report['carried_runs'])} run(s) carried into the journal in use, "
+            "which sends them)",
+            file=out,
+        )
     by_uri: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
         if not r["synced"] or r["lost"]:

@@ -151,3 +151,91 @@ def test_a_journal_with_16_corrupted_bytes_is_reported_and_synced_as_far_as_it_c
     assert cli.main(["status"], out=after) == 1
     assert f"lost: {lost:,} entries" in after.text, after.text
     assert len(_history(mlflow_real.url, info["run_id"], "m")) == len(steps)  # type: ignore[index, arg-type]
+
+
+# Logs 20,000 points, commits them, then waits (touching no journal file) for the test to
+# damage the journal, then logs 20,000 more: the damage meets the process between two
+# statements, deterministically.
+LOG_ACROSS_DAMAGE = textwrap.dedent(
+    """
+    import sys
+    import mlrelay
+    mlrelay.set_experiment(sys.argv[1])
+    mlrelay.start_run(run_name="across-damage")
+    mlrelay.log_param("lr", 0.01)
+    for i in range(20_000):
+        mlrelay.log_metric("m", i / 7, step=i)
+    print("FLUSH1", mlrelay.flush(timeout=60), flush=True)
+    sys.stdin.readline()
+    for i in range(20_000, 40_000):
+        mlrelay.log_metric("m", i / 7, step=i)
+    print("FLUSH2", mlrelay.flush(timeout=60), flush=True)
+    mlrelay.end_run()
+    print("END", flush=True)
+    """
+)
+
+
+def _log_across_damage(home: Path, uri: str, experiment: str, damage: str) -> tuple[int, str, str]:
+    """Run the logger offline and damage its journal (``"shm"``: truncate the -shm file to
+    nothing; ``"wal"``: cut the -wal file to half) while it waits; (exit code, out, err)."""
+    with subprocess.Popen(
+        [sys.executable, "-c", LOG_ACROSS_DAMAGE, experiment],
+        env=_env(home, uri, MLRELAY_MODE="offline"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdin is not None
+            first = proc.stdout.readline()
+            assert first.strip() == "FLUSH1 True", first
+            target = home / f"journal.db-{damage}"
+            size = target.stat().st_size
+            assert size > 0
+            os.truncate(target, 0 if damage == "shm" else size // 2)
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            out, err = proc.communicate(timeout=deadline(120))
+        finally:
+            proc.kill()
+    return proc.returncode, first + out, err
+
+
+@pytest.mark.parametrize("damage", ["shm", "wal"])
+def test_a_journal_damaged_under_a_logging_process_never_kills_or_wedges_it(
+    mlflow_real: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    """The -shm file truncated (before: SIGBUS, the process killed) or the -wal cut to half
+    (before: a wedged writer or a silently corrupted journal) while a process logs: it
+    moves the journal aside, keeps logging into a fresh one, tells the user, flushes and
+    exits 0; `mlrelay sync` then lands every point logged after the damage (with a cut
+    -shm, every point) once."""
+    home = tmp_path / "home"
+    code, out, err = _log_across_damage(home, mlflow_real.url, f"across-{damage}", damage)
+    assert code == 0, err
+    assert "FLUSH2 True" in out
+    assert "END" in out
+    assert "is damaged" in err, err
+    assert "logging continues in a fresh journal" in err
+    assert "Traceback" not in err, err
+    [aside] = home.glob("journal.damaged-*.db")
+    assert str(aside) in err
+
+    monkeypatch.setenv("MLRELAY_HOME", str(home))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_real.url)
+    sync = _Out()
+    assert cli.main(["sync"], out=sync) == 0, sync.text
+    assert f"Damaged journal set aside: {aside}" in sync.text
+    [run] = _runs(mlflow_real.url, f"across-{damage}")
+    assert run["info"]["status"] == "FINISHED"  # type: ignore[index]
+    landed = [int(p["step"]) for p in _history(mlflow_real.url, run["info"]["run_id"], "m")]  # type: ignore[index, arg-type, call-overload]
+    assert len(landed) == len(set(landed)), "a point landed twice"
+    assert set(landed) <= set(range(40_000))
+    assert set(range(20_000, 40_000)) <= set(landed), "a point logged after the damage is lost"
+    if damage == "shm":  # the write-ahead log was intact: nothing is lost
+        assert sorted(landed) == list(range(40_000))
+    else:
+        assert "could not be read from the damaged journal" in err

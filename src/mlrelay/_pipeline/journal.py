@@ -169,6 +169,13 @@ _TABLES = (
     at       INTEGER NOT NULL,
     PRIMARY KEY (run, first)
 )""",
+    # Runs a logging process carried out of a damaged journal set aside (recovery):
+    # syncs of that file leave them alone. Never purged.
+    """CREATE TABLE IF NOT EXISTS carried (
+    run      TEXT PRIMARY KEY,
+    damaged  TEXT NOT NULL,
+    at       INTEGER NOT NULL
+)""",
 )
 
 # Columns added to ``runs`` since mlrelay 0.1, with their definitions.
@@ -367,6 +374,7 @@ class Journal:
         self._wal = path.with_name(path.name + "-wal")
         self._shm_size = 0  # the largest size of the -shm file seen (see _guard_shm)
         self._shm_inode = 0
+        self._armed = False  # the -wal/-shm guards run once the journal is open
         self._shm_fds: dict[int, int] = {}  # -shm inode -> read-only fd (_wal_index_frames)
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -375,6 +383,7 @@ class Journal:
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
             self.inode = os.stat(path).st_ino
             self._ensure_schema(self._db)
+            self._armed = True
         except (OSError, sqlite3.Error) as exc:
             self.close()
             raise journal_error(exc, path, "opened") from exc
@@ -420,8 +429,9 @@ class Journal:
     @property
     def _db(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use (and again after :meth:`reopen`)."""
-        self._guard_wal()
-        self._guard_shm()
+        if self._armed:  # (before the first statement, SQLite itself checks the files)
+            self._guard_wal()
+            self._guard_shm()
         if self.damage is not None and not self.salvaging:
             # Nothing more is written to (or built on) a damaged journal: the pipeline's
             # writer moves to a fresh one (recovery), reading this one with `salvaging`.
@@ -871,14 +881,16 @@ class Journal:
         rows = self._db.execute("SELECT tracking_uri, capabilities FROM servers").fetchall()
         return [(str(a), str(b)) for a, b in rows]
 
-    def mark_moved(self, local_id: str) -> None:
-        """Mark a run delivered here because it was carried into a fresh journal
-        (``recovery``): a sync of this (damaged) journal does not send it again."""
+    def note_carried(self, local_id: str, damaged: Path) -> None:
+        """Record that a run was carried here out of the damaged journal ``damaged``."""
         self._db.execute(
-            "UPDATE runs SET final_sent = 1, acked_seq = MAX(acked_seq, COALESCE("
-            "(SELECT seq FROM sqlite_sequence WHERE name = 'entries'), 0)) WHERE local_id = ?",
-            (local_id,),
+            "INSERT OR REPLACE INTO carried (run, damaged, at) VALUES (?, ?, ?)",
+            (local_id, str(damaged), int(time.time() * 1000)),
         )
+
+    def carried(self) -> set[str]:
+        """The runs carried here out of damaged journals (their syncs skip them)."""
+        return {str(r[0]) for r in self._db.execute("SELECT run FROM carried").fetchall()}
 
     def refuse(self, counts: dict[str, int]) -> None:
         """Count entries that were not journaled because the disk budget was reached."""
@@ -1104,6 +1116,8 @@ class Journal:
             return
         self._lost_seen.update((local_id, a) for a, _, _ in new)
         try:
+            if self.salvaging:  # never write into a journal being left (see recovery)
+                raise sqlite3.OperationalError("the journal is being left for a fresh one")
             self._db.executemany(
                 "INSERT OR IGNORE INTO lost (run, first, last, count, reason, at) "
                 "VALUES (?,?,?,?,?,?)",

@@ -14,9 +14,9 @@ so the only way on is another file:
    ``-wal`` and ``-shm``), unless another process already moved them;
 3. a fresh journal is created at the usual path, and the runs and their readable pending
    entries are copied into it; logging and sending go on there;
-4. in the damaged journal those runs are marked delivered, so ``mlrelay sync`` of the
-   damaged file does not send them again (if that write fails too, entries sent twice
-   are deduplicated by the server, as after a lost response);
+4. the fresh journal records those runs as carried (a table never purged), so a sync of
+   the damaged file leaves them alone: nothing is written into the damaged file, whose
+   log may be cut (a write past the cut would make a hole that a checkpoint copies);
 5. the user is told once, with both paths.
 
 Other processes' runs stay in the damaged file; ``mlrelay status`` and ``mlrelay sync``
@@ -95,13 +95,12 @@ def _recover(journal: Journal, reason: str) -> bool:
         logger.exception("mlrelay: could not create a fresh journal at %s", journal.path)
         return False
     try:
-        carried = sum(_carry(journal, fresh, run) for run in runs)
+        carried = sum(_carry(journal, fresh, run, aside) for run in runs)
         with contextlib.suppress(sqlite3.Error):
             for uri, capabilities in journal.servers():
                 fresh.record_server(uri, capabilities)
     finally:
         fresh.close()
-    _mark_moved(journal, runs)
     journal.reopen()
     logger.warning(
         "mlrelay: the journal at %s is damaged (%s)%s; logging continues in a fresh journal "
@@ -133,8 +132,9 @@ def _move_aside(journal: Journal) -> Path | None:
     return aside
 
 
-def _carry(damaged: Journal, fresh: Journal, run: RunRecord) -> int:
+def _carry(damaged: Journal, fresh: Journal, run: RunRecord, aside: Path | None) -> int:
     """Copy one run and its readable undelivered entries; how many entries."""
+    fresh.note_carried(run.local_id, aside or damaged.path)
     fresh.add_run(
         local_id=run.local_id,
         tracking_uri=run.tracking_uri,
@@ -169,18 +169,3 @@ def _row(local_id: str, e: Entry) -> tuple[str, int, str, object, int | None, in
     if e.kind == KIND_METRIC and e.link is not None:
         return local_id, KIND_LINKED_METRIC, e.key, (e.value, e.link), e.timestamp, e.step
     return local_id, e.kind, e.key, e.value, e.timestamp, e.step
-
-
-def _mark_moved(damaged: Journal, runs: list[RunRecord]) -> None:
-    """In the damaged journal, mark the carried runs delivered (best effort)."""
-    for run in runs:
-        try:
-            damaged.mark_moved(run.local_id)
-        except sqlite3.Error as exc:
-            logger.warning(
-                "mlrelay: could not mark run %s as moved in the damaged journal (%s); "
-                "a sync of it may send its entries again (the server keeps each once)",
-                run.local_id,
-                exc,
-            )
-            return

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -89,6 +89,7 @@ def plan_sync(
     default_uri: str | None = None,
     run_ids: Sequence[str] = (),
     retry_rejected: bool = False,
+    carried: Collection[str] = (),
 ) -> list[PlannedRun]:
     """The runs a sync would send, in journal order; reads the journal only.
 
@@ -99,6 +100,8 @@ def plan_sync(
             not given (``MLFLOW_TRACKING_URI``).
         run_ids: only these runs (local ids or server ids).
         retry_rejected: include runs that are delivered except for set-aside entries.
+        carried: runs a logging process carried out of this (damaged) journal into the
+            journal in use, which sends them: left out.
     """
     wanted = {r.rstrip("/") for r in run_ids}
     only = tracking_uri.rstrip("/") if tracking_uri else None
@@ -108,6 +111,8 @@ def plan_sync(
         if run.final_sent and not (retry_rejected and rejected):
             continue
         if wanted and run.local_id not in wanted and run.server_run_id not in wanted:
+            continue
+        if run.local_id in carried:
             continue
         recorded = run.tracking_uri.rstrip("/")
         if only is not None and recorded and recorded != only:
