@@ -81,37 +81,40 @@ def readable_rows(
             break
         first, last = todo.pop()
         read = len(rows)
-        try:
-            # Row by row: the rows read before the damaged page are kept.
-            rows.extend(db.execute(query, (*args, first, last, limit - len(rows))))
+        # Row by row: the rows read before the damaged page are kept.
+        if _extend(rows, db, query, (*args, first, last, limit - read)):
             continue
-        except sqlite3.DatabaseError as exc:
-            if not is_damage(exc):
-                raise
-            failures -= 1
+        failures -= 1
         if len(rows) > read:
             # The damage lies after the last row read: try the rest again, as a whole.
             if int(rows[-1][0]) < last:
                 todo.append((int(rows[-1][0]) + 1, last))
-            continue
-        if first == last:
-            # One key: look it up alone (a range scan also steps to the next row, which may
-            # be the damaged one).
-            try:
-                rows += db.execute(single, (*args, first)).fetchall()
-                continue
-            except sqlite3.DatabaseError as exc:
-                if not is_damage(exc):
-                    raise
-                failures -= 1
+        elif first < last:
+            middle = (first + last) // 2
+            todo += [(middle + 1, last), (first, middle)]
+        # One key: look it up alone (a range scan also steps to the next row, which may
+        # be the damaged one).
+        elif not _extend(rows, db, single, (*args, first)):
+            failures -= 1
             if lost and lost[-1][1] == first - 1:
                 lost[-1] = (lost[-1][0], first)
             else:
                 lost.append((first, first))
-            continue
-        middle = (first + last) // 2
-        todo += [(middle + 1, last), (first, middle)]
     return rows, lost
+
+
+def _extend(
+    rows: list[tuple[Any, ...]], db: sqlite3.Connection, sql: str, params: tuple[Any, ...]
+) -> bool:
+    """Append the rows of one query as they come; False if it met damage (the rows read
+    before it are kept; other errors are raised)."""
+    try:
+        rows.extend(db.execute(sql, params))
+    except sqlite3.DatabaseError as exc:
+        if not is_damage(exc):
+            raise
+        return False
+    return True
 
 
 @dataclass(frozen=True)
