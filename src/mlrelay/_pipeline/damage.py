@@ -41,7 +41,8 @@ def is_damage(exc: BaseException) -> bool:
     ):
         return True  # (a short read: the file, or its log, is shorter than it should be)
     text = str(exc)
-    return "malformed" in text or "not a database" in text
+    # (The last: text that is not UTF-8, which mlrelay never writes: damaged bytes.)
+    return "malformed" in text or "not a database" in text or "Could not decode" in text
 
 
 def readable_rows(
@@ -82,7 +83,9 @@ def readable_rows(
         first, last = todo.pop()
         read = len(rows)
         # Row by row: the rows read before the damaged page are kept.
-        if _extend(rows, db, query, (*args, first, last, limit - read)):
+        if _extend(rows, db, query, (*args, first, last, limit - read)) and _in_order(
+            rows, read, first, last
+        ):
             continue
         failures -= 1
         if len(rows) > read:
@@ -94,13 +97,27 @@ def readable_rows(
             todo += [(middle + 1, last), (first, middle)]
         # One key: look it up alone (a range scan also steps to the next row, which may
         # be the damaged one).
-        elif not _extend(rows, db, single, (*args, first)):
+        elif not (_extend(rows, db, single, (*args, first)) and _in_order(rows, read, first, last)):
             failures -= 1
             if lost and lost[-1][1] == first - 1:
                 lost[-1] = (lost[-1][0], first)
             else:
                 lost.append((first, first))
     return rows, lost
+
+
+def _in_order(rows: list[tuple[Any, ...]], read: int, first: int, last: int) -> bool:
+    """Whether the rows from ``read`` on have increasing keys within ``first..last``; if
+    not (a damaged page SQLite did not notice), they are dropped from the first wrong one
+    and False is returned, so the range is treated as damaged."""
+    previous = first - 1
+    for i in range(read, len(rows)):
+        key = int(rows[i][0])
+        if not previous < key <= last:
+            del rows[i:]
+            return False
+        previous = key
+    return True
 
 
 def _extend(

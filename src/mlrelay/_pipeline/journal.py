@@ -1019,10 +1019,8 @@ class Journal:
 
     def run(self, local_id: str) -> RunRecord | None:
         """One run by local id."""
-        row = self._db.execute(
-            f"SELECT {self._RUN_COLUMNS} FROM runs WHERE local_id = ?", (local_id,)
-        ).fetchone()
-        return self._run(row) if row else None
+        found = self._query_runs("local_id = ?", (local_id,))
+        return found[0] if found else None
 
     def run_by_server_id(self, server_run_id: str) -> RunRecord | None:
         """The newest record of a server run, if this journal holds one."""
@@ -1046,6 +1044,8 @@ class Journal:
         bound = _MAX_KEY if last is None else last
         try:
             rows = self._db.execute(_PENDING, (local_id, after, bound, limit)).fetchall()
+            if not self._index_agrees(local_id, after, bound, limit, rows):
+                raise sqlite3.DatabaseError("database disk image is malformed (index)")
         except sqlite3.DatabaseError as exc:
             if not is_damage(exc):
                 raise
@@ -1059,6 +1059,22 @@ class Journal:
             else Entry(seq, kind, key, nan if num is None else num, ts, step, text)
             for seq, kind, key, num, text, ts, step in rows
         ]
+
+    def _index_agrees(
+        self, local_id: str, after: int, bound: int, limit: int, rows: list[tuple[Any, ...]]
+    ) -> bool:
+        """Whether the table agrees with what the index gave (a damaged index page SQLite
+        does not notice makes an index scan skip entries silently): the same number of the
+        run's entries up to the last one read, and, when fewer than ``limit`` came, none
+        among the next rows of the table (bounded: 20,000 rows, a few milliseconds)."""
+        top = int(rows[-1][0]) if rows else after
+        if rows:
+            (n,) = self._db.execute(_COUNT_TABLE, (local_id, after, top)).fetchone()
+            if n != len(rows):
+                return False
+        if len(rows) == limit or top >= bound:
+            return True
+        return self._db.execute(_TAIL_TABLE, (top, bound, local_id)).fetchone() is None
 
     def _readable_entries(
         self, local_id: str, first: int, last: int, limit: int
@@ -1075,8 +1091,50 @@ class Journal:
             (first, last),
             limit,
         )
+        self._add_indexed(local_id, rows, spans, first, last if len(rows) < limit else rows[-1][0])
         counted = [(a, b, self._count_in(local_id, a, b)) for a, b in spans]
         return rows, [(a, b, n) for a, b, n in counted if n != 0]
+
+    def _add_indexed(
+        self,
+        local_id: str,
+        rows: list[tuple[Any, ...]],
+        spans: list[Span],
+        first: int,
+        last: int,
+    ) -> None:
+        """Cross-check a salvaged read against the index: entries the index lists that the
+        table scan neither returned nor reported (a damaged page SQLite did not notice can
+        make a scan skip rows) are looked up one by one, and added or reported lost."""
+        try:
+            indexed = [
+                int(seq)
+                for (seq,) in self._db.execute(
+                    "SELECT seq FROM entries INDEXED BY entries_by_run "
+                    "WHERE run = ? AND seq BETWEEN ? AND ?",
+                    (local_id, first, last),
+                )
+            ]
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            return
+        seen = {int(row[0]) for row in rows}
+        missing = [s for s in indexed if s not in seen and not any(a <= s <= b for a, b in spans)]
+        for seq in missing[:10_000]:
+            try:
+                found = self._db.execute(_SALVAGE + "seq = ?", (local_id, seq)).fetchall()
+            except sqlite3.DatabaseError as exc:
+                if not is_damage(exc):
+                    raise
+                found = []
+            if found:
+                rows.append(found[0])
+            else:
+                spans.append((seq, seq))
+        if missing:
+            rows.sort(key=lambda row: int(row[0]))
+            spans.sort()
 
     def _last_seq(self) -> int:
         """The highest seq ever given (AUTOINCREMENT keeps it), else a bound above all."""
@@ -1290,6 +1348,11 @@ _MAX_KEY = 1 << 62
 _PENDING = (
     "SELECT seq, kind, key, num, text, ts, step FROM entries "
     "WHERE run = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+)
+_COUNT_TABLE = "SELECT COUNT(*) FROM entries NOT INDEXED WHERE run = ? AND seq > ? AND seq <= ?"
+_TAIL_TABLE = (
+    "SELECT 1 FROM (SELECT run FROM entries NOT INDEXED WHERE seq > ? AND seq <= ? "
+    "ORDER BY seq LIMIT 20000) WHERE run = ? LIMIT 1"
 )
 _SALVAGE = "SELECT seq, kind, key, num, text, ts, step FROM entries NOT INDEXED WHERE run = ? AND "
 
