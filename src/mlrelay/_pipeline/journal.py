@@ -17,6 +17,8 @@ Tables::
              timestamp, step.
     rejected ranges of entries the server refused (4xx), with its message.
     refused  entries not journaled because the disk budget was reached, counted per run.
+    lost     ranges of entries that could not be read back from a damaged journal.
+    carried  runs a logging process carried here out of a damaged journal it set aside.
 
 Ownership: exactly one live process sends a run. A run whose owner died (kill -9,
 OOM, power loss) is an orphan; ``mlrelay sync`` or the next process logging to the
@@ -43,6 +45,20 @@ commits as soon as entries arrive instead of waiting for the interval; ``never``
 committed, a power loss may lose recent commits but never corrupts the journal.
 ``mlrelay sync`` opens the journal with ``never``: its writes are delivery watermarks,
 and a lost watermark only means one request is sent again (and deduplicated).
+
+Schema version: ``PRAGMA user_version`` (:data:`SCHEMA_VERSION`). Opening an older journal
+migrates it inside one ``BEGIN IMMEDIATE`` transaction that reads the version again, so
+any number of processes may open it at once; a newer journal is refused
+(:class:`~mlrelay.JournalVersionError`), never misread.
+
+Damage (a disk error, a bad copy, a program writing into the files): reads go around
+what cannot be read (``damage.py``): the entries that can be read are returned, the
+others recorded in ``lost`` with their seq span and count and warned about once, so
+``mlrelay sync`` sends what it can and says what was lost, and :meth:`Journal.check` lets
+``mlrelay status`` say what is damaged. A logging process notices a cut ``-wal`` or a
+truncated ``-shm`` between statements (:meth:`Journal._guard_wal`, ``_guard_shm``) and,
+like a write failing with damage, moves to a fresh journal (``recovery.py``). Every error
+a caller sees from opening is a :class:`~mlrelay.JournalError`.
 """
 
 from __future__ import annotations
