@@ -10,13 +10,14 @@ import shutil
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from mlrelay import JournalDamagedError, cli
+from mlrelay import JournalDamagedError, JournalError, cli
 from mlrelay._pipeline.damage import quick_check
 from mlrelay._pipeline.journal import Journal
 from mlrelay._protocol.batches import KIND_METRIC, KIND_PARAM
@@ -186,3 +187,51 @@ def test_status_and_sync_on_a_file_that_is_not_a_journal_say_so_without_a_traceb
         assert err.startswith(f"mlrelay {command}: the journal at {home / 'journal.db'}")
         assert "not a database" in err
         assert "Traceback" not in err
+
+
+def _raised(call: Callable[[], object]) -> BaseException | None:
+    """What ``call`` raised, if anything."""
+    try:
+        call()
+    except Exception as exc:
+        return exc
+    return None
+
+
+def test_journal_calls_of_the_fluent_api_raise_mlrelay_errors_not_sqlite3_errors(
+    tmp_path: Path,
+) -> None:
+    """A journal damaged everywhere but its schema page: the calls the fluent API makes
+    (add_run, end_run) raise JournalError naming the file, with SQLite's error as the
+    cause; the reads (run, runs, count_pending) read around the damage or raise the same;
+    never a raw sqlite3 error."""
+    path = tmp_path / "journal.db"
+    _build(path)
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.seek(4096)
+        f.write(b"\xff" * (size - 4096))
+    journal = Journal(path)
+    try:
+        writes = [
+            lambda: journal.end_run("r0", "FINISHED", T0),
+            lambda: journal.add_run(
+                local_id="new",
+                tracking_uri="",
+                experiment_id="0",
+                experiment_name=None,
+                run_name=None,
+                start_time=T0,
+                create_tags={},
+            ),
+        ]
+        for write in writes:
+            error = _raised(write)
+            assert isinstance(error, JournalError), repr(error)
+            assert isinstance(error.__cause__, sqlite3.Error)
+            assert str(path) in str(error)
+        for read in (lambda: journal.run("r0"), journal.runs, journal.count_pending):
+            error = _raised(read)
+            assert error is None or isinstance(error, JournalError), repr(error)
+    finally:
+        journal.close()

@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -79,7 +80,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from mlrelay._errors import (
     JournalDamagedError,
@@ -287,6 +288,30 @@ def owner_identity() -> tuple[int, int | None]:
     if _ME is None or _ME[0] != pid:
         _ME = (pid, process_start(pid))
     return _ME
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _typed(
+    doing: str,
+) -> Callable[[Callable[Concatenate[Journal, P], R]], Callable[Concatenate[Journal, P], R]]:
+    """Raise a failure of a journal method that the user's thread calls (through the
+    fluent API) as mlrelay's :class:`~mlrelay.JournalError` (``doing``: "read",
+    "written"), the SQLite error as its cause, never a raw ``sqlite3`` error."""
+
+    def wrap(method: Callable[Concatenate[Journal, P], R]) -> Callable[Concatenate[Journal, P], R]:
+        def typed(journal: Journal, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return method(journal, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise journal_error(exc, journal.path, doing) from exc
+
+        functools.update_wrapper(typed, method)
+        return typed
+
+    return wrap
 
 
 @dataclass(frozen=True)
@@ -606,6 +631,7 @@ class Journal:
 
     # --- writing ---------------------------------------------------------------------
 
+    @_typed("written")
     def add_run(
         self,
         *,
@@ -691,6 +717,7 @@ class Journal:
             raise
         self._db.execute("COMMIT")
 
+    @_typed("written")
     def end_run(self, local_id: str, status: str, end_time: int) -> None:
         """Record the run's final status; it is sent after all of its entries."""
         if local_id in self.added:
@@ -702,6 +729,7 @@ class Journal:
             (status, end_time, local_id),
         )
 
+    @_typed("written")
     def set_server_run(self, local_id: str, server_run_id: str, experiment_id: str) -> None:
         """Record the server's identity of a run once it exists there."""
         if local_id in self.added:
@@ -788,6 +816,7 @@ class Journal:
                 return int(row[0])
         return run.start_time
 
+    @_typed("written")
     def release(self, local_id: str) -> None:
         """Give up this process's ownership of a run (``mlrelay sync`` is done with it)."""
         pid, started = owner_identity()
@@ -799,6 +828,7 @@ class Journal:
             (-secrets.randbelow(1 << 62) - 1, local_id, pid, started),
         )
 
+    @_typed("written")
     def resume(self, local_id: str) -> None:
         """Make a run of this journal this process's again, not ended (``start_run(run_id=...)``).
 
@@ -1018,6 +1048,7 @@ class Journal:
         self.unreadable_runs = sorted(set(self.unreadable_runs) | set(lost))
         return [self._run(r[1:]) for r in rows]
 
+    @_typed("read")
     def runs(self, *, mine: bool = False, unfinished_only: bool = True) -> list[RunRecord]:
         """Runs in creation order: optionally only this process's, only undelivered ones."""
         clauses, args = ["1"], []
@@ -1033,11 +1064,13 @@ class Journal:
         """Undelivered runs whose owning process is gone."""
         return [r for r in self.runs() if r.orphaned]
 
+    @_typed("read")
     def run(self, local_id: str) -> RunRecord | None:
         """One run by local id."""
         found = self._query_runs("local_id = ?", (local_id,))
         return found[0] if found else None
 
+    @_typed("read")
     def run_by_server_id(self, server_run_id: str) -> RunRecord | None:
         """The newest record of a server run, if this journal holds one."""
         found = self._query_runs("server_run_id = ?", (server_run_id,))
@@ -1229,6 +1262,7 @@ class Journal:
             return []
         return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
+    @_typed("read")
     def count_pending(self, local_ids: Iterable[str] | None = None) -> int:
         """How many entries are not yet acknowledged (for the given runs, or all); entries
         found unreadable in a damaged journal are lost, not pending."""

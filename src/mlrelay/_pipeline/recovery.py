@@ -33,7 +33,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from mlrelay._errors import JournalDamagedError
+from mlrelay._errors import JournalDamagedError, JournalError
 from mlrelay._protocol.batches import KIND_LINKED_METRIC, KIND_METRIC, Entry
 
 from .damage import is_damage
@@ -83,7 +83,7 @@ def _recover(journal: Journal, reason: str) -> bool:
     """The steps of :func:`recover`."""
     try:
         runs = journal.runs(mine=True)
-    except sqlite3.Error:
+    except (sqlite3.Error, JournalError):
         runs = []
     if journal.unreadable_runs or not runs:  # the records could not all be read
         read = {r.local_id for r in runs}
