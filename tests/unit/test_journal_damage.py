@@ -51,14 +51,16 @@ def _build(path: Path, runs: int = 2) -> None:
 
 
 def _oracle(path: Path, run: str) -> list[int]:
-    """The seqs of ``run`` that can be read one primary-key lookup at a time."""
+    """The seqs of ``run`` whose whole row can be read one primary-key lookup at a time."""
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     found = []
     try:
         for seq in range(1, ENTRIES + 10):
             try:
-                row = db.execute("SELECT run FROM entries WHERE seq = ?", (seq,)).fetchone()
-            except sqlite3.DatabaseError:
+                row = db.execute(
+                    "SELECT run, kind, key, num, text, ts, step FROM entries WHERE seq = ?", (seq,)
+                ).fetchone()
+            except sqlite3.Error:  # (OperationalError: text that is not UTF-8)
                 continue
             if row is not None and row[0] == run:
                 found.append(seq)

@@ -131,6 +131,8 @@ def _extend(
         if not is_damage(exc):
             raise
         return False
+    except MemoryError:  # SQLITE_NOMEM from a damaged record claiming a huge size
+        return False
     return True
 
 
@@ -169,6 +171,9 @@ def quick_check(db: sqlite3.Connection, timeout: float) -> Health:
         return Health(False, True, (str(exc),), seconds)
     except sqlite3.DatabaseError as exc:  # damaged where the check itself starts
         return Health(False, True, (str(exc),), time.monotonic() - started)
+    except MemoryError:  # SQLITE_NOMEM: a damaged page claiming a huge size
+        found = ["out of memory reading a page (a damaged size field)"]
+        return Health(False, True, tuple(found), time.monotonic() - started)
     finally:
         db.set_progress_handler(None, 0)
     seconds = time.monotonic() - started

@@ -1095,8 +1095,8 @@ class Journal:
             rows = self._db.execute(_PENDING, (local_id, after, bound, limit)).fetchall()
             if not self._index_agrees(local_id, after, bound, limit, rows):
                 raise sqlite3.DatabaseError("database disk image is malformed (index)")
-        except sqlite3.DatabaseError as exc:
-            if not is_damage(exc):
+        except (sqlite3.DatabaseError, MemoryError) as exc:  # (NOMEM: a damaged size)
+            if isinstance(exc, sqlite3.DatabaseError) and not is_damage(exc):
                 raise
             rows, spans = self._readable_entries(local_id, after + 1, bound, limit)
             if record:
