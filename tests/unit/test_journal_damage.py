@@ -8,6 +8,8 @@ import os
 import random
 import shutil
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -237,3 +239,38 @@ def test_journal_calls_of_the_fluent_api_raise_mlrelay_errors_not_sqlite3_errors
             assert error is None or isinstance(error, JournalError), repr(error)
     finally:
         journal.close()
+
+
+def test_closing_one_of_two_journals_on_a_file_keeps_the_others_locks(tmp_path: Path) -> None:
+    """Two journal handles on one file in one process (the pipeline's and a second one):
+    closing one keeps the other's SQLite locks, so another process still waits for its
+    write lock. (The -wal guard reads the -shm file through a descriptor; closing a
+    descriptor drops every POSIX lock the process holds on the file: before the descriptor
+    was shared, the other process took the lock, and a later access died with SIGBUS.)"""
+    path = tmp_path / "journal.db"
+    first, second = Journal(path), Journal(path)
+    try:
+        second.runs()
+        first.runs()  # both have run their guards on the file
+        second.close()
+        db = first._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            other = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=0.2, "
+                    "isolation_level=None); c.execute('BEGIN IMMEDIATE')",
+                    str(path),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        finally:
+            db.execute("ROLLBACK")
+        assert other.returncode != 0
+        assert "database is locked" in other.stderr
+    finally:
+        first.close()

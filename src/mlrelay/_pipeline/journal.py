@@ -290,6 +290,42 @@ def owner_identity() -> tuple[int, int | None]:
     return _ME
 
 
+_SHM_FDS: dict[tuple[int, int], list[int]] = {}  # (dev, inode) -> [fd, journals using it]
+_SHM_FDS_LOCK = threading.Lock()
+
+
+def _shm_fd_acquire(path: Path, key: tuple[int, int]) -> int | None:
+    """A read-only descriptor on the -shm file ``key`` (see Journal._wal_index_frames)."""
+    with _SHM_FDS_LOCK:
+        held = _SHM_FDS.get(key)
+        if held is not None:
+            held[1] += 1
+            return held[0]
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != key:  # replaced in between: no close (see above)
+            _SHM_FDS[(st.st_dev, st.st_ino)] = [fd, 0]
+            return None
+        _SHM_FDS[key] = [fd, 1]
+        return fd
+
+
+def _shm_fd_release(key: tuple[int, int]) -> None:
+    """One journal is done with the descriptor; closed when none uses it."""
+    with _SHM_FDS_LOCK:
+        held = _SHM_FDS.get(key)
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] <= 0:
+            del _SHM_FDS[key]
+            with contextlib.suppress(OSError):
+                os.close(held[0])
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -416,7 +452,7 @@ class Journal:
         self._shm_size = 0  # the largest size of the -shm file seen (see _guard_shm)
         self._shm_inode = 0
         self._armed = False  # the -wal/-shm guards run once the journal is open
-        self._shm_fds: dict[int, int] = {}  # -shm inode -> read-only fd (_wal_index_frames)
+        self._shm_fds: dict[tuple[int, int], int] = {}  # see _wal_index_frames
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not path.exists():
@@ -556,20 +592,20 @@ class Journal:
     def _wal_index_frames(self) -> int:
         """The frame count (mxFrame) in the WAL index header; 0 if it cannot be read.
 
-        Read through a descriptor kept open for the journal's life: closing one would
-        drop SQLite's POSIX locks on the file."""
+        Read through a descriptor shared by every journal of this process on that file
+        and closed only when the last of them closes: closing a descriptor drops all of
+        the process's POSIX locks on the file, SQLite's included."""
         try:
             st = os.stat(self._shm)
         except OSError:
             return 0
-        fd = self._shm_fds.get(st.st_ino)
+        key = (st.st_dev, st.st_ino)
+        fd = self._shm_fds.get(key)
         if fd is None:
-            try:
-                fd = self._shm_fds[st.st_ino] = os.open(self._shm, os.O_RDONLY)
-            except OSError:
+            fd = _shm_fd_acquire(self._shm, key)
+            if fd is None:
                 return 0
-            if os.fstat(fd).st_ino != st.st_ino:  # replaced in between: next time
-                return 0
+            self._shm_fds[key] = fd
         header = os.pread(fd, 48, 0)
         if len(header) < 48 or header[12] != 1:  # isInit
             return 0
@@ -624,9 +660,8 @@ class Journal:
                 with contextlib.suppress(sqlite3.Error):
                     db.close()
             self._connections.clear()
-            for fd in self._shm_fds.values():  # after the connections: see _wal_index_frames
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+            for key in self._shm_fds:  # after the connections: see _wal_index_frames
+                _shm_fd_release(key)
             self._shm_fds.clear()
 
     # --- writing ---------------------------------------------------------------------
