@@ -28,19 +28,24 @@ T0 = 1_700_000_000_000
 ENTRIES = 3_000
 
 
+def _add_run(journal: Journal, local_id: str) -> None:
+    """Record an offline run of this process."""
+    journal.add_run(
+        local_id=local_id,
+        tracking_uri="",
+        experiment_id="0",
+        experiment_name=None,
+        run_name=None,
+        start_time=T0,
+        create_tags={},
+    )
+
+
 def _build(path: Path, runs: int = 2) -> None:
     """A checkpointed journal: ``runs`` runs of this process, their entries interleaved."""
     journal = Journal(path)
     for r in range(runs):
-        journal.add_run(
-            local_id=f"r{r}",
-            tracking_uri="",
-            experiment_id="0",
-            experiment_name=None,
-            run_name=None,
-            start_time=T0,
-            create_tags={},
-        )
+        _add_run(journal, f"r{r}")
     journal.append([(f"r{r}", KIND_PARAM, "lr", "0.1", T0, None) for r in range(runs)])
     for chunk in range(ENTRIES // 500):
         journal.append(
@@ -219,15 +224,7 @@ def test_journal_calls_of_the_fluent_api_raise_mlrelay_errors_not_sqlite3_errors
     try:
         writes = [
             lambda: journal.end_run("r0", "FINISHED", T0),
-            lambda: journal.add_run(
-                local_id="new",
-                tracking_uri="",
-                experiment_id="0",
-                experiment_name=None,
-                run_name=None,
-                start_time=T0,
-                create_tags={},
-            ),
+            lambda: _add_run(journal, "new"),
         ]
         for write in writes:
             error = _raised(write)

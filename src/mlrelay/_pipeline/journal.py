@@ -830,25 +830,15 @@ class Journal:
 
     def _last_readable_ts(self, run: RunRecord) -> int:
         """The timestamp of a run's last entry that can be read (its start if none can)."""
-        try:
-            seqs = self._db.execute(
-                "SELECT seq FROM entries INDEXED BY entries_by_run WHERE run = ? "
-                "ORDER BY seq DESC LIMIT 10000",
-                (run.local_id,),
-            ).fetchall()
-        except sqlite3.DatabaseError as exc:
-            if not is_damage(exc):
-                raise
-            seqs = []
-        for (seq,) in seqs:
-            try:
-                row = self._db.execute("SELECT ts FROM entries WHERE seq = ?", (seq,)).fetchone()
-            except sqlite3.DatabaseError as exc:
-                if not is_damage(exc):
-                    raise
-                continue
-            if row is not None and row[0] is not None:
-                return int(row[0])
+        seqs = self._rows_or_none(
+            "SELECT seq FROM entries INDEXED BY entries_by_run WHERE run = ? "
+            "ORDER BY seq DESC LIMIT 10000",
+            (run.local_id,),
+        )
+        for (seq,) in seqs or []:
+            row = self._rows_or_none("SELECT ts FROM entries WHERE seq = ?", (seq,))
+            if row and row[0][0] is not None:
+                return int(row[0][0])
         return run.start_time
 
     @_typed("written")
@@ -1220,33 +1210,29 @@ class Journal:
             rows.sort(key=lambda row: int(row[0]))
             spans.sort()
 
-    def _last_seq(self) -> int:
-        """The highest seq ever given (AUTOINCREMENT keeps it), else a bound above all."""
+    def _rows_or_none(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]] | None:
+        """The rows of a query, or None where the journal is damaged (other errors raise)."""
         try:
-            row = self._db.execute(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'entries'"
-            ).fetchone()
-        except sqlite3.DatabaseError as exc:
-            if not is_damage(exc):
-                raise
-            return _MAX_KEY
-        return _MAX_KEY if row is None else int(row[0])
-
-    def _count_in(self, local_id: str, first: int, last: int) -> int | None:
-        """How many of a run's entries have ``first <= seq <= last``, from the index alone
-        (which may be readable where the table is not); None if it cannot be read."""
-        try:
-            return int(
-                self._db.execute(
-                    "SELECT COUNT(*) FROM entries INDEXED BY entries_by_run "
-                    "WHERE run = ? AND seq BETWEEN ? AND ?",
-                    (local_id, first, last),
-                ).fetchone()[0]
-            )
+            return self._db.execute(sql, args).fetchall()
         except sqlite3.DatabaseError as exc:
             if not is_damage(exc):
                 raise
             return None
+
+    def _last_seq(self) -> int:
+        """The highest seq ever given (AUTOINCREMENT keeps it), else a bound above all."""
+        rows = self._rows_or_none("SELECT seq FROM sqlite_sequence WHERE name = 'entries'")
+        return int(rows[0][0]) if rows else _MAX_KEY
+
+    def _count_in(self, local_id: str, first: int, last: int) -> int | None:
+        """How many of a run's entries have ``first <= seq <= last``, from the index alone
+        (which may be readable where the table is not); None if it cannot be read."""
+        rows = self._rows_or_none(
+            "SELECT COUNT(*) FROM entries INDEXED BY entries_by_run "
+            "WHERE run = ? AND seq BETWEEN ? AND ?",
+            (local_id, first, last),
+        )
+        return None if rows is None else int(rows[0][0])
 
     def _note_lost(
         self, local_id: str, spans: list[tuple[int, int, int | None]], exc: BaseException
@@ -1289,12 +1275,7 @@ class Journal:
         if local_id is not None:
             query += " WHERE run = ?"
             args = (local_id,)
-        try:
-            rows = self._db.execute(query + " ORDER BY run, first", args).fetchall()
-        except sqlite3.DatabaseError as exc:
-            if not is_damage(exc):
-                raise
-            return []
+        rows = self._rows_or_none(query + " ORDER BY run, first", args) or []
         return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     @_typed("read")
@@ -1395,15 +1376,10 @@ class Journal:
         known = {r.local_id for r in self._query_runs("1", ())}
         if not self.unreadable_runs:
             return {}
-        try:
-            rows = self._db.execute(
-                "SELECT run, COUNT(*) FROM entries INDEXED BY entries_by_run GROUP BY run"
-            ).fetchall()
-        except sqlite3.DatabaseError as exc:
-            if not is_damage(exc):
-                raise
-            return {}
-        return {str(run): int(n) for run, n in rows if run not in known}
+        rows = self._rows_or_none(
+            "SELECT run, COUNT(*) FROM entries INDEXED BY entries_by_run GROUP BY run"
+        )
+        return {str(run): int(n) for run, n in rows or [] if run not in known}
 
     def rejections(self, local_id: str | None = None) -> list[tuple[str, int, int, str]]:
         """Rejected ranges ``(run, first, last, message)``."""
