@@ -11,6 +11,9 @@ whether a response arrived::
     ├── RegistryNotSupportedError     the server has no model registry
     ├── ModelRegistrationError        the server failed to register a model version
     ├── UnsupportedFeatureError       an MLflow feature outside mlrelay's scope (names the way)
+    ├── JournalError                  the local journal cannot be opened, read or written
+    │   ├── JournalVersionError       written by a newer mlrelay (refused, never misread)
+    │   └── JournalDamagedError       the file is damaged (names what could not be read)
     └── APIError                      something went wrong talking to the server
         ├── APIConnectionError        no response: refused, reset, DNS, TLS ...
         │   └── APITimeoutError       no response in time
@@ -56,6 +59,9 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "ConflictError",
+    "JournalDamagedError",
+    "JournalError",
+    "JournalVersionError",
     "MlrelayError",
     "ModelRegistrationError",
     "NotFoundError",
@@ -218,6 +224,41 @@ class UnsupportedFeatureError(MlrelayError, NotImplementedError):
     """
 
     error_code = "NOT_IMPLEMENTED"
+
+
+class JournalError(MlrelayError):
+    """The local journal cannot be opened, read or written; the message names the file and
+    SQLite's reason (``database or disk is full``, ``unable to open database file``, ...).
+
+    Attributes:
+        path: the journal file.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class JournalVersionError(JournalError):
+    """The journal was written by a newer mlrelay, whose layout this one does not know;
+    it is refused rather than misread.
+
+    Attributes:
+        version: the journal's schema version.
+        supported: the newest schema version this mlrelay reads.
+    """
+
+    def __init__(self, message: str, *, path: str, version: int, supported: int) -> None:
+        super().__init__(message, path=path)
+        self.version = version
+        self.supported = supported
+
+
+class JournalDamagedError(JournalError):
+    """The journal file is damaged (``database disk image is malformed``, ``file is not a
+    database``); ``mlrelay status`` says what, ``mlrelay sync`` sends what can be read."""
+
+    error_code = "DATA_LOSS"
 
 
 class APIError(MlrelayError):

@@ -16,7 +16,7 @@ import json
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeAlias
@@ -47,7 +47,7 @@ from ._errors import TLSVerificationError, wrong_address
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-    from ._pipeline.journal import Journal, RunStatus
+    from ._pipeline.journal import Damage, Journal, RunStatus
     from ._pipeline.sync import PlannedRun, RunResult
 
 __all__ = ["main"]
@@ -271,16 +271,40 @@ def _cmd_sync(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
     if journal is None:
         return 0
     try:
-        return _sync(journal, args, out)
+        code = _sync(journal, args, out)
+        carried = journal.carried()
+    finally:
+        journal.close()
+    # Then what damaged journals set aside by logging processes still hold (without the
+    # runs those processes carried into this journal: they were sent from it).
+    for path in _damaged_beside(journal.path):
+        print(f"\nDamaged journal set aside: {path}", file=out)
+        code = max(code, _sync_at(path, args, out, carried))
+    return code
+
+
+def _sync_at(path: Path, args: argparse.Namespace, out: TextIO, carried: set[str]) -> int:
+    """Sync one journal set aside; 1 (with the reason) if it cannot be opened."""
+    from ._pipeline.journal import Journal
+
+    try:
+        journal = Journal(path, fsync="never")
+    except MlrelayError as exc:
+        print(f"  cannot be read: {exc}", file=out)
+        return 1
+    try:
+        return _sync(journal, args, out, carried)
     finally:
         journal.close()
 
 
-def _sync(journal: Journal, args: argparse.Namespace, out: TextIO) -> int:
+def _sync(
+    journal: Journal, args: argparse.Namespace, out: TextIO, carried: Collection[str] = ()
+) -> int:
     """Plan, then show (``--dry-run``) or send the runs; the exit code of ``mlrelay sync``."""
     from ._pipeline.sync import run_sync
 
-    planned = _plan_sync(journal, args, out)
+    planned = _plan_sync(journal, args, out, carried)
     if not planned:
         if args.retarget_from:
             print(
@@ -330,7 +354,9 @@ def _say_elsewhere(journal: Journal, tracking_uri: str | None, out: TextIO) -> b
     return bool(elsewhere)
 
 
-def _plan_sync(journal: Journal, args: argparse.Namespace, out: TextIO) -> list[PlannedRun]:
+def _plan_sync(
+    journal: Journal, args: argparse.Namespace, out: TextIO, carried: Collection[str] = ()
+) -> list[PlannedRun]:
     """The runs to sync; a ``--run`` the journal has nothing pending for is said so."""
     from ._pipeline.sync import plan_sync
 
@@ -342,6 +368,7 @@ def _plan_sync(journal: Journal, args: argparse.Namespace, out: TextIO) -> list[
         run_ids=args.run or (),
         retry_rejected=args.retry_rejected,
         retarget_from=args.retarget_from,
+        carried=carried,
     )
     if args.run:
         known = {p.run.local_id for p in planned} | {p.run.server_run_id for p in planned}
@@ -386,6 +413,15 @@ def _report_sync(results: Sequence[RunResult], progress: _SyncProgress, out: Tex
             print(f"run {r.local_id} -> {target}: done ({r.sent:,} entries sent)", file=out)
             continue
         left += 1
+        if r.lost:
+            ended = "ended" if r.final_sent else "not ended"
+            print(
+                f"run {r.local_id} -> {target}: {r.sent:,} entries sent, {ended}; LOST: "
+                f"{_lost_words(r.lost)} could not be read from the damaged journal",
+                file=out,
+            )
+            if r.reason is None and r.left == 0 and r.rejected == 0:
+                continue
         why = r.reason or (
             f"{r.rejected:,} entries rejected by the server (`mlrelay status` shows why; "
             "`mlrelay sync --retry-rejected` sends them again)"
@@ -409,31 +445,148 @@ def _cmd_status(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
             print(json.dumps({"journal": str(_journal_path()), "exists": False}), file=out)
         return 0
     try:
-        rows = journal.status()
-        size = journal.size_on_disk()
+        report = _status_report(journal)
+        carried = journal.carried()
     finally:
         journal.close()
-    runs = [_status_of(st) for st in rows]
+    aside = [_status_report_at(path, carried) for path in _damaged_beside(journal.path)]
+    code = 0 if all(r["integrity"]["ok"] for r in [report, *aside]) else 1
     if args.json:
-        report = {
-            "journal": str(journal.path),
+        print(json.dumps({**report, "damaged_journals": aside}, indent=2), file=out)
+        return code
+    _print_status(report, out)
+    for other in aside:
+        print(f"\nDamaged journal set aside: {other['journal']}", file=out)
+        _print_status(other, out)
+    return code
+
+
+def _damaged_beside(path: Path) -> list[Path]:
+    """Damaged journals a logging process moved aside (``journal.damaged-*.db``)."""
+    from ._pipeline.recovery import damaged_journals
+
+    return damaged_journals(path)
+
+
+def _status_report(journal: Journal) -> dict[str, Any]:
+    """What ``mlrelay status`` says about one journal, as its JSON output has it."""
+    rows = journal.status()
+    damage = journal.check(timeout=_CHECK_TIMEOUT)
+    return {
+        "journal": str(journal.path),
+        "exists": True,
+        "size_bytes": journal.size_on_disk(),
+        "integrity": _integrity_of(damage, journal.entries_without_record()),
+        "runs": [_status_of(st) for st in rows],
+    }
+
+
+def _status_report_at(path: Path, carried: set[str]) -> dict[str, Any]:
+    """The status report of a journal set aside, without the runs carried out of it; one
+    saying why if it cannot be opened."""
+    from ._pipeline.journal import Journal
+
+    try:
+        journal = Journal(path, fsync="never")
+    except MlrelayError as exc:
+        return {
+            "journal": str(path),
             "exists": True,
-            "size_bytes": size,
-            "runs": runs,
+            "integrity": {"ok": False, "checked": False, "findings": [str(exc)], "seconds": 0},
+            "runs": [],
         }
-        print(json.dumps(report, indent=2), file=out)
-        return 0
-    pending = [r for r in runs if not r["synced"]]
-    print(f"Journal: {journal.path} ({_size(size)} on disk)", file=out)
-    print(f"Runs: {len(runs)} in all, {len(runs) - len(pending)} synced", file=out)
+    try:
+        report = _status_report(journal)
+    finally:
+        journal.close()
+    report["carried_runs"] = [r["local_id"] for r in report["runs"] if r["local_id"] in carried]
+    report["runs"] = [r for r in report["runs"] if r["local_id"] not in carried]
+    return report
+
+
+def _print_status(report: dict[str, Any], out: TextIO) -> None:
+    """One journal's part of ``mlrelay status``."""
+    runs = report["runs"]
+    size = f" ({_size(report['size_bytes'])} on disk)" if "size_bytes" in report else ""
+    print(f"Journal: {report['journal']}{size}", file=out)
+    _print_integrity(report["integrity"], out)
+    synced = sum(1 for r in runs if r["synced"])
+    print(f"Runs: {len(runs)} in all, {synced} synced", file=out)
+    if report.get("carried_runs"):
+        print(
+            f"  (and {len(report['carried_runs'])} run(s) carried into the journal in use, "
+            "which sends them)",
+            file=out,
+        )
     by_uri: dict[str, list[dict[str, Any]]] = {}
-    for r in pending:
-        by_uri.setdefault(r["tracking_uri"] or "(no tracking URI)", []).append(r)
+    for r in runs:
+        if not r["synced"] or r["lost"]:
+            by_uri.setdefault(r["tracking_uri"] or "(no tracking URI)", []).append(r)
     for uri, items in by_uri.items():
         _print_pending(uri, items, out)
-    if pending:
+    if synced < len(runs):
         print("\nRun `mlrelay sync` to send what exited processes left.", file=out)
-    return 0
+
+
+_CHECK_TIMEOUT = 10.0
+"""Seconds ``mlrelay status`` gives SQLite's integrity check (it reads the whole file)."""
+
+
+def _lost_words(spans: Sequence[tuple[int, int, int | None]]) -> str:
+    """Lost entries as a user reads them: how many, and their seq spans."""
+    counts = [n for _, _, n in spans]
+    how_many = (
+        f"{sum(n for n in counts if n is not None):,} entries"
+        if None not in counts
+        else "an unknown number of entries"
+    )
+    where = ", ".join(f"{a}" if a == b else f"{a}..{b}" for a, b, _ in spans)
+    return f"{how_many} (seq {where})"
+
+
+def _integrity_of(damage: Damage, unsendable: dict[str, int]) -> dict[str, Any]:
+    """The integrity part of ``mlrelay status``, as its JSON output has it."""
+    health = damage.health
+    return {
+        "ok": not damage.damaged and not unsendable,
+        "checked": health.finished,
+        "seconds": round(health.seconds, 3),
+        "findings": list(health.findings),
+        "unreadable_entries": {
+            run: [{"first_seq": a, "last_seq": b, "count": n} for a, b, n in spans]
+            for run, spans in damage.unreadable.items()
+        },
+        "unreadable_run_records": len(damage.unreadable_runs),
+        "entries_of_unreadable_runs": unsendable,
+    }
+
+
+def _print_integrity(integrity: dict[str, Any], out: TextIO) -> None:
+    """The integrity lines of ``mlrelay status``: OK, or what is damaged and what it costs."""
+    took = f"{integrity['seconds']:.2f} s"
+    if integrity["ok"]:
+        print(f"Integrity: OK (SQLite quick_check, {took})", file=out)
+        return
+    if not integrity["checked"]:
+        print(f"Integrity: NOT CHECKED: {'; '.join(integrity['findings'])}", file=out)
+    else:
+        found = "; ".join(integrity["findings"]) or "unreadable records"
+        print(f"Integrity: DAMAGED (SQLite quick_check: {found})", file=out)
+    for run, spans in integrity.get("unreadable_entries", {}).items():
+        words = _lost_words([(s["first_seq"], s["last_seq"], s["count"]) for s in spans])
+        print(
+            f"  run {run}: {words} cannot be read; `mlrelay sync` sends the rest, "
+            "ends the run and reports these as lost",
+            file=out,
+        )
+    if integrity.get("unreadable_run_records"):
+        held = sum(integrity["entries_of_unreadable_runs"].values())
+        print(
+            f"  {integrity['unreadable_run_records']} stretch(es) of run records cannot be "
+            f"read; {held:,} entries of {len(integrity['entries_of_unreadable_runs'])} "
+            "run(s) without a readable record cannot be sent",
+            file=out,
+        )
 
 
 def _status_of(st: RunStatus) -> dict[str, Any]:
@@ -456,6 +609,7 @@ def _status_of(st: RunStatus) -> dict[str, Any]:
         "crashed": rec.orphaned and rec.status is None,
         "rejected": [{"first_seq": a, "last_seq": b, "message": m} for a, b, m in st.rejected],
         "refused_entries": st.refused,
+        "lost": [{"first_seq": a, "last_seq": b, "count": n} for a, b, n in st.lost],
     }
 
 
@@ -481,6 +635,9 @@ def _print_pending(uri: str, items: Sequence[dict[str, Any]], out: TextIO) -> No
                 f"    rejected entries {rej['first_seq']}..{rej['last_seq']}: {rej['message']}",
                 file=out,
             )
+        if r["lost"]:
+            words = _lost_words([(x["first_seq"], x["last_seq"], x["count"]) for x in r["lost"]])
+            print(f"    lost: {words} could not be read from the damaged journal", file=out)
         if r["refused_entries"]:
             print(
                 f"    {r['refused_entries']:,} entries refused (not journaled): the journal's "
@@ -663,9 +820,11 @@ def main(
     except OSError as exc:  # a file or directory the command cannot use
         print(f"mlrelay {args.command}: {exc}", file=sys.stderr)
         return 1
-    except sqlite3.Error as exc:
+    except sqlite3.Error as exc:  # the journal failed where no finer message applies
+        from ._pipeline.journal import journal_error
+
         print(
-            f"mlrelay {args.command}: the journal at {_journal_path()} cannot be used: {exc}",
+            f"mlrelay {args.command}: {journal_error(exc, _journal_path(), 'used')}",
             file=sys.stderr,
         )
         return 1

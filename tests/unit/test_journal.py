@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
+from mlrelay import JournalDamagedError
 from mlrelay._pipeline.journal import Journal, owner_identity, process_start
 from mlrelay._protocol.batches import (
     KIND_ARTIFACT,
@@ -809,8 +810,9 @@ def test_a_torn_main_database_fails_with_a_clear_error(
     journal: Journal, journal_path: Path, tmp_path: Path, pages_cut: int | str
 ) -> None:
     """After a checkpoint moved everything into the main file, tearing whole pages off its
-    tail makes opening or reading the journal raise sqlite3.DatabaseError ("database disk
-    image is malformed") promptly: no hang, no silently shortened journal."""
+    tail makes opening or reading the journal raise JournalDamagedError (mlrelay's, naming
+    SQLite's "database disk image is malformed") promptly: no hang, no silently shortened
+    journal, no raw sqlite3 error."""
     add_run(journal, "r")
     for chunk in range(10):
         journal.append(metrics("r", range(300), first_step=chunk * 300))
@@ -849,5 +851,7 @@ def test_a_torn_main_database_fails_with_a_clear_error(
     assert time.monotonic() - started < 5
     assert outcome, "the worker recorded nothing"
     error = outcome[-1]
-    assert isinstance(error, sqlite3.DatabaseError), f"read {outcome} from a torn journal"
+    assert isinstance(error, JournalDamagedError), f"read {outcome} from a torn journal"
+    assert not isinstance(error, sqlite3.Error)
+    assert str(torn) in str(error)
     assert "malformed" in str(error) or "not a database" in str(error)

@@ -21,6 +21,8 @@ Tables::
     set_aside  entries the journal could not store (a value SQLite cannot take), with the
              reason; created when first needed, normally never (values are checked when
              they are logged).
+    lost     ranges of entries that could not be read back from a damaged journal.
+    carried  runs a logging process carried here out of a damaged journal it set aside.
 
 Ownership: exactly one live process sends a run. A run whose owner died (kill -9,
 OOM, power loss) is an orphan; ``mlrelay sync`` or the next process logging to the
@@ -47,49 +49,90 @@ commits as soon as entries arrive instead of waiting for the interval; ``never``
 committed, a power loss may lose recent commits but never corrupts the journal.
 ``mlrelay sync`` opens the journal with ``never``: its writes are delivery watermarks,
 and a lost watermark only means one request is sent again (and deduplicated).
+
+Schema version: ``PRAGMA user_version`` (:data:`SCHEMA_VERSION`). Opening an older journal
+migrates it inside one ``BEGIN IMMEDIATE`` transaction that reads the version again, so
+any number of processes may open it at once; a newer journal is refused
+(:class:`~mlrelay.JournalVersionError`), never misread.
+
+Damage (a disk error, a bad copy, a program writing into the files): reads go around
+what cannot be read (``damage.py``): the entries that can be read are returned, the
+others recorded in ``lost`` with their seq span and count and warned about once, so
+``mlrelay sync`` sends what it can and says what was lost, and :meth:`Journal.check` lets
+``mlrelay status`` say what is damaged. A logging process notices a cut ``-wal`` or a
+truncated ``-shm`` between statements (:meth:`Journal._guard_wal`, ``_guard_shm``) and,
+like a write failing with damage, moves to a fresh journal (``recovery.py``). Every error
+a caller sees from opening is a :class:`~mlrelay.JournalError`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
 import json
+import logging
 import math
 import os
 import secrets
 import shutil
 import sqlite3
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
-from mlrelay._errors import without_userinfo
+from mlrelay._errors import (
+    JournalDamagedError,
+    JournalError,
+    JournalVersionError,
+    without_userinfo,
+)
 from mlrelay._protocol.batches import (
     KIND_ARTIFACT,
     KIND_LINKED_METRIC,
     KIND_METRIC,
     Entry,
 )
+from mlrelay._version import __version__
+
+from .damage import Health, Span, is_damage, quick_check, readable_rows
 
 __all__ = [
+    "SCHEMA_VERSION",
+    "Damage",
     "Journal",
     "RunRecord",
     "RunStatus",
     "default_home",
+    "is_damage",
+    "journal_error",
     "owner_alive",
     "owner_identity",
     "process_start",
 ]
+
+logger = logging.getLogger("mlrelay.pipeline")
 
 RESUMED = "RESUMED"
 """Status of a run record continued by a later record of the same run: its entries are
 sent, but no final status (the later record sends it)."""
 FsyncPolicy = Literal["always", "interval", "never"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
+SCHEMA_VERSION = 1
+"""The journal layout this mlrelay reads and writes, kept in ``PRAGMA user_version``.
+
+0 is a journal written before versions existed: mlrelay 0.1's (no ``owner_start`` or
+``offline`` column, no ``servers`` or ``refused`` table) or a later unversioned one. A
+journal with a higher version was written by a newer mlrelay and is refused, never read.
+"""
+
+_TABLES = (
+    """CREATE TABLE IF NOT EXISTS runs (
     local_id        TEXT PRIMARY KEY,
     tracking_uri    TEXT NOT NULL,
     experiment_id   TEXT,
@@ -106,8 +149,8 @@ CREATE TABLE IF NOT EXISTS runs (
     owner_start     INTEGER,
     offline         INTEGER NOT NULL DEFAULT 0,
     created_at      INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS entries (
+)""",
+    """CREATE TABLE IF NOT EXISTS entries (
     seq   INTEGER PRIMARY KEY AUTOINCREMENT,
     run   TEXT NOT NULL,
     kind  INTEGER NOT NULL,
@@ -116,27 +159,82 @@ CREATE TABLE IF NOT EXISTS entries (
     text  TEXT,
     ts    INTEGER,
     step  INTEGER
-);
-CREATE INDEX IF NOT EXISTS entries_by_run ON entries(run, seq);
-CREATE TABLE IF NOT EXISTS rejected (
+)""",
+    "CREATE INDEX IF NOT EXISTS entries_by_run ON entries(run, seq)",
+    """CREATE TABLE IF NOT EXISTS rejected (
     run      TEXT NOT NULL,
     first    INTEGER NOT NULL,
     last     INTEGER NOT NULL,
     message  TEXT NOT NULL,
     at       INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS servers (
+)""",
+    """CREATE TABLE IF NOT EXISTS servers (
     tracking_uri TEXT PRIMARY KEY,
     capabilities TEXT NOT NULL,
     detected_at  INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS refused (
+)""",
+    """CREATE TABLE IF NOT EXISTS refused (
     run      TEXT PRIMARY KEY,
     count    INTEGER NOT NULL,
     first_at INTEGER NOT NULL,
     last_at  INTEGER NOT NULL
-);
-"""
+)""",
+    # Entries that could not be read back from a damaged journal: the seq range, how many
+    # of the run's entries it held (NULL: unknown, the index was damaged too), why.
+    """CREATE TABLE IF NOT EXISTS lost (
+    run      TEXT NOT NULL,
+    first    INTEGER NOT NULL,
+    last     INTEGER NOT NULL,
+    count    INTEGER,
+    reason   TEXT NOT NULL,
+    at       INTEGER NOT NULL,
+    PRIMARY KEY (run, first)
+)""",
+    # Runs a logging process carried out of a damaged journal set aside (recovery):
+    # syncs of that file leave them alone. Never purged.
+    """CREATE TABLE IF NOT EXISTS carried (
+    run      TEXT PRIMARY KEY,
+    damaged  TEXT NOT NULL,
+    at       INTEGER NOT NULL
+)""",
+)
+
+# Columns added to ``runs`` since mlrelay 0.1, with their definitions.
+_ADDED_RUN_COLUMNS = (
+    ("owner_start", "INTEGER"),
+    ("offline", "INTEGER NOT NULL DEFAULT 0"),
+)
+
+
+def _migrate_unversioned(db: sqlite3.Connection) -> None:
+    """Version 0 -> 1: create what is missing (everything, for a new file) and add the
+    columns mlrelay 0.1's ``runs`` lacks."""
+    for statement in _TABLES:
+        db.execute(statement)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    for name, definition in _ADDED_RUN_COLUMNS:
+        if name not in columns:
+            db.execute(f"ALTER TABLE runs ADD COLUMN {name} {definition}")
+
+
+_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_unversioned,)
+"""``_MIGRATIONS[v]`` takes a journal from version v to v + 1 (inside the caller's
+transaction); a new layout adds one step here and raises :data:`SCHEMA_VERSION`."""
+assert len(_MIGRATIONS) == SCHEMA_VERSION
+
+
+def journal_error(exc: BaseException, path: Path, doing: str) -> JournalError:
+    """mlrelay's error for a failure of the journal at ``path`` while ``doing`` (a past
+    participle: "opened", "read", "written"), naming SQLite's or the OS's reason."""
+    if isinstance(exc, JournalError):
+        return exc
+    if is_damage(exc):
+        return JournalDamagedError(
+            f"the journal at {path} is damaged and could not be {doing} ({exc}); "
+            "`mlrelay status` says what is damaged, `mlrelay sync` sends what can be read",
+            path=str(path),
+        )
+    return JournalError(f"the journal at {path} could not be {doing}: {exc}", path=str(path))
 
 
 def default_home() -> Path:
@@ -196,6 +294,66 @@ def owner_identity() -> tuple[int, int | None]:
     return _ME
 
 
+_SHM_FDS: dict[tuple[int, int], list[int]] = {}  # (dev, inode) -> [fd, journals using it]
+_SHM_FDS_LOCK = threading.Lock()
+
+
+def _shm_fd_acquire(path: Path, key: tuple[int, int]) -> int | None:
+    """A read-only descriptor on the -shm file ``key`` (see Journal._wal_index_frames)."""
+    with _SHM_FDS_LOCK:
+        held = _SHM_FDS.get(key)
+        if held is not None:
+            held[1] += 1
+            return held[0]
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != key:  # replaced in between: no close (see above)
+            _SHM_FDS[(st.st_dev, st.st_ino)] = [fd, 0]
+            return None
+        _SHM_FDS[key] = [fd, 1]
+        return fd
+
+
+def _shm_fd_release(key: tuple[int, int]) -> None:
+    """One journal is done with the descriptor; closed when none uses it."""
+    with _SHM_FDS_LOCK:
+        held = _SHM_FDS.get(key)
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] <= 0:
+            del _SHM_FDS[key]
+            with contextlib.suppress(OSError):
+                os.close(held[0])
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _typed(
+    doing: str,
+) -> Callable[[Callable[Concatenate[Journal, P], R]], Callable[Concatenate[Journal, P], R]]:
+    """Raise a failure of a journal method that the user's thread calls (through the
+    fluent API) as mlrelay's :class:`~mlrelay.JournalError` (``doing``: "read",
+    "written"), the SQLite error as its cause, never a raw ``sqlite3`` error."""
+
+    def wrap(method: Callable[Concatenate[Journal, P], R]) -> Callable[Concatenate[Journal, P], R]:
+        def typed(journal: Journal, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return method(journal, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise journal_error(exc, journal.path, doing) from exc
+
+        functools.update_wrapper(typed, method)
+        return typed
+
+    return wrap
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """A run as the journal knows it."""
@@ -231,6 +389,29 @@ class RunStatus:
     oldest_pending: int | None
     rejected: list[tuple[int, int, str]]
     refused: int
+    lost: list[tuple[int, int, int | None]] = dataclasses.field(default_factory=list)
+    """Spans of entries found unreadable in a damaged journal: (first, last, count)."""
+
+
+@dataclass(frozen=True)
+class Damage:
+    """What :meth:`Journal.check` found.
+
+    Attributes:
+        health: SQLite's integrity check.
+        unreadable: per run, the spans of its pending entries that cannot be read
+            ``(first seq, last seq, how many of its entries; None: unknown)``.
+        unreadable_runs: rowid spans of run records that cannot be read.
+    """
+
+    health: Health
+    unreadable: dict[str, list[tuple[int, int, int | None]]]
+    unreadable_runs: list[Span]
+
+    @property
+    def damaged(self) -> bool:
+        """Whether anything is wrong (or the check could not finish)."""
+        return not self.health.ok or bool(self.unreadable) or bool(self.unreadable_runs)
 
 
 Row = tuple[str, int, str, Any, "int | None", "int | None"]
@@ -353,52 +534,245 @@ class Journal:
 
     def __init__(self, path: Path, *, fsync: FsyncPolicy = "interval") -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not path.exists():
-            # Create the file 0600 ourselves; SQLite gives -wal and -shm the same mode.
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        self._fsync = fsync
+        self.fsync: FsyncPolicy = fsync
+        self.inode = 0  # of the file at path when opened (recovery.recover checks it)
+        self.recoveries = 0  # times this process moved a damaged journal aside
+        self.damage: str | None = None  # damage found outside a statement (see _guard_shm)
+        self.salvaging = False  # reading a damaged journal to leave it (see recovery)
+        # The runs this process added, as it recorded them: what a recovery carries over
+        # when the damaged journal cannot even be read.
+        self.added: dict[str, RunRecord] = {}
         # One connection per thread: in WAL mode the sender reads while the writer commits.
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._closed = False
         self.blob_dir = path.parent / "blobs"
-        self._db.executescript(_SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-        if "owner_start" not in columns:  # a journal written by mlrelay 0.1
-            self._db.execute("ALTER TABLE runs ADD COLUMN owner_start INTEGER")
-            self._db.execute("ALTER TABLE runs ADD COLUMN offline INTEGER NOT NULL DEFAULT 0")
+        # Damage met while reading: run-record rowids that could not be read, and the
+        # (run, first seq) of each lost span already recorded and warned about.
+        self.unreadable_runs: list[Span] = []
+        self._lost_seen: set[tuple[str, int]] = set()
+        self._generation = 0
+        self._shm = path.with_name(path.name + "-shm")
+        self._wal = path.with_name(path.name + "-wal")
+        self._shm_size = 0  # the largest size of the -shm file seen (see _guard_shm)
+        self._shm_inode = 0
+        self._armed = False  # the -wal/-shm guards run once the journal is open
+        self._shm_fds: dict[tuple[int, int], int] = {}  # see _wal_index_frames
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not path.exists():
+                # Create the file 0600 ourselves; SQLite gives -wal and -shm the same mode.
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            self.inode = os.stat(path).st_ino
+            self._ensure_schema(self._db)
+            self._armed = True
+        except (OSError, sqlite3.Error) as exc:
+            self.close()
+            raise journal_error(exc, path, "opened") from exc
+        except BaseException:
+            self.close()
+            raise
+
+    def _ensure_schema(self, db: sqlite3.Connection) -> None:
+        """Bring the journal to :data:`SCHEMA_VERSION`, or refuse one from a newer mlrelay.
+
+        The version is read again and every step applied inside one ``BEGIN IMMEDIATE``
+        transaction (SQLite's write lock): processes opening an old journal at once
+        migrate it one after the other, and each later one finds it current.
+        """
+        if self._version(db) == SCHEMA_VERSION:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._version(db)
+            for step in _MIGRATIONS[version:]:
+                step(db)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _version(self, db: sqlite3.Connection) -> int:
+        """The journal's schema version; :class:`JournalVersionError` if it is too new."""
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise JournalVersionError(
+                f"the journal at {self.path} was written by a newer mlrelay (journal "
+                f"version {version}; this mlrelay {__version__} reads up to version "
+                f"{SCHEMA_VERSION}): upgrade mlrelay, or set MLRELAY_HOME to another "
+                "directory to keep it apart",
+                path=str(self.path),
+                version=version,
+                supported=SCHEMA_VERSION,
+            )
+        return version
 
     @property
     def _db(self) -> sqlite3.Connection:
-        """This thread's connection, opened on first use."""
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            if self._closed:
-                raise sqlite3.ProgrammingError(f"the journal {self.path} is closed")
-            db = sqlite3.connect(
-                self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+        """This thread's connection, opened on first use (and again after :meth:`reopen`)."""
+        if self._armed:  # (before the first statement, SQLite itself checks the files)
+            self._guard_wal()
+            self._guard_shm()
+        if self.damage is not None and not self.salvaging:
+            # Nothing more is written to (or built on) a damaged journal: the pipeline's
+            # writer moves to a fresh one (recovery), reading this one with `salvaging`.
+            raise JournalDamagedError(
+                f"the journal at {self.path} is damaged: {self.damage}", path=str(self.path)
             )
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(f"PRAGMA journal_size_limit={64 << 20}")
-            # WAL with NORMAL: commits are not fsynced, but a power loss never corrupts.
-            db.execute(f"PRAGMA synchronous={'NORMAL' if self._fsync == 'never' else 'FULL'}")
-            self._local.db = db
-            with self._connections_lock:
-                self._connections.append(db)
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is not None and getattr(self._local, "generation", 0) == self._generation:
+            return db
+        if db is not None:  # opened before reopen(): on the file that was moved aside
+            self._forget(db)
+        if self._closed:
+            raise JournalError(f"the journal {self.path} is closed", path=str(self.path))
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
+        with self._connections_lock:
+            self._connections.append(db)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}")
+        # WAL with NORMAL: commits are not fsynced, but a power loss never corrupts.
+        db.execute(f"PRAGMA synchronous={'NORMAL' if self.fsync == 'never' else 'FULL'}")
+        # No memory-mapped I/O of the database file (already SQLite's default here;
+        # some builds turn it on): a file truncated under a mapping raises SIGBUS.
+        db.execute("PRAGMA mmap_size=0")
+        self._local.db = db
+        self._local.generation = self._generation
         return db
+
+    def _guard_shm(self) -> None:
+        """Keep a truncated ``-shm`` file from killing this process with SIGBUS.
+
+        SQLite maps the WAL index (``-shm``) into memory; if something truncates the file
+        (a process that lost its locks and believes it is alone, a cleanup tool), the
+        next access to the mapping raises SIGBUS. Checked before every statement (one
+        stat, about a microsecond): a file shorter than SQLite has mapped is extended
+        again with zeros, by path (an ``open`` here would drop SQLite's POSIX locks), and
+        :attr:`damage` asks the pipeline to move to a fresh journal (``recovery``): the
+        index's contents are gone, and rebuilding it under a live transaction could
+        damage the database. A truncation in the middle of a statement can still kill.
+        """
+        try:
+            st = os.stat(self._shm)
+        except OSError:
+            return
+        if st.st_ino != self._shm_inode:  # first sight, or a new file after a recovery
+            self._shm_inode, self._shm_size = st.st_ino, st.st_size
+            return
+        if st.st_size >= self._shm_size:
+            self._shm_size = st.st_size
+            return
+        needed = max(self._shm_size, _shm_bytes_for(self._wal_frames()))
+        with contextlib.suppress(OSError):
+            os.truncate(self._shm, needed)
+        # (A commit in this thread now would write a valid index header over the lost
+        # hash tables, hiding the frames before it: _damaged undoes the transaction.)
+        self._damaged(
+            f"its shared-memory file {self._shm} was truncated by another program "
+            f"({st.st_size} bytes of {needed})"
+        )
+
+    def _guard_wal(self) -> None:
+        """Notice a write-ahead log cut short by another program before SQLite writes
+        past the cut (the hole would read as zeros and be checkpointed into the database).
+
+        The WAL index header (the first bytes of ``-shm``) says how many frames the log
+        holds; a log file shorter than those frames was cut, and :attr:`damage` asks the
+        pipeline to move to a fresh journal. The header is read twice around the size, so
+        a commit or checkpoint by another connection in between is not taken for damage.
+        """
+        before = self._wal_index_frames()
+        if not before:
+            return
+        try:
+            size = os.stat(self._wal).st_size
+        except OSError:
+            size = 0
+        needed = _WAL_HEADER + before * (_PAGE_SIZE + _WAL_FRAME_HEADER)
+        if size >= needed or self._wal_index_frames() != before:
+            return
+        self._damaged(f"its write-ahead log {self._wal} was cut to {size} of {needed} bytes")
+
+    def _wal_index_frames(self) -> int:
+        """The frame count (mxFrame) in the WAL index header; 0 if it cannot be read.
+
+        Read through a descriptor shared by every journal of this process on that file
+        and closed only when the last of them closes: closing a descriptor drops all of
+        the process's POSIX locks on the file, SQLite's included."""
+        try:
+            st = os.stat(self._shm)
+        except OSError:
+            return 0
+        key = (st.st_dev, st.st_ino)
+        fd = self._shm_fds.get(key)
+        if fd is None:
+            fd = _shm_fd_acquire(self._shm, key)
+            if fd is None:
+                return 0
+            self._shm_fds[key] = fd
+        header = os.pread(fd, 48, 0)
+        if len(header) < 48 or header[12] != 1:  # isInit
+            return 0
+        return int.from_bytes(header[16:20], sys.byteorder)
+
+    def _damaged(self, what: str) -> None:
+        """Record damage found between statements and end this thread's transaction (a
+        commit now would build on the damage); :attr:`_db` raises from now on."""
+        if self.damage is None:
+            self.damage = what
+        db = getattr(self._local, "db", None)
+        if db is not None and db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+
+    def _wal_frames(self) -> int:
+        """How many frames the write-ahead log holds (from its size)."""
+        try:
+            size = os.stat(self._wal).st_size
+        except OSError:
+            return 0
+        return max(size - _WAL_HEADER, 0) // (_PAGE_SIZE + _WAL_FRAME_HEADER)
+
+    def _forget(self, db: sqlite3.Connection) -> None:
+        """Close one connection of this journal."""
+        with self._connections_lock:
+            if db in self._connections:
+                self._connections.remove(db)
+        with contextlib.suppress(sqlite3.Error):
+            db.close()
+
+    def reopen(self) -> None:
+        """Make every thread open a new connection to :attr:`path` before its next
+        statement (the file there was replaced: see ``recovery.recover``); this thread's
+        old connection is closed now, the others' by their own threads."""
+        db = getattr(self._local, "db", None)
+        with self._connections_lock:
+            self._generation += 1
+        self._shm_size = self._shm_inode = 0
+        self.damage = None
+        with contextlib.suppress(OSError):
+            self.inode = os.stat(self.path).st_ino
+        if db is not None:
+            self._forget(db)
+            self._local.db = None
 
     def close(self) -> None:
         """Close every connection this journal opened."""
         with self._connections_lock:
             self._closed = True
             for db in self._connections:
-                db.close()
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
             self._connections.clear()
+            for key in self._shm_fds:  # after the connections: see _wal_index_frames
+                _shm_fd_release(key)
+            self._shm_fds.clear()
 
     # --- writing ---------------------------------------------------------------------
 
+    @_typed("written")
     def add_run(
         self,
         *,
@@ -418,6 +792,23 @@ class Journal:
         process that finds them orphaned.
         """
         pid, started = owner_identity()
+        self.added[local_id] = RunRecord(
+            local_id=local_id,
+            tracking_uri=without_userinfo(tracking_uri),
+            experiment_id=experiment_id,
+            experiment_name=experiment_name,
+            server_run_id=server_run_id,
+            run_name=run_name,
+            start_time=start_time,
+            create_tags=dict(create_tags),
+            status=None,
+            end_time=None,
+            acked_seq=0,
+            final_sent=False,
+            pid=pid,
+            owner_start=started,
+            offline=offline,
+        )
         self._db.execute(
             "INSERT OR REPLACE INTO runs (local_id, tracking_uri, experiment_id, "
             "experiment_name, server_run_id, run_name, start_time, create_tags, pid, "
@@ -486,15 +877,25 @@ class Journal:
             args = (local_id,)
         return [(r[0], r[1], r[2], r[3]) for r in self._db.execute(query + " ORDER BY at", args)]
 
+    @_typed("written")
     def end_run(self, local_id: str, status: str, end_time: int) -> None:
         """Record the run's final status; it is sent after all of its entries."""
+        if local_id in self.added:
+            self.added[local_id] = dataclasses.replace(
+                self.added[local_id], status=status, end_time=end_time
+            )
         self._db.execute(
             "UPDATE runs SET status = ?, end_time = ? WHERE local_id = ?",
             (status, end_time, local_id),
         )
 
+    @_typed("written")
     def set_server_run(self, local_id: str, server_run_id: str, experiment_id: str) -> None:
         """Record the server's identity of a run once it exists there."""
+        if local_id in self.added:
+            self.added[local_id] = dataclasses.replace(
+                self.added[local_id], server_run_id=server_run_id, experiment_id=experiment_id
+            )
         self._db.execute(
             "UPDATE runs SET server_run_id = ?, experiment_id = ? WHERE local_id = ?",
             (server_run_id, experiment_id, local_id),
@@ -532,15 +933,40 @@ class Journal:
         entries). The compare-and-set on the previous owner makes the claim exclusive.
         """
         pid, started = owner_identity()
-        cursor = self._db.execute(
-            "UPDATE runs SET pid = ?, owner_start = ?, "
-            "status = COALESCE(status, 'KILLED'), end_time = COALESCE(end_time, "
-            "(SELECT MAX(ts) FROM entries WHERE run = runs.local_id), start_time) "
-            "WHERE local_id = ? AND pid = ? AND owner_start IS ?",
-            (pid, started, run.local_id, run.pid, run.owner_start),
-        )
+        try:
+            cursor = self._db.execute(
+                "UPDATE runs SET pid = ?, owner_start = ?, "
+                "status = COALESCE(status, 'KILLED'), end_time = COALESCE(end_time, "
+                "(SELECT MAX(ts) FROM entries WHERE run = runs.local_id), start_time) "
+                "WHERE local_id = ? AND pid = ? AND owner_start IS ?",
+                (pid, started, run.local_id, run.pid, run.owner_start),
+            )
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            # Damaged entries: end it at its last entry that can be read.
+            cursor = self._db.execute(
+                "UPDATE runs SET pid = ?, owner_start = ?, "
+                "status = COALESCE(status, 'KILLED'), end_time = COALESCE(end_time, ?) "
+                "WHERE local_id = ? AND pid = ? AND owner_start IS ?",
+                (pid, started, self._last_readable_ts(run), run.local_id, run.pid, run.owner_start),
+            )
         return cursor.rowcount == 1
 
+    def _last_readable_ts(self, run: RunRecord) -> int:
+        """The timestamp of a run's last entry that can be read (its start if none can)."""
+        seqs = self._rows_or_none(
+            "SELECT seq FROM entries INDEXED BY entries_by_run WHERE run = ? "
+            "ORDER BY seq DESC LIMIT 10000",
+            (run.local_id,),
+        )
+        for (seq,) in seqs or []:
+            row = self._rows_or_none("SELECT ts FROM entries WHERE seq = ?", (seq,))
+            if row and row[0][0] is not None:
+                return int(row[0][0])
+        return run.start_time
+
+    @_typed("written")
     def release(self, local_id: str) -> None:
         """Give up this process's ownership of a run (``mlrelay sync`` is done with it)."""
         pid, started = owner_identity()
@@ -552,6 +978,7 @@ class Journal:
             (-secrets.randbelow(1 << 62) - 1, local_id, pid, started),
         )
 
+    @_typed("written")
     def resume(self, local_id: str) -> None:
         """Make a run of this journal this process's again, not ended (``start_run(run_id=...)``).
 
@@ -651,6 +1078,22 @@ class Journal:
             (without_userinfo(tracking_uri), capabilities, int(time.time() * 1000)),
         )
 
+    def servers(self) -> list[tuple[str, str]]:
+        """Every server's recorded capabilities: ``(tracking URI, JSON)``."""
+        rows = self._db.execute("SELECT tracking_uri, capabilities FROM servers").fetchall()
+        return [(str(a), str(b)) for a, b in rows]
+
+    def note_carried(self, local_id: str, damaged: Path) -> None:
+        """Record that a run was carried here out of the damaged journal ``damaged``."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO carried (run, damaged, at) VALUES (?, ?, ?)",
+            (local_id, str(damaged), int(time.time() * 1000)),
+        )
+
+    def carried(self) -> set[str]:
+        """The runs carried here out of damaged journals (their syncs skip them)."""
+        return {str(r[0]) for r in self._db.execute("SELECT run FROM carried").fetchall()}
+
     def refuse(self, counts: dict[str, int]) -> None:
         """Count entries that were not journaled because the disk budget was reached."""
         now = int(time.time() * 1000)
@@ -743,8 +1186,25 @@ class Journal:
 
     def _query_runs(self, where: str, args: tuple[Any, ...]) -> list[RunRecord]:
         query = f"SELECT {self._RUN_COLUMNS} FROM runs WHERE {where} ORDER BY created_at"
-        return [self._run(r) for r in self._db.execute(query, args)]
+        try:
+            return [self._run(r) for r in self._db.execute(query, args).fetchall()]
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+        # Damaged: the records that can be read, in insertion order (rowid).
+        select = f"SELECT rowid, {self._RUN_COLUMNS} FROM runs NOT INDEXED WHERE ({where}) AND "
+        rows, lost = readable_rows(
+            self._db,
+            select + "rowid BETWEEN ? AND ? ORDER BY rowid LIMIT ?",
+            select + "rowid = ?",
+            args,
+            (1, _MAX_KEY),
+            _MAX_KEY,
+        )
+        self.unreadable_runs = sorted(set(self.unreadable_runs) | set(lost))
+        return [self._run(r[1:]) for r in rows]
 
+    @_typed("read")
     def runs(self, *, mine: bool = False, unfinished_only: bool = True) -> list[RunRecord]:
         """Runs in creation order: optionally only this process's, only undelivered ones."""
         clauses, args = ["1"], []
@@ -760,27 +1220,43 @@ class Journal:
         """Undelivered runs whose owning process is gone."""
         return [r for r in self.runs() if r.orphaned]
 
+    @_typed("read")
     def run(self, local_id: str) -> RunRecord | None:
         """One run by local id."""
-        row = self._db.execute(
-            f"SELECT {self._RUN_COLUMNS} FROM runs WHERE local_id = ?", (local_id,)
-        ).fetchone()
-        return self._run(row) if row else None
+        found = self._query_runs("local_id = ?", (local_id,))
+        return found[0] if found else None
 
+    @_typed("read")
     def run_by_server_id(self, server_run_id: str) -> RunRecord | None:
         """The newest record of a server run, if this journal holds one."""
         found = self._query_runs("server_run_id = ?", (server_run_id,))
         return found[-1] if found else None
 
     def pending(
-        self, local_id: str, after: int, limit: int, *, last: int | None = None
+        self,
+        local_id: str,
+        after: int,
+        limit: int,
+        *,
+        last: int | None = None,
+        record: bool = True,
     ) -> list[Entry]:
-        """Up to ``limit`` entries of a run with seq > ``after`` (and <= ``last``), in order."""
-        rows = self._db.execute(
-            "SELECT seq, kind, key, num, text, ts, step FROM entries "
-            "WHERE run = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-            (local_id, after, (1 << 62) if last is None else last, limit),
-        ).fetchall()
+        """Up to ``limit`` entries of a run with seq > ``after`` (and <= ``last``), in order.
+
+        In a damaged journal, the entries that can be read: those that cannot are skipped
+        and (with ``record``) recorded as lost (:meth:`lost`) and warned about once per run.
+        """
+        bound = _MAX_KEY if last is None else last
+        try:
+            rows = self._db.execute(_PENDING, (local_id, after, bound, limit)).fetchall()
+            if not self._index_agrees(local_id, after, bound, limit, rows):
+                raise sqlite3.DatabaseError("database disk image is malformed (index)")
+        except (sqlite3.DatabaseError, MemoryError) as exc:  # (NOMEM: a damaged size)
+            if isinstance(exc, sqlite3.DatabaseError) and not is_damage(exc):
+                raise
+            rows, spans = self._readable_entries(local_id, after + 1, bound, limit)
+            if record:
+                self._note_lost(local_id, spans, exc)
         nan = math.nan
         return [
             Entry(seq, kind, key, (nan if num is None else num) if kind == 0 else text, ts, step)
@@ -789,8 +1265,154 @@ class Journal:
             for seq, kind, key, num, text, ts, step in rows
         ]
 
+    def _index_agrees(
+        self, local_id: str, after: int, bound: int, limit: int, rows: list[tuple[Any, ...]]
+    ) -> bool:
+        """Whether the table agrees with what the index gave (a damaged index page SQLite
+        does not notice makes an index scan skip entries silently): the same number of the
+        run's entries up to the last one read, and, when fewer than ``limit`` came, none
+        among the next rows of the table (bounded: 20,000 rows, a few milliseconds)."""
+        top = int(rows[-1][0]) if rows else after
+        if rows:
+            (n,) = self._db.execute(_COUNT_TABLE, (local_id, after, top)).fetchone()
+            if n != len(rows):
+                return False
+        if len(rows) == limit or top >= bound:
+            return True
+        return self._db.execute(_TAIL_TABLE, (top, bound, local_id)).fetchone() is None
+
+    def _readable_entries(
+        self, local_id: str, first: int, last: int, limit: int
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[int, int, int | None]]]:
+        """A run's readable entries in ``first..last`` and the spans of it that cannot be
+        read, each with how many of the run's entries it holds (None: unknown)."""
+        # Through the table alone (NOT INDEXED): a damaged index must not hide entries.
+        last = min(last, self._last_seq())
+        rows, spans = readable_rows(
+            self._db,
+            _SALVAGE + "seq BETWEEN ? AND ? ORDER BY seq LIMIT ?",
+            _SALVAGE + "seq = ?",
+            (local_id,),
+            (first, last),
+            limit,
+        )
+        self._add_indexed(local_id, rows, spans, first, last if len(rows) < limit else rows[-1][0])
+        counted = [(a, b, self._count_in(local_id, a, b)) for a, b in spans]
+        return rows, [(a, b, n) for a, b, n in counted if n != 0]
+
+    def _add_indexed(
+        self,
+        local_id: str,
+        rows: list[tuple[Any, ...]],
+        spans: list[Span],
+        first: int,
+        last: int,
+    ) -> None:
+        """Cross-check a salvaged read against the index: entries the index lists that the
+        table scan neither returned nor reported (a damaged page SQLite did not notice can
+        make a scan skip rows) are looked up one by one, and added or reported lost."""
+        try:
+            indexed = [
+                int(seq)
+                for (seq,) in self._db.execute(
+                    "SELECT seq FROM entries INDEXED BY entries_by_run "
+                    "WHERE run = ? AND seq BETWEEN ? AND ?",
+                    (local_id, first, last),
+                )
+            ]
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            return
+        seen = {int(row[0]) for row in rows}
+        missing = [s for s in indexed if s not in seen and not any(a <= s <= b for a, b in spans)]
+        for seq in missing[:10_000]:
+            try:
+                found = self._db.execute(_SALVAGE + "seq = ?", (local_id, seq)).fetchall()
+            except sqlite3.DatabaseError as exc:
+                if not is_damage(exc):
+                    raise
+                found = []
+            if found:
+                rows.append(found[0])
+            else:
+                spans.append((seq, seq))
+        if missing:
+            rows.sort(key=lambda row: int(row[0]))
+            spans.sort()
+
+    def _rows_or_none(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]] | None:
+        """The rows of a query, or None where the journal is damaged (other errors raise)."""
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            return None
+
+    def _last_seq(self) -> int:
+        """The highest seq ever given (AUTOINCREMENT keeps it), else a bound above all."""
+        rows = self._rows_or_none("SELECT seq FROM sqlite_sequence WHERE name = 'entries'")
+        return int(rows[0][0]) if rows else _MAX_KEY
+
+    def _count_in(self, local_id: str, first: int, last: int) -> int | None:
+        """How many of a run's entries have ``first <= seq <= last``, from the index alone
+        (which may be readable where the table is not); None if it cannot be read."""
+        rows = self._rows_or_none(
+            "SELECT COUNT(*) FROM entries INDEXED BY entries_by_run "
+            "WHERE run = ? AND seq BETWEEN ? AND ?",
+            (local_id, first, last),
+        )
+        return None if rows is None else int(rows[0][0])
+
+    def _note_lost(
+        self, local_id: str, spans: list[tuple[int, int, int | None]], exc: BaseException
+    ) -> None:
+        """Record entries that cannot be read (once per span) and warn once per run."""
+        now = int(time.time() * 1000)
+        new = [span for span in spans if (local_id, span[0]) not in self._lost_seen]
+        if not new:
+            return
+        self._lost_seen.update((local_id, a) for a, _, _ in new)
+        try:
+            if self.salvaging:  # never write into a journal being left (see recovery)
+                raise sqlite3.OperationalError("the journal is being left for a fresh one")
+            self._db.executemany(
+                "INSERT OR IGNORE INTO lost (run, first, last, count, reason, at) "
+                "VALUES (?,?,?,?,?,?)",
+                [(local_id, a, b, n, str(exc), now) for a, b, n in new],
+            )
+        except sqlite3.Error as write_error:  # said below; status finds the damage again
+            logger.warning("mlrelay: could not record the loss in %s: %s", self.path, write_error)
+        known = sum(n for _, _, n in new if n is not None)
+        logger.warning(
+            "mlrelay: %s of run %s could not be read from the damaged journal at %s "
+            "(seq %s: %s) and cannot be sent; everything else is sent. `mlrelay status` "
+            "says what is damaged.",
+            (f"{known:,} entry" if known == 1 else f"{known:,} entries")
+            if all(n is not None for _, _, n in new)
+            else "entries",
+            local_id,
+            self.path,
+            ", ".join(f"{a}..{b}" for a, b, _ in new),
+            exc,
+        )
+
+    def lost(self, local_id: str | None = None) -> list[tuple[str, int, int, int | None, str]]:
+        """Entries found unreadable in a damaged journal: ``(run, first seq, last seq,
+        how many of the run's entries (None: unknown), SQLite's reason)``."""
+        query = "SELECT run, first, last, count, reason FROM lost"
+        args: tuple[str, ...] = ()
+        if local_id is not None:
+            query += " WHERE run = ?"
+            args = (local_id,)
+        rows = self._rows_or_none(query + " ORDER BY run, first", args) or []
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    @_typed("read")
     def count_pending(self, local_ids: Iterable[str] | None = None) -> int:
-        """How many entries are not yet acknowledged (for the given runs, or all)."""
+        """How many entries are not yet acknowledged (for the given runs, or all); entries
+        found unreadable in a damaged journal are lost, not pending."""
         query = (
             "SELECT COUNT(*) FROM entries e JOIN runs r ON e.run = r.local_id "
             "WHERE e.seq > r.acked_seq"
@@ -802,7 +1424,23 @@ class Journal:
                 return 0
             query += f" AND r.local_id IN ({','.join('?' * len(ids))})"
             args = ids
-        return int(self._db.execute(query, args).fetchone()[0])
+        try:
+            if self._db.execute("SELECT EXISTS (SELECT 1 FROM lost)").fetchone()[0]:
+                query += " AND NOT EXISTS (SELECT 1 FROM lost l WHERE l.run = e.run " + (
+                    "AND e.seq BETWEEN l.first AND l.last)"
+                )
+            return int(self._db.execute(query, args).fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+        runs = self._query_runs("1", ()) if local_ids is None else filter(None, map(self.run, ids))
+        return sum(self._count_readable(r.local_id, r.acked_seq) for r in runs)
+
+    def _count_readable(self, local_id: str, after: int) -> int:
+        """How many of a run's entries after ``after`` can be read (a damaged journal)."""
+        lost = self.lost(local_id)
+        rows, _ = self._readable_entries(local_id, after + 1, _MAX_KEY, _MAX_KEY)
+        return sum(1 for row in rows if not any(a <= row[0] <= b for _, a, b, _, _ in lost))
 
     def entries_between(self, local_id: str, first: int, last: int) -> list[Entry]:
         """A run's entries with ``first <= seq <= last``, in order."""
@@ -832,24 +1470,47 @@ class Journal:
         self._db.execute("DELETE FROM rejected WHERE run = ? AND first = ?", (local_id, first))
 
     def status(self) -> list[RunStatus]:
-        """Every run the journal holds, with what is pending, rejected and refused."""
+        """Every run the journal holds, with what is pending, rejected, refused and lost."""
         refused = dict(self._db.execute("SELECT run, count FROM refused").fetchall())
         out = []
         for run in self._query_runs("1", ()):
-            first = self._db.execute(
-                "SELECT ts FROM entries WHERE run = ? AND seq > ? ORDER BY seq LIMIT 1",
-                (run.local_id, run.acked_seq),
-            ).fetchone()
+            first = self.pending(run.local_id, run.acked_seq, 1, record=False)
+            lost = self.lost(run.local_id)
             out.append(
                 RunStatus(
                     run=run,
                     pending=self.count_pending([run.local_id]),
-                    oldest_pending=None if first is None else (first[0] or run.start_time),
+                    oldest_pending=None if not first else (first[0].timestamp or run.start_time),
                     rejected=[(a, b, c) for _, a, b, c in self.rejections(run.local_id)],
                     refused=int(refused.get(run.local_id, 0)),
+                    lost=[(a, b, n) for _, a, b, n, _ in lost],
                 )
             )
         return out
+
+    def check(self, timeout: float = 10.0) -> Damage:
+        """Check the journal's integrity (for at most ``timeout`` seconds) and, if it is
+        damaged, find what cannot be read: run records, and each run's pending entries."""
+        health = quick_check(self._db, timeout)
+        if health.ok and not self.unreadable_runs:
+            return Damage(health, {}, [])
+        unreadable: dict[str, list[tuple[int, int, int | None]]] = {}
+        for run in self._query_runs("1", ()):
+            _, spans = self._readable_entries(run.local_id, run.acked_seq + 1, _MAX_KEY, _MAX_KEY)
+            if spans:
+                unreadable[run.local_id] = spans
+        return Damage(health, unreadable, list(self.unreadable_runs))
+
+    def entries_without_record(self) -> dict[str, int]:
+        """Runs whose record cannot be read (a damaged journal) but whose entries are
+        indexed: how many entries each holds (they cannot be sent without the record)."""
+        known = {r.local_id for r in self._query_runs("1", ())}
+        if not self.unreadable_runs:
+            return {}
+        rows = self._rows_or_none(
+            "SELECT run, COUNT(*) FROM entries INDEXED BY entries_by_run GROUP BY run"
+        )
+        return {str(run): int(n) for run, n in rows or [] if run not in known}
 
     def rejections(self, local_id: str | None = None) -> list[tuple[str, int, int, str]]:
         """Rejected ranges ``(run, first, last, message)``."""
@@ -860,6 +1521,32 @@ class Journal:
             args = (local_id,)
         return [(r[0], r[1], r[2], r[3]) for r in self._db.execute(query, args)]
 
+
+_PAGE_SIZE = 4096  # SQLite's default, which the journal keeps
+_WAL_HEADER = 32
+_WAL_FRAME_HEADER = 24
+_WAL_LIMIT = 64 << 20  # journal_size_limit
+
+
+def _shm_bytes_for(frames: int) -> int:
+    """The size of the WAL index SQLite maps for ``frames`` WAL frames: 32 KB regions, the
+    first indexing 4,062 frames, each later one 4,096."""
+    return 32768 * (1 + max(frames - 4062, 0) // 4096 + (1 if frames > 4062 else 0))
+
+
+_MAX_KEY = 1 << 62
+"""Above any seq or rowid the journal holds."""
+
+_PENDING = (
+    "SELECT seq, kind, key, num, text, ts, step FROM entries "
+    "WHERE run = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+)
+_COUNT_TABLE = "SELECT COUNT(*) FROM entries NOT INDEXED WHERE run = ? AND seq > ? AND seq <= ?"
+_TAIL_TABLE = (
+    "SELECT 1 FROM (SELECT run FROM entries NOT INDEXED WHERE seq > ? AND seq <= ? "
+    "ORDER BY seq LIMIT 20000) WHERE run = ? LIMIT 1"
+)
+_SALVAGE = "SELECT seq, kind, key, num, text, ts, step FROM entries NOT INDEXED WHERE run = ? AND "
 
 _NOT_REJECTED = (
     "NOT EXISTS (SELECT 1 FROM rejected r WHERE r.run = entries.run "

@@ -48,6 +48,7 @@ from mlrelay._errors import (
 )
 
 from .journal import Journal
+from .recovery import needs_recovery, recover
 from .sender import RunSender, Stopped
 
 if TYPE_CHECKING:
@@ -448,9 +449,14 @@ class Pipeline:
             try:
                 wrote = self._drain()
             except Exception as exc:  # the journal failing must not kill logging silently
+                # A damaged journal: continue in a fresh one (the rows went back to the deque).
+                if needs_recovery(exc) and recover(self.journal, self.journal.damage or str(exc)):
+                    continue
                 self._report_write_failure(exc)
                 self._stop.wait(self.options.flush_interval)
                 continue
+            if self.journal.damage is not None:  # found between statements (a cut -shm)
+                recover(self.journal, self.journal.damage)
             with self._written:
                 self._written.notify_all()
             if wrote:

@@ -10,11 +10,17 @@ last; a run that never ended is ended KILLED. Runs of live processes are left to
 Interruption is safe at any point: the journal's watermark moves only after the server
 acknowledged a request, so the next sync resends at most one request per run, which
 the server deduplicates.
+
+A damaged journal is sent as far as it can be read: entries that cannot be read are set
+aside as lost (recorded in the journal with their seq span and count), every other entry
+is sent once, and the run is ended as usual; each result says what was lost.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import sqlite3
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,13 +29,14 @@ from mlrelay._errors import (
     APIStatusError,
     AuthenticationError,
     ConfigurationError,
+    JournalError,
     PermissionDeniedError,
     TLSVerificationError,
     UnexpectedResponseError,
     without_userinfo,
 )
 
-from .journal import Journal, RunRecord
+from .journal import Journal, RunRecord, journal_error
 from .sender import Progress, RunSender
 
 if TYPE_CHECKING:
@@ -64,11 +71,20 @@ class RunResult:
     final_sent: bool
     reason: str | None
     live: bool = False  # another live process (logger or sync) sends it: not ours to report
+    lost: tuple[tuple[int, int, int | None], ...] = ()
+    """Spans of entries that could not be read from a damaged journal (first seq, last
+    seq, how many of the run's entries; None: unknown): never sent, lost."""
 
     @property
     def done(self) -> bool:
-        """Everything delivered, the final status included, nothing set aside."""
-        return self.final_sent and self.left == 0 and self.rejected == 0 and self.reason is None
+        """Everything delivered, the final status included, nothing set aside or lost."""
+        return (
+            self.final_sent
+            and self.left == 0
+            and self.rejected == 0
+            and self.reason is None
+            and not self.lost
+        )
 
 
 def _same(uri: str) -> str:
@@ -84,6 +100,7 @@ def plan_sync(
     run_ids: Sequence[str] = (),
     retry_rejected: bool = False,
     retarget_from: str | None = None,
+    carried: Collection[str] = (),
 ) -> list[PlannedRun]:
     """The runs a sync would send, in journal order; reads the journal only.
 
@@ -97,6 +114,8 @@ def plan_sync(
         retarget_from: instead, the runs recorded for this address (one that was wrong),
             to be sent to ``tracking_uri``. A run already created on that address belongs
             there and is not moved.
+        carried: runs a logging process carried out of this (damaged) journal into the
+            journal in use, which sends them: left out.
 
     Raises:
         ConfigurationError: ``retarget_from`` without ``tracking_uri``.
@@ -112,6 +131,8 @@ def plan_sync(
         if run.final_sent and not (retry_rejected and rejected):
             continue
         if wanted and run.local_id not in wanted and run.server_run_id not in wanted:
+            continue
+        if run.local_id in carried:
             continue
         recorded = run.tracking_uri.rstrip("/")
         if moved_from is not None:
@@ -213,8 +234,11 @@ class _Syncer:
                     # right address once, so an interrupted sync goes on there, never twice.
                     self.journal.set_tracking_uri(item.run.local_id, item.destination)
                 sent, reason = self._send(item.run, item.destination)
+            except (JournalError, sqlite3.Error) as exc:
+                reason = str(journal_error(exc, self.journal.path, "read or written"))
             finally:
-                self.journal.release(item.run.local_id)
+                with contextlib.suppress(sqlite3.Error):  # a damaged journal: said above
+                    self.journal.release(item.run.local_id)
         final = self.journal.run(item.run.local_id) or item.run
         return RunResult(
             local_id=final.local_id,
@@ -226,6 +250,7 @@ class _Syncer:
             final_sent=final.final_sent,
             reason=reason,
             live=live,
+            lost=tuple((a, b, n) for _, a, b, n, _ in self.journal.lost(final.local_id)),
         )
 
     def _send(self, run: RunRecord, destination: str) -> tuple[int, str | None]:

@@ -1,0 +1,273 @@
+"""Reading a damaged journal: every row that can be read is returned once and in order, what
+cannot is named exactly, the integrity check is bounded, and nothing a user sees is a raw
+sqlite3 error."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+
+from mlrelay import JournalDamagedError, JournalError, cli
+from mlrelay._pipeline.damage import quick_check
+from mlrelay._pipeline.journal import Journal
+from mlrelay._protocol.batches import KIND_METRIC, KIND_PARAM
+
+T0 = 1_700_000_000_000
+ENTRIES = 3_000
+
+
+def _add_run(journal: Journal, local_id: str) -> None:
+    """Record an offline run of this process."""
+    journal.add_run(
+        local_id=local_id,
+        tracking_uri="",
+        experiment_id="0",
+        experiment_name=None,
+        run_name=None,
+        start_time=T0,
+        create_tags={},
+    )
+
+
+def _build(path: Path, runs: int = 2) -> None:
+    """A checkpointed journal: ``runs`` runs of this process, their entries interleaved."""
+    journal = Journal(path)
+    for r in range(runs):
+        _add_run(journal, f"r{r}")
+    journal.append([(f"r{r}", KIND_PARAM, "lr", "0.1", T0, None) for r in range(runs)])
+    for chunk in range(ENTRIES // 500):
+        journal.append(
+            [
+                (f"r{i % runs}", KIND_METRIC, "m", float(i), T0 + i, i)
+                for i in range(chunk * 500, (chunk + 1) * 500)
+            ]
+        )
+    journal.close()  # the last connection checkpoints everything into the file
+
+
+def _oracle(path: Path, run: str) -> list[int]:
+    """The seqs of ``run`` whose whole row can be read one primary-key lookup at a time."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    found = []
+    try:
+        for seq in range(1, ENTRIES + 10):
+            try:
+                row = db.execute(
+                    "SELECT run, kind, key, num, text, ts, step FROM entries WHERE seq = ?", (seq,)
+                ).fetchone()
+            except sqlite3.Error:  # (OperationalError: text that is not UTF-8)
+                continue
+            if row is not None and row[0] == run:
+                found.append(seq)
+    finally:
+        db.close()
+    return found
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One healthy journal, copied by each example before it is damaged."""
+    path = tmp_path_factory.mktemp("pristine") / "journal.db"
+    _build(path)
+    return path
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_readable_entry_is_read_once_in_order_whatever_16_bytes_are_damaged(
+    pristine: Path, data: st.DataObject
+) -> None:
+    """16 bytes overwritten anywhere past the schema page: reading a run's pending entries
+    returns every entry a one-by-one lookup can read, in seq order, each once, and none of
+    the spans it reports lost; counting, status and the check never raise. (Values that
+    damage alters without breaking the page format cannot be told apart: SQLite keeps no
+    checksum per row.)"""
+    size = pristine.stat().st_size
+    # (Page 1 holds the schema: damage there is tested below, the journal cannot be opened.)
+    offset = data.draw(st.integers(4096, size - 16), label="offset")
+    garbage = data.draw(st.sampled_from(["zeros", "ones", "random"]), label="garbage")
+    seed = data.draw(st.integers(0, 2**32), label="seed")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "journal.db"
+        shutil.copyfile(pristine, path)
+        with open(path, "r+b") as f:
+            f.seek(offset)
+            f.write(
+                bytes(16)
+                if garbage == "zeros"
+                else b"\xff" * 16
+                if garbage == "ones"
+                else random.Random(seed).randbytes(16)
+            )
+        expected = {run: _oracle(path, run) for run in ("r0", "r1")}
+        journal = Journal(path)
+        try:
+            for run, seqs in expected.items():
+                read: list[int] = []
+                after = 0
+                while batch := journal.pending(run, after, 400):
+                    read += [e.seq for e in batch]
+                    after = batch[-1].seq
+                note(f"{run}: read {len(read)}, lookups {len(seqs)}")
+                assert read == sorted(set(read)), "out of order or twice"
+                assert set(seqs) <= set(read), "an entry a lookup can read was not read"
+                lost = journal.lost(run)
+                in_lost = {s for _, a, b, _, _ in lost for s in range(a, b + 1)}
+                assert not in_lost & set(read)
+                assert all(n is None or n > 0 for *_, n, _ in lost)
+                assert journal.count_pending([run]) >= 0
+            journal.status()
+            journal.check(timeout=5)
+        finally:
+            journal.close()
+
+
+def test_damage_to_the_schema_page_is_a_journal_error_at_open(
+    pristine: Path, tmp_path: Path
+) -> None:
+    """16 zero bytes in the schema page: opening raises JournalDamagedError naming the file
+    (status and sync then say the journal cannot be read), never a raw sqlite3 error."""
+    path = tmp_path / "journal.db"
+    shutil.copyfile(pristine, path)
+    with open(path, "r+b") as f:
+        f.seek(100)
+        f.write(bytes(16))
+    with pytest.raises(JournalDamagedError) as caught:
+        Journal(path)
+    assert str(path) in str(caught.value)
+    assert not isinstance(caught.value, sqlite3.Error)
+
+
+def test_the_integrity_check_stops_at_its_time_bound(tmp_path: Path) -> None:
+    """quick_check on a journal it cannot finish in the time given says it did not finish,
+    promptly, instead of holding `mlrelay status`."""
+    path = tmp_path / "journal.db"
+    _build(path)
+    db = sqlite3.connect(path)
+    try:
+        started = time.monotonic()
+        health = quick_check(db, timeout=0.0)
+        assert time.monotonic() - started < 1.0
+        assert not health.finished
+        assert "not finished" in health.findings[0]
+        assert quick_check(db, timeout=30).ok
+    finally:
+        db.close()
+
+
+def test_a_healthy_journal_passes_the_check(tmp_path: Path) -> None:
+    """An undamaged journal is reported healthy, with nothing unreadable."""
+    path = tmp_path / "journal.db"
+    _build(path)
+    journal = Journal(path)
+    try:
+        damage = journal.check()
+        assert not damage.damaged
+        assert damage.health.ok
+        assert damage.health.finished
+    finally:
+        journal.close()
+
+
+def test_status_and_sync_on_a_file_that_is_not_a_journal_say_so_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A journal.db that is not a database: `status` and `sync` exit 1 with one line naming
+    the file and SQLite's reason; no traceback, no raw sqlite3 error."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    (home / "journal.db").write_bytes(os.urandom(8192))
+    monkeypatch.setenv("MLRELAY_HOME", str(home))
+    for command in ("status", "sync"):
+        assert cli.main([command]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"mlrelay {command}: the journal at {home / 'journal.db'}")
+        assert "not a database" in err
+        assert "Traceback" not in err
+
+
+def _raised(call: Callable[[], object]) -> BaseException | None:
+    """What ``call`` raised, if anything."""
+    try:
+        call()
+    except Exception as exc:
+        return exc
+    return None
+
+
+def test_journal_calls_of_the_fluent_api_raise_mlrelay_errors_not_sqlite3_errors(
+    tmp_path: Path,
+) -> None:
+    """A journal damaged everywhere but its schema page: the calls the fluent API makes
+    (add_run, end_run) raise JournalError naming the file, with SQLite's error as the
+    cause; the reads (run, runs, count_pending) read around the damage or raise the same;
+    never a raw sqlite3 error."""
+    path = tmp_path / "journal.db"
+    _build(path)
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.seek(4096)
+        f.write(b"\xff" * (size - 4096))
+    journal = Journal(path)
+    try:
+        writes = [
+            lambda: journal.end_run("r0", "FINISHED", T0),
+            lambda: _add_run(journal, "new"),
+        ]
+        for write in writes:
+            error = _raised(write)
+            assert isinstance(error, JournalError), repr(error)
+            assert isinstance(error.__cause__, sqlite3.Error)
+            assert str(path) in str(error)
+        for read in (lambda: journal.run("r0"), journal.runs, journal.count_pending):
+            error = _raised(read)
+            assert error is None or isinstance(error, JournalError), repr(error)
+    finally:
+        journal.close()
+
+
+def test_closing_one_of_two_journals_on_a_file_keeps_the_others_locks(tmp_path: Path) -> None:
+    """Two journal handles on one file in one process (the pipeline's and a second one):
+    closing one keeps the other's SQLite locks, so another process still waits for its
+    write lock. (The -wal guard reads the -shm file through a descriptor; closing a
+    descriptor drops every POSIX lock the process holds on the file: before the descriptor
+    was shared, the other process took the lock, and a later access died with SIGBUS.)"""
+    path = tmp_path / "journal.db"
+    first, second = Journal(path), Journal(path)
+    try:
+        second.runs()
+        first.runs()  # both have run their guards on the file
+        second.close()
+        db = first._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            other = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=0.2, "
+                    "isolation_level=None); c.execute('BEGIN IMMEDIATE')",
+                    str(path),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        finally:
+            db.execute("ROLLBACK")
+        assert other.returncode != 0
+        assert "database is locked" in other.stderr
+    finally:
+        first.close()
