@@ -740,7 +740,18 @@ class Client(RegistryMethods, LoggedModelMethods, LoggedModelReads):
             return str(found.experiment_id)
 
     def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput]) -> None:
-        """Record datasets a run used (MLflow ignores a dataset logged twice)."""
+        """Record datasets a run used (MLflow ignores a dataset logged twice).
+
+        Raises:
+            ValidationError: a dataset's field or tag holds text that is not valid
+                Unicode (a lone surrogate), naming the field and the dataset.
+        """
+        for given in datasets:
+            name = given.dataset.name
+            texts = [*given.dataset.model_dump().items(), *((t.key, t.value) for t in given.tags)]
+            for field, value in texts:
+                if isinstance(value, str):
+                    validate_text(value, field=f"dataset {field}", key=name)
         self._transport.call(_E.log_inputs, m.LogInputs(run_id=run_id, datasets=list(datasets)))
 
     def capabilities(self) -> Capabilities:

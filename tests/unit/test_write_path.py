@@ -25,7 +25,7 @@ from mlrelay._pipeline.journal import Journal
 from mlrelay._pipeline.pipeline import Pipeline, PipelineOptions
 from mlrelay._pipeline.runs import session
 from mlrelay._protocol.batches import KIND_LINKED_METRIC, KIND_METRIC, KIND_PARAM, KIND_TAG
-from mlrelay.entities import Param
+from mlrelay.entities import Dataset, DatasetInput, InputTag, Param
 from tests._timing import slack
 
 SURROGATE = os.fsdecode(b"/data/train_\xff.csv")  # what Python gives for a non-UTF-8 name
@@ -109,7 +109,8 @@ def test_run_names_descriptions_and_experiment_names_are_checked(offline: Path) 
 
 
 def test_client_refuses_the_same_values_before_sending() -> None:
-    """Client.log_param/set_tag/log_batch/create_run/update_run refuse them too, unsent."""
+    """Client.log_param/set_tag/log_batch/create_run/update_run/log_inputs refuse them too,
+    unsent, as a ValidationError (not pydantic's serialization error)."""
     with mlrelay.Client(tracking_uri="http://127.0.0.1:9") as c:  # nothing listens: unsent
         for call in (
             lambda: c.log_param("r", "data_path", SURROGATE),
@@ -118,6 +119,16 @@ def test_client_refuses_the_same_values_before_sending() -> None:
             lambda: c.log_metric("r", "x", 1.0, step=2**64),
             lambda: c.create_run("0", run_name=SURROGATE),
             lambda: c.update_run("r", end_time=2**64),
+            lambda: c.log_inputs("r", [DatasetInput(Dataset(SURROGATE, "d1", "local", "{}"))]),
+            lambda: c.log_inputs(
+                "r",
+                [
+                    DatasetInput(
+                        Dataset("ok", "d1", "local", "{}"),
+                        [InputTag("mlflow.data.context", SURROGATE)],
+                    )
+                ],
+            ),
         ):
             with pytest.raises(mlrelay.ValidationError):
                 call()
