@@ -477,7 +477,7 @@ def _status_report(journal: Journal) -> dict[str, Any]:
         "exists": True,
         "size_bytes": journal.size_on_disk(),
         "integrity": _integrity_of(damage, journal.entries_without_record()),
-        "runs": [_status_of(st) for st in rows],
+        "runs": [_with_set_aside(_status_of(st), journal) for st in rows],
     }
 
 
@@ -520,7 +520,7 @@ def _print_status(report: dict[str, Any], out: TextIO) -> None:
         )
     by_uri: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
-        if not r["synced"] or r["lost"]:
+        if not r["synced"] or r["lost"] or r.get("set_aside"):
             by_uri.setdefault(r["tracking_uri"] or "(no tracking URI)", []).append(r)
     for uri, items in by_uri.items():
         _print_pending(uri, items, out)
@@ -613,6 +613,13 @@ def _status_of(st: RunStatus) -> dict[str, Any]:
     }
 
 
+def _with_set_aside(run: dict[str, Any], journal: Journal) -> dict[str, Any]:
+    """A run's status with the entries its journal set aside (could not store), by key."""
+    aside = journal.set_aside_entries(run["local_id"])
+    run["set_aside"] = [{"key": key, "reason": reason} for _, key, _, reason in aside]
+    return run
+
+
 def _print_pending(uri: str, items: Sequence[dict[str, Any]], out: TextIO) -> None:
     """The pending runs of one tracking URI, as ``mlrelay status`` prints them."""
     total = sum(r["pending_entries"] for r in items)
@@ -638,6 +645,11 @@ def _print_pending(uri: str, items: Sequence[dict[str, Any]], out: TextIO) -> No
         if r["lost"]:
             words = _lost_words([(x["first_seq"], x["last_seq"], x["count"]) for x in r["lost"]])
             print(f"    lost: {words} could not be read from the damaged journal", file=out)
+        for aside in r.get("set_aside", ()):
+            print(
+                f"    set aside (not journaled) entry {aside['key']!r}: {aside['reason']}",
+                file=out,
+            )
         if r["refused_entries"]:
             print(
                 f"    {r['refused_entries']:,} entries refused (not journaled): the journal's "

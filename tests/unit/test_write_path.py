@@ -186,6 +186,36 @@ def test_journal_sets_aside_entries_it_cannot_store_and_commits_the_rest(tmp_pat
     journal.close()
 
 
+def test_status_lists_the_entries_the_journal_set_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``mlrelay status`` names each set-aside entry's key and reason, also for a run that
+    is otherwise synced, in its text and its JSON."""
+    import io
+    import json
+
+    from mlrelay import cli
+
+    home = tmp_path / "home"
+    home.mkdir()
+    journal = Journal(home / "journal.db")
+    journal.add_run(
+        local_id="r", tracking_uri="http://127.0.0.1:9", experiment_id="0",
+        experiment_name=None, run_name="poisoned", start_time=T0, create_tags={},
+    )  # fmt: skip
+    journal.append([("r", KIND_METRIC, "m", 1.0, T0, 1), ("r", KIND_METRIC, "big", 1.0, T0, 2**64)])
+    journal.close()
+    monkeypatch.setenv("MLRELAY_HOME", str(home))
+    out = io.StringIO()
+    cli.main(["status", "--json"], out=out)
+    [run] = json.loads(out.getvalue())["runs"]
+    assert [a["key"] for a in run["set_aside"]] == ["big"]
+    assert "OverflowError" in run["set_aside"][0]["reason"]
+    text = io.StringIO()
+    cli.main(["status"], out=text)
+    assert "set aside (not journaled) entry 'big': OverflowError" in text.getvalue()
+
+
 def test_a_poison_entry_never_wedges_the_pipeline(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
