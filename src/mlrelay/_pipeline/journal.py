@@ -1249,7 +1249,9 @@ class Journal:
         bound = _MAX_KEY if last is None else last
         try:
             rows = self._db.execute(_PENDING, (local_id, after, bound, limit)).fetchall()
-            if not self._index_agrees(local_id, after, bound, limit, rows):
+            if not _increasing(rows, after, bound) or not self._index_agrees(
+                local_id, after, bound, limit, rows
+            ):
                 raise sqlite3.DatabaseError("database disk image is malformed (index)")
         except (sqlite3.DatabaseError, MemoryError) as exc:  # (NOMEM: a damaged size)
             if isinstance(exc, sqlite3.DatabaseError) and not is_damage(exc):
@@ -1552,6 +1554,18 @@ _NOT_REJECTED = (
     "NOT EXISTS (SELECT 1 FROM rejected r WHERE r.run = entries.run "
     "AND entries.seq BETWEEN r.first AND r.last)"
 )
+
+
+def _increasing(rows: list[tuple[Any, ...]], after: int, bound: int) -> bool:
+    """Whether the rows' keys (first column) increase strictly within ``after < key <=
+    bound``; a damaged index page SQLite does not notice can give them out of order."""
+    previous = after
+    for row in rows:
+        key = int(row[0])
+        if not previous < key <= bound:
+            return False
+        previous = key
+    return True
 
 
 def _private_copy(src: str, dst: str) -> str:

@@ -48,6 +48,7 @@ from mlrelay._errors import (
     APIError,
     APITimeoutError,
     ConfigurationError,
+    JournalError,
     NotFoundError,
     UnexpectedResponseError,
     ValidationError,
@@ -866,7 +867,9 @@ def end_run(status: str = "FINISHED", *, run: RunHandle | None = None, wait: boo
             # Offline: this process never sends the run; releasing it lets `mlrelay sync`
             # take it at once, even while this process lives on (a notebook kernel).
             pipeline.journal.release(run.local_id)
-    except sqlite3.OperationalError as exc:  # a full or read-only disk
+    except JournalError as exc:
+        if not isinstance(exc.__cause__, sqlite3.OperationalError):
+            raise  # damage, say: the user is told (a full or read-only disk is only warned)
         logger.warning(
             "mlrelay: could not record the end (%s) of run %s in the journal at %s (%s); "
             "what was journaled is kept, and the run is ended KILLED when it is recovered",
