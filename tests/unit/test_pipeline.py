@@ -398,3 +398,40 @@ def test_close_of_a_threadless_pipeline_returns_the_count_left(
     pipeline = make_pipeline(online=False, threads=False).pipeline
     log_points(pipeline, run, 3)
     assert pipeline.close(0.1) == 3
+
+
+def test_a_journal_that_cannot_record_delivery_is_retried_without_a_traceback(
+    server: MockServer,
+    journal: Journal,
+    reader: mlrelay.Client,
+    make_pipeline: Callable[..., Made],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """When the journal cannot record an acknowledgement (SQLite's "database or disk is
+    full"), the sender says so once, without a traceback, tries again, and every point
+    lands once flush() is True."""
+    import sqlite3
+
+    real_ack, failures = journal.ack, [3]
+
+    def ack(local_id: str, seq: int) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        real_ack(local_id, seq)
+
+    monkeypatch.setattr(journal, "ack", ack)
+    with caplog.at_level(logging.WARNING, logger="mlrelay"):
+        pipeline = make_pipeline().pipeline
+        run = new_run(journal, server.url)
+        log_points(pipeline, run, 500)
+        assert pipeline.flush(60) is True
+    assert failures == [0]  # the failure was met, three times
+    server_id = journal.run(run).server_run_id  # type: ignore[union-attr]
+    assert sorted(p.step for p in reader.get_metric_history(str(server_id), "m")) == list(
+        range(500)
+    )
+    said = [r for r in caplog.records if "cannot record delivery progress" in r.getMessage()]
+    assert len(said) == 1
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback

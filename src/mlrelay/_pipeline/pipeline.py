@@ -40,6 +40,7 @@ from mlrelay._errors import (
     APIConnectionError,
     APIStatusError,
     AuthenticationError,
+    JournalError,
     NotFoundError,
     PermissionDeniedError,
     TLSVerificationError,
@@ -152,6 +153,7 @@ class _State:
     unwritable_warned: bool = False
     next_probe: float = 0.0
     set_aside_warned: bool = False
+    progress_warned: bool = False  # the sender could not record its progress
     write_failures: set[str] = field(default_factory=set)
 
 
@@ -534,6 +536,16 @@ class Pipeline:
                 self._wake_sender.wait(wait)
                 self._wake_sender.clear()
                 backoff = min(backoff * 2, self.options.offline_backoff_max)
+            except (sqlite3.OperationalError, JournalError) as exc:
+                # The journal cannot record what was delivered now (a full or read-only
+                # disk, a lock): nothing is lost; the sender tries again, and what the
+                # server already has is not counted twice (its exactly-once keys).
+                if self._stop.is_set():
+                    return
+                self._progress_not_recorded(exc)
+                self._wake_sender.wait(backoff)
+                self._wake_sender.clear()
+                backoff = min(backoff * 2, self.options.offline_backoff_max)
             except Exception:
                 if self._stop.is_set():
                     return
@@ -543,6 +555,16 @@ class Pipeline:
                 backoff = min(backoff * 2, self.options.offline_backoff_max)
             with self._sent:
                 self._sent.notify_all()
+
+    def _progress_not_recorded(self, exc: Exception) -> None:
+        """Say once that the journal could not record what was delivered."""
+        if not self._state.progress_warned:
+            self._state.progress_warned = True
+            logger.warning(
+                "mlrelay: cannot record delivery progress in the journal at %s (%s); retrying",
+                self.journal.path,
+                exc,
+            )
 
     def _stop_sending(self, exc: Exception) -> None:
         """Credentials or trust settings the server does not take: nothing is retried
