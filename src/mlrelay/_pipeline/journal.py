@@ -1151,6 +1151,12 @@ class Journal:
         entries_removed += self.delete_delivered()
         return runs_removed, entries_removed
 
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database as far as readers allow (without
+        waiting for them); a failure (a full disk, a lock) is left for the next try."""
+        with contextlib.suppress(sqlite3.Error, JournalError):
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     def vacuum(self) -> None:
         """Give freed space back to the file system."""
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -70,6 +70,12 @@ full, and given up when it is full, so delivery watermarks, run ends and a WAL c
 can still be written: about one auto-checkpoint's worth of WAL (1,000 pages)."""
 _RESERVE_WHEN_FREE_BELOW = 256 << 20
 _PROBE_INTERVAL = 1.0
+_HEADROOM_MARGIN = 1 << 20
+"""On a disk that is getting full, new entries are journaled only while the free space
+left could still take the whole write-ahead log checkpointed into the database, the new
+entries and this margin: the room delivery progress, run ends and checkpoints need is
+never used up by entries (without it, a sender slowed by a loaded machine could find the
+disk full, fail to record what it delivered and stall)."""
 
 
 def _free_bytes(directory: Path) -> int:
@@ -152,6 +158,7 @@ class _State:
     unwritable: str | None = None  # why the journal cannot be written, while it cannot
     unwritable_warned: bool = False
     next_probe: float = 0.0
+    low_disk: bool = False  # the disk is getting full: journal only with headroom
     set_aside_warned: bool = False
     progress_warned: bool = False  # the sender could not record its progress
     write_failures: set[str] = field(default_factory=set)
@@ -298,6 +305,10 @@ class Pipeline:
         if self._state.unwritable is not None and not self._writable_again():
             self._refuse(rows)
             return
+        if self._state.low_disk and (short := self._short_of_room(len(rows) * _ROW_BYTES)):
+            self._became_unwritable(short)
+            self._refuse(rows)
+            return
         try:
             if self.options.max_journal_bytes is not None:
                 rows = self._within_budget(rows, self.options.max_journal_bytes)
@@ -313,7 +324,23 @@ class Pipeline:
         if aside:
             self._report_set_aside(aside)
 
-    def _became_unwritable(self, exc: sqlite3.OperationalError) -> None:
+    def _short_of_room(self, adding: int) -> str | None:
+        """Why journaling ``adding`` more bytes would leave too little room on a disk that
+        is getting full (None: there is room); see :data:`_HEADROOM_MARGIN`."""
+        wal = self.journal.path.with_name(self.journal.path.name + "-wal")
+        try:
+            free = _free_bytes(self.journal.path.parent)
+            need = (wal.stat().st_size if wal.exists() else 0) + adding + _HEADROOM_MARGIN
+        except OSError:
+            return None  # the append itself will say what is wrong
+        if free >= need:
+            return None
+        return (
+            f"the disk is full: {free / (1 << 20):.1f} MB left, kept for delivery progress "
+            "and checkpoints"
+        )
+
+    def _became_unwritable(self, exc: sqlite3.OperationalError | str) -> None:
         # The disk is full or read-only. Free the reserve, so that what must still be
         # written can be (delivery watermarks, the end of runs, the refused counts, a
         # checkpoint), and stop journaling new entries until there is room again: they
@@ -321,6 +348,7 @@ class Pipeline:
         self._state.unwritable = f"{exc}"
         self._state.next_probe = time.monotonic() + _PROBE_INTERVAL
         self._reserve.unlink(missing_ok=True)
+        self.journal.checkpoint()  # fold the log into the database while there is room
         if not self._state.unwritable_warned:
             self._state.unwritable_warned = True
             logger.warning(
@@ -343,6 +371,8 @@ class Pipeline:
             room = _free_bytes(self.journal.path.parent) + self.journal.free_page_bytes()
             if room < 2 * _RESERVE_BYTES or not self._make_reserve():
                 return False
+            if self._short_of_room(self.options.chunk * _ROW_BYTES):
+                return False
         except (sqlite3.OperationalError, OSError):
             return False
         self._state.unwritable = None
@@ -355,6 +385,7 @@ class Pipeline:
             low = _free_bytes(self.journal.path.parent) < _RESERVE_WHEN_FREE_BELOW
         except OSError:
             return
+        self._state.low_disk = low
         if low and not self._reserve.exists():
             self._make_reserve()
 
