@@ -188,11 +188,8 @@ class ArtifactsNotProxiedError(ConfigurationError):
         self.artifact_uri = artifact_uri
 
 
-class TLSVerificationError(ConfigurationError):
-    """The server's TLS certificate could not be verified: a setting, not an outage.
-
-    Nothing is retried: the same request fails the same way until the trust settings change
-    (``MLFLOW_TRACKING_SERVER_CERT_PATH``, or ``MLFLOW_TRACKING_INSECURE_TLS``).
+class _RequestFailure(MlrelayError):
+    """A failure of one request to the tracking server (the base of those that name it).
 
     Attributes:
         method: the HTTP method.
@@ -203,6 +200,18 @@ class TLSVerificationError(ConfigurationError):
         super().__init__(message)
         self.method = method
         self.url = redact_url(url)
+
+
+class TLSVerificationError(ConfigurationError, _RequestFailure):
+    """The server's TLS certificate could not be verified: a setting, not an outage.
+
+    Nothing is retried: the same request fails the same way until the trust settings change
+    (``MLFLOW_TRACKING_SERVER_CERT_PATH``, or ``MLFLOW_TRACKING_INSECURE_TLS``).
+
+    Attributes:
+        method: the HTTP method.
+        url: the request URL with any user-info removed.
+    """
 
 
 class RegistryNotSupportedError(MlrelayError):
@@ -261,18 +270,13 @@ class JournalDamagedError(JournalError):
     error_code = "DATA_LOSS"
 
 
-class APIError(MlrelayError):
+class APIError(_RequestFailure):
     """A request to the tracking server failed.
 
     Attributes:
         method: the HTTP method.
         url: the request URL with any user-info removed.
     """
-
-    def __init__(self, message: str, *, method: str, url: str) -> None:
-        super().__init__(message)
-        self.method = method
-        self.url = redact_url(url)
 
 
 class APIConnectionError(APIError):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from tests._env import child_env
 from tests._timing import deadline
 
 __all__ = [
@@ -102,7 +103,7 @@ def rewrite_imports(source: str) -> str:
 
 
 def _base_env(pythonpath: Sequence[Path]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    env = child_env()
     env["PYTHONPATH"] = os.pathsep.join(str(p) for p in pythonpath)
     env["PYTHONWARNINGS"] = "ignore"  # MLflow's and the libraries' chatter stays out of logs
     return env

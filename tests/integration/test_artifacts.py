@@ -10,6 +10,7 @@ import pytest
 from mlrelay_mock import MockServer
 
 import mlrelay
+from tests._env import child_env
 
 
 def _digest(path: Path) -> str:
@@ -228,7 +229,7 @@ def test_artifacts_logged_just_before_exit_land_and_the_run_finishes(tmp_path: P
     import sys
 
     with MockServer() as server:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+        env = child_env()
         env.update(MLFLOW_TRACKING_URI=server.url, MLRELAY_HOME=str(tmp_path / "home"))
         env["PYTHONPATH"] = os.pathsep.join([str(Path(mlrelay.__file__).parents[1]), *sys.path])
         done = subprocess.run(

@@ -9,7 +9,6 @@ lose is bounded in time, not by a count of buffered entries.
 from __future__ import annotations
 
 import io
-import os
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from mlrelay_mock import MockServer
 
 import mlrelay
 from mlrelay import cli
+from tests._env import child_env
 from tests._timing import deadline
 
 # Logs as fast as it can; every 4,096 points it prints how many were logged, and when.
@@ -50,7 +50,7 @@ WINDOW = 0.5
 def _logged_before(home: Path) -> tuple[int, int]:
     """Run the loop on ``home`` and kill it with -9 after 2.5 s; (points logged more than
     0.5 s before the kill, points logged in all)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    env = child_env()
     env.update(MLRELAY_HOME=str(home), MLRELAY_MODE="offline")
     proc = subprocess.Popen(
         [sys.executable, "-c", LOOP], env=env, stdout=subprocess.PIPE, text=True

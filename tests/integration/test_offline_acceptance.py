@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from mlrelay_mock import MockServer
 import mlrelay
 from mlrelay import cli, fluent
 from mlrelay._pipeline.runs import session
+from tests._env import child_env
 from tests._timing import deadline
 
 OFFLINE_SCRIPT = textwrap.dedent(
@@ -48,7 +48,7 @@ def listener() -> Iterator[socket.socket]:
 
 
 def _env(home: Path, uri: str | None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    env = child_env()
     env.update({"MLRELAY_HOME": str(home), **extra})
     if uri is not None:
         env["MLFLOW_TRACKING_URI"] = uri

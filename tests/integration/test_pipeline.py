@@ -17,6 +17,7 @@ import mlrelay
 from mlrelay import fluent
 from mlrelay._pipeline.journal import Journal
 from mlrelay._pipeline.runs import session
+from tests._env import child_env
 from tests._timing import deadline, slack
 
 
@@ -336,7 +337,7 @@ def test_a_forked_child_gets_its_own_pipeline(server: MockServer, tmp_path: Path
         print(run.run_id)
         """
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    env = child_env()
     env["MLRELAY_HOME"] = str(tmp_path)
     out = subprocess.run(
         [sys.executable, "-c", script],
@@ -394,7 +395,7 @@ def test_sync_sends_what_an_exited_process_left(
 
     rule = server.faults.outage(seconds=3600)
     home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    env = child_env()
     env.update(
         {"MLRELAY_HOME": str(home), "MLRELAY_START_TIMEOUT": "1", "MLRELAY_EXIT_TIMEOUT": "1"}
     )

@@ -3,12 +3,12 @@ ignored SIGTERM, and only once (a handler the user installs later is left alone)
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+from tests._env import child_env
 from tests._timing import deadline
 
 PRELUDE = textwrap.dedent(
@@ -26,7 +26,7 @@ PRELUDE = textwrap.dedent(
 
 
 def _run(code: str, home: Path) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    env = child_env()
     env["MLRELAY_HOME"] = str(home)
     done = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", PRELUDE + textwrap.dedent(code)],

@@ -5,7 +5,6 @@ values), tags, dataset inputs, run artifacts and the logged models (name, flavor
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests._env import child_env
 from tests._servers import RunningServer
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
@@ -111,7 +111,7 @@ def log_with(client: str, url: str, workdir: Path, prefix: str = "autolog") -> N
     """Run SCRIPT with ``client`` (``mlflow`` or ``mlrelay``) in a fresh interpreter."""
     script = workdir / "autolog_script.py"
     script.write_text(SCRIPT)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    env = child_env()
     env.update(PYTHONPATH=SRC, MLRELAY_HOME=str(workdir / f"home-{client}"))
     done = subprocess.run(
         [sys.executable, str(script), client, url, prefix],

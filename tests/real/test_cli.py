@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ import pytest
 
 from mlrelay import cli
 from mlrelay._credentials import keyring_lookup
+from tests._env import child_env
 from tests._imports import imports_of
 from tests._servers import RunningServer, free_port
 from tests._timing import deadline
@@ -20,11 +20,9 @@ from tests.unit.test_credentials import MemoryKeyring, installed_keyring
 
 
 def _doctor_once(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
-    child_env.update(env)
     return subprocess.run(
         [sys.executable, "-m", "mlrelay.cli", "doctor"],
-        env=child_env,
+        env=child_env(**env),
         capture_output=True,
         text=True,
         timeout=deadline(60),

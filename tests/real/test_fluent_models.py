@@ -14,6 +14,7 @@ import pytest
 
 import mlrelay
 from mlrelay import cli, fluent
+from tests._env import child_env
 from tests._servers import RunningServer
 from tests._timing import deadline
 from tests.real.test_models import _load_with_mlflow
@@ -46,11 +47,10 @@ def test_model_logged_offline_loads_after_sync(
     online log_model does on MLflow 3 (a logged model, linked to the run's params and
     metrics, no files in the run's artifacts), and MLflow's own load_model reads it by
     runs:/ and predicts like the original."""
-    import os
 
     home = tmp_path / "home"
     experiment = f"offline-model-{uuid.uuid4().hex}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    env = child_env()
     env.update(MLRELAY_HOME=str(home), MLRELAY_MODE="offline", MLFLOW_TRACKING_URI=mlflow_real.url)
     made = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", OFFLINE_MODEL, experiment],

@@ -8,7 +8,6 @@ own package (the test venv's for 3.17.2, ``.venv-mlflow27``'s for 2.7.1) loads i
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import mlrelay
+from tests._env import child_env
 from tests._servers import RunningServer
 from tests._timing import deadline
 from tests.conftest import MLFLOW27_VENV
@@ -46,7 +46,7 @@ def _train():  # type: ignore[no-untyped-def]
 def _load_with_mlflow(
     python: str, uri: str, tracking: str, X: object, **extra_env: str
 ) -> list[int]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    env = child_env()
     env["MLFLOW_TRACKING_URI"] = tracking
     env.update(extra_env)
     proc = subprocess.run(
@@ -204,7 +204,7 @@ def test_onnx_model_loads_with_mlflow(mlflow_real: RunningServer) -> None:
         run_id = client.create_run(client.create_experiment(f"o-{uuid.uuid4().hex}")).info.run_id
         info = client.log_model(run_id, model, "onnx")
         assert set(info.flavors) == {"onnx", "python_function"}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    env = child_env()
     env["MLFLOW_TRACKING_URI"] = mlflow_real.url
     proc = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", LOAD_ONNX, f"runs:/{run_id}/onnx", "[[1, 2]]"],

@@ -27,6 +27,7 @@ import mlrelay.sklearn
 import mlrelay.xgboost
 from mlrelay import fluent
 from mlrelay.models import infer_signature
+from tests._env import child_env
 from tests._servers import RunningServer
 from tests.conftest import MLFLOW27_VENV
 from tests.integration.test_ns_models import _wine
@@ -58,7 +59,7 @@ MLFLOW_LOADS = textwrap.dedent(
 
 def _mlflow(script: str, args: list[str], tracking: str) -> dict[str, Any]:
     """Run ``script`` with MLflow's own package in a child process; its last line is JSON."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    env = child_env()
     env.update(MLFLOW_TRACKING_URI=tracking, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}")
     proc = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", script, *args],

@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from mlrelay import cli
+from tests._env import child_env
 from tests._servers import RunningServer, free_port, mlflow_server
 from tests._timing import deadline, slack
 
@@ -50,7 +51,7 @@ LOGGER = textwrap.dedent(
 
 
 def _env(home: Path, uri: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    env = child_env()
     env.update({"MLRELAY_HOME": str(home), "MLFLOW_TRACKING_URI": uri, **extra})
     return env
 

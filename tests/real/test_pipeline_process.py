@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 
 import mlrelay
 from mlrelay import cli
+from tests._env import child_env
 from tests._servers import RunningServer
 from tests._timing import deadline, slack
 
@@ -33,7 +33,7 @@ SCRIPT = textwrap.dedent(
 
 
 def _env(uri: str, home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    env = child_env()
     env.update({"MLFLOW_TRACKING_URI": uri, "MLRELAY_HOME": str(home), **extra})
     return env
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests._env import child_env
 from tests._servers import RunningServer, free_port
 from tests._timing import deadline, slack
 
@@ -44,7 +45,7 @@ LOGGER = textwrap.dedent(
 
 
 def _env(home: Path, uri: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    env = child_env()
     env.update({"MLRELAY_HOME": str(home), "MLFLOW_TRACKING_URI": uri, **extra})
     return env
 
