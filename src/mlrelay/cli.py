@@ -477,7 +477,7 @@ def _status_report(journal: Journal) -> dict[str, Any]:
         "exists": True,
         "size_bytes": journal.size_on_disk(),
         "integrity": _integrity_of(damage, journal.entries_without_record()),
-        "runs": [_with_set_aside(_status_of(st), journal) for st in rows],
+        "runs": _with_set_aside([_status_of(st) for st in rows], journal),
     }
 
 
@@ -613,11 +613,15 @@ def _status_of(st: RunStatus) -> dict[str, Any]:
     }
 
 
-def _with_set_aside(run: dict[str, Any], journal: Journal) -> dict[str, Any]:
-    """A run's status with the entries its journal set aside (could not store), by key."""
-    aside = journal.set_aside_entries(run["local_id"])
-    run["set_aside"] = [{"key": key, "reason": reason} for _, key, _, reason in aside]
-    return run
+def _with_set_aside(runs: list[dict[str, Any]], journal: Journal) -> list[dict[str, Any]]:
+    """The runs' statuses, each with the entries its journal set aside (could not store),
+    by key (one read of the journal for all runs)."""
+    aside: dict[str, list[dict[str, str]]] = {}
+    for local_id, key, _, reason in journal.set_aside_entries():
+        aside.setdefault(local_id, []).append({"key": key, "reason": reason})
+    for run in runs:
+        run["set_aside"] = aside.get(run["local_id"], [])
+    return runs
 
 
 def _print_pending(uri: str, items: Sequence[dict[str, Any]], out: TextIO) -> None:
