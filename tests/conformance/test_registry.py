@@ -8,8 +8,8 @@ from typing import Any
 from tests.conformance.conftest import Backend
 
 
-def _model(backend: Backend, **extra: Any) -> str:
-    name = f"model-{uuid.uuid4().hex}"
+def _model(backend: Backend, name: str | None = None, **extra: Any) -> str:
+    name = name or f"model-{uuid.uuid4().hex}"
     created = backend.ok("POST", "registered-models/create", {"name": name, **extra})[
         "registered_model"
     ]
@@ -205,3 +205,43 @@ def test_search_and_download_uri(backend: Backend) -> None:
     ]
     # MLflow returns a runs:/ source verbatim: only models:/ sources are resolved.
     assert uri == f"runs:/{run['info']['run_id']}/model"
+
+
+PROMPT_FILTER = "tags.`mlflow.prompt.is_prompt` != 'true'"
+"""The filter MLflow 3's ``MlflowClient.search_registered_models`` always adds."""
+
+
+def test_registry_searches_leave_prompts_out_as_mlflow_3_clients_expect(backend: Backend) -> None:
+    """MLflow 3's client filter ``tags.`mlflow.prompt.is_prompt` != 'true'`` finds models
+    without that tag and leaves prompts out (MLflow 2.7 has no prompts: the clause is an
+    ordinary tag comparison there, which a model without the tag does not match)."""
+    stem = f"prm-{uuid.uuid4().hex[:10]}"
+    model = _model(backend, name=f"{stem}-model", tags=[{"key": "team", "value": "a"}])
+    prompt_tag = [{"key": "mlflow.prompt.is_prompt", "value": "true"}]
+    prompt = _model(backend, name=f"{stem}-prompt", tags=prompt_tag)
+    mine = f"name LIKE '{stem}%'"
+
+    def models(filter_: str) -> list[str]:
+        found = backend.ok("GET", "registered-models/search", filter=filter_)
+        return [m["name"] for m in found.get("registered_models", [])]
+
+    def versions(filter_: str) -> list[str]:
+        found = backend.ok("GET", "model-versions/search", filter=filter_)
+        return [v["name"] for v in found.get("model_versions", [])]
+
+    if backend.v2:
+        assert models(f"{mine} AND {PROMPT_FILTER}") == []
+        assert models(mine) == [model, prompt]
+        return
+    run_id = backend.run_id()
+    _version(backend, model, run_id)
+    # MLflow 3 takes a prompt version only with its placeholder source.
+    body = {"name": prompt, "source": "dummy-source", "run_id": run_id, "tags": prompt_tag}
+    backend.ok("POST", "model-versions/create", body)
+    assert models(f"{mine} AND {PROMPT_FILTER}") == [model]
+    assert models(mine) == [model]  # prompts are left out unless asked for
+    assert models(f"{mine} AND tags.team = 'a' AND {PROMPT_FILTER}") == [model]
+    assert models(f"{mine} AND tags.`mlflow.prompt.is_prompt` = 'true'") == [prompt]
+    assert models(f"{mine} AND tags.`mlflow.prompt.is_prompt` != 'false'") == [prompt]
+    assert versions(f"{mine} AND {PROMPT_FILTER}") == [model]
+    assert versions(f"{mine} AND tags.`mlflow.prompt.is_prompt` = 'true'") == [prompt]

@@ -80,6 +80,9 @@ def main() -> None:
     assert staged.current_stage == "Staging"
     latest = client.get_latest_versions("tutorial-model", stages=["Staging"])
     assert [v.version for v in latest] == ["1"]
+    # MLflow 3's client adds a filter on the prompt tag to every registry search.
+    assert [m.name for m in client.search_registered_models()] == ["tutorial-model"]
+    assert [v.version for v in client.search_model_versions("name = 'tutorial-model'")] == ["1"]
     loaded = mlflow.pyfunc.load_model("models:/tutorial-model@champion")
     assert list(loaded.predict([1.0, 2.5])) == [2.0, 5.0]
     sys.stdout.write("TUTORIAL OK\n")

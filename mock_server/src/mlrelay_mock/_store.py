@@ -803,6 +803,9 @@ class Store:
     ) -> tuple[list[RegisteredModel], str | None]:
         """One page of registered models, by name by default."""
         items = sorted(self.models.values(), key=lambda m: m.name)
+        clauses, exclude_prompts = _prompt_clauses(clauses, v3=self.v3)
+        if exclude_prompts:
+            items = [m for m in items if m.tags.get(PROMPT_TAG) != "true"]
         items = filter_items(items, clauses, REGISTERED_MODEL_SCHEMA)
         items = sort_items(items, order_by, REGISTERED_MODEL_SCHEMA)
         return page(items, page_token, max_results)
@@ -818,6 +821,10 @@ class Store:
         """One page of model versions, newest first by default."""
         items = [v for m in self.models.values() for v in m.versions.values()]
         items.sort(key=lambda v: (v.name, -v.version))
+        clauses, exclude_prompts = _prompt_clauses(clauses, v3=self.v3)
+        if exclude_prompts:
+            prompts = {v.name for v in items if v.tags.get(PROMPT_TAG) == "true"}
+            items = [v for v in items if v.name not in prompts]
         items = filter_items(items, clauses, MODEL_VERSION_SCHEMA)
         items = sort_items(items, order_by, MODEL_VERSION_SCHEMA)
         return page(items, page_token, max_results)
@@ -1019,6 +1026,30 @@ EXPERIMENT_SCHEMA: EntitySchema[Experiment] = EntitySchema(
     numeric_attributes=("creation_time", "last_update_time", "experiment_id"),
     getter=lambda e, entity, key: e.tags.get(key) if entity == "tag" else getattr(e, key),
 )
+
+PROMPT_TAG = "mlflow.prompt.is_prompt"
+
+
+def _prompt_clauses(clauses: list[Clause], *, v3: bool) -> tuple[list[Clause], bool]:
+    """(the clauses to apply, whether prompts are left out), as MLflow 3's registry does
+    (MLflow 2 has no prompts: the tag is compared like any other).
+
+    Prompts live in the registry as models tagged ``mlflow.prompt.is_prompt = 'true'``.
+    Unless the filter asks for prompts (``= 'true'`` or ``!= 'false'`` on that tag), a
+    search leaves them out and ignores the filter's clauses on that tag, so MLflow 3's
+    client, which always sends ``tags.`mlflow.prompt.is_prompt` != 'true'``, finds the
+    models that do not carry the tag at all.
+    """
+    if not v3:
+        return clauses, False
+    for clause in clauses:
+        if clause.entity == "tag" and clause.key == PROMPT_TAG:
+            value = str(clause.value).lower()
+            if (clause.op, value) in (("=", "true"), ("!=", "false")):
+                return clauses, False
+            break
+    return [c for c in clauses if not (c.entity == "tag" and c.key == PROMPT_TAG)], True
+
 
 REGISTERED_MODEL_SCHEMA: EntitySchema[RegisteredModel] = EntitySchema(
     name="registered model",
