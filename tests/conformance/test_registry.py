@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -245,3 +246,25 @@ def test_registry_searches_leave_prompts_out_as_mlflow_3_clients_expect(backend:
     assert models(f"{mine} AND tags.`mlflow.prompt.is_prompt` != 'false'") == [prompt]
     assert versions(f"{mine} AND {PROMPT_FILTER}") == [model]
     assert versions(f"{mine} AND tags.`mlflow.prompt.is_prompt` = 'true'") == [prompt]
+
+
+def test_version_search_lists_the_last_updated_first(backend: Backend) -> None:
+    """By default, model-version search orders by last update (newest first), then by
+    name and version; an explicit order_by comes first, name and version still break ties."""
+    stem = f"ord-{uuid.uuid4().hex[:10]}"
+    a = _model(backend, name=f"{stem}-a")
+    b = _model(backend, name=f"{stem}-b")
+    run_id = backend.run_id()
+    for name in (a, b, a):
+        _version(backend, name, run_id)
+        time.sleep(0.002)  # distinct timestamps, as MLflow's own test does
+    body = {"name": a, "version": "1", "description": "touched"}
+    backend.ok("PATCH", "model-versions/update", body)
+
+    def order(**params: Any) -> list[tuple[str, str]]:
+        found = backend.ok("GET", "model-versions/search", filter=f"name LIKE '{stem}%'", **params)
+        return [(v["name"][-1], v["version"]) for v in found["model_versions"]]
+
+    assert order() == [("a", "1"), ("a", "2"), ("b", "1")]
+    assert order(order_by=["creation_timestamp ASC"]) == [("a", "1"), ("b", "1"), ("a", "2")]
+    assert order(order_by=["name DESC"]) == [("b", "1"), ("a", "2"), ("a", "1")]

@@ -33,6 +33,7 @@ from mlrelay_mock._artifacts import (
 )
 from mlrelay_mock._errors import MlflowError, bad_request, invalid, missing
 from mlrelay_mock._fields import Fields, run_id_of
+from mlrelay_mock._logged_search import DatasetFilter, LoggedOrder
 from mlrelay_mock._model import Point
 from mlrelay_mock._search import NULL_OPS, Clause, page, parse_filter, parse_order_by
 from mlrelay_mock._store import RUN_NAME_TAG, MetricIn, Store
@@ -929,9 +930,23 @@ def delete_logged_model(s: AppState, f: Fields) -> dict[str, Any]:
 
 @api("POST", "logged-models/search", v3_only=True)
 def search_logged_models(s: AppState, f: Fields) -> dict[str, Any]:
-    """``logged-models/search`` (experiment ids and paging; filters are not supported)."""
+    """``logged-models/search``: filter, datasets, order_by and paging, as MLflow 3."""
     models, token = s.store.search_logged_models(
         experiment_ids=f.strings("experiment_ids"),
+        clauses=parse_filter(f.string("filter")),
+        datasets=[
+            DatasetFilter(d.string("dataset_name"), d.string("dataset_digest") or None)
+            for d in f.objects("datasets")
+        ],
+        order_by=[
+            LoggedOrder(
+                o.string("field_name", required=True),
+                o.boolean("ascending", default=True),
+                o.string("dataset_name"),
+                o.string("dataset_digest"),
+            )
+            for o in f.objects("order_by")
+        ],
         max_results=_max_results(f, "max_results", default=50, limit=50000),
         page_token=f.string("page_token"),
     )

@@ -280,6 +280,8 @@ class LoggedModel:
     lifecycle_stage: str = "active"
     tags: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
+    # Metric points logged with this model's id: (key, point, run id).
+    metrics: list[tuple[str, Point, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The MLflow ``LoggedModel`` object."""
@@ -297,4 +299,5 @@ class LoggedModel:
         _put(info, "tags", key_values(self.tags))
         data: dict[str, Any] = {}
         _put(data, "params", key_values(self.params))
+        _put(data, "metrics", [point.to_json(key, run_id) for key, point, run_id in self.metrics])
         return {"info": info, "data": data}

@@ -22,6 +22,13 @@ from pathlib import Path
 from typing import IO, Any, Concatenate, ParamSpec, TypeVar
 
 from mlrelay_mock._errors import MlflowError, bad_request, invalid, not_found
+from mlrelay_mock._logged_search import (
+    DatasetFilter,
+    LoggedOrder,
+    check_filter,
+    matching,
+    ordered,
+)
 from mlrelay_mock._model import (
     DOUBLE_MAX,
     DatasetInput,
@@ -426,6 +433,8 @@ class Store:
         for key, point, identity in new_points:
             run.seen.add(identity)
             run.history.setdefault(key, []).append(point)
+            if point.model_id and (linked := self.logged_models.get(point.model_id)):
+                linked.metrics.append((key, point, run_id))
             run.sorted_keys.discard(key)
             latest = run.latest.get(key)
             if latest is None or _latest_order(point) >= _latest_order(latest):
@@ -737,6 +746,11 @@ class Store:
         model.versions[version.version] = version
         model.next_version += 1
         model.last_updated_timestamp = now
+        if self.v3 and model_id and (logged := self.logged_models.get(model_id)):
+            # MLflow 3 lists the versions registered from a logged model in this tag.
+            listed = json.loads(logged.tags.get(MODEL_VERSIONS_TAG, "[]"))
+            listed.append({"name": name, "version": version.version})
+            logged.tags[MODEL_VERSIONS_TAG] = json.dumps(listed)
         return version
 
     @mutation
@@ -818,7 +832,7 @@ class Store:
         max_results: int,
         page_token: str | None,
     ) -> tuple[list[ModelVersion], str | None]:
-        """One page of model versions, newest first by default."""
+        """One page of model versions, the last updated first by default."""
         items = [v for m in self.models.values() for v in m.versions.values()]
         items.sort(key=lambda v: (v.name, -v.version))
         clauses, exclude_prompts = _prompt_clauses(clauses, v3=self.v3)
@@ -826,6 +840,8 @@ class Store:
             prompts = {v.name for v in items if v.tags.get(PROMPT_TAG) == "true"}
             items = [v for v in items if v.name not in prompts]
         items = filter_items(items, clauses, MODEL_VERSION_SCHEMA)
+        # MLflow's default: last updated first, then name ascending, version descending.
+        order_by = order_by or [OrderKey("attribute", "last_updated_timestamp", False)]
         items = sort_items(items, order_by, MODEL_VERSION_SCHEMA)
         return page(items, page_token, max_results)
 
@@ -854,8 +870,7 @@ class Store:
         """Create a pending logged model in an experiment."""
         experiment = self.experiment(experiment_id)
         self._active_experiment(experiment)
-        if source_run_id:
-            self.run(source_run_id)
+        # MLflow stores source_run_id as given, without looking the run up.
         model = LoggedModel(
             model_id=model_id,
             experiment_id=experiment.experiment_id,
@@ -907,15 +922,26 @@ class Store:
         model.params.update({k: v[:MAX_PARAM_VALUE] for k, v in params})
 
     def search_logged_models(
-        self, *, experiment_ids: list[str], max_results: int, page_token: str | None
+        self,
+        *,
+        experiment_ids: list[str],
+        clauses: list[Clause],
+        datasets: list[DatasetFilter],
+        order_by: list[LoggedOrder],
+        max_results: int,
+        page_token: str | None,
     ) -> tuple[list[LoggedModel], str | None]:
-        """One page of the active logged models of some experiments, newest first."""
+        """One page of the active logged models of some experiments that match (see
+        :mod:`mlrelay_mock._logged_search`), newest first unless ``order_by`` says otherwise."""
+        checked = check_filter(clauses)
+        if any(not d.name for d in datasets):
+            raise invalid("`dataset_name` in the `datasets` clause must be specified.")
         items = [
             m
             for m in self.logged_models.values()
             if m.experiment_id in experiment_ids and m.lifecycle_stage == "active"
         ]
-        items.sort(key=lambda m: m.creation_timestamp_ms, reverse=True)
+        items = ordered(matching(items, checked, datasets), order_by)
         return page(items, page_token, max_results)
 
 
@@ -1028,6 +1054,7 @@ EXPERIMENT_SCHEMA: EntitySchema[Experiment] = EntitySchema(
 )
 
 PROMPT_TAG = "mlflow.prompt.is_prompt"
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"
 
 
 def _prompt_clauses(clauses: list[Clause], *, v3: bool) -> tuple[list[Clause], bool]:
