@@ -36,6 +36,7 @@ from mlrelay_mock._faults import FaultController, FaultRule
 from mlrelay_mock._journal import Journal, RecordedRequest
 from mlrelay_mock._proxy import PARTS, artifact_routes
 from mlrelay_mock._store import Store
+from mlrelay_mock._unsupported import unsupported_feature
 
 __all__ = ["MockApp", "create_app", "normalise_prefix"]
 
@@ -190,8 +191,12 @@ class MockApp(Starlette):
     async def _http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         if status == 404:
+            feature = unsupported_feature(request.url.path)
             error = MlflowError(
-                "ENDPOINT_NOT_FOUND", f"No endpoint {request.method} {request.url.path}", 404
+                "ENDPOINT_NOT_FOUND",
+                f"No endpoint {request.method} {request.url.path}"
+                + (f": the mlrelay mock server does not support {feature}" if feature else ""),
+                404,
             )
         elif status == 405:
             error = MlflowError(
