@@ -268,3 +268,29 @@ def test_version_search_lists_the_last_updated_first(backend: Backend) -> None:
     assert order() == [("a", "1"), ("a", "2"), ("b", "1")]
     assert order(order_by=["creation_timestamp ASC"]) == [("a", "1"), ("b", "1"), ("a", "2")]
     assert order(order_by=["name DESC"]) == [("b", "1"), ("a", "2"), ("a", "1")]
+
+
+def test_a_local_path_source_needs_a_run_with_local_artifacts(backend: Backend) -> None:
+    """On a server whose artifacts are proxied, a local path (or ``file:`` URI) is never a
+    valid model-version source, with or without its run; a ``file:`` URI naming another
+    host is a server error, as MLflow answers."""
+    name = _model(backend)
+    run = backend.run()
+    local = "To use a local path as a model version source"
+    for source, extra in (
+        ("/tmp/model", {}),
+        ("/tmp/model", {"run_id": run["info"]["run_id"]}),
+        ("file:///tmp/model", {"run_id": run["info"]["run_id"]}),
+        ("relative/model", {}),
+    ):
+        body = {"name": name, "source": source, **extra}
+        error = backend.error(400, "INVALID_PARAMETER_VALUE", "POST", "model-versions/create", body)
+        assert local in error["message"], (source, error)
+    body = {"name": name, "source": "file://123.456.789.123/path/to/source"}
+    response = backend.call("POST", "model-versions/create", body)
+    if backend.v2:
+        assert response.status_code == 400, response.text
+        assert "doesn't allow using a file URI" in response.json()["message"]
+    else:
+        assert response.status_code == 500, response.text
+        assert "is not a valid remote uri" in response.json()["message"]

@@ -47,6 +47,7 @@ from mlrelay_mock._search import (
     page,
     sort_items,
 )
+from mlrelay_mock._sources import is_local, local_path, outside_run
 from mlrelay_mock._validation import (
     MAX_BATCH_ENTITIES,
     MAX_BATCH_METRICS,
@@ -669,7 +670,27 @@ class Store:
             raise invalid(f"Registered model alias {alias} not found.")
         return model.versions[version]
 
+    def _check_local_source(self, source: str, run_id: str) -> None:
+        """A local source must lie in its run's local artifact directory (see _sources)."""
+        if run_id:
+            run = self.runs.get(run_id)
+            if run is None:
+                raise invalid(
+                    f"Invalid model version source: '{source}'. The run_id request parameter "
+                    "must identify the resource that contains the source."
+                )
+            resolved = local_path(source)
+            if is_local(run.artifact_uri):
+                root = local_path(run.artifact_uri)
+                if root == resolved or root in resolved.parents:
+                    return
+            source = str(resolved)
+        raise outside_run(source)
+
     def _check_source(self, source: str, run_id: str) -> None:
+        if is_local(source, v3=self.v3):
+            self._check_local_source(source, run_id)
+            return
         if ".." in source.split("/"):
             raise invalid(f"Invalid model version source: '{source}'.")
         if source.startswith("runs:/") and self.v3:  # 2.7 does not check runs:/ sources
@@ -681,12 +702,7 @@ class Store:
         elif source.startswith("mlflow-artifacts:") and run_id:
             run = self.runs.get(run_id)
             if run is not None and not source.startswith(run.artifact_uri):
-                raise invalid(
-                    f"Invalid model version source: '{source}'. To use a local path as a "
-                    "model version source, the run_id request parameter has to be specified "
-                    "and the local path has to be contained within the artifact directory of "
-                    "the run specified by the run_id."
-                )
+                raise outside_run(source)
 
     def _storage_location(self, source: str, run_id: str) -> tuple[str, str]:
         """Where a new version's files are, and its run id (filled in from a logged model).
@@ -726,7 +742,14 @@ class Store:
     ) -> ModelVersion:
         """Create the next version of a registered model (each call allocates a number)."""
         model = self.registered_model(name)
-        self._check_source(source, run_id)
+        if self.v3 and _pairs(tags).get(PROMPT_TAG, "false").lower() == "true":
+            if source not in PROMPT_SOURCES:  # a prompt's source is only a placeholder
+                raise invalid(
+                    f"Invalid prompt source: '{source}'. Prompt sources must use an MLflow "
+                    "placeholder."
+                )
+        else:
+            self._check_source(source, run_id)
         for key, value in tags:
             self._check_registry_tag(key, value)
         storage_location, run_id = self._storage_location(source, run_id)
@@ -1055,6 +1078,7 @@ EXPERIMENT_SCHEMA: EntitySchema[Experiment] = EntitySchema(
 
 PROMPT_TAG = "mlflow.prompt.is_prompt"
 MODEL_VERSIONS_TAG = "mlflow.modelVersions"
+PROMPT_SOURCES = ("dummy-source", "prompt-template")
 
 
 def _prompt_clauses(clauses: list[Clause], *, v3: bool) -> tuple[list[Clause], bool]:
