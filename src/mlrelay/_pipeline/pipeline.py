@@ -150,6 +150,7 @@ class _Held:
         self.bound = bound
         self.on_refused = on_refused
         self.count = 0
+        self.delivered = 0  # held entries the server took
         self._runs: dict[str, collections.deque[Entry]] = {}
         self._seq = 0
         self._lock = threading.Lock()
@@ -187,6 +188,7 @@ class _Held:
             if not held:
                 del self._runs[local_id]
             self.count -= n
+            self.delivered += n - refused
         if refused:
             self.on_refused(local_id, refused)
 
@@ -305,6 +307,11 @@ class Pipeline:
                 target=self._send_loop, name="mlrelay-sender", daemon=True
             )
             self._sender_thread.start()
+
+    @property
+    def delivered_from_memory(self) -> int:
+        """Entries the journal could not take that were delivered from memory."""
+        return self._held.delivered
 
     @property
     def sends(self) -> bool:
