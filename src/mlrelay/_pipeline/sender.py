@@ -76,6 +76,10 @@ class Held(Protocol):
     """Entries of runs that the journal could not take (a full or read-only disk), held in
     memory by the logging process until they are delivered (see :meth:`RunSender.send_run`)."""
 
+    def waiting(self, local_id: str) -> int:
+        """How many entries of the run are held."""
+        ...
+
     def peek(self, local_id: str, limit: int) -> list[Entry]:
         """Up to ``limit`` of the run's held entries, oldest first (they stay held)."""
         ...
@@ -311,7 +315,7 @@ class RunSender:
         entries = self.journal.pending(run.local_id, run.acked_seq, MAX_ENTITIES_PER_BATCH)
         # Seen before the journal is read again below: these were logged after every
         # journaled entry of the run that is committed by then (see Pipeline._store).
-        waiting = held.peek(run.local_id, _HELD_PER_ROUND) if held is not None else []
+        waiting = held.waiting(run.local_id) if held is not None else 0
         if not entries and not waiting and (run.status is None or run.final_sent):
             return False
         server_id = self.ensure_created(client, run)
@@ -335,8 +339,8 @@ class RunSender:
         if held is not None and waiting:
             if self.journal.pending(run.local_id, acked, 1):
                 return True  # journaled entries came first: the next round sends them
-            self._send_held(client, run, server_id, held, len(waiting))
-            if held.peek(run.local_id, 1):
+            self._send_held(client, run, server_id, held, min(waiting, _HELD_PER_ROUND))
+            if held.waiting(run.local_id):
                 return True  # the final status waits for them
         return self._send_final(client, run, server_id, acked) or progressed
 
