@@ -536,3 +536,35 @@ def test_entries_held_in_memory_are_refused_and_counted_when_the_server_stays_do
     said = [r.getMessage() for r in caplog.records if "still in memory" in r.msg]
     assert len(said) == 1
     assert said[0].startswith(f"mlrelay: {status.refused} entries")
+
+
+def test_a_held_entry_the_server_rejects_is_counted_refused_and_the_others_land(
+    server: MockServer,
+    journal: Journal,
+    reader: mlrelay.Client,
+    make_pipeline: Callable[..., Made],
+    fill_disk: Callable[[], None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A held entry the server refuses (a param changed: 400) cannot be set aside in the
+    full journal: it is counted as refused and warned about once; the held points around
+    it land once and flush() returns True."""
+    pipeline = make_pipeline().pipeline
+    run = new_run(journal, server.url)
+    pipeline.log((run, KIND_PARAM, "lr", "0.1", None, None))
+    assert pipeline.flush(30) is True
+    fill_disk()
+    with caplog.at_level(logging.WARNING, logger="mlrelay"):
+        log_points(pipeline, run, 300)
+        pipeline.log((run, KIND_PARAM, "lr", "0.2", None, None))
+        log_points(pipeline, run, 300, first=300)
+        assert pipeline.flush(30) is True
+    server_id = str(journal.run(run).server_run_id)  # type: ignore[union-attr]
+    assert sorted(p.step for p in reader.get_metric_history(server_id, "m")) == list(range(600))
+    assert reader.get_run(server_id).data.params["lr"] == "0.1"
+    assert pipeline.delivered_from_memory == 600
+    (status,) = [s for s in journal.status() if s.run.local_id == run]
+    assert status.refused == 1
+    said = [r.getMessage() for r in caplog.records if "held in memory" in r.msg]
+    assert len(said) == 1
+    assert "rejected 1 entries" in said[0]
