@@ -28,10 +28,19 @@ from tests._timing import deadline, slack
 
 DISK_MB = 20
 
-# Logs up to 1,500,000 points for at most 60 s, timing every call.
+# Logs up to 1,500,000 points for at most 60 s, timing every call. Once mlrelay has ended
+# the run and delivered what it could (its own exit handler runs first), says on stderr how
+# many entries the journal could not take were delivered from memory.
 LOGGER = textwrap.dedent(
     """
-    import sys, time
+    import atexit, sys, time
+
+    def said() -> None:
+        from mlrelay._pipeline.runs import session
+        held = session.pipeline.delivered_from_memory
+        print("DELIVERED_FROM_MEMORY", held, file=sys.stderr, flush=True)
+
+    atexit.register(said)  # before mlrelay's: runs after it
     if sys.argv[1] != "-":  # the stand-in for a full disk: SQLite's own size limit
         import sqlite3
         _connect = sqlite3.connect
@@ -138,8 +147,10 @@ def test_offline_on_a_full_disk_log_calls_never_wait_and_refusals_are_counted(
 def test_online_on_a_full_disk_what_was_journaled_is_delivered_and_the_run_ends(
     full_disk: tuple[Path, str],
 ) -> None:
-    """Online on a full 20 MB disk: everything journaled reaches the server once, the run
-    ends FINISHED there, refusals are counted, and the process ends within its exit budget."""
+    """Online on a full 20 MB disk: everything journaled reaches the server once, so do
+    entries the journal refused (held in memory and sent), the run ends FINISHED there,
+    only what was not delivered is counted as refused, and the process ends within its
+    exit budget."""
     home, limit = full_disk
     with MockServer() as server:
         took, result = _run_logger(
@@ -154,7 +165,15 @@ def test_online_on_a_full_disk_what_was_journaled_is_delivered_and_the_run_ends(
     assert "Traceback" not in result.stderr
     steps = [m.step for m in history]
     assert len(steps) == len(set(steps))  # once each
+    told = [line for line in result.stderr.splitlines() if "cannot write to the journal" in line]
+    assert len(told) == 1
+    assert "kept in memory" in told[0]
+    from_memory = int(result.stderr.split("DELIVERED_FROM_MEMORY ")[1].split()[0])
     run = _status(home)
     assert run["pending_entries"] == 0
     assert len(steps) + run["refused_entries"] == int(logged)
+    # Entries the journal could not take reached the server: points it holds beyond what
+    # went through the journal, and none of them is counted as refused.
+    assert from_memory > 0
+    assert len(steps) >= from_memory
     assert status == "FINISHED"

@@ -18,6 +18,7 @@ import mlrelay
 from mlrelay._pipeline.journal import Journal
 from mlrelay._pipeline.pipeline import Pipeline, PipelineOptions
 from mlrelay._protocol.batches import KIND_METRIC, KIND_PARAM, KIND_TAG
+from tests._timing import slack
 
 T0 = 1_700_000_000_000
 DELIVERY_THREADS = ("mlrelay-writer", "mlrelay-sender")
@@ -435,3 +436,135 @@ def test_a_journal_that_cannot_record_delivery_is_retried_without_a_traceback(
     said = [r for r in caplog.records if "cannot record delivery progress" in r.getMessage()]
     assert len(said) == 1
     assert not [r for r in caplog.records if r.exc_info]  # no traceback
+
+
+# --------------------------------------------------------------- a full disk, online
+
+
+@pytest.fixture
+def fill_disk(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """A call that makes the journal's disk full for the pipeline's writer from then on:
+    SQLite's page limit on the writer's own connection, set to the size the database has
+    (SQLite then fails exactly as on ENOSPC: "database or disk is full")."""
+    import sqlite3
+
+    writer_connections: list[sqlite3.Connection] = []
+    connect = sqlite3.connect
+
+    def recording(*args: object, **kwargs: object) -> sqlite3.Connection:
+        db = connect(*args, **kwargs)  # type: ignore[arg-type]
+        if threading.current_thread().name == "mlrelay-writer":
+            writer_connections.append(db)
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", recording)
+
+    def fill() -> None:
+        assert writer_connections, "the writer has not opened the journal yet"
+        for db in writer_connections:
+            db.execute("PRAGMA max_page_count = 1")  # never below the current size
+
+    return fill
+
+
+def test_entries_the_full_journal_cannot_take_are_delivered_from_memory(
+    server: MockServer,
+    journal: Journal,
+    reader: mlrelay.Client,
+    make_pipeline: Callable[..., Made],
+    fill_disk: Callable[[], None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Online, once the journal's disk is full mid-run, the points and a tag overwritten
+    twice that it cannot take still reach the server from memory: every point once, the
+    tag's last value wins, nothing is refused, and flush() is True only once they landed."""
+    pipeline = make_pipeline().pipeline
+    run = new_run(journal, server.url)
+    log_points(pipeline, run, 100)
+    pipeline.log((run, KIND_TAG, "phase", "journaled", None, None))
+    assert pipeline.flush(30) is True
+    fill_disk()
+    with caplog.at_level(logging.WARNING, logger="mlrelay"):
+        log_points(pipeline, run, 5000, first=100)
+        pipeline.log((run, KIND_TAG, "phase", "held-1", None, None))
+        log_points(pipeline, run, 1000, first=5100)
+        pipeline.log((run, KIND_TAG, "phase", "held-2", None, None))
+        assert pipeline.flush(30) is True
+        assert pipeline.pending() == 0
+    server_id = str(journal.run(run).server_run_id)  # type: ignore[union-attr]
+    steps = [p.step for p in reader.get_metric_history(server_id, "m")]
+    assert sorted(steps) == list(range(6100))
+    assert metrics_sent(server) == {"m": 6100}  # each point in exactly one accepted request
+    assert reader.get_run(server_id).data.tags["phase"] == "held-2"
+    assert pipeline.refused == 0
+    assert pipeline.delivered_from_memory > 5000  # the journal could not take them
+    (status,) = [s for s in journal.status() if s.run.local_id == run]
+    assert status.refused == 0
+    told = [r.getMessage() for r in caplog.records if "cannot write to the journal" in r.msg]
+    assert len(told) == 1
+    assert "database or disk is full" in told[0]
+    assert "kept in memory" in told[0]
+
+
+def test_entries_held_in_memory_are_refused_and_counted_when_the_server_stays_down(
+    journal: Journal,
+    make_pipeline: Callable[..., Made],
+    fill_disk: Callable[[], None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Online with the server down and the journal's disk full: the entries held in memory
+    count as pending until close(), which keeps its timeout, counts them as refused for
+    the run and says how many; journaled plus refused account for every entry."""
+    pipeline = make_pipeline().pipeline
+    run = new_run(journal, f"http://127.0.0.1:{closed_port()}")
+    log_points(pipeline, run, 10)
+    assert pipeline.write_now(10)
+    fill_disk()
+    log_points(pipeline, run, 3000, first=10)
+    assert pipeline.write_now(10)
+    assert pipeline.pending() == 3010  # held entries are outstanding, not gone
+    with caplog.at_level(logging.WARNING, logger="mlrelay"):
+        started = time.monotonic()
+        left = pipeline.close(1.0)
+        took = time.monotonic() - started
+    assert took < 1.0 + 2 * 1.0 + slack(1.0), f"close took {took:.1f} s"
+    (status,) = [s for s in journal.status() if s.run.local_id == run]
+    assert status.refused > 0
+    assert left == status.pending
+    assert status.pending + status.refused == 3010
+    assert pipeline.delivered_from_memory == 0
+    said = [r.getMessage() for r in caplog.records if "still in memory" in r.msg]
+    assert len(said) == 1
+    assert said[0].startswith(f"mlrelay: {status.refused} entries")
+
+
+def test_a_held_entry_the_server_rejects_is_counted_refused_and_the_others_land(
+    server: MockServer,
+    journal: Journal,
+    reader: mlrelay.Client,
+    make_pipeline: Callable[..., Made],
+    fill_disk: Callable[[], None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A held entry the server refuses (a param changed: 400) cannot be set aside in the
+    full journal: it is counted as refused and warned about once; the held points around
+    it land once and flush() returns True."""
+    pipeline = make_pipeline().pipeline
+    run = new_run(journal, server.url)
+    pipeline.log((run, KIND_PARAM, "lr", "0.1", None, None))
+    assert pipeline.flush(30) is True
+    fill_disk()
+    with caplog.at_level(logging.WARNING, logger="mlrelay"):
+        log_points(pipeline, run, 300)
+        pipeline.log((run, KIND_PARAM, "lr", "0.2", None, None))
+        log_points(pipeline, run, 300, first=300)
+        assert pipeline.flush(30) is True
+    server_id = str(journal.run(run).server_run_id)  # type: ignore[union-attr]
+    assert sorted(p.step for p in reader.get_metric_history(server_id, "m")) == list(range(600))
+    assert reader.get_run(server_id).data.params["lr"] == "0.1"
+    assert pipeline.delivered_from_memory == 600
+    (status,) = [s for s in journal.status() if s.run.local_id == run]
+    assert status.refused == 1
+    said = [r.getMessage() for r in caplog.records if "held in memory" in r.msg]
+    assert len(said) == 1
+    assert "rejected 1 entries" in said[0]

@@ -12,9 +12,12 @@ kill -9 can lose is bounded in time: once the oldest entry not yet committed is 
 ``max_age`` (100 ms), log calls wait for the writer, each at most ``max_wait`` (25 ms), so
 a loop faster than the disk is slowed to the journal's commit rate and no further (a hard
 cap of ``max_buffer`` entries backs this up). A full or read-only disk never makes a log
-call wait: the entries that cannot be journaled are refused, counted per run and
-reported once (see :meth:`Pipeline._store`); an entry the journal cannot store is set
-aside with its reason and never holds up the others.
+call wait: online, the entries that cannot be journaled are held in memory (at most
+``max_buffer``) and the sender delivers them once, after the run's journaled entries;
+what cannot be delivered (beyond that bound, refused by the server, or still held at
+exit) is refused, counted per run and reported (offline all of them are; see
+:meth:`Pipeline._store`). An entry the journal cannot store is set aside with its reason
+and never holds up the others.
 
 Failures never reach the training loop: a batch the server rejects (4xx) is set aside
 in the journal with the server's message and reported once as a warning (in strict mode
@@ -25,13 +28,14 @@ sending and keep everything for later; connection failures back off and retry.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import math
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,6 +51,7 @@ from mlrelay._errors import (
     UnexpectedResponseError,
     wrong_address,
 )
+from mlrelay._protocol.batches import KIND_LINKED_METRIC, KIND_METRIC, Entry
 
 from .journal import Journal
 from .recovery import needs_recovery, recover
@@ -118,6 +123,90 @@ def _undelivered(exc: Exception, path: object) -> str:
     )
 
 
+def _entry(row: Row, seq: int) -> Entry | None:
+    """A queued row as an entry to send (None: not one a log call makes)."""
+    if len(row) != 6:
+        return None
+    _, kind, key, value, ts, step = row
+    if not (type(key) is str and (ts is None or type(ts) is int)):
+        return None
+    if not (step is None or type(step) is int):
+        return None
+    if kind == KIND_LINKED_METRIC and isinstance(value, tuple) and len(value) == 2:
+        number, link = value
+        return Entry(seq, KIND_METRIC, key, float(number), ts, step, link)
+    if kind == KIND_METRIC and isinstance(value, (int, float)):
+        return Entry(seq, kind, key, float(value), ts, step)
+    if type(kind) is int and kind != KIND_METRIC and type(value) is str:
+        return Entry(seq, kind, key, value, ts, step)
+    return None
+
+
+class _Held:
+    """Entries the journal could not take, held in memory per run until the sender
+    delivers them (a bounded count; thread-safe: the writer adds, the sender takes).
+
+    They are held as the plain tuples the log calls queued, made entries only when sent:
+    the garbage collector stops tracking a tuple of numbers and text, so 250,000 held
+    rows add about 10 ms to a full collection, where as many entries (named tuples, always
+    tracked) add about 70 ms, and every thread, the training loop's too, waits for it."""
+
+    def __init__(self, bound: int, on_refused: Callable[[str, int], None]) -> None:
+        self.bound = bound
+        self.on_refused = on_refused
+        self.count = 0
+        self.delivered = 0  # held entries the server took
+        self._runs: dict[str, collections.deque[Row]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, rows: list[Row]) -> list[Row]:
+        """Hold ``rows`` in order while the bound allows; return those not held."""
+        left: list[Row] = []
+        with self._lock:
+            for row in rows:
+                if self.count >= self.bound or _entry(row, 0) is None:
+                    left.append(row)
+                    continue
+                self._runs.setdefault(row[0], collections.deque()).append(row)
+                self.count += 1
+        return left
+
+    def waiting(self, local_id: str) -> int:
+        """How many entries of the run are held."""
+        held = self._runs.get(local_id)
+        return len(held) if held is not None else 0
+
+    def peek(self, local_id: str, limit: int) -> list[Entry]:
+        """Up to ``limit`` of the run's held entries, oldest first."""
+        with self._lock:
+            held = self._runs.get(local_id)
+            rows = list(itertools.islice(held, limit)) if held else []
+        return [entry for i, row in enumerate(rows) if (entry := _entry(row, i)) is not None]
+
+    def done(self, local_id: str, n: int, refused: int) -> None:
+        """Release the run's ``n`` oldest held entries (see :class:`~.sender.Held`)."""
+        with self._lock:
+            held = self._runs.get(local_id)
+            if held is None:  # given up at close (and counted as refused then)
+                return
+            for _ in range(n):
+                held.popleft()
+            if not held:
+                del self._runs[local_id]
+            self.count -= n
+            self.delivered += n - refused
+        if refused:
+            self.on_refused(local_id, refused)
+
+    def take_all(self) -> dict[str, int]:
+        """Drop everything held; how many entries of each run that was."""
+        with self._lock:
+            counts = {run: len(held) for run, held in self._runs.items()}
+            self._runs.clear()
+            self.count = 0
+        return counts
+
+
 @dataclass(frozen=True)
 class PipelineOptions:
     """Tuning of the pipeline; every wait is bounded."""
@@ -128,7 +217,8 @@ class PipelineOptions:
     # slowed just enough and a kill -9 loses about this much, at any logging rate.
     max_age: float = 0.1
     max_wait: float = 0.025
-    # A hard cap on memory: about 200 bytes per queued entry, 250,000 entries ~50 MB.
+    # A hard cap on memory: about 200 bytes per queued entry, 250,000 entries ~50 MB. Also
+    # the most entries held in memory for the sender while the journal cannot be written.
     max_buffer: int = 250_000
     # Wake the writer early once this many entries wait (log calls then also look at the
     # age of the oldest uncommitted entry), rather than at the next interval.
@@ -202,6 +292,10 @@ class Pipeline:
         self.set_aside = 0  # entries that could not be journaled (set aside with a reason)
         self.waits = 0  # log calls that waited for the journal (backpressure)
         self._refused_unrecorded: collections.Counter[str] = collections.Counter()
+        self._refused_lock = threading.Lock()
+        # Online, entries the journal cannot take wait here for the sender (bounded).
+        self._held = _Held(self.options.max_buffer, self._held_refused)
+        self._holdable_runs: set[str] = set()
         self._reserve = journal.path.with_name(journal.path.name + "-reserve")
         self._written = threading.Condition()
         self._sent = threading.Condition()
@@ -220,6 +314,11 @@ class Pipeline:
                 target=self._send_loop, name="mlrelay-sender", daemon=True
             )
             self._sender_thread.start()
+
+    @property
+    def delivered_from_memory(self) -> int:
+        """Entries the journal could not take that were delivered from memory."""
+        return self._held.delivered
 
     @property
     def sends(self) -> bool:
@@ -301,7 +400,13 @@ class Pipeline:
 
     def _store(self, rows: list[Row]) -> None:
         """Journal ``rows``: entries that cannot be stored are set aside, and all of
-        them are refused while the journal cannot be written (disk full, read-only)."""
+        them are held for the sender (online) or refused while the journal cannot be
+        written (disk full, read-only)."""
+        if self._held.count and self._holding():
+            # Entries are held: later ones queue behind them, never journaled ahead of
+            # them, so the sender can send a run's held entries after its journaled ones.
+            self._refuse(rows)
+            return
         if self._state.unwritable is not None and not self._writable_again():
             self._refuse(rows)
             return
@@ -351,12 +456,20 @@ class Pipeline:
         self.journal.checkpoint()  # fold the log into the database while there is room
         if not self._state.unwritable_warned:
             self._state.unwritable_warned = True
+            if self._holding():
+                then = (
+                    f"new entries are kept in memory (up to {self._held.bound:,}) and sent "
+                    "while the tracking server is reachable; only entries that cannot be "
+                    "delivered are refused and counted"
+                )
+            else:
+                then = "new entries are refused and counted until it can be written again"
             logger.warning(
-                "mlrelay: cannot write to the journal at %s (%s); new entries are refused "
-                "and counted until it can be written again; log calls do not wait "
-                "(`mlrelay status` shows the count)",
+                "mlrelay: cannot write to the journal at %s (%s); %s; log calls do not "
+                "wait (`mlrelay status` shows the count)",
                 self.journal.path,
                 exc,
+                then,
             )
 
     def _writable_again(self) -> bool:
@@ -410,17 +523,54 @@ class Pipeline:
         os.close(fd)
         return True
 
+    def _holding(self) -> bool:
+        """Whether entries the journal cannot take are held for the sender (online, and
+        still sending) rather than refused at once."""
+        return self.sends and not self._stop.is_set() and not self._state.auth_failed
+
+    def _holdable(self, local_id: str) -> bool:
+        """Whether the sender will send this run: a run of this process, for a server,
+        whose record is in the journal (one whose start could not be journaled is not)."""
+        if local_id in self._holdable_runs:
+            return True
+        try:
+            run = self.journal.run(local_id)
+        except sqlite3.Error:
+            return False
+        if run is None or not run.tracking_uri or run.offline or run.final_sent:
+            return False
+        self._holdable_runs.add(local_id)
+        return True
+
     def _refuse(self, rows: list[Row]) -> None:
-        self.refused += len(rows)
-        self._refused_unrecorded.update(row[0] for row in rows)
+        """Rows the journal cannot take: online held for the sender while the bound
+        allows; the others refused and counted per run."""
+        if self._holding():
+            known = {run: self._holdable(run) for run in {row[0] for row in rows}}
+            left = self._held.add([row for row in rows if known[row[0]]])
+            if len(left) < len(rows):
+                self._wake_sender.set()
+            rows = left + [row for row in rows if not known[row[0]]]
+        if rows:
+            self._count_refused(collections.Counter(row[0] for row in rows))
+
+    def _held_refused(self, local_id: str, n: int) -> None:
+        """Held entries the server refused (4xx): not kept anywhere, so refused."""
+        self._count_refused({local_id: n})
+
+    def _count_refused(self, counts: Mapping[str, int]) -> None:
+        with self._refused_lock:
+            self.refused += sum(counts.values())
+            self._refused_unrecorded.update(counts)
         self._record_refused()
 
     def _record_refused(self) -> None:
-        try:
-            self.journal.refuse(dict(self._refused_unrecorded))
-        except sqlite3.OperationalError:
-            return  # still unwritable: counted in memory, recorded later or reported at close
-        self._refused_unrecorded.clear()
+        with self._refused_lock:
+            try:
+                self.journal.refuse(dict(self._refused_unrecorded))
+            except sqlite3.OperationalError:
+                return  # still unwritable: counted in memory, recorded later or reported
+            self._refused_unrecorded.clear()
 
     def _report_set_aside(self, aside: list[tuple[Row, str]]) -> None:
         self.set_aside += len(aside)
@@ -620,7 +770,8 @@ class Pipeline:
             self._claim_orphans(self._primary_uri)
         for run in self.journal.runs(mine=True):
             if run.tracking_uri:  # each run goes to the server it was logged for
-                progressed |= self.sender.send_run(self._client_for(run.tracking_uri), run)
+                client = self._client_for(run.tracking_uri)
+                progressed |= self.sender.send_run(client, run, held=self._held)
         return progressed
 
     def _claim_orphans(self, tracking_uri: str) -> None:
@@ -646,16 +797,18 @@ class Pipeline:
     # --- lifecycle --------------------------------------------------------------------
 
     def pending(self) -> int:
-        """Entries not yet acknowledged by the server (buffered ones included)."""
-        in_memory = len(self._buffer) + self._unwritten  # before the journal; see _outstanding
+        """Entries not yet acknowledged by the server (buffered and held ones included)."""
+        # Before the journal; see _outstanding.
+        in_memory = len(self._buffer) + self._unwritten + self._held.count
         mine = [r.local_id for r in self.journal.runs(mine=True)]
         return in_memory + self.journal.count_pending(mine)
 
     def _outstanding(self) -> int:
         """Undelivered entries plus ended runs whose status is not sent yet (for flush)."""
         # Memory first, the journal last: a row the writer commits in between is then
-        # counted twice (harmless), never missed.
-        in_memory = len(self._buffer) + self._unwritten
+        # counted twice (harmless), never missed. Held entries (the journal could not take
+        # them) are counted once they are held, before the writer lets go of them.
+        in_memory = len(self._buffer) + self._unwritten + self._held.count
         runs = self.journal.runs(mine=True)
         ended = sum(1 for r in runs if r.status is not None)
         return in_memory + self.journal.count_pending([r.local_id for r in runs]) + ended
@@ -697,7 +850,9 @@ class Pipeline:
             last = current
 
     def close(self, timeout: float) -> int:
-        """Flush for at most ``timeout`` seconds, stop the threads, return entries left."""
+        """Flush for at most ``timeout`` seconds, stop the threads, return entries left in
+        the journal; entries held in memory (the journal could not take them) that did not
+        reach the server by then are refused, counted per run and reported."""
         self.flush(timeout)
         self._stop.set()
         self._wake_writer.set()
@@ -709,6 +864,7 @@ class Pipeline:
                 thread.join(timeout=1.0)
         self.sender.close()
         self._drain()
+        self._give_up_held()
         if self._refused_unrecorded:
             logger.warning(
                 "mlrelay: %d entries were refused because the journal at %s could not be "
@@ -717,3 +873,18 @@ class Pipeline:
                 self.journal.path,
             )
         return self.pending()
+
+    def _give_up_held(self) -> None:
+        """At close: entries still held (the journal could not take them, the server did
+        not get them in time) are refused, counted per run, and the user is told."""
+        left = self._held.take_all()
+        if not left:
+            return
+        self._count_refused(left)
+        logger.warning(
+            "mlrelay: %d entries that the journal at %s could not take were still in "
+            "memory, not delivered to the tracking server, when the process ended; they "
+            "are refused and not kept (`mlrelay status` counts them)",
+            sum(left.values()),
+            self.journal.path,
+        )

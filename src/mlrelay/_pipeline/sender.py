@@ -26,7 +26,7 @@ import math
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from mlrelay._errors import (
     APIStatusError,
@@ -52,7 +52,7 @@ from .journal import RESUMED, Journal, RunRecord
 if TYPE_CHECKING:
     from mlrelay.client import Client
 
-__all__ = ["Progress", "RunSender", "Stopped"]
+__all__ = ["Held", "Progress", "RunSender", "Stopped"]
 
 T = TypeVar("T")
 
@@ -70,6 +70,24 @@ def _payload_bytes(entries: Sequence[Entry]) -> int:
     return sum(
         len(e.key) + (48 if e.kind == KIND_METRIC else len(str(e.value)) + 24) for e in entries
     )
+
+
+class Held(Protocol):
+    """Entries of runs that the journal could not take (a full or read-only disk), held in
+    memory by the logging process until they are delivered (see :meth:`RunSender.send_run`)."""
+
+    def waiting(self, local_id: str) -> int:
+        """How many entries of the run are held."""
+        ...
+
+    def peek(self, local_id: str, limit: int) -> list[Entry]:
+        """Up to ``limit`` of the run's held entries, oldest first (they stay held)."""
+        ...
+
+    def done(self, local_id: str, n: int, refused: int) -> None:
+        """The run's ``n`` oldest held entries are answered: ``refused`` of them refused by
+        the server (4xx), the others delivered; they are no longer held."""
+        ...
 
 
 class Stopped(Exception):
@@ -136,6 +154,10 @@ class _InFlight:
 
 Refused = list[tuple[list[Entry], APIStatusError]]
 """Pieces of a batch the server refused, each with its answer."""
+
+_HELD_PER_ROUND = 50_000
+"""Held entries of a run sent in one :meth:`RunSender.send_run` (then the journal is looked
+at again)."""
 
 # Requests one batch may take to isolate what the server refuses (bisection): a single bad
 # entry among 1,000 costs about 20.
@@ -232,6 +254,7 @@ class RunSender:
         self.stop = stop or threading.Event()
         self.strict_failure: MlrelayError | None = None
         self._warned: set[str] = set()
+        self._warned_held: set[str] = set()
         self._in_flight = _InFlight()
 
     def close(self) -> None:
@@ -271,66 +294,142 @@ class RunSender:
 
     # --- entries ----------------------------------------------------------------------
 
-    def send_run(self, client: Client, run: RunRecord, progress: Progress | None = None) -> bool:
+    def send_run(
+        self,
+        client: Client,
+        run: RunRecord,
+        progress: Progress | None = None,
+        *,
+        held: Held | None = None,
+    ) -> bool:
         """Send what the run has pending, then its final status; True if anything moved.
+
+        ``held``: entries of the run the journal could not take (a full disk), held in
+        memory; they are sent after every journaled entry logged before them, and the
+        final status waits until none is held.
 
         Raises:
             APIConnectionError, APIStatusError: delivery must wait (connection failure,
                 5xx, 401/403/408/429); everything sent so far is acknowledged.
         """
         entries = self.journal.pending(run.local_id, run.acked_seq, MAX_ENTITIES_PER_BATCH)
-        if not entries and (run.status is None or run.final_sent):
+        # Seen before the journal is read again below: these were logged after every
+        # journaled entry of the run that is committed by then (see Pipeline._store).
+        waiting = held.waiting(run.local_id) if held is not None else 0
+        if not entries and not waiting and (run.status is None or run.final_sent):
             return False
         server_id = self.ensure_created(client, run)
         progressed = False
         acked = run.acked_seq
         batch = pack_batch(entries) if entries else None
         while batch is not None:
-            used = batch.used
-            if not used:  # a tag deletion, a dataset or an artifact, sent on its own
-                used = entries[:1]
-                call = self._in_flight.submit(
-                    functools.partial(self._send_single, client, server_id, used[0])
-                )
-            else:
-                call = self._in_flight.submit(
-                    functools.partial(_deliver_batch, client, server_id, batch)
-                )
+            used, call = self._submit(client, server_id, entries, batch)
             # Prepare the next batch while this one is on the wire (one request in flight
             # per run, so the server still sees the run's entries in order).
             entries = self.journal.pending(run.local_id, used[-1].seq, MAX_ENTITIES_PER_BATCH)
             following = pack_batch(entries) if entries else None
-            try:
-                for piece, refusal in call.wait(self.stop):
-                    self._set_aside(run, server_id, piece, refusal)
-                self.journal.ack(run.local_id, used[-1].seq)
-            except APIStatusError as exc:
-                if not is_refusal(exc):
-                    raise
-                self._set_aside(run, server_id, used, exc)
-            except TLSVerificationError:
-                raise  # a setting of this process, not a fault of these entries
-            except (ConfigurationError, OSError) as exc:
-                # An artifact that cannot be uploaded there, or whose copy is gone: set aside.
-                self._set_aside(run, server_id, used, exc)
+            for piece, refusal in self._answer(call, used):
+                self._set_aside(run, server_id, piece, refusal)
+            self.journal.ack(run.local_id, used[-1].seq)
             if progress is not None:
                 progress(len(used), _payload_bytes(used))
             acked = used[-1].seq
             progressed = True
             batch = following
-        if run.status is not None and not run.final_sent:
-            fresh = self.journal.run(run.local_id)
-            if (
-                fresh is not None
-                and fresh.status == run.status
-                and fresh.acked_seq >= acked
-                and not self.journal.pending(run.local_id, fresh.acked_seq, 1)
-            ):
-                if run.status != RESUMED:  # a later record of the run sends the status
-                    client.set_terminated(server_id, run.status, run.end_time)
-                self.journal.mark_final_sent(run.local_id, run.status)
-                progressed = True
-        return progressed
+        if held is not None and waiting:
+            if self.journal.pending(run.local_id, acked, 1):
+                return True  # journaled entries came first: the next round sends them
+            self._send_held(client, run, server_id, held, min(waiting, _HELD_PER_ROUND))
+            if held.waiting(run.local_id):
+                return True  # the final status waits for them
+        return self._send_final(client, run, server_id, acked) or progressed
+
+    def _send_final(self, client: Client, run: RunRecord, server_id: str, acked: int) -> bool:
+        """Send the run's final status once everything before it is delivered; whether
+        it was sent now."""
+        if run.status is None or run.final_sent:
+            return False
+        fresh = self.journal.run(run.local_id)
+        if (
+            fresh is None
+            or fresh.status != run.status
+            or fresh.acked_seq < acked
+            or self.journal.pending(run.local_id, fresh.acked_seq, 1)
+        ):
+            return False
+        if run.status != RESUMED:  # a later record of the run sends the status
+            client.set_terminated(server_id, run.status, run.end_time)
+        self.journal.mark_final_sent(run.local_id, run.status)
+        return True
+
+    def _submit(
+        self, client: Client, server_id: str, entries: list[Entry], batch: Batch
+    ) -> tuple[list[Entry], _Result[Refused]]:
+        """Put the request for ``batch`` (packed from ``entries``) on the wire: the entries
+        it carries and its outcome."""
+        used = batch.used
+        if not used:  # a tag deletion, a dataset or an artifact, sent on its own
+            used = entries[:1]
+            return used, self._in_flight.submit(
+                functools.partial(self._send_single, client, server_id, used[0])
+            )
+        return used, self._in_flight.submit(
+            functools.partial(_deliver_batch, client, server_id, batch)
+        )
+
+    def _answer(
+        self, call: _Result[Refused], used: list[Entry]
+    ) -> list[tuple[list[Entry], Exception]]:
+        """What the server refused of a request's entries (empty: all landed).
+
+        Raises:
+            APIConnectionError, APIStatusError: the request must be sent again later.
+            Stopped: the sender was asked to stop while the request was on the wire.
+        """
+        try:
+            return list(call.wait(self.stop))
+        except APIStatusError as exc:
+            if not is_refusal(exc):
+                raise
+            return [(used, exc)]
+        except TLSVerificationError:
+            raise  # a setting of this process, not a fault of these entries
+        except (ConfigurationError, OSError) as exc:
+            # An artifact that cannot be uploaded there, or whose copy is gone: set aside.
+            return [(used, exc)]
+
+    def _send_held(
+        self, client: Client, run: RunRecord, server_id: str, held: Held, count: int
+    ) -> None:
+        """Send the run's ``count`` oldest held entries once, in order, request by request;
+        what the server refuses cannot be set aside in the journal: it is counted as
+        refused (and warned about once). A failed request keeps the rest held."""
+        while count > 0:
+            entries = held.peek(run.local_id, min(count, MAX_ENTITIES_PER_BATCH))
+            if not entries:
+                return
+            used, call = self._submit(client, server_id, entries, pack_batch(entries))
+            refused = self._answer(call, used)
+            for piece, refusal in refused:
+                self._refused_held(run, server_id, piece, refusal)
+            held.done(run.local_id, len(used), sum(len(piece) for piece, _ in refused))
+            count -= len(used)
+
+    def _refused_held(
+        self, run: RunRecord, server_id: str, used: list[Entry], exc: Exception
+    ) -> None:
+        if self.strict and self.strict_failure is None and isinstance(exc, MlrelayError):
+            self.strict_failure = exc  # raised to the user by the next flush() or end_run()
+        if run.local_id not in self._warned_held:
+            self._warned_held.add(run.local_id)
+            logger.warning(
+                "mlrelay: the server rejected %d entries of run %s: %s. They were held in "
+                "memory because the journal could not be written, so they are refused and "
+                "not kept (`mlrelay status` counts them).",
+                len(used),
+                server_id,
+                getattr(exc, "server_message", None) or exc,
+            )
 
     def _set_aside(self, run: RunRecord, server_id: str, used: list[Entry], exc: Exception) -> None:
         self.journal.reject(run.local_id, used[0].seq, used[-1].seq, str(exc))
