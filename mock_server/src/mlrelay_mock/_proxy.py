@@ -96,7 +96,8 @@ def artifact_routes(state: AppState) -> list[Route]:
 
     async def listing(request: Request) -> Response:
         try:
-            path = clean_path(request.query_params.get("path", ""))
+            raw = request.query_params.get("path", "")
+            path = clean_path(validate_path_is_safe(raw, v3=state.v3))
         except MlflowError as error:
             return error_response(error)
         entries = state.artifacts.list(path)
@@ -106,7 +107,8 @@ def artifact_routes(state: AppState) -> list[Route]:
 
     async def delete(request: Request) -> Response:
         try:
-            state.artifacts.delete(clean_path(request.path_params["path"]))
+            raw = request.path_params["path"]
+            state.artifacts.delete(clean_path(validate_path_is_safe(raw, v3=state.v3)))
         except MlflowError as error:
             return error_response(error)
         return json_response({})
