@@ -72,12 +72,13 @@ def _send(state: AppState, root_uri: str, rel: str) -> Response:
     return attachment(found, rel)
 
 
-def _view(
-    handler: Callable[[Request], Awaitable[Response]],
-) -> Callable[[Request], Awaitable[Response]]:
+_Handler = Callable[[AppState, Request], Awaitable[Response]]
+
+
+def _view(state: AppState, handler: _Handler) -> Callable[[Request], Awaitable[Response]]:
     async def view(request: Request) -> Response:
         try:
-            return await handler(request)
+            return await handler(state, request)
         except _FlaskCrash as crash:
             return flask_error_page(crash.status)
         except MlflowError as error:
@@ -86,77 +87,87 @@ def _view(
     return view
 
 
+async def _get_artifact(state: AppState, request: Request) -> Response:
+    """``GET /get-artifact``: a run's file."""
+    run_id = _arg(request, "run_id") or _arg(request, "run_uuid")
+    path = _required_path(request, state)
+    run = state.store.run(run_id or "None")
+    return _send(state, run.artifact_uri, path)
+
+
+async def _model_version_artifact(state: AppState, request: Request) -> Response:
+    """``GET /model-versions/get-artifact``: a file under a version's download URI."""
+    name, version = _arg(request, "name"), _arg(request, "version")
+    path = _required_path(request, state)
+    if version is None:
+        raise MlflowError(
+            "INTERNAL_ERROR",
+            "int() argument must be a string, a bytes-like object or a real number, not 'NoneType'",
+        )
+    try:
+        found = state.store.model_version(name or "None", version)
+    except MlflowError as error:
+        if error.status != 404:
+            raise
+        raise not_found(f"Model Version (name={name}, version={version}) not found") from None
+    return _send(state, found.download_uri, path)
+
+
+async def _upload_artifact(state: AppState, request: Request) -> Response:
+    """``POST /ajax-api/2.0/mlflow/upload-artifact``: MLflow's checks, in its order."""
+    run_uuid = _arg(request, "run_uuid")
+    if not run_uuid:
+        raise invalid("Request must specify run_uuid.")
+    raw = _arg(request, "path")
+    if not raw:
+        raise invalid("Request must specify path.")
+    path = validate_path_is_safe(raw, v3=state.v3)
+    too_large = invalid("Artifact size is too large. Max size is 10MB.")
+    if int(request.headers.get("content-length") or 0) > MAX_UPLOAD_BYTES:
+        raise too_large
+    data = await request.body()
+    if not data:
+        raise invalid("Request must specify data.")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise too_large
+    run = state.store.run(run_uuid)
+    root = artifact_root_path(run.artifact_uri)
+    if root is None or path.endswith("/"):
+        raise _FlaskCrash(500)  # MLflow cannot write a file named like a directory
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield data
+
+    await state.artifacts.put(clean_path(join(root, path)), chunks())
+    return Response(status_code=200, media_type="application/json")
+
+
+async def _logged_model_artifact(state: AppState, request: Request) -> Response:
+    """``GET /ajax-api/2.0/mlflow/logged-models/<id>/artifacts/files``."""
+    path = _arg(request, "artifact_file_path")
+    if not path:
+        raise bad_request('Request must include the "artifact_file_path" query parameter.')
+    path = validate_path_is_safe(path, v3=state.v3)
+    model = state.store.logged_model(request.path_params["model_id"])
+    return _send(state, model.artifact_uri, path)
+
+
 def artifact_view_routes(state: AppState) -> list[Route]:
     """Starlette routes for ``/get-artifact`` and its siblings over ``state``."""
-
-    async def get_artifact(request: Request) -> Response:
-        run_id = _arg(request, "run_id") or _arg(request, "run_uuid")
-        path = _required_path(request, state)
-        run = state.store.run(run_id or "None")
-        return _send(state, run.artifact_uri, path)
-
-    async def model_version_artifact(request: Request) -> Response:
-        name, version = _arg(request, "name"), _arg(request, "version")
-        path = _required_path(request, state)
-        if version is None:
-            raise MlflowError(
-                "INTERNAL_ERROR",
-                "int() argument must be a string, a bytes-like object or a real number, "
-                "not 'NoneType'",
-            )
-        try:
-            found = state.store.model_version(name or "None", version)
-        except MlflowError as error:
-            if error.status != 404:
-                raise
-            raise not_found(f"Model Version (name={name}, version={version}) not found") from None
-        return _send(state, found.download_uri, path)
-
-    async def upload_artifact(request: Request) -> Response:
-        run_uuid = _arg(request, "run_uuid")
-        if not run_uuid:
-            raise invalid("Request must specify run_uuid.")
-        raw = _arg(request, "path")
-        if not raw:
-            raise invalid("Request must specify path.")
-        path = validate_path_is_safe(raw, v3=state.v3)
-        too_large = invalid("Artifact size is too large. Max size is 10MB.")
-        if int(request.headers.get("content-length") or 0) > MAX_UPLOAD_BYTES:
-            raise too_large
-        data = await request.body()
-        if not data:
-            raise invalid("Request must specify data.")
-        if len(data) > MAX_UPLOAD_BYTES:
-            raise too_large
-        run = state.store.run(run_uuid)
-        root = artifact_root_path(run.artifact_uri)
-        if root is None or path.endswith("/"):
-            raise _FlaskCrash(500)  # MLflow cannot write a file named like a directory
-
-        async def chunks() -> AsyncIterator[bytes]:
-            yield data
-
-        await state.artifacts.put(clean_path(join(root, path)), chunks())
-        return Response(status_code=200, media_type="application/json")
-
-    async def logged_model_artifact(request: Request) -> Response:
-        path = _arg(request, "artifact_file_path")
-        if not path:
-            raise bad_request('Request must include the "artifact_file_path" query parameter.')
-        path = validate_path_is_safe(path, v3=state.v3)
-        model = state.store.logged_model(request.path_params["model_id"])
-        return _send(state, model.artifact_uri, path)
-
     routes = [
-        Route("/get-artifact", _view(get_artifact), methods=["GET"]),
-        Route("/model-versions/get-artifact", _view(model_version_artifact), methods=["GET"]),
-        Route("/ajax-api/2.0/mlflow/upload-artifact", _view(upload_artifact), methods=["POST"]),
+        Route("/get-artifact", _view(state, _get_artifact), methods=["GET"]),
+        Route(
+            "/model-versions/get-artifact", _view(state, _model_version_artifact), methods=["GET"]
+        ),
+        Route(
+            "/ajax-api/2.0/mlflow/upload-artifact", _view(state, _upload_artifact), methods=["POST"]
+        ),
     ]
     if state.v3:
         routes.append(
             Route(
                 "/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files",
-                _view(logged_model_artifact),
+                _view(state, _logged_model_artifact),
                 methods=["GET"],
             )
         )
