@@ -85,3 +85,16 @@ def test_wrong_json_type_for_string_id(backend: Backend) -> None:
         backend.error(404, "RESOURCE_DOES_NOT_EXIST", "POST", "runs/create", body)
         return
     backend.error(400, "INVALID_PARAMETER_VALUE", "POST", "runs/create", {"experiment_id": 0})
+
+
+def test_nosniff_on_every_answer_of_mlflow_3(backend: Backend) -> None:
+    """MLflow 3 sends ``X-Content-Type-Options: nosniff`` on every answer, success or
+    error; MLflow 2.7 does not on its API answers."""
+    answers = [
+        backend.call("GET", "experiments/search", max_results=1),
+        backend.call("GET", "runs/get", run_id="0" * 32),
+    ]
+    assert [r.status_code for r in answers] == [200, 404]
+    expected = [] if backend.v2 else ["nosniff"]
+    for response in answers:
+        assert response.headers.get_list("x-content-type-options") == expected

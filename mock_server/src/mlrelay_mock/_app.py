@@ -42,6 +42,7 @@ from mlrelay_mock._unsupported import unsupported_feature
 __all__ = ["MockApp", "create_app", "normalise_prefix"]
 
 CONTROL_PREFIX = "/_mock"
+_NOSNIFF = b"x-content-type-options"
 DEFAULT_MAX_BODY_BYTES = 64 << 20
 """The largest request body the API takes by default: far above what MLflow's clients send
 (a full log-batch is under 2 MB; a dataset's schema and profile are capped well below)."""
@@ -277,6 +278,15 @@ class MockApp(Starlette):
                 entry.status = message["status"]
             await send(message)
 
+        async def answer(message: Message) -> None:
+            # MLflow 3 sends nosniff on every response it makes (2.7 only on downloads);
+            # injected faults are sent exactly as configured.
+            if message["type"] == "http.response.start" and self.mock.v3:
+                sent = message.get("headers", [])
+                if not any(k.lower() == b"x-content-type-options" for k, _ in sent):
+                    message = {**message, "headers": [*sent, (_NOSNIFF, b"nosniff")]}
+            await recording_send(message)
+
         rule = self.faults.decide(
             scope["method"], endpoint if endpoint is not None else scope["path"]
         )
@@ -301,13 +311,13 @@ class MockApp(Starlette):
         if endpoint is None:
             await drain()
             error = MlflowError("ENDPOINT_NOT_FOUND", f"No endpoint at {scope['path']}", 404)
-            await error_response(error)(scope, receive, recording_send)
+            await error_response(error)(scope, receive, answer)
             return
         if self.auth is not None and not endpoint.startswith(PARTS + "/"):
             denial = self.auth.check(headers.get("authorization"), scope["method"], endpoint)
             if denial is not None:
                 await drain()
-                await denial(scope, receive, recording_send)
+                await denial(scope, receive, answer)
                 return
         app_receive: Receive = tee_receive
         if self.max_body_bytes is not None and not _streamed_upload(scope["method"], endpoint):
@@ -319,7 +329,7 @@ class MockApp(Starlette):
                     f"{self.max_body_bytes} bytes",
                     413,
                 )
-                await error_response(error)(scope, receive, recording_send)
+                await error_response(error)(scope, receive, answer)
                 return
             app_receive = _replay(buffered, receive)
         inner = dict(scope, path=endpoint)
@@ -332,7 +342,7 @@ class MockApp(Starlette):
             await super().__call__(inner, app_receive, swallow)
             await _kill_connection(send, receive, reset=False)
             return
-        await super().__call__(inner, app_receive, recording_send)
+        await super().__call__(inner, app_receive, answer)
 
 
 def create_app(
