@@ -43,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
         help="answer 413 to larger request bodies (artifact uploads excepted; 0 = no limit)",
     )
     parser.add_argument(
+        "--default-artifact-root",
+        metavar="FOLDER",
+        help="keep artifacts in this local folder (path or file: URI); experiments get file: "
+        "locations there and clients read and write the files directly, as `mlflow server "
+        "--default-artifact-root` without --serve-artifacts (default: proxied artifacts)",
+    )
+    parser.add_argument(
         "--bearer-token", action="append", default=[], help="accept this Bearer token (repeatable)"
     )
     return parser
@@ -71,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         data_dir=args.data_dir,
         mlflow_version=args.mlflow_version,
         max_body_bytes=args.max_body_bytes or None,
+        default_artifact_root=args.default_artifact_root,
     )
     with server:
         sys.stdout.write(server.url + "\n")

@@ -14,6 +14,7 @@ import logging
 import random
 import shutil
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,6 +65,9 @@ class AppState:
     version: str
     data_dir: Path | None = None
     multipart: bool = False
+    # The artifact root as a file: URI when the server keeps artifacts in a local folder
+    # (``--default-artifact-root``), None when they are served as mlflow-artifacts:.
+    file_root: str | None = None
     uploads: dict[str, dict[int, bytes]] = field(default_factory=dict)  # upload id -> parts
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
@@ -82,18 +86,36 @@ class AppState:
         r = self.rng
         return f"{r.choice(_ADJECTIVES)}-{r.choice(_ANIMALS)}-{r.randint(0, 999)}"
 
+    def artifact_path(self, uri: str) -> str | None:
+        """Where the files of an artifact location are in :attr:`artifacts` (None: not here)."""
+        return artifact_root_path(uri, self.file_root)
+
     def reset(self) -> None:
-        """Forget every experiment, run, model and artifact (and their files on disk)."""
+        """Forget every experiment, run, model and artifact (and their files on disk; files
+        under a ``file:`` artifact root are the caller's and stay)."""
         v3 = self.store.v3
         self.store.close()
-        if self.data_dir is None:
-            self.store = Store(v3=v3)
-            self.artifacts = MemoryArtifacts()
-            return
-        (self.data_dir / "ops.jsonl").unlink(missing_ok=True)
-        shutil.rmtree(self.data_dir / "artifacts", ignore_errors=True)
-        self.store = Store(self.data_dir / "ops.jsonl", v3=v3)
-        self.artifacts = DiskArtifacts(self.data_dir / "artifacts")
+        if self.data_dir is not None:
+            (self.data_dir / "ops.jsonl").unlink(missing_ok=True)
+            shutil.rmtree(self.data_dir / "artifacts", ignore_errors=True)
+        self.store, self.artifacts = open_storage(self.data_dir, v3=v3, file_root=self.file_root)
+
+
+def open_storage(
+    data_dir: Path | None, *, v3: bool, file_root: str | None
+) -> tuple[Store, ArtifactStore]:
+    """The store and the artifact storage of an app: in memory, or kept in ``data_dir``;
+    with a ``file:`` artifact root, artifacts are the files under that folder."""
+    oplog = data_dir / "ops.jsonl" if data_dir is not None else None
+    store = Store(oplog, v3=v3, artifact_root=file_root or "mlflow-artifacts:")
+    artifacts: ArtifactStore
+    if file_root is not None:
+        artifacts = DiskArtifacts(Path(urllib.parse.unquote(urllib.parse.urlparse(file_root).path)))
+    elif data_dir is not None:
+        artifacts = DiskArtifacts(data_dir / "artifacts")
+    else:
+        artifacts = MemoryArtifacts()
+    return store, artifacts
 
 
 def json_response(body: Any, status: int = 200) -> Response:
@@ -637,7 +659,7 @@ def list_run_artifacts(s: AppState, f: Fields) -> dict[str, Any]:
     run = s.store.run(run_id_of(f))
     rel = clean_path(f.string("path"))
     out: dict[str, Any] = {"root_uri": run.artifact_uri}
-    root = artifact_root_path(run.artifact_uri)
+    root = s.artifact_path(run.artifact_uri)
     if root is None:
         return out
     entries = s.artifacts.list(join(root, rel))
@@ -647,8 +669,11 @@ def list_run_artifacts(s: AppState, f: Fields) -> dict[str, Any]:
     return out
 
 
-def artifact_root_path(uri: str) -> str | None:
-    """The proxy path of an ``mlflow-artifacts:`` URI, ``None`` for other schemes."""
+def artifact_root_path(uri: str, file_root: str | None = None) -> str | None:
+    """The storage path of an ``mlflow-artifacts:`` URI (or, on a server whose artifact root
+    is the local folder ``file_root``, of a ``file:`` URI under it); ``None`` otherwise."""
+    if file_root is not None and (uri == file_root or uri.startswith(file_root + "/")):
+        return clean_path(urllib.parse.unquote(uri[len(file_root) :]))
     if not uri.startswith("mlflow-artifacts:"):
         return None
     rest = uri[len("mlflow-artifacts:") :]
@@ -984,7 +1009,7 @@ def list_logged_model_artifacts(s: AppState, f: Fields) -> dict[str, Any]:
     model = s.store.logged_model(f.string("model_id", required=True))
     rel = clean_path(f.string("artifact_directory_path"))
     out: dict[str, Any] = {"root_uri": model.artifact_uri}
-    root = artifact_root_path(model.artifact_uri)
+    root = s.artifact_path(model.artifact_uri)
     entries = s.artifacts.list(join(root, rel)) if root is not None else None
     if entries:
         prefix = rel + "/" if rel else ""

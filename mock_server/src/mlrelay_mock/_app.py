@@ -17,6 +17,7 @@ import contextlib
 import socket
 import struct
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from mlrelay_mock._api import AppState, error_response, json_response, mlflow_routes
+from mlrelay_mock._api import AppState, error_response, json_response, mlflow_routes, open_storage
 from mlrelay_mock._artifact_views import artifact_view_routes
-from mlrelay_mock._artifacts import ArtifactStore, DiskArtifacts, MemoryArtifacts
 from mlrelay_mock._auth import AuthConfig
 from mlrelay_mock._control import control_routes
 from mlrelay_mock._errors import STATUS_BY_CODE, MlflowError
@@ -345,6 +345,19 @@ class MockApp(Starlette):
         await super().__call__(inner, app_receive, answer)
 
 
+def file_artifact_root(root: str | None) -> str | None:
+    """A ``--default-artifact-root`` as the absolute ``file:`` URI of its folder (created if
+    missing); ``None`` for none. Only local folders are taken: the mock stores no remote files."""
+    if root is None:
+        return None
+    parsed = urllib.parse.urlparse(root)
+    if parsed.scheme not in ("", "file"):
+        raise ValueError(f"default_artifact_root must be a local folder or file: URI, not {root!r}")
+    folder = Path(urllib.parse.unquote(parsed.path) if parsed.scheme else root).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder.as_uri()
+
+
 def create_app(
     *,
     prefix: str = "",
@@ -355,6 +368,7 @@ def create_app(
     faults: FaultController | None = None,
     journal: Journal | None = None,
     max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES,
+    default_artifact_root: str | None = None,
 ) -> MockApp:
     """A fresh MLflow-compatible app (a Starlette app; serve it with uvicorn).
 
@@ -369,26 +383,27 @@ def create_app(
         journal: a request journal to share; a new one if ``None``.
         max_body_bytes: answer 413 to a request whose body is larger (artifact uploads,
             streamed to storage, are not limited); ``None`` for no limit.
+        default_artifact_root: a local folder (path or ``file:`` URI) to keep artifacts in,
+            as ``mlflow server --default-artifact-root`` without ``--serve-artifacts``:
+            experiments get ``file:`` locations there, MLflow's clients read and write the
+            files directly, and the server lists and serves them. ``None``: artifacts are
+            proxied (``mlflow-artifacts:``), in memory or under ``data_dir``.
 
     Example::
 
         app = create_app(prefix="/alice/repo.mlflow", auth=AuthConfig(basic={"alice": "tok"}))
     """
     v3 = int(mlflow_version.split(".")[0]) >= 3
-    artifacts: ArtifactStore
-    if data_dir is None:
-        store = Store(v3=v3)
-        artifacts = MemoryArtifacts()
-    else:
-        data_dir = Path(data_dir)
-        store = Store(data_dir / "ops.jsonl", v3=v3)
-        artifacts = DiskArtifacts(data_dir / "artifacts")
+    data_dir = Path(data_dir) if data_dir is not None else None
+    file_root = file_artifact_root(default_artifact_root)
+    store, artifacts = open_storage(data_dir, v3=v3, file_root=file_root)
     state = AppState(
         store=store,
         artifacts=artifacts,
         version=mlflow_version,
         data_dir=data_dir,
         multipart=multipart and v3,
+        file_root=file_root,
     )
     return MockApp(
         state=state,

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mlrelay_mock._api import AppState, artifact_root_path, error_response
+from mlrelay_mock._api import AppState, error_response
 from mlrelay_mock._artifacts import clean_path, join
 from mlrelay_mock._downloads import attachment, flask_error_page, validate_path_is_safe
 from mlrelay_mock._errors import MlflowError, bad_request, invalid, not_found
@@ -56,11 +56,11 @@ def _required_path(request: Request, state: AppState, name: str = "path") -> str
 
 def _send(state: AppState, root_uri: str, rel: str) -> Response:
     """The file ``rel`` under the artifact location ``root_uri``, as an attachment."""
-    root = artifact_root_path(root_uri)
+    root = state.artifact_path(root_uri)
     if root is None:
         raise MlflowError(
             "NOT_IMPLEMENTED",
-            f"The mock serves artifacts from mlflow-artifacts: locations only, not {root_uri!r}",
+            f"The mock serves artifacts from its own artifact root only, not {root_uri!r}",
         )
     storage_path = clean_path(join(root, rel))
     try:
@@ -131,7 +131,7 @@ async def _upload_artifact(state: AppState, request: Request) -> Response:
     if len(data) > MAX_UPLOAD_BYTES:
         raise too_large
     run = state.store.run(run_uuid)
-    root = artifact_root_path(run.artifact_uri)
+    root = state.artifact_path(run.artifact_uri)
     if root is None or path.endswith("/"):
         raise _FlaskCrash(500)  # MLflow cannot write a file named like a directory
 

@@ -16,7 +16,13 @@ from types import TracebackType
 
 import uvicorn
 
-from mlrelay_mock._app import DEFAULT_MAX_BODY_BYTES, MockApp, create_app, normalise_prefix
+from mlrelay_mock._app import (
+    DEFAULT_MAX_BODY_BYTES,
+    MockApp,
+    create_app,
+    file_artifact_root,
+    normalise_prefix,
+)
 from mlrelay_mock._auth import AuthConfig
 from mlrelay_mock._faults import FaultController
 from mlrelay_mock._journal import Journal
@@ -42,6 +48,9 @@ class MockServer:
             the mock itself). MLflow 3 only.
         max_body_bytes: answer 413 to a request whose body is larger (default 64 MiB;
             artifact uploads are streamed and not limited); ``None`` for no limit.
+        default_artifact_root: keep artifacts in this local folder (path or ``file:`` URI)
+            and give experiments ``file:`` locations there, as ``mlflow server
+            --default-artifact-root`` without ``--serve-artifacts``; ``None``: proxied.
 
     Example::
 
@@ -61,8 +70,11 @@ class MockServer:
         mlflow_version: str = "3.17.2",
         multipart: bool = False,
         max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES,
+        default_artifact_root: str | None = None,
     ) -> None:
         self.host = host
+        # Checked (and its folder made) here, so a bad root fails before any socket is bound.
+        self.default_artifact_root = file_artifact_root(default_artifact_root)
         self.max_body_bytes = max_body_bytes
         self.multipart = multipart
         self.port = port
@@ -131,6 +143,7 @@ class MockServer:
             faults=self.faults,
             journal=self.journal,
             max_body_bytes=self.max_body_bytes,
+            default_artifact_root=self.default_artifact_root,
         )
         config = uvicorn.Config(
             self._app,

@@ -106,8 +106,15 @@ class Store:
         v3: whether to behave like MLflow 3 (``False`` copies the 2.7 differences, §15).
     """
 
-    def __init__(self, oplog: Path | None = None, *, v3: bool = True) -> None:
+    def __init__(
+        self,
+        oplog: Path | None = None,
+        *,
+        v3: bool = True,
+        artifact_root: str = "mlflow-artifacts:",
+    ) -> None:
         self.v3 = v3
+        self.artifact_root = artifact_root.rstrip("/")  # where experiments' artifacts go
         self.experiments: dict[str, Experiment] = {}
         self.runs: dict[str, Run] = {}
         self.models: dict[str, RegisteredModel] = {}
@@ -117,7 +124,7 @@ class Store:
         self.experiments["0"] = Experiment(
             experiment_id="0",
             name="Default",
-            artifact_location="mlflow-artifacts:/0",
+            artifact_location=f"{self.artifact_root}/0",
             creation_time=0,
             last_update_time=0,
         )
@@ -207,7 +214,7 @@ class Store:
         self.experiments[experiment_id] = Experiment(
             experiment_id=experiment_id,
             name=name,
-            artifact_location=artifact_location or f"mlflow-artifacts:/{experiment_id}",
+            artifact_location=artifact_location or f"{self.artifact_root}/{experiment_id}",
             creation_time=now,
             last_update_time=now,
             tags=_pairs(tags),
