@@ -1,5 +1,5 @@
-"""The mock refuses what a real server must not take: NUL bytes in artifact paths (400) and
-request bodies over its size limit (413), in both artifact stores."""
+"""The mock never fails on what a real server must not take: NUL bytes in artifact paths
+(escaped as MLflow 3 does, or a 400) and request bodies over its size limit (413)."""
 
 from __future__ import annotations
 
@@ -17,21 +17,33 @@ ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 
 
 @pytest.mark.parametrize("on_disk", [False, True], ids=["memory", "disk"])
-def test_nul_byte_in_an_artifact_path_is_a_400(tmp_path: Path, on_disk: bool) -> None:
-    """Upload, download and listing of a path with a NUL byte answer 400, never 500."""
-    with (
-        MockServer(data_dir=tmp_path if on_disk else None) as server,
-        httpx.Client(base_url=server.url, timeout=deadline(30)) as client,
-    ):
-        bad = f"{ARTIFACTS}/0/r/artifacts/a%00b.txt"
-        put = client.put(bad, content=b"x")
-        assert put.status_code == 400, put.text
-        assert "NUL" in put.text
-        assert client.get(bad).status_code == 400
-        listing = client.get(ARTIFACTS, params={"path": "0/r\x00/artifacts"})
-        assert listing.status_code == 400
-        assert listing.json()["error_code"] == "INVALID_PARAMETER_VALUE"
-        assert client.put(f"{ARTIFACTS}/0/r/artifacts/ab.txt", content=b"x").status_code == 200
+def test_nul_byte_in_an_artifact_path_is_never_a_500(tmp_path: Path, on_disk: bool) -> None:
+    """A NUL byte in an artifact path: MLflow 3 escapes it (the file is ``a%00b.txt``, as
+    MLflow 3.17's validate_path_is_safe makes it); the 2.7 profile, where MLflow 2.7 crashes
+    with a 500, refuses it with a 400. Never a 500, in both artifact stores."""
+    for version in ("3.17.2", "2.7.1"):
+        data_dir = tmp_path / version if on_disk else None
+        with (
+            MockServer(data_dir=data_dir, mlflow_version=version) as server,
+            httpx.Client(base_url=server.url, timeout=deadline(30)) as client,
+        ):
+            bad = f"{ARTIFACTS}/0/r/artifacts/a%00b.txt"
+            put = client.put(bad, content=b"x")
+            listing = client.get(ARTIFACTS, params={"path": "0/r\x00/artifacts"})
+            if version.startswith("3"):
+                assert put.status_code == 200, put.text
+                assert client.get(bad).content == b"x"
+                files = client.get(ARTIFACTS, params={"path": "0/r/artifacts"}).json()["files"]
+                assert files == [{"path": "a%00b.txt", "is_dir": False, "file_size": 1}]
+                assert (listing.status_code, listing.json()) == (200, {})
+                continue
+            assert put.status_code == 400, put.text
+            assert "NUL" in put.text
+            assert client.get(bad).status_code == 400
+            assert listing.status_code == 400
+            assert listing.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+            ok = client.put(f"{ARTIFACTS}/0/r/artifacts/ab.txt", content=b"x")
+            assert ok.status_code == 200
 
 
 def test_a_body_over_the_limit_is_a_413() -> None:

@@ -28,13 +28,14 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from mlrelay_mock._api import AppState, error_response, json_response, mlflow_routes
+from mlrelay_mock._artifact_views import artifact_view_routes
 from mlrelay_mock._artifacts import ArtifactStore, DiskArtifacts, MemoryArtifacts
 from mlrelay_mock._auth import AuthConfig
 from mlrelay_mock._control import control_routes
 from mlrelay_mock._errors import STATUS_BY_CODE, MlflowError
 from mlrelay_mock._faults import FaultController, FaultRule
 from mlrelay_mock._journal import Journal, RecordedRequest
-from mlrelay_mock._proxy import PARTS, artifact_routes
+from mlrelay_mock._proxy import AJAX_BASE, BASE, PARTS, artifact_routes
 from mlrelay_mock._store import Store
 
 __all__ = ["MockApp", "create_app", "normalise_prefix"]
@@ -108,7 +109,7 @@ async def _kill_connection(send: Send, receive: Receive, *, reset: bool) -> None
 
 def _streamed_upload(method: str, endpoint: str) -> bool:
     """Artifact uploads stream to storage and, as on MLflow's server, have no size limit."""
-    return method == "PUT" and (endpoint.startswith(("/api/2.0/mlflow-artifacts/", PARTS + "/")))
+    return method == "PUT" and endpoint.startswith((BASE + "/", AJAX_BASE + "/", PARTS + "/"))
 
 
 async def _read_body(receive: Receive, limit: int) -> list[Message] | None:
@@ -171,6 +172,7 @@ class MockApp(Starlette):
             *control_routes(state=state, faults=faults, journal=journal),
             *mlflow_routes(state),
             *artifact_routes(state),
+            *artifact_view_routes(state),
         ]
         super().__init__(
             routes=routes,
@@ -202,6 +204,7 @@ class MockApp(Starlette):
         return error_response(error)
 
     def _endpoint_of(self, path: str) -> str | None:
+        path = "/" + path.lstrip("/")  # as on MLflow, "//get-artifact" is "/get-artifact"
         if not self.prefix:
             return path
         if path == self.prefix or path.startswith(self.prefix + "/"):

@@ -68,7 +68,11 @@ class ArtifactStore:
 
 
 def _is_a_directory(path: str) -> MlflowError:
-    return MlflowError("INVALID_PARAMETER_VALUE", f"'{path}' is a directory", status=400)
+    return MlflowError(
+        "INVALID_PARAMETER_VALUE",
+        f"Artifact path refers to a directory, not a file: '{path}'",
+        status=400,
+    )
 
 
 class MemoryArtifacts(ArtifactStore):
@@ -94,7 +98,7 @@ class MemoryArtifacts(ArtifactStore):
             return self.files[path]
         if self._is_dir(path):
             raise _is_a_directory(path)
-        raise not_found(f"File {path} not found")
+        raise not_found(f"No such artifact: '{path}'")
 
     def list(self, path: str) -> list[FileEntry] | None:
         """The direct children of a directory, ``None`` for a file or a missing path."""
@@ -153,7 +157,7 @@ class DiskArtifacts(ArtifactStore):
         if local.is_dir():
             raise _is_a_directory(path)
         if not local.is_file():
-            raise not_found(f"File {path} not found")
+            raise not_found(f"No such artifact: '{path}'")
         return local
 
     def list(self, path: str) -> list[FileEntry] | None:

@@ -7,22 +7,26 @@ Paths are relative to the artifact root, so a run's files live under
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import mimetypes
+import re
 import uuid
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from mlrelay_mock._api import AppState, error_response, json_response
 from mlrelay_mock._artifacts import clean_path
+from mlrelay_mock._downloads import attachment, flask_error_page, validate_path_is_safe
 from mlrelay_mock._errors import MlflowError
 
 __all__ = ["artifact_routes"]
 
 BASE = "/api/2.0/mlflow-artifacts"
+AJAX_BASE = "/ajax-api/2.0/mlflow-artifacts"
+"""The same routes under the prefix MLflow's web UI calls."""
 PARTS = "/mpu-parts"
 """Where the mock's presigned-style part URLs point (no credentials needed, as on S3)."""
 
@@ -32,12 +36,7 @@ def _detail(message: str, status: int = 400) -> Response:
 
 
 def _v2_crash() -> Response:
-    return Response(
-        "<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n"
-        "<h1>Internal Server Error</h1>\n",
-        status_code=500,
-        media_type="text/html",
-    )
+    return flask_error_page(500)
 
 
 def artifact_routes(state: AppState) -> list[Route]:
@@ -45,12 +44,15 @@ def artifact_routes(state: AppState) -> list[Route]:
 
     async def upload(request: Request) -> Response:
         raw = request.path_params["path"]
+        try:
+            path = clean_path(validate_path_is_safe(raw, v3=state.v3))
+        except MlflowError as error:
+            return error_response(error)
         if (raw.endswith("/") or not raw) and not state.v3:
             return _v2_crash()  # 2.7 fails writing to a directory path with Flask's HTML 500
         if raw.endswith("/") or not raw:
-            return _detail("Artifact path must include a filename, not a directory path.")
+            return _detail("Artifact path must include a filename (cannot end with '/').")
         try:
-            path = clean_path(raw)
 
             async def chunks() -> AsyncIterator[bytes]:
                 async for chunk in request.stream():
@@ -64,7 +66,10 @@ def artifact_routes(state: AppState) -> list[Route]:
 
     async def download(request: Request) -> Response:
         try:
-            path = clean_path(request.path_params["path"])
+            path = clean_path(validate_path_is_safe(request.path_params["path"], v3=state.v3))
+        except MlflowError as error:
+            return error_response(error)
+        try:
             found = state.artifacts.get(path)
         except MlflowError as error:
             if error.status == 404 and not state.v3:
@@ -79,20 +84,20 @@ def artifact_routes(state: AppState) -> list[Route]:
                 )
             if error.status == 404:
                 return error_response(error)
+            if not state.v3:  # 2.7 fails reading a directory: Flask's HTML 500
+                return _v2_crash()
             return _detail(error.message, error.status)
-        name = path.rsplit("/", 1)[-1]
-        media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        if isinstance(found, bytes):
-            return Response(
-                found,
-                media_type=media_type,
-                headers={"Content-Disposition": f'attachment; filename="{name}"'},
-            )
-        return FileResponse(found, media_type=media_type, filename=name)
+        response = attachment(found, path)
+        if not state.v3:  # 2.7 names the file unquoted
+            with contextlib.suppress(UnicodeEncodeError):
+                name = path.rsplit("/", 1)[-1]
+                response.headers["Content-Disposition"] = f"attachment; filename={name}"
+        return response
 
     async def listing(request: Request) -> Response:
         try:
-            path = clean_path(request.query_params.get("path", ""))
+            raw = request.query_params.get("path", "")
+            path = clean_path(validate_path_is_safe(raw, v3=state.v3))
         except MlflowError as error:
             return error_response(error)
         entries = state.artifacts.list(path)
@@ -102,7 +107,8 @@ def artifact_routes(state: AppState) -> list[Route]:
 
     async def delete(request: Request) -> Response:
         try:
-            state.artifacts.delete(clean_path(request.path_params["path"]))
+            raw = request.path_params["path"]
+            state.artifacts.delete(clean_path(validate_path_is_safe(raw, v3=state.v3)))
         except MlflowError as error:
             return error_response(error)
         return json_response({})
@@ -115,12 +121,14 @@ def artifact_routes(state: AppState) -> list[Route]:
             )
         )
 
-    routes = [
-        Route(f"{BASE}/artifacts", listing, methods=["GET"]),
-        Route(f"{BASE}/artifacts/{{path:path}}", upload, methods=["PUT"]),
-        Route(f"{BASE}/artifacts/{{path:path}}", download, methods=["GET"]),
-        Route(f"{BASE}/artifacts/{{path:path}}", delete, methods=["DELETE"]),
-    ]
+    routes = []
+    for base in (BASE, AJAX_BASE):
+        routes += [
+            Route(f"{base}/artifacts", listing, methods=["GET"]),
+            Route(f"{base}/artifacts/{{path:path}}", upload, methods=["PUT"]),
+            Route(f"{base}/artifacts/{{path:path}}", download, methods=["GET"]),
+            Route(f"{base}/artifacts/{{path:path}}", delete, methods=["DELETE"]),
+        ]
 
     async def mpu(request: Request) -> Response:
         # create -> presigned-style part URLs on this server; complete -> assemble; abort.
@@ -132,7 +140,7 @@ def artifact_routes(state: AppState) -> list[Route]:
         if op == "create":
             upload_id = uuid.uuid4().hex
             state.uploads[upload_id] = {}
-            prefix = request.url.path.split("/api/2.0/")[0]
+            prefix = re.split(r"/(?:ajax-)?api/2\.0/", request.url.path)[0]
             base = f"{request.url.scheme}://{request.url.netloc}{prefix}{PARTS}"
             credentials = [
                 {"part_number": n, "url": f"{base}/{upload_id}/{n}", "headers": {}}
@@ -163,13 +171,13 @@ def artifact_routes(state: AppState) -> list[Route]:
         return Response(status_code=200, headers={"ETag": f'"{hashlib.md5(data).hexdigest()}"'})
 
     if state.multipart:
-        routes += [
-            Route(f"{BASE}/mpu/{{op}}/{{path:path}}", mpu, methods=["POST"]),
-            Route(f"{PARTS}/{{upload_id}}/{{part}}", put_part, methods=["PUT"]),
-        ]
-    elif state.v3:  # 2.7 has no multipart or presigned routes (404)
-        routes += [
-            Route(f"{BASE}/mpu/{{op}}/{{path:path}}", not_implemented, methods=["POST"]),
-            Route(f"{BASE}/presigned/{{path:path}}", not_implemented, methods=["GET"]),
-        ]
+        routes.append(Route(f"{PARTS}/{{upload_id}}/{{part}}", put_part, methods=["PUT"]))
+    for base in (BASE, AJAX_BASE):
+        if state.multipart:
+            routes.append(Route(f"{base}/mpu/{{op}}/{{path:path}}", mpu, methods=["POST"]))
+        elif state.v3:  # 2.7 has no multipart or presigned routes (404)
+            routes += [
+                Route(f"{base}/mpu/{{op}}/{{path:path}}", not_implemented, methods=["POST"]),
+                Route(f"{base}/presigned/{{path:path}}", not_implemented, methods=["GET"]),
+            ]
     return routes
