@@ -224,3 +224,15 @@ def test_relative_artifact_location_is_made_absolute(backend: Backend) -> None:
     s3 = backend.experiment(artifact_location="s3://bucket/x")
     got = backend.ok("GET", "experiments/get", experiment_id=s3)["experiment"]
     assert got["artifact_location"] == "s3://bucket/x"
+
+
+def test_list_artifacts_refuses_unsafe_paths(backend: Backend) -> None:
+    """artifacts/list checks its path before it looks the run up: a ``..`` segment or an
+    absolute path is a 400 (``Invalid path``; MLflow 2.7 names the path)."""
+    run_id = backend.run_id()
+    for path in ("../path", "/abs", "a/../../b"):
+        for rid in (run_id, "0" * 32):
+            got = _message(backend, "GET", "artifacts/list", run_id=rid, path=path)
+            assert got == (f"Invalid path: {path}" if backend.v2 else "Invalid path")
+    listed = backend.ok("GET", "artifacts/list", run_id=run_id, path="a/b")
+    assert listed["root_uri"].endswith(f"/{run_id}/artifacts")

@@ -31,6 +31,7 @@ from mlrelay_mock._artifacts import (
     clean_path,
     join,
 )
+from mlrelay_mock._downloads import validate_path_is_safe
 from mlrelay_mock._errors import MlflowError, bad_request, invalid, missing
 from mlrelay_mock._fields import Fields, run_id_of
 from mlrelay_mock._model import Point, encode_double
@@ -673,8 +674,11 @@ def get_history_bulk_interval(s: AppState, f: Fields) -> dict[str, Any]:
 @api("GET", "artifacts/list")
 def list_run_artifacts(s: AppState, f: Fields) -> dict[str, Any]:
     """Tracking ``artifacts/list``: run-relative paths under the run's ``artifact_uri``."""
+    path = f.string("path")
+    if f.has("path"):  # checked before the run is looked up, as MLflow does
+        path = validate_path_is_safe(path, v3=s.v3)
     run = s.store.run(run_id_of(f))
-    rel = clean_path(f.string("path"))
+    rel = clean_path(path)
     out: dict[str, Any] = {"root_uri": run.artifact_uri}
     root = artifact_root_path(run.artifact_uri)
     if root is None:
