@@ -153,10 +153,14 @@ def absolute_if_local(location: str) -> str:
     """A relative local artifact location made absolute against the server's working
     directory, as MLflow's SQL store does (``resolve_uri_if_local``): ``my_dir`` and
     ``file:my_dir`` become ``<cwd>/my_dir`` and ``file:///<cwd>/my_dir``; URIs of other
-    schemes, absolute paths and ``file:`` URIs naming a remote host are kept as given."""
+    schemes, absolute paths, ``file:`` URIs naming a remote host and unparsable URIs are kept
+    as given."""
     if not location:
         return location
-    parts = urllib.parse.urlsplit(location)
+    try:
+        parts = urllib.parse.urlsplit(location)
+    except ValueError:  # e.g. an unclosed "[" in the host: MLflow fails with a 500 here
+        return location
     if parts.scheme == "":
         path = urllib.request.url2pathname(location)
         if PurePosixPath(path).is_absolute():
