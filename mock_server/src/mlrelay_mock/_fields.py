@@ -65,6 +65,8 @@ class Fields:
         data: the JSON object of the body, or the query string as ``{name: [values]}``.
         from_query: whether ``data`` came from a query string (every value is a list of strings).
         path: a prefix for parameter names in error messages (``"metrics[3]."``).
+        lenient: read as MLflow 2.7 reads the top level of a request (see below).
+        v2: word type errors as MLflow 2.7 does; ``lenient`` when not given.
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class Fields:
         from_query: bool = False,
         path: str = "",
         lenient: bool = False,
+        v2: bool | None = None,
     ) -> None:
         self._data = data
         self._from_query = from_query
@@ -81,6 +84,7 @@ class Fields:
         # MLflow 2.7: both spellings of a field at once are accepted, and a JSON number
         # where a string is expected is taken as its text.
         self._lenient = lenient
+        self._v2 = lenient if v2 is None else v2
 
     def has(self, name: str) -> bool:
         """Whether the request carries ``name`` (snake_case or its camelCase JSON name)."""
@@ -100,11 +104,13 @@ class Fields:
         return value
 
     def nested(self, data: Mapping[str, Any], path: str) -> Fields:
-        """A nested message's fields, read with this request's MLflow version rules."""
-        return Fields(data, path=path, lenient=self._lenient)
+        """A nested message's fields, with this request's wording of type errors. They are read
+        strictly in both versions: MLflow 2.7 fails to parse a number in a nested string field
+        and goes on with a half-parsed message; the mock answers 400 instead."""
+        return Fields(data, path=path, v2=self._v2)
 
     def _wrong(self, name: str, value: Any) -> MlflowError:
-        return wrong_type(self.label(name), value, v2=self._lenient)
+        return wrong_type(self.label(name), value, v2=self._v2)
 
     def label(self, name: str) -> str:
         """The parameter's name as error messages show it (``metrics[3].value``)."""
@@ -159,7 +165,7 @@ class Fields:
             if required:
                 raise missing(self.label(name))
             return None
-        return parse_double(self.label(name), value, v2=self._lenient)
+        return parse_double(self.label(name), value, v2=self._v2)
 
     def boolean(self, name: str, *, default: bool = False) -> bool:
         """A bool field: JSON ``true``/``false``, or the strings ``true``/``false`` in a query."""
@@ -212,7 +218,7 @@ class Fields:
         out = []
         for i, item in enumerate(value):
             if not isinstance(item, dict):
-                raise wrong_type(f"{self.label(name)}[{i}]", item, v2=self._lenient)
+                raise wrong_type(f"{self.label(name)}[{i}]", item, v2=self._v2)
             out.append(self.nested(item, f"{self.label(name)}[{i}]."))
         return out
 
