@@ -32,11 +32,20 @@ from mlrelay_mock._artifacts import (
     clean_path,
     join,
 )
+from mlrelay_mock._downloads import validate_path_is_safe
 from mlrelay_mock._errors import MlflowError, bad_request, invalid, missing
 from mlrelay_mock._fields import Fields, run_id_of
 from mlrelay_mock._logged_search import DatasetFilter, LoggedOrder
-from mlrelay_mock._model import Point
-from mlrelay_mock._search import NULL_OPS, Clause, page, parse_filter, parse_order_by
+from mlrelay_mock._model import Point, encode_double
+from mlrelay_mock._paging import (
+    absolute_if_local,
+    bulk_request,
+    experiments_max_results,
+    history_page,
+    interval_max_results,
+    runs_max_results,
+)
+from mlrelay_mock._search import NULL_OPS, Clause, parse_filter, parse_order_by
 from mlrelay_mock._store import RUN_NAME_TAG, MetricIn, Store
 
 __all__ = ["AppState", "error_response", "json_response", "mlflow_routes"]
@@ -197,18 +206,27 @@ class _Spec:
     handler: Handler
     version: str
     v3_only: bool
+    roots: tuple[str, ...]
 
 
 _SPECS: list[_Spec] = []
 
 
 def api(
-    method: str, path: str, *, version: str = "2.0", v3_only: bool = False
+    method: str,
+    path: str,
+    *,
+    version: str = "2.0",
+    v3_only: bool = False,
+    roots: tuple[str, ...] = ("api", "ajax-api"),
 ) -> Callable[[Handler], Handler]:
-    """Register a handler for ``method /api/<version>/mlflow/<path>`` (and ``/ajax-api``)."""
+    """Register a handler for ``method /api/<version>/mlflow/<path>`` (and ``/ajax-api``).
+
+    ``roots``: the URL roots it is served under (MLflow serves a few UI endpoints only
+    under ``ajax-api``)."""
 
     def register(handler: Handler) -> Handler:
-        _SPECS.append(_Spec(method, path, handler, version, v3_only))
+        _SPECS.append(_Spec(method, path, handler, version, v3_only, roots))
         return handler
 
     return register
@@ -220,7 +238,7 @@ def mlflow_routes(state: AppState) -> list[Route]:
     for spec in _SPECS:
         if spec.v3_only and not state.v3:
             continue
-        for root in ("api", "ajax-api"):
+        for root in spec.roots:
             url = f"/{root}/{spec.version}/mlflow/{spec.path}"
             by_path.setdefault(url, {})[spec.method] = spec.handler
     routes = []
@@ -265,7 +283,7 @@ def create_experiment(s: AppState, f: Fields) -> dict[str, Any]:
     """``experiments/create``."""
     experiment_id = s.store.create_experiment(
         name=f.string("name", required=True),
-        artifact_location=f.string("artifact_location"),
+        artifact_location=absolute_if_local(f.string("artifact_location")),
         tags=_tag_pairs(f),
         now=s.now_ms(),
     )
@@ -291,7 +309,7 @@ def _search_experiments(s: AppState, f: Fields) -> dict[str, Any]:
         view_type=f.enum("view_type", VIEW_TYPES, default="ACTIVE_ONLY") or "ACTIVE_ONLY",
         clauses=parse_filter(f.string("filter")),
         order_by=parse_order_by(f.strings("order_by")),
-        max_results=_max_results(f, "max_results", default=None, limit=50000),
+        max_results=experiments_max_results(f, v3=s.v3),
         page_token=f.string("page_token"),
     )
     return _paged("experiments", [e.to_json(workspace=s.v3) for e in experiments], token)
@@ -417,7 +435,7 @@ def search_runs(s: AppState, f: Fields) -> dict[str, Any]:
         if s.v3
         else _v2_filter(parse_filter(f.string("filter"))),
         order_by=parse_order_by(f.strings("order_by")),
-        max_results=_max_results(f, "max_results", default=1000, limit=50000),
+        max_results=runs_max_results(f, v3=s.v3),
         page_token=f.string("page_token"),
     )
     return _paged("runs", [r.to_json() for r in runs], token)
@@ -489,7 +507,7 @@ def _batch_metrics(f: Fields) -> list[MetricIn]:
     out = []
     for i, item in enumerate(raw):
         plain = _plain_metric(item)
-        out.append(plain if plain is not None else _metric(Fields(item, path=f"metrics[{i}].")))
+        out.append(plain if plain is not None else _metric(f.nested(item, f"metrics[{i}].")))
     return out
 
 
@@ -611,12 +629,28 @@ def get_metric_history(s: AppState, f: Fields) -> dict[str, Any]:
     """``metrics/get-history``: all points, or pages when ``max_results`` is given (2.7
     has no paging here: it always answers with every point)."""
     points = s.store.history(run_id_of(f), f.string("metric_key", required=True))
-    token = None
-    if f.has("max_results") and s.v3:
-        size = _max_results(f, "max_results", default=None, limit=2**31)
-        points, token = page(points, f.string("page_token"), size)
+    points, token = history_page(points, f, v3=s.v3)
     key = f.string("metric_key")
     return _paged("metrics", [p.to_json(key) for p in points], token)
+
+
+@api("GET", "metrics/get-history-bulk", roots=("ajax-api",))
+def get_history_bulk(s: AppState, f: Fields) -> dict[str, Any]:
+    """The UI's ``/ajax-api/2.0/mlflow/metrics/get-history-bulk`` (not under ``/api``): the
+    points of several runs, by run id then (timestamp, step, value); always a ``metrics`` list."""
+    run_ids, key, size = bulk_request(f, v3=s.v3)
+    rows = [
+        {
+            "key": key,
+            "value": encode_double(p.value),
+            "timestamp": p.timestamp,
+            "step": p.step,
+            "run_id": run_id,
+        }
+        for run_id in sorted(set(run_ids))
+        for p in s.store.history(run_id, key)
+    ]
+    return {"metrics": rows[:size]}
 
 
 def _sample(points: list[Point], max_results: int) -> list[Point]:
@@ -629,21 +663,28 @@ def _sample(points: list[Point], max_results: int) -> list[Point]:
     return [points[i] for i in indices]
 
 
-@api("GET", "metrics/get-history-bulk-interval")
+@api("GET", "metrics/get-history-bulk-interval", v3_only=True)  # not in 2.7
 def get_history_bulk_interval(s: AppState, f: Fields) -> dict[str, Any]:
     """``metrics/get-history-bulk-interval``: a sample per run that keeps the first and last."""
     run_ids = f.strings("run_ids")
     if not run_ids:
         raise missing("run_ids")
     if len(run_ids) > 100:
-        raise invalid("GetMetricHistoryBulkInterval request must specify at most 100 run_ids.")
+        raise invalid(
+            "GetMetricHistoryBulkInterval request must specify at most 100 run_ids. "
+            f"Received {len(run_ids)} run_ids. See the API docs for more information about "
+            "request parameters."
+        )
     key = f.string("metric_key", required=True)
     start, end = f.int64("start_step"), f.int64("end_step")
+    max_results = interval_max_results(f)
     if (start is None) != (end is None):
         raise invalid("If either start step or end step are specified, both must be specified.")
     if start is not None and end is not None and start > end:
-        raise invalid("end_step must be greater than start_step.")
-    max_results = _max_results(f, "max_results", default=2500, limit=2500)
+        raise invalid(
+            "end_step must be greater than start_step. "
+            f"Found start_step={start} and end_step={end}."
+        )
     out: list[dict[str, Any]] = []
     for run_id in run_ids:
         points = sorted(s.store.history(run_id, key), key=lambda p: (p.step, p.timestamp))
@@ -656,8 +697,11 @@ def get_history_bulk_interval(s: AppState, f: Fields) -> dict[str, Any]:
 @api("GET", "artifacts/list")
 def list_run_artifacts(s: AppState, f: Fields) -> dict[str, Any]:
     """Tracking ``artifacts/list``: run-relative paths under the run's ``artifact_uri``."""
+    path = f.string("path")
+    if f.has("path"):  # checked before the run is looked up, as MLflow does
+        path = validate_path_is_safe(path, v3=s.v3)
     run = s.store.run(run_id_of(f))
-    rel = clean_path(f.string("path"))
+    rel = clean_path(path)
     out: dict[str, Any] = {"root_uri": run.artifact_uri}
     root = s.artifact_path(run.artifact_uri)
     if root is None:

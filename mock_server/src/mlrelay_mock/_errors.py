@@ -6,6 +6,7 @@ The status for each code follows the MLflow 3.17.2 server (protocol notes §5.2)
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 __all__ = [
@@ -85,10 +86,22 @@ def missing(param: str) -> MlflowError:
     return invalid(f"Missing value for required parameter '{param}'.{_API_DOCS_HINT}")
 
 
-def wrong_type(param: str, value: Any) -> MlflowError:
-    """The 400 MLflow answers when a parameter has the wrong JSON type."""
-    shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+def wrong_type(param: str, value: Any, *, v2: bool = False) -> MlflowError:
+    """The 400 MLflow answers when a parameter has the wrong JSON type.
+
+    MLflow 3 shows the value as compact JSON (``Invalid value "5" for parameter 'tags'
+    supplied:  Hint: ...``, two spaces, as its ``invalid_value`` helper joins them); MLflow 2.7
+    shows it with ``str()`` and ends the first sentence with a period.
+    """
+    hint = f" Hint: Value was of type '{type(value).__name__}'."
+    if v2:
+        return invalid(
+            f"Invalid value {value} for parameter '{param}' supplied.{hint}{_API_DOCS_HINT}"
+        )
+    try:
+        shown = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):  # not JSON-encodable: cannot come from a JSON request
+        shown = repr(value)
     return invalid(
-        f"Invalid value {shown} for parameter '{param}' supplied. "
-        f"Hint: Value was of type '{type(value).__name__}'.{_API_DOCS_HINT}"
+        f"Invalid value {shown} for parameter '{param}' supplied: {hint}{_API_DOCS_HINT}"
     )

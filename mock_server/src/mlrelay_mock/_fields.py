@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mlrelay_mock._errors import invalid, missing, wrong_type
+from mlrelay_mock._errors import MlflowError, invalid, missing, wrong_type
 
 __all__ = ["Fields", "parse_double", "run_id_of"]
 
@@ -33,27 +33,29 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def parse_double(param: str, value: Any) -> float:
-    """Decode a protobuf JSON double: a number, ``"NaN"``, ``"Infinity"`` or a numeric string."""
+def parse_double(param: str, value: Any, *, v2: bool = False) -> float:
+    """Decode a protobuf JSON double: a number, ``"NaN"``, ``"Infinity"`` or a numeric string.
+
+    ``v2``: word a type error as MLflow 2.7 does."""
     if isinstance(value, bool):
-        raise wrong_type(param, value)
+        raise wrong_type(param, value, v2=v2)
     if isinstance(value, (int, float)):
         try:
             return float(value)
         except OverflowError:  # an integer beyond the double range
-            raise wrong_type(param, value) from None
+            raise wrong_type(param, value, v2=v2) from None
     if isinstance(value, str):
         if value in _SPECIAL_DOUBLES:
             return _SPECIAL_DOUBLES[value]
         try:
             parsed = float(value)
         except ValueError:
-            raise wrong_type(param, value) from None
+            raise wrong_type(param, value, v2=v2) from None
         if math.isnan(parsed) or math.isinf(parsed):
             # Only the exact protobuf spellings are accepted for the special values.
-            raise wrong_type(param, value)
+            raise wrong_type(param, value, v2=v2)
         return parsed
-    raise wrong_type(param, value)
+    raise wrong_type(param, value, v2=v2)
 
 
 class Fields:
@@ -63,6 +65,8 @@ class Fields:
         data: the JSON object of the body, or the query string as ``{name: [values]}``.
         from_query: whether ``data`` came from a query string (every value is a list of strings).
         path: a prefix for parameter names in error messages (``"metrics[3]."``).
+        lenient: read as MLflow 2.7 reads the top level of a request (see below).
+        v2: word type errors as MLflow 2.7 does; ``lenient`` when not given.
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class Fields:
         from_query: bool = False,
         path: str = "",
         lenient: bool = False,
+        v2: bool | None = None,
     ) -> None:
         self._data = data
         self._from_query = from_query
@@ -79,6 +84,7 @@ class Fields:
         # MLflow 2.7: both spellings of a field at once are accepted, and a JSON number
         # where a string is expected is taken as its text.
         self._lenient = lenient
+        self._v2 = lenient if v2 is None else v2
 
     def has(self, name: str) -> bool:
         """Whether the request carries ``name`` (snake_case or its camelCase JSON name)."""
@@ -97,6 +103,15 @@ class Fields:
             return value[0] if value else None
         return value
 
+    def nested(self, data: Mapping[str, Any], path: str) -> Fields:
+        """A nested message's fields, with this request's wording of type errors. They are read
+        strictly in both versions: MLflow 2.7 fails to parse a number in a nested string field
+        and goes on with a half-parsed message; the mock answers 400 instead."""
+        return Fields(data, path=path, v2=self._v2)
+
+    def _wrong(self, name: str, value: Any) -> MlflowError:
+        return wrong_type(self.label(name), value, v2=self._v2)
+
     def label(self, name: str) -> str:
         """The parameter's name as error messages show it (``metrics[3].value``)."""
         return self._path + name
@@ -111,7 +126,7 @@ class Fields:
         if self._lenient and isinstance(value, int | float) and not isinstance(value, bool):
             return str(value)
         if not isinstance(value, str):
-            raise wrong_type(self.label(name), value)
+            raise self._wrong(name, value)
         return value
 
     def optional_string(self, name: str) -> str | None:
@@ -128,13 +143,13 @@ class Fields:
                 raise missing(self.label(name))
             return default
         if isinstance(value, bool):
-            raise wrong_type(self.label(name), value)
+            raise self._wrong(name, value)
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, str) and _INT_RE.match(value.strip()):
             value = int(value.strip())
         if not isinstance(value, int) or not INT64_MIN <= value <= INT64_MAX:
-            raise wrong_type(self.label(name), value)
+            raise self._wrong(name, value)
         return value
 
     def required_int64(self, name: str) -> int:
@@ -150,7 +165,7 @@ class Fields:
             if required:
                 raise missing(self.label(name))
             return None
-        return parse_double(self.label(name), value)
+        return parse_double(self.label(name), value, v2=self._v2)
 
     def boolean(self, name: str, *, default: bool = False) -> bool:
         """A bool field: JSON ``true``/``false``, or the strings ``true``/``false`` in a query."""
@@ -162,14 +177,14 @@ class Fields:
                 raise invalid(f"Invalid boolean value: {value}, must be 'true' or 'false'.")
             return value.lower() == "true"
         if not isinstance(value, bool):
-            raise wrong_type(self.label(name), value)
+            raise self._wrong(name, value)
         return value
 
     def enum(self, name: str, names: Sequence[str], *, default: str | None = None) -> str | None:
         """An enum field sent by name (or number); unknown names are dropped, as MLflow does."""
         value = self.raw(name)
         if isinstance(value, bool):
-            raise wrong_type(self.label(name), value)
+            raise self._wrong(name, value)
         if isinstance(value, int):
             # Proto enum numbers start at 1 for every enum the mock serves.
             return names[value - 1] if 1 <= value <= len(names) else default
@@ -177,7 +192,7 @@ class Fields:
             return value if value in names else default
         if value is None:
             return default
-        raise wrong_type(self.label(name), value)
+        raise self._wrong(name, value)
 
     def strings(self, name: str) -> list[str]:
         """A repeated string field (repeated query keys, or a JSON list of strings)."""
@@ -188,7 +203,7 @@ class Fields:
         if value is None:
             return []
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise wrong_type(self.label(name), value)
+            raise self._wrong(name, value)
         return value
 
     def objects(self, name: str, *, required: bool = False) -> list[Fields]:
@@ -199,12 +214,12 @@ class Fields:
                 raise missing(self.label(name))
             return []
         if not isinstance(value, list):
-            raise wrong_type(self.label(name), value)
+            raise self._wrong(name, value)
         out = []
         for i, item in enumerate(value):
             if not isinstance(item, dict):
-                raise wrong_type(f"{self.label(name)}[{i}]", item)
-            out.append(Fields(item, path=f"{self.label(name)}[{i}]."))
+                raise wrong_type(f"{self.label(name)}[{i}]", item, v2=self._v2)
+            out.append(self.nested(item, f"{self.label(name)}[{i}]."))
         return out
 
     def message(self, name: str) -> Fields | None:
@@ -213,8 +228,8 @@ class Fields:
         if value is None:
             return None
         if not isinstance(value, dict):
-            raise wrong_type(self.label(name), value)
-        return Fields(value, path=f"{self.label(name)}.")
+            raise self._wrong(name, value)
+        return self.nested(value, f"{self.label(name)}.")
 
     def key_values(self, name: str, *, value_required: bool = False) -> list[tuple[str, str]]:
         """A repeated ``{key, value}`` field (tags, params) as ``(key, value)`` pairs."""

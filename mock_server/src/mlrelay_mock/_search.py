@@ -371,17 +371,32 @@ def encode_page_token(offset: int) -> str:
 
 
 def decode_page_token(token: str | None) -> int:
-    """The offset in a page token (0 when none); 400 for a token the server did not make."""
+    """The offset in a page token (0 when none), read as MLflow's SQL stores read it.
+
+    Like ``SearchUtils.parse_start_offset_from_page_token``: lenient base64 (characters outside
+    the alphabet are dropped), then JSON, then a truthy ``offset`` that ``int()`` accepts, each
+    failure a 400 with MLflow's words. An offset of 0 is refused, as MLflow refuses it. Where
+    MLflow fails with a 500 (a JSON token that is not an object, an offset ``int()`` rejects
+    with a ``TypeError``) the mock answers the neighbouring 400 instead; a negative offset,
+    which SQL reads as no offset, counts from the start.
+    """
     if not token:
         return 0
     try:
-        data = json.loads(base64.b64decode(token, validate=True))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        decoded = base64.b64decode(token)
+    except (binascii.Error, ValueError):
         raise invalid("Invalid page token, could not base64-decode") from None
-    offset = data.get("offset") if isinstance(data, dict) else None
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        raise invalid("Invalid page token, could not base64-decode")
-    return offset
+    try:
+        parsed = json.loads(decoded)
+    except ValueError:
+        raise invalid(f"Invalid page token, decoded value={decoded!r}") from None
+    offset = parsed.get("offset") if isinstance(parsed, dict) else None
+    if not offset:
+        raise invalid(f"Invalid page token, parsed value={parsed!r}")
+    try:
+        return max(int(offset), 0)
+    except (TypeError, ValueError, OverflowError):
+        raise invalid(f"Invalid page token, not stringable {offset}") from None
 
 
 def page(items: Sequence[T], token: str | None, max_results: int) -> tuple[list[T], str | None]:

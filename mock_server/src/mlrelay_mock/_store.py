@@ -39,6 +39,7 @@ from mlrelay_mock._model import (
     RegisteredModel,
     Run,
 )
+from mlrelay_mock._paging import runs_page_v2
 from mlrelay_mock._search import (
     Clause,
     EntitySchema,
@@ -560,6 +561,8 @@ class Store:
         items.sort(key=lambda r: r.start_time, reverse=True)
         items = filter_items(items, clauses, RUN_SCHEMA)
         items = sort_items(items, order_by, RUN_SCHEMA)
+        if not self.v3:
+            return runs_page_v2(items, page_token, max_results)
         return page(items, page_token, max_results)
 
     # -- model registry ---------------------------------------------------------------------
