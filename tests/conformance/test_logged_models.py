@@ -122,3 +122,23 @@ def test_logged_model_search_filters_datasets_and_order(v3: Backend) -> None:
     assert _search(v3, experiment_id, order_by=by_acc) == ["second", "first", "third"]
     oldest = [{"field_name": "creation_timestamp", "ascending": True}]
     assert _search(v3, experiment_id, order_by=oldest) == ["first", "second", "third"]
+
+
+def test_a_version_of_a_logged_model_must_come_from_its_artifacts(v3: Backend) -> None:
+    """With ``model_id``, the source must be the model's own (its artifact location or
+    ``models:/<id>``): another model's id or a ``runs:/`` source is MLflow's 400."""
+    experiment_id = v3.experiment()
+    model = _logged_model(v3, experiment_id)["info"]
+    other = _logged_model(v3, experiment_id)["info"]
+    name = f"lm-src-{model['model_id']}"
+    v3.ok("POST", "registered-models/create", {"name": name})
+    for source in (model["artifact_uri"], f"models:/{model['model_id']}"):
+        v3.ok(
+            "POST",
+            "model-versions/create",
+            {"name": name, "source": source, "model_id": model["model_id"]},
+        )
+    for source in (other["artifact_uri"], f"models:/{other['model_id']}", "runs:/abc/model"):
+        body = {"name": name, "source": source, "model_id": model["model_id"]}
+        error = v3.error(400, "INVALID_PARAMETER_VALUE", "POST", "model-versions/create", body)
+        assert "model_id request parameter must identify" in error["message"], error

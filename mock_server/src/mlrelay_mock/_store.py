@@ -697,6 +697,38 @@ class Store:
             source = str(resolved)
         raise outside_run(source)
 
+    def _check_model_source(self, source: str, model_id: str) -> None:
+        """A version of a logged model: its source must lie in the model's artifacts."""
+        logged = self.logged_models.get(model_id)
+        not_in_model = invalid(
+            f"Invalid model version source: '{source}'. The model_id request parameter must "
+            "identify the resource that contains the source."
+        )
+        if is_local(source):
+            if logged is None:
+                raise not_in_model
+            resolved = local_path(source)
+            if is_local(logged.artifact_uri):
+                root = local_path(logged.artifact_uri)
+                if root == resolved or root in resolved.parents:
+                    return
+            raise invalid(
+                f"Invalid model version source: '{resolved}'. To use a local path as a model "
+                "version source, the model_id request parameter has to be specified and the "
+                "local path has to be contained within the artifact directory of the run "
+                "specified by the model_id."
+            )
+        if ".." in source.split("/"):
+            raise invalid(f"Invalid model version source: '{source}'.")
+        if source.startswith("runs:"):
+            raise not_in_model
+        if source.startswith("models:/m-") and source[len("models:/") :].strip("/") != model_id:
+            raise not_in_model
+        if source.startswith("mlflow-artifacts:") and (
+            logged is None or not source.startswith(logged.artifact_uri)
+        ):
+            raise not_in_model
+
     def _check_source(self, source: str, run_id: str) -> None:
         if is_local(source, v3=self.v3):
             self._check_local_source(source, run_id)
@@ -706,8 +738,8 @@ class Store:
         if source.startswith("runs:/") and self.v3:  # 2.7 does not check runs:/ sources
             if not run_id or source[len("runs:/") :].split("/")[0] != run_id:
                 raise invalid(
-                    "The run_id request parameter must identify the resource that contains "
-                    "the source"
+                    f"Invalid model version source: '{source}'. The run_id request parameter "
+                    "must identify the resource that contains the source."
                 )
         elif source.startswith("mlflow-artifacts:") and run_id:
             run = self.runs.get(run_id)
@@ -758,6 +790,8 @@ class Store:
                     f"Invalid prompt source: '{source}'. Prompt sources must use an MLflow "
                     "placeholder."
                 )
+        elif self.v3 and model_id:
+            self._check_model_source(source, model_id)
         else:
             self._check_source(source, run_id)
         for key, value in tags:
