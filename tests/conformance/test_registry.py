@@ -294,3 +294,27 @@ def test_a_local_path_source_needs_a_run_with_local_artifacts(backend: Backend) 
     else:
         assert response.status_code == 500, response.text
         assert "is not a valid remote uri" in response.json()["message"]
+
+
+def test_registry_page_sizes(backend: Backend) -> None:
+    """registered-models/search takes 0 (an empty page) and refuses over 1000 (3.x in a
+    type error's words, 2.7 in its store's); model-versions/search refuses 0 in its store's."""
+    name = _model(backend)
+    found = backend.ok("GET", "registered-models/search", filter=f"name = '{name}'", max_results=0)
+    assert "registered_models" not in found
+    over = backend.error(
+        400, "INVALID_PARAMETER_VALUE", "GET", "registered-models/search", max_results=1001
+    )
+    if backend.v2:  # 2.7's store says it
+        assert over["message"] == (
+            "Invalid value for request parameter max_results. It must be at most 1000, "
+            "but got value 1001"
+        )
+    else:  # 3.x fails the handler's schema check, worded as a type error
+        assert "for parameter 'max_results' supplied:" in over["message"]
+    zero = backend.error(
+        400, "INVALID_PARAMETER_VALUE", "GET", "model-versions/search", max_results=0
+    )
+    assert zero["message"] == (
+        "Invalid value for max_results. It must be a positive integer, but got 0"
+    )

@@ -43,6 +43,9 @@ from mlrelay_mock._paging import (
     experiments_max_results,
     history_page,
     interval_max_results,
+    logged_models_max_results,
+    model_versions_max_results,
+    registered_models_max_results,
     runs_max_results,
 )
 from mlrelay_mock._search import NULL_OPS, Clause, parse_filter, parse_order_by
@@ -780,7 +783,7 @@ def search_registered_models(s: AppState, f: Fields) -> dict[str, Any]:
     models, token = s.store.search_registered_models(
         clauses=parse_filter(f.string("filter")),
         order_by=parse_order_by(f.strings("order_by")),
-        max_results=_max_results(f, "max_results", default=100, limit=1000),
+        max_results=registered_models_max_results(f, v3=s.v3),
         page_token=f.string("page_token"),
     )
     return _paged("registered_models", [m.to_json() for m in models], token)
@@ -897,7 +900,7 @@ def search_model_versions(s: AppState, f: Fields) -> dict[str, Any]:
     versions, token = s.store.search_model_versions(
         clauses=parse_filter(f.string("filter")),
         order_by=parse_order_by(f.strings("order_by")),
-        max_results=_max_results(f, "max_results", default=200000, limit=200000),
+        max_results=model_versions_max_results(f, v3=s.v3),
         page_token=f.string("page_token"),
     )
     return _paged("model_versions", [v.to_json() for v in versions], token)
@@ -1016,7 +1019,7 @@ def search_logged_models(s: AppState, f: Fields) -> dict[str, Any]:
             )
             for o in f.objects("order_by")
         ],
-        max_results=_max_results(f, "max_results", default=50, limit=50000),
+        max_results=logged_models_max_results(f),
         page_token=f.string("page_token"),
     )
     return _paged("models", [m.to_json() for m in models], token)

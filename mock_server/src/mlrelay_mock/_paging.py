@@ -175,3 +175,49 @@ def absolute_if_local(location: str) -> str:
         return location
     joined = Path.cwd().joinpath(path).as_posix()
     return urllib.parse.urlunsplit(("file", None, joined, parts.query, parts.fragment))
+
+
+def registered_models_max_results(f: Fields, *, v3: bool) -> int:
+    """``registered-models/search``: 100 by default; over 1000 fails the handler's schema
+    check (worded as a type error; 2.7: its store's message); 0 is taken and gives an empty
+    page (with a token when there are models), as MLflow answers; a negative size is
+    refused."""
+    value = f.int64("max_results", default=100)
+    assert value is not None  # a default is given
+    if value > REGISTERED_MODELS_MAX_RESULTS and not v3:  # 2.7: its store's words
+        raise invalid(
+            "Invalid value for request parameter max_results. It must be at most "
+            f"{REGISTERED_MODELS_MAX_RESULTS}, but got value {value}"
+        )
+    if value > REGISTERED_MODELS_MAX_RESULTS:
+        raise wrong_type(f.label("max_results"), f.raw("max_results"))
+    if value < 0:
+        raise invalid(f"Invalid value {value} for parameter 'max_results' supplied.")
+    return value
+
+
+def model_versions_max_results(f: Fields, *, v3: bool) -> int:
+    """``model-versions/search``: over 200,000 fails the handler's schema check (a type
+    error's words); below 1 the store's own message."""
+    value = f.int64("max_results", default=MODEL_VERSIONS_MAX_RESULTS)
+    assert value is not None  # a default is given
+    if value > MODEL_VERSIONS_MAX_RESULTS:
+        raise wrong_type(f.label("max_results"), f.raw("max_results"), v2=not v3)
+    if value < 1:
+        raise invalid(
+            f"Invalid value for max_results. It must be a positive integer, but got {value}"
+        )
+    return value
+
+
+def logged_models_max_results(f: Fields) -> int:
+    """``logged-models/search``: 0 or absent is the default, 50; there is no upper limit."""
+    value = f.int64("max_results", default=0) or LOGGED_MODELS_MAX_RESULTS_DEFAULT
+    if value < 0:
+        raise invalid(f"Invalid value {value} for parameter 'max_results' supplied.")
+    return value
+
+
+REGISTERED_MODELS_MAX_RESULTS = 1000
+MODEL_VERSIONS_MAX_RESULTS = 200_000
+LOGGED_MODELS_MAX_RESULTS_DEFAULT = 50
