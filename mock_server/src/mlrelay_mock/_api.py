@@ -251,20 +251,6 @@ def mlflow_routes(state: AppState) -> list[Route]:
     return routes
 
 
-def _max_results(f: Fields, name: str, *, default: int | None, limit: int) -> int:
-    value = f.int64(name, default=default)
-    if value is None or value <= 0:
-        raise invalid(
-            f"Invalid value {value or 0} for parameter '{name}' supplied. "
-            "It must be a positive integer."
-        )
-    if value > limit:
-        raise invalid(
-            f"Invalid value {value} for parameter '{name}' supplied. It must be at most {limit}."
-        )
-    return value
-
-
 def _paged(key: str, items: list[dict[str, Any]], token: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if items:
