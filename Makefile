@@ -66,6 +66,7 @@ bench: $(VENV)/.test
 	$(PY) benchmarks/import_time.py
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/mock_server_throughput.py
+	$(PY) benchmarks/writers.py
 
 # Takes several minutes: 5,000,000 points logged during an outage, then delivered.
 bench-outage: $(VENV)/.test
