@@ -49,6 +49,7 @@ from mlrelay_mock._paging import (
     runs_max_results,
 )
 from mlrelay_mock._search import NULL_OPS, Clause, parse_filter, parse_order_by
+from mlrelay_mock._sources import local_path
 from mlrelay_mock._store import RUN_NAME_TAG, MetricIn, Store
 
 __all__ = ["AppState", "error_response", "json_response", "mlflow_routes"]
@@ -122,7 +123,7 @@ def open_storage(
     store = Store(oplog, v3=v3, artifact_root=file_root or "mlflow-artifacts:")
     artifacts: ArtifactStore
     if file_root is not None:
-        artifacts = DiskArtifacts(Path(urllib.parse.unquote(urllib.parse.urlparse(file_root).path)))
+        artifacts = DiskArtifacts(local_path(file_root))
     elif data_dir is not None:
         artifacts = DiskArtifacts(data_dir / "artifacts")
     else:

@@ -36,6 +36,7 @@ from mlrelay_mock._errors import STATUS_BY_CODE, MlflowError
 from mlrelay_mock._faults import FaultController, FaultRule
 from mlrelay_mock._journal import Journal, RecordedRequest
 from mlrelay_mock._proxy import AJAX_BASE, BASE, PARTS, artifact_routes
+from mlrelay_mock._sources import local_path
 from mlrelay_mock._store import Store
 from mlrelay_mock._unsupported import unsupported_feature
 
@@ -353,7 +354,7 @@ def file_artifact_root(root: str | None) -> str | None:
     parsed = urllib.parse.urlparse(root)
     if parsed.scheme not in ("", "file"):
         raise ValueError(f"default_artifact_root must be a local folder or file: URI, not {root!r}")
-    folder = Path(urllib.parse.unquote(parsed.path) if parsed.scheme else root).resolve()
+    folder = local_path(root)
     folder.mkdir(parents=True, exist_ok=True)
     return folder.as_uri()
 

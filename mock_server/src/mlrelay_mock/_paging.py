@@ -18,6 +18,7 @@ from mlrelay_mock._errors import invalid, wrong_type
 from mlrelay_mock._fields import Fields
 from mlrelay_mock._model import Point
 from mlrelay_mock._search import decode_page_token, encode_page_token, page
+from mlrelay_mock._sources import remote_host
 
 __all__ = [
     "BULK_MAX_RESULTS",
@@ -166,9 +167,7 @@ def absolute_if_local(location: str) -> str:
         if PurePosixPath(path).is_absolute():
             return location
         return Path.cwd().joinpath(path).as_posix()
-    host = parts.hostname
-    remote = host and not (host == "." or host.startswith(("localhost", "127.0.0.1")))
-    if parts.scheme != "file" or remote:
+    if parts.scheme != "file" or remote_host(parts.hostname):
         return location
     path = urllib.request.url2pathname(parts.path)
     if PurePosixPath(path).is_absolute():

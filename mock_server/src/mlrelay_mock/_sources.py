@@ -13,7 +13,15 @@ from pathlib import Path
 
 from mlrelay_mock._errors import MlflowError, invalid
 
-__all__ = ["is_local", "local_path", "outside_run"]
+__all__ = ["is_local", "local_path", "outside_run", "remote_host", "within"]
+
+
+def remote_host(host: str | None) -> bool:
+    """Whether a URI's host names another machine (MLflow: not ``.``, ``localhost*`` or
+    ``127.0.0.1*``)."""
+    if not host:
+        return False
+    return not (host == "." or host.startswith(("localhost", "127.0.0.1")))
 
 
 def is_local(uri: str, *, v3: bool = True) -> bool:
@@ -22,8 +30,7 @@ def is_local(uri: str, *, v3: bool = True) -> bool:
     parsed = urllib.parse.urlparse(uri)
     if parsed.scheme == "":
         return True
-    host = parsed.hostname or ""
-    remote = bool(host) and not (host == "." or host.startswith(("localhost", "127.0.0.1")))
+    remote = remote_host(parsed.hostname)
     if parsed.scheme == "file":
         if remote and not v3:
             raise invalid(
@@ -47,6 +54,15 @@ def local_path(uri: str) -> Path:
     parsed = urllib.parse.urlparse(uri)
     path = urllib.parse.unquote(parsed.path) if parsed.scheme == "file" else uri
     return Path(path).resolve()
+
+
+def within(resolved: Path, root_uri: str) -> bool:
+    """Whether the resolved local path lies in the artifact location ``root_uri`` (never,
+    when that location is not local)."""
+    if not is_local(root_uri):
+        return False
+    root = local_path(root_uri)
+    return root == resolved or root in resolved.parents
 
 
 def outside_run(source: str) -> MlflowError:

@@ -48,7 +48,7 @@ from mlrelay_mock._search import (
     page,
     sort_items,
 )
-from mlrelay_mock._sources import is_local, local_path, outside_run
+from mlrelay_mock._sources import is_local, local_path, outside_run, within
 from mlrelay_mock._validation import (
     MAX_BATCH_ENTITIES,
     MAX_BATCH_METRICS,
@@ -690,10 +690,8 @@ class Store:
                     "must identify the resource that contains the source."
                 )
             resolved = local_path(source)
-            if is_local(run.artifact_uri):
-                root = local_path(run.artifact_uri)
-                if root == resolved or root in resolved.parents:
-                    return
+            if within(resolved, run.artifact_uri):
+                return
             source = str(resolved)
         raise outside_run(source)
 
@@ -708,10 +706,8 @@ class Store:
             if logged is None:
                 raise not_in_model
             resolved = local_path(source)
-            if is_local(logged.artifact_uri):
-                root = local_path(logged.artifact_uri)
-                if root == resolved or root in resolved.parents:
-                    return
+            if within(resolved, logged.artifact_uri):
+                return
             raise invalid(
                 f"Invalid model version source: '{resolved}'. To use a local path as a model "
                 "version source, the model_id request parameter has to be specified and the "
