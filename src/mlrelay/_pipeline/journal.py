@@ -1051,6 +1051,13 @@ class Journal:
         page_size = db.execute("PRAGMA page_size").fetchone()[0]
         return int(db.execute("PRAGMA freelist_count").fetchone()[0] * page_size)
 
+    def wal_bytes(self) -> int:
+        """The size of the write-ahead log file (0 when there is none)."""
+        try:
+            return self._wal.stat().st_size
+        except FileNotFoundError:
+            return 0
+
     def size_on_disk(self) -> int:
         """Bytes of the journal on disk: the database, its WAL and shared memory, the blobs."""
         total = 0

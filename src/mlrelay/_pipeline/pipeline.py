@@ -432,10 +432,9 @@ class Pipeline:
     def _short_of_room(self, adding: int) -> str | None:
         """Why journaling ``adding`` more bytes would leave too little room on a disk that
         is getting full (None: there is room); see :data:`_HEADROOM_MARGIN`."""
-        wal = self.journal.path.with_name(self.journal.path.name + "-wal")
         try:
             free = _free_bytes(self.journal.path.parent)
-            need = (wal.stat().st_size if wal.exists() else 0) + adding + _HEADROOM_MARGIN
+            need = self.journal.wal_bytes() + adding + _HEADROOM_MARGIN
         except OSError:
             return None  # the append itself will say what is wrong
         if free >= need:

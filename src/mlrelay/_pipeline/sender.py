@@ -418,29 +418,46 @@ class RunSender:
     def _refused_held(
         self, run: RunRecord, server_id: str, used: list[Entry], exc: Exception
     ) -> None:
-        if self.strict and self.strict_failure is None and isinstance(exc, MlrelayError):
-            self.strict_failure = exc  # raised to the user by the next flush() or end_run()
-        if run.local_id not in self._warned_held:
-            self._warned_held.add(run.local_id)
-            logger.warning(
-                "mlrelay: the server rejected %d entries of run %s: %s. They were held in "
-                "memory because the journal could not be written, so they are refused and "
-                "not kept (`mlrelay status` counts them).",
-                len(used),
-                server_id,
-                getattr(exc, "server_message", None) or exc,
-            )
+        self._rejected(
+            run,
+            server_id,
+            used,
+            exc,
+            self._warned_held,
+            "They were held in memory because the journal could not be written, so they are "
+            "refused and not kept (`mlrelay status` counts them).",
+        )
 
     def _set_aside(self, run: RunRecord, server_id: str, used: list[Entry], exc: Exception) -> None:
         self.journal.reject(run.local_id, used[0].seq, used[-1].seq, str(exc))
+        self._rejected(
+            run,
+            server_id,
+            used,
+            exc,
+            self._warned,
+            "They are set aside in the journal; `mlrelay status` lists them and `mlrelay sync "
+            "--retry-rejected` sends them again.",
+        )
+
+    def _rejected(
+        self,
+        run: RunRecord,
+        server_id: str,
+        used: list[Entry],
+        exc: Exception,
+        warned: set[str],
+        outcome: str,
+    ) -> None:
+        """Keep the first rejection for strict mode, and warn once per run (per ``warned``)
+        that the server rejected entries, saying what became of them (``outcome``: fixed
+        text, part of the log record's message template, without ``%``)."""
         if self.strict and self.strict_failure is None and isinstance(exc, MlrelayError):
             self.strict_failure = exc  # raised to the user by the next flush() or end_run()
-        if run.local_id not in self._warned:
-            self._warned.add(run.local_id)
+        if run.local_id not in warned:
+            warned.add(run.local_id)
             logger.warning(
-                "mlrelay: the server rejected %d entries of run %s: %s. They are set aside "
-                "in the journal; `mlrelay status` lists them and `mlrelay sync "
-                "--retry-rejected` sends them again.",
+                "mlrelay: the server rejected %d entries of run %s: %s. " + outcome,
                 len(used),
                 server_id,
                 getattr(exc, "server_message", None) or exc,
