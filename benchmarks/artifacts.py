@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests._env import child_env  # noqa: E402
 from tests._servers import mlflow_server  # noqa: E402
 
 CHILD = textwrap.dedent(
@@ -67,7 +68,7 @@ def measure(uri: str, mib: int, workdir: Path, *, multipart: bool = False) -> di
             f.write(os.urandom(1 << 20))
     out = workdir / "down"
     out.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
+    env = child_env()
     result = json.loads(
         subprocess.run(
             [sys.executable, "-c", CHILD, uri, str(src), str(out), "1" if multipart else "0"],

@@ -36,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests._env import child_env  # noqa: E402
 from tests._servers import mlflow_server  # noqa: E402
 
 CHILD = textwrap.dedent(
@@ -80,8 +81,7 @@ MODELS = {
 
 
 def _child(variant: str, url: str, size: str, repeats: int, home: Path) -> list[float]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
-    env["MLRELAY_HOME"] = str(home)
+    env = child_env(MLRELAY_HOME=str(home))
     env["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
     )

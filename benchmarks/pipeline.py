@@ -19,7 +19,6 @@ Absolute times drift on shared machines; compare ratios within one run.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -32,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from mlrelay_mock import MockServer  # noqa: E402
 
+from tests._env import child_env  # noqa: E402
 from tests._servers import mlflow_server  # noqa: E402
 
 RAW = textwrap.dedent(
@@ -103,15 +103,14 @@ MLFLOW = textwrap.dedent(
 
 
 def _run(code: str, *args: str, env: dict[str, str] | None = None) -> dict[str, float]:
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
-    child_env.update(env or {})
+    environ = child_env(**(env or {}))
     out = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", code, *args],
         capture_output=True,
         text=True,
         check=True,
         timeout=1800,
-        env=child_env,
+        env=environ,
     )
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result

@@ -18,7 +18,6 @@ times drift on shared machines; compare the ratio.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from mlrelay_mock import MockServer  # noqa: E402
 
+from tests._env import child_env  # noqa: E402
 from tests._servers import mlflow_server  # noqa: E402
 
 RUNS = 10
@@ -75,9 +75,7 @@ RAW = textwrap.dedent(
 
 
 def _env(home: Path, uri: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
-    env.update({"MLRELAY_HOME": str(home), "MLFLOW_TRACKING_URI": uri, **extra})
-    return env
+    return child_env(MLRELAY_HOME=str(home), MLFLOW_TRACKING_URI=uri, **extra)
 
 
 SYNC = textwrap.dedent(

@@ -24,6 +24,7 @@ from mlrelay_mock import MockServer
 
 import mlrelay
 from mlrelay._pipeline.pipeline import PipelineOptions
+from tests._env import child_env
 from tests._timing import deadline, slack
 
 DISK_MB = 20
@@ -90,8 +91,7 @@ def _run_logger(
     home: Path, limit: str, **env: str
 ) -> tuple[float, subprocess.CompletedProcess[str]]:
     """Run the logging script on ``home``; (seconds it took, its result)."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLRELAY_"))}
-    environ.update(MLRELAY_HOME=str(home), **env)
+    environ = child_env(MLRELAY_HOME=str(home), **env)
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-c", LOGGER, limit],
