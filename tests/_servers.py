@@ -22,7 +22,7 @@ import httpx
 
 from tests._timing import deadline
 
-__all__ = ["RunningServer", "free_port", "mlflow_server", "wait_until_healthy"]
+__all__ = ["RunningServer", "free_port", "mlflow_server", "stop_process", "wait_until_healthy"]
 
 STARTUP_DEADLINE_S = 90.0  # scaled by tests._timing.deadline where it is used
 
@@ -73,7 +73,8 @@ def wait_until_healthy(
     raise TimeoutError(f"{url}{path} not healthy after {deadline_s} s ({last})")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server started in its own session: SIGTERM to its group, then SIGKILL."""
     if process.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
@@ -153,4 +154,4 @@ def mlflow_server(
             raise RuntimeError(f"{exc}\n--- server log ---\n{server.log_tail()}") from exc
         yield server
     finally:
-        _stop(process)
+        stop_process(process)
