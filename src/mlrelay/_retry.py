@@ -81,6 +81,8 @@ class RetryPolicy:
         max_wait: the cap for any single wait, ``Retry-After`` included.
         respect_retry_after: whether ``Retry-After`` replaces the backoff.
         sleep: the function that waits; tests pass a recorder so nothing sleeps.
+        on_retry: called with each failure that is retried, before the wait (the sender's
+            adaptive limit learns of a 429 or a timeout the retry hides).
 
     >>> RetryPolicy(max_retries=3, budget=10.0).max_retries
     3
@@ -92,6 +94,9 @@ class RetryPolicy:
     max_wait: float = 30.0
     respect_retry_after: bool = True
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
+    on_retry: Callable[[BaseException], None] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     def with_changes(self, **changes: Any) -> RetryPolicy:
         """Return a copy with some fields changed."""
@@ -222,6 +227,8 @@ def _retrying(policy: RetryPolicy, retry: Callable[[BaseException], bool], what:
 
     def log(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
+        if policy.on_retry is not None and exc is not None:
+            policy.on_retry(exc)
         logger.info(
             "%s failed (%s); retrying in %.2f s (attempt %d of %d)",
             what,

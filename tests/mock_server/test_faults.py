@@ -7,7 +7,7 @@ import time
 
 import httpx
 import pytest
-from mlrelay_mock import MockServer
+from mlrelay_mock import FaultController, MockServer
 
 from tests._timing import deadline
 
@@ -247,3 +247,33 @@ def test_journal_forgets_oldest_bodies_past_its_budget(mock_server: MockServer) 
     kept = [e.body is not None for e in mock_server.requests]
     assert sizes == [sizes[0]] * 3
     assert kept == [False, True, True]
+
+
+def test_capacity_rule_admits_up_to_its_limit_and_turns_away_the_rest() -> None:
+    """A capacity rule lets ``limit`` matching requests in at once (each holds a place until
+    released), answers its status to the next one, and counts the most it held at once."""
+    faults = FaultController()
+    rule = faults.add("capacity", path="*/log-batch", limit=2, retry_after=1)
+    assert rule.status == 429
+    first: list[int] = []
+    second: list[int] = []
+    assert faults.decide("POST", "/api/2.0/mlflow/runs/log-batch", first) is None
+    assert faults.decide("POST", "/api/2.0/mlflow/runs/log-batch", second) is None
+    turned = faults.decide("POST", "/api/2.0/mlflow/runs/log-batch", [])
+    assert turned is not None
+    assert (turned.action, turned.retry_after) == ("capacity", 1)
+    assert faults.decide("GET", "/api/2.0/mlflow/runs/get", []) is None  # another path
+    faults.release(first)
+    third: list[int] = []
+    assert faults.decide("POST", "/api/2.0/mlflow/runs/log-batch", third) is None
+    [state] = faults.rules
+    assert (state.active, state.peak, state.hits) == (2, 2, 1)
+
+
+def test_capacity_rule_needs_a_limit() -> None:
+    """``limit`` is required for a capacity rule and refused on any other."""
+    faults = FaultController()
+    with pytest.raises(ValueError, match="limit"):
+        faults.add("capacity")
+    with pytest.raises(ValueError, match="limit"):
+        faults.add("status", limit=3)

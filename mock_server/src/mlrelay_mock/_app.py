@@ -242,9 +242,16 @@ class MockApp(Starlette):
             headers=headers,
             now=time.time(),
         )
+        # Faults are decided here: a capacity rule's place is held until the answer is sent.
+        admitted: list[int] = []
+        rule = self.faults.decide(
+            scope["method"], endpoint if endpoint is not None else scope["path"], admitted
+        )
         try:
-            await self._front_door(scope, receive, send, entry, endpoint, headers)
+            await self._front_door(scope, receive, send, entry, endpoint, headers, rule)
         finally:
+            if admitted:
+                self.faults.release(admitted)
             self.journal.account(entry)
             entry.finish()
 
@@ -256,6 +263,7 @@ class MockApp(Starlette):
         entry: RecordedRequest,
         endpoint: str | None,
         headers: dict[str, str],
+        rule: FaultRule | None,
     ) -> None:
         max_body = self.journal.max_body
 
@@ -288,14 +296,11 @@ class MockApp(Starlette):
                     message = {**message, "headers": [*sent, (_NOSNIFF, b"nosniff")]}
             await recording_send(message)
 
-        rule = self.faults.decide(
-            scope["method"], endpoint if endpoint is not None else scope["path"]
-        )
         if rule is not None:
             entry.fault = rule.action
             if rule.delay:
                 await asyncio.sleep(rule.delay)
-            if rule.action == "status":
+            if rule.action in ("status", "capacity"):
                 await drain()
                 await _fault_response(rule)(scope, receive, recording_send)
                 return

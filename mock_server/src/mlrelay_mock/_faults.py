@@ -11,7 +11,10 @@ prefix, e.g. ``/api/2.0/mlflow/runs/log-batch`` or ``*/log-batch``), and then do
 - ``reset``: abort the connection with a TCP reset after the first chunk of the request body
   (mid-body for a large upload);
 - ``lose_response``: serve the request (the server commits it), then drop the connection
-  without sending the answer, the case exactly-once delivery has to survive.
+  without sending the answer, the case exactly-once delivery has to survive;
+- ``capacity``: serve at most ``limit`` matching requests at once, and answer ``status``
+  (429 by default, with ``Retry-After`` when given) to those beyond: a small server, or a
+  gateway in front of one. The rule counts the most it ever served at once (``peak``).
 
 ``times`` caps how often a rule fires, ``after`` lets that many matching requests through first,
 ``probability`` fires at random (seeded), and ``until`` ends the rule at a clock time. An outage
@@ -31,7 +34,7 @@ from typing import Any, Literal, cast, get_args
 
 __all__ = ["Action", "FaultController", "FaultRule"]
 
-Action = Literal["status", "latency", "drop", "reset", "lose_response"]
+Action = Literal["status", "latency", "drop", "reset", "lose_response", "capacity"]
 ACTIONS: tuple[str, ...] = get_args(Action)
 
 
@@ -52,8 +55,11 @@ class FaultRule:
     after: int = 0
     probability: float = 1.0
     until: float | None = None
+    limit: int | None = None
     seen: int = 0
     hits: int = 0
+    active: int = 0
+    peak: int = 0
 
     @property
     def exhausted(self) -> bool:
@@ -83,8 +89,11 @@ class FaultRule:
             "after": self.after,
             "probability": self.probability,
             "until": self.until,
+            "limit": self.limit,
             "seen": self.seen,
             "hits": self.hits,
+            "active": self.active,
+            "peak": self.peak,
         }
 
 
@@ -109,7 +118,7 @@ class FaultController:
         *,
         method: str = "*",
         path: str = "*",
-        status: int = 503,
+        status: int | None = None,
         body: str | bytes | Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         retry_after: float | str | None = None,
@@ -118,14 +127,17 @@ class FaultController:
         after: int = 0,
         probability: float = 1.0,
         seconds: float | None = None,
+        limit: int | None = None,
     ) -> FaultRule:
         """Add a rule (checked after the existing ones) and return it.
 
         Args:
-            action: ``status``, ``latency``, ``drop``, ``reset`` or ``lose_response``.
+            action: ``status``, ``latency``, ``drop``, ``reset``, ``lose_response`` or
+                ``capacity``.
             method: an HTTP method, or ``*`` for any.
             path: a glob on the endpoint path, e.g. ``*/runs/log-batch``.
-            status: the status of a ``status`` action.
+            status: the status of a ``status`` action (503 by default) or of a ``capacity``
+                rule's answer beyond its limit (429 by default).
             body: its body (a dict is sent as JSON); MLflow's error body when ``None``.
             headers: extra response headers.
             retry_after: a ``Retry-After`` value (seconds or an HTTP date).
@@ -134,6 +146,7 @@ class FaultController:
             after: let this many matching requests through before firing.
             probability: fire with this probability (seeded, so runs repeat).
             seconds: stop firing this many seconds from now.
+            limit: the requests a ``capacity`` rule serves at once (required for it).
 
         Raises:
             ValueError: for an unknown action or out-of-range numbers.
@@ -148,8 +161,12 @@ class FaultController:
             raise ValueError("probability must be between 0 and 1")
         if delay < 0 or after < 0 or (times is not None and times < 0):
             raise ValueError("delay, after and times must not be negative")
+        if status is None:
+            status = 429 if action == "capacity" else 503
         if not 100 <= status <= 599:
             raise ValueError("status must be an HTTP status code")
+        if (action == "capacity") != (limit is not None) or (limit is not None and limit < 1):
+            raise ValueError("limit (at least 1) is required for a capacity rule, and only there")
         with self._lock:
             rule = FaultRule(
                 id=self._next_id,
@@ -165,6 +182,7 @@ class FaultController:
                 after=after,
                 probability=probability,
                 until=None if seconds is None else self.clock() + seconds,
+                limit=limit,
             )
             self._next_id += 1
             self._rules.append(rule)
@@ -206,8 +224,12 @@ class FaultController:
         with self._lock:
             return [replace(r) for r in self._rules]
 
-    def decide(self, method: str, path: str) -> FaultRule | None:
-        """The rule that fires for this request, if any (counting it), else ``None``."""
+    def decide(self, method: str, path: str, admitted: list[int] | None = None) -> FaultRule | None:
+        """The rule that fires for this request, if any (counting it), else ``None``.
+
+        A ``capacity`` rule fires only beyond its limit; below it, the request takes a place
+        (its id is appended to ``admitted``) that :meth:`release` gives back once answered.
+        """
         with self._lock:
             now = self.clock()
             for rule in self._rules:
@@ -220,15 +242,28 @@ class FaultController:
                     continue
                 if rule.probability < 1.0 and self._rng.random() >= rule.probability:
                     continue
+                if rule.limit is not None and rule.active < rule.limit:
+                    if admitted is not None:
+                        rule.active += 1
+                        rule.peak = max(rule.peak, rule.active)
+                        admitted.append(rule.id)
+                    continue
                 rule.hits += 1
                 return replace(rule)
             return None
+
+    def release(self, admitted: list[int]) -> None:
+        """Give back the places a served request took in ``capacity`` rules."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.id in admitted:
+                    rule.active -= 1
 
     def add_from_json(self, data: Mapping[str, Any]) -> FaultRule:
         """Add a rule from a JSON object (the body of ``POST /_mock/faults``)."""
         allowed = {
             "action", "method", "path", "status", "body", "headers", "retry_after", "delay",
-            "times", "after", "probability", "seconds",
+            "times", "after", "probability", "seconds", "limit",
         }  # fmt: skip
         unknown = set(data) - allowed
         if unknown:

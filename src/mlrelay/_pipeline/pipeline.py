@@ -767,11 +767,13 @@ class Pipeline:
         if self._primary_uri and time.monotonic() >= self._state.next_orphan_check:
             self._state.next_orphan_check = time.monotonic() + self.options.orphan_check_interval
             self._claim_orphans(self._primary_uri)
-        for run in self.journal.runs(mine=True):
-            if run.tracking_uri:  # each run goes to the server it was logged for
-                client = self._client_for(run.tracking_uri)
-                progressed |= self.sender.send_run(client, run, held=self._held)
-        return progressed
+        # Each run goes to the server it was logged for; several at once.
+        runs = [
+            (self._client_for(run.tracking_uri), run)
+            for run in self.journal.runs(mine=True)
+            if run.tracking_uri
+        ]
+        return self.sender.send_runs(runs, held=self._held) or progressed
 
     def _claim_orphans(self, tracking_uri: str) -> None:
         # Crash recovery: runs of dead processes that logged online to this server are

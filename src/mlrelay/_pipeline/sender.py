@@ -19,14 +19,15 @@ Two server behaviours are handled here rather than reported to the user:
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import logging
 import math
-import queue
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from mlrelay._errors import (
     APIStatusError,
@@ -47,14 +48,13 @@ from mlrelay._protocol.batches import (
 from mlrelay._retry import is_refusal
 from mlrelay._validation import MAX_ENTITIES_PER_BATCH
 
+from .flow import AdaptiveLimit, Call, Stopped, Workers, overloaded
 from .journal import RESUMED, Journal, RunRecord
 
 if TYPE_CHECKING:
     from mlrelay.client import Client
 
 __all__ = ["Held", "Progress", "RunSender", "Stopped"]
-
-T = TypeVar("T")
 
 logger = logging.getLogger("mlrelay.pipeline")
 
@@ -90,70 +90,30 @@ class Held(Protocol):
         ...
 
 
-class Stopped(Exception):
-    """The sender was asked to stop while a request was on the wire.
-
-    The request may still land; nothing is acknowledged for it, so it is sent again later
-    and the server deduplicates it.
-    """
-
-
-class _Result(Generic[T]):
-    """The outcome of one call handed to :class:`_InFlight`."""
-
-    def __init__(self, fn: Callable[[], T]) -> None:
-        self.fn = fn
-        self.done = threading.Event()
-        self.error: BaseException | None = None
-        self.value: T | None = None
-
-    def run(self) -> None:
-        try:
-            self.value = self.fn()
-        except BaseException as exc:  # handed to the sender, which decides
-            self.error = exc
-        self.done.set()
-
-    def wait(self, stop: threading.Event) -> T:
-        """The call's value (or its error); :class:`Stopped` as soon as ``stop`` is set."""
-        while not self.done.wait(0.05):
-            if stop.is_set():
-                raise Stopped
-        if self.error is not None:
-            raise self.error
-        return self.value  # type: ignore[return-value]  # set when no error was raised
-
-
-class _InFlight:
-    """Runs one call at a time on a daemon thread, so the sender can prepare the next batch
-    while a request is on the wire. Unlike a ThreadPoolExecutor, its thread is never
-    joined at interpreter exit, so a hung request cannot delay exit."""
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[_Result[Any] | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-
-    def submit(self, fn: Callable[[], T]) -> _Result[T]:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="mlrelay-http", daemon=True)
-            self._thread.start()
-        result = _Result(fn)
-        self._jobs.put(result)
-        return result
-
-    def close(self) -> None:
-        """End the thread once the call it is making (if any) returns."""
-        if self._thread is not None:
-            self._jobs.put(None)
-            self._thread = None
-
-    def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            job.run()
-
-
 Refused = list[tuple[list[Entry], APIStatusError]]
 """Pieces of a batch the server refused, each with its answer."""
+
+MAX_IN_FLIGHT = 8
+"""The most requests in flight to one server (the adaptive limit moves below it)."""
+
+RUNS_AT_ONCE = 4
+"""The most runs a sender delivers at once (they share the adaptive limit)."""
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A request on the wire: the entries it carries, its outcome, and whether it must be
+    sent alone (anything but metric points)."""
+
+    used: list[Entry]
+    call: Call[Refused]
+    ordered: bool
+
+
+def _unordered(batch: Batch) -> bool:
+    """Whether the batch holds only metric points (which may go in any order)."""
+    return bool(batch.used) and not batch.params and not batch.tags
+
 
 _HELD_PER_ROUND = 50_000
 """Held entries of a run sent in one :meth:`RunSender.send_run` (then the journal is looked
@@ -247,19 +207,43 @@ class RunSender:
     """
 
     def __init__(
-        self, journal: Journal, *, strict: bool = False, stop: threading.Event | None = None
+        self,
+        journal: Journal,
+        *,
+        strict: bool = False,
+        stop: threading.Event | None = None,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self.journal = journal
         self.strict = strict
         self.stop = stop or threading.Event()
         self.strict_failure: MlrelayError | None = None
+        self.max_in_flight = max_in_flight
         self._warned: set[str] = set()
         self._warned_held: set[str] = set()
-        self._in_flight = _InFlight()
+        self._requests = Workers(max_in_flight)
+        self._runs_at_once = Workers(RUNS_AT_ONCE, "mlrelay-run")
+        self._limits: dict[int, tuple[Client, AdaptiveLimit]] = {}
+        self._creating = threading.RLock()
 
     def close(self) -> None:
-        """Release the sender's HTTP thread (after the request it may be making)."""
-        self._in_flight.close()
+        """Release the sender's threads (after the requests they may be making)."""
+        self._requests.close()
+        self._runs_at_once.close()
+
+    def limit_for(self, client: Client) -> AdaptiveLimit:
+        """The adaptive limit on requests in flight through ``client`` (one per server)."""
+        return self._wired(client)[1]
+
+    def _wired(self, client: Client) -> tuple[Client, AdaptiveLimit]:
+        """``client``'s adaptive limit, and a copy of ``client`` whose retries tell it of
+        overload answers the retries hide."""
+        wired = self._limits.get(id(client))
+        if wired is None:
+            limit = AdaptiveLimit(min(2, self.max_in_flight), self.max_in_flight)
+            policy = client.retry_policy.with_changes(on_retry=limit.retried)
+            wired = self._limits[id(client)] = (client.with_options(retry_policy=policy), limit)
+        return wired
 
     # --- creation ---------------------------------------------------------------------
 
@@ -267,6 +251,13 @@ class RunSender:
         """The run's server id, creating the run (and its experiment) exactly once."""
         if run.server_run_id:
             return run.server_run_id
+        with self._creating:  # runs sent at once may share a parent: it is created once
+            fresh = self.journal.run(run.local_id)
+            if fresh is not None and fresh.server_run_id:
+                return fresh.server_run_id
+            return self._create(client, run)
+
+    def _create(self, client: Client, run: RunRecord) -> str:
         experiment_id = run.experiment_id
         if experiment_id is None:
             experiment_id = client.get_or_create_experiment(run.experiment_name or "Default")
@@ -319,23 +310,7 @@ class RunSender:
         if not entries and not waiting and (run.status is None or run.final_sent):
             return False
         server_id = self.ensure_created(client, run)
-        progressed = False
-        acked = run.acked_seq
-        batch = pack_batch(entries) if entries else None
-        while batch is not None:
-            used, call = self._submit(client, server_id, entries, batch)
-            # Prepare the next batch while this one is on the wire (one request in flight
-            # per run, so the server still sees the run's entries in order).
-            entries = self.journal.pending(run.local_id, used[-1].seq, MAX_ENTITIES_PER_BATCH)
-            following = pack_batch(entries) if entries else None
-            for piece, refusal in self._answer(call, used):
-                self._set_aside(run, server_id, piece, refusal)
-            self.journal.ack(run.local_id, used[-1].seq)
-            if progress is not None:
-                progress(len(used), _payload_bytes(used))
-            acked = used[-1].seq
-            progressed = True
-            batch = following
+        acked, progressed = self._send_entries(client, run, server_id, entries, progress)
         if held is not None and waiting:
             if self.journal.pending(run.local_id, acked, 1):
                 return True  # journaled entries came first: the next round sends them
@@ -343,6 +318,115 @@ class RunSender:
             if held.waiting(run.local_id):
                 return True  # the final status waits for them
         return self._send_final(client, run, server_id, acked) or progressed
+
+    def send_runs(
+        self, runs: Sequence[tuple[Client, RunRecord]], *, held: Held | None = None
+    ) -> bool:
+        """Send several runs at once (up to :data:`RUNS_AT_ONCE`), each as
+        :meth:`send_run` does; True if anything moved.
+
+        Raises:
+            the first error a run's delivery raised, once every run's delivery is over.
+        """
+        if len(runs) <= 1:
+            return any(self.send_run(client, run, held=held) for client, run in runs)
+        calls = [
+            self._runs_at_once.submit(functools.partial(self.send_run, client, run, held=held))
+            for client, run in runs
+        ]
+        progressed, failure = False, None
+        for call in calls:
+            try:
+                progressed |= call.wait(self.stop)
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        return progressed
+
+    def _send_entries(
+        self,
+        client: Client,
+        run: RunRecord,
+        server_id: str,
+        entries: list[Entry],
+        progress: Progress | None,
+    ) -> tuple[int, bool]:
+        """Send the run's journaled entries from ``entries`` on; (the last acknowledged
+        sequence number, whether any request was acknowledged).
+
+        Requests made only of metric points go several at once, as the adaptive limit
+        allows (a point is stored once by its timestamp, whatever the order); any other
+        goes alone, once every request before it is answered, so params, tags and the
+        rest reach the server in the order they were logged. Answers are taken oldest
+        first: the watermark moves over the answered prefix, and a request answered
+        early waits for those before it to be acknowledged.
+        """
+        client, limit = self._wired(client)
+        flight: collections.deque[_Request] = collections.deque()
+        acked, progressed = run.acked_seq, False
+        batch = pack_batch(entries) if entries else None
+        try:
+            while batch is not None or flight:
+                while batch is not None and self._room(limit, batch, flight):
+                    request = self._submit(client, server_id, entries, batch, limit)
+                    flight.append(request)
+                    # Prepare the next batch while this one is on the wire.
+                    entries = self.journal.pending(
+                        run.local_id, request.used[-1].seq, MAX_ENTITIES_PER_BATCH
+                    )
+                    batch = pack_batch(entries) if entries else None
+                answered = [flight.popleft()]
+                while flight and flight[0].call.done.is_set():
+                    answered.append(flight.popleft())
+                acked = self._acknowledge(run, server_id, answered, acked, progress)
+                progressed = True
+        finally:
+            self._settle(flight)
+        return acked, progressed
+
+    def _acknowledge(
+        self,
+        run: RunRecord,
+        server_id: str,
+        answered: list[_Request],
+        acked: int,
+        progress: Progress | None,
+    ) -> int:
+        """Take the answers of ``answered`` (consecutive requests, oldest first) and move
+        the run's watermark over them; the new watermark. A failed answer stops there:
+        the watermark moves over the requests before it, and its error goes up."""
+        taken: list[_Request] = []
+        try:
+            for request in answered:
+                for piece, refusal in self._answer(request.call, request.used):
+                    self._set_aside(run, server_id, piece, refusal)
+                taken.append(request)
+        finally:
+            if taken:
+                acked = taken[-1].used[-1].seq
+                self.journal.ack(run.local_id, acked)
+                if progress is not None:
+                    for request in taken:
+                        progress(len(request.used), _payload_bytes(request.used))
+        return acked
+
+    def _room(
+        self, limit: AdaptiveLimit, batch: Batch, flight: collections.deque[_Request]
+    ) -> bool:
+        """Whether ``batch`` may go on the wire now (taking a place in ``limit``)."""
+        if not flight:
+            limit.acquire(self.stop)  # other runs may hold every place: wait for one
+            return True
+        return _unordered(batch) and not flight[-1].ordered and limit.try_acquire()
+
+    def _settle(self, flight: collections.deque[_Request]) -> None:
+        """Wait for requests still on the wire after a failure (their answers are not
+        acknowledged: they are sent again later, and the server deduplicates them)."""
+        for request in flight:
+            while not request.call.done.wait(0.05):
+                if self.stop.is_set():
+                    return
 
     def _send_final(self, client: Client, run: RunRecord, server_id: str, acked: int) -> bool:
         """Send the run's final status once everything before it is delivered; whether
@@ -363,22 +447,31 @@ class RunSender:
         return True
 
     def _submit(
-        self, client: Client, server_id: str, entries: list[Entry], batch: Batch
-    ) -> tuple[list[Entry], _Result[Refused]]:
-        """Put the request for ``batch`` (packed from ``entries``) on the wire: the entries
-        it carries and its outcome."""
+        self,
+        client: Client,
+        server_id: str,
+        entries: list[Entry],
+        batch: Batch,
+        limit: AdaptiveLimit | None = None,
+    ) -> _Request:
+        """Put the request for ``batch`` (packed from ``entries``) on the wire; ``limit``
+        (when given) holds a place for it, given back once it is answered."""
         used = batch.used
-        if not used:  # a tag deletion, a dataset or an artifact, sent on its own
+        if used:
+            fn = functools.partial(_deliver_batch, client, server_id, batch)
+        else:  # a tag deletion, a dataset or an artifact, sent on its own
             used = entries[:1]
-            return used, self._in_flight.submit(
-                functools.partial(self._send_single, client, server_id, used[0])
-            )
-        return used, self._in_flight.submit(
-            functools.partial(_deliver_batch, client, server_id, batch)
-        )
+            fn = functools.partial(self._send_single, client, server_id, used[0])
+
+        def answered(call: Call[Refused]) -> None:
+            if limit is not None:
+                landed = 0 if call.error is not None else len(used)
+                limit.release(landed, overloaded=overloaded(call.error))
+
+        return _Request(used, self._requests.submit(fn, answered), not _unordered(batch))
 
     def _answer(
-        self, call: _Result[Refused], used: list[Entry]
+        self, call: Call[Refused], used: list[Entry]
     ) -> list[tuple[list[Entry], Exception]]:
         """What the server refused of a request's entries (empty: all landed).
 
@@ -408,12 +501,12 @@ class RunSender:
             entries = held.peek(run.local_id, min(count, MAX_ENTITIES_PER_BATCH))
             if not entries:
                 return
-            used, call = self._submit(client, server_id, entries, pack_batch(entries))
-            refused = self._answer(call, used)
+            request = self._submit(client, server_id, entries, pack_batch(entries))
+            refused = self._answer(request.call, request.used)
             for piece, refusal in refused:
                 self._refused_held(run, server_id, piece, refusal)
-            held.done(run.local_id, len(used), sum(len(piece) for piece, _ in refused))
-            count -= len(used)
+            held.done(run.local_id, len(request.used), sum(len(p) for p, _ in refused))
+            count -= len(request.used)
 
     def _refused_held(
         self, run: RunRecord, server_id: str, used: list[Entry], exc: Exception

@@ -1,0 +1,223 @@
+"""How many requests the sender keeps on the wire, and the threads that make them.
+
+:class:`AdaptiveLimit` is the number of requests in flight to one server. It grows while
+throughput grows and shrinks when the server is overloaded, as TCP's congestion control
+does (additive increase, multiplicative decrease):
+
+* after each measurement period (at least ``2 x limit`` answered requests and ``period``
+  seconds), the entries delivered per second are compared with the period before: the
+  limit grows by one while throughput grows by at least 5 %, shrinks by one when it falls
+  by more than 10 %, and stays otherwise;
+* an overload answer (429, 503, a timeout) halves it at once, and the next period starts
+  from scratch, so a small server is never kept overrun.
+
+The limit is shared by every run the sender delivers to that server, so several runs and
+several batches of one run never put more than ``limit`` requests on the wire together.
+
+:class:`Workers` makes the requests: daemon threads started on demand, never joined at
+interpreter exit, so a hung request cannot delay exit.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from mlrelay._errors import APIStatusError, APITimeoutError
+
+__all__ = ["AdaptiveLimit", "Call", "Stopped", "Workers", "overloaded"]
+
+T = TypeVar("T")
+
+_GROW = 1.05  # throughput must grow by 5 % for the limit to grow
+_SHRINK = 0.90  # and fall by more than 10 % for it to shrink
+
+
+def overloaded(exc: BaseException | None) -> bool:
+    """Whether a failed request says the server is overloaded (429, 503, a timeout)."""
+    if isinstance(exc, APITimeoutError):
+        return True
+    return isinstance(exc, APIStatusError) and exc.status_code in (429, 503)
+
+
+class Stopped(Exception):
+    """The sender was asked to stop while a request was on the wire.
+
+    The request may still land; nothing is acknowledged for it, so it is sent again later
+    and the server deduplicates it.
+    """
+
+
+class AdaptiveLimit:
+    """The number of requests in flight to one server (see the module docstring).
+
+    Args:
+        initial: the limit to start from.
+        maximum: the most requests ever in flight.
+        period: the shortest measurement period, in seconds.
+        clock: monotonic seconds (a parameter for tests).
+    """
+
+    def __init__(
+        self,
+        initial: int = 2,
+        maximum: int = 8,
+        *,
+        period: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 1 <= initial <= maximum:
+            raise ValueError(f"initial must be within 1..maximum ({maximum}); got {initial}")
+        self.maximum = maximum
+        self._limit = initial
+        self._period = period
+        self._clock = clock
+        self._in_flight = 0
+        self._changed = threading.Condition()
+        self._start = clock()
+        self._answered = 0
+        self._entries = 0
+        self._last_rate: float | None = None
+
+    @property
+    def limit(self) -> int:
+        """Requests allowed in flight now."""
+        return self._limit
+
+    @property
+    def in_flight(self) -> int:
+        """Requests in flight now."""
+        return self._in_flight
+
+    def acquire(self, stop: threading.Event) -> None:
+        """Wait for room for one more request.
+
+        Raises:
+            Stopped: ``stop`` was set while waiting.
+        """
+        with self._changed:
+            while self._in_flight >= self._limit:
+                if stop.is_set():
+                    raise Stopped
+                self._changed.wait(0.05)
+            self._in_flight += 1
+
+    def try_acquire(self) -> bool:
+        """Take room for one more request if there is some now."""
+        with self._changed:
+            if self._in_flight >= self._limit:
+                return False
+            self._in_flight += 1
+            return True
+
+    def release(self, entries: int, *, overloaded: bool = False) -> None:
+        """A request was answered: it carried ``entries`` delivered entries (0 when it
+        failed); ``overloaded`` when the answer says the server is overloaded."""
+        with self._changed:
+            self._in_flight -= 1
+            self._observe(entries, overloaded)
+            self._changed.notify_all()
+
+    def retried(self, exc: BaseException) -> None:
+        """A request failed and is being retried (inside the client): halve the limit if
+        the failure says the server is overloaded."""
+        if overloaded(exc):
+            with self._changed:
+                self._observe(0, True)
+
+    def _observe(self, entries: int, overload: bool) -> None:
+        now = self._clock()
+        if overload:
+            self._limit = max(1, self._limit // 2)
+            self._restart(now, None)
+            return
+        self._answered += 1
+        self._entries += entries
+        elapsed = now - self._start
+        if self._answered < 2 * self._limit or elapsed < self._period:
+            return
+        rate = self._entries / elapsed
+        last = self._last_rate
+        if last is None or rate >= last * _GROW:
+            self._limit = min(self.maximum, self._limit + 1)
+        elif rate < last * _SHRINK:
+            self._limit = max(1, self._limit - 1)
+        self._restart(now, rate)
+
+    def _restart(self, now: float, rate: float | None) -> None:
+        self._start, self._answered, self._entries, self._last_rate = now, 0, 0, rate
+
+
+class Call(Generic[T]):
+    """One call handed to :class:`Workers`, and its outcome."""
+
+    def __init__(self, fn: Callable[[], T], on_done: Callable[[Call[T]], None] | None) -> None:
+        self.fn = fn
+        self.on_done = on_done
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self.value: T | None = None
+
+    def run(self) -> None:
+        """Make the call (on a worker thread)."""
+        try:
+            self.value = self.fn()
+        except BaseException as exc:  # handed to the sender, which decides
+            self.error = exc
+        if self.on_done is not None:
+            self.on_done(self)
+        self.done.set()
+
+    def wait(self, stop: threading.Event) -> T:
+        """The call's value (or its error); :class:`Stopped` as soon as ``stop`` is set."""
+        while not self.done.wait(0.05):
+            if stop.is_set():
+                raise Stopped
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]  # set when no error was raised
+
+
+class Workers:
+    """Daemon threads making calls, started on demand up to ``size`` (named ``name``).
+
+    Unlike a ThreadPoolExecutor, the threads are never joined at interpreter exit.
+    """
+
+    def __init__(self, size: int, name: str = "mlrelay-http") -> None:
+        self._size = size
+        self._name = name
+        self._jobs: queue.SimpleQueue[Call[Any] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+
+    def submit(
+        self, fn: Callable[[], T], on_done: Callable[[Call[T]], None] | None = None
+    ) -> Call[T]:
+        """Run ``fn`` on a worker thread; ``on_done`` is called there once it returns."""
+        call = Call(fn, on_done)
+        with self._lock:
+            if self._idle == 0 and self._threads < self._size:
+                self._threads += 1
+                self._idle += 1
+                threading.Thread(target=self._run, name=self._name, daemon=True).start()
+            self._idle -= 1
+        self._jobs.put(call)
+        return call
+
+    def close(self) -> None:
+        """End the threads once the calls they are making (if any) return."""
+        with self._lock:
+            threads, self._threads, self._idle = self._threads, 0, 0
+        for _ in range(threads):
+            self._jobs.put(None)
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job.run()
+            with self._lock:
+                self._idle += 1

@@ -1,0 +1,168 @@
+"""The sender's flow control on its own: the adaptive limit on requests in flight (with a
+fake clock) and the worker threads that make the requests."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from mlrelay._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    RateLimitError,
+    ServerError,
+)
+from mlrelay._pipeline.flow import AdaptiveLimit, Stopped, Workers, overloaded
+from tests._timing import deadline
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def answer_period(limit: AdaptiveLimit, clock: Clock, entries_per_s: float) -> None:
+    """Answer one measurement period's worth of requests (2 x limit, over 1 s) at
+    ``entries_per_s``."""
+    n = 2 * limit.limit
+    for _ in range(n):
+        assert limit.try_acquire()
+        clock.now += 1.0 / n
+        limit.release(round(entries_per_s / n))
+
+
+URL = "http://127.0.0.1/api/2.0/mlflow/runs/log-batch"
+
+
+def status_error(code: int, cls: type[APIStatusError]) -> APIStatusError:
+    """An APIStatusError subclass as the client raises it for ``code``."""
+    return cls(
+        f"HTTP {code}", method="POST", url=URL, status_code=code, error_code="X", server_message="m"
+    )
+
+
+def timeout() -> APITimeoutError:
+    """A request timeout as the client raises it."""
+    return APITimeoutError("timed out", method="POST", url=URL)
+
+
+def test_limit_grows_while_throughput_grows_and_stops_at_maximum() -> None:
+    """Each period with 5 % more throughput than the last adds one place, up to the maximum."""
+    clock = Clock()
+    limit = AdaptiveLimit(2, 5, period=0.5, clock=clock)
+    rate = 1000.0
+    seen = []
+    for _ in range(6):
+        answer_period(limit, clock, rate)
+        seen.append(limit.limit)
+        rate *= 1.5
+    assert seen == [3, 4, 5, 5, 5, 5]
+
+
+def test_limit_holds_on_a_plateau_and_shrinks_when_throughput_falls() -> None:
+    """Flat throughput keeps the limit; a fall of more than 10 % takes one place away."""
+    clock = Clock()
+    limit = AdaptiveLimit(4, 8, period=0.5, clock=clock)
+    answer_period(limit, clock, 1000)  # first period: no comparison yet, grows
+    assert limit.limit == 5
+    answer_period(limit, clock, 1020)  # +2 %: holds
+    assert limit.limit == 5
+    answer_period(limit, clock, 800)  # -22 %: shrinks
+    assert limit.limit == 4
+
+
+def test_overload_halves_the_limit_at_once_and_never_below_one() -> None:
+    """A 429, a 503 or a timeout halves the limit without waiting for a period's end."""
+    clock = Clock()
+    limit = AdaptiveLimit(8, 8, clock=clock)
+    assert limit.try_acquire()
+    limit.release(0, overloaded=True)
+    assert limit.limit == 4
+    limit.retried(status_error(503, ServerError))
+    assert limit.limit == 2
+    limit.retried(timeout())
+    limit.retried(timeout())
+    assert limit.limit == 1
+
+
+def test_failures_that_are_not_overload_leave_the_limit() -> None:
+    """A refused connection or a 500 says nothing about load: the limit stays."""
+    limit = AdaptiveLimit(4, 8)
+    limit.retried(APIConnectionError("refused", method="POST", url=URL))
+    limit.retried(status_error(500, ServerError))
+    assert limit.limit == 4
+    assert overloaded(status_error(429, RateLimitError))
+    assert not overloaded(None)
+
+
+def test_acquire_waits_for_room_and_stops_when_asked() -> None:
+    """Beyond the limit acquire() waits; it returns once a place is released, and raises
+    Stopped when the sender is asked to stop."""
+    limit = AdaptiveLimit(1, 1)
+    stop = threading.Event()
+    limit.acquire(stop)
+    assert not limit.try_acquire()
+    got = threading.Event()
+
+    def second() -> None:
+        limit.acquire(stop)
+        got.set()
+
+    t = threading.Thread(target=second)
+    t.start()
+    assert not got.wait(0.2)
+    limit.release(1)
+    assert got.wait(deadline(5))
+    t.join()
+    assert limit.in_flight == 1
+    stop.set()
+    with pytest.raises(Stopped):
+        limit.acquire(stop)
+
+
+def test_limit_rejects_an_initial_value_outside_its_range() -> None:
+    """The initial limit must lie between 1 and the maximum; the error names both."""
+    with pytest.raises(ValueError, match=r"initial must be within 1\.\.maximum \(4\); got 5"):
+        AdaptiveLimit(5, 4)
+
+
+def test_workers_run_calls_at_once_up_to_their_size() -> None:
+    """Workers start threads on demand: ``size`` calls run together, and each call's
+    on_done runs before its result is visible."""
+    workers = Workers(3, "test-workers")
+    release = threading.Event()
+    started = threading.Semaphore(0)
+    finished: list[int] = []
+
+    def job(i: int) -> int:
+        started.release()
+        assert release.wait(deadline(10))
+        return i
+
+    calls = [
+        workers.submit(lambda i=i: job(i), lambda c: finished.append(c.value or 0))
+        for i in range(3)
+    ]
+    for _ in range(3):  # all three are running at once
+        assert started.acquire(timeout=deadline(10))
+    release.set()
+    stop = threading.Event()
+    assert [c.wait(stop) for c in calls] == [0, 1, 2]
+    assert sorted(finished) == [0, 1, 2]
+    workers.close()
+
+
+def test_a_call_error_reaches_the_waiter() -> None:
+    """An exception raised by a call is raised by wait()."""
+    workers = Workers(1)
+    call = workers.submit(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        call.wait(threading.Event())
+    workers.close()
