@@ -5,11 +5,14 @@ The whole run has HOME, the XDG base directories and MLRELAY_HOME in a temporary
 directory, and fails if anything was written under the real home (tests/_home_guard.py).
 The real servers are started once per session on 127.0.0.1 with a free port, a
 temporary sqlite database and a temporary artifacts directory, and stopped by their
-process group at the end.
+process group at the end. The production-shaped ones (``mlflow_prod``,
+``mlflow_prod_direct``) keep their runs in PostgreSQL and their artifacts in S3 (moto), both
+on loopback and started once per session too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
@@ -19,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from tests._home_guard import IGNORE_ENV, ignored_trees, isolated_home, real_homes
-from tests._servers import RunningServer, mlflow_server
+from tests._s3 import S3Store, moto_server
+from tests._servers import PostgresServer, RunningServer, mlflow_server, postgres_server
 from tests._timing import deadline
 
 pytest_plugins = ["pytester"]
@@ -173,3 +177,110 @@ def mlflow_auth(
         )
         r.raise_for_status()
         yield AuthServer(server=server, admin=(AUTH_ADMIN, AUTH_ADMIN_PASSWORD), reader=reader)
+
+
+S3_BUCKET = "mlrelay-test"
+PROD_WORKERS = 4
+
+
+@pytest.fixture(scope="session")
+def moto_s3(tmp_path_factory: pytest.TempPathFactory, session_home: Path) -> Iterator[S3Store]:
+    """One S3-compatible store (moto's server on 127.0.0.1) for the session, with the bucket
+    ``S3_BUCKET`` made; everything in it is gone when the session ends."""
+    with moto_server(tmp_path_factory.mktemp("moto-s3"), buckets=(S3_BUCKET,)) as store:
+        yield store
+
+
+@pytest.fixture(scope="session")
+def postgres(
+    tmp_path_factory: pytest.TempPathFactory, session_home: Path
+) -> Iterator[PostgresServer]:
+    """One PostgreSQL server (pgserver's build, TCP on 127.0.0.1) for the session; every MLflow
+    server on it gets a database of its own."""
+    with postgres_server(tmp_path_factory.mktemp("postgres")) as server:
+        yield server
+
+
+@dataclass(frozen=True)
+class ProdServer:
+    """A production-shaped MLflow server: runs in PostgreSQL, several workers, artifacts in an
+    S3 bucket under ``prefix``, moved by the server (``proxied``) or by the clients."""
+
+    server: RunningServer
+    s3: S3Store
+    bucket: str
+    prefix: str
+    database_uri: str
+    proxied: bool
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return self.server.url
+
+    @property
+    def artifact_root(self) -> str:
+        """Where the artifacts go: ``s3://<bucket>/<prefix>``."""
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    @property
+    def s3_env(self) -> dict[str, str]:
+        """The environment an S3 client needs for the bucket (endpoint and test credentials)."""
+        return self.s3.env
+
+    def object_keys(self) -> list[str]:
+        """The keys stored under ``prefix`` in the bucket right now, sorted."""
+        import boto3
+
+        env = self.s3_env
+        client = boto3.client(
+            "s3",
+            endpoint_url=env["MLFLOW_S3_ENDPOINT_URL"],
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            region_name=env["AWS_DEFAULT_REGION"],
+        )
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"{self.prefix}/"
+        )
+        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+
+
+@contextlib.contextmanager
+def _prod_server(
+    workdir: Path, postgres: PostgresServer, s3: S3Store, prefix: str, *, proxied: bool
+) -> Iterator[ProdServer]:
+    database_uri = postgres.create_database(f"mlflow_{prefix}")
+    with mlflow_server(
+        workdir,
+        backend_store_uri=database_uri,
+        workers=PROD_WORKERS,
+        artifacts=f"s3://{S3_BUCKET}/{prefix}",
+        serve_artifacts=proxied,
+        env=s3.env,
+    ) as server:
+        yield ProdServer(server, s3, S3_BUCKET, prefix, database_uri, proxied)
+
+
+@pytest.fixture(scope="session")
+def mlflow_prod(
+    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer, moto_s3: S3Store
+) -> Iterator[ProdServer]:
+    """A real ``mlflow server`` shaped for production, for the whole session: its own
+    PostgreSQL database, ``--workers 4``, artifacts proxied by the server to
+    ``s3://mlrelay-test/proxied`` (runs get ``mlflow-artifacts:/`` URIs)."""
+    workdir = tmp_path_factory.mktemp("mlflow-prod")
+    with _prod_server(workdir, postgres, moto_s3, "proxied", proxied=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mlflow_prod_direct(
+    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer, moto_s3: S3Store
+) -> Iterator[ProdServer]:
+    """Like ``mlflow_prod`` (same PostgreSQL server, another database) but with
+    ``--no-serve-artifacts``: runs get ``s3://mlrelay-test/direct/...`` artifact URIs and
+    clients write to the bucket themselves (with ``s3_env``)."""
+    workdir = tmp_path_factory.mktemp("mlflow-prod-direct")
+    with _prod_server(workdir, postgres, moto_s3, "direct", proxied=False) as server:
+        yield server

@@ -1,8 +1,9 @@
 """The conformance suite's backends: every scenario runs against the mock and a real MLflow.
 
 Scenarios talk raw HTTP (httpx), never the mlrelay SDK, so they pin down the protocol itself.
-The real server is the session-wide ``mlflow_real`` fixture, shared by all scenarios, so each
-scenario works in experiments and models with unique names.
+The real servers are session-wide fixtures (``mlflow_real``: sqlite, one worker, artifacts on
+local disk; ``mlflow_prod``: PostgreSQL, four workers, artifacts proxied to S3), shared by all
+scenarios, so each scenario works in experiments and models with unique names.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from mlrelay_mock import MockServer
 
 from tests._servers import RunningServer
 from tests._timing import deadline
+from tests.conftest import ProdServer
 
 API = "/api/2.0/mlflow/"
 
@@ -31,6 +33,8 @@ class Backend:
     url: str
     http: httpx.Client = field(repr=False)
     version: str = "3.17.2"
+    postgres: bool = False  # the tracking store is PostgreSQL (the others: sqlite, or the mock)
+    s3: bool = False  # the server proxies artifacts to an S3 bucket (the others: a local directory)
 
     @property
     def v2(self) -> bool:
@@ -100,23 +104,31 @@ class Backend:
         return run
 
 
+REAL = {  # param: (fixture, version, PostgreSQL and S3)
+    "real": ("mlflow_real", "3.17.2", False),
+    "real-pg": ("mlflow_prod", "3.17.2", True),
+    "real-2.7": ("mlflow27", "2.7.1", False),
+}
+
+
 @pytest.fixture(
     params=[
         "mock",
         pytest.param("real", marks=pytest.mark.real),
+        pytest.param("real-pg", marks=pytest.mark.real),
         "mock-2.7",
         pytest.param("real-2.7", marks=pytest.mark.real),
     ]
 )
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    """Each scenario against the mock and a real MLflow 3.17.2, then against the mock's 2.7
-    profile and a real MLflow 2.7.1 (DagsHub's version)."""
-    if request.param.startswith("real"):
-        fixture = "mlflow27" if request.param == "real-2.7" else "mlflow_real"
-        version = "2.7.1" if request.param == "real-2.7" else "3.17.2"
-        real: RunningServer = request.getfixturevalue(fixture)
+    """Each scenario against the mock and a real MLflow 3.17.2, the same on PostgreSQL with
+    four workers and artifacts in S3, then against the mock's 2.7 profile and a real MLflow
+    2.7.1 (DagsHub's version)."""
+    if request.param in REAL:
+        fixture, version, prod = REAL[request.param]
+        real: RunningServer | ProdServer = request.getfixturevalue(fixture)
         with httpx.Client(base_url=real.url, timeout=deadline(60)) as client:
-            yield Backend(request.param, real.url, client, version)
+            yield Backend(request.param, real.url, client, version, postgres=prod, s3=prod)
         return
     version = "2.7.1" if request.param == "mock-2.7" else "3.17.2"
     with (

@@ -56,14 +56,23 @@ def test_listing(backend: Backend) -> None:
     assert tracking["files"] == [{"path": "sub/deep/x.txt", "is_dir": False, "file_size": 1}]
 
 
+def _missing_status(backend: Backend) -> int:
+    """What a download of a missing file answers: a 404, but a 500 from MLflow 2.7 and from a
+    proxy to S3 (MLflow passes S3's refusal on as an INTERNAL_ERROR)."""
+    return 500 if backend.v2 or backend.s3 else 404
+
+
 def test_missing_and_directory_paths(backend: Backend) -> None:
     """A missing file is a 404 RESOURCE_DOES_NOT_EXIST; a PUT to a directory path is a 400.
-    MLflow 2.7 answers both with a 500 (INTERNAL_ERROR JSON, and Flask's HTML page)."""
+    MLflow 2.7 answers both with a 500 (INTERNAL_ERROR JSON, and Flask's HTML page); a proxy to
+    S3 answers the missing file with a 500 INTERNAL_ERROR quoting S3's 404."""
     _, root = _run_root(backend)
     missing = backend.http.get(f"{PROXY}/{root}/nope.txt")
-    assert missing.status_code == (500 if backend.v2 else 404)
-    code = "INTERNAL_ERROR" if backend.v2 else "RESOURCE_DOES_NOT_EXIST"
+    assert missing.status_code == _missing_status(backend)
+    code = "RESOURCE_DOES_NOT_EXIST" if _missing_status(backend) == 404 else "INTERNAL_ERROR"
     assert missing.json()["error_code"] == code
+    if backend.s3:
+        assert "(404) when calling the HeadObject operation" in missing.json()["message"]
     put_dir = backend.http.put(f"{PROXY}/{root}/dir/", content=b"x")
     assert put_dir.status_code == (500 if backend.v2 else 400)
 
@@ -77,21 +86,47 @@ def test_delete(backend: Backend) -> None:
         r = backend.http.delete(f"{PROXY}/{root}/d")
         assert (r.status_code, r.json()) == (200, {})
     gone = backend.http.get(f"{PROXY}/{root}/d/a.txt").status_code
-    assert gone == (500 if backend.v2 else 404)  # 2.7: a missing file is a 500
+    assert gone == _missing_status(backend)
 
 
-def test_multipart_upload_is_not_implemented(backend: Backend) -> None:
+def test_multipart_upload(backend: Backend) -> None:
     """On local storage multipart upload is a 501 NOT_IMPLEMENTED (clients fall back to one PUT);
-    MLflow 2.7 has no multipart route at all (404)."""
+    MLflow 2.7 has no multipart route at all (404). A proxy to S3 offers it: ``create`` answers
+    an upload id and one presigned S3 URL per part (the client sends the parts to the bucket
+    itself, not through the server), ``complete`` with the parts' ETags makes the file,
+    ``abort`` drops an upload ({} both)."""
     _, root = _run_root(backend)
-    r = backend.http.post(
-        f"/api/2.0/mlflow-artifacts/mpu/create/{root}", json={"path": "big.bin", "num_parts": 2}
-    )
+    mpu = "/api/2.0/mlflow-artifacts/mpu"
+    created = backend.http.post(f"{mpu}/create/{root}/mp", json={"path": "big.bin", "num_parts": 2})
     if backend.v2:
-        assert r.status_code == 404
+        assert created.status_code == 404
         return
-    assert r.status_code == 501
-    assert r.json()["error_code"] == "NOT_IMPLEMENTED"
+    if not backend.s3:
+        assert created.status_code == 501
+        assert created.json()["error_code"] == "NOT_IMPLEMENTED"
+        return
+    assert created.status_code == 200, created.text
+    upload_id = created.json()["upload_id"]
+    credentials = created.json()["credentials"]
+    assert [c["part_number"] for c in credentials] == [1, 2]
+    assert all(not c["url"].startswith(backend.url) for c in credentials)  # the bucket's address
+    assert all(f"uploadId={upload_id}" in c["url"] for c in credentials)
+    # S3 wants at least 5 MiB in every part but the last.
+    contents = [b"a" * (5 << 20), b"tail"]
+    parts = []
+    for credential, content in zip(credentials, contents, strict=True):
+        put = httpx.put(credential["url"], content=content, timeout=backend.http.timeout)
+        assert put.status_code == 200, put.text
+        parts.append({**credential, "etag": put.headers["ETag"]})
+    body = {"path": "big.bin", "upload_id": upload_id, "parts": parts}
+    done = backend.http.post(f"{mpu}/complete/{root}/mp", json=body)
+    assert (done.status_code, done.json()) == (200, {})
+    assert backend.http.get(f"{PROXY}/{root}/mp/big.bin").content == b"".join(contents)
+    other = backend.http.post(f"{mpu}/create/{root}", json={"path": "gone.bin", "num_parts": 1})
+    body = {"path": "gone.bin", "upload_id": other.json()["upload_id"]}
+    aborted = backend.http.post(f"{mpu}/abort/{root}", json=body)
+    assert (aborted.status_code, aborted.json()) == (200, {})
+    assert backend.http.get(f"{PROXY}/{root}/gone.bin").status_code == _missing_status(backend)
 
 
 TYPES = {
@@ -149,8 +184,8 @@ def _invalid_path(backend: Backend, r: httpx.Response, path: str) -> None:
 
 def test_get_artifact(backend: Backend) -> None:
     """``/get-artifact`` (the UI's route) sends a run's file by ``run_id`` or ``run_uuid`` with the
-    download headers; ``..`` and absolute paths are refused; a missing file is a 404 (2.7: a
-    500); a leading ``//`` is one slash; there is no ``/ajax-api`` twin."""
+    download headers; ``..`` and absolute paths are refused; a missing file is a 404 (2.7 and
+    S3: a 500); a leading ``//`` is one slash; there is no ``/ajax-api`` twin."""
     run_id, root = _run_root(backend)
     backend.http.put(f"{PROXY}/{root}/dir/x y.csv", content=b"a,b")
     for key in ("run_id", "run_uuid"):
@@ -162,9 +197,10 @@ def test_get_artifact(backend: Backend) -> None:
     r = backend.http.get(f"{backend.url}//get-artifact", params={"run_id": run_id, "path": "../x"})
     _invalid_path(backend, r, "../x")
     missing = backend.http.get("/get-artifact", params={"run_id": run_id, "path": "nope.txt"})
-    assert missing.status_code == (500 if backend.v2 else 404)
+    assert missing.status_code == _missing_status(backend)
     if not backend.v2:
-        assert missing.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+        code = "RESOURCE_DOES_NOT_EXIST" if _missing_status(backend) == 404 else "INTERNAL_ERROR"
+        assert missing.json()["error_code"] == code
     no_run = backend.http.get("/get-artifact", params={"run_id": "0" * 32, "path": "a"})
     assert (no_run.status_code, no_run.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
     no_path = backend.http.get("/get-artifact", params={"run_id": run_id})
@@ -226,7 +262,8 @@ def test_upload_artifact(backend: Backend) -> None:
 
 def test_logged_model_artifact_files(backend: Backend) -> None:
     """MLflow 3's ``/ajax-api/2.0/mlflow/logged-models/<id>/artifacts/files`` sends a logged
-    model's file; without ``artifact_file_path`` it is a BAD_REQUEST. 2.7 has no such route."""
+    model's file; without ``artifact_file_path`` it is a BAD_REQUEST; a missing file is a 404
+    (S3: a 500). 2.7 has no such route."""
     experiment_id = backend.experiment()
     if backend.v2:
         r = backend.http.get("/ajax-api/2.0/mlflow/logged-models/m-1/artifacts/files")
@@ -242,6 +279,7 @@ def test_logged_model_artifact_files(backend: Backend) -> None:
     assert (r.status_code, r.json()["error_code"]) == (400, "BAD_REQUEST")
     assert r.json()["message"] == 'Request must include the "artifact_file_path" query parameter.'
     _invalid_path(backend, backend.http.get(route, params={"artifact_file_path": "../x"}), "../x")
-    assert backend.http.get(route, params={"artifact_file_path": "nope"}).status_code == 404
+    missing = backend.http.get(route, params={"artifact_file_path": "nope"})
+    assert missing.status_code == _missing_status(backend)
     api = f"/api/2.0/mlflow/logged-models/{model_id}/artifacts/files"
     assert backend.http.get(api, params={"artifact_file_path": "MLmodel"}).status_code == 404

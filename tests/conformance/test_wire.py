@@ -14,14 +14,15 @@ def test_health_and_version(backend: Backend) -> None:
 
 
 def test_server_info(backend: Backend) -> None:
-    """/api/3.0/mlflow/server-info reports no multipart support on local storage (2.7: 404)."""
+    """/api/3.0/mlflow/server-info reports multipart support when artifacts are proxied to S3,
+    none on local storage (2.7: 404)."""
     response = backend.http.get("/api/3.0/mlflow/server-info")
     if backend.v2:
         assert response.status_code == 404
         return
     info = response.json()
-    assert info["multipart_uploads_enabled"] is False
-    assert info["multipart_downloads_enabled"] is False
+    assert info["multipart_uploads_enabled"] is backend.s3
+    assert info["multipart_downloads_enabled"] is backend.s3
 
 
 def test_content_type_is_required_on_post(backend: Backend) -> None:
