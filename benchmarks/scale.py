@@ -1,0 +1,234 @@
+"""A production-shaped server, side by side in one run (issue 15): MLflow on PostgreSQL with
+``--workers 4`` and artifacts in S3 (moto's server), all on 127.0.0.1.
+
+Usage: python benchmarks/scale.py [N] [--writers W ...] [--skip-writers] [--skip-artifacts]
+(default N = 1,000,000 points across 10 runs; writers 1 16 64 with 20,000 points each)
+
+Printed, in one table per part:
+
+- landing N points across 10 runs from one process: a raw one-connection loop of
+  1,000-metric log-batch POSTs, a raw four-connection loop (the same bodies on four
+  threads), mlrelay (10 runs one after the other, ``log_metric`` per point, each run
+  ended, then ``flush()``), MLflow's client with ``synchronous=False`` (its fastest), with
+  each side's landed count (every step of every run once) and peak RSS;
+- 1, 16 and 64 writer processes sharing one journal (benchmarks/writers.py against this
+  server): log-call p50/p99 and delivery throughput;
+- a 1 GiB artifact uploaded and downloaded, proxied by the server and direct to S3
+  (benchmarks/s3_artifacts.py), with the client's peak RSS.
+
+Each client runs in its own fresh process. Absolute times drift on shared machines (and on
+2 cores the server's 4 workers, PostgreSQL and the client share them); compare the ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import mlrelay  # noqa: E402
+from tests._env import child_env  # noqa: E402
+from tests._s3 import moto_server  # noqa: E402
+from tests._servers import RunningServer, mlflow_server, postgres_server  # noqa: E402
+
+RUNS = 10
+BUCKET = "mlrelay-bench"
+
+RAW = textwrap.dedent(
+    """
+    import sys, time, json, httpx, concurrent.futures as cf
+    uri, N, runs, conc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    c = httpx.Client(base_url=uri, timeout=120,
+                     limits=httpx.Limits(max_connections=conc, max_keepalive_connections=conc))
+    ids = [c.post("/api/2.0/mlflow/runs/create", json={"experiment_id": "0",
+           "start_time": int(time.time() * 1000)}).json()["run"]["info"]["run_id"]
+           for _ in range(runs)]
+    ts = int(time.time() * 1000)
+    per = N // runs
+    bodies = [{"run_id": rid, "metrics": [{"key": "loss", "value": 1.0 / (i + 1),
+               "timestamp": ts, "step": i} for i in range(s, min(per, s + 1000))]}
+              for rid in ids for s in range(0, per, 1000)]
+    def post(b):
+        c.post("/api/2.0/mlflow/runs/log-batch", json=b).raise_for_status()
+    t = time.perf_counter()
+    with cf.ThreadPoolExecutor(conc) as ex:
+        list(ex.map(post, bodies))
+    dt = time.perf_counter() - t
+    import resource; rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"land_s": dt, "rss_mb": rss_mb, "run_ids": ids}))
+    """
+)
+
+MLRELAY = textwrap.dedent(
+    """
+    import sys, time, json
+    import mlrelay.fluent as ml
+    uri, N, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    ml.set_tracking_uri(uri)
+    per = N // runs
+    ids = []
+    t = time.perf_counter()
+    for r in range(runs):
+        with ml.start_run() as run:
+            for i in range(per):
+                ml.log_metric("loss", 1.0 / (i + 1), step=i)
+        ids.append(run.info.run_id)
+    landed = ml.flush(1800)
+    land_s = time.perf_counter() - t
+    import resource; rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"land_s": land_s, "landed": landed, "rss_mb": rss_mb, "run_ids": ids}))
+    """
+)
+
+MLFLOW = textwrap.dedent(
+    """
+    import sys, time, json
+    import mlflow
+    uri, N, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    mlflow.set_tracking_uri(uri)
+    per = N // runs
+    ids = []
+    t = time.perf_counter()
+    for r in range(runs):
+        with mlflow.start_run() as run:
+            for i in range(per):
+                mlflow.log_metric("loss", 1.0 / (i + 1), step=i, synchronous=False)
+        ids.append(run.info.run_id)
+    mlflow.flush_async_logging()
+    land_s = time.perf_counter() - t
+    import resource; rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"land_s": land_s, "rss_mb": rss_mb, "run_ids": ids}))
+    """
+)
+
+
+def _run(code: str, *args: str, env: dict[str, str] | None = None) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=3600,
+        env=child_env(**(env or {})),
+    )
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _landed(uri: str, run_ids: list[str], per_run: int) -> int:
+    """Points of ``loss`` on the server across the runs; raises if a step is missing or
+    twice in a run."""
+    total = 0
+    with mlrelay.Client(tracking_uri=uri) as client:
+        for run_id in run_ids:
+            steps = sorted(m.step for m in client.get_metric_history(run_id, "loss"))
+            if steps != list(range(per_run)):
+                raise SystemExit(f"run {run_id}: {len(steps)} points, not steps 0..{per_run - 1}")
+            total += len(steps)
+    return total
+
+
+@contextmanager
+def production_server(workdir: Path) -> Iterator[tuple[RunningServer, dict[str, str]]]:
+    """PostgreSQL, moto's S3 and ``mlflow server --workers 4`` proxying artifacts to S3;
+    the server and the S3 environment."""
+    with (
+        postgres_server(workdir / "pg") as pg,
+        moto_server(workdir / "s3", buckets=(BUCKET,)) as s3,
+        mlflow_server(
+            workdir / "mlflow",
+            backend_store_uri=pg.create_database("mlflow_scale"),
+            workers=4,
+            artifacts=f"s3://{BUCKET}/proxied",
+            env=s3.env,
+        ) as server,
+    ):
+        yield server, s3.env
+
+
+def landing(uri: str, n: int) -> None:
+    """The landing table: raw 1- and 4-connection loops, mlrelay, MLflow async."""
+    per = n // RUNS
+    order = [
+        ("raw 1-connection log-batch loop", RAW, ("1",)),
+        ("raw 4-connection log-batch loop", RAW, ("4",)),
+        ("mlrelay (log calls, end_run, flush)", MLRELAY, ()),
+        ("MLflow synchronous=False", MLFLOW, ()),
+    ]
+    results = {}
+    for label, code, extra in order:
+        r = _run(code, uri, str(n), str(RUNS), *extra)
+        r["landed_n"] = _landed(uri, list(r["run_ids"]), per)  # type: ignore[call-overload]
+        results[label] = r
+        print(f"  {label}: {r['land_s']:.2f} s", flush=True)
+    one = float(results[order[0][0]]["land_s"])  # type: ignore[arg-type]
+    four = float(results[order[1][0]]["land_s"])  # type: ignore[arg-type]
+    print(f"\nLanding {n:,} points across {RUNS} runs (PostgreSQL, --workers 4)")
+    print(
+        f"{'client':<40} {'landed':>10} {'seconds':>8} {'vs 1-conn':>10} {'vs 4-conn':>10} "
+        f"{'RSS MB':>7}"
+    )
+    for label, _, _ in order:
+        r = results[label]
+        s = float(r["land_s"])  # type: ignore[arg-type]
+        print(
+            f"{label:<40} {r['landed_n']:>10,} {s:>8.2f} {s / one:>9.2f}x {s / four:>9.2f}x "
+            f"{float(r['rss_mb']):>7.0f}"  # type: ignore[arg-type]
+        )
+
+
+def writers(uri: str, counts: list[int], workdir: Path) -> None:
+    """The writers table (benchmarks/writers.py's measurement against this server)."""
+    import writers as w
+
+    n = 20_000
+    print(f"\n{n:,} points per writer process, one shared journal (PostgreSQL, --workers 4)")
+    print(
+        f"{'writers':>7} {'p50 us (median/worst)':>22} {'p99 us (median/worst)':>22} "
+        f"{'landed':>10} {'seconds':>8} {'points/s':>9}"
+    )
+    for count in counts:
+        r = w._measure(uri, n, count, workdir)
+        print(
+            f"{count:>7} {r['p50_median']:>10.2f} / {r['p50_worst']:<9.2f} "
+            f"{r['p99_median']:>10.2f} / {r['p99_worst']:<9.2f} {int(r['landed']):>10,} "
+            f"{r['seconds']:>8.1f} {r['landed'] / r['seconds']:>9,.0f}",
+            flush=True,
+        )
+
+
+def main() -> None:
+    """Start the production-shaped server once and print every table against it."""
+    args = sys.argv[1:]
+    counts = [1, 16, 64]
+    if "--writers" in args:
+        at = args.index("--writers")
+        tail = [a for a in args[at + 1 :] if a.isdigit()]
+        counts = [int(a) for a in tail]
+        args = args[:at] + args[at + 1 + len(tail) :]
+    flags = {a for a in args if a.startswith("--")}
+    numbers = [a for a in args if not a.startswith("--")]
+    n = int(numbers[0]) if numbers else 1_000_000
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        with production_server(workdir) as (server, _s3_env):
+            landing(server.url, n)
+            if "--skip-writers" not in flags:
+                writers(server.url, counts, workdir)
+        if "--skip-artifacts" not in flags:
+            import s3_artifacts
+
+            s3_artifacts.main()
+
+
+if __name__ == "__main__":
+    main()
