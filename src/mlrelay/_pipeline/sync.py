@@ -19,7 +19,9 @@ is sent once, and the run is ended as usual; each result says what was lost.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
+import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -36,8 +38,9 @@ from mlrelay._errors import (
     without_userinfo,
 )
 
+from .flow import Workers
 from .journal import Journal, RunRecord, journal_error
-from .sender import Progress, RunSender
+from .sender import RUNS_AT_ONCE, Progress, RunSender
 
 if TYPE_CHECKING:
     from mlrelay.client import Client
@@ -211,12 +214,14 @@ class _Syncer:
         self.sender = RunSender(journal)
         self.clients: dict[str, Client] = {}
         self.down: dict[str, str] = {}
+        self._lock = threading.Lock()  # runs are synced several at once
 
     def client(self, destination: str) -> Client:
-        client = self.clients.get(destination)
-        if client is None:
-            client = self.clients[destination] = self.client_for(destination)
-            _know_server(self.journal, client, destination)
+        with self._lock:
+            client = self.clients.get(destination)
+            if client is None:
+                client = self.clients[destination] = self.client_for(destination)
+                _know_server(self.journal, client, destination)
         return client
 
     def sync_one(self, item: PlannedRun) -> RunResult:
@@ -313,13 +318,18 @@ def run_sync(
     remaining runs (they are reported with the reason); other servers go on.
     """
     syncer = _Syncer(journal, client_for, progress, retry_rejected)
+    # Several runs at once (each claimed, sent and released on a thread of its own); the
+    # results are reported in the planned order.
+    workers = Workers(RUNS_AT_ONCE, "mlrelay-sync")
     results = []
     try:
-        for item in planned:
-            result = syncer.sync_one(item)
+        calls = [workers.submit(functools.partial(syncer.sync_one, item)) for item in planned]
+        for call in calls:
+            result = call.wait(threading.Event())
             results.append(result)
             if on_run is not None:
                 on_run(result)
     finally:
+        workers.close()
         syncer.close()
     return results
