@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -207,16 +208,22 @@ class ProdServer:
     S3 bucket under ``prefix``, moved by the server (``proxied``) or by the clients."""
 
     server: RunningServer
+    postgres: PostgresServer
+    database: str
     s3: S3Store
     bucket: str
     prefix: str
-    database_uri: str
     proxied: bool
 
     @property
     def url(self) -> str:
         """The server's base URL."""
         return self.server.url
+
+    @property
+    def database_uri(self) -> str:
+        """The server's ``--backend-store-uri``."""
+        return self.postgres.uri(self.database)
 
     @property
     def artifact_root(self) -> str:
@@ -228,38 +235,48 @@ class ProdServer:
         """The environment an S3 client needs for the bucket (endpoint and test credentials)."""
         return self.s3.env
 
-    def object_keys(self) -> list[str]:
-        """The keys stored under ``prefix`` in the bucket right now, sorted."""
+    def s3_client(self) -> Any:
+        """A boto3 S3 client for the bucket."""
         import boto3
 
         env = self.s3_env
-        client = boto3.client(
+        return boto3.client(
             "s3",
             endpoint_url=env["MLFLOW_S3_ENDPOINT_URL"],
             aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
             region_name=env["AWS_DEFAULT_REGION"],
         )
-        pages = client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=f"{self.prefix}/"
+
+    def object_keys(self) -> list[str]:
+        """The keys stored under ``prefix`` in the bucket right now, sorted."""
+        pages = (
+            self.s3_client()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=self.bucket, Prefix=f"{self.prefix}/")
         )
         return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+
+    def read_object(self, key: str) -> bytes:
+        """The bytes stored under ``key`` in the bucket."""
+        body: bytes = self.s3_client().get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        return body
 
 
 @contextlib.contextmanager
 def _prod_server(
     workdir: Path, postgres: PostgresServer, s3: S3Store, prefix: str, *, proxied: bool
 ) -> Iterator[ProdServer]:
-    database_uri = postgres.create_database(f"mlflow_{prefix}")
+    database = f"mlflow_{prefix}"
     with mlflow_server(
         workdir,
-        backend_store_uri=database_uri,
+        backend_store_uri=postgres.create_database(database),
         workers=PROD_WORKERS,
         artifacts=f"s3://{S3_BUCKET}/{prefix}",
         serve_artifacts=proxied,
         env=s3.env,
     ) as server:
-        yield ProdServer(server, s3, S3_BUCKET, prefix, database_uri, proxied)
+        yield ProdServer(server, postgres, database, s3, S3_BUCKET, prefix, proxied)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from mlrelay import fluent
+from tests._servers import RunningServer
+from tests.conftest import ProdServer
 
 
 @pytest.fixture(autouse=True)
@@ -15,3 +17,17 @@ def _fresh_fluent_state() -> Iterator[None]:
     fluent._reset()
     yield
     fluent._reset()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("mlflow_real", id="sqlite"),
+        pytest.param("mlflow_prod", id="postgres-4-workers-s3"),
+    ]
+)
+def tracking_server(request: pytest.FixtureRequest) -> RunningServer | ProdServer:
+    """The acceptance tests' server, each in turn: the one-worker sqlite server with artifacts
+    on local disk, and the production-shaped one (PostgreSQL, four workers, artifacts proxied
+    to S3)."""
+    server: RunningServer | ProdServer = request.getfixturevalue(request.param)
+    return server

@@ -28,6 +28,7 @@ from mlrelay import cli
 from tests._env import child_env
 from tests._servers import RunningServer, free_port, mlflow_server
 from tests._timing import deadline, slack
+from tests.conftest import ProdServer
 
 pytestmark = pytest.mark.real
 
@@ -139,17 +140,19 @@ def _assert_landed_once(url: str, experiment: str, checkpoints: list[tuple[int, 
 
 
 def test_kill_9_offline_then_sync_lands_every_point_once(
-    mlflow_real: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tracking_server: RunningServer | ProdServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Offline logger killed 2,000 steps in; `mlrelay sync` lands every point logged well
     before the kill exactly once, the run exists once, and it ends KILLED."""
     home = tmp_path / "home"
-    checkpoints = _kill_after_logging(home, mlflow_real.url, "kill-offline", MLRELAY_MODE="offline")
+    checkpoints = _kill_after_logging(
+        home, tracking_server.url, "kill-offline", MLRELAY_MODE="offline"
+    )
     assert len(checkpoints) > 50
     monkeypatch.setenv("MLRELAY_HOME", str(home))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_real.url)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server.url)
     assert cli.main(["sync"], out=(out := _Out())) == 0, out.text
-    _assert_landed_once(mlflow_real.url, "kill-offline", checkpoints)
+    _assert_landed_once(tracking_server.url, "kill-offline", checkpoints)
     assert cli.main(["sync"], out=(again := _Out())) == 0
     assert "Nothing to sync" in again.text
 
@@ -186,13 +189,13 @@ OFFLINE_RUNS = textwrap.dedent(
 
 
 def test_sync_killed_five_times_then_completed_lands_everything_once(
-    mlflow_real: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tracking_server: RunningServer | ProdServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`mlrelay sync` SIGKILLed at random moments five times, then run to the end: each run
     exists once and each point once."""
     home = tmp_path / "home"
     n = 15_000  # about 6 s of sending: five kills within 1.2 s each never reach the end
-    env = _env(home, mlflow_real.url, MLRELAY_MODE="offline")
+    env = _env(home, tracking_server.url, MLRELAY_MODE="offline")
     made = subprocess.run(
         [sys.executable, "-c", OFFLINE_RUNS, "sync-kill", str(n)],
         env=env,
@@ -221,12 +224,12 @@ def test_sync_killed_five_times_then_completed_lands_everything_once(
             pytest.fail(f"sync finished before kill {attempt + 1} (seed {seed}); make it larger")
     monkeypatch.setenv("MLRELAY_HOME", str(home))
     assert cli.main(["sync"], out=(out := _Out())) == 0, f"seed {seed}: {out.text}"
-    runs = _runs(mlflow_real.url, "sync-kill")
+    runs = _runs(tracking_server.url, "sync-kill")
     assert sorted(r["info"]["run_name"] for r in runs) == ["run-0", "run-1", "run-2"], seed  # type: ignore[index]
     for run in runs:
         info = run["info"]
         assert info["status"] == "FINISHED"  # type: ignore[index]
-        steps = [int(p["step"]) for p in _history(mlflow_real.url, info["run_id"], "m")]  # type: ignore[index, arg-type, call-overload]
+        steps = [int(p["step"]) for p in _history(tracking_server.url, info["run_id"], "m")]  # type: ignore[index, arg-type, call-overload]
         assert sorted(steps) == list(range(n)), f"seed {seed}: duplicates or gaps"
 
 
@@ -314,7 +317,7 @@ ARTIFACTS = textwrap.dedent(
 
 
 def test_offline_artifacts_are_copied_when_logged_and_uploaded_by_sync(
-    mlflow_real: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tracking_server: RunningServer | ProdServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Artifacts logged offline are copied into the journal at log time (a later edit of the
     file does not change them) and `mlrelay sync` uploads them through the server's proxy."""
@@ -323,7 +326,7 @@ def test_offline_artifacts_are_copied_when_logged_and_uploaded_by_sync(
     work.mkdir()
     proc = subprocess.run(
         [sys.executable, "-c", ARTIFACTS, str(work)],
-        env=_env(home, mlflow_real.url, MLRELAY_MODE="offline"),
+        env=_env(home, tracking_server.url, MLRELAY_MODE="offline"),
         capture_output=True,
         text=True,
         timeout=deadline(120),
@@ -333,11 +336,11 @@ def test_offline_artifacts_are_copied_when_logged_and_uploaded_by_sync(
     assert all(p.stat().st_mode & 0o077 == 0 for p in blobs)  # private copies
     monkeypatch.setenv("MLRELAY_HOME", str(home))
     assert cli.main(["sync"], out=(out := _Out())) == 0, out.text
-    [run] = _runs(mlflow_real.url, "artifacts-offline")
+    [run] = _runs(tracking_server.url, "artifacts-offline")
     root = run["info"]["artifact_uri"].split(":", 1)[1].strip("/")  # type: ignore[index, union-attr]
 
     def fetch(path: str) -> str:
-        r = httpx.get(f"{mlflow_real.url}/api/2.0/mlflow-artifacts/artifacts/{root}/{path}")
+        r = httpx.get(f"{tracking_server.url}/api/2.0/mlflow-artifacts/artifacts/{root}/{path}")
         r.raise_for_status()
         return r.text
 
@@ -347,6 +350,10 @@ def test_offline_artifacts_are_copied_when_logged_and_uploaded_by_sync(
     assert fetch("texts/hello.txt") == "hello"
     assert json.loads(fetch("config.json")) == {"lr": 0.1}
     assert run["info"]["status"] == "FINISHED"  # type: ignore[index]
+    if isinstance(tracking_server, ProdServer):  # the proxy put them in the bucket
+        files = ["config.json", "docs/notes.txt", "texts/hello.txt", "tree/a.txt", "tree/sub/b.txt"]
+        run_keys = [k for k in tracking_server.object_keys() if f"/{root}/" in k]
+        assert run_keys == [f"{tracking_server.prefix}/{root}/{f}" for f in files]
 
 
 def test_artifacts_outside_the_proxy_are_a_clear_error(

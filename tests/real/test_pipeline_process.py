@@ -17,6 +17,7 @@ from mlrelay import cli
 from tests._env import child_env
 from tests._servers import RunningServer
 from tests._timing import deadline, slack
+from tests.conftest import ProdServer
 
 SCRIPT = textwrap.dedent(
     """
@@ -40,12 +41,12 @@ def _env(uri: str, home: Path, **extra: str) -> dict[str, str]:
 
 @pytest.mark.real
 def test_normal_exit_lands_every_point_and_finishes_the_run(
-    mlflow_real: RunningServer, tmp_path: Path
+    tracking_server: RunningServer | ProdServer, tmp_path: Path
 ) -> None:
     """10,000 points logged by a script that just exits all land; the run ends FINISHED."""
     # Exit sends for at most MLRELAY_EXIT_TIMEOUT (10 s); how much fits in that depends on
     # the machine, so the test gives exit a scaled limit: it checks that exit delivers.
-    env = _env(mlflow_real.url, tmp_path, MLRELAY_EXIT_TIMEOUT=str(deadline(60)))
+    env = _env(tracking_server.url, tmp_path, MLRELAY_EXIT_TIMEOUT=str(deadline(60)))
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT.format(n=10_000), "exit-normally"],
         env=env,
@@ -55,7 +56,7 @@ def test_normal_exit_lands_every_point_and_finishes_the_run(
         check=True,
     )
     run_id = result.stdout.split()[1]
-    with mlrelay.Client(tracking_uri=mlflow_real.url) as c:
+    with mlrelay.Client(tracking_uri=tracking_server.url) as c:
         assert len(c.get_metric_history(run_id, "m")) == 10_000
         assert c.get_run(run_id).info.status == "FINISHED"
     assert "not yet delivered" not in result.stderr
