@@ -23,6 +23,7 @@ Each client runs in its own fresh process. Absolute times drift on shared machin
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -155,7 +156,7 @@ def production_server(workdir: Path) -> Iterator[tuple[RunningServer, dict[str, 
         yield server, s3.env
 
 
-def landing(uri: str, n: int) -> None:
+def landing(uri: str, n: int, workdir: Path) -> None:
     """The landing table: raw 1- and 4-connection loops, mlrelay, MLflow async."""
     per = n // RUNS
     order = [
@@ -165,8 +166,8 @@ def landing(uri: str, n: int) -> None:
         ("MLflow synchronous=False", MLFLOW, ()),
     ]
     results = {}
-    for label, code, extra in order:
-        r = _run(code, uri, str(n), str(RUNS), *extra)
+    for k, (label, code, extra) in enumerate(order):
+        r = _run(code, uri, str(n), str(RUNS), *extra, env={"MLRELAY_HOME": str(workdir / f"h{k}")})
         r["landed_n"] = _landed(uri, list(r["run_ids"]), per)  # type: ignore[call-overload]
         results[label] = r
         print(f"  {label}: {r['land_s']:.2f} s", flush=True)
@@ -208,6 +209,9 @@ def writers(uri: str, counts: list[int], workdir: Path) -> None:
 
 def main() -> None:
     """Start the production-shaped server once and print every table against it."""
+    # A SIGTERM (timeout, CI) unwinds the servers' context managers instead of leaving
+    # PostgreSQL and the MLflow workers running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = sys.argv[1:]
     counts = [1, 16, 64]
     if "--writers" in args:
@@ -221,7 +225,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         with production_server(workdir) as (server, _s3_env):
-            landing(server.url, n)
+            landing(server.url, n, workdir)
             if "--skip-writers" not in flags:
                 writers(server.url, counts, workdir)
         if "--skip-artifacts" not in flags:
