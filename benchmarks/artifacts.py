@@ -30,10 +30,10 @@ CHILD = textwrap.dedent(
     """
     import json, sys, time
     import mlrelay
-    from mlrelay import _artifacts
+    from mlrelay._stores import proxy
     uri, path, out, multipart = sys.argv[1:5]
     if multipart == "1":
-        _artifacts.MULTIPART_MIN_BYTES = 1 << 20  # the server offers it: every file in parts
+        proxy.MULTIPART_MIN_BYTES = 1 << 20  # the server offers it: every file in parts
     with mlrelay.Client(tracking_uri=uri, timeout=600) as client:
         run_id = client.create_run("0").info.run_id
         t = time.perf_counter()
@@ -59,20 +59,27 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def measure(uri: str, mib: int, workdir: Path, *, multipart: bool = False) -> dict[str, object]:
+def measure(
+    uri: str,
+    mib: int,
+    workdir: Path,
+    *,
+    multipart: bool = False,
+    env: dict[str, str] | None = None,
+) -> dict[str, object]:
     """Write ``mib`` MiB of random bytes, send them up and back in a child process (in parts
-    when ``multipart`` and the server offers them)."""
+    when ``multipart`` and the server offers them); ``env`` is added to the child's
+    environment (an s3:// endpoint and credentials)."""
     src = workdir / "blob.bin"
     with src.open("wb") as f:
         for _ in range(mib):
             f.write(os.urandom(1 << 20))
     out = workdir / "down"
     out.mkdir()
-    env = child_env()
     result = json.loads(
         subprocess.run(
             [sys.executable, "-c", CHILD, uri, str(src), str(out), "1" if multipart else "0"],
-            env=env,
+            env=child_env(**(env or {})),
             check=True,
             capture_output=True,
             text=True,

@@ -40,6 +40,7 @@ Invalid values raise :class:`~mlrelay.ConfigurationError` naming the variable, t
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -225,6 +226,47 @@ def _parse_bytes(raw: object) -> int:
     if isinstance(raw, bool) or not number.isdigit() or int(number) <= 0:
         raise _Invalid("is not a size such as 500000000, 500M or 2G")
     return int(number) * _BYTE_UNITS[unit]
+
+
+_MAX_CONCURRENCY = 64
+
+
+def _parse_concurrency(raw: object) -> int:
+    text = str(raw).strip()
+    if isinstance(raw, bool) or not text.isdigit() or not 1 <= int(text) <= _MAX_CONCURRENCY:
+        raise _Invalid(f"is not a whole number from 1 to {_MAX_CONCURRENCY}")
+    return int(text)
+
+
+_ADDRESSING_STYLES = ("auto", "path", "virtual")
+
+
+def _parse_addressing_style(raw: object) -> str:
+    style = _parse_text(raw).lower()
+    if style not in _ADDRESSING_STYLES:
+        raise _Invalid(f"is not one of {', '.join(_ADDRESSING_STYLES)}")
+    return style
+
+
+def _parse_endpoint(raw: object) -> str:
+    """An object store's endpoint: an http(s) URL with a host, without a trailing /."""
+    uri = _parse_text(raw)
+    parts = urlsplit(uri)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise _Invalid("is not an http:// or https:// URL such as http://127.0.0.1:9000")
+    return uri.rstrip("/")
+
+
+def _parse_json_object(raw: object) -> SecretStr:
+    """A JSON object, kept as secret text: upload arguments can hold keys (SSECustomerKey)."""
+    text = _parse_secret(raw).get_secret_value().strip()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise _Invalid('is not a JSON object such as {"ServerSideEncryption": "AES256"}')
+    return SecretStr(text)
 
 
 def _parse_mode(raw: object) -> str:
@@ -456,6 +498,59 @@ REGISTRY: tuple[Setting, ...] = (
         "reclaimed, then new entries are refused and counted (mlrelay status).",
     ),
     Setting(
+        "s3_endpoint_url",
+        ("MLFLOW_S3_ENDPOINT_URL",),
+        _parse_endpoint,
+        None,
+        "S3-compatible endpoint for runs whose artifacts are in s3:// (MinIO, Ceph...); "
+        "AWS's when unset.",
+    ),
+    Setting(
+        "s3_ignore_tls",
+        ("MLFLOW_S3_IGNORE_TLS",),
+        _parse_bool,
+        False,
+        "Skip TLS certificate verification of the s3:// endpoint.",
+    ),
+    Setting(
+        "s3_addressing_style",
+        ("MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE",),
+        _parse_addressing_style,
+        "auto",
+        "S3 bucket addressing: auto, path or virtual.",
+    ),
+    Setting(
+        "s3_upload_extra_args",
+        ("MLFLOW_S3_UPLOAD_EXTRA_ARGS",),
+        _parse_json_object,
+        None,
+        'Extra arguments of every s3:// upload, a JSON object such as {"ServerSideEncryption": '
+        '"AES256"}.',
+        secret=True,
+    ),
+    Setting(
+        "s3_multipart_threshold",
+        ("MLRELAY_S3_MULTIPART_THRESHOLD",),
+        _parse_bytes,
+        8 << 20,
+        "Files from this size go to s3:// in parts (e.g. 64M).",
+    ),
+    Setting(
+        "s3_multipart_chunksize",
+        ("MLRELAY_S3_MULTIPART_CHUNKSIZE",),
+        _parse_bytes,
+        8 << 20,
+        "The size of one part of an s3:// upload (at least 5M; more when a file needs over "
+        "10,000).",
+    ),
+    Setting(
+        "s3_max_concurrency",
+        ("MLRELAY_S3_MAX_CONCURRENCY",),
+        _parse_concurrency,
+        10,
+        "Parts of one s3:// file sent or received at the same time (1 to 64).",
+    ),
+    Setting(
         "dagshub_host",
         ("DAGSHUB_CLIENT_HOST",),
         _parse_uri,
@@ -519,6 +614,13 @@ class Settings(BaseModel):
     strict: bool
     log_environment: bool
     max_journal_bytes: int | None
+    s3_endpoint_url: str | None
+    s3_ignore_tls: bool
+    s3_addressing_style: Literal["auto", "path", "virtual"]
+    s3_upload_extra_args: SecretStr | None
+    s3_multipart_threshold: int
+    s3_multipart_chunksize: int
+    s3_max_concurrency: int
     dagshub_host: str | None
     dagshub_token: SecretStr | None
     sources: dict[str, str]

@@ -5,7 +5,8 @@ whether a response arrived::
 
     MlrelayError                      also ``mlrelay.exceptions.MlflowException``
     ├── ConfigurationError            bad or missing local settings (names the variable)
-    │   ├── ArtifactsNotProxiedError  the run's artifacts are not served by the tracking server
+    │   ├── ArtifactsNotProxiedError  the run's artifacts are in a store mlrelay cannot reach
+    │   ├── MissingExtraError         a feature needs an optional extra (names the pip command)
     │   └── TLSVerificationError      the server's certificate is not trusted (names the setting)
     ├── ValidationError               bad input caught before sending (names key, problem, limit)
     ├── RegistryNotSupportedError     the server has no model registry
@@ -62,6 +63,7 @@ __all__ = [
     "JournalDamagedError",
     "JournalError",
     "JournalVersionError",
+    "MissingExtraError",
     "MlrelayError",
     "ModelRegistrationError",
     "NotFoundError",
@@ -76,6 +78,7 @@ __all__ = [
     "ValidationError",
     "error_for_status",
     "redact_url",
+    "status_error",
     "without_userinfo",
     "wrong_address",
 ]
@@ -175,9 +178,9 @@ class ValidationError(MlrelayError, ValueError):
 
 
 class ArtifactsNotProxiedError(ConfigurationError):
-    """A run keeps its artifacts where only the server (or a cloud client) can write
-    (``s3://``, ``gs://``, a path on the server's disk), not behind the tracking server's
-    artifact proxy, which is the only way mlrelay uploads.
+    """A run keeps its artifacts where mlrelay cannot write: not behind the tracking server's
+    artifact proxy (``mlflow-artifacts:/``) and not in a store mlrelay writes directly
+    (``s3://``), but in ``gs://``, ``wasbs://``, a path on the server's disk, ...
 
     Attributes:
         artifact_uri: the run's artifact location.
@@ -186,6 +189,21 @@ class ArtifactsNotProxiedError(ConfigurationError):
     def __init__(self, message: str, *, artifact_uri: str) -> None:
         super().__init__(message)
         self.artifact_uri = artifact_uri
+
+
+class MissingExtraError(ConfigurationError):
+    """A feature needs a library of one of mlrelay's optional extras, and it is not
+    installed; the message names the command that installs it (``pip install 'mlrelay[s3]'``).
+
+    Attributes:
+        extra: the extra's name (``"s3"``).
+        package: the missing library (``"boto3"``).
+    """
+
+    def __init__(self, message: str, *, extra: str, package: str) -> None:
+        super().__init__(message)
+        self.extra = extra
+        self.package = package
 
 
 class _RequestFailure(MlrelayError):
@@ -471,12 +489,38 @@ def error_for_status(
         An :class:`APIStatusError` subclass instance, ready to raise.
     """
     code, server_message = _parse_body(body)
-    cls = _BY_ERROR_CODE.get(code) if code else None
+    return status_error(
+        method=method,
+        url=url,
+        status_code=status_code,
+        error_code=code,
+        server_message=server_message,
+        request_id=request_id,
+        retry_after=retry_after,
+    )
+
+
+def status_error(
+    *,
+    method: str,
+    url: str,
+    status_code: int,
+    error_code: str | None,
+    server_message: str,
+    request_id: str | None = None,
+    retry_after: float | None = None,
+) -> APIStatusError:
+    """Build the exception for a non-success answer whose ``error_code`` (MLflow's name,
+    None when the answer had none) and message are known: the code decides the class
+    first, the HTTP status when the code is absent or unknown. :func:`error_for_status`
+    reads both from an HTTP body; a direct artifact store maps its own codes to MLflow's.
+    """
+    cls = _BY_ERROR_CODE.get(error_code) if error_code else None
     if cls is None:
         cls = _class_for_status(status_code)
-    error_code = code or _CODE_FOR_STATUS.get(status_code, f"HTTP_{status_code}")
+    code = error_code or _CODE_FOR_STATUS.get(status_code, f"HTTP_{status_code}")
     safe_url = redact_url(url)
-    message = f"{method} {safe_url} failed with HTTP {status_code} {error_code}: {server_message}"
+    message = f"{method} {safe_url} failed with HTTP {status_code} {code}: {server_message}"
     if request_id:
         message += f" (request id {request_id})"
     return cls(
@@ -484,7 +528,7 @@ def error_for_status(
         method=method,
         url=safe_url,
         status_code=status_code,
-        error_code=error_code,
+        error_code=code,
         server_message=server_message,
         request_id=request_id,
         retry_after=retry_after,

@@ -180,7 +180,8 @@ class LoggedModelReads:
         (paths relative to the model's root, as MLflow lists them).
 
         Raises:
-            ArtifactsNotProxiedError: the model's files are not served by the tracking server.
+            ArtifactsNotProxiedError: the model's files are neither served by the tracking
+                server nor in ``s3://``.
         """
         location = self.get_logged_model(model_id).artifact_location
         return self.list_artifacts_at(location, path)

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from ._protocol.entities import Metric, ModelVersion, Run
     from ._protocol.logged_models import LoggedModel
     from ._protocol.messages import Endpoint, Request, Response
+    from ._stores import ArtifactStore
     from ._transport import Transport
 
 __all__ = ["LoggedModelMethods"]
@@ -73,6 +74,8 @@ class LoggedModelMethods:
     if TYPE_CHECKING:
 
         def capabilities(self) -> Capabilities: ...
+
+        def _artifact_store(self, artifact_uri: str) -> ArtifactStore: ...
 
         def get_run(self, run_id: str) -> Run: ...
 
@@ -366,12 +369,11 @@ class LoggedModelMethods:
     def _upload_logged_model(self, model_id: str, location: str, folder: Path) -> None:
         """Upload the folder to the logged model's location and mark it ready; a failed
         upload marks it failed (and raises)."""
-        from ._artifacts import upload_dir
+        from ._stores import upload_dir
 
         finalize = r.logged_model_endpoint("PATCH", model_id)
-        multipart = self.capabilities().multipart_uploads
         try:
-            upload_dir(self._transport, location, folder, None, multipart=multipart)
+            upload_dir(self._artifact_store(location), folder, None)
         except BaseException:
             with contextlib.suppress(Exception):
                 failed = r.FinalizeLoggedModel(

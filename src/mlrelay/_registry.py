@@ -192,6 +192,10 @@ class RegistryMethods:
 
         def list_run_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]: ...
 
+        def download_artifacts_at(
+            self, artifact_uri: str, path: str = "", dst_path: str | None = None
+        ) -> str: ...
+
         def run_logged_model(
             self, run_id: str, name: str, *, experiment_id: str | None = None
         ) -> r.LoggedModelInfo | None: ...
@@ -558,7 +562,6 @@ class RegistryMethods:
             ValidationError: the URI has another form.
             NotFoundError: no such model, version, alias or run.
         """
-        from ._artifacts import download
         from ._formats.models import write_registered_model_meta
 
         meta: tuple[str | None, str | None] | None = None
@@ -569,8 +572,8 @@ class RegistryMethods:
             location = self.model_location(model_uri)
         if location.startswith("models:/"):  # a version registered from a logged model
             location = self.model_location(location)
-        dst = Path(dst_path) if dst_path else Path(tempfile.mkdtemp(prefix="mlrelay-model-"))
-        folder = download(self._transport, location, "", dst)
+        dst = dst_path or tempfile.mkdtemp(prefix="mlrelay-model-")
+        folder = self.download_artifacts_at(location, "", dst)
         if meta is not None and (Path(folder) / "MLmodel").is_file():
             write_registered_model_meta(Path(folder), *meta)
         return str(folder)

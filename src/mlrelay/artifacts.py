@@ -2,9 +2,9 @@
 
 ``download_artifacts``, ``list_artifacts``, ``load_text`` and ``load_dict`` take what
 MLflow's take: an ``artifact_uri`` (``runs:/<run_id>/<path>``, ``models:/<name>/<version>``,
-``models:/<name>@<alias>``, ``models:/<model_id>``, ``mlflow-artifacts:/...``, or a local
-path) or a ``run_id`` with an ``artifact_path``. Paths come out as MLflow's do: for a URI,
-relative to the folder the URI's last part is in (``runs:/<id>/model`` lists
+``models:/<name>@<alias>``, ``models:/<model_id>``, ``mlflow-artifacts:/...``, ``s3://...``,
+or a local path) or a ``run_id`` with an ``artifact_path``. Paths come out as MLflow's do:
+for a URI, relative to the folder the URI's last part is in (``runs:/<id>/model`` lists
 ``model/MLmodel``, and downloads to ``<dst_path>/model``).
 
 They ask the server when called, through the fluent API's client (or one for
@@ -16,8 +16,10 @@ Raises (every function):
     ValidationError: both or neither of ``artifact_uri`` and ``run_id``, or ``artifact_path``
         with ``artifact_uri``.
     NotFoundError: nothing exists there.
-    ArtifactsNotProxiedError: the location is not served by the tracking server (``s3://``,
-        ...), which mlrelay does not read directly.
+    ArtifactsNotProxiedError: the location is neither served by the tracking server nor in
+        ``s3://`` (``gs://``, a path on the server's disk...), which mlrelay does not read.
+    MissingExtraError: the location is in ``s3://`` and boto3 is not installed
+        (``pip install 'mlrelay[s3]'``).
 """
 
 from __future__ import annotations

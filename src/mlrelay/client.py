@@ -52,9 +52,11 @@ from ._protocol.entities import (
     ViewType,
 )
 from ._registry import RegistryMethods
+from ._stores import Stores
 
 if TYPE_CHECKING:
     from ._capabilities import Capabilities
+    from ._stores import ArtifactStore
 from ._retry import RetryPolicy, call_exactly_once
 from ._transport import API_PREFIX, USER_AGENT, Transport, build_ssl_context
 from ._validation import (
@@ -210,6 +212,8 @@ class Client(RegistryMethods, LoggedModelMethods, LoggedModelReads):
             http_client = _http_client(settings)
         self._http = http_client
         self._artifact_uris: dict[str, str] = {}
+        self._stores = Stores(settings)  # direct artifact stores' connections (s3://)
+        self._owns_stores = True
         self._transport = Transport(
             base_url=settings.tracking_uri, http_client=http_client, retry=policy
         )
@@ -250,6 +254,7 @@ class Client(RegistryMethods, LoggedModelMethods, LoggedModelReads):
             policy = policy.with_changes(budget=retry_budget)
         clone = copy.copy(self)  # shares the settings, the pool and the artifact-URI cache
         clone._owns_http = False  # noqa: SLF001  (same class) the original closes the pool
+        clone._owns_stores = False  # noqa: SLF001  (same class) and the stores' connections
         clone._transport = self._transport.with_options(  # noqa: SLF001  (same class)
             retry=policy, timeout=timeout
         )
@@ -267,9 +272,12 @@ class Client(RegistryMethods, LoggedModelMethods, LoggedModelReads):
         return response.text.strip()[:40] or None
 
     def close(self) -> None:
-        """Close the connection pool, if this client built it."""
+        """Close the connection pool, if this client built it, and the connections to
+        direct artifact stores (not those of the client a ``with_options()`` copy is of)."""
         if self._owns_http:
             self._http.close()
+        if self._owns_stores:
+            self._stores.close()
 
     def __enter__(self) -> Client:
         return self
@@ -774,27 +782,40 @@ class Client(RegistryMethods, LoggedModelMethods, LoggedModelReads):
             cache[run_id] = uri
         return uri
 
+    def _artifact_store(self, artifact_uri: str) -> ArtifactStore:
+        """The store of an artifact location: the server's proxy for ``mlflow-artifacts:``,
+        boto3 for ``s3://`` (see :mod:`mlrelay._stores`).
+
+        Raises:
+            ArtifactsNotProxiedError: no store mlrelay has serves the location.
+            MissingExtraError: the store's optional library is not installed.
+        """
+        return self._stores.open(
+            artifact_uri, self._transport, lambda: self.capabilities().multipart_uploads
+        )
+
     def log_artifact(self, run_id: str, local_path: str, artifact_path: str | None = None) -> None:
-        """Upload a file to the run's artifacts (under ``artifact_path``), streamed from disk.
+        """Upload a file to the run's artifacts (under ``artifact_path``), streamed from disk:
+        through the server's artifact proxy, or straight to the bucket for a run whose
+        artifacts are in ``s3://`` (as MLflow's client does).
 
         Safe to repeat: the same file lands at the same place, whole. Large files go in
-        parts when the server offers multipart uploads; a connection lost mid-file sends
-        that file (or part) again.
+        parts (proxy: when the server offers multipart uploads; s3: from
+        ``MLRELAY_S3_MULTIPART_THRESHOLD``); a connection lost mid-file sends that file (or
+        part) again.
 
         Raises:
             ValidationError: the path is not a file, or ``artifact_path`` leaves the run's
                 artifacts.
-            ArtifactsNotProxiedError: the run's artifacts are not served by the tracking
-                server (names the location and the server option to set).
+            ArtifactsNotProxiedError: the run's artifacts are neither served by the tracking
+                server nor in ``s3://`` (names the location and the server option to set).
+            MissingExtraError: they are in ``s3://`` and boto3 is not installed
+                (``pip install 'mlrelay[s3]'``).
         """
-        from ._artifacts import upload_file
-
         path = Path(local_path)
         if not path.is_file():
             raise ValidationError(f"{local_path!r} is not an existing file", field="local_path")
-        uri = self._artifact_uri(run_id)
-        multipart = self.capabilities().multipart_uploads
-        upload_file(self._transport, uri, path, artifact_path, multipart=multipart)
+        self._artifact_store(self._artifact_uri(run_id)).upload_file(path, artifact_path)
 
     def log_artifacts(self, run_id: str, local_dir: str, artifact_path: str | None = None) -> None:
         """Upload every file below a directory to the run's artifacts, keeping the tree;
@@ -802,17 +823,16 @@ class Client(RegistryMethods, LoggedModelMethods, LoggedModelReads):
 
         Raises:
             ValidationError: the path is not a directory.
-            ArtifactsNotProxiedError: the run's artifacts are not served by the tracking
-                server.
+            ArtifactsNotProxiedError: the run's artifacts are neither served by the tracking
+                server nor in ``s3://``.
+            MissingExtraError: they are in ``s3://`` and boto3 is not installed.
         """
-        from ._artifacts import upload_dir
+        from ._stores import upload_dir
 
         path = Path(local_dir)
         if not path.is_dir():
             raise ValidationError(f"{local_dir!r} is not an existing directory", field="local_dir")
-        uri = self._artifact_uri(run_id)
-        multipart = self.capabilities().multipart_uploads
-        upload_dir(self._transport, uri, path, artifact_path, multipart=multipart)
+        upload_dir(self._artifact_store(self._artifact_uri(run_id)), path, artifact_path)
 
     def _render_and_upload(
         self, run_id: str, artifact_file: str, render: Callable[[Path], None]
@@ -862,7 +882,12 @@ class Client(RegistryMethods, LoggedModelMethods, LoggedModelReads):
         return found
 
     def list_run_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
-        """The files and directories directly below ``path`` in the run's own artifacts."""
+        """The files and directories directly below ``path`` in the run's own artifacts:
+        the server lists them, or mlrelay itself for a run whose artifacts are in ``s3://``
+        (the server may have no access to that bucket)."""
+        uri = self._artifact_uri(run_id)
+        if self._stores.is_direct(uri):
+            return self.list_artifacts_at(uri, path)
         found: list[FileInfo] = []
         token = None
         while True:
@@ -883,38 +908,33 @@ class Client(RegistryMethods, LoggedModelMethods, LoggedModelReads):
 
     def list_artifacts_at(self, artifact_uri: str, path: str | None = None) -> list[FileInfo]:
         """The files and directories directly below ``path`` in an artifact location such as
-        ``mlflow-artifacts:/1/models/m-.../artifacts`` (paths relative to that location).
+        ``mlflow-artifacts:/1/models/m-.../artifacts`` or ``s3://bucket/1/<run>/artifacts``
+        (paths relative to that location).
 
         Raises:
-            ArtifactsNotProxiedError: the location is not served by the tracking server.
+            ArtifactsNotProxiedError: no store mlrelay has serves the location.
+            MissingExtraError: the store's optional library is not installed.
         """
-        from ._artifacts import list_dir
+        from ._stores import relative
 
-        folder = (path or "").strip("/")
-        return [
-            FileInfo(
-                path="/".join(p for p in (folder, str(f["path"]).rsplit("/", 1)[-1]) if p),
-                is_dir=bool(f.get("is_dir")),
-                file_size=f.get("file_size"),
-            )
-            for f in list_dir(self._transport, artifact_uri, folder)
-        ]
+        return self._artifact_store(artifact_uri).list_dir(relative(path or ""))
 
     def download_artifacts_at(
         self, artifact_uri: str, path: str = "", dst_path: str | None = None
     ) -> str:
         """Download ``path`` (a file or directory; ``""`` for everything) below an artifact
-        location such as ``mlflow-artifacts:/...`` to ``<dst_path>/<path>``; returns that
-        local path (see :meth:`download_artifacts`).
+        location such as ``mlflow-artifacts:/...`` or ``s3://...`` to ``<dst_path>/<path>``;
+        returns that local path (see :meth:`download_artifacts`).
 
         Raises:
             NotFoundError: nothing exists at ``path``.
-            ArtifactsNotProxiedError: the location is not served by the tracking server.
+            ArtifactsNotProxiedError: no store mlrelay has serves the location.
+            MissingExtraError: the store's optional library is not installed.
         """
-        from ._artifacts import download
+        from ._stores import download
 
         dst = Path(dst_path) if dst_path else Path(tempfile.mkdtemp(prefix="mlrelay-"))
-        return str(download(self._transport, artifact_uri, path, dst))
+        return str(download(self._artifact_store(artifact_uri), path, dst))
 
     def download_artifacts(self, run_id: str, path: str, dst_path: str | None = None) -> str:
         """Download an artifact file or directory to ``<dst_path>/<path>``, as MLflow does;
@@ -929,8 +949,9 @@ class Client(RegistryMethods, LoggedModelMethods, LoggedModelReads):
 
         Raises:
             NotFoundError: nothing exists at ``path``.
-            ArtifactsNotProxiedError: the run's artifacts are not served by the tracking
-                server.
+            ArtifactsNotProxiedError: the run's artifacts are neither served by the tracking
+                server nor in ``s3://``.
+            MissingExtraError: they are in ``s3://`` and boto3 is not installed.
         """
         name, _, rest = path.strip("/").partition("/")
         logged = self.run_logged_model(run_id, name) if name else None

@@ -65,10 +65,11 @@ def test_multipart_upload_when_the_server_offers_it(
     """A server that says multipart_uploads_enabled gets large files in parts (create, one
     PUT per part to the URLs it handed out, complete); a part whose connection resets is
     sent again; the assembled artifact is the original. Without the offer: one PUT."""
-    from mlrelay import _artifacts, _capabilities
+    from mlrelay import _capabilities
+    from mlrelay._stores import proxy
 
-    monkeypatch.setattr(_artifacts, "MULTIPART_MIN_BYTES", 1 << 20)
-    monkeypatch.setattr(_artifacts, "PART_BYTES", 1 << 20)
+    monkeypatch.setattr(proxy, "MULTIPART_MIN_BYTES", 1 << 20)
+    monkeypatch.setattr(proxy, "PART_BYTES", 1 << 20)
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom((3 << 20) + 123))
     _capabilities.forget()
@@ -129,10 +130,11 @@ def test_multipart_refused_by_the_store_falls_back_to_one_put(
 ) -> None:
     """As MLflow's client: when mpu/create answers 501 (a store without multipart, as MLflow
     3 on local storage), the file goes in one PUT into its folder and lands intact."""
-    from mlrelay import _artifacts, _capabilities
+    from mlrelay import _capabilities
     from mlrelay._capabilities import Capabilities
+    from mlrelay._stores import proxy
 
-    monkeypatch.setattr(_artifacts, "MULTIPART_MIN_BYTES", 1 << 20)
+    monkeypatch.setattr(proxy, "MULTIPART_MIN_BYTES", 1 << 20)
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom((2 << 20) + 5))
     with MockServer() as server, mlrelay.Client(tracking_uri=server.url) as client:
@@ -153,10 +155,11 @@ def test_multipart_refused_by_the_store_falls_back_to_one_put(
 
 def test_multipart_into_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Parts of a file logged under artifact_path assemble at <artifact_path>/<name>."""
-    from mlrelay import _artifacts, _capabilities
+    from mlrelay import _capabilities
+    from mlrelay._stores import proxy
 
-    monkeypatch.setattr(_artifacts, "MULTIPART_MIN_BYTES", 1 << 20)
-    monkeypatch.setattr(_artifacts, "PART_BYTES", 1 << 20)
+    monkeypatch.setattr(proxy, "MULTIPART_MIN_BYTES", 1 << 20)
+    monkeypatch.setattr(proxy, "PART_BYTES", 1 << 20)
     big = tmp_path / "w.bin"
     big.write_bytes(os.urandom((2 << 20) + 1))
     _capabilities.forget()
@@ -171,14 +174,15 @@ def test_multipart_into_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_a_run_whose_artifacts_are_not_proxied_gets_a_clear_error(tmp_path: Path) -> None:
-    """An experiment with an s3:// location: log_artifact raises ArtifactsNotProxiedError
-    naming the run's URI and --serve-artifacts, and uploads nothing."""
+    """An experiment with a gs:// location (no store of mlrelay's): log_artifact raises
+    ArtifactsNotProxiedError naming the run's URI and --serve-artifacts, and uploads
+    nothing."""
     data = tmp_path / "a.txt"
     data.write_text("a")
     with MockServer() as server, mlrelay.Client(tracking_uri=server.url) as client:
-        exp_id = client.create_experiment("s3-exp", artifact_location="s3://bucket/prefix")
+        exp_id = client.create_experiment("gs-exp", artifact_location="gs://bucket/prefix")
         run = client.create_run(exp_id)
-        assert (run.info.artifact_uri or "").startswith("s3://bucket/prefix")
+        assert (run.info.artifact_uri or "").startswith("gs://bucket/prefix")
         with pytest.raises(mlrelay.ArtifactsNotProxiedError, match="--serve-artifacts") as info:
             client.log_artifact(run.info.run_id, str(data))
         assert info.value.artifact_uri == run.info.artifact_uri

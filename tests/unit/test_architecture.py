@@ -5,6 +5,8 @@ Layers, top to bottom. A module may import its own layer and any lower one, neve
 - ``api``: what users call (``mlrelay``, ``fluent``, ``cli``, ``_fluent_models``, ...);
 - ``pipeline``: the offline-first delivery layer, ``_pipeline`` and everything under it;
 - ``client``: ``client``, ``_registry``, ``_logged_models``, ``_artifacts``, ``_capabilities``;
+- ``stores``: ``_stores`` and below, the artifact stores the client opens by URI scheme (the
+  tracking server's proxy over the transport, s3:// with boto3);
 - ``wire``: ``_transport``, ``_retry``, ``_credentials``, ``_config``;
 - ``base``: no HTTP, no global state (``_errors``, ``_validation``, ``_version``, ``_protocol``,
   ``_formats``, ``_pyfunc``).
@@ -32,7 +34,7 @@ PACKAGE = "mlrelay"
 MAX_FUNCTION_LINES = 60
 
 # Bottom to top: a module may import a module whose layer is at the same index or lower.
-LAYERS = ("base", "wire", "client", "pipeline", "api")
+LAYERS = ("base", "wire", "stores", "client", "pipeline", "api")
 
 # Module name -> layer. "name.*" means the module and everything under it.
 TABLE: dict[str, str] = {
@@ -50,6 +52,7 @@ TABLE: dict[str, str] = {
     "mlrelay._logged_model_api": "client",
     "mlrelay._artifacts": "client",
     "mlrelay._capabilities": "client",
+    "mlrelay._stores.*": "stores",
     "mlrelay._transport": "wire",
     "mlrelay._retry": "wire",
     "mlrelay._credentials": "wire",

@@ -10,15 +10,9 @@ import pytest
 import yaml
 
 import mlrelay
-from mlrelay._artifacts import (
-    artifact_target,
-    proxy_path,
-    rendered,
-    write_dict,
-    write_figure,
-    write_image,
-    write_text,
-)
+from mlrelay._artifacts import rendered, write_dict, write_figure, write_image, write_text
+from mlrelay._stores import artifact_target
+from mlrelay._stores.proxy import proxy_path
 from tests._imports import imports_of
 
 
@@ -92,12 +86,12 @@ def test_rendered_hands_over_the_file_and_its_folder(tmp_path: Path) -> None:
 
 
 def test_proxy_paths_and_the_non_proxied_error() -> None:
-    """mlflow-artifacts URIs map to the proxy; any other location raises
-    ArtifactsNotProxiedError naming it and the server option to set."""
+    """mlflow-artifacts URIs map to the proxy; any other location (s3:// has its own store)
+    raises ArtifactsNotProxiedError naming it and the server option to set."""
     uri = "mlflow-artifacts:/1/abc/artifacts"
     assert proxy_path(uri) == "/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts"
     assert proxy_path("mlflow-artifacts://host:5000/1/abc/artifacts/") == proxy_path(uri)
-    for location in ("s3://bucket/1/abc/artifacts", "/srv/mlruns/1/abc/artifacts"):
+    for location in ("gs://bucket/1/abc/artifacts", "/srv/mlruns/1/abc/artifacts"):
         with pytest.raises(mlrelay.ArtifactsNotProxiedError, match="--serve-artifacts") as info:
             proxy_path(location)
         assert info.value.artifact_uri == location
@@ -117,5 +111,7 @@ def test_artifact_paths_stay_inside_the_run() -> None:
 
 
 def test_artifacts_do_not_import_httpx() -> None:
-    """_artifacts leaves HTTP to the transport: no httpx import anywhere in the module."""
-    assert not [name for name in imports_of("mlrelay._artifacts") if name.startswith("httpx")]
+    """_artifacts and the proxy store leave HTTP to the transport: no httpx import anywhere
+    in them."""
+    for module in ("mlrelay._artifacts", "mlrelay._stores", "mlrelay._stores.proxy"):
+        assert not [name for name in imports_of(module) if name.startswith("httpx")], module

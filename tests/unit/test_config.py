@@ -492,7 +492,8 @@ def _example_lines() -> tuple[list[str], list[str]]:
 
 
 def test_env_example_lists_exactly_the_registry() -> None:
-    """.env.example sets each registry variable once and notes those httpx/dotenv/keyring read."""
+    """.env.example sets each registry variable once and notes those httpx, dotenv, keyring
+    and boto3 read."""
     active, commented = _example_lines()
     assert sorted(active) == sorted(registry_env_names())
     assert len(active) == len(set(active))
@@ -502,6 +503,9 @@ def test_env_example_lists_exactly_the_registry() -> None:
         "SSL_CERT_FILE",
         "PYTHON_DOTENV_DISABLED",
         "PYTHON_KEYRING_BACKEND",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_REGION",
     }
 
 

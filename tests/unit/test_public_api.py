@@ -11,8 +11,8 @@ EXPECTED = [
     "APIConnectionError", "APIError", "APIStatusError", "APITimeoutError", "ActiveRun",
     "ArtifactsNotProxiedError", "AuthenticationError", "BadRequestError", "Client",
     "ConfigurationError", "ConflictError", "Dataset", "DatasetInput", "Experiment", "FileInfo",
-    "InputTag", "JournalDamagedError", "JournalError",
-    "JournalVersionError", "Metric", "MlflowClient", "MlflowException", "MlrelayError", "ModelInfo",
+    "InputTag", "JournalDamagedError", "JournalError", "JournalVersionError", "Metric",
+    "MissingExtraError", "MlflowClient", "MlflowException", "MlrelayError", "ModelInfo",
     "ModelRegistrationError", "ModelVersion", "NotFoundError", "Param", "PermissionDeniedError",
     "RateLimitError", "RegisteredModel", "RegistryNotSupportedError", "ResourceAlreadyExistsError",
     "RetryPolicy", "Run", "RunData", "RunInfo", "RunInputs", "RunTag", "ServerError",
@@ -56,11 +56,11 @@ NAMESPACES = [
 
 
 def test_import_loads_nothing_heavy() -> None:
-    """`import mlrelay` loads neither httpx, pydantic, tenacity, keyring, dotenv, the CLI, nor
-    any of MLflow's namespaces (mlrelay.sklearn, mlrelay.tracking, ...)."""
+    """`import mlrelay` loads neither httpx, pydantic, tenacity, keyring, dotenv, boto3, the
+    CLI, nor any of MLflow's namespaces (mlrelay.sklearn, mlrelay.tracking, ...)."""
     heavy = [
         "httpx", "pydantic", "tenacity", "keyring", "dotenv", "mlrelay.client", "mlrelay.cli",
-        "mlrelay.fluent", "sqlite3", "pandas", "numpy", *NAMESPACES,
+        "mlrelay.fluent", "sqlite3", "pandas", "numpy", "boto3", "botocore", *NAMESPACES,
     ]  # fmt: skip
     code = f"import sys, mlrelay; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
