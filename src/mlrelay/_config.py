@@ -547,8 +547,9 @@ REGISTRY: tuple[Setting, ...] = (
         "s3_max_concurrency",
         ("MLRELAY_S3_MAX_CONCURRENCY",),
         _parse_concurrency,
-        10,
-        "Parts of one s3:// file sent or received at the same time (1 to 64).",
+        4,
+        "Parts of one s3:// file sent or received at the same time (1 to 64); each is a "
+        "thread, and threads cost memory (MLflow's boto3 default is 10).",
     ),
     Setting(
         "dagshub_host",
