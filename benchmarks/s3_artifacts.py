@@ -75,9 +75,9 @@ def measure(
         return rows
 
 
-def main() -> None:
-    """Run both modes and print the table."""
-    mib = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
+def main(mib: int = 1024) -> None:
+    """Run both modes with ``mib`` MiB and print the table (benchmarks/scale.py calls it
+    without arguments: its own command line is not this one's)."""
     rows = measure(mib)
     print(f"\n{mib:,} MiB artifact to S3 (moto on 127.0.0.1), MLflow 3.17.2 server on sqlite\n")
     print("| mode | upload | download | client peak RSS | bytes intact |")
@@ -96,4 +96,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1024)
