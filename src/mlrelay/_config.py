@@ -133,8 +133,6 @@ _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 _DOTENV_DISABLED = frozenset({"1", "true", "t", "yes", "y"})
 _MAX_RETRIES_LIMIT = 100
-_MODES = ("online", "offline", "disabled")
-_FSYNC_POLICIES = ("always", "interval", "never")
 
 
 def _parse_text(raw: object) -> str:
@@ -197,11 +195,16 @@ def _parse_seconds_or_zero(raw: object) -> float:
     return _parse_seconds(raw)
 
 
-def _parse_fsync(raw: object) -> str:
-    policy = _parse_text(raw).lower()
-    if policy not in _FSYNC_POLICIES:
-        raise _Invalid(f"is not one of {', '.join(_FSYNC_POLICIES)}")
-    return policy
+def _one_of(*choices: str) -> Callable[[object], str]:
+    """A parser of one word among ``choices``, in any case."""
+
+    def parse(raw: object) -> str:
+        word = _parse_text(raw).lower()
+        if word not in choices:
+            raise _Invalid(f"is not one of {', '.join(choices)}")
+        return word
+
+    return parse
 
 
 def _parse_retries(raw: object) -> int:
@@ -238,16 +241,6 @@ def _parse_concurrency(raw: object) -> int:
     return int(text)
 
 
-_ADDRESSING_STYLES = ("auto", "path", "virtual")
-
-
-def _parse_addressing_style(raw: object) -> str:
-    style = _parse_text(raw).lower()
-    if style not in _ADDRESSING_STYLES:
-        raise _Invalid(f"is not one of {', '.join(_ADDRESSING_STYLES)}")
-    return style
-
-
 def _parse_endpoint(raw: object) -> str:
     """An object store's endpoint: an http(s) URL with a host, without a trailing /."""
     uri = _parse_text(raw)
@@ -267,13 +260,6 @@ def _parse_json_object(raw: object) -> SecretStr:
     if not isinstance(value, dict):
         raise _Invalid('is not a JSON object such as {"ServerSideEncryption": "AES256"}')
     return SecretStr(text)
-
-
-def _parse_mode(raw: object) -> str:
-    mode = _parse_text(raw).lower()
-    if mode not in _MODES:
-        raise _Invalid(f"is not one of {', '.join(_MODES)}")
-    return mode
 
 
 def _parse_uri(raw: object) -> str:
@@ -442,7 +428,7 @@ REGISTRY: tuple[Setting, ...] = (
     Setting(
         "mode",
         ("MLRELAY_MODE",),
-        _parse_mode,
+        _one_of("online", "offline", "disabled"),
         "online",
         "online, offline or disabled.",
     ),
@@ -471,7 +457,7 @@ REGISTRY: tuple[Setting, ...] = (
     Setting(
         "fsync",
         ("MLRELAY_FSYNC",),
-        _parse_fsync,
+        _one_of("always", "interval", "never"),
         "interval",
         "Journal durability: interval (fsync per 100 ms group commit), always or never.",
     ),
@@ -515,7 +501,7 @@ REGISTRY: tuple[Setting, ...] = (
     Setting(
         "s3_addressing_style",
         ("MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE",),
-        _parse_addressing_style,
+        _one_of("auto", "path", "virtual"),
         "auto",
         "S3 bucket addressing: auto, path or virtual.",
     ),
