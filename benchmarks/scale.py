@@ -1,7 +1,8 @@
 """A production-shaped server, side by side in one run (issue 15): MLflow on PostgreSQL with
 ``--workers 4`` and artifacts in S3 (moto's server), all on 127.0.0.1.
 
-Usage: python benchmarks/scale.py [N] [--writers W ...] [--skip-writers] [--skip-artifacts]
+Usage: python benchmarks/scale.py [N] [--writers W ...] [--skip-landing] [--skip-writers]
+[--skip-artifacts]
 (default N = 1,000,000 points across 10 runs; writers 1 16 64 with 20,000 points each)
 
 Printed, in one table per part:
@@ -39,7 +40,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import mlrelay  # noqa: E402
 from tests._env import child_env  # noqa: E402
-from tests._s3 import moto_server  # noqa: E402
+from tests._s3 import S3Store, moto_server  # noqa: E402
 from tests._servers import RunningServer, mlflow_server, postgres_server  # noqa: E402
 
 RUNS = 10
@@ -140,9 +141,9 @@ def _landed(uri: str, run_ids: list[str], per_run: int) -> int:
 
 
 @contextmanager
-def production_server(workdir: Path) -> Iterator[tuple[RunningServer, dict[str, str]]]:
-    """PostgreSQL, moto's S3 and ``mlflow server --workers 4`` proxying artifacts to S3;
-    the server and the S3 environment."""
+def production_server(workdir: Path) -> Iterator[tuple[RunningServer, RunningServer, S3Store]]:
+    """PostgreSQL, moto's S3 and two ``mlflow server --workers 4`` on it: one proxying
+    artifacts to S3, one leaving them to the clients (``--no-serve-artifacts``)."""
     with (
         postgres_server(workdir / "pg") as pg,
         moto_server(workdir / "s3", buckets=(BUCKET,)) as s3,
@@ -152,9 +153,17 @@ def production_server(workdir: Path) -> Iterator[tuple[RunningServer, dict[str, 
             workers=4,
             artifacts=f"s3://{BUCKET}/proxied",
             env=s3.env,
-        ) as server,
+        ) as proxied,
+        mlflow_server(
+            workdir / "mlflow-direct",
+            backend_store_uri=pg.create_database("mlflow_scale_direct"),
+            workers=4,
+            artifacts=f"s3://{BUCKET}/direct",
+            serve_artifacts=False,
+            env=s3.env,
+        ) as direct,
     ):
-        yield server, s3.env
+        yield proxied, direct, s3
 
 
 def landing(uri: str, n: int, workdir: Path) -> None:
@@ -211,8 +220,29 @@ def writers(uri: str, counts: list[int], workdir: Path) -> None:
         )
 
 
+def artifacts(proxied: str, direct: str, s3: S3Store, workdir: Path, mib: int = 1024) -> None:
+    """The 1 GiB artifact table: up and back through the proxied server and direct to S3
+    (benchmarks/artifacts.py's measurement in a child process)."""
+    import s3_artifacts
+
+    bench = s3_artifacts._artifacts_bench()
+    print(f"\n{mib:,} MiB artifact up and back (PostgreSQL, --workers 4, moto's S3)")
+    print(
+        f"{'mode':<10} {'upload s':>9} {'download s':>11} {'client peak RSS MB':>19} {'intact':>7}"
+    )
+    for mode, url, env in (("proxied", proxied, {}), ("direct", direct, s3.env)):
+        where = workdir / f"artifacts-{mode}"
+        r = bench.measure(url, mib, where, env=env)
+        (where / "blob.bin").unlink()  # disk: one copy at a time
+        print(
+            f"{mode:<10} {r['up_s']:>9.1f} {r['down_s']:>11.1f} {r['rss_mb']:>19.0f} "
+            f"{'yes' if r['intact'] else 'NO':>7}",
+            flush=True,
+        )
+
+
 def main() -> None:
-    """Start the production-shaped server once and print every table against it."""
+    """Start the production-shaped servers once and print every table against them."""
     # A SIGTERM (timeout, CI) unwinds the servers' context managers instead of leaving
     # PostgreSQL and the MLflow workers running.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -228,14 +258,13 @@ def main() -> None:
     n = int(numbers[0]) if numbers else 1_000_000
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        with production_server(workdir) as (server, _s3_env):
-            landing(server.url, n, workdir)
+        with production_server(workdir) as (proxied, direct, s3):
+            if "--skip-landing" not in flags:
+                landing(proxied.url, n, workdir)
             if "--skip-writers" not in flags:
-                writers(server.url, counts, workdir)
-        if "--skip-artifacts" not in flags:
-            import s3_artifacts
-
-            s3_artifacts.main()
+                writers(proxied.url, counts, workdir)
+            if "--skip-artifacts" not in flags:
+                artifacts(proxied.url, direct.url, s3, workdir)
 
 
 if __name__ == "__main__":
