@@ -28,7 +28,7 @@ $(VENV27)/.done: tests/mlflow27-requirements.txt
 
 # The unit tier against the floors: mlrelay's and the mock server's dependencies at the lowest
 # versions their pyproject.toml allow (uv's lowest-direct resolution), the test tools at the
-# floors of the [test] extras. numpy and pandas, which the unit tests build data with and which
+# floors of the [test] extras; the s3 extra (boto3) at its floor too. numpy and pandas, which the unit tests build data with and which
 # are no dependency of mlrelay, come at their current versions; tests that compare with MLflow's
 # own package (not installed here) are skipped. Rebuilt from scratch when a pyproject changes.
 VENVLOW    ?= .venv-lowest
@@ -38,7 +38,7 @@ $(VENVLOW)/.done: pyproject.toml mock_server/pyproject.toml
 	rm -rf $(VENVLOW)
 	$(PYTHON) -m venv $(VENVLOW)
 	$(VENVLOW)/bin/python -m pip --disable-pip-version-check -q install uv==$(UV_VERSION)
-	$(UVLOW) --resolution lowest-direct -e . -e ./mock_server \
+	$(UVLOW) --resolution lowest-direct -e '.[s3]' -e ./mock_server \
 		'pytest>=8' 'pytest-timeout>=2.3' 'hypothesis>=6.100' 'respx>=0.21'
 	$(UVLOW) numpy pandas
 	touch $@
