@@ -35,6 +35,7 @@ __all__ = [
     "local_ray",
     "report_only",
     "run_sweep",
+    "stopped_at",
     "train",
 ]
 
@@ -170,20 +171,27 @@ def run_sweep(
     victim: Path | None = None,
     reuse_actors: bool = False,
     baseline: bool = False,
+    stop_early: bool = False,
 ) -> Any:
     """Run ``trials`` trials of :func:`train` (one of them the victim, when ``victim`` is
     given) inside the active mlrelay run, which becomes their parent; Tune's results
     (a ``ResultGrid``). No trial is retried (``max_failures=0``). With ``baseline``, the
-    trials are :func:`report_only`, not wrapped."""
+    trials are :func:`report_only`, not wrapped. With ``stop_early``, Tune stops every
+    other trial after :func:`stopped_at` iterations, as a scheduler stops the trials it
+    gives up on."""
     from ray import tune
 
     from mlrelay.integrations.ray_tune import with_mlrelay
 
     lrs = [0.1 * (i + 1) / trials for i in range(trials)]
     space: dict[str, Any] = {"lr": tune.grid_search(lrs), "iterations": iterations}
+    if stop_early:
+        space["stop_at"] = tune.sample_from(
+            lambda config: stopped_at(iterations) if lrs.index(config["lr"]) % 2 else iterations
+        )
     if victim is not None:
         space["victim"] = tune.sample_from(
-            lambda spec: str(victim) if spec.config.lr == lrs[0] else ""
+            lambda config: str(victim) if config["lr"] == lrs[0] else ""
         )
     tuner = tune.Tuner(
         report_only if baseline else with_mlrelay(train),
@@ -193,9 +201,20 @@ def run_sweep(
             storage_path=str(storage),
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=0),
+            stop=_stop_at if stop_early else None,
         ),
     )
     return tuner.fit()
+
+
+def stopped_at(iterations: int) -> int:
+    """After how many iterations ``run_sweep(stop_early=True)`` stops a trial it stops."""
+    return iterations // 2
+
+
+def _stop_at(trial_id: str, result: dict[str, Any]) -> bool:
+    """Tune's stopper: stop a trial at the iteration its config names."""
+    return bool(result["training_iteration"] >= result["config"]["stop_at"])
 
 
 def landed(client: mlrelay.Client, run_id: str) -> dict[str, list[int]]:

@@ -149,13 +149,25 @@ def _raises(exc: BaseException) -> Any:
 def test_a_trial_ends_its_run_with_the_status_it_ended_with(
     mock_url: str, exc: BaseException, status: str
 ) -> None:
-    """The exception a trainable ends with goes on to Tune unchanged, and the trial's run
-    ends FAILED, FINISHED (Tune stopping the trial), FAILED or KILLED accordingly."""
+    """The exception a trainable ends with goes on to Tune unchanged, and once Tune called
+    the trainable's cleanup (as it does before letting the worker go) the trial's run is
+    FAILED, FINISHED (Tune stopping the trial), FAILED or KILLED accordingly."""
     trial = _shipped(_raises(exc))
     with pytest.raises(type(exc)):
         trial({"lr": 0.1})
+    _cleanup(trial)
     run_id = mlrelay.last_active_run().info.run_id
     assert mlrelay.get_run(run_id).info.status == status
+
+
+def _cleanup(trial: Any) -> None:
+    """What Tune does when it stops a trial: its class's ``cleanup``, with the wrapper's
+    mixin first (Ray's own ``Trainable.cleanup`` does nothing)."""
+    from ray import tune
+
+    (mixin,) = trial.__mixins__
+    assert issubclass(mixin, tune.Trainable)
+    mixin.cleanup(object.__new__(mixin))
 
 
 def test_a_generator_trainable_stays_a_generator_and_its_run_ends_after_the_last_result(
@@ -192,15 +204,18 @@ def test_a_class_trainable_is_refused_naming_the_argument() -> None:
 def test_each_trial_is_a_run_nested_under_the_sweep_with_every_point_once(
     mlflow_real: RunningServer, tmp_path: Path
 ) -> None:
-    """A 50-trial sweep (actors reused, as ``reuse_actors=True`` runs it) lands 50 FINISHED
-    runs plus the parent, each trial's run tagged with the parent's id and holding its
-    config as params and every per-iteration point of every metric exactly once."""
+    """A 50-trial sweep (actors reused, as ``reuse_actors=True`` runs it; every other trial
+    stopped by Tune halfway) lands 50 FINISHED runs plus the parent, each trial's run tagged
+    with the parent's id and holding its config as params and every per-iteration point of
+    every metric exactly once."""
     _start_sweep_experiment(mlflow_real)
     with (
         local_ray(_worker_env(mlflow_real)) as cluster,
         mlrelay.start_run(run_name="sweep") as parent,
     ):
-        results = run_sweep(TRIALS, ITERATIONS, tmp_path / "tune", reuse_actors=True)
+        results = run_sweep(
+            TRIALS, ITERATIONS, tmp_path / "tune", reuse_actors=True, stop_early=True
+        )
     assert cluster.survivors == [], "Ray processes survived ray.shutdown()"
     assert not results.errors
     with mlrelay.Client(tracking_uri=mlflow_real.url) as client:
@@ -209,14 +224,16 @@ def test_each_trial_is_a_run_nested_under_the_sweep_with_every_point_once(
         assert len(runs) == TRIALS + 1
         assert len(trials) == TRIALS
         assert runs["sweep"].info.status == "FINISHED"
-        everything = list(range(ITERATIONS))
         for name, run in trials.items():
             assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id, name
             assert run.info.status == "FINISHED", name
             assert run.data.params["iterations"] == str(ITERATIONS), name
-            assert landed(client, run.info.run_id) == {"loss": everything, "accuracy": everything}
-        lrs = sorted(float(run.data.params["lr"]) for run in trials.values())
-        assert len(set(lrs)) == TRIALS  # one run per trial, none twice
+            logged = list(range(int(run.data.params["stop_at"])))
+            assert landed(client, run.info.run_id) == {"loss": logged, "accuracy": logged}, name
+        lrs = {run.data.params["lr"] for run in trials.values()}
+        assert len(lrs) == TRIALS  # one run per trial, none twice
+        stopped = [r for r in trials.values() if r.data.params["stop_at"] != str(ITERATIONS)]
+        assert len(stopped) == TRIALS // 2
 
 
 class _Killer:

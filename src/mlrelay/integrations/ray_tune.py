@@ -34,11 +34,19 @@ worker's own sender. So:
 
 - a worker killed mid-trial (kill -9, OOM, a node lost) loses at most the last fraction of
   a second; the rest is sent, and the run ended KILLED, by whoever recovers the journal's
-  orphaned runs first: the driver's sender while it logs online to the same server (it
-  looks every 10 s), or the next ``mlrelay sync`` on that machine;
-- a trial returns only after its run's entries and status were delivered, waiting as long
-  as delivery makes progress, at most ``MLRELAY_EXIT_TIMEOUT`` without any (then the rest
-  stays in the journal for ``mlrelay sync``).
+  orphaned runs first: a process logging online from that journal to the same server (the
+  driver, another trial's worker: they look every 10 s), or the next ``mlrelay sync``;
+- a trial that returns (or raises) returns only after its run's entries and status were
+  delivered, waiting as long as delivery makes progress, at most ``MLRELAY_EXIT_TIMEOUT``
+  without any (then the rest stays in the journal for ``mlrelay sync``);
+- a trial Tune stops (a stopper, a scheduler such as ASHA, the end of the sweep) is stopped
+  inside ``tune.report`` by ``SystemExit(0)``, and Tune does not wait for the trial's thread
+  after that: it calls the trainable's ``cleanup`` and then lets the worker go, and at the
+  end of a sweep kills it within seconds. So the stopped trial's thread only journals the
+  end of its run (FINISHED, as Ray's MLflow callback records a stopped trial), and the
+  delivery is waited for in ``cleanup``, through a mixin Tune adds to the trainable's class
+  (``__mixins__``, the hook Ray's own integrations used). Without it, runs of trials
+  stopped at the end of a sweep were left RUNNING on the server until recovered.
 
 What the driver passes to its trials is captured when :func:`with_mlrelay` is called,
 pickled with the trainable, and holds no credential: the parent run's id, its experiment,
@@ -52,12 +60,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import mlrelay.fluent as fluent
 from mlrelay._errors import ValidationError
+from mlrelay._pipeline import runs
 from mlrelay._pipeline.runs import ActiveRun, session
 
 try:
@@ -119,6 +129,7 @@ def with_mlrelay(
             field="trainable",
         )
     sweep = _Sweep.from_driver(parent_run_id, experiment_id, tracking_uri, tags, log_config)
+    wrapped: Any
     if inspect.isgeneratorfunction(trainable):
 
         @functools.wraps(trainable)
@@ -126,14 +137,18 @@ def with_mlrelay(
             with sweep.trial(config):
                 yield from trainable(config)
 
-        return trial_generator
+        wrapped = trial_generator
+    else:
 
-    @functools.wraps(trainable)
-    def trial(config: dict[str, Any]) -> Any:
-        with sweep.trial(config):
-            return trainable(config)
+        @functools.wraps(trainable)
+        def trial(config: dict[str, Any]) -> Any:
+            with sweep.trial(config):
+                return trainable(config)
 
-    return trial
+        wrapped = trial
+    # Tune builds the trial's class from these mixins and its function trainable's class.
+    wrapped.__mixins__ = (_DeliverOnStop, *getattr(trainable, "__mixins__", ()))
+    return wrapped  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -177,21 +192,30 @@ class _Sweep:
 
     @contextlib.contextmanager
     def trial(self, config: dict[str, Any]) -> Iterator[ActiveRun]:
-        """The trial's run, from before the trainable runs to after it ended (in the worker)."""
-        run = self._start(config)
-        try:
-            yield run
-        except (SystemExit, GeneratorExit) as exc:
-            # Tune stops a trial it is done with by raising SystemExit(0) in tune.report.
-            if isinstance(exc, GeneratorExit) or exc.code in (None, 0):
-                run.__exit__(None, None, None)
-            else:
+        """The trial's run, from before the trainable runs to after it ended (in the worker).
+
+        A trial that returns or raises ends its run and waits for delivery here, before
+        Tune hears of it. A trial Tune stops (``SystemExit(0)`` raised in ``tune.report``,
+        or a generator closed) only journals the end of its run: Tune goes on without
+        waiting for this thread, so the delivery is waited for in the trainable's
+        ``cleanup`` (:class:`_DeliverOnStop`), which Tune does wait for.
+        """
+        with _open_trials.opened():
+            run = self._start(config)
+            try:
+                yield run
+            except (SystemExit, GeneratorExit) as exc:
+                if isinstance(exc, GeneratorExit) or exc.code in (None, 0):
+                    handle = session.live.get(run.local_id)
+                    if handle is not None:
+                        runs.end_run("FINISHED", run=handle, wait=False)
+                else:
+                    run.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+            except BaseException as exc:
                 run.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        except BaseException as exc:
-            run.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        run.__exit__(None, None, None)
+                raise
+            run.__exit__(None, None, None)
 
     def _start(self, config: dict[str, Any]) -> ActiveRun:
         self._configure_worker()
@@ -222,3 +246,55 @@ class _Sweep:
         name = self.experiment_name
         if not self.experiment_id and name and session.experiment_name != name:
             fluent.set_experiment(name)
+
+
+class _OpenTrials:
+    """The trials of this worker process whose runs are not ended yet (in the journal)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._count = 0
+
+    @contextlib.contextmanager
+    def opened(self) -> Iterator[None]:
+        """Count a trial as open for the block."""
+        with self._changed:
+            self._count += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._count -= 1
+                self._changed.notify_all()
+
+    def wait_ended(self, timeout: float) -> bool:
+        """Wait until no trial of this process is open; False if one still is after
+        ``timeout`` seconds."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._count == 0, timeout)
+
+
+_open_trials = _OpenTrials()
+
+END_JOURNALED_WITHIN = 10.0
+"""Seconds a stopped trial's thread gets to journal the end of its run (it commits what is
+queued first, at most 5 s) before ``cleanup`` delivers what is there."""
+
+
+class _DeliverOnStop(tune.Trainable):
+    """Mixed into the class Tune makes for the wrapped trainable (its ``__mixins__``).
+
+    Tune calls ``cleanup`` when it stops a trial and waits for it before it lets the worker
+    go (a worker let go at the end of a sweep is killed within seconds). Tune's own cleanup
+    wakes the trial's thread in ``tune.report`` without waiting for it; this one then waits
+    until the thread journaled the end of the trial's run, and delivers what this process
+    logged, as long as delivery makes progress (``mlrelay.flush``).
+    """
+
+    def cleanup(self) -> None:
+        """Tune's cleanup, then the trial's run delivered (see the class docstring)."""
+        try:
+            super().cleanup()  # type: ignore[no-untyped-call]
+        finally:
+            _open_trials.wait_ended(END_JOURNALED_WITHIN)
+            fluent.flush()
