@@ -15,6 +15,7 @@ kill test runs that way too.
 from __future__ import annotations
 
 import inspect
+import io
 import os
 import signal
 import subprocess
@@ -30,7 +31,7 @@ import pytest
 from mlrelay_mock import MockServer
 
 import mlrelay
-from mlrelay import fluent
+from mlrelay import cli, fluent
 from tests._env import child_env
 from tests._ray_sweep import landed, local_ray, run_sweep
 from tests._servers import RunningServer
@@ -94,17 +95,30 @@ def mock_url() -> Iterator[str]:
         yield server.url
 
 
-def _shipped(trainable: Any) -> Any:
-    """``trainable`` as a Ray worker gets it: pickled by Ray's cloudpickle in the driver,
-    unpickled in a process whose fluent API knows no server, experiment or run."""
+def _ship(trainable: Any) -> bytes:
+    """``with_mlrelay(trainable)`` as the driver sends it to Ray: pickled by Ray's
+    cloudpickle (the driver's credential is not in it)."""
     from ray import cloudpickle
 
     from mlrelay.integrations.ray_tune import with_mlrelay
 
-    shipped = cloudpickle.dumps(with_mlrelay(trainable))
+    shipped: bytes = cloudpickle.dumps(with_mlrelay(trainable))
     assert SECRET.encode() not in shipped
+    return shipped
+
+
+def _arrive(shipped: bytes) -> Any:
+    """The shipped trainable as a fresh Ray worker gets it: unpickled in a process whose
+    fluent API knows no server, experiment, mode or run."""
+    from ray import cloudpickle
+
     fluent._reset()
     return cloudpickle.loads(shipped)
+
+
+def _shipped(trainable: Any) -> Any:
+    """``trainable`` wrapped in the driver and unpickled in a fresh worker."""
+    return _arrive(_ship(trainable))
 
 
 def test_a_trial_in_a_fresh_worker_logs_into_the_drivers_server_experiment_and_parent(
@@ -117,7 +131,8 @@ def test_a_trial_in_a_fresh_worker_logs_into_the_drivers_server_experiment_and_p
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", SECRET)
     experiment = mlrelay.set_experiment("sweep")
     with mlrelay.start_run(run_name="sweep") as parent:
-        trial = _shipped(_loss_curve)
+        shipped = _ship(_loss_curve)
+    trial = _arrive(shipped)
     assert trial({"lr": 0.3, "model": {"depth": 4}}) == {"loss": pytest.approx(0.1)}
     with mlrelay.Client(tracking_uri=mock_url) as client:
         runs = client.search_runs([experiment.experiment_id])
@@ -126,6 +141,31 @@ def test_a_trial_in_a_fresh_worker_logs_into_the_drivers_server_experiment_and_p
         assert run.data.params == {"lr": "0.3", "model/depth": "4"}
         assert run.info.status == "FINISHED"
         assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [0, 1, 2]
+
+
+def test_an_offline_sweep_reaches_the_server_by_mlrelay_sync_trials_nested_under_the_parent(
+    mock_url: str,
+) -> None:
+    """A driver offline makes offline trials: nothing reaches the server until `mlrelay
+    sync`, which then creates the parent (known only by its local id when the trial started)
+    and the trial nested under it, with its points."""
+    mlrelay.set_tracking_uri(mock_url, mode="offline")
+    mlrelay.set_experiment("offline-sweep")
+    with mlrelay.start_run(run_name="sweep"):
+        shipped = _ship(_loss_curve)
+    _arrive(shipped)({"lr": 0.3})
+    with mlrelay.Client(tracking_uri=mock_url) as client:
+        assert client.get_experiment_by_name("offline-sweep") is None  # nothing was sent
+        out = io.StringIO()
+        assert cli.main(["sync", "--tracking-uri", mock_url], out=out) == 0, out.getvalue()
+        experiment = client.get_experiment_by_name("offline-sweep")
+        assert experiment is not None
+        runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+        assert len(runs) == 2
+        (trial,) = [r for name, r in runs.items() if name != "sweep"]
+        assert trial.data.tags["mlflow.parentRunId"] == runs["sweep"].info.run_id
+        assert trial.info.status == "FINISHED"
+        assert [m.step for m in client.get_metric_history(trial.info.run_id, "loss")] == [0, 1, 2]
 
 
 def _raises(exc: BaseException) -> Any:
@@ -185,8 +225,9 @@ def test_a_generator_trainable_stays_a_generator_and_its_run_ends_after_the_last
     assert run.info.status == "FINISHED"
 
 
-def test_a_class_trainable_is_refused_naming_the_argument() -> None:
-    """with_mlrelay wraps function trainables only; a class is refused, naming the field."""
+def test_a_class_trainable_or_a_bad_tag_is_refused_in_the_driver_naming_the_argument() -> None:
+    """with_mlrelay wraps function trainables only; a class is refused, naming the field,
+    and so is an invalid tag, before any trial runs."""
     from ray import tune
 
     from mlrelay.integrations.ray_tune import with_mlrelay
@@ -194,6 +235,29 @@ def test_a_class_trainable_is_refused_naming_the_argument() -> None:
     with pytest.raises(mlrelay.ValidationError, match="function trainable") as caught:
         with_mlrelay(tune.Trainable)  # type: ignore[arg-type]
     assert caught.value.field == "trainable"
+    with pytest.raises(mlrelay.ValidationError) as caught:
+        with_mlrelay(_loss_curve, tags={"bad key!": "x"})
+    assert caught.value.field == "tag key"
+
+
+class _Marker:
+    """A mixin some other wrapper attached to a trainable."""
+
+
+def test_the_attributes_of_tunes_own_wrappers_are_kept() -> None:
+    """A trainable wrapped by ``tune.with_resources`` keeps its resources, and the mixins a
+    trainable carries come after the wrapper's own (Tune builds the trial's class from
+    them)."""
+    from ray import tune
+
+    from mlrelay.integrations.ray_tune import with_mlrelay
+
+    sized: Any = tune.with_resources(_loss_curve, {"cpu": 1})
+    sized.__mixins__ = (_Marker,)
+    wrapped: Any = with_mlrelay(sized)
+    assert wrapped._resources is sized._resources
+    assert wrapped.__mixins__[1:] == (_Marker,)
+    assert issubclass(wrapped.__mixins__[0], tune.Trainable)
 
 
 # --- whole sweeps on a local Ray cluster ------------------------------------------------------

@@ -69,6 +69,7 @@ import mlrelay.fluent as fluent
 from mlrelay._errors import ValidationError
 from mlrelay._pipeline import runs
 from mlrelay._pipeline.runs import ActiveRun, session
+from mlrelay._validation import validate_key, validate_tag_value
 
 try:
     from ray import tune
@@ -108,7 +109,8 @@ def with_mlrelay(
 
     Args:
         trainable: a function trainable, ``def train(config)`` (a generator function too),
-            possibly wrapped by ``tune.with_parameters`` or ``tune.with_resources``.
+            possibly wrapped by ``tune.with_parameters`` or ``tune.with_resources`` (the
+            resources and mixins they attach are kept).
         parent_run_id: nest the trials under this run instead of the active run.
         experiment_id: the trials' experiment; default the parent's (the active run's),
             else the driver's active experiment (``set_experiment``, ``MLFLOW_EXPERIMENT_*``).
@@ -121,7 +123,8 @@ def with_mlrelay(
         A function trainable to pass to ``tune.Tuner`` in place of ``trainable``.
 
     Raises:
-        ValidationError: ``trainable`` is a class (a ``tune.Trainable``), or a tag is invalid.
+        ValidationError: ``trainable`` is a class (a ``tune.Trainable``), or a tag is invalid
+            (in the driver, before any trial runs).
     """
     if inspect.isclass(trainable) or not callable(trainable):
         raise ValidationError(
@@ -129,26 +132,7 @@ def with_mlrelay(
             field="trainable",
         )
     sweep = _Sweep.from_driver(parent_run_id, experiment_id, tracking_uri, tags, log_config)
-    wrapped: Any
-    if inspect.isgeneratorfunction(trainable):
-
-        @functools.wraps(trainable)
-        def trial_generator(config: dict[str, Any]) -> Iterator[Any]:
-            with sweep.trial(config):
-                yield from trainable(config)
-
-        wrapped = trial_generator
-    else:
-
-        @functools.wraps(trainable)
-        def trial(config: dict[str, Any]) -> Any:
-            with sweep.trial(config):
-                return trainable(config)
-
-        wrapped = trial
-    # Tune builds the trial's class from these mixins and its function trainable's class.
-    wrapped.__mixins__ = (_DeliverOnStop, *getattr(trainable, "__mixins__", ()))
-    return wrapped  # type: ignore[no-any-return]
+    return sweep.wrap(trainable)
 
 
 @dataclass(frozen=True)
@@ -187,8 +171,35 @@ class _Sweep:
             tracking_uri=tracking_uri,
             mode=settings.mode,
             log_config=log_config,
-            tags={str(k): str(v) for k, v in (tags or {}).items()},
+            tags={
+                validate_key(k, field="tag key"): validate_tag_value(k, v)
+                for k, v in (tags or {}).items()
+            },
         )
+
+    def wrap(self, trainable: Trainable) -> Trainable:
+        """``trainable`` run inside :meth:`trial`: a function trainable of the same kind
+        (a generator function stays one), with :class:`_DeliverOnStop` among its mixins."""
+        wrapped: Any
+        if inspect.isgeneratorfunction(trainable):
+
+            @functools.wraps(trainable)
+            def trial_generator(config: dict[str, Any]) -> Iterator[Any]:
+                with self.trial(config):
+                    yield from trainable(config)
+
+            wrapped = trial_generator
+        else:
+
+            @functools.wraps(trainable)
+            def trial(config: dict[str, Any]) -> Any:
+                with self.trial(config):
+                    return trainable(config)
+
+            wrapped = trial
+        # Tune builds the trial's class from these mixins and its function trainable's class.
+        wrapped.__mixins__ = (_DeliverOnStop, *getattr(trainable, "__mixins__", ()))
+        return wrapped  # type: ignore[no-any-return]
 
     @contextlib.contextmanager
     def trial(self, config: dict[str, Any]) -> Iterator[ActiveRun]:
