@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -100,8 +101,10 @@ def local_ray(worker_env: Mapping[str, str]) -> Iterator[LocalRay]:
 @contextlib.contextmanager
 def _confined() -> Iterator[None]:
     """:data:`RAY_ENV` in this process's environment for the block (Ray's processes inherit
-    it), and Ray's single-node switch set, also in a process that imported Ray before."""
+    it), and Ray's single-node switch set, also in a process that imported Ray before; the
+    SIGTERM handler ``ray.init`` replaces (and ``ray.shutdown`` leaves) is put back after."""
     saved = {name: os.environ.get(name) for name in RAY_ENV}
+    sigterm = signal.getsignal(signal.SIGTERM)
     os.environ.update(RAY_ENV)
     from ray._private import ray_constants
 
@@ -109,6 +112,8 @@ def _confined() -> Iterator[None]:
     try:
         yield
     finally:
+        if sigterm is not None:  # (None: not set from Python, nothing to put back)
+            signal.signal(signal.SIGTERM, sigterm)
         ray_constants.ENABLE_RAY_CLUSTER = clustered
         for name, value in saved.items():
             if value is None:
