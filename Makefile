@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck pytest test-lowest bench bench-outage bench-sync clean
+.PHONY: demo test lint typecheck pytest test-lowest bench bench-outage bench-sync bench-ray clean
 
 $(VENV)/.base: pyproject.toml mock_server/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,11 @@ bench-outage: $(VENV)/.test
 bench-sync: $(VENV)/.test
 	$(PY) benchmarks/sync.py
 	$(PY) benchmarks/artifacts.py
+
+# Several minutes: a 50-trial Ray Tune sweep on a local two-CPU Ray cluster, each trial its
+# own run nested under the sweep's, against a real MLflow server; Tune alone alongside.
+bench-ray: $(VENV)/.test
+	$(PY) benchmarks/ray_sweep.py
 
 clean:
 	rm -rf $(VENV) $(VENV27) $(VENVLOW)

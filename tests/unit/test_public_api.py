@@ -57,10 +57,12 @@ NAMESPACES = [
 
 def test_import_loads_nothing_heavy() -> None:
     """`import mlrelay` loads neither httpx, pydantic, tenacity, keyring, dotenv, boto3, the
-    CLI, nor any of MLflow's namespaces (mlrelay.sklearn, mlrelay.tracking, ...)."""
+    CLI, any of MLflow's namespaces (mlrelay.sklearn, mlrelay.tracking, ...), nor the
+    integrations (mlrelay.integrations.ray_tune) and the tools they are for (ray)."""
     heavy = [
         "httpx", "pydantic", "tenacity", "keyring", "dotenv", "mlrelay.client", "mlrelay.cli",
         "mlrelay.fluent", "sqlite3", "pandas", "numpy", "boto3", "botocore", *NAMESPACES,
+        "mlrelay.integrations", "mlrelay.integrations.ray_tune", "ray",
     ]  # fmt: skip
     code = f"import sys, mlrelay; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
