@@ -232,6 +232,7 @@ def artifacts(proxied: str, direct: str, s3: S3Store, workdir: Path, mib: int = 
     )
     for mode, url, env in (("proxied", proxied, {}), ("direct", direct, s3.env)):
         where = workdir / f"artifacts-{mode}"
+        where.mkdir()
         r = bench.measure(url, mib, where, env=env)
         (where / "blob.bin").unlink()  # disk: one copy at a time
         print(
