@@ -60,6 +60,19 @@ class LocalRay:
     survivors: list[str] = field(default_factory=list)
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _importable(worker_env: Mapping[str, str]) -> dict[str, str]:
+    """``worker_env`` with the repository first on the workers' PYTHONPATH: the trainables
+    are pickled by reference to ``tests._ray_sweep``, and Ray's workers start with their
+    own ``sys.path`` (not the one pytest gave the driver)."""
+    env = dict(worker_env)
+    paths = [str(REPO), env.get("PYTHONPATH") or os.environ.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    return env
+
+
 @contextlib.contextmanager
 def local_ray(worker_env: Mapping[str, str]) -> Iterator[LocalRay]:
     """A two-CPU Ray cluster on 127.0.0.1 for the block; ``worker_env`` is set in every
@@ -81,7 +94,7 @@ def local_ray(worker_env: Mapping[str, str]) -> Iterator[LocalRay]:
             log_to_driver=False,
             configure_logging=False,
             _temp_dir=str(cluster.root),
-            runtime_env={"env_vars": dict(worker_env)},
+            runtime_env={"env_vars": _importable(worker_env)},
         )
         try:
             address = ray.util.get_node_ip_address()
