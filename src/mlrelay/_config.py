@@ -515,6 +515,15 @@ REGISTRY: tuple[Setting, ...] = (
         secret=True,
     ),
     Setting(
+        "max_in_flight",
+        ("MLRELAY_MAX_IN_FLIGHT",),
+        _parse_concurrency,
+        8,
+        "Requests one process keeps in flight to one server at most (1 to 64); the "
+        "sender adapts below it to the server's throughput and overload answers. Lower "
+        "it when many processes share a small server; 1 sends one batch at a time.",
+    ),
+    Setting(
         "s3_multipart_threshold",
         ("MLRELAY_S3_MULTIPART_THRESHOLD",),
         _parse_bytes,
@@ -608,6 +617,7 @@ class Settings(BaseModel):
     s3_multipart_threshold: int
     s3_multipart_chunksize: int
     s3_max_concurrency: int
+    max_in_flight: int
     dagshub_host: str | None
     dagshub_token: SecretStr | None
     sources: dict[str, str]

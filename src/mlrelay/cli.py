@@ -328,6 +328,7 @@ def _sync(
             progress=progress.advance,
             on_run=lambda _result: progress.run_done(),
             retry_rejected=args.retry_rejected,
+            max_in_flight=resolve({"keyring": False}).max_in_flight,
         )
     finally:
         progress.close()

@@ -79,6 +79,23 @@ def test_batches_of_one_run_go_several_at_once_and_land_once(
     assert_each_point_once(client, ids, 20_000)
 
 
+def test_max_in_flight_bounds_the_requests_of_all_runs(
+    server: MockServer, client: mlrelay.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLRELAY_MAX_IN_FLIGHT=1 (for many processes sharing a small server): a backlog of
+    three runs goes one log-batch request at a time (the mock counts them), and every point
+    still lands once."""
+    monkeypatch.setenv("MLRELAY_MAX_IN_FLIGHT", "1")
+    with backlog(server, runs=3, points=6_000) as ids:
+        observe = server.faults.add("capacity", path=LOG_BATCH, limit=1000)
+        server.faults.add("latency", path=LOG_BATCH, delay=0.05)
+    assert fluent.flush(deadline(60))
+    rule = next(r for r in server.faults.rules if r.id == observe.id)
+    assert rule.seen >= 18, f"only {rule.seen} log-batch requests"
+    assert rule.peak == 1, f"{rule.peak} log-batch requests in flight at once"
+    assert_each_point_once(client, ids, 6_000)
+
+
 def test_several_runs_are_delivered_at_once(server: MockServer, client: mlrelay.Client) -> None:
     """Runs of only params and tags (requests that go alone within a run) still overlap
     on the wire: the sender delivers several runs at once."""

@@ -14,7 +14,7 @@ from mlrelay._errors import (
     RateLimitError,
     ServerError,
 )
-from mlrelay._pipeline.flow import AdaptiveLimit, Stopped, Workers, overloaded
+from mlrelay._pipeline.flow import HOLD, AdaptiveLimit, Stopped, Workers, overloaded
 from tests._timing import deadline
 
 
@@ -66,15 +66,37 @@ def test_limit_grows_while_throughput_grows_and_stops_at_maximum() -> None:
     assert seen == [3, 4, 5, 5, 5, 5]
 
 
-def test_limit_holds_on_a_plateau_and_shrinks_when_throughput_falls() -> None:
-    """Flat throughput keeps the limit; a fall of more than 10 % takes one place away."""
+def test_a_place_that_does_not_pay_is_given_back_and_tried_again_after_a_hold() -> None:
+    """On a plateau (a server with one worker, say) the place added is given back when it
+    bought less than 5 %, the limit holds for HOLD periods, then tries one more again."""
+    clock = Clock()
+    limit = AdaptiveLimit(1, 8, period=0.5, clock=clock)
+    assert limit.limit == 1  # it starts at one request
+    answer_period(limit, clock, 1000)  # first period: no comparison yet, tries 2
+    assert limit.limit == 2
+    answer_period(limit, clock, 1030)  # +3 %: not worth the place
+    assert limit.limit == 1
+    seen = []
+    for _ in range(HOLD + 1):
+        answer_period(limit, clock, 1030)
+        seen.append(limit.limit)
+    assert seen == [1] * HOLD + [2]  # held, then tried again
+    answer_period(limit, clock, 1500)  # +46 %: it paid, one more
+    assert limit.limit == 3
+
+
+def test_limit_shrinks_when_throughput_falls() -> None:
+    """A fall of more than 10 % takes one place away; a fall within 10 % does not."""
     clock = Clock()
     limit = AdaptiveLimit(4, 8, period=0.5, clock=clock)
-    answer_period(limit, clock, 1000)  # first period: no comparison yet, grows
+    answer_period(limit, clock, 1000)  # tries 5
+    answer_period(limit, clock, 2000)  # it paid: tries 6
+    assert limit.limit == 6
+    answer_period(limit, clock, 1000)  # the try did not pay: back to 5, hold
     assert limit.limit == 5
-    answer_period(limit, clock, 1020)  # +2 %: holds
+    answer_period(limit, clock, 950)  # -5 %: holds
     assert limit.limit == 5
-    answer_period(limit, clock, 800)  # -22 %: shrinks
+    answer_period(limit, clock, 700)  # -26 %: shrinks
     assert limit.limit == 4
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sqlite3
 import threading
 import time
 import uuid
@@ -194,6 +195,75 @@ def test_offline_write_now_commits_to_the_journal_and_sends_nothing(
     assert journal.count_pending([run]) == 305
     assert [t.name for t in made.threads()] == ["mlrelay-writer"]
     assert len(server.requests) == 0
+
+
+@pytest.fixture
+def lock(journal: Journal) -> Iterator[Callable[[], Callable[[], None]]]:
+    """Take the journal's write lock from another connection (as another process would),
+    with a short busy timeout for this process's new connections; the returned function
+    lets go of it (and so does the fixture's end)."""
+    holder = sqlite3.connect(journal.path, isolation_level=None, timeout=0)
+
+    def release() -> None:
+        if holder.in_transaction:
+            holder.execute("COMMIT")
+
+    def take() -> Callable[[], None]:
+        journal.busy_timeout = 0.2  # the writer thread opens its connection after this
+        holder.execute("BEGIN IMMEDIATE")
+        return release
+
+    yield take
+    release()
+    holder.close()
+
+
+def test_flush_waits_out_a_journal_other_processes_keep_locked(
+    journal: Journal,
+    make_pipeline: Callable[..., Made],
+    lock: Callable[[], Callable[[], None]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """When another connection holds the journal's lock for longer than the busy timeout
+    (many processes sharing one journal), flush() keeps waiting within its own timeout (the
+    writer keeps the rows and tries again), says so once as a warning without a traceback,
+    and returns True once the lock is free, with every entry journaled."""
+    run = new_run(journal, "http://127.0.0.1:9")
+    pipeline = make_pipeline(online=False).pipeline
+    release = lock()
+    result: list[bool] = []
+    with caplog.at_level(logging.WARNING, logger="mlrelay"):
+        log_points(pipeline, run, 500)
+        flusher = threading.Thread(target=lambda: result.append(pipeline.flush(60)))
+        flusher.start()
+        assert wait_for(lambda: any("stayed locked" in r.getMessage() for r in caplog.records))
+        assert flusher.is_alive()  # still waiting: not given up
+        assert not result
+        release()
+        flusher.join(60)
+    assert result == [True]
+    assert journal.count_pending([run]) == 500
+    assert sum("stayed locked" in r.getMessage() for r in caplog.records) == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+def test_flush_with_a_stall_limit_gives_up_on_a_journal_that_stays_locked(
+    journal: Journal, make_pipeline: Callable[..., Made], lock: Callable[[], Callable[[], None]]
+) -> None:
+    """flush(stall=...) returns False once no commit went through for that long while the
+    journal stays locked (not after a fixed 30 s); the rows stay in memory and a later
+    flush, once the lock is free, journals all of them."""
+    run = new_run(journal, "http://127.0.0.1:9")
+    pipeline = make_pipeline(online=False).pipeline
+    release = lock()
+    log_points(pipeline, run, 300)
+    started = time.monotonic()
+    assert pipeline.flush(stall=0.5) is False
+    assert time.monotonic() - started < slack(10)
+    assert pipeline.pending() == 300
+    release()
+    assert pipeline.flush(60) is True
+    assert journal.count_pending([run]) == 300
 
 
 def test_pending_counts_buffered_and_unacknowledged_entries(

@@ -4,10 +4,12 @@
 throughput grows and shrinks when the server is overloaded, as TCP's congestion control
 does (additive increase, multiplicative decrease):
 
+* it starts at one request (as a server with one worker wants it);
 * after each measurement period (at least ``2 x limit`` answered requests and ``period``
   seconds), the entries delivered per second are compared with the period before: the
-  limit grows by one while throughput grows by at least 5 %, shrinks by one when it falls
-  by more than 10 %, and stays otherwise;
+  limit grows by one while throughput grows by at least 5 %; a place added that did not
+  buy 5 % is given back, and the limit then holds for :data:`HOLD` periods before it
+  tries one more again; it shrinks by one when throughput falls by more than 10 %;
 * an overload answer (429, 503, a timeout) halves it at once, and the next period starts
   from scratch, so a small server is never kept overrun.
 
@@ -28,12 +30,16 @@ from typing import Any, Generic, TypeVar
 
 from mlrelay._errors import APIStatusError, APITimeoutError
 
-__all__ = ["AdaptiveLimit", "Call", "Stopped", "Workers", "overloaded"]
+__all__ = ["HOLD", "AdaptiveLimit", "Call", "Stopped", "Workers", "overloaded"]
 
 T = TypeVar("T")
 
 _GROW = 1.05  # throughput must grow by 5 % for the limit to grow
 _SHRINK = 0.90  # and fall by more than 10 % for it to shrink
+
+HOLD = 8
+"""Periods the limit stays after giving back a place that did not pay, before it tries
+one more again (the server's capacity may have changed)."""
 
 
 def overloaded(exc: BaseException | None) -> bool:
@@ -63,7 +69,7 @@ class AdaptiveLimit:
 
     def __init__(
         self,
-        initial: int = 2,
+        initial: int = 1,
         maximum: int = 8,
         *,
         period: float = 0.25,
@@ -81,6 +87,8 @@ class AdaptiveLimit:
         self._answered = 0
         self._entries = 0
         self._last_rate: float | None = None
+        self._probing = False  # the last period's end added a place: it must pay
+        self._hold = 0  # periods left before trying one more place again
 
     @property
     def limit(self) -> int:
@@ -141,14 +149,28 @@ class AdaptiveLimit:
             return
         rate = self._entries / elapsed
         last = self._last_rate
-        if last is None or rate >= last * _GROW:
-            self._limit = min(self.maximum, self._limit + 1)
+        if last is None:
+            self._grow()
+        elif self._probing and rate < last * _GROW:
+            # The place added bought less than 5 %: give it back, and hold.
+            self._limit = max(1, self._limit - 1)
+            self._probing, self._hold = False, HOLD
         elif rate < last * _SHRINK:
             self._limit = max(1, self._limit - 1)
+        elif self._hold:
+            self._hold -= 1
+        else:  # it paid (or the hold is over): try one more
+            self._grow()
         self._restart(now, rate)
+
+    def _grow(self) -> None:
+        self._probing = self._limit < self.maximum
+        self._limit = min(self.maximum, self._limit + 1)
 
     def _restart(self, now: float, rate: float | None) -> None:
         self._start, self._answered, self._entries, self._last_rate = now, 0, 0, rate
+        if rate is None:  # after an overload: the next period starts from scratch
+            self._probing, self._hold = False, 0
 
 
 class Call(Generic[T]):

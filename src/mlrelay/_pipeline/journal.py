@@ -530,11 +530,16 @@ class Journal:
     Args:
         path: the database file; its directory is created with mode 0700.
         fsync: the durability policy (see the module docstring).
+        busy_timeout: seconds one statement waits for the lock another connection
+            holds before it fails with "database is locked" (callers try again).
     """
 
-    def __init__(self, path: Path, *, fsync: FsyncPolicy = "interval") -> None:
+    def __init__(
+        self, path: Path, *, fsync: FsyncPolicy = "interval", busy_timeout: float = 30.0
+    ) -> None:
         self.path = path
         self.fsync: FsyncPolicy = fsync
+        self.busy_timeout = busy_timeout
         self.inode = 0  # of the file at path when opened (recovery.recover checks it)
         self.recoveries = 0  # times this process moved a damaged journal aside
         self.damage: str | None = None  # damage found outside a statement (see _guard_shm)
@@ -628,7 +633,9 @@ class Journal:
             self._forget(db)
         if self._closed:
             raise JournalError(f"the journal {self.path} is closed", path=str(self.path))
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
+        db = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=self.busy_timeout
+        )
         with self._connections_lock:
             self._connections.append(db)
         db.execute("PRAGMA journal_mode=WAL")

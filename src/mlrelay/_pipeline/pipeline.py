@@ -55,7 +55,7 @@ from mlrelay._protocol.batches import KIND_LINKED_METRIC, KIND_METRIC, Entry
 
 from .journal import Journal
 from .recovery import needs_recovery, recover
-from .sender import RunSender, Stopped
+from .sender import MAX_IN_FLIGHT, RunSender, Stopped
 
 if TYPE_CHECKING:
     from mlrelay.client import Client
@@ -101,6 +101,16 @@ def _unwritable(exc: sqlite3.OperationalError) -> bool:
         text = str(exc)
         return any(m in text for m in ("full", "readonly", "disk I/O", "unable to open"))
     return "_".join(name.split("_")[:2]) in _UNWRITABLE  # SQLITE_IOERR_WRITE: SQLITE_IOERR
+
+
+def _busy(exc: BaseException) -> bool:
+    """Whether a journal failure is only its lock held by another connection."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    name: str | None = getattr(exc, "sqlite_errorname", None)  # Python 3.11+
+    if name is None:
+        return "locked" in str(exc)
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
 
 
 logger = logging.getLogger("mlrelay.pipeline")
@@ -235,6 +245,8 @@ class PipelineOptions:
     orphan_check_interval: float = 10.0
     # The disk budget for journaled entries (MLRELAY_MAX_JOURNAL_BYTES); None: no limit.
     max_journal_bytes: int | None = None
+    # The most requests in flight to one server (MLRELAY_MAX_IN_FLIGHT).
+    max_in_flight: int = MAX_IN_FLIGHT
 
 
 @dataclass
@@ -284,6 +296,7 @@ class Pipeline:
         self._primary_uri = primary_uri
         self._buffer: collections.deque[Row] = collections.deque()
         self._unwritten = 0  # rows taken off the deque and not yet committed (writer only)
+        self._committed = 0  # rows the writer has taken care of (write_now's progress)
         self._wake_at = self.options.wake_at
         # Monotonic times no later than the log time of every entry still in the deque
         # (_since), and of every entry not yet committed (_oldest; the writer sets both).
@@ -303,7 +316,12 @@ class Pipeline:
         self._wake_sender = threading.Event()
         self._state = _State()
         self._stop = threading.Event()
-        self.sender = RunSender(journal, strict=self.options.strict, stop=self._stop)
+        self.sender = RunSender(
+            journal,
+            strict=self.options.strict,
+            stop=self._stop,
+            max_in_flight=self.options.max_in_flight,
+        )
         self._writer = threading.Thread(target=self._write_loop, name="mlrelay-writer", daemon=True)
         self._sender_thread: threading.Thread | None = None
         if not threads:  # used by `mlrelay sync`, which drives sending itself
@@ -395,6 +413,7 @@ class Pipeline:
                 self._unwritten -= n
                 self._oldest = self._since  # what is left was logged after _since
             total += n
+            self._committed += n
             with self._written:
                 self._written.notify_all()
 
@@ -651,6 +670,13 @@ class Pipeline:
         if what in self._state.write_failures:
             return
         self._state.write_failures.add(what)
+        if _busy(exc):  # other processes hold the journal's lock: contention, not failure
+            logger.warning(
+                "mlrelay: its journal at %s stayed locked by other processes for longer "
+                "than SQLite's busy timeout; the entries are kept in memory and tried again",
+                self.journal.path,
+            )
+            return
         logger.error(
             "mlrelay could not write to its journal at %s (%s); the entries are kept in "
             "memory and tried again",
@@ -659,14 +685,27 @@ class Pipeline:
             exc_info=exc,
         )
 
-    def write_now(self, timeout: float) -> bool:
-        """Commit everything buffered so far; False if that took longer than ``timeout``."""
+    def write_now(self, timeout: float, *, stall: float | None = None) -> bool:
+        """Commit everything buffered so far; False if that took longer than ``timeout``
+        or (with ``stall``) if no commit went through for ``stall`` seconds.
+
+        A journal shared by many processes can keep one writer waiting for its lock for
+        longer than SQLite's busy timeout; the writer keeps its rows and tries again, so
+        this waits for the deadline rather than for one attempt.
+        """
         deadline = time.monotonic() + timeout
+        committed = self._committed
+        last_progress = time.monotonic()
         self._wake_writer.set()
         with self._written:
-            while (self._buffer or self._unwritten) and time.monotonic() < deadline:
+            while self._buffer or self._unwritten:
+                now = time.monotonic()
+                if now >= deadline or (stall is not None and now - last_progress >= stall):
+                    break
                 self._wake_writer.set()
-                self._written.wait(min(0.05, max(deadline - time.monotonic(), 0.001)))
+                self._written.wait(min(0.05, max(deadline - now, 0.001)))
+                if self._committed != committed:
+                    committed, last_progress = self._committed, time.monotonic()
         return not (self._buffer or self._unwritten)
 
     # --- sender -----------------------------------------------------------------------
@@ -828,7 +867,7 @@ class Pipeline:
             timeout = 3600.0
         started = time.monotonic()
         deadline = started + timeout if timeout is not None else math.inf
-        if not self.write_now(min(deadline - started, 30.0)):
+        if not self.write_now(deadline - started, stall=stall):
             return False
         if not self.sends:
             return True

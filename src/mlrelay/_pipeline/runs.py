@@ -415,7 +415,9 @@ class Session:
                     journal,
                     self.client_for if online else None,
                     PipelineOptions(
-                        strict=settings.strict, max_journal_bytes=settings.max_journal_bytes
+                        strict=settings.strict,
+                        max_journal_bytes=settings.max_journal_bytes,
+                        max_in_flight=settings.max_in_flight,
                     ),
                     primary_uri=settings.tracking_uri,
                 )

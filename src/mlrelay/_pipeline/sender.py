@@ -240,7 +240,7 @@ class RunSender:
         overload answers the retries hide."""
         wired = self._limits.get(id(client))
         if wired is None:
-            limit = AdaptiveLimit(min(2, self.max_in_flight), self.max_in_flight)
+            limit = AdaptiveLimit(1, self.max_in_flight)
             policy = client.retry_policy.with_changes(on_retry=limit.retried)
             wired = self._limits[id(client)] = (client.with_options(retry_policy=policy), limit)
         return wired

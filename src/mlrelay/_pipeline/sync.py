@@ -40,7 +40,7 @@ from mlrelay._errors import (
 
 from .flow import Workers
 from .journal import Journal, RunRecord, journal_error
-from .sender import RUNS_AT_ONCE, Progress, RunSender
+from .sender import MAX_IN_FLIGHT, RUNS_AT_ONCE, Progress, RunSender
 
 if TYPE_CHECKING:
     from mlrelay.client import Client
@@ -206,12 +206,13 @@ class _Syncer:
         client_for: Callable[[str], Client],
         progress: Progress | None,
         retry_rejected: bool,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self.journal = journal
         self.client_for = client_for
         self.progress = progress
         self.retry_rejected = retry_rejected
-        self.sender = RunSender(journal)
+        self.sender = RunSender(journal, max_in_flight=max_in_flight)
         self.clients: dict[str, Client] = {}
         self.down: dict[str, str] = {}
         self._lock = threading.Lock()  # runs are synced several at once
@@ -311,13 +312,15 @@ def run_sync(
     progress: Progress | None = None,
     on_run: Callable[[RunResult], None] | None = None,
     retry_rejected: bool = False,
+    max_in_flight: int = MAX_IN_FLIGHT,
 ) -> list[RunResult]:
-    """Send the planned runs; one result per run, in order.
+    """Send the planned runs; one result per run, in order (at most ``max_in_flight``
+    requests in flight to one server).
 
     A server that cannot be reached or refuses the credentials stops the sync for its
     remaining runs (they are reported with the reason); other servers go on.
     """
-    syncer = _Syncer(journal, client_for, progress, retry_rejected)
+    syncer = _Syncer(journal, client_for, progress, retry_rejected, max_in_flight)
     # Several runs at once (each claimed, sent and released on a thread of its own); the
     # results are reported in the planned order.
     workers = Workers(RUNS_AT_ONCE, "mlrelay-sync")
