@@ -25,6 +25,7 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -102,17 +103,21 @@ MLFLOW = textwrap.dedent(
 )
 
 
-def _run(code: str, *args: str, env: dict[str, str] | None = None) -> dict[str, float]:
+def _run(
+    code: str, *args: str, env: dict[str, str] | None = None, timeout: float = 1800
+) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter (the test environment plus ``env``) and return
+    the JSON object its last line of output prints."""
     environ = child_env(**(env or {}))
     out = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", code, *args],
         capture_output=True,
         text=True,
         check=True,
-        timeout=1800,
+        timeout=timeout,
         env=environ,
     )
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
 

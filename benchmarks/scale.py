@@ -1,8 +1,8 @@
 """A production-shaped server, side by side in one run (issue 15): MLflow on PostgreSQL with
 ``--workers 4`` and artifacts in S3 (moto's server), all on 127.0.0.1.
 
-Usage: python benchmarks/scale.py [N] [--writers W ...] [--skip-landing] [--skip-writers]
-[--skip-artifacts]
+Usage: python benchmarks/scale.py [N] [--writers W ...] [--shared] [--skip-landing]
+[--skip-writers] [--skip-artifacts]
 (default N = 1,000,000 points across 10 runs; writers 1 16 64 with 20,000 points each)
 
 Printed, in one table per part:
@@ -14,7 +14,8 @@ Printed, in one table per part:
   (its fastest), with
   each side's landed count (every step of every run once) and peak RSS;
 - 1, 16 and 64 writer processes sharing one journal (benchmarks/writers.py against this
-  server): log-call p50/p99 and delivery throughput;
+  server), each its own run (and with ``--shared`` also all in one run): log-call p50/p99
+  and delivery throughput;
 - a 1 GiB artifact uploaded and downloaded, proxied by the server and direct to S3
   (benchmarks/s3_artifacts.py), with the client's peak RSS.
 
@@ -24,9 +25,7 @@ Each client runs in its own fresh process. Absolute times drift on shared machin
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -38,8 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from pipeline import _run  # noqa: E402
+
 import mlrelay  # noqa: E402
-from tests._env import child_env  # noqa: E402
 from tests._s3 import S3Store, moto_server  # noqa: E402
 from tests._servers import RunningServer, mlflow_server, postgres_server  # noqa: E402
 
@@ -114,19 +114,6 @@ MLFLOW = textwrap.dedent(
 )
 
 
-def _run(code: str, *args: str, env: dict[str, str] | None = None) -> dict[str, object]:
-    out = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", code, *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=3600,
-        env=child_env(**(env or {})),
-    )
-    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
-
-
 def _landed(uri: str, run_ids: list[str], per_run: int) -> int:
     """Points of ``loss`` on the server across the runs; raises if a step is missing or
     twice in a run."""
@@ -180,12 +167,12 @@ def landing(uri: str, n: int, workdir: Path) -> None:
         env = {"MLRELAY_HOME": str(workdir / f"h{k}")}
         if code is MLFLOW:  # its fastest async mode (benchmarks/pipeline.py measures both)
             env["MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS"] = "1"
-        r = _run(code, uri, str(n), str(RUNS), *extra, env=env)
-        r["landed_n"] = _landed(uri, list(r["run_ids"]), per)  # type: ignore[call-overload]
+        r = _run(code, uri, str(n), str(RUNS), *extra, env=env, timeout=3600)
+        r["landed_n"] = _landed(uri, list(r["run_ids"]), per)
         results[label] = r
         print(f"  {label}: {r['land_s']:.2f} s", flush=True)
-    one = float(results[order[0][0]]["land_s"])  # type: ignore[arg-type]
-    four = float(results[order[1][0]]["land_s"])  # type: ignore[arg-type]
+    one = float(results[order[0][0]]["land_s"])
+    four = float(results[order[1][0]]["land_s"])
     print(f"\nLanding {n:,} points across {RUNS} runs (PostgreSQL, --workers 4)")
     print(
         f"{'client':<40} {'landed':>10} {'seconds':>8} {'vs 1-conn':>10} {'vs 4-conn':>10} "
@@ -193,31 +180,34 @@ def landing(uri: str, n: int, workdir: Path) -> None:
     )
     for label, _, _ in order:
         r = results[label]
-        s = float(r["land_s"])  # type: ignore[arg-type]
+        s = float(r["land_s"])
         print(
             f"{label:<40} {r['landed_n']:>10,} {s:>8.2f} {s / one:>9.2f}x {s / four:>9.2f}x "
-            f"{float(r['rss_mb']):>7.0f}"  # type: ignore[arg-type]
+            f"{float(r['rss_mb']):>7.0f}"
         )
 
 
-def writers(uri: str, counts: list[int], workdir: Path) -> None:
-    """The writers table (benchmarks/writers.py's measurement against this server)."""
+def writers(uri: str, counts: list[int], workdir: Path, *, shared: bool = False) -> None:
+    """The writers table (benchmarks/writers.py's measurement against this server): each
+    writer its own run, and with ``shared`` also all writers in one run."""
     import writers as w
 
     n = 20_000
     print(f"\n{n:,} points per writer process, one shared journal (PostgreSQL, --workers 4)")
     print(
-        f"{'writers':>7} {'p50 us (median/worst)':>22} {'p99 us (median/worst)':>22} "
-        f"{'landed':>10} {'seconds':>8} {'points/s':>9}"
+        f"{'writers':>7} {'runs':>5} {'p50 us (median/worst)':>22} {'p99 us (median/worst)':>22} "
+        f"{'landed':>10} {'journaled s':>11} {'seconds':>8} {'points/s':>9}"
     )
-    for count in counts:
-        r = w._measure(uri, n, count, workdir)
-        print(
-            f"{count:>7} {r['p50_median']:>10.2f} / {r['p50_worst']:<9.2f} "
-            f"{r['p99_median']:>10.2f} / {r['p99_worst']:<9.2f} {int(r['landed']):>10,} "
-            f"{r['seconds']:>8.1f} {r['landed'] / r['seconds']:>9,.0f}",
-            flush=True,
-        )
+    for one_run in (False, True) if shared else (False,):
+        for count in counts:
+            r = w._measure(uri, n, count, workdir, shared=one_run)
+            print(
+                f"{count:>7} {'one' if one_run else 'own':>5} {r['p50_median']:>10.2f} / "
+                f"{r['p50_worst']:<9.2f} {r['p99_median']:>10.2f} / {r['p99_worst']:<9.2f} "
+                f"{int(r['landed']):>10,} {r['journaled_s']:>11.1f} {r['seconds']:>8.1f} "
+                f"{r['landed'] / r['seconds']:>9,.0f}",
+                flush=True,
+            )
 
 
 def artifacts(proxied: str, direct: str, s3: S3Store, workdir: Path, mib: int = 1024) -> None:
@@ -263,7 +253,7 @@ def main() -> None:
             if "--skip-landing" not in flags:
                 landing(proxied.url, n, workdir)
             if "--skip-writers" not in flags:
-                writers(proxied.url, counts, workdir)
+                writers(proxied.url, counts, workdir, shared="--shared" in flags)
             if "--skip-artifacts" not in flags:
                 artifacts(proxied.url, direct.url, s3, workdir)
 

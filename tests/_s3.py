@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from tests._servers import free_port, stop_process, wait_until_healthy
+from tests._servers import free_port, spawn_logged, stop_process, wait_until_healthy
 from tests._timing import deadline
 
 __all__ = ["S3Store", "moto_server"]
@@ -50,16 +50,9 @@ def moto_server(workdir: Path, buckets: tuple[str, ...] = ("mlrelay-test",)) -> 
     log_path = workdir / f"moto-{port}.log"
     moto_bin = Path(sys.executable).with_name("moto_server")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(moto_bin), "-H", "127.0.0.1", "-p", str(port)],
-            cwd=workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
+    process = spawn_logged(
+        [str(moto_bin), "-H", "127.0.0.1", "-p", str(port)], log_path, cwd=workdir, env=env
+    )
     endpoint = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(endpoint, process, deadline(60), path="/moto-api/")

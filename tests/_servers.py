@@ -71,6 +71,30 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def spawn_logged(
+    args: list[str],
+    log_path: Path,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    **popen: Any,
+) -> subprocess.Popen[bytes]:
+    """Start a server process in its own session (so :func:`stop_process` stops its
+    children too), its output appended to ``log_path``, no stdin; ``popen`` passes more
+    ``subprocess.Popen`` arguments (``user``, ``group``)."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            args,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=None if env is None else dict(env),
+            start_new_session=True,
+            **popen,
+        )
+
+
 def wait_until_healthy(
     url: str, process: subprocess.Popen[bytes], deadline_s: float, path: str = "/health"
 ) -> None:
@@ -181,16 +205,7 @@ def mlflow_server(
     # (for GenAI jobs, unused here): on a 2-core machine they cost more CPU than the tests.
     child_env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     child_env.update(env or {})
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            args,
-            cwd=workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=child_env,
-            start_new_session=True,
-        )
+    process = spawn_logged(args, log_path, cwd=workdir, env=child_env)
     url = f"http://127.0.0.1:{port}"
     server = RunningServer(url=url, port=port, process=process, workdir=workdir, log_path=log_path)
     try:
@@ -328,18 +343,18 @@ def postgres_server(workdir: Path) -> Iterator[PostgresServer]:
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 check=True, timeout=deadline(60), **as_user,  # type: ignore[call-overload]
             )  # fmt: skip
-            process = subprocess.Popen(
-                [
-                    str(bin_dir / "postgres"), "-D", str(datadir), "-p", str(port),
-                    "-c", "listen_addresses=127.0.0.1",
-                    "-c", "unix_socket_directories=",  # TCP only
-                    # Two MLflow servers of four workers, each worker with SQLAlchemy pools
-                    # for the tracking and the registry store (up to 15 connections each).
-                    "-c", "max_connections=300",
-                ],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, **as_user,  # type: ignore[call-overload]
-            )  # fmt: skip
+        process = spawn_logged(
+            [
+                str(bin_dir / "postgres"), "-D", str(datadir), "-p", str(port),
+                "-c", "listen_addresses=127.0.0.1",
+                "-c", "unix_socket_directories=",  # TCP only
+                # Two MLflow servers of four workers, each worker with SQLAlchemy pools
+                # for the tracking and the registry store (up to 15 connections each).
+                "-c", "max_connections=300",
+            ],
+            log_path,
+            **as_user,
+        )  # fmt: skip
         server = PostgresServer(port=port, process=process, datadir=datadir, log_path=log_path)
         try:
             try:

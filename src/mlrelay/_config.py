@@ -484,6 +484,15 @@ REGISTRY: tuple[Setting, ...] = (
         "reclaimed, then new entries are refused and counted (mlrelay status).",
     ),
     Setting(
+        "max_in_flight",
+        ("MLRELAY_MAX_IN_FLIGHT",),
+        _parse_concurrency,
+        8,
+        "Requests one process keeps in flight to one server at most (1 to 64); the "
+        "sender adapts below it to the server's throughput and overload answers. Lower "
+        "it when many processes share a small server; 1 sends one batch at a time.",
+    ),
+    Setting(
         "s3_endpoint_url",
         ("MLFLOW_S3_ENDPOINT_URL",),
         _parse_endpoint,
@@ -513,15 +522,6 @@ REGISTRY: tuple[Setting, ...] = (
         'Extra arguments of every s3:// upload, a JSON object such as {"ServerSideEncryption": '
         '"AES256"}.',
         secret=True,
-    ),
-    Setting(
-        "max_in_flight",
-        ("MLRELAY_MAX_IN_FLIGHT",),
-        _parse_concurrency,
-        8,
-        "Requests one process keeps in flight to one server at most (1 to 64); the "
-        "sender adapts below it to the server's throughput and overload answers. Lower "
-        "it when many processes share a small server; 1 sends one batch at a time.",
     ),
     Setting(
         "s3_multipart_threshold",
@@ -610,6 +610,7 @@ class Settings(BaseModel):
     strict: bool
     log_environment: bool
     max_journal_bytes: int | None
+    max_in_flight: int
     s3_endpoint_url: str | None
     s3_ignore_tls: bool
     s3_addressing_style: Literal["auto", "path", "virtual"]
@@ -617,7 +618,6 @@ class Settings(BaseModel):
     s3_multipart_threshold: int
     s3_multipart_chunksize: int
     s3_max_concurrency: int
-    max_in_flight: int
     dagshub_host: str | None
     dagshub_token: SecretStr | None
     sources: dict[str, str]

@@ -24,13 +24,6 @@ np = pytest.importorskip("numpy")
 
 
 @pytest.fixture
-def server() -> Iterator[MockServer]:
-    """A fresh mock server for one test."""
-    with MockServer() as s:
-        yield s
-
-
-@pytest.fixture
 def client(server: MockServer) -> Iterator[MlflowClient]:
     """MLflow's client class over the mock server (the fluent API points there too)."""
     mlflow.set_tracking_uri(server.url)

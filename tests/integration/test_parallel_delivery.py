@@ -17,20 +17,10 @@ from tests._timing import deadline
 LOG_BATCH = "*/runs/log-batch"
 
 
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[MockServer]:
-    """A fresh mock server for one test (end_run waits at most 1 s for delivery while the
-    test holds log-batch down)."""
+@pytest.fixture(autouse=True)
+def _short_end_run_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """end_run waits at most 1 s for delivery while a test holds log-batch down."""
     monkeypatch.setenv("MLRELAY_EXIT_TIMEOUT", "1")
-    with MockServer() as s:
-        yield s
-
-
-@pytest.fixture
-def client(server: MockServer) -> Iterator[mlrelay.Client]:
-    """A direct client to read back what landed."""
-    with mlrelay.Client(tracking_uri=server.url) as c:
-        yield c
 
 
 @contextlib.contextmanager

@@ -7,7 +7,6 @@ import math
 import os
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,20 +18,6 @@ from mlrelay._pipeline.journal import Journal
 from mlrelay._pipeline.runs import session
 from tests._env import child_env
 from tests._timing import deadline, slack
-
-
-@pytest.fixture
-def server() -> Iterator[MockServer]:
-    """A fresh mock server for one test."""
-    with MockServer() as s:
-        yield s
-
-
-@pytest.fixture
-def client(server: MockServer) -> Iterator[mlrelay.Client]:
-    """A direct client to read back what landed."""
-    with mlrelay.Client(tracking_uri=server.url) as c:
-        yield c
 
 
 def test_tutorial_flow_lands_with_system_tags(server: MockServer, client: mlrelay.Client) -> None:

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import getpass
 import warnings
-from collections.abc import Iterator
 
 import pytest
 from mlrelay_mock import MockServer
 
 import mlrelay
 from mlrelay import fluent
-
-
-@pytest.fixture
-def server() -> Iterator[MockServer]:
-    """A fresh mock server for one test."""
-    with MockServer() as s:
-        yield s
 
 
 def test_the_tutorial_idiom_reads_the_servers_run_id(server: MockServer) -> None:

@@ -28,14 +28,16 @@ class Clock:
         return self.now
 
 
-def answer_period(limit: AdaptiveLimit, clock: Clock, entries_per_s: float) -> None:
-    """Answer one measurement period's worth of requests (2 x limit, over 1 s) at
-    ``entries_per_s``."""
-    n = 2 * limit.limit
+def answer_period(
+    limit: AdaptiveLimit, clock: Clock, entries_per_s: float, latency: float = 0.1
+) -> None:
+    """Answer one measurement period's worth of requests (2 x limit, at least 4, over 1 s)
+    at ``entries_per_s``, each answer ``latency`` seconds after its request."""
+    n = max(4, 2 * limit.limit)
     for _ in range(n):
         assert limit.try_acquire()
         clock.now += 1.0 / n
-        limit.release(round(entries_per_s / n))
+        limit.release(round(entries_per_s / n), latency=latency)
 
 
 URL = "http://127.0.0.1/api/2.0/mlflow/runs/log-batch"
@@ -66,37 +68,37 @@ def test_limit_grows_while_throughput_grows_and_stops_at_maximum() -> None:
     assert seen == [3, 4, 5, 5, 5, 5]
 
 
-def test_a_place_that_does_not_pay_is_given_back_and_tried_again_after_a_hold() -> None:
-    """On a plateau (a server with one worker, say) the place added is given back when it
-    bought less than 5 %, the limit holds for HOLD periods, then tries one more again."""
+def test_a_server_that_answers_one_request_at_a_time_is_sent_one_at_a_time() -> None:
+    """From one request to two, the median answer took twice as long (a single worker
+    serialising them): the limit goes back to one, holds for HOLD periods, then tries two
+    again; when two then answer about as fast as one, it grows as throughput grows."""
     clock = Clock()
     limit = AdaptiveLimit(1, 8, period=0.5, clock=clock)
     assert limit.limit == 1  # it starts at one request
-    answer_period(limit, clock, 1000)  # first period: no comparison yet, tries 2
-    assert limit.limit == 2
-    answer_period(limit, clock, 1030)  # +3 %: not worth the place
+    answer_period(limit, clock, 1000, latency=0.1)
+    assert limit.limit == 2  # tries two
+    answer_period(limit, clock, 1000, latency=0.2)  # each answer waited for the other
     assert limit.limit == 1
     seen = []
     for _ in range(HOLD + 1):
-        answer_period(limit, clock, 1030)
+        answer_period(limit, clock, 1000, latency=0.1)
         seen.append(limit.limit)
-    assert seen == [1] * HOLD + [2]  # held, then tried again
-    answer_period(limit, clock, 1500)  # +46 %: it paid, one more
+    assert seen == [1] * HOLD + [2]  # held at one, then tried two again
+    answer_period(limit, clock, 1900, latency=0.11)  # the server now has room: stays
+    assert limit.limit == 2
+    answer_period(limit, clock, 2800, latency=0.11)  # +47 %: one more
     assert limit.limit == 3
 
 
-def test_limit_shrinks_when_throughput_falls() -> None:
-    """A fall of more than 10 % takes one place away; a fall within 10 % does not."""
+def test_limit_holds_on_a_plateau_and_shrinks_when_throughput_falls() -> None:
+    """Flat throughput keeps the limit; a fall of more than 10 % takes one place away."""
     clock = Clock()
     limit = AdaptiveLimit(4, 8, period=0.5, clock=clock)
-    answer_period(limit, clock, 1000)  # tries 5
-    answer_period(limit, clock, 2000)  # it paid: tries 6
-    assert limit.limit == 6
-    answer_period(limit, clock, 1000)  # the try did not pay: back to 5, hold
+    answer_period(limit, clock, 1000)  # first period: no comparison yet, grows
     assert limit.limit == 5
-    answer_period(limit, clock, 950)  # -5 %: holds
+    answer_period(limit, clock, 1020)  # +2 %: holds
     assert limit.limit == 5
-    answer_period(limit, clock, 700)  # -26 %: shrinks
+    answer_period(limit, clock, 800)  # -22 %: shrinks
     assert limit.limit == 4
 
 

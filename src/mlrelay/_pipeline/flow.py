@@ -4,12 +4,16 @@
 throughput grows and shrinks when the server is overloaded, as TCP's congestion control
 does (additive increase, multiplicative decrease):
 
-* it starts at one request (as a server with one worker wants it);
-* after each measurement period (at least ``2 x limit`` answered requests and ``period``
-  seconds), the entries delivered per second are compared with the period before: the
-  limit grows by one while throughput grows by at least 5 %; a place added that did not
-  buy 5 % is given back, and the limit then holds for :data:`HOLD` periods before it
-  tries one more again; it shrinks by one when throughput falls by more than 10 %;
+* it starts at one request, and the first step, from one to two, is checked against the
+  answers' latency: if the median answer takes :data:`SERIAL` times as long with two
+  requests in flight as with one, the server handles one request at a time (a single
+  worker; MLflow on SQLite, whose writes are serialised, even loses throughput to
+  concurrent requests), so the limit goes back to one and tries again after :data:`HOLD`
+  periods;
+* otherwise, after each measurement period (at least ``2 x limit`` answered requests, 4 at
+  least, and ``period`` seconds), the entries delivered per second are compared with the
+  period before: the limit grows by one while throughput grows by at least 5 %, shrinks by
+  one when it falls by more than 10 %, and stays otherwise;
 * an overload answer (429, 503, a timeout) halves it at once, and the next period starts
   from scratch, so a small server is never kept overrun.
 
@@ -22,7 +26,9 @@ interpreter exit, so a hung request cannot delay exit.
 
 from __future__ import annotations
 
+import logging
 import queue
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -34,12 +40,18 @@ __all__ = ["HOLD", "AdaptiveLimit", "Call", "Stopped", "Workers", "overloaded"]
 
 T = TypeVar("T")
 
+logger = logging.getLogger("mlrelay.flow")
+
 _GROW = 1.05  # throughput must grow by 5 % for the limit to grow
 _SHRINK = 0.90  # and fall by more than 10 % for it to shrink
 
+SERIAL = 1.8
+"""Median latency with two requests in flight, over that with one, from which a server is
+taken to handle one request at a time (2.0 when it does exactly; 1.0 when it has room)."""
+
 HOLD = 8
-"""Periods the limit stays after giving back a place that did not pay, before it tries
-one more again (the server's capacity may have changed)."""
+"""Periods the limit stays at one on a server found to handle one request at a time,
+before it tries two again (the server may have changed)."""
 
 
 def overloaded(exc: BaseException | None) -> bool:
@@ -87,8 +99,10 @@ class AdaptiveLimit:
         self._answered = 0
         self._entries = 0
         self._last_rate: float | None = None
-        self._probing = False  # the last period's end added a place: it must pay
-        self._hold = 0  # periods left before trying one more place again
+        self._latencies: list[float] = []  # of this period's answers
+        self._one_rtt: float | None = None  # the median latency of the last period at one
+        self._checking = False  # this period, at two, decides whether the server is serial
+        self._hold = 0  # periods left at one before trying two again
 
     @property
     def limit(self) -> int:
@@ -121,12 +135,15 @@ class AdaptiveLimit:
             self._in_flight += 1
             return True
 
-    def release(self, entries: int, *, overloaded: bool = False) -> None:
+    def release(
+        self, entries: int, *, overloaded: bool = False, latency: float | None = None
+    ) -> None:
         """A request was answered: it carried ``entries`` delivered entries (0 when it
-        failed); ``overloaded`` when the answer says the server is overloaded."""
+        failed); ``overloaded`` when the answer says the server is overloaded; ``latency``
+        is how long it took, in seconds."""
         with self._changed:
             self._in_flight -= 1
-            self._observe(entries, overloaded)
+            self._observe(entries, overloaded, latency)
             self._changed.notify_all()
 
     def retried(self, exc: BaseException) -> None:
@@ -134,9 +151,9 @@ class AdaptiveLimit:
         the failure says the server is overloaded."""
         if overloaded(exc):
             with self._changed:
-                self._observe(0, True)
+                self._observe(0, True, None)
 
-    def _observe(self, entries: int, overload: bool) -> None:
+    def _observe(self, entries: int, overload: bool, latency: float | None) -> None:
         now = self._clock()
         if overload:
             self._limit = max(1, self._limit // 2)
@@ -144,33 +161,42 @@ class AdaptiveLimit:
             return
         self._answered += 1
         self._entries += entries
+        if latency is not None:
+            self._latencies.append(latency)
         elapsed = now - self._start
-        if self._answered < 2 * self._limit or elapsed < self._period:
+        if self._answered < max(4, 2 * self._limit) or elapsed < self._period:
             return
         rate = self._entries / elapsed
         last = self._last_rate
-        if last is None:
-            self._grow()
-        elif self._probing and rate < last * _GROW:
-            # The place added bought less than 5 %: give it back, and hold.
-            self._limit = max(1, self._limit - 1)
-            self._probing, self._hold = False, HOLD
+        rtt = statistics.median(self._latencies) if self._latencies else None
+        if self._limit == 1:
+            self._one_rtt = rtt
+            if self._hold:
+                self._hold -= 1
+            elif self.maximum > 1:  # try two, and check the answers' latency
+                self._limit, self._checking = 2, True
+        elif self._checking:
+            self._checking = False
+            if rtt is not None and self._one_rtt and rtt >= SERIAL * self._one_rtt:
+                self._limit, self._hold = 1, HOLD  # one request at a time: back to one
+        elif last is None or rate >= last * _GROW:
+            self._limit = min(self.maximum, self._limit + 1)
         elif rate < last * _SHRINK:
             self._limit = max(1, self._limit - 1)
-        elif self._hold:
-            self._hold -= 1
-        else:  # it paid (or the hold is over): try one more
-            self._grow()
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "mlrelay: %d requests in flight allowed (%.0f entries/s, median answer %s)",
+                self._limit,
+                rate,
+                "-" if rtt is None else f"{rtt * 1000:.0f} ms",
+            )
         self._restart(now, rate)
-
-    def _grow(self) -> None:
-        self._probing = self._limit < self.maximum
-        self._limit = min(self.maximum, self._limit + 1)
 
     def _restart(self, now: float, rate: float | None) -> None:
         self._start, self._answered, self._entries, self._last_rate = now, 0, 0, rate
+        self._latencies = []
         if rate is None:  # after an overload: the next period starts from scratch
-            self._probing, self._hold = False, 0
+            self._checking = False
 
 
 class Call(Generic[T]):

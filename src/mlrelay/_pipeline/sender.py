@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -463,10 +464,13 @@ class RunSender:
             used = entries[:1]
             fn = functools.partial(self._send_single, client, server_id, used[0])
 
+        started = time.monotonic()
+
         def answered(call: Call[Refused]) -> None:
             if limit is not None:
                 landed = 0 if call.error is not None else len(used)
-                limit.release(landed, overloaded=overloaded(call.error))
+                latency = time.monotonic() - started
+                limit.release(landed, overloaded=overloaded(call.error), latency=latency)
 
         return _Request(used, self._requests.submit(fn, answered), not _unordered(batch))
 
