@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck pytest test-lowest bench bench-outage bench-sync bench-ray clean
+.PHONY: demo test lint typecheck pytest test-lowest bench bench-scale bench-outage bench-sync bench-ray clean
 
 $(VENV)/.base: pyproject.toml mock_server/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,8 +65,14 @@ test: lint typecheck test-lowest pytest
 bench: $(VENV)/.test
 	$(PY) benchmarks/import_time.py
 	$(PY) benchmarks/pipeline.py
+	$(PY) benchmarks/one_worker.py
 	$(PY) benchmarks/mock_server_throughput.py
-	$(PY) benchmarks/writers.py
+	$(PY) benchmarks/writers.py --shared
+
+# About half an hour: PostgreSQL + mlflow server --workers 4 + S3 (moto), every table of
+# benchmarks/scale.py in one run (landing 1,000,000 points, 1/16/64 writers, 1 GiB).
+bench-scale: $(VENV)/.test
+	$(PY) benchmarks/scale.py --shared
 
 # Takes several minutes: 5,000,000 points logged during an outage, then delivered.
 bench-outage: $(VENV)/.test
