@@ -130,35 +130,35 @@ def _measure(
 
 
 def main() -> None:
-    """Measure each writer count against one server and print the table."""
+    """Measure each writer count against one server and print the table, a row as each
+    measurement ends."""
     flags = {a for a in sys.argv[1:] if a.startswith("--")}
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n = int(args[0]) if args else 20_000
     counts = [int(a) for a in args[1:]] or [1, 16, 64]
     modes = (False, True) if "--shared" in flags else (False,)
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        with _server("--real" in flags, workdir) as server:
-            uri = str(server.url)  # type: ignore[attr-defined]
-            rows = [
-                (w, shared, _measure(uri, n, w, workdir, shared=shared))
-                for shared in modes
-                for w in counts
-            ]
     kind = "real mlflow server (sqlite, 1 worker)" if "--real" in flags else "the mock server"
     print(f"N = {n:,} points per process, one shared journal, {kind}, 127.0.0.1\n")
     print(
         f"{'writers':>7} {'runs':>8} {'p50 us (median/worst)':>22} {'p99 us (median/worst)':>22} "
-        f"{'landed':>10} {'of':>10} {'journaled s':>11} {'seconds':>8} {'points/s':>9}"
+        f"{'landed':>10} {'of':>10} {'journaled s':>11} {'seconds':>8} {'points/s':>9}",
+        flush=True,
     )
-    for w, shared, r in rows:
-        total = w * n
-        print(
-            f"{w:>7} {'one' if shared else 'own':>8} {r['p50_median']:>10.2f} / "
-            f"{r['p50_worst']:<9.2f} {r['p99_median']:>10.2f} / {r['p99_worst']:<9.2f} "
-            f"{r['landed']:>10,} {total:>10,} {r['journaled_s']:>11.1f} {r['seconds']:>8.1f} "
-            f"{r['landed'] / r['seconds']:>9,.0f}"
-        )
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        with _server("--real" in flags, workdir) as server:
+            uri = str(server.url)  # type: ignore[attr-defined]
+            for shared in modes:
+                for w in counts:
+                    r = _measure(uri, n, w, workdir, shared=shared)
+                    print(
+                        f"{w:>7} {'one' if shared else 'own':>8} {r['p50_median']:>10.2f} / "
+                        f"{r['p50_worst']:<9.2f} {r['p99_median']:>10.2f} / "
+                        f"{r['p99_worst']:<9.2f} {r['landed']:>10,} {w * n:>10,} "
+                        f"{r['journaled_s']:>11.1f} {r['seconds']:>8.1f} "
+                        f"{r['landed'] / r['seconds']:>9,.0f}",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

@@ -638,7 +638,7 @@ class Journal:
         )
         with self._connections_lock:
             self._connections.append(db)
-        db.execute("PRAGMA journal_mode=WAL")
+        self._enter_wal(db)
         db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}")
         # WAL with NORMAL: commits are not fsynced, but a power loss never corrupts.
         db.execute(f"PRAGMA synchronous={'NORMAL' if self.fsync == 'never' else 'FULL'}")
@@ -648,6 +648,23 @@ class Journal:
         self._local.db = db
         self._local.generation = self._generation
         return db
+
+    def _enter_wal(self, db: sqlite3.Connection) -> None:
+        """Put ``db`` in WAL mode. Many processes opening a new journal at once convert it
+        together, and SQLite answers "database is locked" at once (without waiting the busy
+        timeout) to one that would otherwise deadlock: it is tried again, for at most the
+        busy timeout."""
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.001
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     def _guard_shm(self) -> None:
         """Keep a truncated ``-shm`` file from killing this process with SIGBUS.
