@@ -34,7 +34,7 @@ from . import (
     UnexpectedResponseError,
     __version__,
 )
-from ._config import host_of, resolve
+from ._config import Settings, host_of, resolve
 from ._credentials import (
     auth_scheme,
     keyring_backend_name,
@@ -319,7 +319,8 @@ def _sync(
         return 0
     tty = out.isatty() if hasattr(out, "isatty") else False
     progress = _SyncProgress(out, len(planned), entries, tty=tty)
-    client_for = _sync_client_factory()
+    settings = resolve({"keyring": False})
+    client_for = _sync_client_factory(settings)
     try:
         results = run_sync(
             journal,
@@ -328,7 +329,7 @@ def _sync(
             progress=progress.advance,
             on_run=lambda _result: progress.run_done(),
             retry_rejected=args.retry_rejected,
-            max_in_flight=resolve({"keyring": False}).max_in_flight,
+            max_in_flight=settings.max_in_flight,
         )
     finally:
         progress.close()
@@ -392,9 +393,8 @@ def _print_dry_run(planned: Sequence[PlannedRun], entries: int, out: TextIO) -> 
         print(f"  {p.run.local_id} -> {target} on {where}: {what}{skip}", file=out)
 
 
-def _sync_client_factory() -> Callable[[str], Client]:
+def _sync_client_factory(settings: Settings) -> Callable[[str], Client]:
     """A client per server for a sync: the configured retries, at most 60 s of them per call."""
-    settings = resolve({"keyring": False})
     return lambda uri: Client(
         tracking_uri=uri,
         max_retries=settings.max_retries,

@@ -109,6 +109,7 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "default_home",
+    "is_busy",
     "is_damage",
     "journal_error",
     "owner_alive",
@@ -435,6 +436,16 @@ bind), sqlite3.IntegrityError (None where a value is required), TypeError and
 ValueError (a value that is not what its kind needs)."""
 
 
+def is_busy(exc: BaseException) -> bool:
+    """Whether a journal failure is only its lock held by another connection."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    name: str | None = getattr(exc, "sqlite_errorname", None)  # Python 3.11+
+    if name is None:
+        return "locked" in str(exc)
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+
+
 def _is_disk_error(exc: BaseException) -> bool:
     """Whether ``exc`` is about the journal rather than one entry (disk full, read-only,
     I/O error, locked, damaged): every entry would fail the same way."""
@@ -661,7 +672,7 @@ class Journal:
                 db.execute("PRAGMA journal_mode=WAL")
                 return
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                if not is_busy(exc) or time.monotonic() >= deadline:
                     raise
             time.sleep(pause)
             pause = min(pause * 2, 0.05)

@@ -53,7 +53,7 @@ from mlrelay._errors import (
 )
 from mlrelay._protocol.batches import KIND_LINKED_METRIC, KIND_METRIC, Entry
 
-from .journal import Journal
+from .journal import Journal, is_busy
 from .recovery import needs_recovery, recover
 from .sender import MAX_IN_FLIGHT, RunSender, Stopped
 
@@ -101,16 +101,6 @@ def _unwritable(exc: sqlite3.OperationalError) -> bool:
         text = str(exc)
         return any(m in text for m in ("full", "readonly", "disk I/O", "unable to open"))
     return "_".join(name.split("_")[:2]) in _UNWRITABLE  # SQLITE_IOERR_WRITE: SQLITE_IOERR
-
-
-def _busy(exc: BaseException) -> bool:
-    """Whether a journal failure is only its lock held by another connection."""
-    if not isinstance(exc, sqlite3.OperationalError):
-        return False
-    name: str | None = getattr(exc, "sqlite_errorname", None)  # Python 3.11+
-    if name is None:
-        return "locked" in str(exc)
-    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
 
 
 logger = logging.getLogger("mlrelay.pipeline")
@@ -670,7 +660,7 @@ class Pipeline:
         if what in self._state.write_failures:
             return
         self._state.write_failures.add(what)
-        if _busy(exc):  # other processes hold the journal's lock: contention, not failure
+        if is_busy(exc):  # other processes hold the journal's lock: contention, not failure
             logger.warning(
                 "mlrelay: its journal at %s stayed locked by other processes for longer "
                 "than SQLite's busy timeout; the entries are kept in memory and tried again",
