@@ -1,9 +1,10 @@
 """A production-shaped server, side by side in one run (issue 15): MLflow on PostgreSQL with
 ``--workers 4`` and artifacts in S3 (moto's server), all on 127.0.0.1.
 
-Usage: python benchmarks/scale.py [N] [--writers W ...] [--shared] [--skip-landing]
-[--skip-writers] [--skip-artifacts]
-(default N = 1,000,000 points across 10 runs; writers 1 16 64 with 20,000 points each)
+Usage: python benchmarks/scale.py [N] [--rounds R] [--writers W ...] [--shared]
+[--skip-landing] [--skip-writers] [--skip-artifacts]
+(default N = 1,000,000 points across 10 runs, R = 2 rounds; writers 1 16 64 with 20,000
+points each)
 
 Printed, in one table per part:
 
@@ -11,8 +12,11 @@ Printed, in one table per part:
   1,000-metric log-batch POSTs, a raw four-connection loop (the same bodies on four
   threads), mlrelay (10 runs one after the other, ``log_metric`` per point, each run
   ended, then ``flush()``), MLflow's client with ``synchronous=False`` and 1 s buffering
-  (its fastest), with
-  each side's landed count (every step of every run once) and peak RSS;
+  (its fastest); the four-connection loop and mlrelay R times each in ABBA order, their
+  medians compared; and a control, the four-connection loop beside a process burning the
+  CPU time mlrelay's client used beyond the raw loop's (the client shares the server's
+  two cores here). Each side's landed count (every step of every run once), client CPU
+  and peak RSS;
 - 1, 16 and 64 writer processes sharing one journal (benchmarks/writers.py against this
   server), each its own run (and with ``--shared`` also all in one run): log-call p50/p99
   and delivery throughput;
@@ -26,12 +30,15 @@ Each client runs in its own fresh process. Absolute times drift on shared machin
 from __future__ import annotations
 
 import signal
+import statistics
+import subprocess
 import sys
 import tempfile
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -66,8 +73,9 @@ RAW = textwrap.dedent(
     with cf.ThreadPoolExecutor(conc) as ex:
         list(ex.map(post, bodies))
     dt = time.perf_counter() - t
-    import resource; rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"land_s": dt, "rss_mb": rss_mb, "run_ids": ids}))
+    import resource; ru = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"land_s": dt, "rss_mb": ru.ru_maxrss / 1024, "run_ids": ids,
+                      "cpu_s": ru.ru_utime + ru.ru_stime}))
     """
 )
 
@@ -87,8 +95,9 @@ MLRELAY = textwrap.dedent(
         ids.append(run.info.run_id)
     landed = ml.flush(1800)
     land_s = time.perf_counter() - t
-    import resource; rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"land_s": land_s, "landed": landed, "rss_mb": rss_mb, "run_ids": ids}))
+    import resource; ru = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"land_s": land_s, "landed": landed, "rss_mb": ru.ru_maxrss / 1024,
+                      "run_ids": ids, "cpu_s": ru.ru_utime + ru.ru_stime}))
     """
 )
 
@@ -108,8 +117,22 @@ MLFLOW = textwrap.dedent(
         ids.append(run.info.run_id)
     mlflow.flush_async_logging()
     land_s = time.perf_counter() - t
-    import resource; rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"land_s": land_s, "rss_mb": rss_mb, "run_ids": ids}))
+    import resource; ru = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"land_s": land_s, "rss_mb": ru.ru_maxrss / 1024, "run_ids": ids,
+                      "cpu_s": ru.ru_utime + ru.ru_stime}))
+    """
+)
+
+BURN = textwrap.dedent(
+    """
+    import sys, time
+    cpu_s, over_s = float(sys.argv[1]), float(sys.argv[2])
+    duty = min(cpu_s / over_s, 1.0)
+    while True:  # busy for duty x 100 ms of CPU time, idle for the rest, until killed
+        t = time.process_time()
+        while time.process_time() - t < duty * 0.1:
+            pass
+        time.sleep((1 - duty) * 0.1)
     """
 )
 
@@ -153,38 +176,87 @@ def production_server(workdir: Path) -> Iterator[tuple[RunningServer, RunningSer
         yield proxied, direct, s3
 
 
-def landing(uri: str, n: int, workdir: Path) -> None:
-    """The landing table: raw 1- and 4-connection loops, mlrelay, MLflow async."""
+def landing(uri: str, n: int, workdir: Path, rounds: int = 2) -> None:
+    """The landing table: raw 1- and 4-connection loops, mlrelay, MLflow async, and the raw
+    four-connection loop beside a process burning as much CPU as mlrelay's client used.
+
+    The raw four-connection loop and mlrelay run ``rounds`` times, in ABBA order (raw,
+    mlrelay, mlrelay, raw, ...), so a server that slows as its tables grow, or a machine
+    that gets busier, weighs on both alike; the table gives their medians."""
     per = n // RUNS
-    order = [
-        ("raw 1-connection log-batch loop", RAW, ("1",)),
-        ("raw 4-connection log-batch loop", RAW, ("4",)),
-        ("mlrelay (log calls, end_run, flush)", MLRELAY, ()),
-        ("MLflow async, 1 s buffering", MLFLOW, ()),
-    ]
-    results = {}
-    for k, (label, code, extra) in enumerate(order):
+    one, four, ours, theirs, loaded = (
+        "raw 1-connection log-batch loop",
+        "raw 4-connection log-batch loop",
+        "mlrelay (log calls, end_run, flush)",
+        "MLflow async, 1 s buffering",
+        "raw 4-connection + mlrelay's client CPU",
+    )
+    results: dict[str, list[dict[str, Any]]] = {}
+    k = 0
+
+    def measure(
+        label: str, code: str, *extra: str, burn: tuple[float, float] | None = None
+    ) -> None:
+        nonlocal k
+        k += 1
         env = {"MLRELAY_HOME": str(workdir / f"h{k}")}
         if code is MLFLOW:  # its fastest async mode (benchmarks/pipeline.py measures both)
             env["MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS"] = "1"
-        r = _run(code, uri, str(n), str(RUNS), *extra, env=env, timeout=3600)
+        burner = None
+        if burn is not None:
+            burner = subprocess.Popen([sys.executable, "-c", BURN, *map(str, burn)])
+        try:
+            r = _run(code, uri, str(n), str(RUNS), *extra, env=env, timeout=3600)
+        finally:
+            if burner is not None:
+                burner.kill()
+                burner.wait()
         r["landed_n"] = _landed(uri, list(r["run_ids"]), per)
-        results[label] = r
-        print(f"  {label}: {r['land_s']:.2f} s", flush=True)
-    one = float(results[order[0][0]]["land_s"])
-    four = float(results[order[1][0]]["land_s"])
+        results.setdefault(label, []).append(r)
+        print(f"  {label}: {r['land_s']:.2f} s, client CPU {r['cpu_s']:.1f} s", flush=True)
+
+    measure(one, RAW, "1")
+    for i in range(rounds):
+        pair = [(four, ("4",)), (ours, ())]
+        for label, extra in pair if i % 2 == 0 else reversed(pair):
+            measure(label, RAW if label == four else MLRELAY, *extra)
+    # The control: the raw loop with a process using mlrelay's client CPU beside it (on 2
+    # cores the client's work competes with the server's).
+    cpu = statistics.median(float(r["cpu_s"]) for r in results[ours])
+    extra_cpu = cpu - statistics.median(float(r["cpu_s"]) for r in results[four])
+    measure(loaded, RAW, "4", burn=(extra_cpu, _median(results, four)))
+    measure(theirs, MLFLOW)
+
+    base1, base4 = _median(results, one), _median(results, four)
     print(f"\nLanding {n:,} points across {RUNS} runs (PostgreSQL, --workers 4)")
     print(
-        f"{'client':<40} {'landed':>10} {'seconds':>8} {'vs 1-conn':>10} {'vs 4-conn':>10} "
-        f"{'RSS MB':>7}"
+        f"{'client':<42} {'landed':>10} {'seconds (each)':>24} {'vs 1-conn':>10} "
+        f"{'vs 4-conn':>10} {'CPU s':>6} {'RSS MB':>7}"
     )
-    for label, _, _ in order:
-        r = results[label]
-        s = float(r["land_s"])
+    for label in (one, four, ours, loaded, theirs):
+        runs = results[label]
+        s = _median(results, label)
+        each = " / ".join(f"{float(r['land_s']):.1f}" for r in runs)
+        landed = min(int(r["landed_n"]) for r in runs)
+        cpu_s = statistics.median(float(r["cpu_s"]) for r in runs)
+        rss = max(float(r["rss_mb"]) for r in runs)
         print(
-            f"{label:<40} {r['landed_n']:>10,} {s:>8.2f} {s / one:>9.2f}x {s / four:>9.2f}x "
-            f"{float(r['rss_mb']):>7.0f}"
+            f"{label:<42} {landed:>10,} {each:>24} {s / base1:>9.2f}x {s / base4:>9.2f}x "
+            f"{cpu_s:>6.1f} {rss:>7.0f}"
         )
+    pairs = [
+        float(m["land_s"]) / float(r["land_s"])
+        for m, r in zip(results[ours], results[four], strict=True)
+    ]
+    print(
+        f"mlrelay / raw 4-connection, round by round: {' / '.join(f'{x:.2f}' for x in pairs)}; "
+        f"the control row burns {extra_cpu:.1f} s of CPU (mlrelay's client CPU minus the raw "
+        "loop's) beside the raw loop"
+    )
+
+
+def _median(results: dict[str, list[dict[str, Any]]], label: str) -> float:
+    return statistics.median(float(r["land_s"]) for r in results[label])
 
 
 def writers(uri: str, counts: list[int], workdir: Path, *, shared: bool = False) -> None:
@@ -244,6 +316,11 @@ def main() -> None:
         tail = [a for a in args[at + 1 :] if a.isdigit()]
         counts = [int(a) for a in tail]
         args = args[:at] + args[at + 1 + len(tail) :]
+    rounds = 2
+    if "--rounds" in args:
+        at = args.index("--rounds")
+        rounds = int(args[at + 1])
+        args = args[:at] + args[at + 2 :]
     flags = {a for a in args if a.startswith("--")}
     numbers = [a for a in args if not a.startswith("--")]
     n = int(numbers[0]) if numbers else 1_000_000
@@ -251,7 +328,7 @@ def main() -> None:
         workdir = Path(tmp)
         with production_server(workdir) as (proxied, direct, s3):
             if "--skip-landing" not in flags:
-                landing(proxied.url, n, workdir)
+                landing(proxied.url, n, workdir, rounds)
             if "--skip-writers" not in flags:
                 writers(proxied.url, counts, workdir, shared="--shared" in flags)
             if "--skip-artifacts" not in flags:

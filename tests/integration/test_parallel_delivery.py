@@ -125,3 +125,23 @@ def test_lost_answers_among_parallel_requests_leave_no_gap_and_no_duplicate(
     assert fluent.flush(deadline(120))
     assert next(r.hits for r in server.faults.rules if r.id == lost.id) == 2
     assert_each_point_once(client, ids, 15_000)
+
+
+def test_a_slow_request_does_not_hold_up_the_ones_after_it(
+    server: MockServer, client: mlrelay.Client
+) -> None:
+    """One log-batch request takes 3 s while the others take 50 ms: the places the others
+    free are filled at once (answers come out of order), so the rest of the backlog reaches
+    the server while the slow one is still on the wire; its points are acknowledged in
+    order all the same, and each point lands once."""
+    with backlog(server, runs=1, points=60_000) as ids:
+        slow = server.faults.add("latency", path=LOG_BATCH, delay=3.0, after=20, times=1)
+        server.faults.add("latency", path=LOG_BATCH, delay=0.05)
+    assert fluent.flush(deadline(120))
+    assert_each_point_once(client, ids, 60_000)
+    assert next(r.hits for r in server.faults.rules if r.id == slow.id) == 1
+    served = [r for r in server.requests if r.path.endswith("/runs/log-batch") and r.status != 503]
+    stalled = served[20]  # the 21st the rule saw after the outage: the slow one
+    meanwhile = [r for r in served if stalled.time < r.time < stalled.time + 3.0]
+    # Waiting behind the oldest request, at most (limit - 1) others could start meanwhile.
+    assert len(meanwhile) >= 20, f"{len(meanwhile)} requests while the slow one was out"

@@ -29,15 +29,26 @@ class Clock:
 
 
 def answer_period(
-    limit: AdaptiveLimit, clock: Clock, entries_per_s: float, latency: float = 0.1
+    limit: AdaptiveLimit,
+    clock: Clock,
+    entries_per_s: float,
+    latency: float = 0.1,
+    *,
+    full: bool = True,
 ) -> None:
-    """Answer one measurement period's worth of requests (2 x limit, at least 4, over 1 s)
-    at ``entries_per_s``, each answer ``latency`` seconds after its request."""
-    n = max(4, 2 * limit.limit)
-    for _ in range(n):
+    """Answer one measurement period's worth of requests (as many as the limit needs, over
+    1 s) at ``entries_per_s``, each answer ``latency`` seconds after its request. With
+    ``full`` the sender keeps every place the limit allows taken (a new request for each
+    answer); without, it has one request at a time to send."""
+    n = limit.period_answers
+    width = limit.limit if full else 1
+    for _ in range(width):
         assert limit.try_acquire()
+    for i in range(n):
         clock.now += 1.0 / n
         limit.release(round(entries_per_s / n), latency=latency)
+        if i < n - width:
+            assert limit.try_acquire()
 
 
 URL = "http://127.0.0.1/api/2.0/mlflow/runs/log-batch"
@@ -70,20 +81,24 @@ def test_limit_grows_while_throughput_grows_and_stops_at_maximum() -> None:
 
 def test_a_server_that_answers_one_request_at_a_time_is_sent_one_at_a_time() -> None:
     """From one request to two, the median answer took twice as long (a single worker
-    serialising them): the limit goes back to one, holds for HOLD periods, then tries two
-    again; when two then answer about as fast as one, it grows as throughput grows."""
+    serialising them): the limit goes back to one, holds for two periods, then tries two
+    again; each further serial verdict doubles the hold, up to HOLD. When two then answer
+    about as fast as one, it grows as throughput grows."""
     clock = Clock()
     limit = AdaptiveLimit(1, 8, period=0.5, clock=clock)
     assert limit.limit == 1  # it starts at one request
     answer_period(limit, clock, 1000, latency=0.1)
     assert limit.limit == 2  # tries two
-    answer_period(limit, clock, 1000, latency=0.2)  # each answer waited for the other
-    assert limit.limit == 1
-    seen = []
-    for _ in range(HOLD + 1):
-        answer_period(limit, clock, 1000, latency=0.1)
-        seen.append(limit.limit)
-    assert seen == [1] * HOLD + [2]  # held at one, then tried two again
+    holds = []
+    for _ in range(4):
+        answer_period(limit, clock, 1000, latency=0.2)  # each answer waited for the other
+        assert limit.limit == 1
+        seen = []
+        while limit.limit == 1:
+            answer_period(limit, clock, 1000, latency=0.1)
+            seen.append(limit.limit)
+        holds.append(len(seen) - 1)  # periods held at one, then it tried two again
+    assert holds == [2, 4, HOLD, HOLD]
     answer_period(limit, clock, 1900, latency=0.11)  # the server now has room: stays
     assert limit.limit == 2
     answer_period(limit, clock, 2800, latency=0.11)  # +47 %: one more
@@ -99,6 +114,39 @@ def test_limit_holds_on_a_plateau_and_shrinks_when_throughput_falls() -> None:
     answer_period(limit, clock, 1020)  # +2 %: holds
     assert limit.limit == 5
     answer_period(limit, clock, 800)  # -22 %: shrinks
+    assert limit.limit == 4
+
+
+def test_a_parallel_server_keeps_two_requests_in_flight_when_throughput_falls() -> None:
+    """Once two requests were answered about as fast as one, a fall in throughput (a
+    checkpoint on the server, another client) takes places away down to two, not to one."""
+    clock = Clock()
+    limit = AdaptiveLimit(1, 8, period=0.5, clock=clock)
+    answer_period(limit, clock, 1000, latency=0.1)
+    answer_period(limit, clock, 1900, latency=0.11)  # two as fast as one: parallel
+    answer_period(limit, clock, 2800)
+    assert limit.limit == 3
+    seen = []
+    for rate in (2000, 1500, 1000, 500):  # each more than 10 % below the one before
+        answer_period(limit, clock, rate)
+        seen.append(limit.limit)
+    assert seen == [2, 2, 2, 2]
+
+
+def test_a_period_with_less_to_send_than_allowed_is_not_judged() -> None:
+    """When the sender mostly had fewer requests to send than the limit allowed (the end of
+    a run, a slow training loop), the throughput says nothing about the server: the limit
+    neither grows nor shrinks, and the next full period is compared with the last full one."""
+    clock = Clock()
+    limit = AdaptiveLimit(4, 8, period=0.5, clock=clock)
+    answer_period(limit, clock, 1000)
+    assert limit.limit == 5
+    answer_period(limit, clock, 100, full=False)  # a tenth of the pace: not the server
+    answer_period(limit, clock, 5000, full=False)
+    assert limit.limit == 5
+    answer_period(limit, clock, 1010)  # flat against the last full period: holds
+    assert limit.limit == 5
+    answer_period(limit, clock, 800)  # a real fall: shrinks
     assert limit.limit == 4
 
 

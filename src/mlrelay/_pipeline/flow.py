@@ -8,12 +8,20 @@ does (additive increase, multiplicative decrease):
   answers' latency: if the median answer takes :data:`SERIAL` times as long with two
   requests in flight as with one, the server handles one request at a time (a single
   worker; MLflow on SQLite, whose writes are serialised, even loses throughput to
-  concurrent requests), so the limit goes back to one and tries again after :data:`HOLD`
-  periods;
+  concurrent requests), so the limit goes back to one and tries again after two periods,
+  then four, up to :data:`HOLD` (a wrong verdict, say from a worker's slow first answers,
+  costs little; a server that is serial is rarely asked twice). The period at two takes
+  :data:`CHECK_ANSWERS` answers;
 * otherwise, after each measurement period (at least ``2 x limit`` answered requests, 4 at
   least, and ``period`` seconds), the entries delivered per second are compared with the
   period before: the limit grows by one while throughput grows by at least 5 %, shrinks by
-  one when it falls by more than 10 %, and stays otherwise;
+  one when it falls by more than 10 %, and stays otherwise. It shrinks this way to two at
+  the least once the server has shown it takes requests in parallel: a server's throughput
+  varies by more than 10 % from one period to the next (a checkpoint, another client), and
+  one request at a time costs such a server half its throughput;
+* a period in which the sender mostly had less to send than the limit allowed (the end of
+  a run, a training loop logging slowly) says nothing about the server: it is not judged,
+  and the limit stays;
 * an overload answer (429, 503, a timeout) halves it at once, and the next period starts
   from scratch, so a small server is never kept overrun.
 
@@ -50,8 +58,13 @@ SERIAL = 1.8
 taken to handle one request at a time (2.0 when it does exactly; 1.0 when it has room)."""
 
 HOLD = 8
-"""Periods the limit stays at one on a server found to handle one request at a time,
-before it tries two again (the server may have changed)."""
+"""The most periods the limit stays at one on a server found to handle one request at a
+time, before it tries two again (the server may have changed)."""
+
+CHECK_ANSWERS = 8
+"""Answers in the period at two that decides whether a server is serial (the median of a
+few would be swayed by the slow first answers of a worker that just got its first
+connection)."""
 
 
 def overloaded(exc: BaseException | None) -> bool:
@@ -103,11 +116,22 @@ class AdaptiveLimit:
         self._one_rtt: float | None = None  # the median latency of the last period at one
         self._checking = False  # this period, at two, decides whether the server is serial
         self._hold = 0  # periods left at one before trying two again
+        self._next_hold = 2  # the hold after the next serial verdict
+        self._parallel = False  # two requests were answered about as fast as one
+        self._sent = 0  # requests sent this period
+        self._filled = 0  # of which took the last place the limit allowed
 
     @property
     def limit(self) -> int:
         """Requests allowed in flight now."""
         return self._limit
+
+    @property
+    def period_answers(self) -> int:
+        """Answers the current measurement period needs before it is judged."""
+        if self._checking:
+            return CHECK_ANSWERS
+        return max(4, 2 * self._limit)
 
     @property
     def in_flight(self) -> int:
@@ -125,15 +149,33 @@ class AdaptiveLimit:
                 if stop.is_set():
                     raise Stopped
                 self._changed.wait(0.05)
-            self._in_flight += 1
+            self._take()
+
+    def wait_for_room(self, stop: threading.Event, timeout: float) -> None:
+        """Wait at most ``timeout`` seconds until a place is free (without taking it).
+
+        Raises:
+            Stopped: ``stop`` is set.
+        """
+        if stop.is_set():
+            raise Stopped
+        with self._changed:
+            if self._in_flight >= self._limit:
+                self._changed.wait(timeout)
 
     def try_acquire(self) -> bool:
         """Take room for one more request if there is some now."""
         with self._changed:
             if self._in_flight >= self._limit:
                 return False
-            self._in_flight += 1
+            self._take()
             return True
+
+    def _take(self) -> None:
+        self._in_flight += 1
+        self._sent += 1
+        if self._in_flight >= self._limit:
+            self._filled += 1
 
     def release(
         self, entries: int, *, overloaded: bool = False, latency: float | None = None
@@ -164,11 +206,15 @@ class AdaptiveLimit:
         if latency is not None:
             self._latencies.append(latency)
         elapsed = now - self._start
-        if self._answered < max(4, 2 * self._limit) or elapsed < self._period:
+        if self._answered < self.period_answers or elapsed < self._period:
             return
         rate = self._entries / elapsed
         last = self._last_rate
         rtt = statistics.median(self._latencies) if self._latencies else None
+        if 2 * self._filled < self._sent:
+            # Mostly fewer requests to send than allowed: the server's pace is unknown.
+            self._new_period(now)
+            return
         if self._limit == 1:
             self._one_rtt = rtt
             if self._hold:
@@ -178,11 +224,15 @@ class AdaptiveLimit:
         elif self._checking:
             self._checking = False
             if rtt is not None and self._one_rtt and rtt >= SERIAL * self._one_rtt:
-                self._limit, self._hold = 1, HOLD  # one request at a time: back to one
+                self._limit, self._hold = 1, self._next_hold  # one at a time: back to one
+                self._next_hold = min(HOLD, 2 * self._next_hold)
+                self._parallel = False
+            else:
+                self._parallel, self._next_hold = True, 2
         elif last is None or rate >= last * _GROW:
             self._limit = min(self.maximum, self._limit + 1)
         elif rate < last * _SHRINK:
-            self._limit = max(1, self._limit - 1)
+            self._limit = max(2 if self._parallel else 1, self._limit - 1)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "mlrelay: %d requests in flight allowed (%.0f entries/s, median answer %s)",
@@ -193,10 +243,15 @@ class AdaptiveLimit:
         self._restart(now, rate)
 
     def _restart(self, now: float, rate: float | None) -> None:
-        self._start, self._answered, self._entries, self._last_rate = now, 0, 0, rate
-        self._latencies = []
+        self._last_rate = rate
+        self._new_period(now)
         if rate is None:  # after an overload: the next period starts from scratch
             self._checking = False
+
+    def _new_period(self, now: float) -> None:
+        self._start, self._answered, self._entries = now, 0, 0
+        self._latencies = []
+        self._sent = self._filled = 0
 
 
 class Call(Generic[T]):

@@ -1460,12 +1460,14 @@ class Journal:
         return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     @_typed("read")
-    def count_pending(self, local_ids: Iterable[str] | None = None) -> int:
-        """How many entries are not yet acknowledged (for the given runs, or all); entries
-        found unreadable in a damaged journal are lost, not pending."""
+    def count_pending(
+        self, local_ids: Iterable[str] | None = None, *, at_most: int | None = None
+    ) -> int:
+        """How many entries are not yet acknowledged (for the given runs, or all), counting
+        no further than ``at_most`` (``at_most=1``: whether any is, without visiting the
+        rest); entries found unreadable in a damaged journal are lost, not pending."""
         query = (
-            "SELECT COUNT(*) FROM entries e JOIN runs r ON e.run = r.local_id "
-            "WHERE e.seq > r.acked_seq"
+            "SELECT 1 FROM entries e JOIN runs r ON e.run = r.local_id WHERE e.seq > r.acked_seq"
         )
         args: list[str] = []
         if local_ids is not None:
@@ -1479,12 +1481,15 @@ class Journal:
                 query += " AND NOT EXISTS (SELECT 1 FROM lost l WHERE l.run = e.run " + (
                     "AND e.seq BETWEEN l.first AND l.last)"
                 )
-            return int(self._db.execute(query, args).fetchone()[0])
+            if at_most is not None:
+                query += f" LIMIT {int(at_most)}"
+            return int(self._db.execute(f"SELECT COUNT(*) FROM ({query})", args).fetchone()[0])
         except sqlite3.DatabaseError as exc:
             if not is_damage(exc):
                 raise
         runs = self._query_runs("1", ()) if local_ids is None else filter(None, map(self.run, ids))
-        return sum(self._count_readable(r.local_id, r.acked_seq) for r in runs)
+        total = sum(self._count_readable(r.local_id, r.acked_seq) for r in runs)
+        return total if at_most is None else min(total, at_most)
 
     def _count_readable(self, local_id: str, after: int) -> int:
         """How many of a run's entries after ``after`` can be read (a damaged journal)."""

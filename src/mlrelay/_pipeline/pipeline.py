@@ -406,6 +406,7 @@ class Pipeline:
             self._committed += n
             with self._written:
                 self._written.notify_all()
+            self._wake_sender.set()  # it can send these while later ones are written
 
     def _store(self, rows: list[Row]) -> None:
         """Journal ``rows``: entries that cannot be stored are set aside, and all of
@@ -834,14 +835,18 @@ class Pipeline:
         return in_memory + self.journal.count_pending(mine)
 
     def _outstanding(self) -> int:
-        """Undelivered entries plus ended runs whose status is not sent yet (for flush)."""
+        """0 when everything is delivered (for flush): entries in memory, whether the
+        journal holds undelivered entries (1 if it does: counting them all after every
+        answer would cost more than the answers), and ended runs whose status is not sent
+        yet. Progress is seen in :attr:`RunSender.acknowledged`."""
         # Memory first, the journal last: a row the writer commits in between is then
         # counted twice (harmless), never missed. Held entries (the journal could not take
         # them) are counted once they are held, before the writer lets go of them.
         in_memory = len(self._buffer) + self._unwritten + self._held.count
         runs = self.journal.runs(mine=True)
         ended = sum(1 for r in runs if r.status is not None)
-        return in_memory + self.journal.count_pending([r.local_id for r in runs]) + ended
+        journaled = self.journal.count_pending([r.local_id for r in runs], at_most=1)
+        return in_memory + journaled + ended
 
     def flush(self, timeout: float | None = None, *, stall: float | None = None) -> bool:
         """Wait until everything logged so far is delivered; False if it was not.
@@ -862,6 +867,7 @@ class Pipeline:
         if not self.sends:
             return True
         last = self._outstanding()
+        acknowledged = self.sender.acknowledged
         last_progress = time.monotonic()
         self._wake_sender.set()
         while True:
@@ -875,8 +881,8 @@ class Pipeline:
             with self._sent:
                 self._sent.wait(min(0.1, max(deadline - now, 0.001)))
             current = self._outstanding()
-            if current < last:
-                last_progress = time.monotonic()
+            if current < last or self.sender.acknowledged != acknowledged:
+                acknowledged, last_progress = self.sender.acknowledged, time.monotonic()
             last = current
 
     def close(self, timeout: float) -> int:

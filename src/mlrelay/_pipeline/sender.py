@@ -116,6 +116,14 @@ def _unordered(batch: Batch) -> bool:
     return bool(batch.used) and not batch.params and not batch.tags
 
 
+_FLIGHT_MAX = 32
+"""The most requests of one run on the wire or answered but not acknowledged yet (those
+wait for an older request's answer)."""
+
+_ROOM_WAIT = 0.05
+"""How long the sender waits at a time for a place to free up (it then looks for answers
+and for the stop signal again)."""
+
 _HELD_PER_ROUND = 50_000
 """Held entries of a run sent in one :meth:`RunSender.send_run` (then the journal is looked
 at again)."""
@@ -220,6 +228,9 @@ class RunSender:
         self.stop = stop or threading.Event()
         self.strict_failure: MlrelayError | None = None
         self.max_in_flight = max_in_flight
+        self.acknowledged = 0
+        """Entries and final statuses acknowledged so far (it only grows: a waiter sees
+        progress in it without counting the journal)."""
         self._warned: set[str] = set()
         self._warned_held: set[str] = set()
         self._requests = Workers(max_in_flight)
@@ -377,11 +388,24 @@ class RunSender:
                         run.local_id, request.used[-1].seq, MAX_ENTITIES_PER_BATCH
                     )
                     batch = pack_batch(entries) if entries else None
-                answered = [flight.popleft()]
+                answered = []
+                while flight and flight[0].call.done.is_set():
+                    answered.append(flight.popleft())
+                if not answered and batch is not None and self._may_add(batch, flight):
+                    # A later request answered first frees its place: fill it at once
+                    # instead of waiting behind the oldest (answers come out of order).
+                    limit.wait_for_room(self.stop, _ROOM_WAIT)
+                    continue
+                if not answered:
+                    answered.append(flight.popleft())  # wait for the oldest
                 while flight and flight[0].call.done.is_set():
                     answered.append(flight.popleft())
                 acked = self._acknowledge(run, server_id, answered, acked, progress)
                 progressed = True
+                if batch is None:  # logged since the journal was last read
+                    after = flight[-1].used[-1].seq if flight else acked
+                    entries = self.journal.pending(run.local_id, after, MAX_ENTITIES_PER_BATCH)
+                    batch = pack_batch(entries) if entries else None
         finally:
             self._settle(flight)
         return acked, progressed
@@ -407,6 +431,7 @@ class RunSender:
             if taken:
                 acked = taken[-1].used[-1].seq
                 self.journal.ack(run.local_id, acked)
+                self.acknowledged += sum(len(request.used) for request in taken)
                 if progress is not None:
                     for request in taken:
                         progress(len(request.used), _payload_bytes(request.used))
@@ -419,7 +444,18 @@ class RunSender:
         if not flight:
             limit.acquire(self.stop)  # other runs may hold every place: wait for one
             return True
-        return _unordered(batch) and not flight[-1].ordered and limit.try_acquire()
+        return self._may_add(batch, flight) and limit.try_acquire()
+
+    def _may_add(self, batch: Batch, flight: collections.deque[_Request]) -> bool:
+        """Whether ``batch`` may join the requests of ``flight`` once a place is free: only
+        metric points after metric points, a bounded number of requests answered but not
+        acknowledged yet (behind an older one), and none failed."""
+        return (
+            _unordered(batch)
+            and not flight[-1].ordered
+            and len(flight) < _FLIGHT_MAX
+            and not any(r.call.error is not None for r in flight)
+        )
 
     def _settle(self, flight: collections.deque[_Request]) -> None:
         """Wait for requests still on the wire after a failure (their answers are not
@@ -445,6 +481,7 @@ class RunSender:
         if run.status != RESUMED:  # a later record of the run sends the status
             client.set_terminated(server_id, run.status, run.end_time)
         self.journal.mark_final_sent(run.local_id, run.status)
+        self.acknowledged += 1
         return True
 
     def _submit(
