@@ -855,3 +855,29 @@ def test_a_torn_main_database_fails_with_a_clear_error(
     assert not isinstance(error, sqlite3.Error)
     assert str(torn) in str(error)
     assert "malformed" in str(error) or "not a database" in str(error)
+
+
+def test_a_fork_never_leaves_the_shared_descriptor_lock_held_in_the_child() -> None:
+    """A fork while a background thread holds the lock on the journals' shared -shm
+    descriptors waits for it: the child can take the lock (its first journal would
+    otherwise hang for ever)."""
+    from mlrelay._pipeline import journal as journal_module
+
+    lock = journal_module._SHM_FDS_LOCK
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with lock:
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert held.wait(10)
+    threading.Timer(0.2, release.set).start()  # lets go while the fork waits for it
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if the lock can be taken
+        os._exit(0 if lock.acquire(timeout=2) else 1)
+    _, status = os.waitpid(pid, 0)
+    thread.join(10)
+    assert os.waitstatus_to_exitcode(status) == 0

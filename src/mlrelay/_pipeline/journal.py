@@ -297,6 +297,13 @@ def owner_identity() -> tuple[int, int | None]:
 
 _SHM_FDS: dict[tuple[int, int], list[int]] = {}  # (dev, inode) -> [fd, journals using it]
 _SHM_FDS_LOCK = threading.Lock()
+# A fork while a background thread holds the lock would leave it held for ever in the child
+# (whose first journal then hangs): the fork waits for it, and both sides let go.
+os.register_at_fork(
+    before=_SHM_FDS_LOCK.acquire,
+    after_in_parent=_SHM_FDS_LOCK.release,
+    after_in_child=_SHM_FDS_LOCK.release,
+)
 
 
 def _shm_fd_acquire(path: Path, key: tuple[int, int]) -> int | None:
