@@ -639,7 +639,7 @@ class Pipeline:
                 next_space_check = time.monotonic() + _PROBE_INTERVAL
                 self._keep_reserve()
             try:
-                wrote = self._drain()
+                self._drain()  # (wakes the sender after each chunk it commits)
             except Exception as exc:  # the journal failing must not kill logging silently
                 # A damaged journal: continue in a fresh one (the rows went back to the deque).
                 if needs_recovery(exc) and recover(self.journal, self.journal.damage or str(exc)):
@@ -651,8 +651,6 @@ class Pipeline:
                 recover(self.journal, self.journal.damage)
             with self._written:
                 self._written.notify_all()
-            if wrote:
-                self._wake_sender.set()
 
     def _report_write_failure(self, exc: Exception) -> None:
         # Once per kind of failure, with the traceback; the entries stay in memory and
