@@ -15,6 +15,7 @@ from mlrelay._protocol.batches import (
     KIND_PARAM,
     KIND_TAG,
     Entry,
+    encode_number,
     pack_batch,
 )
 from mlrelay._protocol.messages import LogBatch
@@ -90,3 +91,49 @@ def test_batches_respect_mlflow_limits_and_keep_order(kinds: list[int]) -> None:
         seen += [e.seq for e in batch.used]
         entries = entries[len(batch.used) :]
     assert seen == list(range(1, len(kinds) + 1))
+
+
+_KEYS = st.text(st.characters(codec="utf-8"), min_size=1, max_size=8)
+_POINTS = st.lists(
+    st.tuples(
+        _KEYS,
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(0, 2**63 - 1),
+        st.integers(-(2**63), 2**63 - 1),
+        st.one_of(st.none(), st.just('{"model_id": "m-1"}')),
+    ),
+    max_size=40,
+)
+
+
+@given(_POINTS, _KEYS, st.dictionaries(_KEYS, _KEYS, max_size=3))
+def test_the_body_is_byte_for_byte_the_generic_encoders(
+    points: list[tuple[str, float, int, int, str | None]], run_id: str, params: dict[str, str]
+) -> None:
+    """The body written point by point is exactly what ``json.dumps`` gives for the same
+    dicts (keys that need escaping, NaN, infinities, -0.0, extreme steps, linked points)."""
+    metrics = [
+        Entry(i, KIND_METRIC, key, value, ts, step, link)
+        for i, (key, value, ts, step, link) in enumerate(points)
+    ]
+    entries = metrics + [
+        Entry(len(metrics) + i, KIND_PARAM, k, v, None, None)
+        for i, (k, v) in enumerate(params.items())
+    ]
+    batch = pack_batch(entries)
+    expected = {
+        "run_id": run_id,
+        "metrics": [
+            {
+                "key": m.key,
+                "value": m.value if math.isfinite(float(m.value)) else encode_number(m.value),
+                "timestamp": m.timestamp,
+                "step": m.step,
+                **(json.loads(m.link) if m.link else {}),
+            }
+            for m in metrics
+        ],
+        "params": [{"key": k, "value": v} for k, v in params.items()],
+        "tags": [],
+    }
+    assert batch.body(run_id) == json.dumps(expected, separators=(",", ":")).encode()

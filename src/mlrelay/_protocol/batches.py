@@ -117,15 +117,35 @@ class Batch:
 
     def body(self, run_id: str, metrics: Sequence[Entry] | None = None) -> bytes:
         """The request body (``metrics`` replaces the batch's metric points when given)."""
-        return json.dumps(
-            {
-                "run_id": run_id,
-                "metrics": [_metric(m) for m in (self.metrics if metrics is None else metrics)],
-                "params": [{"key": k, "value": v} for k, v in self.params.items()],
-                "tags": [{"key": k, "value": v} for k, v in self.tags],
-            },
-            separators=(",", ":"),
+        params = [{"key": k, "value": v} for k, v in self.params.items()]
+        tags = [{"key": k, "value": v} for k, v in self.tags]
+        return (
+            f'{{"run_id":{json.dumps(run_id)},'
+            f'"metrics":{_points(self.metrics if metrics is None else metrics)},'
+            f'"params":{json.dumps(params, separators=(",", ":"))},'
+            f'"tags":{json.dumps(tags, separators=(",", ":"))}}}'
         ).encode()
+
+
+def _points(metrics: Sequence[Entry]) -> str:
+    """Metric points as a log-batch JSON array, byte for byte what ``json.dumps`` of
+    :func:`_metric`'s dicts gives, written directly (a sync encodes millions of points: a
+    dict per point and the generic encoder cost three times as much)."""
+    keys: dict[str, str] = {}
+    parts = []
+    for m in metrics:
+        if m.link:
+            parts.append(json.dumps(_metric(m), separators=(",", ":")))
+            continue
+        key = keys.get(m.key)
+        if key is None:
+            key = keys[m.key] = json.dumps(m.key)
+        v = float(m.value)
+        value = repr(v) if math.isfinite(v) else json.dumps(encode_number(v))
+        parts.append(
+            f'{{"key":{key},"value":{value},"timestamp":{m.timestamp or 0},"step":{m.step or 0}}}'
+        )
+    return f"[{','.join(parts)}]"
 
 
 def _metric(m: Entry) -> dict[str, Any]:
