@@ -100,6 +100,7 @@ from mlrelay._protocol.batches import (
 )
 from mlrelay._version import __version__
 
+from . import recent
 from .damage import Health, Span, is_damage, quick_check, readable_rows
 
 __all__ = [
@@ -472,15 +473,18 @@ def _encode(row: Row) -> tuple[Any, ...]:
     return run, kind, key, None, value, ts, step
 
 
-def _insert(db: sqlite3.Connection, encoded: list[tuple[Any, ...]]) -> None:
-    """Insert encoded rows with one statement (one GIL hand-over for all of them)."""
+def _insert(db: sqlite3.Connection, encoded: list[tuple[Any, ...]]) -> int:
+    """Insert encoded rows with one statement (one GIL hand-over for all of them); the
+    sequence number of the first (they are consecutive: SQLite gives each new row the
+    largest seq so far plus one)."""
     n = len(encoded)
     sql = _STATEMENTS.get(n)
     if sql is None:
         sql = _COLUMNS + ",".join(["(?,?,?,?,?,?,?)"] * n)
         if n in (1, _ROWS_PER_INSERT):  # the others vary; keep the cache small
             _STATEMENTS[n] = sql
-    db.execute(sql, [field for row in encoded for field in row])
+    last = db.execute(sql, [field for row in encoded for field in row]).lastrowid
+    return int(last or 0) - n + 1
 
 
 def _insert_one_by_one(db: sqlite3.Connection, rows: Sequence[Row]) -> list[tuple[Row, str]]:
@@ -565,6 +569,7 @@ class Journal:
         # The runs this process added, as it recorded them: what a recovery carries over
         # when the damaged journal cannot even be read.
         self.added: dict[str, RunRecord] = {}
+        self.recent: recent.RecentPoints | None = None  # see keep_recent
         # One connection per thread: in WAL mode the sender reads while the writer commits.
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -886,16 +891,18 @@ class Journal:
         """
         db = self._db
         aside: list[tuple[Row, str]] = []
+        inserted: list[tuple[int, Sequence[Row]]] = []  # (first seq, rows) for self.recent
         db.execute("BEGIN IMMEDIATE")
         try:
             for start in range(0, len(rows), _ROWS_PER_INSERT):
                 block = rows[start : start + _ROWS_PER_INSERT]
                 try:
-                    _insert(db, [_encode(row) for row in block])
+                    inserted.append((_insert(db, [_encode(row) for row in block]), block))
                 except _ROW_ERRORS as exc:
                     if _is_disk_error(exc):
                         raise
                     aside += _insert_one_by_one(db, block)
+                    inserted.append((0, block))
             if aside:
                 _set_aside(db, aside)
         except BaseException:
@@ -903,7 +910,20 @@ class Journal:
                 db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+        if self.recent is not None:
+            for first, block in inserted:
+                if first:
+                    self.recent.add(first, block)
+                else:  # inserted one by one, some set aside: their seqs are not known here
+                    for run in {row[0] for row in block}:
+                        self.recent.forget(run)
         return aside
+
+    def keep_recent(self, capacity: int = recent.CAPACITY) -> None:
+        """Keep the points this journal commits in memory (up to ``capacity``) until they
+        are acknowledged, so :meth:`pending` need not read them back (for a process that
+        sends what it logs; see ``recent.py``)."""
+        self.recent = recent.RecentPoints(capacity)
 
     def set_aside_entries(self, local_id: str | None = None) -> list[tuple[str, str, str, str]]:
         """Entries that could not be journaled: ``(run, key, value repr, reason)``."""
@@ -948,6 +968,8 @@ class Journal:
         self._db.execute(
             "UPDATE runs SET acked_seq = MAX(acked_seq, ?) WHERE local_id = ?", (seq, local_id)
         )
+        if self.recent is not None:
+            self.recent.acknowledged(local_id, seq)
 
     def reject(self, local_id: str, first: int, last: int, message: str) -> None:
         """Set aside entries the server refused, with its message, and move past them."""
@@ -961,6 +983,8 @@ class Journal:
             (last, local_id),
         )
         self._db.execute("COMMIT")
+        if self.recent is not None:
+            self.recent.acknowledged(local_id, last)
 
     def mark_final_sent(self, local_id: str, status: str) -> None:
         """Record that the run's final ``status`` reached the server (unless it changed)."""
@@ -1301,6 +1325,10 @@ class Journal:
         In a damaged journal, the entries that can be read: those that cannot are skipped
         and (with ``record``) recorded as lost (:meth:`lost`) and warned about once per run.
         """
+        if self.recent is not None and last is None:
+            kept = self.recent.take(local_id, after, limit)
+            if kept and self._recent_agrees(local_id, after, kept):
+                return kept
         bound = _MAX_KEY if last is None else last
         try:
             rows = self._db.execute(_PENDING, (local_id, after, bound, limit)).fetchall()
@@ -1321,6 +1349,18 @@ class Journal:
             else Entry(seq, kind, key, nan if num is None else num, ts, step, text)
             for seq, kind, key, num, text, ts, step in rows
         ]
+
+    def _recent_agrees(self, local_id: str, after: int, kept: list[Entry]) -> bool:
+        """Whether the run's entries in the table from ``after`` to the last of ``kept``
+        are exactly ``kept`` (the same count and sum of seqs: kept seqs are committed
+        entries of the run, so equal counts mean no other entry lies between them)."""
+        try:
+            count, total = self._db.execute(
+                _COUNT_SUM_TABLE, (local_id, after, kept[-1].seq)
+            ).fetchone()
+        except sqlite3.DatabaseError:
+            return False  # the read below handles damage
+        return bool(count == len(kept) and total == sum(e.seq for e in kept))
 
     def _index_agrees(
         self, local_id: str, after: int, bound: int, limit: int, rows: list[tuple[Any, ...]]
@@ -1604,6 +1644,9 @@ _PENDING = (
     "WHERE run = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
 )
 _COUNT_TABLE = "SELECT COUNT(*) FROM entries NOT INDEXED WHERE run = ? AND seq > ? AND seq <= ?"
+_COUNT_SUM_TABLE = (
+    "SELECT COUNT(*), SUM(seq) FROM entries NOT INDEXED WHERE run = ? AND seq > ? AND seq <= ?"
+)
 _TAIL_TABLE = (
     "SELECT 1 FROM (SELECT run FROM entries NOT INDEXED WHERE seq > ? AND seq <= ? "
     "ORDER BY seq LIMIT 20000) WHERE run = ? LIMIT 1"

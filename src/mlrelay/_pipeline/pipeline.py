@@ -318,6 +318,7 @@ class Pipeline:
             return
         self._writer.start()
         if client_factory is not None:
+            journal.keep_recent()  # the sender takes what is logged from memory
             self._sender_thread = threading.Thread(
                 target=self._send_loop, name="mlrelay-sender", daemon=True
             )

@@ -91,6 +91,8 @@ def _recover(journal: Journal, reason: str) -> bool:
     aside = _move_aside(journal)
     try:
         fresh = Journal(journal.path, fsync=journal.fsync)
+        if journal.recent is not None:
+            fresh.keep_recent(journal.recent.capacity)
     except Exception:
         logger.exception("mlrelay: could not create a fresh journal at %s", journal.path)
         return False
