@@ -16,6 +16,8 @@ dropped once acknowledged. Pure logic, thread-safe.
 from __future__ import annotations
 
 import bisect
+import itertools
+import operator
 import threading
 from array import array
 from collections.abc import Sequence
@@ -25,6 +27,9 @@ from typing import Any
 from mlrelay._protocol.batches import KIND_METRIC, Entry
 
 __all__ = ["CAPACITY", "RecentPoints"]
+
+_RUN_AND_KIND = operator.itemgetter(0, 1)
+_KEY, _STAMP, _STEP = operator.itemgetter(2), operator.itemgetter(4), operator.itemgetter(5)
 
 CAPACITY = 1 << 20
 """The most points kept in memory per journal (about 40 MB); later ones are read back
@@ -77,7 +82,7 @@ class RecentPoints:
             run = rows[0][0]
             if (
                 self.size + len(rows) <= self.capacity
-                and all(r[0] == run and r[1] == KIND_METRIC for r in rows)
+                and set(map(_RUN_AND_KIND, rows)) == {(run, KIND_METRIC)}
                 and self._add_points(run, first_seq, rows)
             ):
                 return
@@ -108,16 +113,16 @@ class RecentPoints:
         assert isinstance(points, _Points)
         n = len(points.seqs)
         try:
-            points.values.extend([r[3] for r in rows])
-            points.stamps.extend([r[4] for r in rows])
-            points.steps.extend([r[5] for r in rows])
+            points.values.extend([r[3] + 0.0 for r in rows])  # -0.0 is read back as 0.0
+            points.stamps.extend(map(_STAMP, rows))
+            points.steps.extend(map(_STEP, rows))
         except (TypeError, OverflowError):  # not a plain point: keep the arrays aligned
             del points.values[n:], points.stamps[n:], points.steps[n:]
             if not len(points):
                 segments.pop()
             return False
         points.seqs.extend(range(first_seq, first_seq + len(rows)))
-        points.keys.extend([r[2] for r in rows])
+        points.keys.extend(map(_KEY, rows))
         self.size += len(rows)
         return True
 
@@ -145,17 +150,20 @@ class RecentPoints:
                 j = min(i + limit, len(segment.seqs))
                 if j - i < limit and n < len(segments) - 1:
                     return []  # a hole follows: the journal gives the points and what follows
-                return [
-                    Entry(seq, KIND_METRIC, key, value + 0.0, stamp, step)  # -0.0 reads as 0.0
-                    for seq, key, value, stamp, step in zip(
-                        segment.seqs[i:j],
-                        segment.keys[i:j],
-                        segment.values[i:j],
-                        segment.stamps[i:j],
-                        segment.steps[i:j],
-                        strict=True,
+                return list(
+                    map(
+                        Entry._make,
+                        zip(
+                            segment.seqs[i:j],
+                            itertools.repeat(KIND_METRIC),
+                            segment.keys[i:j],
+                            segment.values[i:j],
+                            segment.stamps[i:j],
+                            segment.steps[i:j],
+                            itertools.repeat(None),
+                        ),
                     )
-                ]
+                )
         return []
 
     def acknowledged(self, run: str, seq: int) -> None:
