@@ -126,6 +126,13 @@ if TYPE_CHECKING:
         set_tracking_uri,
         start_run,
     )
+    from .system_metrics import (
+        disable_system_metrics_logging,
+        enable_system_metrics_logging,
+        set_system_metrics_node_id,
+        set_system_metrics_samples_before_logging,
+        set_system_metrics_sampling_interval,
+    )
     from .tracking import MlflowClient
 
 from ._version import __version__
@@ -183,6 +190,8 @@ __all__ = [
     "delete_logged_model_tag",
     "delete_run",
     "delete_tag",
+    "disable_system_metrics_logging",
+    "enable_system_metrics_logging",
     "end_run",
     "finalize_logged_model",
     "flush",
@@ -221,6 +230,9 @@ __all__ = [
     "set_experiment_tag",
     "set_experiment_tags",
     "set_logged_model_tags",
+    "set_system_metrics_node_id",
+    "set_system_metrics_samples_before_logging",
+    "set_system_metrics_sampling_interval",
     "set_tag",
     "set_tags",
     "set_tracking_uri",
@@ -255,7 +267,7 @@ _lazy: dict[str, str] = {}
 # MLflow's namespaces, as submodules imported on first access (``mlrelay.sklearn``).
 _SUBMODULES = frozenset(
     {"artifacts", "data", "entities", "exceptions", "lightgbm", "models", "onnx", "pyfunc",
-     "sklearn", "tracking", "xgboost"}
+     "sklearn", "system_metrics", "tracking", "xgboost"}
 )  # fmt: skip
 
 _TRACING = (

@@ -283,8 +283,10 @@ def start_run(
     Args:
         parent_run_id: nest the run under this run (the active run, if one is; any run on
             the server otherwise), as MLflow does.
-        log_system_metrics: accepted for MLflow's signature; mlrelay does not collect
-            system metrics yet (True warns once).
+        log_system_metrics: sample CPU, memory, disk, network (and NVIDIA GPUs) into the
+            run until it ends, under MLflow's ``system/...`` names (default
+            ``MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING``; see :mod:`mlrelay.system_metrics`).
+            Needs ``mlrelay[system-metrics]`` (psutil).
         log_environment: (default ``MLRELAY_LOG_ENVIRONMENT``) also log the installed
             packages, the entry script and, for a dirty git tree, the diff (bounded).
 
@@ -292,12 +294,6 @@ def start_run(
         ValidationError: a tag is invalid, a run is active and ``nested`` is False, or
             ``parent_run_id`` is not the active run.
     """
-    if log_system_metrics:
-        _warn_once(
-            "system-metrics",
-            "log_system_metrics=True: mlrelay does not collect system metrics yet; the run "
-            "is logged without them",
-        )
     return runs.start_run(
         run_id,
         experiment_id,
@@ -307,6 +303,7 @@ def start_run(
         description,
         log_environment,
         parent_run_id=parent_run_id,
+        log_system_metrics=log_system_metrics,
     )
 
 

@@ -285,17 +285,6 @@ def test_parent_run_id_nests_under_a_run_that_is_not_active(client: MlflowClient
     assert mlflow.get_parent_run(parent) is None
 
 
-def test_log_system_metrics_is_accepted_and_says_it_is_not_collected(server: MockServer) -> None:
-    """start_run(log_system_metrics=True) starts the run and warns that system metrics are not
-    collected yet."""
-    mlflow.set_tracking_uri(server.url)
-    mlflow.fluent._warned.discard("system-metrics")
-    with pytest.warns(RuntimeWarning, match="system metrics"):
-        run = mlflow.start_run(log_system_metrics=True)
-    mlflow.end_run()
-    assert mlflow.get_run(run.info.run_id).info.status == "FINISHED"
-
-
 def test_fluent_experiment_calls(server: MockServer) -> None:
     """get_experiment(_by_name), search_experiments with MLflow's view types,
     set_experiment_tag(s) on the active experiment, delete_experiment."""

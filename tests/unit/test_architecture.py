@@ -63,6 +63,7 @@ TABLE: dict[str, str] = {
     "mlrelay._protocol.*": "base",
     "mlrelay._formats.*": "base",
     "mlrelay._pyfunc": "base",
+    "mlrelay._system_metrics": "base",
 }
 
 # Importer pattern -> the only package modules it may import (stdlib and third party are free).

@@ -18,7 +18,9 @@ EXPECTED = [
     "RetryPolicy", "Run", "RunData", "RunInfo", "RunInputs", "RunTag", "ServerError",
     "UnexpectedResponseError", "UnsupportedFeatureError", "ValidationError", "__version__",
     "active_run", "autolog", "create_experiment", "delete_experiment", "delete_logged_model_tag",
-    "delete_run", "delete_tag", "end_run", "finalize_logged_model", "flush", "get_artifact_uri",
+    "delete_run", "delete_tag", "disable_system_metrics_logging",
+    "enable_system_metrics_logging", "end_run", "finalize_logged_model", "flush",
+    "get_artifact_uri",
     "get_experiment", "get_experiment_by_name", "get_logged_model", "get_parent_run", "get_run",
     "get_tracking_uri", "init", "initialize_logged_model", "is_tracking_uri_set", "last_active_run",
     "last_logged_model",
@@ -26,7 +28,9 @@ EXPECTED = [
     "log_metric", "log_metrics", "log_model", "log_param", "log_params", "log_table", "log_text",
     "register_model", "search_experiments", "search_logged_models", "search_model_versions",
     "search_registered_models", "search_runs", "set_experiment", "set_experiment_tag",
-    "set_experiment_tags", "set_logged_model_tags", "set_tag", "set_tags", "set_tracking_uri",
+    "set_experiment_tags", "set_logged_model_tags",
+    "set_system_metrics_node_id", "set_system_metrics_samples_before_logging",
+    "set_system_metrics_sampling_interval", "set_tag", "set_tags", "set_tracking_uri",
     "start_run"
 ]  # fmt: skip
 

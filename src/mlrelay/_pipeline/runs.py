@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import contextvars
+import functools
 import getpass
 import inspect
 import logging
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ConfigDict, PrivateAttr
 
+from mlrelay import _system_metrics as system_metrics
 from mlrelay._config import Settings, resolve
 from mlrelay._errors import (
     APIConnectionError,
@@ -49,14 +51,16 @@ from mlrelay._errors import (
     APITimeoutError,
     ConfigurationError,
     JournalError,
+    MissingExtraError,
     NotFoundError,
     UnexpectedResponseError,
     ValidationError,
     wrong_address,
 )
 from mlrelay._formats.gitinfo import git_info
-from mlrelay._protocol.batches import KIND_ARTIFACT, KIND_TAG
+from mlrelay._protocol.batches import KIND_ARTIFACT, KIND_METRIC, KIND_TAG
 from mlrelay._protocol.entities import Experiment, Run, RunData, RunInfo, RunInputs, RunTag
+from mlrelay._system_metrics import SystemMetricsMonitor
 from mlrelay._validation import validate_key, validate_tag_value, validate_text
 
 from .journal import RESUMED, Journal, RunRecord, default_home, owner_identity
@@ -113,6 +117,7 @@ class RunHandle:
     attached: bool = False  # a record that only adds entries to a server run (see target)
     tables: dict[str, Any] = field(default_factory=dict)  # log_table: artifact file -> rows
     logged_artifacts: str | None = None  # the mlflow.loggedArtifacts tag; None: not read yet
+    monitor: SystemMetricsMonitor | None = None  # log_system_metrics: ends with the run
 
     def active_run(self) -> ActiveRun:
         """The :class:`ActiveRun` users see for this run (one per handle)."""
@@ -560,6 +565,7 @@ class _Start:
     user_tags: dict[str, str]
     description: str | None
     parent_run_id: str | None = None  # a parent that is not active here (parent_run_id=)
+    ask_server: bool = True  # False: never wait for the server (the sender creates the run)
 
 
 def start_run(
@@ -571,28 +577,32 @@ def start_run(
     description: str | None = None,
     log_environment: bool | None = None,
     parent_run_id: str | None = None,
+    log_system_metrics: bool | None = None,
+    *,
+    experiment_name: str | None = None,
+    ask_server: bool = True,
 ) -> ActiveRun:
-    """Start (or resume, with ``run_id``) a run and make it active (see ``mlrelay.start_run``)."""
+    """Start (or resume, with ``run_id``) a run and make it active (see ``mlrelay.start_run``).
+
+    ``experiment_name``: the run's experiment by name. ``ask_server=False``: never wait for
+    the server (the run keeps its local id until the sender creates it; framework loggers).
+    """
     stack = _stack.get()
     _check_nesting(stack, nested, parent_run_id)
     settings = session.settings()
-    exp_id = experiment_id or session.experiment_id or settings.experiment_id
-    start = _Start(
-        # MLflow reads MLFLOW_RUN_ID at each start_run; so do we (then .env, via settings).
-        run_id=run_id or os.environ.get("MLFLOW_RUN_ID") or settings.run_id,
-        experiment_id=exp_id,
-        experiment_name=None if exp_id else (session.experiment_name or settings.experiment_name),
-        run_name=None if run_name is None else validate_text(run_name, field="run name", key=None),
-        parent=stack[-1] if stack else None,
-        user_tags={
-            validate_key(k, field="tag key"): validate_tag_value(k, v)
-            for k, v in (tags or {}).items()
-        },
-        description=None
-        if description is None
-        else validate_tag_value("mlflow.note.content", description),
-        parent_run_id=None if stack or parent_run_id is None else server_id(parent_run_id),
+    start = _resolve_start(
+        settings,
+        stack,
+        run_id=run_id,
+        experiment_id=experiment_id,
+        experiment_name=experiment_name,
+        run_name=run_name,
+        tags=tags,
+        description=description,
+        parent_run_id=parent_run_id,
+        ask_server=ask_server,
     )
+    exp_id = start.experiment_id
     if settings.mode == "disabled":
         local_id = uuid.uuid4().hex
         run = RunHandle(start.run_id or local_id, local_id, exp_id, run_name, start.parent)
@@ -601,6 +611,7 @@ def start_run(
         return run.active_run()
     if settings.mode == "online" and not settings.tracking_uri:
         _notice_no_server()
+    system = _system_sampler(log_system_metrics)
     resumed = _resume_journaled(start)
     run = resumed or _new_run(start, settings)
     with session.lock:
@@ -614,7 +625,98 @@ def start_run(
         settings.log_environment if log_environment is None else log_environment
     ):
         _log_environment(run)
+    if system is not None:
+        _monitor_system(run, system, resumed=start.run_id is not None)
     return run.active_run()
+
+
+def _resolve_start(
+    settings: Settings,
+    stack: tuple[RunHandle, ...],
+    *,
+    run_id: str | None,
+    experiment_id: str | None,
+    experiment_name: str | None,
+    run_name: str | None,
+    tags: Mapping[str, Any] | None,
+    description: str | None,
+    parent_run_id: str | None,
+    ask_server: bool,
+) -> _Start:
+    """What ``start_run`` was asked for, validated and resolved against the settings."""
+    exp_id = experiment_id or (
+        None if experiment_name else session.experiment_id or settings.experiment_id
+    )
+    return _Start(
+        # MLflow reads MLFLOW_RUN_ID at each start_run; so do we (then .env, via settings).
+        run_id=run_id or os.environ.get("MLFLOW_RUN_ID") or settings.run_id,
+        experiment_id=exp_id,
+        experiment_name=None
+        if exp_id
+        else (experiment_name or session.experiment_name or settings.experiment_name),
+        run_name=None if run_name is None else validate_text(run_name, field="run name", key=None),
+        parent=stack[-1] if stack else None,
+        user_tags={
+            validate_key(k, field="tag key"): validate_tag_value(k, v)
+            for k, v in (tags or {}).items()
+        },
+        description=None
+        if description is None
+        else validate_tag_value("mlflow.note.content", description),
+        parent_run_id=None if stack or parent_run_id is None else server_id(parent_run_id),
+        ask_server=ask_server,
+    )
+
+
+_System = tuple[tuple[float, int, "str | None"], system_metrics.Sampler]
+
+
+def _system_sampler(asked: bool | None) -> _System | None:
+    """The settings and a sampler when the run is to log system metrics (``asked``, else
+    ``MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING``), checked before the run starts.
+
+    Raises:
+        ValidationError: a setting is not a positive number.
+        MissingExtraError: psutil is missing and the call asked (the environment only warns).
+    """
+    if not (system_metrics.enabled_by_default() if asked is None else asked):
+        return None
+    settings = system_metrics.settings()
+    try:
+        return settings, system_metrics.Sampler()
+    except MissingExtraError as exc:
+        if asked:
+            raise
+        _warn(f"MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING is set, but {exc}")
+        return None
+
+
+def _monitor_system(run: RunHandle, system: _System, *, resumed: bool) -> None:
+    """Sample system metrics into ``run`` until it ends (see ``_system_metrics``)."""
+    (interval, samples, node_id), sampler = system
+
+    def log(points: Mapping[str, float], step: int, timestamp: int) -> None:
+        for key, value in points.items():
+            session.log((run.local_id, KIND_METRIC, key, value, timestamp, step))
+
+    run.monitor = system_metrics.SystemMetricsMonitor(
+        log,
+        interval=interval,
+        samples=samples,
+        node_id=node_id,
+        running=lambda: not run.ended,
+        first_step=functools.partial(next_system_step, run) if resumed else 0,
+        sampler=sampler,
+    )
+    run.monitor.start()
+
+
+def next_system_step(run: RunHandle) -> int:
+    """The step after the last system metric point of a resumed run (0 if the server does
+    not say in time); called on the monitor's thread."""
+    found = server_run(run)
+    steps = [m.step for m in found.data.metric_list if m.key.startswith("system/")] if found else []
+    return max(steps, default=-1) + 1
 
 
 def _check_nesting(stack: tuple[RunHandle, ...], nested: bool, parent_run_id: str | None) -> None:
@@ -646,9 +748,9 @@ def _new_run(start: _Start, settings: Settings) -> RunHandle:
         start_time=int(time.time() * 1000),
         tags=create_tags,
     )
-    if start.run_id is None and online:
+    if start.run_id is None and online and start.ask_server:
         _create_on_server(start, run)
-    elif start.run_id is not None and online:
+    elif start.run_id is not None and online and start.ask_server:
         run.experiment_id = _resume_on_server(start.run_id) or run.experiment_id
     if start.run_id is not None and run.experiment_id is None:
         run.experiment_id = "0"
@@ -855,6 +957,8 @@ def end_run(status: str = "FINISHED", *, run: RunHandle | None = None, wait: boo
         run = stack[-1] if stack else None
     if run is None or run.ended:
         return
+    if run.monitor is not None:
+        run.monitor.finish()
     run.ended, run.status, run.end_time = True, status, int(time.time() * 1000)
     session.last_run = run
     session.live.pop(run.local_id, None)
