@@ -1,0 +1,212 @@
+"""PyTorch Lightning: mlrelay's MLFlowLogger against Lightning's own, training the same tiny
+model on CPU against a real ``mlflow server``; and training with the server down."""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import mlrelay
+from mlrelay import cli
+from mlrelay._pipeline import runs
+from tests._env import child_env
+from tests._servers import RunningServer
+from tests._timing import deadline
+
+torch = pytest.importorskip("torch")
+L = pytest.importorskip("lightning")
+pytest.importorskip("mlflow")
+
+# Lightning's and torch's own warnings about this tiny setup are not the subject here.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*treespec.*:FutureWarning"),
+    pytest.mark.filterwarnings("ignore::UserWarning:lightning"),
+    pytest.mark.filterwarnings("ignore::UserWarning:torch"),
+]
+
+STEPS = 24
+TRAIN = textwrap.dedent(
+    """
+    import torch, lightning as L
+    torch.set_num_threads(1)
+
+    class Tiny(L.LightningModule):
+        def __init__(self, lr=0.01, widths=(32, 1), optim={"name": "sgd", "momentum": 0.0}):
+            super().__init__()
+            self.save_hyperparameters()
+            self.lin = torch.nn.Linear(32, 1)
+        def training_step(self, batch, i):
+            x, y = batch
+            loss = torch.nn.functional.mse_loss(self.lin(x), y)
+            self.log("train/loss", loss)
+            self.log("lr x", 0.01)  # a key Lightning's logger cleans
+            return loss
+        def validation_step(self, batch, i):
+            x, y = batch
+            self.log("val_loss", torch.nn.functional.mse_loss(self.lin(x), y))
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+    def train(logger, steps, root, checkpoints=False):
+        torch.manual_seed(0)
+        g = torch.Generator().manual_seed(0)
+        x, y = torch.randn(steps * 8, 32, generator=g), torch.randn(steps * 8, 1, generator=g)
+        data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
+        callbacks = []
+        if checkpoints:
+            callbacks.append(L.pytorch.callbacks.ModelCheckpoint(monitor="val_loss", save_top_k=1))
+        trainer = L.Trainer(max_epochs=2, logger=logger, log_every_n_steps=1,
+                            enable_progress_bar=False, enable_model_summary=False,
+                            enable_checkpointing=checkpoints, callbacks=callbacks,
+                            limit_train_batches=steps // 2, limit_val_batches=2,
+                            accelerator="cpu", devices=1, default_root_dir=root)
+        trainer.fit(Tiny(), data, data)
+    """
+)
+
+
+def _train(logger: Any, root: Path, *, checkpoints: bool = False) -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile(TRAIN, "train.py", "exec"), namespace)
+    namespace["train"](logger, STEPS, str(root), checkpoints)
+
+
+def _landed(client: Any, run_id: str) -> dict[str, Any]:
+    """What the server holds of a run: params, each metric's steps, tags, status, artifacts."""
+    run = client.get_run(run_id)
+    return {
+        "params": run.data.params,
+        "steps": {
+            key: sorted(m.step for m in client.get_metric_history(run_id, key))
+            for key in run.data.metrics
+        },
+        "run_name": run.data.tags.get("mlflow.runName"),
+        "status": run.info.status,
+        "artifacts": sorted(
+            (f.path, sorted(g.path for g in client.list_artifacts(run_id, f.path)))
+            for f in client.list_artifacts(run_id)
+        ),
+    }
+
+
+@pytest.fixture
+def stock_and_ours(
+    mlflow_real: RunningServer, tmp_path: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The same training logged by Lightning's MLFlowLogger and by mlrelay's, as landed."""
+    import mlflow
+    from lightning.pytorch.loggers import MLFlowLogger as StockLogger
+
+    from mlrelay.integrations.lightning import MLFlowLogger
+
+    tags = {"team": "vision"}
+    stock = StockLogger("stock", "same-run", mlflow_real.url, dict(tags), log_model=True)
+    _train(stock, tmp_path / "stock", checkpoints=True)
+    ours = MLFlowLogger("ours", "same-run", mlflow_real.url, dict(tags), log_model=True)
+    _train(ours, tmp_path / "ours", checkpoints=True)
+    assert mlrelay.flush(deadline(60))
+    client = mlflow.MlflowClient(mlflow_real.url)
+    return _landed(client, stock.run_id), _landed(client, ours.run_id)
+
+
+def test_the_same_params_keys_steps_and_checkpoints_land_as_with_lightnings_logger(
+    stock_and_ours: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    """Same params (flattened the same way), metric keys (cleaned the same way) and steps,
+    run name, status, and checkpoint artifacts (file, metadata.yaml, aliases.txt)."""
+    stock, ours = stock_and_ours
+    assert ours["params"] == stock["params"]
+    assert "optim/name" in ours["params"]
+    assert ours["steps"] == stock["steps"]
+    assert set(ours["steps"]) >= {"train/loss", "lr x", "val_loss", "epoch"}
+    assert ours["run_name"] == stock["run_name"] == "same-run"
+    assert ours["status"] == stock["status"] == "FINISHED"
+    assert ours["artifacts"] == stock["artifacts"]
+    assert ours["artifacts"], "a checkpoint was logged"
+
+
+def test_the_logger_never_makes_the_run_active_and_logs_from_rank_zero_only(
+    mlflow_real: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The logger's run is not the active run of the code around the trainer; on a rank
+    other than 0 nothing is journaled."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    from mlrelay.integrations.lightning import MLFlowLogger
+
+    mlrelay.set_tracking_uri(mlflow_real.url)
+    with mlrelay.start_run() as outer:
+        logger = MLFlowLogger("active", tracking_uri=mlflow_real.url)
+        _train(logger, tmp_path)
+        active = mlrelay.active_run()
+        assert active is not None
+        assert active.info.run_id == outer.info.run_id
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    other = MLFlowLogger("rank1", tracking_uri=mlflow_real.url)
+    other.log_metrics({"x": 1.0}, step=0)
+    assert other._handle is None
+
+
+_DOWN = textwrap.dedent(
+    """
+    import sys, time
+    from mlrelay.integrations.lightning import MLFlowLogger
+    exec(open(sys.argv[1]).read())
+    t = time.perf_counter()
+    logger = MLFlowLogger("down", tracking_uri=sys.argv[2])
+    train(logger, int(sys.argv[3]), sys.argv[4])
+    print("FIT", time.perf_counter() - t, logger.run_id, flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("down", ["refused", "never answers"])
+def test_with_the_server_down_training_runs_through_and_sync_lands_every_point(
+    mlflow_real: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, down: str
+) -> None:
+    """Against a closed port, or a socket that accepts and never answers, training starts
+    at once and completes (Lightning's own logger blocks for minutes there); ``mlrelay sync``
+    then lands every point once on the real server."""
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        if down == "never answers":
+            sock.listen(64)
+        address = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        home = tmp_path / "home"
+        env = child_env(MLRELAY_HOME=str(home), MLRELAY_EXIT_TIMEOUT="1")
+        proc = subprocess.run(
+            [sys.executable, "-c", _DOWN, str(script), address, str(STEPS), str(tmp_path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=deadline(180),
+        )
+    assert proc.returncode == 0, proc.stderr
+    fit_seconds, run_id = proc.stdout.split("FIT")[-1].split()[:2]
+    assert float(fit_seconds) < deadline(60)
+    monkeypatch.setenv("MLRELAY_HOME", str(home))
+    runs.session.reset()
+    out = io.StringIO()
+    code = cli.main(["sync", "--from", address, "--tracking-uri", mlflow_real.url], out=out)
+    assert code == 0, out.getvalue()
+    with mlrelay.MlflowClient(mlflow_real.url) as client:
+        _check_landed(client, run_id)
+
+
+def _check_landed(client: mlrelay.MlflowClient, run_id: str) -> None:
+    [landed] = client.search_runs(
+        [client.get_experiment_by_name("down").experiment_id], order_by=["start_time DESC"]
+    )[:1]
+    steps = [m.step for m in client.get_metric_history(landed.info.run_id, "train/loss")]
+    assert sorted(steps) == list(range(STEPS))
+    assert landed.info.status == "FINISHED"
+    assert run_id  # the local id the logger handed out while the server was down
