@@ -1028,6 +1028,9 @@ def target(run_id: str) -> RunHandle:
     for handle in reversed(_stack.get()):
         if run_id == handle.run_id or run_id == handle.local_id:
             return handle
+    found = session.targets.get(run_id)  # the hot path: no lock (the sender may hold it)
+    if found is not None and not found.ended:
+        return found
     with session.lock:
         found = session.targets.get(run_id)
         if found is None or found.ended:

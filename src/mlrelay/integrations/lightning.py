@@ -77,6 +77,28 @@ __all__ = ["MLFlowLogger"]
 _STATUS = {"success": "FINISHED", "finished": "FINISHED", "failed": "FAILED"}
 
 
+class _LazyClient:
+    """An :class:`mlrelay.tracking.MlflowClient` built on first use: Lightning touches
+    ``logger.experiment`` during ``fit`` without calling it, and building a client (its
+    credentials, its TLS context) takes a few hundred milliseconds."""
+
+    def __init__(self, tracking_uri: str | None) -> None:
+        self._tracking_uri = tracking_uri
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            from mlrelay.tracking import MlflowClient
+
+            self._client = MlflowClient(self._tracking_uri)
+        return getattr(self._client, name)
+
+    def close(self) -> None:
+        """Close the client if it was built."""
+        if self._client is not None:
+            self._client.close()
+
+
 class MLFlowLogger(Logger):
     """Log a Lightning training to an MLflow-compatible tracking server through mlrelay's
     journal (see the module docstring for what is the same as Lightning's logger and what
@@ -137,11 +159,9 @@ class MLFlowLogger(Logger):
         """An :class:`mlrelay.tracking.MlflowClient` for calls Lightning's logger leaves to
         MLflow's client (``self.logger.experiment.log_text(self.logger.run_id, ...)``); they
         go to the server when made. The run is started (journaled) on first use."""
-        from mlrelay.tracking import MlflowClient
-
         self._open()
         if self._client is None:
-            self._client = MlflowClient(self._tracking_uri)
+            self._client = _LazyClient(self._tracking_uri)
         return self._client
 
     def _open(self) -> runs.RunHandle:
