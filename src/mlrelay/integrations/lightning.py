@@ -149,7 +149,12 @@ class MLFlowLogger(Logger):
         if tracking_uri and fluent.get_tracking_uri() != tracking_uri:
             fluent.set_tracking_uri(tracking_uri)
         if getattr(rank_zero_only, "rank", 0) == 0 and not runs.session.disabled:
-            runs.session.ensure_pipeline()  # open the journal now, not in the first step
+            # Open the journal and build the sender's client (credentials, TLS context) now,
+            # so that none of it competes with the first steps of training.
+            runs.session.ensure_pipeline()
+            settings = runs.session.settings()
+            if settings.mode == "online" and settings.tracking_uri:
+                runs.session.client("the Lightning logger")
 
     # --- the run ------------------------------------------------------------------------
 

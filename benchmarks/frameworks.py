@@ -1,0 +1,241 @@
+"""Training throughput with no logger, with the framework's stock MLflow logger, and with
+mlrelay's, logging every step, against the mock server with 0, 50 and 500 ms added to every
+request, and against an unreachable server (a closed port; a socket that never answers).
+
+Usage: python benchmarks/frameworks.py [--rounds R (default 5)] [--stock-cap SECONDS] [--big-only]
+
+Workloads (CPU, ``torch.set_num_threads(1)``): Lightning as in ../shared/anchors/frameworks
+(``Linear(32->1)``, batch 32, 300 steps, ``self.log("loss")`` every step) and a bigger one
+(an MLP 256-1024-1024-1, batch 64, 300 steps). Each configuration runs in a fresh process;
+"e2e" is from ``Trainer(...)`` to the return of ``fit()`` (the logger is built before, as in
+the anchors; the time building it took is its own column), "loop" from the first step's
+end to the last's. Ratios are to the no-logger run of the same round (rounds alternate the
+order); the median over rounds is shown. A stock run that has not finished after
+``--stock-cap`` seconds (default 30) is killed and shown as such: against an unreachable
+server Lightning's logger blocks for minutes (see ../shared/research/framework-loggers.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mlrelay_mock import MockServer  # noqa: E402
+
+CHILD = textwrap.dedent(
+    """
+    import json, logging, os, sys, time, warnings
+    import torch
+    torch.set_num_threads(1)
+    import lightning as L
+    warnings.filterwarnings("ignore")
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    cfg = json.loads(sys.argv[1])
+    STEPS = 300
+    big = cfg["workload"] == "big"
+
+    class Net(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            if big:
+                self.net = torch.nn.Sequential(
+                    torch.nn.Linear(256, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 1024),
+                    torch.nn.ReLU(), torch.nn.Linear(1024, 1))
+            else:
+                self.net = torch.nn.Linear(32, 1)
+        def training_step(self, batch, i):
+            x, y = batch
+            loss = torch.nn.functional.mse_loss(self.net(x), y)
+            self.log("loss", loss)
+            return loss
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    class Timer(L.Callback):
+        def __init__(self):
+            self.ends = []
+        def on_train_batch_end(self, *a):
+            self.ends.append(time.perf_counter())
+
+    torch.manual_seed(0)
+    width, batch = (256, 64) if big else (32, 32)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(STEPS * batch, width, generator=g)
+    y = torch.randn(STEPS * batch, 1, generator=g)
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch)
+    b0 = time.perf_counter()
+    if cfg["logger"] == "none":
+        logger = False
+    elif cfg["logger"] == "mlrelay":
+        from mlrelay.integrations.lightning import MLFlowLogger
+        logger = MLFlowLogger(experiment_name="pl_bench", tracking_uri=cfg["uri"])
+    else:
+        from lightning.pytorch.loggers import MLFlowLogger
+        logger = MLFlowLogger(experiment_name="pl_bench", tracking_uri=cfg["uri"],
+                              synchronous=cfg["logger"] == "stock-sync")
+    t0 = time.perf_counter()
+    timer = Timer()
+    trainer = L.Trainer(max_steps=STEPS, max_epochs=1000, logger=logger, log_every_n_steps=1,
+                        enable_progress_bar=False, enable_checkpointing=False,
+                        enable_model_summary=False, accelerator="cpu", devices=1,
+                        limit_val_batches=0, callbacks=[timer])
+    trainer.fit(Net(), data)
+    t1 = time.perf_counter()
+    e = timer.ends
+    print("RESULT " + json.dumps({"e2e_s": t1 - t0, "build_logger_s": t0 - b0,
+                                  "loop_s": e[-1] - e[0], "steps": len(e)}), flush=True)
+    """
+)
+
+
+def _post(url: str, path: str, body: dict[str, Any] | None, method: str = "POST") -> None:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+def _set_latency(url: str, ms: int) -> None:
+    _post(url, "/_mock/faults", None, method="DELETE")
+    if ms:
+        _post(url, "/_mock/faults", {"action": "latency", "path": "*", "delay": ms / 1000})
+
+
+def _run(cfg: dict[str, Any], home: Path, cap: float) -> dict[str, Any] | None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(home),
+        "MLRELAY_HOME": str(home / "mlrelay"),
+        "MLRELAY_EXIT_TIMEOUT": "1",
+    }
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, json.dumps(cfg)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=cap,
+        )
+    except subprocess.TimeoutExpired:
+        return None
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line[7:])
+            return result
+    raise SystemExit(f"{cfg} failed:\n{done.stderr[-3000:]}")
+
+
+class _Blackhole:
+    """A socket that accepts connections and never answers."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1024)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+
+def _closed_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--stock-cap", type=float, default=30.0)
+    parser.add_argument("--big-only", action="store_true")
+    args = parser.parse_args()
+    workloads = ["big"] if args.big_only else ["anchor", "big"]
+    blackhole = _Blackhole()
+    servers = [("mock +0 ms", 0), ("mock +50 ms", 50), ("mock +500 ms", 500)]
+    rows: dict[tuple[str, str, str], list[dict[str, Any] | None]] = {}
+    with MockServer() as mock, tempfile.TemporaryDirectory() as tmp:
+        targets = [(label, mock.url, ms) for label, ms in servers] + [
+            ("refused", _closed_port(), None),
+            ("never answers", blackhole.url, None),
+        ]
+        k = 0
+        for workload in workloads:
+            for server, uri, ms in targets:
+                for r in range(args.rounds):
+                    # The stock loggers once (they are far off, and capped); no logger and
+                    # mlrelay every round, in alternating order.
+                    loggers = ["none", "mlrelay"] + (
+                        ["stock-sync", "stock-async"] if r == 0 else []
+                    )
+                    for logger in loggers if r % 2 == 0 else loggers[::-1]:
+                        if ms is not None:
+                            _set_latency(mock.url, ms)
+                        k += 1
+                        cap = args.stock_cap if logger.startswith("stock") else 600
+                        cfg = {"workload": workload, "logger": logger, "uri": uri}
+                        result = _run(cfg, Path(tmp) / f"h{k}", cap)
+                        rows.setdefault((workload, server, logger), []).append(result)
+                        print(workload, server, logger, result, flush=True)
+        _set_latency(mock.url, 0)
+    _table(rows, workloads, [t[0] for t in targets], args.stock_cap)
+
+
+def _table(
+    rows: dict[tuple[str, str, str], list[dict[str, Any] | None]],
+    workloads: list[str],
+    servers: list[str],
+    cap: float,
+) -> None:
+    print(
+        f"\n{'workload':<8} {'server':<14} {'logger':<12} {'e2e s':>7} {'e2e ratio':>10} "
+        f"{'loop ratio':>11} {'build logger s':>15}"
+    )
+    for workload in workloads:
+        for server in servers:
+            base = rows[(workload, server, "none")]
+            for logger in ("none", "stock-sync", "stock-async", "mlrelay"):
+                results = rows[(workload, server, logger)]
+                if any(r is None for r in results):
+                    killed = f"killed after {cap:.0f} s"
+                    print(f"{workload:<8} {server:<14} {logger:<12} {killed:>31}")
+                    continue
+                e2e = [float(r["e2e_s"]) for r in results if r]
+                ratio = [float(b["e2e_s"]) / x for b, x in zip(base, e2e, strict=False) if b]
+                loop = [
+                    float(b["loop_s"]) / float(r["loop_s"])
+                    for b, r in zip(base, results, strict=False)
+                    if b and r
+                ]
+                build = statistics.median(float(r["build_logger_s"]) for r in results if r)
+                print(
+                    f"{workload:<8} {server:<14} {logger:<12} {statistics.median(e2e):>7.2f} "
+                    f"{statistics.median(ratio):>10.3f} {statistics.median(loop):>11.3f} "
+                    f"{build:>15.3f}"
+                )
+
+
+if __name__ == "__main__":
+    main()
