@@ -59,7 +59,6 @@ try:
     from lightning.fabric.loggers.logger import rank_zero_experiment
     from lightning.fabric.utilities.logger import _add_prefix, _convert_params, _flatten_dict
     from lightning.pytorch.loggers.logger import Logger
-    from lightning.pytorch.loggers.utilities import _scan_checkpoints
     from lightning.pytorch.utilities.rank_zero import (  # type: ignore[attr-defined]
         rank_zero_only,
         rank_zero_warn,
@@ -273,6 +272,7 @@ class MLFlowLogger(Logger):
         """Each new checkpoint file with its metadata.yaml and aliases.txt (copied into the
         journal now, uploaded in the background)."""
         import yaml
+        from lightning.pytorch.loggers.utilities import _scan_checkpoints  # only needed here
 
         run = self._open().local_id
         for saved_at, path, score, _ in _scan_checkpoints(callback, self._logged_model_time):
