@@ -2,7 +2,8 @@
 mlrelay's, logging every step, against the mock server with 0, 50 and 500 ms added to every
 request, and against an unreachable server (a closed port; a socket that never answers).
 
-Usage: python benchmarks/frameworks.py [--rounds R (default 5)] [--stock-cap SECONDS] [--big-only]
+Usage: python benchmarks/frameworks.py [--rounds R (default 5)] [--stock-cap SECONDS]
+[--workloads anchor big]
 
 Workloads (CPU, ``torch.set_num_threads(1)``): Lightning as in ../shared/anchors/frameworks
 (``Linear(32->1)``, batch 32, 300 steps, ``self.log("loss")`` every step) and a bigger one
@@ -170,9 +171,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--stock-cap", type=float, default=30.0)
-    parser.add_argument("--big-only", action="store_true")
+    parser.add_argument("--workloads", nargs="+", default=["anchor", "big"])
     args = parser.parse_args()
-    workloads = ["big"] if args.big_only else ["anchor", "big"]
+    workloads = args.workloads
     blackhole = _Blackhole()
     servers = [("mock +0 ms", 0), ("mock +50 ms", 50), ("mock +500 ms", 500)]
     rows: dict[tuple[str, str, str], list[dict[str, Any] | None]] = {}
