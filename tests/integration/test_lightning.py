@@ -98,11 +98,17 @@ def _landed(client: Any, run_id: str) -> dict[str, Any]:
 
 @pytest.fixture
 def stock_and_ours(
-    mlflow_real: RunningServer, tmp_path: Path
+    mlflow_real: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The same training logged by Lightning's MLFlowLogger and by mlrelay's, as landed."""
     import mlflow
     from lightning.pytorch.loggers import MLFlowLogger as StockLogger
+    from mlflow.tracking._tracking_service import utils
+
+    # Lightning's logger calls mlflow.set_tracking_uri, a global of MLflow's that would
+    # outlive this test (later tests use MLflow's client with MLFLOW_TRACKING_URI): the
+    # value it had is put back afterwards.
+    monkeypatch.setattr(utils, "_tracking_uri", utils._tracking_uri)
 
     from mlrelay.integrations.lightning import MLFlowLogger
 
