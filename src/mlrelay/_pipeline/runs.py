@@ -321,9 +321,8 @@ class Session:
             if mode is not None:
                 self.mode = mode
             self._settings = None
-            if self._client is not None:  # built for the previous settings
-                self._client.close()
-                self._client = None
+            # Not closed: the sender may be in a request with it (it goes with its last user).
+            self._client = None
             if mode is not None:  # the pipeline was built for the previous mode
                 self._close_pipeline()  # (entries stay journaled)
             self.settings()  # a bad mode or URI raises here, at the call that set it
