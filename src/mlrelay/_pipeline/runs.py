@@ -695,12 +695,27 @@ def _system_sampler(asked: bool | None) -> _System | None:
 def _monitor_system(run: RunHandle, system: _System, *, resumed: bool) -> None:
     """Sample system metrics into ``run`` until it ends (see ``_system_metrics``)."""
     (interval, samples, node_id), sampler = system
+    run.monitor = system_monitor(run, interval, samples, node_id, resumed=resumed, sampler=sampler)
+    run.monitor.start()
+
+
+def system_monitor(
+    run: RunHandle,
+    interval: float,
+    samples: int,
+    node_id: str | None,
+    *,
+    resumed: bool,
+    sampler: system_metrics.Sampler | None = None,
+) -> SystemMetricsMonitor:
+    """A (not started) monitor journaling system metrics into ``run`` until it ends; a
+    resumed run goes on from its last system metric step."""
 
     def log(points: Mapping[str, float], step: int, timestamp: int) -> None:
         for key, value in points.items():
             session.log((run.local_id, KIND_METRIC, key, value, timestamp, step))
 
-    run.monitor = system_metrics.SystemMetricsMonitor(
+    return system_metrics.SystemMetricsMonitor(
         log,
         interval=interval,
         samples=samples,
@@ -709,7 +724,6 @@ def _monitor_system(run: RunHandle, system: _System, *, resumed: bool) -> None:
         first_step=functools.partial(next_system_step, run) if resumed else 0,
         sampler=sampler,
     )
-    run.monitor.start()
 
 
 def next_system_step(run: RunHandle) -> int:

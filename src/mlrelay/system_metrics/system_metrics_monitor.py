@@ -4,11 +4,8 @@ starts one itself)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from mlrelay import _system_metrics
 from mlrelay._pipeline import runs
-from mlrelay._protocol.batches import KIND_METRIC
 
 __all__ = ["SystemMetricsMonitor"]
 
@@ -46,19 +43,9 @@ class SystemMetricsMonitor:
             sampling_interval, samples_before_logging, node_id
         )
         self.sampling_interval, self.samples_before_logging, self.node_id = interval, samples, node
-        self._run = run = runs.target(run_id)
-
-        def log(points: Mapping[str, float], step: int, timestamp: int) -> None:
-            for key, value in points.items():
-                runs.session.log((run.local_id, KIND_METRIC, key, value, timestamp, step))
-
-        self._monitor = _system_metrics.SystemMetricsMonitor(
-            log,
-            interval=interval,
-            samples=samples,
-            node_id=node,
-            running=lambda: not run.ended,
-            first_step=(lambda: runs.next_system_step(run)) if resume_logging else 0,
+        self._run = runs.target(run_id)
+        self._monitor = runs.system_monitor(
+            self._run, interval, samples, node, resumed=resume_logging
         )
 
     def start(self) -> None:
