@@ -76,6 +76,53 @@ def _oracle(path: Path, run: str) -> list[int]:
     return found
 
 
+def _varint(page: bytes, at: int) -> tuple[int, int]:
+    """SQLite's big-endian varint at ``at``: its value and the offset after it."""
+    value = 0
+    for i in range(9):
+        byte = page[at + i]
+        if i == 8:
+            return (value << 8) | byte, at + 9
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, at + i + 1
+    raise AssertionError("unreachable")
+
+
+def _table_rows_hit(pristine: Path, offset: int) -> set[int] | None:
+    """The rowids held by the table leaf pages that 16 bytes at ``offset`` fall in, read from
+    the undamaged file; None if they fall in a table's interior page (any lookup may then
+    take a wrong branch). Index, overflow and free pages: the empty set."""
+    data = pristine.read_bytes()
+    size = 4096
+    hit: set[int] = set()
+    for number in sorted({offset // size, (offset + 15) // size}):
+        page = data[number * size : (number + 1) * size]
+        if page[0] == 0x05:
+            return None
+        if page[0] != 0x0D:
+            continue
+        cells = int.from_bytes(page[3:5], "big")
+        for i in range(cells):
+            cell = int.from_bytes(page[8 + 2 * i : 10 + 2 * i], "big")
+            _, after = _varint(page, cell)  # (the payload's size, then the rowid)
+            hit.add(_varint(page, after)[0])
+    return hit
+
+
+def test_the_page_reader_of_the_damage_test_finds_each_entry_once(pristine: Path) -> None:
+    """The helper that tells which entries a damaged table page holds: over every page of
+    the healthy journal it finds each entry exactly once, and the leaves of nothing else."""
+    size = pristine.stat().st_size
+    found: list[int] = []
+    for number in range(1, size // 4096):
+        rows = _table_rows_hit(pristine, number * 4096)
+        found += sorted(rows or ())
+    entries = set(range(1, ENTRIES + 3))  # the two params, then the points
+    assert entries <= set(found)
+    assert len([s for s in found if s > 2]) == len({s for s in found if s > 2})
+
+
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One healthy journal, copied by each example before it is damaged."""
@@ -102,6 +149,14 @@ def test_every_readable_entry_is_read_once_in_order_whatever_16_bytes_are_damage
     _read_around(pristine, offset, garbage, seed)
 
 
+def test_damaged_cell_offsets_in_a_table_page_are_read_around(pristine: Path) -> None:
+    """A case the property test found in CI: 16 0xff bytes over a table page's cell
+    offsets. SQLite then parses cells past the page's end, and which neighbours a lookup
+    finds varies between connections (2 different answers in 20 connections of one
+    process); every entry off that page is still read once, in order."""
+    _read_around(pristine, 159836, "ones", 101)
+
+
 def test_an_index_page_that_returns_entries_out_of_order_is_read_around(pristine: Path) -> None:
     """A case the property test found in CI: 16 0xff bytes at offset 131071 made the index
     scan hand back an earlier entry after a later one (255, then 160); every readable entry
@@ -124,6 +179,10 @@ def _read_around(pristine: Path, offset: int, garbage: str, seed: int) -> None:
                 else random.Random(seed).randbytes(16)
             )
         expected = {run: _oracle(path, run) for run in ("r0", "r1")}
+        # Entries in a table page the bytes hit are not required: SQLite then reads a cell
+        # at a damaged offset past the page's end, and whether a lookup finds one of its
+        # neighbours changes from one connection to the next (seen in CI; see the test below).
+        unsettled = _table_rows_hit(pristine, offset)
         journal = Journal(path)
         try:
             for run, seqs in expected.items():
@@ -134,7 +193,8 @@ def _read_around(pristine: Path, offset: int, garbage: str, seed: int) -> None:
                     after = batch[-1].seq
                 seen = f"{run}, {garbage} at {offset}: read {len(read)}, lookups {len(seqs)}"
                 assert read == sorted(set(read)), f"out of order or twice; {seen}"
-                assert set(seqs) <= set(read), f"an entry a lookup can read was not read; {seen}"
+                required = set() if unsettled is None else set(seqs) - unsettled
+                assert required <= set(read), f"an entry a lookup can read was not read; {seen}"
                 lost = journal.lost(run)
                 in_lost = {s for _, a, b, _, _ in lost for s in range(a, b + 1)}
                 assert not in_lost & set(read)
