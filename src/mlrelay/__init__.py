@@ -266,8 +266,8 @@ _lazy: dict[str, str] = {}
 
 # MLflow's namespaces, as submodules imported on first access (``mlrelay.sklearn``).
 _SUBMODULES = frozenset(
-    {"artifacts", "data", "entities", "exceptions", "lightgbm", "models", "onnx", "pyfunc",
-     "sklearn", "system_metrics", "tracking", "xgboost"}
+    {"artifacts", "data", "entities", "exceptions", "keras", "lightgbm", "models", "onnx",
+     "pyfunc", "sklearn", "system_metrics", "tracking", "xgboost"}
 )  # fmt: skip
 
 _TRACING = (
@@ -300,7 +300,7 @@ _UNSUPPORTED: dict[str, str] = {
         _GENAI,
     ),
     **dict.fromkeys(
-        ("pytorch", "tensorflow", "keras", "transformers", "sentence_transformers", "spark",
+        ("pytorch", "tensorflow", "transformers", "sentence_transformers", "spark",
          "catboost", "statsmodels", "prophet", "spacy", "h2o", "paddle", "pmdarima", "shap",
          "johnsnowlabs"),
         _FLAVOR,

@@ -3,10 +3,6 @@ model on CPU against a real ``mlflow server``; and training with the server down
 
 from __future__ import annotations
 
-import io
-import socket
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -14,9 +10,7 @@ from typing import Any
 import pytest
 
 import mlrelay
-from mlrelay import cli
-from mlrelay._pipeline import runs
-from tests._env import child_env
+from tests._frameworks import train_with_server_down
 from tests._servers import RunningServer
 from tests._timing import deadline
 
@@ -162,12 +156,12 @@ def test_the_logger_never_makes_the_run_active_and_logs_from_rank_zero_only(
 
 _DOWN = textwrap.dedent(
     """
-    import sys, time
+    import os, sys, time
     from mlrelay.integrations.lightning import MLFlowLogger
     exec(open(sys.argv[1]).read())
     t = time.perf_counter()
-    logger = MLFlowLogger("down", tracking_uri=sys.argv[2])
-    train(logger, int(sys.argv[3]), sys.argv[4])
+    logger = MLFlowLogger("down", tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
+    train(logger, int(sys.argv[2]), sys.argv[3])
     print("FIT", time.perf_counter() - t, logger.run_id, flush=True)
     """
 )
@@ -182,28 +176,8 @@ def test_with_the_server_down_training_runs_through_and_sync_lands_every_point(
     then lands every point once on the real server."""
     script = tmp_path / "train.py"
     script.write_text(TRAIN)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        if down == "never answers":
-            sock.listen(64)
-        address = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        home = tmp_path / "home"
-        env = child_env(MLRELAY_HOME=str(home), MLRELAY_EXIT_TIMEOUT="1")
-        proc = subprocess.run(
-            [sys.executable, "-c", _DOWN, str(script), address, str(STEPS), str(tmp_path)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=deadline(180),
-        )
-    assert proc.returncode == 0, proc.stderr
-    fit_seconds, run_id = proc.stdout.split("FIT")[-1].split()[:2]
-    assert float(fit_seconds) < deadline(60)
-    monkeypatch.setenv("MLRELAY_HOME", str(home))
-    runs.session.reset()
-    out = io.StringIO()
-    code = cli.main(["sync", "--from", address, "--tracking-uri", mlflow_real.url], out=out)
-    assert code == 0, out.getvalue()
+    args = [str(script), str(STEPS), str(tmp_path)]
+    run_id = train_with_server_down(down, _DOWN, args, tmp_path, monkeypatch, mlflow_real.url)
     with mlrelay.MlflowClient(mlflow_real.url) as client:
         _check_landed(client, run_id)
 

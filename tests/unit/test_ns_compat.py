@@ -253,7 +253,7 @@ def test_error_codes_map_to_mlflows_http_statuses() -> None:
         ("run", "python train.py"),
         ("pytorch", "log_artifacts"),
         ("tensorflow", "pyfunc.PythonModel"),
-        ("keras", "log_artifacts"),
+        ("transformers", "log_artifacts"),
     ],
 )
 def test_out_of_scope_names_say_so_and_name_the_alternative(name: str, alternative: str) -> None:

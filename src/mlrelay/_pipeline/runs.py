@@ -1111,6 +1111,18 @@ def server_run(handle: RunHandle) -> Run | None:
     return found
 
 
+def warm_up(purpose: str) -> None:
+    """Open the journal and build the sender's client (credentials, TLS context) now, for
+    a framework logger built before training, so none of it competes with the first
+    steps. Nothing is asked of the server."""
+    if session.disabled:
+        return
+    session.ensure_pipeline()
+    settings = session.settings()
+    if settings.mode == "online" and settings.tracking_uri:
+        session.client(purpose)
+
+
 def deliver_now(what: str) -> bool:
     """``synchronous=True``: wait until what was logged so far is delivered, as long as
     delivery makes progress (``MLRELAY_EXIT_TIMEOUT`` without any ends the wait); warn and

@@ -147,13 +147,8 @@ class MLFlowLogger(Logger):
         self._client: Any = None  # the MlflowClient of `experiment`, closed by finalize
         if tracking_uri and fluent.get_tracking_uri() != tracking_uri:
             fluent.set_tracking_uri(tracking_uri)
-        if getattr(rank_zero_only, "rank", 0) == 0 and not runs.session.disabled:
-            # Open the journal and build the sender's client (credentials, TLS context) now,
-            # so that none of it competes with the first steps of training.
-            runs.session.ensure_pipeline()
-            settings = runs.session.settings()
-            if settings.mode == "online" and settings.tracking_uri:
-                runs.session.client("the Lightning logger")
+        if getattr(rank_zero_only, "rank", 0) == 0:
+            runs.warm_up("the Lightning logger")
 
     # --- the run ------------------------------------------------------------------------
 
