@@ -3,17 +3,28 @@ mlrelay's, logging every step, against the mock server with 0, 50 and 500 ms add
 request, and against an unreachable server (a closed port; a socket that never answers).
 
 Usage: python benchmarks/frameworks.py [--rounds R (default 5)] [--stock-cap SECONDS]
-[--workloads anchor big]
+[--workloads anchor big] [--frameworks lightning hf keras]
 
-Workloads (CPU, ``torch.set_num_threads(1)``): Lightning as in ../shared/anchors/frameworks
-(``Linear(32->1)``, batch 32, 300 steps, ``self.log("loss")`` every step) and a bigger one
-(an MLP 256-1024-1024-1, batch 64, 300 steps). Each configuration runs in a fresh process;
-"e2e" is from ``Trainer(...)`` to the return of ``fit()`` (the logger is built before, as in
-the anchors; the time building it took is its own column), "loop" from the first step's
-end to the last's. Ratios are to the no-logger run of the same round (rounds alternate the
-order); the median over rounds is shown. A stock run that has not finished after
-``--stock-cap`` seconds (default 30) is killed and shown as such: against an unreachable
-server Lightning's logger blocks for minutes (see ../shared/research/framework-loggers.md).
+Workloads (CPU, ``torch.set_num_threads(1)``), "anchor" as in ../shared/anchors/frameworks and
+a bigger one:
+
+- Lightning: ``Linear(32->1)``, batch 32, 300 steps, ``self.log("loss")`` every step; big: an
+  MLP 256-1024-1024-1, batch 64. Stock: Lightning's ``MLFlowLogger``, synchronous (its
+  default) and ``synchronous=False``. "e2e" is from ``Trainer(...)`` to the return of
+  ``fit()``; the logger is built before, as in the anchors (its own column).
+- HF (the ``Trainer``): a BERT from a config (hidden 32, 1 layer, seq 16), batch 16, 100 steps,
+  ``logging_steps=1``; big: hidden 128, 2 layers, seq 64. Stock: ``report_to=["mlflow"]``;
+  mlrelay's callback is built inside the e2e span, as the stock one is. "e2e" is from
+  ``Trainer(...)`` to the return of ``train()``.
+- Keras (torch backend): ``Dense(1)`` on 32 inputs, batch 32, 300 steps; big: the MLP above.
+  Both callbacks with ``log_every_n_steps=1``, no run started by the script (each callback
+  starts one). "e2e" is ``fit()``.
+
+Each configuration runs in a fresh process; "loop" is from the first step's end to the
+last's. Ratios are to the no-logger run of the same round (rounds alternate the order); the
+median over rounds is shown. A stock run that has not finished after ``--stock-cap`` seconds
+(default 30) is killed and shown as such: against an unreachable server the stock loggers
+block for minutes (see ../shared/research/framework-loggers.md).
 """
 
 from __future__ import annotations
@@ -36,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from mlrelay_mock import MockServer  # noqa: E402
 
-CHILD = textwrap.dedent(
+CHILD_LIGHTNING = textwrap.dedent(
     """
     import json, logging, os, sys, time, warnings
     import torch
@@ -102,6 +113,126 @@ CHILD = textwrap.dedent(
 )
 
 
+CHILD_HF = textwrap.dedent(
+    """
+    import json, os, sys, tempfile, time, warnings
+    import torch
+    torch.set_num_threads(1)
+    import transformers
+    from transformers import (BertConfig, BertForSequenceClassification, Trainer,
+                              TrainerCallback, TrainingArguments)
+    warnings.filterwarnings("ignore")
+    transformers.logging.set_verbosity_error()
+    cfg = json.loads(sys.argv[1])
+    big = cfg["workload"] == "big"
+    STEPS, BATCH, SEQ = 100, 16, (64 if big else 16)
+
+    class Data(torch.utils.data.Dataset):
+        def __init__(self, n):
+            g = torch.Generator().manual_seed(0)
+            self.ids = torch.randint(0, 100, (n, SEQ), generator=g)
+            self.labels = torch.randint(0, 2, (n,), generator=g)
+        def __len__(self):
+            return len(self.ids)
+        def __getitem__(self, i):
+            return {"input_ids": self.ids[i], "attention_mask": torch.ones(SEQ, dtype=torch.long),
+                    "labels": self.labels[i]}
+
+    class Timer(TrainerCallback):
+        def __init__(self):
+            self.ends = []
+        def on_step_end(self, *a, **k):
+            self.ends.append(time.perf_counter())
+
+    torch.manual_seed(0)
+    if big:
+        config = BertConfig(hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=512, vocab_size=100, num_labels=2)
+    else:
+        config = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                            intermediate_size=37, vocab_size=100, num_labels=2)
+    model = BertForSequenceClassification(config)
+    os.environ["MLFLOW_TRACKING_URI"] = cfg["uri"]
+    os.environ["MLFLOW_EXPERIMENT_NAME"] = "hf_bench"
+    report_to = ["mlflow"] if cfg["logger"] == "stock" else []
+    args = TrainingArguments(output_dir=tempfile.mkdtemp(), max_steps=STEPS,
+                             per_device_train_batch_size=BATCH, logging_steps=1,
+                             report_to=report_to, save_strategy="no", eval_strategy="no",
+                             disable_tqdm=True, use_cpu=True, dataloader_num_workers=0, seed=0)
+    data = Data(STEPS * BATCH)
+    b0 = time.perf_counter()
+    timer = Timer()
+    callbacks = [timer]
+    if cfg["logger"] == "mlrelay":
+        from mlrelay.integrations.transformers import MLflowCallback
+        callbacks.append(MLflowCallback())
+    t0 = time.perf_counter()
+    trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=callbacks)
+    trainer.train()
+    t1 = time.perf_counter()
+    e = timer.ends
+    print("RESULT " + json.dumps({"e2e_s": t1 - t0, "build_logger_s": t0 - b0,
+                                  "loop_s": e[-1] - e[0], "steps": len(e)}), flush=True)
+    """
+)
+
+CHILD_KERAS = textwrap.dedent(
+    """
+    import json, os, sys, time, warnings
+    os.environ["KERAS_BACKEND"] = "torch"
+    import numpy as np, torch
+    torch.set_num_threads(1)
+    import keras
+    warnings.filterwarnings("ignore")
+    cfg = json.loads(sys.argv[1])
+    big = cfg["workload"] == "big"
+    STEPS = 300
+    width, batch = (256, 64) if big else (32, 32)
+
+    class Timer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.ends = []
+        def on_train_batch_end(self, batch, logs=None):
+            self.ends.append(time.perf_counter())
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(STEPS * batch, width)).astype("float32")
+    y = rng.normal(size=(STEPS * batch, 1)).astype("float32")
+    if big:
+        layers = [keras.layers.Dense(1024, activation="relu"),
+                  keras.layers.Dense(1024, activation="relu"), keras.layers.Dense(1)]
+    else:
+        layers = [keras.layers.Dense(1)]
+    model = keras.Sequential([keras.Input((width,)), *layers])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    os.environ["MLFLOW_TRACKING_URI"] = cfg["uri"]
+    os.environ["MLFLOW_EXPERIMENT_NAME"] = "keras_bench"
+    b0 = time.perf_counter()
+    if cfg["logger"] == "mlrelay":
+        import mlrelay.keras
+    elif cfg["logger"] == "stock":
+        import mlflow.keras
+    t0 = time.perf_counter()
+    timer = Timer()
+    callbacks = [timer]
+    if cfg["logger"] == "mlrelay":
+        callbacks.append(mlrelay.keras.MlflowCallback(log_every_epoch=False, log_every_n_steps=1))
+    elif cfg["logger"] == "stock":
+        callbacks.append(mlflow.keras.MlflowCallback(log_every_epoch=False, log_every_n_steps=1))
+    model.fit(x, y, batch_size=batch, epochs=1, callbacks=callbacks, verbose=0)
+    t1 = time.perf_counter()
+    e = timer.ends
+    print("RESULT " + json.dumps({"e2e_s": t1 - t0, "build_logger_s": t0 - b0,
+                                  "loop_s": e[-1] - e[0], "steps": len(e)}), flush=True)
+    """
+)
+
+CHILDREN = {"lightning": CHILD_LIGHTNING, "hf": CHILD_HF, "keras": CHILD_KERAS}
+STOCK = {"lightning": ["stock-sync", "stock-async"], "hf": ["stock"], "keras": ["stock"]}
+
+
 def _post(url: str, path: str, body: dict[str, Any] | None, method: str = "POST") -> None:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
@@ -126,7 +257,7 @@ def _run(cfg: dict[str, Any], home: Path, cap: float) -> dict[str, Any] | None:
     }
     try:
         done = subprocess.run(
-            [sys.executable, "-c", CHILD, json.dumps(cfg)],
+            [sys.executable, "-c", CHILDREN[cfg["framework"]], json.dumps(cfg)],
             env=env,
             capture_output=True,
             text=True,
@@ -172,11 +303,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--stock-cap", type=float, default=30.0)
     parser.add_argument("--workloads", nargs="+", default=["anchor", "big"])
+    parser.add_argument("--frameworks", nargs="+", default=list(CHILDREN), choices=CHILDREN)
     args = parser.parse_args()
-    workloads = args.workloads
+    workloads = [(f, w) for f in args.frameworks for w in args.workloads]
     blackhole = _Blackhole()
     servers = [("mock +0 ms", 0), ("mock +50 ms", 50), ("mock +500 ms", 500)]
-    rows: dict[tuple[str, str, str], list[dict[str, Any] | None]] = {}
+    rows: dict[tuple[tuple[str, str], str, str], list[dict[str, Any] | None]] = {}
     with MockServer() as mock, tempfile.TemporaryDirectory() as tmp:
         targets = [(label, mock.url, ms) for label, ms in servers] + [
             ("refused", _closed_port(), None),
@@ -188,15 +320,18 @@ def main() -> None:
                 for r in range(args.rounds):
                     # The stock loggers once (they are far off, and capped); no logger and
                     # mlrelay every round, in alternating order.
-                    loggers = ["none", "mlrelay"] + (
-                        ["stock-sync", "stock-async"] if r == 0 else []
-                    )
+                    loggers = ["none", "mlrelay"] + (STOCK[workload[0]] if r == 0 else [])
                     for logger in loggers if r % 2 == 0 else loggers[::-1]:
                         if ms is not None:
                             _set_latency(mock.url, ms)
                         k += 1
                         cap = args.stock_cap if logger.startswith("stock") else 600
-                        cfg = {"workload": workload, "logger": logger, "uri": uri}
+                        cfg = {
+                            "framework": workload[0],
+                            "workload": workload[1],
+                            "logger": logger,
+                            "uri": uri,
+                        }
                         result = _run(cfg, Path(tmp) / f"h{k}", cap)
                         rows.setdefault((workload, server, logger), []).append(result)
                         print(workload, server, logger, result, flush=True)
@@ -205,23 +340,24 @@ def main() -> None:
 
 
 def _table(
-    rows: dict[tuple[str, str, str], list[dict[str, Any] | None]],
-    workloads: list[str],
+    rows: dict[tuple[tuple[str, str], str, str], list[dict[str, Any] | None]],
+    workloads: list[tuple[str, str]],
     servers: list[str],
     cap: float,
 ) -> None:
     print(
-        f"\n{'workload':<8} {'server':<14} {'logger':<12} {'e2e s':>7} {'e2e ratio':>10} "
+        f"\n{'workload':<16} {'server':<14} {'logger':<12} {'e2e s':>7} {'e2e ratio':>10} "
         f"{'loop ratio':>11} {'build logger s':>15}"
     )
     for workload in workloads:
+        name = "/".join(workload)
         for server in servers:
             base = rows[(workload, server, "none")]
-            for logger in ("none", "stock-sync", "stock-async", "mlrelay"):
+            for logger in ("none", *STOCK[workload[0]], "mlrelay"):
                 results = rows[(workload, server, logger)]
                 if any(r is None for r in results):
                     killed = f"killed after {cap:.0f} s"
-                    print(f"{workload:<8} {server:<14} {logger:<12} {killed:>31}")
+                    print(f"{name:<16} {server:<14} {logger:<12} {killed:>31}")
                     continue
                 e2e = [float(r["e2e_s"]) for r in results if r]
                 ratio = [float(b["e2e_s"]) / x for b, x in zip(base, e2e, strict=False) if b]
@@ -232,7 +368,7 @@ def _table(
                 ]
                 build = statistics.median(float(r["build_logger_s"]) for r in results if r)
                 print(
-                    f"{workload:<8} {server:<14} {logger:<12} {statistics.median(e2e):>7.2f} "
+                    f"{name:<16} {server:<14} {logger:<12} {statistics.median(e2e):>7.2f} "
                     f"{statistics.median(ratio):>10.3f} {statistics.median(loop):>11.3f} "
                     f"{build:>15.3f}"
                 )
