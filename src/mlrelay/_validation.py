@@ -254,6 +254,8 @@ def validate_metric_value(key: str, value: Any) -> float:
         ValidationError: the value has no float value (None, a list, a non-numeric
             string, an array of more than one element).
     """
+    if type(value) is float:  # the hot path: a training loop's plain floats
+        return value
     try:
         if isinstance(value, (numbers.Real, str)):
             return float(value)
@@ -274,6 +276,8 @@ def validate_metric_value(key: str, value: Any) -> float:
 
 
 def _validate_int64(value: Any, *, field: str, key: str, minimum: int) -> int:
+    if type(value) is int and minimum <= value <= _INT64_MAX:  # the hot path
+        return value
     if isinstance(value, bool):
         raise ValidationError(
             f"{field} for key {_shorten(key)!r} must be an integer, got bool {value}",

@@ -74,6 +74,7 @@ except ImportError as exc:  # pragma: no cover - exercised without lightning ins
 __all__ = ["MLFlowLogger"]
 
 _STATUS = {"success": "FINISHED", "finished": "FINISHED", "failed": "FAILED"}
+_UNSAFE_KEY = re.compile("[^a-zA-Z0-9_/. -]+")  # (Lightning's logger's cleaning)
 
 
 class _LazyClient:
@@ -143,6 +144,7 @@ class MLFlowLogger(Logger):
         self._synchronous = bool(synchronous)
         self._handle: runs.RunHandle | None = None
         self._logged_model_time: dict[str, float] = {}
+        self._clean_keys: dict[str, str] = {}  # metric key -> the key cleaned
         self._checkpoint_callback: Any = None
         self._client: Any = None  # the MlflowClient of `experiment`, closed by finalize
         if tracking_uri and fluent.get_tracking_uri() != tracking_uri:
@@ -236,7 +238,9 @@ class MLFlowLogger(Logger):
             if isinstance(value, str):
                 warnings.warn(f"Discarding metric with string value {key}={value}.", stacklevel=2)
                 continue
-            clean = re.sub("[^a-zA-Z0-9_/. -]+", "", key)
+            clean = self._clean_keys.get(key)
+            if clean is None:
+                clean = self._clean_keys[key] = _UNSAFE_KEY.sub("", key)
             if clean != key:
                 rank_zero_warn(
                     "MLFlow only allows '_', '/', '.' and ' ' special characters in metric name."
