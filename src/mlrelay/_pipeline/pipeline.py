@@ -237,6 +237,11 @@ class PipelineOptions:
     max_journal_bytes: int | None = None
     # The most requests in flight to one server (MLRELAY_MAX_IN_FLIGHT).
     max_in_flight: int = MAX_IN_FLIGHT
+    # A slow logger's entries are sent at most this often (a flush, an end of run or a
+    # full request's worth of entries, send_at, sends at once): each request costs the
+    # training process CPU time whatever it carries.
+    send_interval: float = 1.0
+    send_at: int = 1000
 
 
 @dataclass
@@ -304,6 +309,10 @@ class Pipeline:
         self._sent = threading.Condition()
         self._wake_writer = threading.Event()
         self._wake_sender = threading.Event()
+        # When the sender last started a round, and entries committed since (the writer
+        # wakes the sender early only for a request's worth: see send_interval).
+        self._round_at = 0.0
+        self._committed_since_round = 0
         self._state = _State()
         self._stop = threading.Event()
         self.sender = RunSender(
@@ -407,7 +416,12 @@ class Pipeline:
             self._committed += n
             with self._written:
                 self._written.notify_all()
-            self._wake_sender.set()  # it can send these while later ones are written
+            self._committed_since_round += n
+            if (
+                self._committed_since_round >= self.options.send_at
+                or now - self._round_at >= self.options.send_interval
+            ):
+                self._wake_sender.set()  # it can send these while later ones are written
 
     def _store(self, rows: list[Row]) -> None:
         """Journal ``rows``: entries that cannot be stored are set aside, and all of
@@ -792,6 +806,7 @@ class Pipeline:
         )
 
     def _send_round(self) -> bool:
+        self._round_at, self._committed_since_round = time.monotonic(), 0
         progressed = False
         if self._primary_uri and time.monotonic() >= self._state.next_orphan_check:
             self._state.next_orphan_check = time.monotonic() + self.options.orphan_check_interval
