@@ -456,3 +456,28 @@ def test_entries_being_committed_still_count_as_pending(tmp_path: Path) -> None:
         release.set()
         pipeline.close(1.0)
         journal.close()
+
+
+def test_a_slow_loggers_points_go_out_about_once_a_second_and_flush_sends_at_once(
+    server: MockServer, client: mlrelay.Client
+) -> None:
+    """A loop logging a point every 10 ms for 2 s makes a few log-batch requests (at most
+    one a second: each request costs the training process CPU), not one per 100 ms group
+    commit (about 20); ``flush`` then sends the rest at once, and every point lands once."""
+    fluent.set_tracking_uri(server.url)
+    run = fluent.start_run()
+    assert fluent.flush(deadline(30))  # the run is on the server; the sender just went round
+
+    def batches() -> int:
+        return sum(1 for r in server.requests if r.path.endswith("/runs/log-batch"))
+
+    before = batches()
+    started, step = time.monotonic(), 0
+    while time.monotonic() - started < 2.0:
+        fluent.log_metric("m", step, step=step)
+        step += 1
+        time.sleep(0.01)  # (the pace of a slow training loop, not a synchronisation)
+    during = batches() - before
+    assert 1 <= during <= 4, f"{during} log-batch requests for 2 s of a slow logger"
+    assert fluent.flush(deadline(10))
+    assert sorted(p.step for p in client.get_metric_history(run.run_id, "m")) == list(range(step))
