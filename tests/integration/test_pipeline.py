@@ -14,6 +14,7 @@ from mlrelay_mock import MockServer
 
 import mlrelay
 from mlrelay import fluent
+from mlrelay._pipeline import runs
 from mlrelay._pipeline.journal import Journal
 from mlrelay._pipeline.runs import session
 from tests._env import child_env
@@ -481,3 +482,29 @@ def test_a_slow_loggers_points_go_out_about_once_a_second_and_flush_sends_at_onc
     assert 1 <= during <= 4, f"{during} log-batch requests for 2 s of a slow logger"
     assert fluent.flush(deadline(10))
     assert sorted(p.step for p in client.get_metric_history(run.run_id, "m")) == list(range(step))
+
+
+def test_a_run_started_without_asking_the_server_is_created_without_a_search_first(
+    server: MockServer, client: mlrelay.Client
+) -> None:
+    """A framework logger's run (``ask_server=False``) was never sent anywhere, so the
+    sender creates it with one runs/create and no search for an earlier create (which
+    costs two runs/search per run); a run whose start the server answered too late is
+    still looked for first, and each lands once."""
+    fluent.set_tracking_uri(server.url)
+    with runs.start_run(ask_server=False) as quiet:
+        fluent.log_metric("m", 1.0)
+    assert fluent.flush(deadline(30))
+    assert len(server.requests.matching("POST", "/runs/search")) == 0
+    assert len(server.requests.matching("POST", "/runs/create")) == 1
+    server.faults.add("lose_response", method="POST", path="*/runs/create", times=1)
+    with pytest.warns(RuntimeWarning):
+        late = fluent.start_run()
+    fluent.end_run()
+    assert fluent.flush(deadline(30))
+    assert len(server.requests.matching("POST", "/runs/search")) >= 1
+    keys = sorted(
+        r.data.tags_dict["mlflow.mlrelay.clientKey"]
+        for r in client.search_runs(["0"], run_view_type="ALL")
+    )
+    assert keys == sorted([quiet.local_id, late.local_id])

@@ -751,7 +751,8 @@ def _check_nesting(stack: tuple[RunHandle, ...], nested: bool, parent_run_id: st
 
 def _new_run(start: _Start, settings: Settings) -> RunHandle:
     """A run this journal does not hold yet: created on the server now when it answers."""
-    journal = session.ensure_pipeline().journal
+    pipeline = session.ensure_pipeline()
+    journal = pipeline.journal
     online = settings.mode == "online" and bool(settings.tracking_uri)
     create_tags = {**_system_tags(start), **start.user_tags}
     run = RunHandle(
@@ -769,6 +770,11 @@ def _new_run(start: _Start, settings: Settings) -> RunHandle:
         run.experiment_id = _resume_on_server(start.run_id) or run.experiment_id
     if start.run_id is not None and run.experiment_id is None:
         run.experiment_id = "0"
+    if start.run_id is None and online and not start.ask_server and pipeline.sends:
+        # Nothing asked a server to create it: the sender's first create need not look
+        # for an earlier one. Marked before it is journaled: the sender never sees it
+        # unmarked (a mark left by a failed add_run names no run).
+        pipeline.sender.journaled_here(run.local_id)
     journal.add_run(
         local_id=run.local_id,
         tracking_uri=settings.tracking_uri or "",
