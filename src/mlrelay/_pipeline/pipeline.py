@@ -385,9 +385,15 @@ class Pipeline:
 
     # --- writer -----------------------------------------------------------------------
 
-    def _drain(self) -> int:
+    def _drain(self, *, everything: bool = True) -> int:
+        # everything=False (the writer's tick): commit what is queued when it starts, and
+        # leave what is logged meanwhile for the next tick, so a slow logger costs one
+        # commit per tick rather than two (each commit costs the training thread the GIL
+        # hand-overs of a transaction).
         buffer = self._buffer
         total = 0
+        started = time.monotonic()  # (before the count: see below)
+        target = None if everything else len(buffer)
         while True:
             # Read the clock before the deque's length: whatever is still in the deque
             # after taking everything counted was logged after ``now``.
@@ -396,6 +402,12 @@ class Pipeline:
             if not n:
                 self._since = self._oldest = now
                 return total
+            if target is not None:
+                if total >= target:
+                    return total
+                n = min(n, target - total)
+                if n == target - total:
+                    self._since = started
             oldest = self._oldest  # no later than the log time of the rows taken now
             if n == len(buffer):
                 self._since = now
@@ -646,15 +658,21 @@ class Pipeline:
         return rows[:fits]
 
     def _write_loop(self) -> None:
-        next_space_check = 0.0
+        # Ticks every flush_interval from the start of the previous tick's commit, not its
+        # end: what is logged during a commit waits for the next tick, which comes no later
+        # than it did before. A wake-up (write_now, a full queue) commits everything queued.
+        next_space_check = tick = 0.0
         while not self._stop.is_set():
-            self._wake_writer.wait(self.options.flush_interval)
+            woken = self._wake_writer.wait(
+                max(0.0, tick + self.options.flush_interval - time.monotonic())
+            )
             self._wake_writer.clear()
+            tick = time.monotonic()
             if time.monotonic() >= next_space_check and self._state.unwritable is None:
                 next_space_check = time.monotonic() + _PROBE_INTERVAL
                 self._keep_reserve()
             try:
-                self._drain()  # (wakes the sender after each chunk it commits)
+                self._drain(everything=woken)  # (wakes the sender after each chunk)
             except Exception as exc:  # the journal failing must not kill logging silently
                 # A damaged journal: continue in a fresh one (the rows went back to the deque).
                 if needs_recovery(exc) and recover(self.journal, self.journal.damage or str(exc)):
