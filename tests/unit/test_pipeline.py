@@ -197,6 +197,35 @@ def test_offline_write_now_commits_to_the_journal_and_sends_nothing(
     assert len(server.requests) == 0
 
 
+def test_a_slow_logger_costs_one_commit_per_tick(
+    server: MockServer, journal: Journal, make_pipeline: Callable[..., Made]
+) -> None:
+    """A point every millisecond for a second: the writer commits once per 100 ms tick
+    (what is logged during a commit waits for the next tick), not once more for the
+    stragglers each time (about twice as many, each costing the training thread the GIL
+    hand-overs of a transaction); every point is journaled once."""
+    pipeline = make_pipeline(online=False).pipeline
+    run = new_run(journal, server.url)
+    commits = 0
+    append = journal.append
+
+    def counted(rows: list[tuple[object, ...]]) -> object:
+        nonlocal commits
+        commits += 1
+        return append(rows)  # type: ignore[arg-type]
+
+    journal.append = counted  # type: ignore[assignment,method-assign]
+    started, step = time.monotonic(), 0
+    while time.monotonic() - started < 1.0:
+        log_points(pipeline, run, 1, first=step)
+        step += 1
+        time.sleep(0.001)  # (the pace of a slow training loop, not a synchronisation)
+    elapsed = time.monotonic() - started
+    assert commits <= elapsed / 0.1 + 3, f"{commits} commits in {elapsed:.2f} s"
+    assert pipeline.write_now(10) is True
+    assert journal.count_pending([run]) == step
+
+
 @pytest.fixture
 def lock(journal: Journal) -> Iterator[Callable[[], Callable[[], None]]]:
     """Take the journal's write lock from another connection (as another process would),
