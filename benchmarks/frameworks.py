@@ -3,7 +3,7 @@ mlrelay's, logging every step, against the mock server with 0, 50 and 500 ms add
 request, and against an unreachable server (a closed port; a socket that never answers).
 
 Usage: python benchmarks/frameworks.py [--rounds R (default 5)] [--stock-cap SECONDS]
-[--workloads anchor big] [--frameworks lightning hf keras]
+[--workloads anchor big] [--frameworks lightning hf keras] [--servers 0 50 500 refused never]
 
 Workloads (CPU, ``torch.set_num_threads(1)``), "anchor" as in ../shared/anchors/frameworks and
 a bigger one:
@@ -231,6 +231,15 @@ CHILDREN = {"lightning": CHILD_LIGHTNING, "hf": CHILD_HF, "keras": CHILD_KERAS}
 STOCK = {"lightning": ["stock-sync", "stock-async"], "hf": ["stock"], "keras": ["stock"]}
 
 
+SERVERS: dict[str, tuple[str, int | None]] = {
+    "0": ("mock +0 ms", 0),
+    "50": ("mock +50 ms", 50),
+    "500": ("mock +500 ms", 500),
+    "refused": ("refused", None),
+    "never": ("never answers", None),
+}
+
+
 def _post(url: str, path: str, body: dict[str, Any] | None, method: str = "POST") -> None:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
@@ -302,15 +311,23 @@ def main() -> None:
     parser.add_argument("--stock-cap", type=float, default=30.0)
     parser.add_argument("--workloads", nargs="+", default=["anchor", "big"])
     parser.add_argument("--frameworks", nargs="+", default=list(CHILDREN), choices=CHILDREN)
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        default=list(SERVERS),
+        choices=SERVERS,
+        help="which servers (default: all): added latency in ms, refused, never (answers)",
+    )
     args = parser.parse_args()
     workloads = [(f, w) for f in args.frameworks for w in args.workloads]
     blackhole = _Blackhole()
-    servers = [("mock +0 ms", 0), ("mock +50 ms", 50), ("mock +500 ms", 500)]
     rows: dict[tuple[tuple[str, str], str, str], list[dict[str, Any] | None]] = {}
     with MockServer() as mock, tempfile.TemporaryDirectory() as tmp:
-        targets = [(label, mock.url, ms) for label, ms in servers] + [
-            ("refused", _closed_port(), None),
-            ("never answers", blackhole.url, None),
+        uris = {"refused": _closed_port(), "never": blackhole.url}
+        targets = [
+            (label, uris.get(name, mock.url), ms)
+            for name, (label, ms) in SERVERS.items()
+            if name in args.servers
         ]
         k = 0
         for workload in workloads:
@@ -345,7 +362,7 @@ def _table(
 ) -> None:
     print(
         f"\n{'workload':<16} {'server':<14} {'logger':<12} {'e2e s':>7} {'e2e ratio':>10} "
-        f"{'loop ratio':>11} {'build logger s':>15}"
+        f"{'loop ratio':>11} {'build logger s':>15} {'e2e ratio quartiles':>20}"
     )
     for workload in workloads:
         name = "/".join(workload)
@@ -365,10 +382,14 @@ def _table(
                     if b and r
                 ]
                 build = statistics.median(float(r["build_logger_s"]) for r in results if r)
+                spread = ""
+                if len(ratio) >= 4:
+                    q1, _, q3 = statistics.quantiles(ratio, n=4)
+                    spread = f"{q1:.3f}-{q3:.3f}"
                 print(
                     f"{name:<16} {server:<14} {logger:<12} {statistics.median(e2e):>7.2f} "
                     f"{statistics.median(ratio):>10.3f} {statistics.median(loop):>11.3f} "
-                    f"{build:>15.3f}"
+                    f"{build:>15.3f} {spread:>20}"
                 )
 
 
