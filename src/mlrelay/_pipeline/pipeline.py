@@ -668,8 +668,8 @@ class Pipeline:
             )
             self._wake_writer.clear()
             tick = time.monotonic()
-            if time.monotonic() >= next_space_check and self._state.unwritable is None:
-                next_space_check = time.monotonic() + _PROBE_INTERVAL
+            if tick >= next_space_check and self._state.unwritable is None:
+                next_space_check = tick + _PROBE_INTERVAL
                 self._keep_reserve()
             try:
                 self._drain(everything=woken)  # (wakes the sender after each chunk)
