@@ -191,6 +191,37 @@ def test_pending_is_in_append_order_and_after_the_watermark_only(journal: Journa
     assert journal.count_pending(["b"]) == 1
 
 
+def test_a_group_commit_is_one_statement_with_one_stat_of_each_file(
+    journal: Journal, journal_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every statement and syscall of a commit hands the GIL over, and a training loop
+    holding the GIL waits once per hand-over: up to 1,000 entries commit as one INSERT
+    (its own transaction, no BEGIN and COMMIT), after one stat of ``-shm`` and one of
+    ``-wal`` for the damage guards; what was committed reads back in order."""
+    add_run(journal, "a")
+    journal.append(metrics("a", [0.0]))  # the guards are armed once the files exist
+    statements: list[str] = []
+    journal._db.set_trace_callback(statements.append)
+    stats: list[str] = []
+    real_stat = os.stat
+
+    def counting_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        stats.append(os.fspath(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting_stat)
+    journal.append(metrics("a", [float(i) for i in range(1000)], first_step=1))
+    monkeypatch.undo()
+    journal._db.set_trace_callback(None)
+
+    assert len(statements) == 1, statements
+    assert statements[0].startswith("INSERT INTO entries")
+    assert sorted(Path(s).name for s in stats) == ["journal.db-shm", "journal.db-wal"]
+    got = journal.pending("a", 0, 2000)
+    assert [e.step for e in got] == list(range(1001))
+    assert [e.value for e in got[1:]] == [float(i) for i in range(1000)]
+
+
 def test_count_pending_counts_unacknowledged_entries_per_run_and_overall(journal: Journal) -> None:
     """count_pending sums entries after each run's own watermark, for all runs or the given
     ones; an empty selection is 0, an unknown run adds nothing."""

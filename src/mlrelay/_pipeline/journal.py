@@ -641,8 +641,12 @@ class Journal:
     def _db(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use (and again after :meth:`reopen`)."""
         if self._armed:  # (before the first statement, SQLite itself checks the files)
-            self._guard_wal()
-            self._guard_shm()
+            try:  # one stat for both guards: every syscall here hands the GIL over
+                shm: os.stat_result | None = os.stat(self._shm)
+            except OSError:
+                shm = None
+            self._guard_wal(shm)
+            self._guard_shm(shm)
         if self.damage is not None and not self.salvaging:
             # Nothing more is written to (or built on) a damaged journal: the pipeline's
             # writer moves to a fresh one (recovery), reading this one with `salvaging`.
@@ -689,7 +693,7 @@ class Journal:
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
 
-    def _guard_shm(self) -> None:
+    def _guard_shm(self, st: os.stat_result | None) -> None:
         """Keep a truncated ``-shm`` file from killing this process with SIGBUS.
 
         SQLite maps the WAL index (``-shm``) into memory; if something truncates the file
@@ -700,10 +704,9 @@ class Journal:
         :attr:`damage` asks the pipeline to move to a fresh journal (``recovery``): the
         index's contents are gone, and rebuilding it under a live transaction could
         damage the database. A truncation in the middle of a statement can still kill.
+        ``st``: the file's stat (None: there is none).
         """
-        try:
-            st = os.stat(self._shm)
-        except OSError:
+        if st is None:
             return
         if st.st_ino != self._shm_inode:  # first sight, or a new file after a recovery
             self._shm_inode, self._shm_size = st.st_ino, st.st_size
@@ -721,7 +724,7 @@ class Journal:
             f"({st.st_size} bytes of {needed})"
         )
 
-    def _guard_wal(self) -> None:
+    def _guard_wal(self, shm: os.stat_result | None) -> None:
         """Notice a write-ahead log cut short by another program before SQLite writes
         past the cut (the hole would read as zeros and be checkpointed into the database).
 
@@ -729,8 +732,11 @@ class Journal:
         holds; a log file shorter than those frames was cut, and :attr:`damage` asks the
         pipeline to move to a fresh journal. The header is read twice around the size, so
         a commit or checkpoint by another connection in between is not taken for damage.
+        ``shm``: the ``-shm`` file's stat (None: there is none).
         """
-        before = self._wal_index_frames()
+        if shm is None:
+            return
+        before = self._wal_index_frames(shm)
         if not before:
             return
         try:
@@ -738,20 +744,17 @@ class Journal:
         except OSError:
             size = 0
         needed = _WAL_HEADER + before * (_PAGE_SIZE + _WAL_FRAME_HEADER)
-        if size >= needed or self._wal_index_frames() != before:
+        if size >= needed or self._wal_index_frames(shm) != before:
             return
         self._damaged(f"its write-ahead log {self._wal} was cut to {size} of {needed} bytes")
 
-    def _wal_index_frames(self) -> int:
-        """The frame count (mxFrame) in the WAL index header; 0 if it cannot be read.
+    def _wal_index_frames(self, st: os.stat_result) -> int:
+        """The frame count (mxFrame) in the WAL index header of the ``-shm`` file whose
+        stat is ``st``; 0 if it cannot be read.
 
         Read through a descriptor shared by every journal of this process on that file
         and closed only when the last of them closes: closing a descriptor drops all of
         the process's POSIX locks on the file, SQLite's included."""
-        try:
-            st = os.stat(self._shm)
-        except OSError:
-            return 0
         key = (st.st_dev, st.st_ino)
         fd = self._shm_fds.get(key)
         if fd is None:
@@ -890,6 +893,20 @@ class Journal:
                 I/O error, locked); nothing of ``rows`` was committed.
         """
         db = self._db
+        if 0 < len(rows) <= _ROWS_PER_INSERT and not db.in_transaction:
+            # One statement is its own transaction: no BEGIN and COMMIT, two GIL
+            # hand-overs fewer (a group commit costs a training loop holding the GIL one
+            # wait per hand-over). An entry that cannot be stored fails the statement,
+            # which commits nothing; the transaction below then sets it aside.
+            try:
+                first = _insert(db, [_encode(row) for row in rows])
+            except _ROW_ERRORS as exc:
+                if _is_disk_error(exc):
+                    raise
+            else:
+                if self.recent is not None:
+                    self.recent.add(first, rows)
+                return []
         aside: list[tuple[Row, str]] = []
         inserted: list[tuple[int, Sequence[Row]]] = []  # (first seq, rows) for self.recent
         db.execute("BEGIN IMMEDIATE")
