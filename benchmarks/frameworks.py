@@ -2,8 +2,9 @@
 mlrelay's, logging every step, against the mock server with 0, 50 and 500 ms added to every
 request, and against an unreachable server (a closed port; a socket that never answers).
 
-Usage: python benchmarks/frameworks.py [--rounds R (default 5)] [--stock-cap SECONDS]
-[--workloads anchor big] [--frameworks lightning hf keras] [--servers 0 50 500 refused never]
+Usage: python benchmarks/frameworks.py [--rounds R (default 5) | --paired N]
+[--stock-cap SECONDS] [--workloads anchor big] [--frameworks lightning hf keras]
+[--servers 0 50 500 refused never]
 
 Workloads (CPU, ``torch.set_num_threads(1)``), "anchor" as in ../shared/anchors/frameworks and
 a bigger one:
@@ -21,10 +22,16 @@ a bigger one:
   run started by the script (each callback starts one). "e2e" is ``fit()``.
 
 Each configuration runs in a fresh process; "loop" is from the first step's end to the
-last's. Ratios are to the no-logger run of the same round (rounds alternate the order); the
-median over rounds is shown. A stock run that has not finished after ``--stock-cap`` seconds
-(default 30) is killed and shown as such: against an unreachable server the stock loggers
-block for minutes (see ../shared/research/framework-loggers.md).
+last's. With ``--paired N``, no logger and mlrelay run in one process per workload and
+server instead: a warm-up fit of each, then N pairs of fits in alternating order (ABBA), so
+the ratio of each pair is taken seconds apart, not minutes (this VM's speed drifts by tens
+of percent from one minute to the next); after each mlrelay fit delivery is waited for,
+outside the timed span, so it never overlaps the next fit. "total ratio" is the sum of no
+logger's times over the sum of the logger's. Ratios are to the no-logger run of the same
+round (rounds alternate the order); the median over rounds is shown. A stock run that has
+not finished after ``--stock-cap`` seconds (default 30) is killed and shown as such:
+against an unreachable server the stock loggers block for minutes (see
+../shared/research/framework-loggers.md).
 """
 
 from __future__ import annotations
@@ -47,8 +54,25 @@ sys.path.insert(0, str(ROOT))
 
 from mlrelay_mock import MockServer  # noqa: E402
 
-CHILD_LIGHTNING = textwrap.dedent(
+CHILD_RUN = textwrap.dedent(
     """
+    # Each fit of cfg["sequence"] in turn (one process: --paired), each timed alone. After
+    # an mlrelay fit, delivery is waited for outside the span, so it never overlaps the
+    # next fit (in a real program it goes on in the background after training).
+    for kind in cfg.get("sequence") or [cfg["logger"]]:
+        build, e2e, ends = fit(kind)
+        if kind == "mlrelay" and cfg.get("settle"):
+            import mlrelay
+            mlrelay.flush(120)
+        print("RESULT " + json.dumps({"logger": kind, "e2e_s": e2e, "build_logger_s": build,
+                                      "loop_s": ends[-1] - ends[0], "steps": len(ends)}),
+              flush=True)
+    """
+)
+
+CHILD_LIGHTNING = (
+    textwrap.dedent(
+        """
     import json, logging, os, sys, time, warnings
     import torch
     torch.set_num_threads(1)
@@ -88,33 +112,39 @@ CHILD_LIGHTNING = textwrap.dedent(
     x = torch.randn(STEPS * batch, width, generator=g)
     y = torch.randn(STEPS * batch, 1, generator=g)
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch)
-    b0 = time.perf_counter()
-    if cfg["logger"] == "none":
-        logger = False
-    elif cfg["logger"] == "mlrelay":
-        from mlrelay.integrations.lightning import MLFlowLogger
-        logger = MLFlowLogger(experiment_name="pl_bench", tracking_uri=cfg["uri"])
-    else:
-        from lightning.pytorch.loggers import MLFlowLogger
-        logger = MLFlowLogger(experiment_name="pl_bench", tracking_uri=cfg["uri"],
-                              synchronous=cfg["logger"] == "stock-sync")
-    t0 = time.perf_counter()
-    timer = Timer()
-    trainer = L.Trainer(max_steps=STEPS, max_epochs=1000, logger=logger, log_every_n_steps=1,
-                        enable_progress_bar=False, enable_checkpointing=False,
-                        enable_model_summary=False, accelerator="cpu", devices=1,
-                        limit_val_batches=0, callbacks=[timer])
-    trainer.fit(Net(), data)
-    t1 = time.perf_counter()
-    e = timer.ends
-    print("RESULT " + json.dumps({"e2e_s": t1 - t0, "build_logger_s": t0 - b0,
-                                  "loop_s": e[-1] - e[0], "steps": len(e)}), flush=True)
+
+    def fit(kind):
+        b0 = time.perf_counter()
+        if kind == "none":
+            logger = False
+        elif kind == "mlrelay":
+            from mlrelay.integrations.lightning import MLFlowLogger
+            logger = MLFlowLogger(experiment_name="pl_bench", tracking_uri=cfg["uri"])
+        else:
+            from lightning.pytorch.loggers import MLFlowLogger
+            logger = MLFlowLogger(experiment_name="pl_bench", tracking_uri=cfg["uri"],
+                                  synchronous=kind == "stock-sync")
+        net = Net()
+        t0 = time.perf_counter()
+        timer = Timer()
+        trainer = L.Trainer(max_steps=STEPS, max_epochs=1000, logger=logger,
+                            log_every_n_steps=1, enable_progress_bar=False,
+                            enable_checkpointing=False, enable_model_summary=False,
+                            accelerator="cpu", devices=1, limit_val_batches=0,
+                            callbacks=[timer])
+        trainer.fit(net, data)
+        t1 = time.perf_counter()
+        return t0 - b0, t1 - t0, timer.ends
     """
+    )
+    + "\n"
+    + CHILD_RUN
 )
 
 
-CHILD_HF = textwrap.dedent(
-    """
+CHILD_HF = (
+    textwrap.dedent(
+        """
     import json, os, sys, tempfile, time, warnings
     import torch
     torch.set_num_threads(1)
@@ -144,40 +174,44 @@ CHILD_HF = textwrap.dedent(
         def on_step_end(self, *a, **k):
             self.ends.append(time.perf_counter())
 
-    torch.manual_seed(0)
     if big:
         config = BertConfig(hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
                             intermediate_size=512, vocab_size=100, num_labels=2)
     else:
         config = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                             intermediate_size=37, vocab_size=100, num_labels=2)
-    model = BertForSequenceClassification(config)
     os.environ["MLFLOW_TRACKING_URI"] = cfg["uri"]
     os.environ["MLFLOW_EXPERIMENT_NAME"] = "hf_bench"
-    report_to = ["mlflow"] if cfg["logger"] == "stock" else []
-    args = TrainingArguments(output_dir=tempfile.mkdtemp(), max_steps=STEPS,
-                             per_device_train_batch_size=BATCH, logging_steps=1,
-                             report_to=report_to, save_strategy="no", eval_strategy="no",
-                             disable_tqdm=True, use_cpu=True, dataloader_num_workers=0, seed=0)
     data = Data(STEPS * BATCH)
-    b0 = time.perf_counter()
-    timer = Timer()
-    callbacks = [timer]
-    if cfg["logger"] == "mlrelay":
-        from mlrelay.integrations.transformers import MLflowCallback
-        callbacks.append(MLflowCallback())
-    t0 = time.perf_counter()
-    trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=callbacks)
-    trainer.train()
-    t1 = time.perf_counter()
-    e = timer.ends
-    print("RESULT " + json.dumps({"e2e_s": t1 - t0, "build_logger_s": t0 - b0,
-                                  "loop_s": e[-1] - e[0], "steps": len(e)}), flush=True)
+
+    def fit(kind):
+        torch.manual_seed(0)
+        model = BertForSequenceClassification(config)
+        args = TrainingArguments(output_dir=tempfile.mkdtemp(), max_steps=STEPS,
+                                 per_device_train_batch_size=BATCH, logging_steps=1,
+                                 report_to=["mlflow"] if kind == "stock" else [],
+                                 save_strategy="no", eval_strategy="no", disable_tqdm=True,
+                                 use_cpu=True, dataloader_num_workers=0, seed=0)
+        b0 = time.perf_counter()
+        timer = Timer()
+        callbacks = [timer]
+        if kind == "mlrelay":
+            from mlrelay.integrations.transformers import MLflowCallback
+            callbacks.append(MLflowCallback())
+        t0 = time.perf_counter()
+        trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=callbacks)
+        trainer.train()
+        t1 = time.perf_counter()
+        return t0 - b0, t1 - t0, timer.ends
     """
+    )
+    + "\n"
+    + CHILD_RUN
 )
 
-CHILD_KERAS = textwrap.dedent(
-    """
+CHILD_KERAS = (
+    textwrap.dedent(
+        """
     import json, os, sys, time, warnings
     os.environ["KERAS_BACKEND"] = "torch"
     import numpy as np, torch
@@ -200,31 +234,37 @@ CHILD_KERAS = textwrap.dedent(
     rng = np.random.default_rng(0)
     x = rng.normal(size=(STEPS * batch, width)).astype("float32")
     y = rng.normal(size=(STEPS * batch, 1)).astype("float32")
-    if big:
-        layers = [keras.layers.Dense(1024, activation="relu"),
-                  keras.layers.Dense(1024, activation="relu"), keras.layers.Dense(1)]
-    else:
-        layers = [keras.layers.Dense(1)]
-    model = keras.Sequential([keras.Input((width,)), *layers])
-    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
     os.environ["MLFLOW_TRACKING_URI"] = cfg["uri"]
     os.environ["MLFLOW_EXPERIMENT_NAME"] = "keras_bench"
-    b0 = time.perf_counter()
-    timer = Timer()
-    callbacks = [timer]
-    if cfg["logger"] == "mlrelay":
-        import mlrelay.keras
-        callbacks.append(mlrelay.keras.MlflowCallback(log_every_epoch=False, log_every_n_steps=1))
-    elif cfg["logger"] == "stock":
-        import mlflow.keras
-        callbacks.append(mlflow.keras.MlflowCallback(log_every_epoch=False, log_every_n_steps=1))
-    t0 = time.perf_counter()
-    model.fit(x, y, batch_size=batch, epochs=1, callbacks=callbacks, verbose=0)
-    t1 = time.perf_counter()
-    e = timer.ends
-    print("RESULT " + json.dumps({"e2e_s": t1 - t0, "build_logger_s": t0 - b0,
-                                  "loop_s": e[-1] - e[0], "steps": len(e)}), flush=True)
+
+    def fit(kind):
+        keras.utils.set_random_seed(0)
+        if big:
+            layers = [keras.layers.Dense(1024, activation="relu"),
+                      keras.layers.Dense(1024, activation="relu"), keras.layers.Dense(1)]
+        else:
+            layers = [keras.layers.Dense(1)]
+        model = keras.Sequential([keras.Input((width,)), *layers])
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+        b0 = time.perf_counter()
+        timer = Timer()
+        callbacks = [timer]
+        if kind == "mlrelay":
+            import mlrelay.keras
+            callbacks.append(mlrelay.keras.MlflowCallback(log_every_epoch=False,
+                                                          log_every_n_steps=1))
+        elif kind == "stock":
+            import mlflow.keras
+            callbacks.append(mlflow.keras.MlflowCallback(log_every_epoch=False,
+                                                         log_every_n_steps=1))
+        t0 = time.perf_counter()
+        model.fit(x, y, batch_size=batch, epochs=1, callbacks=callbacks, verbose=0)
+        t1 = time.perf_counter()
+        return t0 - b0, t1 - t0, timer.ends
     """
+    )
+    + "\n"
+    + CHILD_RUN
 )
 
 CHILDREN = {"lightning": CHILD_LIGHTNING, "hf": CHILD_HF, "keras": CHILD_KERAS}
@@ -255,7 +295,9 @@ def _set_latency(url: str, ms: int) -> None:
         _post(url, "/_mock/faults", {"action": "latency", "path": "*", "delay": ms / 1000})
 
 
-def _run(cfg: dict[str, Any], home: Path, cap: float) -> dict[str, Any] | None:
+def _run(cfg: dict[str, Any], home: Path, cap: float) -> list[dict[str, Any]] | None:
+    """The results of the child's fits (one, or each of ``cfg["sequence"]``); None if it
+    was killed at ``cap`` seconds."""
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(home),
@@ -272,11 +314,10 @@ def _run(cfg: dict[str, Any], home: Path, cap: float) -> dict[str, Any] | None:
         )
     except subprocess.TimeoutExpired:
         return None
-    for line in done.stdout.splitlines():
-        if line.startswith("RESULT "):
-            result: dict[str, Any] = json.loads(line[7:])
-            return result
-    raise SystemExit(f"{cfg} failed:\n{done.stderr[-3000:]}")
+    results = [json.loads(line[7:]) for line in done.stdout.splitlines() if line[:7] == "RESULT "]
+    if done.returncode or not results:
+        raise SystemExit(f"{cfg} failed:\n{done.stderr[-3000:]}")
+    return results
 
 
 class _Blackhole:
@@ -318,6 +359,15 @@ def main() -> None:
         choices=SERVERS,
         help="which servers (default: all): added latency in ms, refused, never (answers)",
     )
+    parser.add_argument(
+        "--paired",
+        type=int,
+        default=0,
+        metavar="N",
+        help="no logger and mlrelay in one process per workload and server, N pairs of fits "
+        "in alternating order after one warm-up fit of each (instead of --rounds fresh "
+        "processes); the stock loggers still run once each in a process of their own",
+    )
     args = parser.parse_args()
     workloads = [(f, w) for f in args.frameworks for w in args.workloads]
     blackhole = _Blackhole()
@@ -332,6 +382,10 @@ def main() -> None:
         k = 0
         for workload in workloads:
             for server, uri, ms in targets:
+                if args.paired:
+                    k += 1
+                    _paired(rows, workload, (server, uri, ms), mock.url, args, Path(tmp) / f"h{k}")
+                    continue
                 for r in range(args.rounds):
                     # The stock loggers once (they are far off, and capped); no logger and
                     # mlrelay every round, in alternating order.
@@ -347,11 +401,44 @@ def main() -> None:
                             "logger": logger,
                             "uri": uri,
                         }
-                        result = _run(cfg, Path(tmp) / f"h{k}", cap)
+                        results = _run(cfg, Path(tmp) / f"h{k}", cap)
+                        result = results[0] if results else None
                         rows.setdefault((workload, server, logger), []).append(result)
                         print(workload, server, logger, result, flush=True)
         _set_latency(mock.url, 0)
     _table(rows, workloads, [t[0] for t in targets], args.stock_cap)
+
+
+def _paired(
+    rows: dict[tuple[tuple[str, str], str, str], list[dict[str, Any] | None]],
+    workload: tuple[str, str],
+    target: tuple[str, str, int | None],
+    mock_url: str,
+    args: argparse.Namespace,
+    home: Path,
+) -> None:
+    """--paired: the stock loggers once each in a fresh process (capped), then one process
+    that fits with no logger and with mlrelay's, one warm-up fit each and ``args.paired``
+    pairs in ABBA order; delivery is waited for after each mlrelay fit against the mock."""
+    server, uri, ms = target
+    base = {"framework": workload[0], "workload": workload[1], "uri": uri}
+    for i, logger in enumerate(STOCK[workload[0]]):
+        if ms is not None:
+            _set_latency(mock_url, ms)
+        results = _run({**base, "logger": logger}, home / f"stock{i}", args.stock_cap)
+        rows[(workload, server, logger)] = [results[0] if results else None]
+        print(workload, server, logger, rows[(workload, server, logger)][0], flush=True)
+    if ms is not None:
+        _set_latency(mock_url, ms)
+    pairs = [["none", "mlrelay"] if i % 2 == 0 else ["mlrelay", "none"] for i in range(args.paired)]
+    sequence = ["mlrelay", "none"] + [kind for pair in pairs for kind in pair]
+    cfg = {**base, "logger": "none", "sequence": sequence, "settle": ms is not None}
+    results = _run(cfg, home / "paired", 600 + 120 * len(sequence))
+    if results is None:
+        raise SystemExit(f"{workload} {server}: the paired run did not finish")
+    for result in results[2:]:  # (the warm-up fits are left out)
+        rows.setdefault((workload, server, result["logger"]), []).append(result)
+    print(workload, server, "paired", [round(r["e2e_s"], 3) for r in results], flush=True)
 
 
 def _table(
@@ -362,7 +449,8 @@ def _table(
 ) -> None:
     print(
         f"\n{'workload':<16} {'server':<14} {'logger':<12} {'e2e s':>7} {'e2e ratio':>10} "
-        f"{'loop ratio':>11} {'build logger s':>15} {'e2e ratio quartiles':>20}"
+        f"{'loop ratio':>11} {'build logger s':>15} {'e2e ratio quartiles':>20} "
+        f"{'total ratio':>12}"
     )
     for workload in workloads:
         name = "/".join(workload)
@@ -382,14 +470,16 @@ def _table(
                     if b and r
                 ]
                 build = statistics.median(float(r["build_logger_s"]) for r in results if r)
-                spread = ""
+                spread = total = ""
                 if len(ratio) >= 4:
                     q1, _, q3 = statistics.quantiles(ratio, n=4)
                     spread = f"{q1:.3f}-{q3:.3f}"
+                if len(base) == len(e2e):  # the sum of no logger's times over the logger's
+                    total = f"{sum(float(b['e2e_s']) for b in base if b) / sum(e2e):.3f}"
                 print(
                     f"{name:<16} {server:<14} {logger:<12} {statistics.median(e2e):>7.2f} "
                     f"{statistics.median(ratio):>10.3f} {statistics.median(loop):>11.3f} "
-                    f"{build:>15.3f} {spread:>20}"
+                    f"{build:>15.3f} {spread:>20} {total:>12}"
                 )
 
 
