@@ -257,7 +257,7 @@ def validate_metric_value(key: str, value: Any) -> float:
     if type(value) is float:  # the hot path: a training loop's plain floats
         return value
     try:
-        if isinstance(value, (numbers.Real, str)):
+        if type(value) is int or isinstance(value, (numbers.Real, str)):  # (int: no ABC check)
             return float(value)
         item = getattr(value, "item", None)
         if callable(item) and getattr(value, "size", 1) == 1:

@@ -538,14 +538,23 @@ def log_metrics(
     queued); the arguments are :func:`log_metric`'s."""
     run = _run(run_id)
     ts = _time_ns() // 1_000_000 if timestamp is None else validate_timestamp("metrics", timestamp)
-    st = 0 if step is None else validate_step("metrics", step)
-    checked = [
-        (session.key(k, "metric key"), validate_metric_value(k, v)) for k, v in metrics.items()
-    ]
-    linked = model_id is not None or dataset is not None or session.model_outputs
-    for k, v in checked:
-        row: Row = (run.local_id, KIND_METRIC, k, v, ts, st)
-        session.log(_linked(row, model_id, dataset) if linked else row)
+    st = (
+        0
+        if step is None
+        else step
+        if type(step) is int and -(1 << 63) <= step < 1 << 63  # int64 (log_metric's hot path)
+        else validate_step("metrics", step)
+    )
+    local_id, known = run.local_id, session.known_keys
+    rows: list[Row] = []
+    for k, v in metrics.items():  # (a framework logger's every step: keep it lean)
+        if type(k) is not str or k not in known:
+            session.key(k, "metric key")
+        value = v if type(v) is float else validate_metric_value(k, v)
+        rows.append((local_id, KIND_METRIC, k, value, ts, st))
+    if model_id is not None or dataset is not None or session.model_outputs:
+        rows = [_linked(row, model_id, dataset) for row in rows]
+    session.log_many(rows)
     if synchronous:
         _sync(synchronous, "the metric")
 

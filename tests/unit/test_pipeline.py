@@ -226,6 +226,59 @@ def test_a_slow_logger_costs_one_commit_per_tick(
     assert journal.count_pending([run]) == step
 
 
+def test_a_queued_run_end_is_journaled_behind_its_entries_by_the_writer(
+    server: MockServer, journal: Journal, reader: mlrelay.Client, make_pipeline: Callable[..., Made]
+) -> None:
+    """end_run() returns without a journal commit on the calling thread (a framework
+    logger at the end of training); the writer records the end after the entries logged
+    before it, and the server gets every point, then the run's end."""
+    options = PipelineOptions(flush_interval=30.0)  # no tick during the test: only flush
+    pipeline = make_pipeline(options=options).pipeline
+    run = new_run(journal, server.url)
+    log_points(pipeline, run, 300)
+    pipeline.end_run(run, "FAILED", T0 + 1000)
+    record = journal.run(run)
+    assert record is not None
+    assert record.status is None  # nothing was committed by the call
+    assert journal.count_pending([run]) == 0
+    assert pipeline.flush(30) is True
+    record = journal.run(run)
+    assert record is not None
+    assert (record.status, record.end_time) == ("FAILED", T0 + 1000)
+    assert journal.count_pending([run]) == 0
+    server_id = record.server_run_id
+    assert server_id
+    info = reader.get_run(server_id).info
+    assert (info.status, info.end_time) == ("FAILED", T0 + 1000)
+    assert len(reader.get_metric_history(server_id, "m")) == 300
+    paths = [r.path.rsplit("/", 1)[-1] for r in list(server.requests)]
+    assert paths.index("update") > max(i for i, p in enumerate(paths) if p == "log-batch")
+
+
+def test_a_queued_run_end_waits_out_a_locked_journal_and_is_not_lost(
+    server: MockServer,
+    journal: Journal,
+    make_pipeline: Callable[..., Made],
+    lock: Callable[[], Callable[[], None]],
+) -> None:
+    """While other processes hold the journal's lock, the writer keeps the queued entries
+    and the run's end and tries again; once the lock is free, both are journaled, the end
+    after the entries."""
+    run = new_run(journal, server.url)
+    pipeline = make_pipeline(online=False).pipeline
+    release = lock()
+    log_points(pipeline, run, 50)
+    pipeline.end_run(run, "FINISHED", T0 + 2000)
+    assert pipeline.flush(stall=0.5) is False
+    assert pipeline.pending() == 51  # the entries and the end, still in memory
+    release()
+    assert pipeline.flush(60) is True
+    record = journal.run(run)
+    assert record is not None
+    assert (record.status, record.end_time) == ("FINISHED", T0 + 2000)
+    assert journal.count_pending([run]) == 50
+
+
 @pytest.fixture
 def lock(journal: Journal) -> Iterator[Callable[[], Callable[[], None]]]:
     """Take the journal's write lock from another connection (as another process would),

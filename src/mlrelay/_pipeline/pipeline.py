@@ -112,6 +112,16 @@ Row = tuple[str, int, str, "float | str | tuple[float, str]", "int | None", "int
 _ROW_BYTES = 128
 
 
+@dataclass(frozen=True)
+class _RunEnd:
+    """A run's end queued behind its entries (:meth:`Pipeline.end_run`): the writer
+    records it once everything logged before it is committed."""
+
+    local_id: str
+    status: str
+    end_time: int
+
+
 def _undelivered(exc: Exception, path: object) -> str:
     """The one warning for a sender that cannot deliver: what happened, where entries wait."""
     if isinstance(exc, NotFoundError) and exc.error_code == "ENDPOINT_NOT_FOUND":
@@ -289,7 +299,10 @@ class Pipeline:
         self._client_factory = client_factory
         self._clients: dict[str, Client] = {}
         self._primary_uri = primary_uri
-        self._buffer: collections.deque[Row] = collections.deque()
+        self._buffer: collections.deque[Row | _RunEnd] = collections.deque()
+        # Run ends queued and recorded (the writer looks for them while these differ).
+        self._ends_queued = self._ends_recorded = 0
+        self._ends_lock = threading.Lock()
         self._unwritten = 0  # rows taken off the deque and not yet committed (writer only)
         self._committed = 0  # rows the writer has taken care of (write_now's progress)
         self._wake_at = self.options.wake_at
@@ -351,6 +364,22 @@ class Pipeline:
         buffer.append(row)
         if not len(buffer) & _CHECK_EVERY:  # once per 256 entries queued: cheap enough
             self._pressure()
+
+    def log_many(self, rows: list[Row]) -> None:
+        """Queue several entries, in order (one ``log_metrics`` call's points)."""
+        buffer = self._buffer
+        before = len(buffer)
+        buffer.extend(rows)
+        if (before | _CHECK_EVERY) < len(buffer):  # crossed a multiple of 256: as in log()
+            self._pressure()
+
+    def end_run(self, local_id: str, status: str, end_time: int) -> None:
+        """Record a run's end behind everything logged so far, without waiting: the writer
+        journals it after committing those entries (at its next tick, within
+        ``flush_interval``), so the sender still sends it after all of them."""
+        with self._ends_lock:
+            self._ends_queued += 1  # (before the marker is queued: the writer never misses it)
+        self._buffer.append(_RunEnd(local_id, status, end_time))
 
     def _pressure(self) -> None:
         # Many entries wait: wake the writer, and wait for it if the oldest uncommitted
@@ -416,7 +445,10 @@ class Pipeline:
             self._unwritten += n
             rows = [buffer.popleft() for _ in range(n)]
             try:
-                self._store(rows)
+                if self._ends_queued != self._ends_recorded:
+                    self._store_with_ends(rows)  # (on failure, leaves rows not stored)
+                else:
+                    self._store(rows)  # type: ignore[arg-type]  # no _RunEnd among them
             except BaseException:
                 buffer.extendleft(reversed(rows))  # keep them, in order, for the next try
                 self._since = oldest  # and their age
@@ -434,6 +466,45 @@ class Pipeline:
                 or now - self._round_at >= self.options.send_interval
             ):
                 self._wake_sender.set()  # it can send these while later ones are written
+
+    def _store_with_ends(self, rows: list[Row | _RunEnd]) -> None:
+        """Journal ``rows`` and the run ends among them, each end after the entries before
+        it. On failure, ``rows`` is left holding only what was not journaled yet."""
+        start = 0
+        try:
+            for i, row in enumerate(rows):
+                if type(row) is _RunEnd:
+                    if start < i:
+                        self._store(rows[start:i])  # type: ignore[arg-type]  # no ends
+                    start = i
+                    self._record_end(row)
+                    self._ends_recorded += 1
+                    start = i + 1
+            if start < len(rows):
+                self._store(rows[start:])  # type: ignore[arg-type]  # no ends
+                start = len(rows)
+        finally:
+            del rows[:start]
+
+    def _record_end(self, end: _RunEnd) -> None:
+        """Journal a run's end; a full or read-only disk only warns (the run is then ended
+        KILLED when it is recovered), as when the end is recorded at once."""
+        try:
+            self.journal.end_run(end.local_id, end.status, end.end_time)
+        except JournalError as exc:
+            cause = exc.__cause__
+            if cause is not None and is_busy(cause):
+                raise cause from None  # a lock: kept and tried again, as entries are
+            if not isinstance(cause, sqlite3.OperationalError):
+                raise  # damage, say: the writer moves to a fresh journal and tries again
+            logger.warning(
+                "mlrelay: could not record the end (%s) of run %s in the journal at %s (%s); "
+                "what was journaled is kept, and the run is ended KILLED when it is recovered",
+                end.status,
+                end.local_id,
+                self.journal.path,
+                exc,
+            )
 
     def _store(self, rows: list[Row]) -> None:
         """Journal ``rows``: entries that cannot be stored are set aside, and all of

@@ -241,12 +241,18 @@ class Sink(Protocol):
     def log(self, row: Row) -> None:
         """Take one entry."""
 
+    def log_many(self, rows: list[Row]) -> None:
+        """Take several entries, in order."""
+
 
 class _Discard:
     """The sink of ``MLRELAY_MODE=disabled``: every entry is dropped (calls still validate)."""
 
     def log(self, row: Row) -> None:
         """Drop the entry."""
+
+    def log_many(self, rows: list[Row]) -> None:
+        """Drop the entries."""
 
 
 DISCARD = _Discard()
@@ -448,6 +454,10 @@ class Session:
     def log(self, row: Row) -> None:
         """Queue one entry (the hot path of every log call)."""
         (self.sink or self.ensure_sink()).log(row)
+
+    def log_many(self, rows: list[Row]) -> None:
+        """Queue several entries, in order."""
+        (self.sink or self.ensure_sink()).log_many(rows)
 
     def key(self, key: Any, field: str) -> str:
         """``key``, validated once per process (the hot path then costs one set lookup)."""
@@ -971,7 +981,8 @@ def end_run(status: str = "FINISHED", *, run: RunHandle | None = None, wait: boo
     """End ``run`` (default: the active run); see ``mlrelay.end_run``.
 
     With ``wait``, waits while delivery makes progress, at most ``MLRELAY_EXIT_TIMEOUT``
-    seconds without any; the rest stays in the journal.
+    seconds without any; the rest stays in the journal. Without it (framework loggers),
+    online, the end is queued behind the run's entries and journaled by the writer.
     """
     if run is None:
         stack = _stack.get()
@@ -987,6 +998,13 @@ def end_run(status: str = "FINISHED", *, run: RunHandle | None = None, wait: boo
     if session.disabled:
         return
     pipeline = session.ensure_pipeline()
+    if not wait and pipeline.sends and not session.exiting:
+        # Queued behind the run's entries: the caller (a framework logger at the end of
+        # training) never waits for a journal commit.
+        pipeline.end_run(run.local_id, status, run.end_time)
+        if run.view is not None:
+            run.view.refresh()
+        return
     pipeline.write_now(5.0)
     try:
         pipeline.journal.end_run(run.local_id, status, run.end_time)

@@ -29,8 +29,9 @@ Differences, each deliberate:
   :attr:`run_id` (and ``version``) is mlrelay's local id, and :attr:`name` is the experiment's
   name when its id is not known yet. ``mlrelay.log_*(..., run_id=logger.run_id)`` works with
   either id at any time.
-- ``finalize`` records the run's end and returns; delivery goes on in the background and is
-  waited for (bounded by ``MLRELAY_EXIT_TIMEOUT``) when the process exits.
+- ``finalize`` queues the run's end behind its points and returns (the journal's writer
+  records it at its next tick); delivery goes on in the background and is waited for
+  (bounded by ``MLRELAY_EXIT_TIMEOUT``) when the process exits.
 - Param values are never cut: a value over MLflow's 6000 characters raises
   :class:`~mlrelay.ValidationError` naming the key, where Lightning's logger truncates it.
 - ``tracking_uri`` uses mlrelay's configuration when not given (``MLFLOW_TRACKING_URI``,
@@ -296,8 +297,8 @@ class MLFlowLogger(Logger):
 
     @rank_zero_only
     def finalize(self, status: str = "success") -> None:
-        """Log the remaining checkpoints (``log_model=True``) and end the run; returns once
-        that is journaled (delivery goes on in the background)."""
+        """Log the remaining checkpoints (``log_model=True``) and end the run: the end is
+        queued behind the run's points, journaled by the writer and sent after them."""
         if self._handle is None:
             return
         if self._checkpoint_callback is not None:
