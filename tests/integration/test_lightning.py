@@ -4,6 +4,7 @@ model on CPU against a real ``mlflow server``; and training with the server down
 from __future__ import annotations
 
 import textwrap
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,54 @@ def test_the_logger_never_makes_the_run_active_and_logs_from_rank_zero_only(
     other = MLFlowLogger("rank1", tracking_uri=mlflow_real.url)
     other.log_metrics({"x": 1.0}, step=0)
     assert other._handle is None
+
+
+def test_every_call_drops_strings_and_cleans_keys_as_lightnings_logger_does(
+    mlflow_real: RunningServer,
+) -> None:
+    """Every call, not only the first, drops string values and cleans unsafe keys with a
+    warning each time, as Lightning's logger does; every number lands at its step."""
+    from mlrelay.integrations.lightning import MLFlowLogger
+
+    logger = MLFlowLogger("cleaning", tracking_uri=mlflow_real.url)
+    calls = [
+        {"loss": 1.0, "epoch": 0},
+        {"loss": 2.0, "epoch": 0, "note": "text"},
+        {"loss": 3.0, "epoch": 1, "acc(top1)": 0.5},
+        {"loss": "4.0", "epoch": 1},  # a string under a key logged before: dropped too
+        {"loss": 5.0, "epoch": 2},
+    ]
+    told = []
+    for step, metrics in enumerate(calls):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            logger.log_metrics(metrics, step=step)
+        told.append([str(w.message) for w in caught])
+    assert told == [
+        [],
+        ["Discarding metric with string value note=text."],
+        [
+            "MLFlow only allows '_', '/', '.' and ' ' special characters in metric name. "
+            "Replacing acc(top1) with acctop1."
+        ],
+        ["Discarding metric with string value loss=4.0."],
+        [],
+    ]
+    logger.finalize()
+    assert mlrelay.flush(60)
+    with mlrelay.MlflowClient(mlflow_real.url) as client:
+        run_id = logger.run_id
+        history = {
+            key: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+            for key in ("loss", "epoch", "acctop1", "note")
+        }
+        assert client.get_run(run_id).info.status == "FINISHED"
+    assert history == {
+        "loss": [(0, 1.0), (1, 2.0), (2, 3.0), (4, 5.0)],
+        "epoch": [(0, 0.0), (1, 0.0), (2, 1.0), (3, 1.0), (4, 2.0)],
+        "acctop1": [(2, 0.5)],
+        "note": [],
+    }
 
 
 _DOWN = textwrap.dedent(
