@@ -29,6 +29,7 @@ import contextlib
 import os
 import pwd
 import stat
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -134,8 +135,12 @@ def _when(entry: tuple[int, int, int, int, int]) -> str:
 def isolated_home(
     session_dir: Path, homes: Sequence[Path], skip: Sequence[Path] = ()
 ) -> Iterator[Path]:
-    """Redirect HOME, XDG_* and MLRELAY_HOME into ``session_dir`` for the block; on exit,
-    fail (pytest.fail) if anything under ``homes`` changed meanwhile.
+    """Redirect HOME, XDG_*, MLRELAY_HOME and TMPDIR into ``session_dir`` for the block; on
+    exit, fail (pytest.fail) if anything under ``homes`` changed meanwhile.
+
+    With TMPDIR there, what code under test leaves in the temporary directory on purpose
+    (a model downloaded by ``load_model`` stays on disk, as MLflow's does) goes away with
+    the run's temporary root instead of piling up in the system's.
 
     ``skip`` are trees under a home that may change (see the module docstring); the
     session directory itself is always skipped.
@@ -150,12 +155,14 @@ def isolated_home(
         "XDG_CACHE_HOME": home / ".cache",
         "XDG_STATE_HOME": home / ".local" / "state",
         "MLRELAY_HOME": home / ".local" / "share" / "mlrelay",
+        "TMPDIR": session_dir / "tmp",
     }
     for path in redirected.values():
         path.mkdir(parents=True, exist_ok=True)
     with pytest.MonkeyPatch.context() as mp:
         for name, path in redirected.items():
             mp.setenv(name, os.fspath(path))
+        mp.setattr(tempfile, "tempdir", os.fspath(redirected["TMPDIR"]))  # (cached there)
         yield home
     problems = [line for h in homes for line in changes(before[h], listing(h, skip))]
     if problems:

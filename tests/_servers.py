@@ -231,6 +231,9 @@ def _pgserver_bin() -> Path:
 
 PG_USER = "postgres"  # the database superuser initdb creates; trusted on loopback
 PG_RUN_AS = "nobody"  # the account PostgreSQL runs under when the suite runs as root
+SYSTEM_TMP = tempfile.gettempdir()
+"""The system's temporary directory, read at import (before the test run points TMPDIR
+into its own 0700 temporary root, which PostgreSQL's account could not enter)."""
 
 
 @dataclass(frozen=True)
@@ -326,7 +329,7 @@ def postgres_server(workdir: Path) -> Iterator[PostgresServer]:
         datadir, scratch = workdir / "pgdata", None
         as_user: dict[str, object] = {}
     else:
-        scratch = Path(tempfile.mkdtemp(prefix="mlrelay-pg-"))
+        scratch = Path(tempfile.mkdtemp(prefix="mlrelay-pg-", dir=SYSTEM_TMP))
         os.chown(scratch, account.pw_uid, account.pw_gid)
         datadir = scratch / "data"
         as_user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}

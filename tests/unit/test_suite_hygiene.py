@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,6 +176,26 @@ def test_this_run_has_a_temporary_home(session_home: Path) -> None:
         timeout=deadline(60),
     ).stdout.strip()
     assert seen == str(session_home)
+
+
+def test_this_run_keeps_temporary_files_in_its_own_temporary_directory(
+    session_home: Path,
+) -> None:
+    """TMPDIR and tempfile's default point into the session's temporary directory, for a
+    child process too: what code under test leaves there (a model ``load_model``
+    downloaded stays on disk, as MLflow's does) never piles up in the system's."""
+    session_dir = session_home.parent
+    here = Path(tempfile.mkdtemp(prefix="mlrelay-hygiene-"))
+    assert here.parent == session_dir / "tmp"
+    assert os.environ["TMPDIR"] == str(session_dir / "tmp")
+    seen = subprocess.run(
+        [sys.executable, "-c", "import tempfile; print(tempfile.gettempdir())"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=deadline(60),
+    ).stdout.strip()
+    assert seen == str(session_dir / "tmp")
 
 
 def _leave_an_active_offline_run() -> object:
