@@ -39,16 +39,20 @@ def answer_period(
     """Answer one measurement period's worth of requests (as many as the limit needs, over
     1 s) at ``entries_per_s``, each answer ``latency`` seconds after its request. With
     ``full`` the sender keeps every place the limit allows taken (a new request for each
-    answer); without, it has one request at a time to send."""
+    answer, and requests in flight carry over to the next period); without, it has one
+    request at a time to send."""
     n = limit.period_answers
-    width = limit.limit if full else 1
-    for _ in range(width):
-        assert limit.try_acquire()
-    for i in range(n):
+
+    def width() -> int:
+        return limit.limit if full else 1
+
+    while limit.in_flight < width() and limit.try_acquire():
+        pass
+    for _ in range(n):
         clock.now += 1.0 / n
         limit.release(round(entries_per_s / n), latency=latency)
-        if i < n - width:
-            assert limit.try_acquire()
+        while limit.in_flight < width() and limit.try_acquire():
+            pass
 
 
 URL = "http://127.0.0.1/api/2.0/mlflow/runs/log-batch"
@@ -105,15 +109,58 @@ def test_a_server_that_answers_one_request_at_a_time_is_sent_one_at_a_time() -> 
     assert limit.limit == 3
 
 
-def test_limit_holds_on_a_plateau_and_shrinks_when_throughput_falls() -> None:
-    """Flat throughput keeps the limit; a fall of more than 10 % takes one place away."""
+def test_limit_holds_on_a_plateau_and_shrinks_when_throughput_stays_lower() -> None:
+    """Flat throughput keeps the limit; a fall of more than 10 % takes one place away once
+    the next period is as low (against the rate before the fall)."""
     clock = Clock()
     limit = AdaptiveLimit(4, 8, period=0.5, clock=clock)
     answer_period(limit, clock, 1000)  # first period: no comparison yet, grows
     assert limit.limit == 5
     answer_period(limit, clock, 1020)  # +2 %: holds
     assert limit.limit == 5
-    answer_period(limit, clock, 800)  # -22 %: shrinks
+    answer_period(limit, clock, 800)  # -22 %: once, holds
+    assert limit.limit == 5
+    answer_period(limit, clock, 850)  # still -17 % against 1,020: shrinks
+    assert limit.limit == 4
+
+
+def test_one_slow_period_among_good_ones_takes_no_place_away() -> None:
+    """A single period more than 10 % down (a slow answer or two: a period holds 8-16
+    answers) followed by one at the old pace leaves the limit, again and again."""
+    clock = Clock()
+    limit = AdaptiveLimit(4, 8, period=0.5, clock=clock)
+    answer_period(limit, clock, 1000)
+    assert limit.limit == 5
+    seen = []
+    for rate in (1000, 850, 1000, 850, 990, 850, 1000):
+        answer_period(limit, clock, rate)
+        seen.append(limit.limit)
+    assert seen == [5, 5, 5, 5, 5, 5, 5]
+
+
+def test_a_period_with_the_limit_full_for_less_than_three_quarters_is_not_judged() -> None:
+    """The end of a run: the last answers come in one by one with nothing new to send, so
+    the period's throughput is low although the server is not: it is not judged, even when
+    most of the period's requests took the last place allowed."""
+    clock = Clock()
+    limit = AdaptiveLimit(4, 8, period=0.5, clock=clock)
+    answer_period(limit, clock, 1000)
+    assert limit.limit == 5
+    for _ in range(3):  # three ends of runs in a row: each would count as a fall
+        n = limit.period_answers
+        while limit.try_acquire():
+            pass
+        assert limit.in_flight == 5
+        assert n == 10
+        for i in range(n):  # full for 0.3 s, answered and refilled 6 times, then draining
+            clock.now += 0.05 if i < 6 else 0.7 / 4
+            limit.release(50, latency=0.1)
+            if i < 6:
+                assert limit.try_acquire()
+        assert limit.in_flight == 1
+        assert limit.limit == 5
+    answer_period(limit, clock, 800)
+    answer_period(limit, clock, 800)  # two real falls against the last full period
     assert limit.limit == 4
 
 
@@ -127,10 +174,10 @@ def test_a_parallel_server_keeps_two_requests_in_flight_when_throughput_falls() 
     answer_period(limit, clock, 2800)
     assert limit.limit == 3
     seen = []
-    for rate in (2000, 1500, 1000, 500):  # each more than 10 % below the one before
+    for rate in (2000, 1500, 1000, 800, 500, 400):  # each more than 10 % below the last
         answer_period(limit, clock, rate)
         seen.append(limit.limit)
-    assert seen == [2, 2, 2, 2]
+    assert seen == [3, 2, 2, 2, 2, 2]
 
 
 def test_a_period_with_less_to_send_than_allowed_is_not_judged() -> None:
@@ -146,7 +193,8 @@ def test_a_period_with_less_to_send_than_allowed_is_not_judged() -> None:
     assert limit.limit == 5
     answer_period(limit, clock, 1010)  # flat against the last full period: holds
     assert limit.limit == 5
-    answer_period(limit, clock, 800)  # a real fall: shrinks
+    answer_period(limit, clock, 800)
+    answer_period(limit, clock, 800)  # a real fall (twice): shrinks
     assert limit.limit == 4
 
 

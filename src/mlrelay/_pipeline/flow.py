@@ -15,13 +15,18 @@ does (additive increase, multiplicative decrease):
 * otherwise, after each measurement period (at least ``2 x limit`` answered requests, 4 at
   least, and ``period`` seconds), the entries delivered per second are compared with the
   period before: the limit grows by one while throughput grows by at least 5 %, shrinks by
-  one when it falls by more than 10 %, and stays otherwise. It shrinks this way to two at
-  the least once the server has shown it takes requests in parallel: a server's throughput
-  varies by more than 10 % from one period to the next (a checkpoint, another client), and
-  one request at a time costs such a server half its throughput;
+  one when it stays more than 10 % below that for two periods in a row (one such period is
+  as likely a slow answer or two as a server that has too much to do: a period holds 8-16
+  answers, and one answer more or less is 6-12 % of its rate), and stays otherwise. It
+  shrinks this way to two at the least once the server has shown it takes requests in
+  parallel: a server's throughput varies by more than 10 % from one period to the next (a
+  checkpoint, another client), and one request at a time costs such a server half its
+  throughput;
 * a period in which the sender mostly had less to send than the limit allowed (the end of
   a run, a training loop logging slowly) says nothing about the server: it is not judged,
-  and the limit stays;
+  and the limit stays. "Mostly" counts both requests (most of them did not take the last
+  place allowed) and time (the limit was full for less than 3/4 of the period: the end of a
+  run, when the last answers come in one by one and the next run is not logged yet);
 * an overload answer (429, 503, a timeout) halves it at once, and the next period starts
   from scratch, so a small server is never kept overrun.
 
@@ -51,7 +56,9 @@ T = TypeVar("T")
 logger = logging.getLogger("mlrelay.flow")
 
 _GROW = 1.05  # throughput must grow by 5 % for the limit to grow
-_SHRINK = 0.90  # and fall by more than 10 % for it to shrink
+_SHRINK = 0.90  # and stay more than 10 % lower (_FALLS periods in a row) for it to shrink
+_FALLS = 2
+_FULL = 0.75  # a period is judged when the limit was full for this share of its time
 
 SERIAL = 1.8
 """Median latency with two requests in flight, over that with one, from which a server is
@@ -120,6 +127,9 @@ class AdaptiveLimit:
         self._parallel = False  # two requests were answered about as fast as one
         self._sent = 0  # requests sent this period
         self._filled = 0  # of which took the last place the limit allowed
+        self._full_since: float | None = None  # when in_flight last reached the limit
+        self._full_time = 0.0  # seconds of this period with the limit full
+        self._falls = 0  # judged periods in a row more than 10 % below _last_rate
 
     @property
     def limit(self) -> int:
@@ -176,6 +186,8 @@ class AdaptiveLimit:
         self._sent += 1
         if self._in_flight >= self._limit:
             self._filled += 1
+            if self._full_since is None:
+                self._full_since = self._clock()
 
     def release(
         self, entries: int, *, overloaded: bool = False, latency: float | None = None
@@ -185,6 +197,9 @@ class AdaptiveLimit:
         is how long it took, in seconds."""
         with self._changed:
             self._in_flight -= 1
+            if self._full_since is not None and self._in_flight < self._limit:
+                self._full_time += self._clock() - self._full_since
+                self._full_since = None
             self._observe(entries, overloaded, latency)
             self._changed.notify_all()
 
@@ -211,7 +226,8 @@ class AdaptiveLimit:
         rate = self._entries / elapsed
         last = self._last_rate
         rtt = statistics.median(self._latencies) if self._latencies else None
-        if 2 * self._filled < self._sent:
+        full = self._full_time + (now - self._full_since if self._full_since is not None else 0)
+        if 2 * self._filled < self._sent or full < _FULL * elapsed:
             # Mostly fewer requests to send than allowed: the server's pace is unknown.
             self._new_period(now)
             return
@@ -232,6 +248,10 @@ class AdaptiveLimit:
         elif last is None or rate >= last * _GROW:
             self._limit = min(self.maximum, self._limit + 1)
         elif rate < last * _SHRINK:
+            self._falls += 1
+            if self._falls < _FALLS:  # once may be noise: judge the next period against
+                self._new_period(now)  # the same rate as this one
+                return
             self._limit = max(2 if self._parallel else 1, self._limit - 1)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
@@ -244,6 +264,7 @@ class AdaptiveLimit:
 
     def _restart(self, now: float, rate: float | None) -> None:
         self._last_rate = rate
+        self._falls = 0
         self._new_period(now)
         if rate is None:  # after an overload: the next period starts from scratch
             self._checking = False
@@ -252,6 +273,8 @@ class AdaptiveLimit:
         self._start, self._answered, self._entries = now, 0, 0
         self._latencies = []
         self._sent = self._filled = 0
+        self._full_time = 0.0  # (and full from now on if it is: the limit may have changed)
+        self._full_since = now if self._in_flight >= self._limit else None
 
 
 class Call(Generic[T]):
