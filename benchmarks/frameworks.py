@@ -298,11 +298,13 @@ def _set_latency(url: str, ms: int) -> None:
 def _run(cfg: dict[str, Any], home: Path, cap: float) -> list[dict[str, Any]] | None:
     """The results of the child's fits (one, or each of ``cfg["sequence"]``); None if it
     was killed at ``cap`` seconds."""
+    home.mkdir(parents=True, exist_ok=True)
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(home),
         "MLRELAY_HOME": str(home / "mlrelay"),
         "MLRELAY_EXIT_TIMEOUT": "1",
+        "TMPDIR": str(home),  # (the Trainer's output_dir and the like: removed with it)
     }
     try:
         done = subprocess.run(
