@@ -168,14 +168,7 @@ def test_this_run_has_a_temporary_home(session_home: Path) -> None:
     assert Path.home() == session_home
     for name in XDG:
         assert Path(os.environ[name]).is_relative_to(session_home), name
-    seen = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.path.expanduser('~'))"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=deadline(60),
-    ).stdout.strip()
-    assert seen == str(session_home)
+    assert _child_prints("import os; print(os.path.expanduser('~'))") == str(session_home)
 
 
 def test_this_run_keeps_temporary_files_in_its_own_temporary_directory(
@@ -186,16 +179,22 @@ def test_this_run_keeps_temporary_files_in_its_own_temporary_directory(
     downloaded stays on disk, as MLflow's does) never piles up in the system's."""
     session_dir = session_home.parent
     here = Path(tempfile.mkdtemp(prefix="mlrelay-hygiene-"))
+    here.rmdir()
     assert here.parent == session_dir / "tmp"
     assert os.environ["TMPDIR"] == str(session_dir / "tmp")
-    seen = subprocess.run(
-        [sys.executable, "-c", "import tempfile; print(tempfile.gettempdir())"],
+    seen = _child_prints("import tempfile; print(tempfile.gettempdir())")
+    assert seen == str(session_dir / "tmp")
+
+
+def _child_prints(code: str) -> str:
+    """What a child Python process running ``code`` prints (this run's environment)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         check=True,
         timeout=deadline(60),
     ).stdout.strip()
-    assert seen == str(session_dir / "tmp")
 
 
 def _leave_an_active_offline_run() -> object:
