@@ -28,6 +28,7 @@ is not implemented.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,7 @@ class MlflowCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self.model_id = model_id
         self.log_model = log_model
         self._run: str | None = None
+        self._log_step: Callable[[Mapping[str, Any], int], None] | None = None
         runs.warm_up("the Keras callback")
 
     def _local_id(self) -> str:
@@ -108,7 +110,7 @@ class MlflowCallback(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         """Log the optimizer's configuration and the model's summary."""
-        self._run = None
+        self._run, self._log_step = None, None
         run = self._local_id()
         config = self.model.optimizer.get_config()
         fluent.log_params({f"optimizer_{k}": v for k, v in config.items()}, run_id=run)
@@ -126,11 +128,18 @@ class MlflowCallback(keras.callbacks.Callback):  # type: ignore[misc]
         optimizer's iteration."""
         if self.log_every_n_steps is None or logs is None:
             return
-        iteration = int(self.model.optimizer.iterations.numpy())
+        # int() of the variable, not .numpy() (MLflow's): the same number on every
+        # backend, without building an array (20 us a step on torch, ~1.5 % of a 1 ms step)
+        iteration = int(self.model.optimizer.iterations)
         if iteration % self.log_every_n_steps == 0:
-            fluent.log_metrics(
-                logs, step=iteration, run_id=self._local_id(), model_id=self.model_id
-            )
+            if self.model_id is not None:
+                fluent.log_metrics(
+                    logs, step=iteration, run_id=self._local_id(), model_id=self.model_id
+                )
+                return
+            if self._log_step is None:
+                self._log_step = fluent.step_logger(runs.target(self._local_id()))
+            self._log_step(logs, iteration)
 
     def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
         """Log the evaluation's metrics as ``validation_<name>`` (at step 0, as MLflow)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import decimal
+import functools
 import logging
 import os
 import sqlite3
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 import mlrelay
 import mlrelay.fluent as ml
 from mlrelay import _validation as v
+from mlrelay._pipeline import runs
 from mlrelay._pipeline.journal import Journal
 from mlrelay._pipeline.pipeline import Pipeline, PipelineOptions
 from mlrelay._pipeline.runs import session
@@ -156,6 +158,70 @@ def test_validators_raise_only_validation_errors_for_hostile_objects() -> None:
         v.validate_step("k", decimal.Decimal("sNaN"))
     with pytest.raises(mlrelay.ValidationError):
         v.validate_metric_value("k", decimal.Decimal("sNaN"))
+
+
+STEP_CASES: list[tuple[dict[Any, Any], Any]] = [
+    ({"loss": 0.5}, 3),
+    ({"loss": 0.25, "acc": 1.0}, 4),
+    ({"loss": float("nan"), "inf": float("inf")}, 5),
+    ({"epoch": 2, "loss": 0.5}, 6),  # an int value
+    ({"loss": decimal.Decimal("0.75")}, 7),  # a number that is not a float
+    ({"loss": True}, 8),
+    ({"loss": 0.5}, 2**63),  # a step beyond int64
+    ({"loss": 0.5}, 2.5),  # a step that is not an int
+    ({"loss": "high"}, 9),  # a value that is no number
+    ({"": 0.5}, 10),  # a key MLflow refuses
+    ({"loss": 0.5, 3: 1.0}, 11),  # a key that is not a string, after a good one
+    ({}, 12),
+]
+
+
+def _outcome(call: Callable[[], None]) -> str | None:
+    try:
+        call()
+    except Exception as exc:  # compared between the two paths, whatever it is
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def test_step_logger_journals_and_refuses_exactly_what_log_metrics_does(offline: Path) -> None:
+    """The framework loggers' short path (``fluent.step_logger``) gives, for every input,
+    the same entries and the same error as ``log_metrics(metrics, step=..., run_id=...)``:
+    each case is logged both ways, into two runs, keys seen for the first time included."""
+    with ml.start_run():
+        run_a = runs.current().local_id
+        by_log_metrics = [
+            _outcome(functools.partial(ml.log_metrics, m, step=s, run_id=run_a))
+            for m, s in STEP_CASES
+        ]
+    session.known_keys.clear()  # the short path meets every key unvalidated too
+    with ml.start_run():
+        run_b = runs.current().local_id
+        log = ml.step_logger(runs.current())
+        by_step_logger = [_outcome(functools.partial(log, m, s)) for m, s in STEP_CASES]
+    assert by_step_logger == by_log_metrics
+    assert sum(o is not None for o in by_log_metrics) == 5, by_log_metrics  # refused cases
+    with sqlite3.connect(offline) as db:
+        rows = db.execute("SELECT run, kind, key, num, step FROM entries ORDER BY seq").fetchall()
+    ids = {run_a: "a", run_b: "b"}
+    both: dict[str, list[tuple[Any, ...]]] = {"a": [], "b": []}
+    for run, *entry in rows:
+        if run in ids:
+            both[ids[run]].append(tuple(entry))
+    assert both["a"] == both["b"]
+    assert len(both["a"]) == 9  # 1 + 2 + 2 + 2 + 1 + 1 (the refused cases journal nothing)
+
+
+def test_step_logger_takes_the_long_path_once_its_run_has_ended(offline: Path) -> None:
+    """After its run ends, the short path does what ``log_metrics(run_id=...)`` does for
+    an ended run that only this journal holds: a ValidationError, nothing journaled."""
+    with ml.start_run():
+        log = ml.step_logger(runs.current())
+        log({"loss": 1.0}, 1)
+    with pytest.raises(mlrelay.ValidationError) as info:
+        log({"loss": 2.0}, 2)
+    assert "not running in this process" in str(info.value)
+    assert [r[1:] for r in journaled(offline) if r[0] == KIND_METRIC] == [("loss", 1.0, 1)]
 
 
 # --- the writer is never wedged ---------------------------------------------------------

@@ -48,7 +48,7 @@ import re
 import tempfile
 import warnings
 from argparse import Namespace
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -144,6 +144,7 @@ class MLFlowLogger(Logger):
         self._run_id = run_id
         self._synchronous = bool(synchronous)
         self._handle: runs.RunHandle | None = None
+        self._log_step: Callable[[Mapping[str, Any], int], None] | None = None
         self._logged_model_time: dict[str, float] = {}
         self._clean_keys: dict[str, str] = {}  # metric key -> the key cleaned
         self._checkpoint_callback: Any = None
@@ -234,8 +235,12 @@ class MLFlowLogger(Logger):
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Journal the metrics at ``step`` with one timestamp (keys prefixed and cleaned
         as Lightning's logger does; string values are dropped with a warning)."""
+        if self._log_step is None:
+            self._log_step = fluent.step_logger(self._open())
+        if self._prefix:
+            metrics = _add_prefix(metrics, self._prefix, self.LOGGER_JOIN_CHAR)
         points: dict[str, Any] = {}
-        for key, value in _add_prefix(metrics, self._prefix, self.LOGGER_JOIN_CHAR).items():
+        for key, value in metrics.items():
             if isinstance(value, str):
                 warnings.warn(f"Discarding metric with string value {key}={value}.", stacklevel=2)
                 continue
@@ -249,8 +254,9 @@ class MLFlowLogger(Logger):
                     category=RuntimeWarning,
                 )
             points[clean] = value
-        fluent.log_metrics(points, step=step or 0, run_id=self._open().local_id)
-        self._wait()
+        self._log_step(points, step or 0)
+        if self._synchronous:
+            self._wait()
 
     def _wait(self) -> None:
         if self._synchronous:

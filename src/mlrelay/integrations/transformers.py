@@ -51,6 +51,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,8 @@ class MLflowCallback(TrainerCallback):
         self._auto_end_run = False
         self._log_artifacts = False
         self._handle: runs.RunHandle | None = None
+        self._log_step: Callable[[Mapping[str, Any], int], None] | None = None
+        self._clean_keys: dict[str, str] = {}  # a logged key -> the key cleaned
         if os.environ.get("RANK", "0") == "0":
             runs.warm_up("the Trainer callback")
 
@@ -110,7 +113,7 @@ class MLflowCallback(TrainerCallback):
                     ask_server=False,
                 )
                 self._auto_end_run = True
-            self._handle = runs.current()
+            self._handle, self._log_step = runs.current(), None
             fluent.log_params(_params(args, model), run_id=self._handle.local_id)
             tags = os.environ.get("MLFLOW_TAGS")
             if tags:
@@ -131,11 +134,15 @@ class MLflowCallback(TrainerCallback):
         if not state.is_world_process_zero or self._handle is None:
             return
         metrics: dict[str, float] = {}
+        clean_keys = self._clean_keys
         for key, value in logs.items():
+            clean = clean_keys.get(key)
+            if clean is None:
+                clean = clean_keys[key] = _UNSAFE_KEY.sub("_", key)
             if isinstance(value, int | float):
-                metrics[_UNSAFE_KEY.sub("_", key)] = value
+                metrics[clean] = value
             elif getattr(value, "numel", None) is not None and value.numel() == 1:
-                metrics[_UNSAFE_KEY.sub("_", key)] = value.item()
+                metrics[clean] = value.item()
             else:
                 logger.warning(
                     'Trainer is attempting to log a value of "%s" of type %s for key "%s" as '
@@ -145,7 +152,9 @@ class MLflowCallback(TrainerCallback):
                     type(value),
                     key,
                 )
-        fluent.log_metrics(metrics, step=state.global_step, run_id=self._handle.local_id)
+        if self._log_step is None:
+            self._log_step = fluent.step_logger(self._handle)
+        self._log_step(metrics, state.global_step)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """With ``HF_MLFLOW_LOG_ARTIFACTS``: journal the checkpoint just saved as the run's
