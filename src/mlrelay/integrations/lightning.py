@@ -229,7 +229,8 @@ class MLFlowLogger(Logger):
         """
         flat = _flatten_dict(_convert_params(params))
         fluent.log_params({k: str(v) for k, v in flat.items()}, run_id=self._open().local_id)
-        self._wait()
+        if self._synchronous:
+            self._wait()
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
@@ -259,8 +260,8 @@ class MLFlowLogger(Logger):
             self._wait()
 
     def _wait(self) -> None:
-        if self._synchronous:
-            runs.deliver_now("what the Lightning logger logged")
+        """``synchronous=True``: wait until what was logged is delivered."""
+        runs.deliver_now("what the Lightning logger logged")
 
     # --- checkpoints and the end ---------------------------------------------------------
 
