@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from mlrelay import JournalDamagedError
+from mlrelay._pipeline import probe
 from mlrelay._pipeline.journal import Journal, owner_identity, process_start
 from mlrelay._protocol.batches import (
     KIND_ARTIFACT,
@@ -191,35 +192,84 @@ def test_pending_is_in_append_order_and_after_the_watermark_only(journal: Journa
     assert journal.count_pending(["b"]) == 1
 
 
-def test_a_group_commit_is_one_statement_with_one_stat_of_each_file(
+def test_a_group_commit_is_one_statement_and_its_guards_keep_the_gil(
     journal: Journal, journal_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every statement and syscall of a commit hands the GIL over, and a training loop
-    holding the GIL waits once per hand-over: up to 1,000 entries commit as one INSERT
-    (its own transaction, no BEGIN and COMMIT), after one stat of ``-shm`` and one of
-    ``-wal`` for the damage guards; what was committed reads back in order."""
+    """Every statement and syscall of a commit that lets go of the GIL costs a training
+    loop holding the GIL one wait: up to 1,000 entries commit as one INSERT (its own
+    transaction, no BEGIN and COMMIT), and the damage guards read the -shm and -wal files
+    through ``probe`` (which keeps the GIL), with no ``os`` call; what was committed reads
+    back in order."""
     add_run(journal, "a")
     journal.append(metrics("a", [0.0]))  # the guards are armed once the files exist
     statements: list[str] = []
     journal._db.set_trace_callback(statements.append)
-    stats: list[str] = []
-    real_stat = os.stat
+    os_calls: list[str] = []
+    for name in ("stat", "fstat", "pread", "open"):
+        real = getattr(os, name)
 
-    def counting_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
-        stats.append(os.fspath(path))
-        return real_stat(path, *args, **kwargs)
+        def counting(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            os_calls.append(_name)
+            return _real(*args, **kwargs)
 
-    monkeypatch.setattr(os, "stat", counting_stat)
+        monkeypatch.setattr(os, name, counting)
+    probed: list[tuple[str, object]] = []
+    for name in ("size", "size_at", "head"):
+        real = getattr(probe, name)
+
+        def recording(*args: Any, _real: Any = real, _name: str = name) -> Any:
+            probed.append((_name, args[0]))
+            return _real(*args)
+
+        monkeypatch.setattr(probe, name, recording)
     journal.append(metrics("a", [float(i) for i in range(1000)], first_step=1))
     monkeypatch.undo()
     journal._db.set_trace_callback(None)
 
     assert len(statements) == 1, statements
     assert statements[0].startswith("INSERT INTO entries")
-    assert sorted(Path(s).name for s in stats) == ["journal.db-shm", "journal.db-wal"]
+    assert probe.AVAILABLE
+    assert os_calls == []
+    assert [name for name, _ in probed] == ["size", "head", "size_at"]
+    assert probed[2][1] == os.fsencode(journal_path.with_name("journal.db-wal"))
     got = journal.pending("a", 0, 2000)
     assert [e.step for e in got] == list(range(1001))
     assert [e.value for e in got[1:]] == [float(i) for i in range(1000)]
+
+
+def test_the_probe_reads_what_os_reads(tmp_path: Path) -> None:
+    """``probe.size``, ``size_at`` and ``head`` give the size and first bytes ``os``
+    gives; a missing file has size -1 and a file too short for the bytes asked, None."""
+    path = tmp_path / "f"
+    path.write_bytes(bytes(range(256)) * 40)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert probe.size(fd) == os.fstat(fd).st_size == 10240
+        assert probe.head(fd, 48) == os.pread(fd, 48, 0) == bytes(range(48))
+        assert probe.head(fd, 20000) is None
+    finally:
+        os.close(fd)
+    assert probe.size_at(os.fsencode(path)) == 10240
+    assert probe.size_at(os.fsencode(tmp_path / "missing")) == -1
+
+
+def test_a_write_ahead_log_cut_under_an_open_journal_is_found_before_the_next_statement(
+    journal: Journal, journal_path: Path
+) -> None:
+    """The guards' quick look (``probe``) finds the -wal shorter than its index says and
+    leaves the decision to the look by path: the journal is damaged, nothing more is
+    written to it, and the error names the file and the cut."""
+    add_run(journal, "a")
+    for chunk in range(3):
+        journal.append(metrics("a", [float(i) for i in range(300)], first_step=chunk * 300))
+    wal = journal_path.with_name("journal.db-wal")
+    size = wal.stat().st_size
+    assert size > 100_000
+    os.truncate(wal, size // 2)
+    with pytest.raises(JournalDamagedError, match=r"write-ahead log .*was cut to"):
+        journal.append(metrics("a", [1.0], first_step=900))
+    assert journal.damage is not None
+    assert str(wal) in journal.damage
 
 
 def test_count_pending_counts_unacknowledged_entries_per_run_and_overall(journal: Journal) -> None:

@@ -100,7 +100,7 @@ from mlrelay._protocol.batches import (
 )
 from mlrelay._version import __version__
 
-from . import recent
+from . import probe, recent
 from .damage import Health, Span, is_damage, quick_check, readable_rows
 
 __all__ = [
@@ -585,6 +585,8 @@ class Journal:
         self._wal = path.with_name(path.name + "-wal")
         self._shm_size = 0  # the largest size of the -shm file seen (see _guard_shm)
         self._shm_inode = 0
+        self._shm_key: tuple[int, int] | None = None  # (dev, inode) of the -shm file seen
+        self._wal_bytes = os.fsencode(self._wal)
         self._armed = False  # the -wal/-shm guards run once the journal is open
         self._shm_fds: dict[tuple[int, int], int] = {}  # see _wal_index_frames
         try:
@@ -640,7 +642,8 @@ class Journal:
     @property
     def _db(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use (and again after :meth:`reopen`)."""
-        if self._armed:  # (before the first statement, SQLite itself checks the files)
+        # (Before the first statement, SQLite itself checks the files.)
+        if self._armed and not self._files_look_intact():
             try:  # one stat for both guards: every syscall here hands the GIL over
                 shm: os.stat_result | None = os.stat(self._shm)
             except OSError:
@@ -693,6 +696,25 @@ class Journal:
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
 
+    def _files_look_intact(self) -> bool:
+        """The usual answer of both guards, found without letting go of the GIL (see
+        ``probe.py``): the -shm file seen before (through the shared descriptor) is no
+        shorter than it was, and the -wal file is at least as long as the frames its
+        index counts. False when that does not hold or cannot be told: the guards then
+        look at the files by path and decide (a first sight, a cut, a checkpoint by
+        another connection in between)."""
+        fd = self._shm_fds.get(self._shm_key) if self._shm_key is not None else None
+        if fd is None or not probe.AVAILABLE:
+            return False
+        size = probe.size(fd)
+        if size < self._shm_size:
+            return False
+        self._shm_size = size
+        frames = _index_frames(probe.head(fd, _INDEX_HEADER))
+        if frames < 0:
+            return False
+        return not frames or probe.size_at(self._wal_bytes) >= _wal_bytes_for(frames)
+
     def _guard_shm(self, st: os.stat_result | None) -> None:
         """Keep a truncated ``-shm`` file from killing this process with SIGBUS.
 
@@ -710,6 +732,7 @@ class Journal:
             return
         if st.st_ino != self._shm_inode:  # first sight, or a new file after a recovery
             self._shm_inode, self._shm_size = st.st_ino, st.st_size
+            self._shm_key = (st.st_dev, st.st_ino)
             return
         if st.st_size >= self._shm_size:
             self._shm_size = st.st_size
@@ -743,7 +766,7 @@ class Journal:
             size = os.stat(self._wal).st_size
         except OSError:
             size = 0
-        needed = _WAL_HEADER + before * (_PAGE_SIZE + _WAL_FRAME_HEADER)
+        needed = _wal_bytes_for(before)
         if size >= needed or self._wal_index_frames(shm) != before:
             return
         self._damaged(f"its write-ahead log {self._wal} was cut to {size} of {needed} bytes")
@@ -762,10 +785,7 @@ class Journal:
             if fd is None:
                 return 0
             self._shm_fds[key] = fd
-        header = os.pread(fd, 48, 0)
-        if len(header) < 48 or header[12] != 1:  # isInit
-            return 0
-        return int.from_bytes(header[16:20], sys.byteorder)
+        return max(_index_frames(os.pread(fd, _INDEX_HEADER, 0)), 0)
 
     def _damaged(self, what: str) -> None:
         """Record damage found between statements and end this thread's transaction (a
@@ -801,6 +821,7 @@ class Journal:
         with self._connections_lock:
             self._generation += 1
         self._shm_size = self._shm_inode = 0
+        self._shm_key = None
         self.damage = None
         with contextlib.suppress(OSError):
             self.inode = os.stat(self.path).st_ino
@@ -1644,7 +1665,23 @@ class Journal:
 _PAGE_SIZE = 4096  # SQLite's default, which the journal keeps
 _WAL_HEADER = 32
 _WAL_FRAME_HEADER = 24
+_INDEX_HEADER = 48  # the part of the WAL index header read (up to and past mxFrame)
 _WAL_LIMIT = 64 << 20  # journal_size_limit
+
+
+def _wal_bytes_for(frames: int) -> int:
+    """How long a write-ahead log holding ``frames`` frames is, at least."""
+    return _WAL_HEADER + frames * (_PAGE_SIZE + _WAL_FRAME_HEADER)
+
+
+def _index_frames(header: bytes | None) -> int:
+    """The frame count (mxFrame) in a WAL index header; 0 if the index is not set up
+    (isInit), -1 if there is no whole header."""
+    if header is None or len(header) < _INDEX_HEADER:
+        return -1
+    if header[12] != 1:  # isInit
+        return 0
+    return int.from_bytes(header[16:20], sys.byteorder)
 
 
 def _shm_bytes_for(frames: int) -> int:
