@@ -459,15 +459,9 @@ def test_entries_being_committed_still_count_as_pending(tmp_path: Path) -> None:
         journal.close()
 
 
-def test_a_slow_loggers_points_go_out_about_once_a_second_and_flush_sends_at_once(
-    server: MockServer, client: mlrelay.Client
-) -> None:
-    """A loop logging a point every 10 ms for 2 s makes a few log-batch requests (at most
-    one a second: each request costs the training process CPU), not one per 100 ms group
-    commit (about 20); ``flush`` then sends the rest at once, and every point lands once."""
-    fluent.set_tracking_uri(server.url)
-    run = fluent.start_run()
-    assert fluent.flush(deadline(30))  # the run is on the server; the sender just went round
+def _requests_while_logging(server: MockServer, pace: float) -> tuple[int, int]:
+    """Log a point every ``pace`` seconds for 2 s into the active run; (log-batch requests
+    the server got meanwhile, points logged)."""
 
     def batches() -> int:
         return sum(1 for r in server.requests if r.path.endswith("/runs/log-batch"))
@@ -477,11 +471,32 @@ def test_a_slow_loggers_points_go_out_about_once_a_second_and_flush_sends_at_onc
     while time.monotonic() - started < 2.0:
         fluent.log_metric("m", step, step=step)
         step += 1
-        time.sleep(0.01)  # (the pace of a slow training loop, not a synchronisation)
-    during = batches() - before
-    assert 1 <= during <= 4, f"{during} log-batch requests for 2 s of a slow logger"
+        time.sleep(pace)  # (the pace of a training loop, not a synchronisation)
+    return batches() - before, step
+
+
+@pytest.mark.parametrize(
+    ("pace", "latency"), [(0.01, 0.0), (0.005, 0.15)], ids=["slow logger", "slow server"]
+)
+def test_a_loggers_points_go_out_about_once_a_second_and_flush_sends_at_once(
+    server: MockServer, client: mlrelay.Client, pace: float, latency: float
+) -> None:
+    """A loop logging a point every ``pace`` s for 2 s makes a few log-batch requests (at
+    most one a second: each request costs the training process CPU), not one per 100 ms
+    group commit (about 20 for a point every 10 ms), nor, against a server slower than the
+    commit (150 ms a request), one per answer (each answer used to find a newer commit and
+    send it at once: 7 to 9 in 2 s). Entries logged after a round began wait for the next
+    round unless they fill a request or a flush is under way; ``flush`` then sends the
+    rest at once, and every point lands once."""
+    fluent.set_tracking_uri(server.url)
+    run = fluent.start_run()
+    assert fluent.flush(deadline(30))  # the run is on the server; the sender just went round
+    if latency:
+        server.faults.add("latency", path="*/runs/log-batch", delay=latency)
+    during, steps = _requests_while_logging(server, pace)
+    assert 1 <= during <= 4, f"{during} log-batch requests for 2 s (pace {pace}, {latency} s)"
     assert fluent.flush(deadline(10))
-    assert sorted(p.step for p in client.get_metric_history(run.run_id, "m")) == list(range(step))
+    assert sorted(p.step for p in client.get_metric_history(run.run_id, "m")) == list(range(steps))
 
 
 def test_a_run_started_without_asking_the_server_is_created_without_a_search_first(

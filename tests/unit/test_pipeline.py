@@ -720,3 +720,24 @@ def test_a_held_entry_the_server_rejects_is_counted_refused_and_the_others_land(
     said = [r.getMessage() for r in caplog.records if "held in memory" in r.msg]
     assert len(said) == 1
     assert "rejected 1 entries" in said[0]
+
+
+def test_a_flush_sends_what_a_round_left_for_the_next_one_at_once(
+    server: MockServer, journal: Journal, reader: mlrelay.Client, make_pipeline: Callable[..., Made]
+) -> None:
+    """Entries that do not fill a request, read after a round's first request, wait for
+    the next round while a loop logs; during a flush they go in the same round. With the
+    next round a minute away (``send_interval``, and no early wake-up by the writer), a
+    flush of 2,500 points (a round reads 1,000, then 1,000, then 500) returns once all of
+    them landed, well within that minute."""
+    options = PipelineOptions(send_interval=60.0, send_at=100_000)
+    pipeline = make_pipeline(options=options).pipeline
+    run = new_run(journal, server.url)
+    log_points(pipeline, run, 1)
+    assert pipeline.flush(slack(10)) is True  # the run is on the server
+    log_points(pipeline, run, 2500, first=1)
+    assert pipeline.flush(slack(10)) is True
+    server_id = journal.run(run).server_run_id  # type: ignore[union-attr]
+    assert server_id is not None
+    steps = sorted(int(m.step) for m in reader.get_metric_history(server_id, "m"))
+    assert steps == list(range(2501))

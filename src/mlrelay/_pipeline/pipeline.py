@@ -318,14 +318,12 @@ class Pipeline:
         self._held = _Held(self.options.max_buffer, self._held_refused)
         self._holdable_runs: set[str] = set()
         self._reserve = journal.path.with_name(journal.path.name + "-reserve")
-        self._written = threading.Condition()
-        self._sent = threading.Condition()
-        self._wake_writer = threading.Event()
-        self._wake_sender = threading.Event()
+        self._written, self._sent = threading.Condition(), threading.Condition()
+        self._wake_writer, self._wake_sender = threading.Event(), threading.Event()
         # When the sender last started a round, and entries committed since (the writer
         # wakes the sender early only for a request's worth: see send_interval).
-        self._round_at = 0.0
-        self._committed_since_round = 0
+        self._round_at, self._committed_since_round = 0.0, 0
+        self._flushes, self._flushes_lock = 0, threading.Lock()  # flush() calls under way
         self._state = _State()
         self._stop = threading.Event()
         self.sender = RunSender(
@@ -333,6 +331,7 @@ class Pipeline:
             strict=self.options.strict,
             stop=self._stop,
             max_in_flight=self.options.max_in_flight,
+            tail_waits=self._tail_waits,
         )
         self._writer = threading.Thread(target=self._write_loop, name="mlrelay-writer", daemon=True)
         self._sender_thread: threading.Thread | None = None
@@ -827,8 +826,8 @@ class Pipeline:
                 if self._state.catching_up and not progressed and self._outstanding() == 0:
                     self._state.catching_up = False
                     logger.warning("mlrelay: caught up; everything logged so far is delivered")
-                if not progressed:
-                    self._wake_sender.wait(1.0)
+                if not progressed or self._tail_waits():
+                    self._wake_sender.wait(self.options.send_interval)
                     self._wake_sender.clear()
             except (AuthenticationError, PermissionDeniedError, TLSVerificationError) as exc:
                 self._stop_sending(exc)
@@ -867,6 +866,15 @@ class Pipeline:
                 backoff = min(backoff * 2, self.options.offline_backoff_max)
             with self._sent:
                 self._sent.notify_all()
+
+    def _tail_waits(self) -> bool:
+        """Whether entries logged since the sender's round began wait for its next round.
+        They do until the writer wakes the sender (a request's worth committed, or
+        ``send_interval`` since the round began), while no flush is under way, and until
+        the pipeline closes: a training loop then pays for one request per round, not one
+        per answer (each costs it the GIL hand-overs of the request's reads, writes and
+        socket calls)."""
+        return not (self._flushes or self._wake_sender.is_set() or self._stop.is_set())
 
     def _progress_not_recorded(self, exc: Exception) -> None:
         """Say once that the journal could not record what was delivered."""
@@ -961,6 +969,15 @@ class Pipeline:
 
         Offline, this only commits to the journal.
         """
+        with self._flushes_lock:
+            self._flushes += 1  # (the sender sends what is logged meanwhile at once)
+        try:
+            return self._flush(timeout, stall)
+        finally:
+            with self._flushes_lock:
+                self._flushes -= 1
+
+    def _flush(self, timeout: float | None, stall: float | None) -> bool:
         if timeout is None and stall is None:
             timeout = 3600.0
         started = time.monotonic()

@@ -213,6 +213,11 @@ class RunSender:
     Args:
         journal: the journal the runs live in.
         strict: remember the first rejection so the caller can raise it.
+        tail_waits: asked when a round finds entries of a run that is still open which do
+            not fill a request, beyond what it read first (logged since the round began,
+            most often): True leaves them for the next round. A logging process's
+            sender sets it, so a training loop pays for one request per round rather than
+            one per answer; None (``mlrelay sync``): they go at once.
     """
 
     def __init__(
@@ -222,8 +227,10 @@ class RunSender:
         strict: bool = False,
         stop: threading.Event | None = None,
         max_in_flight: int = MAX_IN_FLIGHT,
+        tail_waits: Callable[[], bool] | None = None,
     ) -> None:
         self.journal = journal
+        self.tail_waits = tail_waits
         self.strict = strict
         self.stop = stop or threading.Event()
         self.strict_failure: MlrelayError | None = None
@@ -398,7 +405,7 @@ class RunSender:
                     entries = self.journal.pending(
                         run.local_id, request.used[-1].seq, MAX_ENTITIES_PER_BATCH
                     )
-                    batch = pack_batch(entries) if entries else None
+                    batch = self._next_batch(run, entries)
                 answered = []
                 while flight and flight[0].call.done.is_set():
                     answered.append(flight.popleft())
@@ -416,10 +423,25 @@ class RunSender:
                 if batch is None:  # logged since the journal was last read
                     after = flight[-1].used[-1].seq if flight else acked
                     entries = self.journal.pending(run.local_id, after, MAX_ENTITIES_PER_BATCH)
-                    batch = pack_batch(entries) if entries else None
+                    batch = self._next_batch(run, entries)
         finally:
             self._settle(flight)
         return acked, progressed
+
+    def _next_batch(self, run: RunRecord, entries: list[Entry]) -> Batch | None:
+        """The round's next request, packed from ``entries`` (read after its first one);
+        None if there are none, or if they would not fill a request, the run is still
+        open and :attr:`tail_waits` says they wait for the next round."""
+        if not entries:
+            return None
+        if (
+            len(entries) < MAX_ENTITIES_PER_BATCH
+            and run.status is None
+            and self.tail_waits is not None
+            and self.tail_waits()
+        ):
+            return None
+        return pack_batch(entries)
 
     def _acknowledge(
         self,
