@@ -203,6 +203,27 @@ def test_every_call_drops_strings_and_cleans_keys_as_lightnings_logger_does(
     }
 
 
+def test_synchronous_true_delivers_each_call_before_it_returns(
+    mlflow_real: RunningServer,
+) -> None:
+    """``synchronous=True`` (Lightning's default for its own logger) waits for delivery in
+    each call: the hyperparameters, each step's metrics and the run's end are on the
+    server when the call returns, with no flush."""
+    from mlrelay.integrations.lightning import MLFlowLogger
+
+    logger = MLFlowLogger("synchronous", tracking_uri=mlflow_real.url, synchronous=True)
+    with mlrelay.MlflowClient(mlflow_real.url) as client:
+        logger.log_hyperparams({"lr": 0.1, "optim": {"name": "sgd"}})
+        run_id = logger.run_id
+        assert client.get_run(run_id).data.params == {"lr": "0.1", "optim/name": "sgd"}
+        for step in range(3):
+            logger.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+            landed = [(m.step, m.value) for m in client.get_metric_history(run_id, "loss")]
+            assert sorted(landed) == [(i, 1.0 / (i + 1)) for i in range(step + 1)]
+        logger.finalize("success")
+        assert client.get_run(run_id).info.status == "FINISHED"
+
+
 _DOWN = textwrap.dedent(
     """
     import os, sys, time
