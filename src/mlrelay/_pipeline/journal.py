@@ -584,7 +584,6 @@ class Journal:
         self._shm = path.with_name(path.name + "-shm")
         self._wal = path.with_name(path.name + "-wal")
         self._shm_size = 0  # the largest size of the -shm file seen (see _guard_shm)
-        self._shm_inode = 0
         self._shm_key: tuple[int, int] | None = None  # (dev, inode) of the -shm file seen
         self._wal_bytes = os.fsencode(self._wal)
         self._armed = False  # the -wal/-shm guards run once the journal is open
@@ -730,9 +729,8 @@ class Journal:
         """
         if st is None:
             return
-        if st.st_ino != self._shm_inode:  # first sight, or a new file after a recovery
-            self._shm_inode, self._shm_size = st.st_ino, st.st_size
-            self._shm_key = (st.st_dev, st.st_ino)
+        if (st.st_dev, st.st_ino) != self._shm_key:  # first sight, or a new file (recovery)
+            self._shm_key, self._shm_size = (st.st_dev, st.st_ino), st.st_size
             return
         if st.st_size >= self._shm_size:
             self._shm_size = st.st_size
@@ -820,8 +818,7 @@ class Journal:
         db = getattr(self._local, "db", None)
         with self._connections_lock:
             self._generation += 1
-        self._shm_size = self._shm_inode = 0
-        self._shm_key = None
+        self._shm_size, self._shm_key = 0, None
         self.damage = None
         with contextlib.suppress(OSError):
             self.inode = os.stat(self.path).st_ino
