@@ -565,8 +565,9 @@ def step_logger(handle: RunHandle) -> Callable[[Mapping[str, Any], int], None]:
 
     The same entries, validation and errors as ``log_metrics(metrics, step=step,
     run_id=handle.local_id)``, which it calls whenever its short path does not apply (a
-    key not validated yet, a value that is not a float, a step beyond int64, linked
-    models, an ended run, a reset session). The short path skips resolving the run and
+    key not validated yet, a step beyond int64, linked models, an ended run, a reset
+    session); a value that is not a float is converted, or
+    refused, by the same function as there. The short path skips resolving the run and
     re-reading the session on each call: in a training loop each call runs with cold
     caches, where every function call costs about a microsecond.
     """
@@ -587,10 +588,12 @@ def step_logger(handle: RunHandle) -> Callable[[Mapping[str, Any], int], None]:
         ts = _time_ns() // 1_000_000
         rows: list[Row] = []
         for k, v in metrics.items():
-            if type(v) is not float or type(k) is not str or k not in known:
+            if type(k) is not str or k not in known:
                 log_metrics(metrics, step=step, run_id=local_id)  # validates every key
                 return
-            rows.append((local_id, KIND_METRIC, k, v, ts, step))
+            # (Lightning adds the epoch, an int, to every step's metrics.)
+            value = v if type(v) is float else validate_metric_value(k, v)
+            rows.append((local_id, KIND_METRIC, k, value, ts, step))
         sink.log_many(rows)
 
     return log

@@ -187,20 +187,21 @@ def _outcome(call: Callable[[], None]) -> str | None:
 def test_step_logger_journals_and_refuses_exactly_what_log_metrics_does(offline: Path) -> None:
     """The framework loggers' short path (``fluent.step_logger``) gives, for every input,
     the same entries and the same error as ``log_metrics(metrics, step=..., run_id=...)``:
-    each case is logged both ways, into two runs, keys seen for the first time included."""
+    each case is logged both ways, into two runs, twice: first with every key seen for the
+    first time, then with the keys known (where the short path converts values itself)."""
     with ml.start_run():
         run_a = runs.current().local_id
         by_log_metrics = [
             _outcome(functools.partial(ml.log_metrics, m, step=s, run_id=run_a))
-            for m, s in STEP_CASES
+            for m, s in STEP_CASES * 2
         ]
     session.known_keys.clear()  # the short path meets every key unvalidated too
     with ml.start_run():
         run_b = runs.current().local_id
         log = ml.step_logger(runs.current())
-        by_step_logger = [_outcome(functools.partial(log, m, s)) for m, s in STEP_CASES]
+        by_step_logger = [_outcome(functools.partial(log, m, s)) for m, s in STEP_CASES * 2]
     assert by_step_logger == by_log_metrics
-    assert sum(o is not None for o in by_log_metrics) == 5, by_log_metrics  # refused cases
+    assert sum(o is not None for o in by_log_metrics) == 10, by_log_metrics  # refused cases
     with sqlite3.connect(offline) as db:
         rows = db.execute("SELECT run, kind, key, num, step FROM entries ORDER BY seq").fetchall()
     ids = {run_a: "a", run_b: "b"}
@@ -209,7 +210,30 @@ def test_step_logger_journals_and_refuses_exactly_what_log_metrics_does(offline:
         if run in ids:
             both[ids[run]].append(tuple(entry))
     assert both["a"] == both["b"]
-    assert len(both["a"]) == 9  # 1 + 2 + 2 + 2 + 1 + 1 (the refused cases journal nothing)
+    assert len(both["a"]) == 18  # (1 + 2 + 2 + 2 + 1 + 1) x 2 (refused cases journal nothing)
+
+
+def test_step_logger_converts_lightnings_int_epoch_on_its_short_path(
+    offline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lightning adds the epoch, an int, to every step's metrics: once the keys are known,
+    such a step is journaled (as floats) without going through ``log_metrics``, and a
+    value that is no number is still refused with ``log_metrics``' error, nothing
+    journaled."""
+    with ml.start_run():
+        log = ml.step_logger(runs.current())
+        log({"loss": 0.5, "epoch": 0}, 0)  # the keys' first use: validated by log_metrics
+
+        def long_path(*args: Any, **kwargs: Any) -> None:
+            raise AssertionError("log_metrics called for a step of known keys")
+
+        monkeypatch.setattr(ml, "log_metrics", long_path)
+        log({"loss": 0.25, "epoch": 1}, 1)
+        with pytest.raises(mlrelay.ValidationError, match="metric value for key 'epoch'"):
+            log({"loss": 0.125, "epoch": "one"}, 2)
+    metrics = [r[1:] for r in journaled(offline) if r[0] == KIND_METRIC]
+    assert metrics == [("loss", 0.5, 0), ("epoch", 0.0, 0), ("loss", 0.25, 1), ("epoch", 1.0, 1)]
+    assert all(type(value) is float for _, value, _ in metrics)
 
 
 def test_step_logger_takes_the_long_path_once_its_run_has_ended(offline: Path) -> None:
