@@ -106,8 +106,8 @@ def make_pipeline(journal: Journal) -> Iterator[Callable[..., Made]]:
         c.close()
 
 
-def new_run(journal: Journal, uri: str) -> str:
-    """Record a run of this process for ``uri``; its local id."""
+def new_run(journal: Journal, uri: str, *, start_time: int = T0) -> str:
+    """Record a run of this process for ``uri`` (started long ago by default); its local id."""
     local_id = uuid.uuid4().hex
     journal.add_run(
         local_id=local_id,
@@ -115,7 +115,7 @@ def new_run(journal: Journal, uri: str) -> str:
         experiment_id="0",
         experiment_name=None,
         run_name=None,
-        start_time=T0,
+        start_time=start_time,
         create_tags={},
     )
     return local_id
@@ -741,3 +741,51 @@ def test_a_flush_sends_what_a_round_left_for_the_next_one_at_once(
     assert server_id is not None
     steps = sorted(int(m.step) for m in reader.get_metric_history(server_id, "m"))
     assert steps == list(range(2501))
+
+
+def test_a_run_the_server_does_not_have_yet_makes_no_request_in_its_first_interval(
+    server: MockServer, journal: Journal, reader: mlrelay.Client, make_pipeline: Callable[..., Made]
+) -> None:
+    """A run journaled without asking the server (a framework logger's), still open and
+    with fewer entries than a request holds, makes no request for ``send_interval`` after
+    its start (a training shorter than that makes none while it trains), then is created
+    with its points without a flush; every point lands once. A run started a while ago
+    (the other tests' runs) goes at once, as before."""
+    pipeline = make_pipeline(options=PipelineOptions(send_interval=2.0)).pipeline
+    started = time.time()
+    run = new_run(journal, server.url, start_time=int(started * 1000))
+    log_points(pipeline, run, 300)
+    assert pipeline.write_now(slack(10))
+    pipeline._wake_sender.set()  # a round now (as the writer's wake-up or a timer would)
+    quiet_until = started + 1.5
+    while time.time() < quiet_until:  # a window in which nothing may happen, not a sync
+        assert not server.requests.matching("POST", "/runs/create")
+        time.sleep(0.05)
+    give_up = time.monotonic() + slack(10)
+    while not server.requests.matching("POST", "/runs/create"):
+        assert time.monotonic() < give_up, "the run was never created without a flush"
+        time.sleep(0.02)
+    assert time.time() >= started + 2.0 - 0.01  # not before its first interval was over
+    assert pipeline.flush(slack(10)) is True
+    server_id = journal.run(run).server_run_id  # type: ignore[union-attr]
+    assert server_id is not None
+    steps = sorted(int(m.step) for m in reader.get_metric_history(server_id, "m"))
+    assert steps == list(range(300))
+    assert len(server.requests.matching("POST", "/runs/create")) == 1
+
+
+def test_the_sender_wakes_when_a_run_it_left_is_due_not_a_whole_interval_later(
+    journal: Journal, make_pipeline: Callable[..., Made]
+) -> None:
+    """After a round that left a young run, the sender's next round comes when that run
+    is due (at most ``send_interval`` away), so the run's first request is not delayed by
+    up to a second interval."""
+    pipeline = make_pipeline(online=False, threads=False).pipeline
+    interval = pipeline.options.send_interval
+    assert pipeline._next_round_in() == interval
+    pipeline.sender.due = time.time() + interval / 4
+    assert interval / 4 - 0.05 < pipeline._next_round_in() <= interval / 4 + 0.002
+    pipeline.sender.due = time.time() - 1.0  # overdue: at once
+    assert pipeline._next_round_in() <= 0.002
+    pipeline.sender.due = time.time() + 10 * interval  # never longer than the interval
+    assert pipeline._next_round_in() == interval

@@ -249,7 +249,9 @@ class PipelineOptions:
     max_in_flight: int = MAX_IN_FLIGHT
     # A slow logger's entries are sent at most this often (a flush, an end of run or a
     # full request's worth of entries, send_at, sends at once): each request costs the
-    # training process CPU time whatever it carries.
+    # training process CPU time whatever it carries. A run the server does not have yet
+    # is created this long after its start, with its first points (the same exceptions),
+    # so a training shorter than this makes no request while it trains.
     send_interval: float = 1.0
     send_at: int = 1000
 
@@ -332,6 +334,7 @@ class Pipeline:
             stop=self._stop,
             max_in_flight=self.options.max_in_flight,
             tail_waits=self._tail_waits,
+            first_send_after=self.options.send_interval,
         )
         self._writer = threading.Thread(target=self._write_loop, name="mlrelay-writer", daemon=True)
         self._sender_thread: threading.Thread | None = None
@@ -827,7 +830,7 @@ class Pipeline:
                     self._state.catching_up = False
                     logger.warning("mlrelay: caught up; everything logged so far is delivered")
                 if not progressed or self._tail_waits():
-                    self._wake_sender.wait(self.options.send_interval)
+                    self._wake_sender.wait(self._next_round_in())
                     self._wake_sender.clear()
             except (AuthenticationError, PermissionDeniedError, TLSVerificationError) as exc:
                 self._stop_sending(exc)
@@ -867,6 +870,14 @@ class Pipeline:
             with self._sent:
                 self._sent.notify_all()
 
+    def _next_round_in(self) -> float:
+        """Seconds until the sender's next round: ``send_interval``, or sooner when a run
+        the round left for being young is due then."""
+        due = self.sender.due
+        if due is None:
+            return self.options.send_interval
+        return min(self.options.send_interval, max(0.0, due - time.time()) + 0.001)
+
     def _tail_waits(self) -> bool:
         """Whether entries logged since the sender's round began wait for its next round.
         They do until the writer wakes the sender (a request's worth committed, or
@@ -904,6 +915,7 @@ class Pipeline:
 
     def _send_round(self) -> bool:
         self._round_at, self._committed_since_round = time.monotonic(), 0
+        self.sender.due = None
         progressed = False
         if self._primary_uri and time.monotonic() >= self._state.next_orphan_check:
             self._state.next_orphan_check = time.monotonic() + self.options.orphan_check_interval

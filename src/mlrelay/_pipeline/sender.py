@@ -218,6 +218,11 @@ class RunSender:
             most often): True leaves them for the next round. A logging process's
             sender sets it, so a training loop pays for one request per round rather than
             one per answer; None (``mlrelay sync``): they go at once.
+        first_send_after: seconds from a run's start before its first request, while
+            the run is open, has not been created on the server, its entries do not
+            fill a request and :attr:`tail_waits` says True: the run is then created
+            with its first points, and a training shorter than this makes no request
+            while it trains. A round that leaves such a run sets :attr:`due`.
     """
 
     def __init__(
@@ -228,9 +233,14 @@ class RunSender:
         stop: threading.Event | None = None,
         max_in_flight: int = MAX_IN_FLIGHT,
         tail_waits: Callable[[], bool] | None = None,
+        first_send_after: float = 0.0,
     ) -> None:
         self.journal = journal
         self.tail_waits = tail_waits
+        self.first_send_after = first_send_after
+        self.due: float | None = None
+        """The earliest time (``time.time()``) a run left for being young is due; the
+        caller clears it before a round."""
         self.strict = strict
         self.stop = stop or threading.Event()
         self.strict_failure: MlrelayError | None = None
@@ -339,6 +349,8 @@ class RunSender:
         waiting = held.waiting(run.local_id) if held is not None else 0
         if not entries and not waiting and (run.status is None or run.final_sent):
             return False
+        if not waiting and self._young(run, entries):
+            return False
         server_id = self.ensure_created(client, run)
         acked, progressed = self._send_entries(client, run, server_id, entries, progress)
         if held is not None and waiting:
@@ -348,6 +360,25 @@ class RunSender:
             if held.waiting(run.local_id):
                 return True  # the final status waits for them
         return self._send_final(client, run, server_id, acked) or progressed
+
+    def _young(self, run: RunRecord, entries: list[Entry]) -> bool:
+        """Whether ``run`` waits for a later round (see ``first_send_after``); notes
+        when it is due."""
+        if (
+            not self.first_send_after
+            or run.server_run_id
+            or run.status is not None
+            or len(entries) >= MAX_ENTITIES_PER_BATCH
+            or self.tail_waits is None
+            or not self.tail_waits()
+        ):
+            return False
+        started = run.start_time / 1000
+        if not started <= time.time() < started + self.first_send_after:
+            return False  # (a start time set in the future or the past: no wait)
+        due = started + self.first_send_after
+        self.due = due if self.due is None else min(self.due, due)
+        return True
 
     def send_runs(
         self, runs: Sequence[tuple[Client, RunRecord]], *, held: Held | None = None
