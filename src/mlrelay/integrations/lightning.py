@@ -147,6 +147,7 @@ class MLFlowLogger(Logger):
         self._log_step: Callable[[Mapping[str, Any], int], None] | None = None
         self._logged_model_time: dict[str, float] = {}
         self._clean_keys: dict[str, str] = {}  # metric key -> the key cleaned
+        self._plain_keys: set[str] = set()  # metric keys that need no cleaning
         self._checkpoint_callback: Any = None
         self._client: Any = None  # the MlflowClient of `experiment`, closed by finalize
         if tracking_uri and fluent.get_tracking_uri() != tracking_uri:
@@ -236,10 +237,20 @@ class MLFlowLogger(Logger):
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Journal the metrics at ``step`` with one timestamp (keys prefixed and cleaned
         as Lightning's logger does; string values are dropped with a warning)."""
-        if self._log_step is None:
-            self._log_step = fluent.step_logger(self._open())
+        log_step = self._log_step
+        if log_step is None:
+            log_step = self._log_step = fluent.step_logger(self._open())
         if self._prefix:
             metrics = _add_prefix(metrics, self._prefix, self.LOGGER_JOIN_CHAR)
+        plain = self._plain_keys
+        for key, value in metrics.items():  # (every step: the usual case in one loop)
+            if key not in plain or isinstance(value, str):
+                break
+        else:
+            log_step(metrics, step or 0)
+            if self._synchronous:
+                self._wait()
+            return
         points: dict[str, Any] = {}
         for key, value in metrics.items():
             if isinstance(value, str):
@@ -248,14 +259,16 @@ class MLFlowLogger(Logger):
             clean = self._clean_keys.get(key)
             if clean is None:
                 clean = self._clean_keys[key] = _UNSAFE_KEY.sub("", key)
-            if clean != key:
+            if clean == key:
+                plain.add(key)
+            else:
                 rank_zero_warn(
                     "MLFlow only allows '_', '/', '.' and ' ' special characters in metric name."
                     f" Replacing {key} with {clean}.",
                     category=RuntimeWarning,
                 )
             points[clean] = value
-        self._log_step(points, step or 0)
+        log_step(points, step or 0)
         if self._synchronous:
             self._wait()
 
