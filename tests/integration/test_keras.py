@@ -88,6 +88,58 @@ def test_the_same_params_keys_and_steps_land_as_with_mlflows_callback(
     assert ours["artifacts"] == stock["artifacts"] == ["model_summary.txt"]
 
 
+@pytest.mark.parametrize("accumulate", [None, 2], ids=["plain", "gradient accumulation"])
+def test_each_step_is_the_optimizers_iteration_as_mlflow_reads_it(
+    mlflow_real: RunningServer, accumulate: int | None
+) -> None:
+    """Each batch's points land at the step MLflow's callback reads
+    (``optimizer.iterations.numpy()``), with a plain optimizer and with gradient
+    accumulation (where ``iterations`` is a tensor computed from the variable, not the
+    variable); ``_iteration`` reads every kind of counter: a Keras variable, a tensor, an
+    object with only ``__int__``."""
+    import keras
+    import numpy as np
+    import torch
+
+    import mlrelay.keras
+    from mlrelay.keras import _iteration
+
+    class Counter:
+        def __int__(self) -> int:
+            return 5
+
+    assert _iteration(keras.Variable(7, dtype="int64", trainable=False)) == 7
+    assert _iteration(torch.tensor(3)) == 3
+    assert _iteration(Counter()) == 5
+
+    class Probe(keras.callbacks.Callback):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.steps: list[int] = []
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self.steps.append(int(np.asarray(self.model.optimizer.iterations)))
+
+    keras.utils.set_random_seed(0)
+    x = np.ones((64, 4), dtype="float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01, gradient_accumulation_steps=accumulate), loss="mse"
+    )
+    probe = Probe()
+    mlrelay.set_tracking_uri(mlflow_real.url)
+    with mlrelay.start_run() as run:
+        callback = mlrelay.keras.MlflowCallback(log_every_epoch=False, log_every_n_steps=1)
+        model.fit(x, x[:, :1], batch_size=8, epochs=2, callbacks=[probe, callback], verbose=0)
+    assert mlrelay.flush(deadline(60))
+    with mlrelay.MlflowClient(mlflow_real.url) as client:
+        history = client.get_metric_history(runs.server_id(run.info.run_id), "loss")
+    assert sorted(int(m.step) for m in history) == sorted(probe.steps)
+    assert len(probe.steps) == 16
+    if accumulate:  # the counter moves every other batch: two batches share each step
+        assert probe.steps[:4] == [0, 1, 1, 2]
+
+
 def test_the_model_is_logged_when_asked_and_loads_with_keras(
     mlflow_real: RunningServer, tmp_path: Path
 ) -> None:
