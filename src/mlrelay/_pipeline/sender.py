@@ -364,14 +364,7 @@ class RunSender:
     def _young(self, run: RunRecord, entries: list[Entry]) -> bool:
         """Whether ``run`` waits for a later round (see ``first_send_after``); notes
         when it is due."""
-        if (
-            not self.first_send_after
-            or run.server_run_id
-            or run.status is not None
-            or len(entries) >= MAX_ENTITIES_PER_BATCH
-            or self.tail_waits is None
-            or not self.tail_waits()
-        ):
+        if not self.first_send_after or run.server_run_id or not self._may_wait(run, entries):
             return False
         started = run.start_time / 1000
         if not started <= time.time() < started + self.first_send_after:
@@ -463,16 +456,19 @@ class RunSender:
         """The round's next request, packed from ``entries`` (read after its first one);
         None if there are none, or if they would not fill a request, the run is still
         open and :attr:`tail_waits` says they wait for the next round."""
-        if not entries:
+        if not entries or self._may_wait(run, entries):
             return None
-        if (
+        return pack_batch(entries)
+
+    def _may_wait(self, run: RunRecord, entries: list[Entry]) -> bool:
+        """Whether ``entries`` of ``run`` may wait for a later round: they do not fill a
+        request, the run is still open and :attr:`tail_waits` says True."""
+        return (
             len(entries) < MAX_ENTITIES_PER_BATCH
             and run.status is None
             and self.tail_waits is not None
             and self.tail_waits()
-        ):
-            return None
-        return pack_batch(entries)
+        )
 
     def _acknowledge(
         self,

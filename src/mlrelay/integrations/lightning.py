@@ -147,7 +147,6 @@ class MLFlowLogger(Logger):
         self._log_step: Callable[[Mapping[str, Any], int], None] | None = None
         self._logged_model_time: dict[str, float] = {}
         self._clean_keys: dict[str, str] = {}  # metric key -> the key cleaned
-        self._plain_keys: set[str] = set()  # metric keys that need no cleaning
         self._checkpoint_callback: Any = None
         self._client: Any = None  # the MlflowClient of `experiment`, closed by finalize
         if tracking_uri and fluent.get_tracking_uri() != tracking_uri:
@@ -242,9 +241,9 @@ class MLFlowLogger(Logger):
             log_step = self._log_step = fluent.step_logger(self._open())
         if self._prefix:
             metrics = _add_prefix(metrics, self._prefix, self.LOGGER_JOIN_CHAR)
-        plain = self._plain_keys
-        for key, value in metrics.items():  # (every step: the usual case in one loop)
-            if key not in plain or isinstance(value, str):
+        clean_keys = self._clean_keys
+        for key, value in metrics.items():  # (every step: keys clean, no string, one loop)
+            if clean_keys.get(key) != key or isinstance(value, str):
                 break
         else:
             log_step(metrics, step or 0)
@@ -256,12 +255,10 @@ class MLFlowLogger(Logger):
             if isinstance(value, str):
                 warnings.warn(f"Discarding metric with string value {key}={value}.", stacklevel=2)
                 continue
-            clean = self._clean_keys.get(key)
+            clean = clean_keys.get(key)
             if clean is None:
-                clean = self._clean_keys[key] = _UNSAFE_KEY.sub("", key)
-            if clean == key:
-                plain.add(key)
-            else:
+                clean = clean_keys[key] = _UNSAFE_KEY.sub("", key)
+            if clean != key:
                 rank_zero_warn(
                     "MLFlow only allows '_', '/', '.' and ' ' special characters in metric name."
                     f" Replacing {key} with {clean}.",
