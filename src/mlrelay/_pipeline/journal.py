@@ -37,9 +37,11 @@ JSON ``{"blob": relative path, "artifact_path": ..., "dir": bool}``.
 
 Delivery is tracked by a per-run watermark, not per row: a run's entries are sent in
 seq order, one batch at a time, and ``acked_seq`` moves past a batch only after the
-server acknowledged it. A crash between send and ack resends at most one batch, which
-the server deduplicates (timestamps are fixed at log time). Metric NaN is stored as
-NULL (SQLite turns NaN into NULL anyway); infinities are stored as REAL.
+server acknowledged it (it starts at the journal's last seq when the run is added, so the
+delivered entries the journal keeps are never scanned again for a later run). A crash
+between send and ack resends at most one batch, which the server deduplicates
+(timestamps are fixed at log time). Metric NaN is stored as NULL (SQLite turns NaN into
+NULL anyway); infinities are stored as REAL.
 
 Durability (``MLRELAY_FSYNC``): ``interval`` (default) commits each group of entries
 with ``synchronous=FULL``, one fsync per group commit (every 100 ms by default), so a
@@ -857,9 +859,12 @@ class Journal:
         """Record a run this process logs to (before any of its entries).
 
         ``offline`` runs are sent only by ``mlrelay sync``, never by another logging
-        process that finds them orphaned.
+        process that finds them orphaned. Its ``acked_seq`` starts at the journal's last
+        seq: every entry of the run comes after it, so reading the run's first entries
+        never scans the (delivered, kept) entries of the runs before it.
         """
         pid, started = owner_identity()
+        floor = self._last_entry()
         self.added[local_id] = RunRecord(
             local_id=local_id,
             tracking_uri=without_userinfo(tracking_uri),
@@ -871,7 +876,7 @@ class Journal:
             create_tags=dict(create_tags),
             status=None,
             end_time=None,
-            acked_seq=0,
+            acked_seq=floor,
             final_sent=False,
             pid=pid,
             owner_start=started,
@@ -880,7 +885,7 @@ class Journal:
         self._db.execute(
             "INSERT OR REPLACE INTO runs (local_id, tracking_uri, experiment_id, "
             "experiment_name, server_run_id, run_name, start_time, create_tags, pid, "
-            "owner_start, offline, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            "owner_start, offline, created_at, acked_seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 local_id,
                 without_userinfo(tracking_uri),
@@ -894,8 +899,17 @@ class Journal:
                 started,
                 int(offline),
                 int(time.time() * 1000),
+                floor,
             ),
         )
+
+    def _last_entry(self) -> int:
+        """The seq of the last entry (0: none, or a damaged journal, whose reads go around
+        damage from the start)."""
+        try:
+            return int(self._db.execute("SELECT MAX(seq) FROM entries").fetchone()[0] or 0)
+        except sqlite3.DatabaseError:
+            return 0
 
     def append(self, rows: Sequence[Row]) -> list[tuple[Row, str]]:
         """Append entries ``(run, kind, key, value, timestamp, step)`` in one transaction
