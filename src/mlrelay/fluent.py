@@ -567,9 +567,9 @@ def step_logger(handle: RunHandle) -> Callable[[Mapping[str, Any], int], None]:
     run_id=handle.local_id)``, which it calls whenever its short path does not apply (a
     key not validated yet, a step beyond int64, linked models, an ended run, a reset
     session); a value that is not a float is converted, or refused, by the same function
-    as there. The short path skips resolving the run and
-    re-reading the session on each call: in a training loop each call runs with cold
-    caches, where every function call costs about a microsecond.
+    as there. The short path skips resolving the run and re-reading the session on each
+    call: in a training loop each call runs with cold caches, where every function call
+    costs about a microsecond.
     """
     local_id = handle.local_id
     known = session.known_keys

@@ -903,14 +903,6 @@ class Journal:
             ),
         )
 
-    def _last_entry(self) -> int:
-        """The seq of the last entry (0: none, or a damaged journal, whose reads go around
-        damage from the start)."""
-        try:
-            return int(self._db.execute("SELECT MAX(seq) FROM entries").fetchone()[0] or 0)
-        except sqlite3.DatabaseError:
-            return 0
-
     def append(self, rows: Sequence[Row]) -> list[tuple[Row, str]]:
         """Append entries ``(run, kind, key, value, timestamp, step)`` in one transaction
         (a ``KIND_LINKED_METRIC`` is stored as a metric point with its link as text).
@@ -1500,6 +1492,13 @@ class Journal:
         """The highest seq ever given (AUTOINCREMENT keeps it), else a bound above all."""
         rows = self._rows_or_none("SELECT seq FROM sqlite_sequence WHERE name = 'entries'")
         return int(rows[0][0]) if rows else _MAX_KEY
+
+    def _last_entry(self) -> int:
+        """The seq of the last entry, a bound below every later one (0: none, or a damaged
+        journal, whose reads go around damage from the start); :meth:`_last_seq` is the
+        bound above."""
+        rows = self._rows_or_none("SELECT MAX(seq) FROM entries")
+        return int(rows[0][0] or 0) if rows else 0
 
     def _count_in(self, local_id: str, first: int, last: int) -> int | None:
         """How many of a run's entries have ``first <= seq <= last``, from the index alone
