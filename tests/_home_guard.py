@@ -1,9 +1,10 @@
 """Keep the test suite off the user's machine, and prove it did stay off.
 
-:func:`isolated_home` points ``HOME``, the XDG base directories and ``MLRELAY_HOME`` at a
-temporary directory for as long as it is active (child processes inherit that), and on
-exit compares a listing of the real home taken before with one taken after: anything
-created, modified or removed under the real home in between is reported.
+:func:`begin` points ``HOME``, the XDG base directories and ``MLRELAY_HOME`` at a
+temporary directory until :func:`end` (child processes inherit that), which compares a
+listing of the real home taken before with one taken after: anything created, modified or
+removed under the real home in between is reported. As a pytest plugin (the hooks at the
+bottom) the guard spans the whole run, collection included.
 
 The comparison is a listing, not an "mtime newer than the start" test, because a listing
 does not depend on clocks: a file written within the filesystem's timestamp granularity of
@@ -31,20 +32,26 @@ import pwd
 import stat
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 __all__ = [
+    "GUARD",
     "IGNORE_ENV",
+    "Guard",
     "Listing",
+    "begin",
     "changes",
+    "end",
     "ignored_trees",
-    "isolated_home",
     "listing",
     "real_homes",
+    "report",
+    "session_home",
+    "start",
 ]
 
 IGNORE_ENV = "MLRELAY_TEST_HOME_IGNORE"
@@ -131,12 +138,22 @@ def _when(entry: tuple[int, int, int, int, int]) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(latest))
 
 
-@contextmanager
-def isolated_home(
-    session_dir: Path, homes: Sequence[Path], skip: Sequence[Path] = ()
-) -> Iterator[Path]:
-    """Redirect HOME, XDG_*, MLRELAY_HOME and TMPDIR into ``session_dir`` for the block; on
-    exit, fail (pytest.fail) if anything under ``homes`` changed meanwhile.
+@dataclass
+class Guard:
+    """One run's redirected home, and what it must undo and compare at the end."""
+
+    home: Path
+    homes: list[Path]
+    skip: list[Path]
+    before: dict[Path, Listing]
+    patch: pytest.MonkeyPatch
+    problems: list[str] = field(default_factory=list)
+    ended: bool = False
+
+
+def begin(session_dir: Path, homes: Sequence[Path], skip: Sequence[Path] = ()) -> Guard:
+    """List ``homes``, then redirect HOME, XDG_*, MLRELAY_HOME and TMPDIR into
+    ``session_dir`` until :func:`end`.
 
     With TMPDIR there, what code under test leaves in the temporary directory on purpose
     (a model downloaded by ``load_model`` stays on disk, as MLflow's does) goes away with
@@ -159,19 +176,94 @@ def isolated_home(
     }
     for path in redirected.values():
         path.mkdir(parents=True, exist_ok=True)
-    with pytest.MonkeyPatch.context() as mp:
-        for name, path in redirected.items():
-            mp.setenv(name, os.fspath(path))
-        mp.setattr(tempfile, "tempdir", os.fspath(redirected["TMPDIR"]))  # (cached there)
-        yield home
-    problems = [line for h in homes for line in changes(before[h], listing(h, skip))]
-    if problems:
-        shown = "\n  ".join(problems[:50])
-        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
-        pytest.fail(
-            f"the test run wrote under the real home ({', '.join(map(str, homes))}); "
-            f"tests must keep to their temporary HOME/XDG dirs/MLRELAY_HOME:\n  {shown}{more}\n"
-            "(A listing cannot tell who wrote a file. If another program wrote these while "
-            f"the suite ran, list its trees in {IGNORE_ENV}.)",
-            pytrace=False,
-        )
+    patch = pytest.MonkeyPatch()
+    for name, path in redirected.items():
+        patch.setenv(name, os.fspath(path))
+    patch.setattr(tempfile, "tempdir", os.fspath(redirected["TMPDIR"]))  # (cached there)
+    return Guard(home, list(homes), skip, before, patch)
+
+
+def end(guard: Guard) -> list[str]:
+    """Put the environment back and list what changed under the real homes since
+    :func:`begin` (only the first call compares; later ones return the same lines)."""
+    if not guard.ended:
+        guard.ended = True
+        guard.patch.undo()
+        guard.problems = [
+            line for h in guard.homes for line in changes(guard.before[h], listing(h, guard.skip))
+        ]
+    return guard.problems
+
+
+def report(guard: Guard) -> str:
+    """The failure message for a run that wrote under the real home."""
+    shown = "\n  ".join(guard.problems[:50])
+    more = f"\n  ... and {len(guard.problems) - 50} more" if len(guard.problems) > 50 else ""
+    return (
+        f"the test run wrote under the real home ({', '.join(map(str, guard.homes))}); "
+        f"tests must keep to their temporary HOME/XDG dirs/MLRELAY_HOME:\n  {shown}{more}\n"
+        "(A listing cannot tell who wrote a file. If another program wrote these while "
+        f"the suite ran, list its trees in {IGNORE_ENV}.)"
+    )
+
+
+# --- as a pytest plugin (``pytest_plugins = ["tests._home_guard"]``) -----------------------
+#
+# The redirect starts in pytest_configure, before collection: a test module that imports a
+# library at module level (Keras writes ~/.keras/keras.json on import, matplotlib its
+# config directory) runs with the temporary home already in place, and the "before" listing
+# is taken before any of it. The comparison comes in pytest_sessionfinish, after the
+# session-scoped fixtures (the servers) are torn down.
+
+GUARD = pytest.StashKey[Guard]()
+
+
+def start(config: pytest.Config, homes: Sequence[Path]) -> None:
+    """Begin guarding ``homes`` for this run, the session directory in pytest's temporary
+    root (call from a ``trylast`` pytest_configure: pytest's tmpdir plugin makes the factory
+    in its own)."""
+    factory: pytest.TempPathFactory = config._tmp_path_factory  # type: ignore[attr-defined]
+    # Trees that may lie under the real home and are written by the run by design: the
+    # checkout (bytecode and tool caches) and pytest's temporary root (the redirected home).
+    # Plus those the person running the suite names in MLRELAY_TEST_HOME_IGNORE (read
+    # here, before any test's fixture clears MLRELAY_*): other programs' trees.
+    skip = [
+        config.rootpath,
+        factory.getbasetemp().parent,
+        *ignored_trees(os.environ.get(IGNORE_ENV)),
+    ]
+    config.stash[GUARD] = begin(factory.mktemp("session-home"), homes, skip)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Guard the user's real home(s) from before collection to the end of the session."""
+    start(config, real_homes())
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Compare the real homes with their listing from the start; a change fails the run."""
+    guard = session.config.stash.get(GUARD, None)
+    if guard is not None and end(guard) and session.exitstatus in (0, 5):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say what the run wrote under the real home, if anything."""
+    guard = terminalreporter.config.stash.get(GUARD, None)
+    if guard is not None and guard.problems:
+        terminalreporter.write_sep("=", "written under the real home", red=True)
+        terminalreporter.write_line(report(guard))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Put the environment back even if the session never ran (a usage error)."""
+    guard = config.stash.get(GUARD, None)
+    if guard is not None:
+        end(guard)
+
+
+@pytest.fixture(scope="session")
+def session_home(pytestconfig: pytest.Config) -> Path:
+    """This run's temporary HOME (XDG_* and MLRELAY_HOME are inside it, TMPDIR beside it)."""
+    return pytestconfig.stash[GUARD].home

@@ -1,8 +1,9 @@
 """Shared fixtures: a temporary home for the run, a clean environment for every test, and
 real MLflow servers.
 
-The whole run has HOME, the XDG base directories and MLRELAY_HOME in a temporary
-directory, and fails if anything was written under the real home (tests/_home_guard.py).
+The whole run, collection included, has HOME, the XDG base directories and MLRELAY_HOME in
+a temporary directory, and fails if anything was written under the real home (the plugin
+tests/_home_guard.py, which also provides the ``session_home`` fixture).
 The real servers are started once per session on 127.0.0.1 with a free port, a
 temporary sqlite database and a temporary artifacts directory, and stopped by their
 process group at the end. The production-shaped ones (``mlflow_prod``,
@@ -22,12 +23,12 @@ from typing import Any
 
 import pytest
 
-from tests._home_guard import IGNORE_ENV, ignored_trees, isolated_home, real_homes
 from tests._s3 import S3Store, moto_server
 from tests._servers import PostgresServer, RunningServer, mlflow_server, postgres_server
 from tests._timing import deadline
 
-pytest_plugins = ["pytester"]
+# The temporary home is the plugin tests._home_guard: it must start before collection.
+pytest_plugins = ["pytester", "tests._home_guard"]
 
 AUTH_ADMIN = "admin"
 AUTH_ADMIN_PASSWORD = "Adm1n-for-tests-only"
@@ -47,27 +48,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("timeout") is None:
             item.add_marker(backstop)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def session_home(
-    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
-) -> Iterator[Path]:
-    """HOME, XDG_{DATA,CONFIG,CACHE,STATE}_HOME and MLRELAY_HOME in a temporary directory for
-    the whole run (child processes inherit them); the run fails if anything under the real
-    home was created, modified or removed meanwhile."""
-    session_dir = tmp_path_factory.mktemp("session-home")
-    # Trees that may lie under the real home and are written by the run by design: the
-    # checkout (bytecode and tool caches) and pytest's temporary root (the redirected home).
-    # Plus those the person running the suite names in MLRELAY_TEST_HOME_IGNORE (read
-    # here, before any test's fixture clears MLRELAY_*): other programs' trees.
-    skip = [
-        pytestconfig.rootpath,
-        tmp_path_factory.getbasetemp().parent,
-        *ignored_trees(os.environ.get(IGNORE_ENV)),
-    ]
-    with isolated_home(session_dir, real_homes(), skip) as home:
-        yield home
 
 
 def reset_fluent_state() -> None:

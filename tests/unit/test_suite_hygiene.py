@@ -78,23 +78,29 @@ INNER_CONFTEST = textwrap.dedent(
 
     import pytest
 
-    from tests._home_guard import isolated_home
+    from tests._home_guard import (
+        pytest_sessionfinish,
+        pytest_terminal_summary,
+        pytest_unconfigure,
+        session_home,
+        start,
+    )
 
 
-    @pytest.fixture(scope="session", autouse=True)
-    def _home(tmp_path_factory):
-        real = [Path(os.environ["FAKE_REAL_HOME"])]
-        with isolated_home(tmp_path_factory.mktemp("session"), real) as home:
-            yield home
+    @pytest.hookimpl(trylast=True)
+    def pytest_configure(config):
+        start(config, [Path(os.environ["FAKE_REAL_HOME"])])
     """
 )
 
 
 @pytest.fixture
 def inner(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A pytester project whose session guard watches a fake 'real home'; that home."""
+    """A pytester project guarded by tests._home_guard's hooks, watching a fake 'real home'
+    that is also HOME when the inner run starts; that home."""
     home = _fake_home(tmp_path)
     monkeypatch.setenv("FAKE_REAL_HOME", str(home))
+    monkeypatch.setenv("HOME", str(home))
     pytester.makeconftest(INNER_CONFTEST)
     return home
 
@@ -115,14 +121,66 @@ def test_the_guard_fails_a_run_that_writes_under_the_real_home(
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, errors=1)
-    assert result.ret != 0
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [
+            "*written under the real home*",
             "*the test run wrote under the real home*",
             f"*created  {inner / '.local' / 'share' / 'app' / 'journal.db'}*",
         ]
     )
+
+
+def test_the_guard_sees_a_write_made_while_collecting(
+    pytester: pytest.Pytester, inner: Path
+) -> None:
+    """A test module that writes into the real home when it is imported (at collection,
+    before any fixture runs) fails the run too: the listing is taken before collection."""
+    pytester.makepyfile(
+        """
+        import os
+        from pathlib import Path
+
+        Path(os.environ["FAKE_REAL_HOME"], ".imported-at-collection").write_text("x")
+
+        def test_nothing_wrong_here():
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([f"*created  {inner / '.imported-at-collection'}*"])
+
+
+def test_a_library_imported_at_collection_writes_into_the_temporary_home(
+    pytester: pytest.Pytester, inner: Path
+) -> None:
+    """A module-level import that writes its config through ``~`` and the XDG dirs (Keras's
+    ~/.keras/keras.json, matplotlib's config directory) lands in the run's temporary home:
+    the redirect is in place before collection. The real home is untouched."""
+    pytester.makepyfile(
+        """
+        import os
+        from pathlib import Path
+
+        KERAS = Path(os.path.expanduser("~"), ".keras", "keras.json")
+        KERAS.parent.mkdir()
+        KERAS.write_text("{}")
+        Path(os.environ["XDG_CONFIG_HOME"], "matplotlib").mkdir(parents=True)
+
+        def test_the_config_went_to_the_temporary_home(session_home):
+            assert KERAS == session_home / ".keras" / "keras.json"
+            assert KERAS.exists()
+            assert (session_home / ".config" / "matplotlib").is_dir()
+        """
+    )
+    before = listing(inner)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert result.ret == 0
+    assert changes(before, listing(inner)) == []
 
 
 def test_the_guard_passes_a_run_that_keeps_to_the_temporary_home(
@@ -142,15 +200,16 @@ def test_the_guard_passes_a_run_that_keeps_to_the_temporary_home(
             "pathlib.Path(os.environ['XDG_CACHE_HOME'], 'child-cache').write_text('c')"
         )
 
-        def test_writes_through_home_and_xdg(_home):
+        def test_writes_through_home_and_xdg(session_home):
             Path(os.path.expanduser("~"), "in-process.txt").write_text("p")
             Path(os.environ["XDG_CONFIG_HOME"], "tool.ini").write_text("p")
             subprocess.run([sys.executable, "-c", CHILD], check=True, timeout={deadline(60)})
             for name in ("in-process.txt", "child.txt"):
-                assert (_home / name).exists()
-            assert (_home / ".cache" / "child-cache").exists()
-            assert (_home / ".config" / "tool.ini").exists()
-            assert os.environ["MLRELAY_HOME"] == str(_home / ".local" / "share" / "mlrelay")
+                assert (session_home / name).exists()
+            assert (session_home / ".cache" / "child-cache").exists()
+            assert (session_home / ".config" / "tool.ini").exists()
+            mlrelay_home = session_home / ".local" / "share" / "mlrelay"
+            assert os.environ["MLRELAY_HOME"] == str(mlrelay_home)
         """
     )
     watched = ("HOME", *XDG, "MLRELAY_HOME")
