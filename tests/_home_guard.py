@@ -244,7 +244,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Compare the real homes with their listing from the start; a change fails the run."""
     guard = session.config.stash.get(GUARD, None)
-    if guard is not None and end(guard) and session.exitstatus in (0, 5):
+    ok = (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
+    if guard is not None and end(guard) and session.exitstatus in ok:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
