@@ -70,9 +70,10 @@ CHILD_RUN = textwrap.dedent(
     """
 )
 
-CHILD_LIGHTNING = (
-    textwrap.dedent(
-        """
+# The Lightning workloads (the anchor's and the bigger one), their data and a step timer;
+# also benchmarks/writer_placement.py's.
+LIGHTNING_WORKLOAD = textwrap.dedent(
+    """
     import json, logging, os, sys, time, warnings
     import torch
     torch.set_num_threads(1)
@@ -112,7 +113,13 @@ CHILD_LIGHTNING = (
     x = torch.randn(STEPS * batch, width, generator=g)
     y = torch.randn(STEPS * batch, 1, generator=g)
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch)
+    """
+)
 
+CHILD_LIGHTNING = (
+    LIGHTNING_WORKLOAD
+    + textwrap.dedent(
+        """
     def fit(kind):
         b0 = time.perf_counter()
         if kind == "none":

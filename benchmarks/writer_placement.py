@@ -1,0 +1,259 @@
+"""Where the journal's commits run, and what each place costs a training loop.
+
+Usage: python benchmarks/writer_placement.py [--rounds N (default 24)]
+
+Lightning's anchor workload (``Linear(32->1)``, batch 32, 300 steps, ``self.log("loss")``
+every step, one CPU thread, as in benchmarks/frameworks.py), fitted in one process, the
+modes of a round in rotated order (reversed every other cycle), against the mock server
+with 50 ms added to every request. Each fit is timed from ``Trainer(...)`` to the return of
+``fit()``. The modes:
+
+- ``none``: no logger (the baseline of every ratio);
+- ``memory``: a lean logger that keeps each step's points in a list: the floor for any
+  Python logger, and durable against nothing;
+- ``thread``: the same lean logger handing its points to mlrelay's pipeline, whose
+  background writer thread commits them to the journal every 100 ms (mlrelay's design);
+- ``inline``: the lean logger commits its points itself, every 100 ms, to a journal-shaped
+  SQLite table in WAL mode with ``synchronous=NORMAL`` (no fsync: a killed process loses
+  nothing committed);
+- ``inline-fsync``: the same with ``synchronous=FULL`` (one fsync per commit, on the
+  training thread);
+- ``sidecar``: the lean logger writes its points to a pipe every 100 ms, and a child
+  process commits them (``synchronous=FULL``): nothing in the training process commits;
+- ``mlrelay``: mlrelay's ``MLFlowLogger``, run start and end included.
+
+The lean modes open their run before the timed span (``mlrelay`` opens it inside), so
+they compare only where the commits run. After each fit that used mlrelay's pipeline,
+delivery is waited for outside the timed span. The table gives, per mode, the median ratio
+of the round's no-logger time to the mode's (quartiles in brackets), the total ratio (sum
+over sum), and the training thread's CPU time and wall time beyond it, in ms per fit.
+Absolute times drift on shared machines; compare within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from frameworks import LIGHTNING_WORKLOAD, _set_latency  # noqa: E402
+from mlrelay_mock import MockServer  # noqa: E402
+
+MODES = ["none", "memory", "thread", "inline", "inline-fsync", "sidecar", "mlrelay"]
+
+SIDECAR = textwrap.dedent(
+    """
+    import marshal, os, select, sqlite3, sys, time
+    fd, path = int(sys.argv[1]), sys.argv[2]
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL"); db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, run TEXT, "
+               "kind INTEGER, key TEXT, num REAL, text TEXT, ts INTEGER, step INTEGER)")
+    buf = b""
+    while True:
+        select.select([fd], [], [])
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            break
+        buf += chunk
+        rows = []
+        while len(buf) >= 4 and len(buf) >= 4 + int.from_bytes(buf[:4], "little"):
+            n = int.from_bytes(buf[:4], "little")
+            rows += marshal.loads(buf[4:4 + n])
+            buf = buf[4 + n:]
+        if rows:
+            db.execute("INSERT INTO entries (run, kind, key, num, text, ts, step) VALUES "
+                       + ",".join(["(?,?,?,?,NULL,?,?)"] * len(rows)),
+                       [f for row in rows for f in row])
+    """
+)
+
+CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
+    """
+    import marshal, sqlite3, subprocess
+    from lightning.pytorch.loggers.logger import Logger
+    import mlrelay
+    from mlrelay.integrations.lightning import MLFlowLogger
+    from mlrelay._pipeline.runs import session
+
+    EVERY = 100_000_000  # a commit every 100 ms, as mlrelay's writer
+    TABLE = ("CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, run TEXT, "
+             "kind INTEGER, key TEXT, num REAL, text TEXT, ts INTEGER, step INTEGER)")
+    INSERT = "INSERT INTO entries (run, kind, key, num, text, ts, step) VALUES "
+
+    def table(name, sync):
+        db = sqlite3.connect(os.path.join(cfg["dir"], name), isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL"); db.execute("PRAGMA synchronous=" + sync)
+        db.execute(TABLE)
+        return db
+
+    class Lean(Logger):
+        # A step's points as rows; `hand` takes them (every 100 ms for the batching modes).
+        def __init__(self, run, hand):
+            super().__init__()
+            self.run, self.hand, self.rows, self.last = run, hand, [], time.monotonic_ns()
+        @property
+        def name(self): return "lean"
+        @property
+        def version(self): return self.run
+        def log_hyperparams(self, params, *args, **kwargs): pass
+        def log_metrics(self, metrics, step=None):
+            ts = time.time_ns() // 1_000_000
+            rows = [(self.run, 0, k, v if type(v) is float else float(v), ts, step)
+                    for k, v in metrics.items()]
+            self.hand(self, rows)
+        def finalize(self, status):
+            self.hand(self, [], end=True)  # the fit's last points, as a run's end commits them
+
+    def keep(logger, rows, end=False):
+        logger.rows += rows
+
+    def batched(commit):
+        def hand(logger, rows, end=False):
+            logger.rows += rows
+            now = time.monotonic_ns()
+            if logger.rows and (end or now - logger.last >= EVERY):
+                commit(logger.rows)
+                logger.rows, logger.last = [], now
+        return hand
+
+    def sql_commit(db):
+        def commit(rows):
+            db.execute(INSERT + ",".join(["(?,?,?,?,NULL,?,?)"] * len(rows)),
+                       [f for row in rows for f in row])
+        return commit
+
+    normal, full = table("inline.db", "NORMAL"), table("inline-fsync.db", "FULL")
+    read, write = os.pipe()
+    sidecar = subprocess.Popen([sys.executable, "-c", cfg["sidecar"], str(read),
+                                os.path.join(cfg["dir"], "sidecar.db")], pass_fds=(read,))
+    os.close(read)
+
+    def to_pipe(rows):
+        data = marshal.dumps(rows)
+        os.write(write, len(data).to_bytes(4, "little") + data)
+
+    def logger_for(mode):
+        if mode == "none":
+            return False
+        if mode == "mlrelay":
+            return MLFlowLogger(experiment_name="placement", tracking_uri=cfg["uri"])
+        if mode == "thread":
+            run = MLFlowLogger(experiment_name="placement", tracking_uri=cfg["uri"])
+            sink = session.ensure_sink()
+            lean = Lean(run._open().local_id, lambda logger, rows, end=False: sink.log_many(rows))
+            lean.mlrelay = run  # (ended after the fit)
+            return lean
+        hand = {"memory": keep, "inline": batched(sql_commit(normal)),
+                "inline-fsync": batched(sql_commit(full)), "sidecar": batched(to_pipe)}[mode]
+        return Lean("r", hand)
+
+    def fit(mode):
+        logger = logger_for(mode)
+        net = Net()
+        thread, wall = time.thread_time(), time.perf_counter()
+        trainer = L.Trainer(max_steps=STEPS, max_epochs=1000, logger=logger,
+                            log_every_n_steps=1, enable_progress_bar=False,
+                            enable_checkpointing=False, enable_model_summary=False,
+                            accelerator="cpu", devices=1, limit_val_batches=0)
+        trainer.fit(net, data)
+        wall, thread = time.perf_counter() - wall, time.thread_time() - thread
+        if mode == "thread":
+            logger.mlrelay.finalize("success")
+        if mode in ("thread", "mlrelay"):
+            mlrelay.flush(120)
+        return wall, thread
+
+    modes = cfg["modes"]
+    for mode in modes:  # warm-up
+        fit(mode)
+    for i in range(cfg["rounds"]):
+        k = i % len(modes)
+        order = modes[k:] + modes[:k]
+        if (i // len(modes)) % 2:
+            order.reverse()
+        for mode in order:
+            wall, thread = fit(mode)
+            print("RESULT " + json.dumps({"round": i, "mode": mode, "wall": wall,
+                                          "thread": thread}), flush=True)
+    os.close(write)
+    sidecar.wait(30)
+    fits = cfg["rounds"] + 1
+    for name in ("inline.db", "inline-fsync.db", "sidecar.db"):  # every point committed
+        db = sqlite3.connect(os.path.join(cfg["dir"], name))
+        print("COUNT " + json.dumps([name, db.execute("SELECT count(*) FROM entries").fetchone()[0],
+                                     fits * STEPS * 2]), flush=True)
+    """
+)
+
+
+def _row(mode: str, results: list[dict[str, Any]]) -> str:
+    base = {r["round"]: r["wall"] for r in results if r["mode"] == "none"}
+    mine = [r for r in results if r["mode"] == mode]
+    ratios = [base[r["round"]] / r["wall"] for r in mine]
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    total = sum(base[r["round"]] for r in mine) / sum(r["wall"] for r in mine)
+    cpu = statistics.median(r["thread"] for r in mine) * 1000
+    waits = statistics.median(r["wall"] - r["thread"] for r in mine) * 1000
+    return (
+        f"| {mode} | {statistics.median(ratios):.3f} ({q1:.3f}-{q3:.3f}) | {total:.3f} "
+        f"| {cpu:.1f} | {waits:.2f} |"
+    )
+
+
+def main() -> None:
+    """Run the rounds in a child process and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=24, help="rounds of every mode (24)")
+    args = parser.parse_args()
+    if args.rounds < 2:
+        parser.error("--rounds must be at least 2 (the table shows quartiles)")
+    with MockServer() as mock, tempfile.TemporaryDirectory() as tmp:
+        _set_latency(mock.url, 50)
+        home = Path(tmp)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(home),
+            "MLRELAY_HOME": str(home / "mlrelay"),
+            "TMPDIR": str(home),
+        }
+        cfg = {"uri": mock.url, "dir": tmp, "rounds": args.rounds, "modes": MODES}
+        cfg["workload"] = "anchor"
+        cfg["sidecar"] = SIDECAR
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, json.dumps(cfg)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60 + 10 * args.rounds * len(MODES),
+        )
+        results = [json.loads(x[7:]) for x in done.stdout.splitlines() if x[:7] == "RESULT "]
+        if not results:
+            raise SystemExit(f"the child failed:\n{done.stderr[-3000:]}")
+        for line in done.stdout.splitlines():
+            if line[:6] == "COUNT ":
+                name, count, expected = json.loads(line[6:])
+                if count != expected:
+                    raise SystemExit(f"{name}: {count} of {expected} points committed")
+    print(f"Lightning anchor, mock +50 ms, {args.rounds} rounds; ratios to no logger")
+    print("| mode | median (quartiles) | total | training thread CPU, ms | wall beyond it, ms |")
+    print("| --- | --- | --- | --- | --- |")
+    for mode in MODES[1:]:
+        print(_row(mode, results))
+    none = [r["thread"] for r in results if r["mode"] == "none"]
+    print(f"(no logger: training thread CPU {statistics.median(none) * 1000:.1f} ms per fit)")
+
+
+if __name__ == "__main__":
+    main()
