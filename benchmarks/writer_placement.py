@@ -20,6 +20,8 @@ with 50 ms added to every request. Each fit is timed from ``Trainer(...)`` to th
   training thread);
 - ``sidecar``: the lean logger writes its points to a pipe every 100 ms, and a child
   process commits them (``synchronous=FULL``): nothing in the training process commits;
+- ``mlrelay-open``: mlrelay's ``MLFlowLogger`` with its run started before the timed span
+  (as the lean modes' runs): the per-step path and the run's end;
 - ``mlrelay``: mlrelay's ``MLFlowLogger``, run start and end included.
 
 The lean modes open their run before the timed span (``mlrelay`` opens it inside), so
@@ -50,7 +52,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from frameworks import LIGHTNING_WORKLOAD, _set_latency  # noqa: E402
 from mlrelay_mock import MockServer  # noqa: E402
 
-MODES = ["none", "memory", "thread", "inline", "inline-fsync", "sidecar", "mlrelay"]
+MODES = ["none", "memory", "thread", "inline", "inline-fsync", "sidecar", "mlrelay-open", "mlrelay"]
 
 SIDECAR = textwrap.dedent(
     """
@@ -147,8 +149,11 @@ CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
     def logger_for(mode):
         if mode == "none":
             return False
-        if mode == "mlrelay":
-            return MLFlowLogger(experiment_name="placement", tracking_uri=cfg["uri"])
+        if mode in ("mlrelay", "mlrelay-open"):
+            logger = MLFlowLogger(experiment_name="placement", tracking_uri=cfg["uri"])
+            if mode == "mlrelay-open":
+                logger._open()  # the run starts before the timed span, as the lean modes'
+            return logger
         if mode == "thread":
             run = MLFlowLogger(experiment_name="placement", tracking_uri=cfg["uri"])
             sink = session.ensure_sink()
@@ -171,7 +176,7 @@ CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
         wall, thread = time.perf_counter() - wall, time.thread_time() - thread
         if mode == "thread":
             logger.mlrelay.finalize("success")
-        if mode in ("thread", "mlrelay"):
+        if mode in ("thread", "mlrelay", "mlrelay-open"):
             mlrelay.flush(120)
         return wall, thread
 
@@ -190,7 +195,8 @@ CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
     os.close(write)
     sidecar.wait(30)
     fits = cfg["rounds"] + 1
-    for name in ("inline.db", "inline-fsync.db", "sidecar.db"):  # every point committed
+    for name in [m + ".db" for m in ("inline", "inline-fsync", "sidecar") if m in modes]:
+        # every point committed
         db = sqlite3.connect(os.path.join(cfg["dir"], name))
         print("COUNT " + json.dumps([name, db.execute("SELECT count(*) FROM entries").fetchone()[0],
                                      fits * STEPS * 2]), flush=True)
@@ -216,7 +222,15 @@ def main() -> None:
     """Run the rounds in a child process and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=24, help="rounds of every mode (24)")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=MODES[1:],
+        default=MODES[1:],
+        help="the modes to fit beside no logger (default: all)",
+    )
     args = parser.parse_args()
+    modes = ["none", *args.modes]
     if args.rounds < 2:
         parser.error("--rounds must be at least 2 (the table shows quartiles)")
     with MockServer() as mock, tempfile.TemporaryDirectory() as tmp:
@@ -228,7 +242,7 @@ def main() -> None:
             "MLRELAY_HOME": str(home / "mlrelay"),
             "TMPDIR": str(home),
         }
-        cfg = {"uri": mock.url, "dir": tmp, "rounds": args.rounds, "modes": MODES}
+        cfg = {"uri": mock.url, "dir": tmp, "rounds": args.rounds, "modes": modes}
         cfg["workload"] = "anchor"
         cfg["sidecar"] = SIDECAR
         done = subprocess.run(
@@ -236,7 +250,7 @@ def main() -> None:
             env=env,
             capture_output=True,
             text=True,
-            timeout=60 + 10 * args.rounds * len(MODES),
+            timeout=60 + 10 * args.rounds * len(modes),
         )
         results = [json.loads(x[7:]) for x in done.stdout.splitlines() if x[:7] == "RESULT "]
         if not results:
@@ -249,7 +263,7 @@ def main() -> None:
     print(f"Lightning anchor, mock +50 ms, {args.rounds} rounds; ratios to no logger")
     print("| mode | median (quartiles) | total | training thread CPU, ms | wall beyond it, ms |")
     print("| --- | --- | --- | --- | --- |")
-    for mode in MODES[1:]:
+    for mode in modes[1:]:
         print(_row(mode, results))
     none = [r["thread"] for r in results if r["mode"] == "none"]
     print(f"(no logger: training thread CPU {statistics.median(none) * 1000:.1f} ms per fit)")

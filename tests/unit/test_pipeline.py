@@ -4,6 +4,7 @@ server on 127.0.0.1 (with its fault injection) as the tracking server."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import sqlite3
 import threading
@@ -224,6 +225,51 @@ def test_a_slow_logger_costs_one_commit_per_tick(
     assert commits <= elapsed / 0.1 + 3, f"{commits} commits in {elapsed:.2f} s"
     assert pipeline.write_now(10) is True
     assert journal.count_pending([run]) == step
+
+
+def test_a_run_record_is_fsynced_by_the_writer_not_by_the_thread_that_adds_it(
+    server: MockServer,
+    journal: Journal,
+    make_pipeline: Callable[..., Made],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """With the writer running (``MLRELAY_FSYNC=interval``), a run's record is committed
+    with ``synchronous=NORMAL`` on the thread that adds it, so a run start in a training
+    loop never waits for the disk, and the writer fsyncs the write-ahead log at its next
+    tick (a power loss then costs at most the interval, as for entries). A journal without
+    a writer (``mlrelay sync``'s) keeps the fsync in the record's own commit."""
+    synced: list[tuple[str, str]] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append((threading.current_thread().name, os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    make_pipeline(online=False)
+    assert wait_for(lambda: journal.sync_later)  # (set by the writer thread as it starts)
+    statements: list[str] = []
+    journal._db.set_trace_callback(statements.append)
+    new_run(journal, server.url)
+    journal._db.set_trace_callback(None)
+    insert = next(i for i, s in enumerate(statements) if "INTO runs" in s)
+    assert statements[insert - 1] == "PRAGMA synchronous=NORMAL", statements
+    assert statements[insert + 1] == "PRAGMA synchronous=FULL", statements
+    assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
+    wal = f"{journal.path}-wal"
+    assert wait_for(lambda: ("mlrelay-writer", wal) in synced), synced
+    assert all(name == "mlrelay-writer" for name, _ in synced), synced
+
+    alone = Journal(tmp_path / "alone" / "journal.db")  # no pipeline, no writer thread
+    try:
+        alone._db.set_trace_callback(statements.append)
+        statements.clear()
+        new_run(alone, server.url)
+        assert not [s for s in statements if s.startswith("PRAGMA synchronous")], statements
+        assert alone._db.execute("PRAGMA synchronous").fetchone()[0] == 2
+    finally:
+        alone.close()
 
 
 def test_a_queued_run_end_is_journaled_behind_its_entries_by_the_writer(
@@ -744,19 +790,36 @@ def test_a_flush_sends_what_a_round_left_for_the_next_one_at_once(
 
 
 def test_a_run_the_server_does_not_have_yet_makes_no_request_in_its_first_interval(
-    server: MockServer, journal: Journal, reader: mlrelay.Client, make_pipeline: Callable[..., Made]
+    server: MockServer,
+    journal: Journal,
+    reader: mlrelay.Client,
+    make_pipeline: Callable[..., Made],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A run journaled without asking the server (a framework logger's), still open and
     with fewer entries than a request holds, makes no request for ``send_interval`` after
     its start (a training shorter than that makes none while it trains), then is created
     with its points without a flush; every point lands once. A run started a while ago
     (the other tests' runs) goes at once, as before."""
+    rounds: list[float] = []
+    send_round = Pipeline._send_round
+
+    def counted(self: Pipeline) -> bool:
+        try:
+            return send_round(self)
+        finally:
+            rounds.append(time.monotonic())
+
+    monkeypatch.setattr(Pipeline, "_send_round", counted)
     pipeline = make_pipeline(options=PipelineOptions(send_interval=2.0)).pipeline
+    # The sender's first round (with its thread) is over: the one the test asks for below
+    # starts after it (a wake-up during a round means "send now", by design).
+    assert wait_for(lambda: bool(rounds), slack(10))
     started = time.time()
     run = new_run(journal, server.url, start_time=int(started * 1000))
     log_points(pipeline, run, 300)
     assert pipeline.write_now(slack(10))
-    pipeline._wake_sender.set()  # a round now (as the writer's wake-up or a timer would)
+    pipeline._wake_sender.set()  # a round now (as a timer would)
     quiet_until = started + 1.5
     while time.time() < quiet_until:  # a window in which nothing may happen, not a sync
         assert not server.requests.matching("POST", "/runs/create")

@@ -51,6 +51,11 @@ commits as soon as entries arrive instead of waiting for the interval; ``never``
 committed, a power loss may lose recent commits but never corrupts the journal.
 ``mlrelay sync`` opens the journal with ``never``: its writes are delivery watermarks,
 and a lost watermark only means one request is sent again (and deduplicated).
+With ``interval`` and a pipeline's writer thread running (:attr:`Journal.sync_later`),
+a run's record is committed without an fsync, on the thread that starts the run, and the
+writer fsyncs it at its next tick (:meth:`Journal.sync_deferred`): the same power-loss
+bound as its entries, which can only come after it in the log, and no fsync waited for
+by the training loop (about 0.9 of a run start's 1.2 ms here).
 
 Schema version: ``PRAGMA user_version`` (:data:`SCHEMA_VERSION`). Opening an older journal
 migrates it inside one ``BEGIN IMMEDIATE`` transaction that reads the version again, so
@@ -572,6 +577,9 @@ class Journal:
         # when the damaged journal cannot even be read.
         self.added: dict[str, RunRecord] = {}
         self.recent: recent.RecentPoints | None = None  # see keep_recent
+        # Set by a pipeline whose writer thread runs: add_run leaves its fsync to it.
+        self.sync_later = False
+        self._deferred = self._deferred_synced = 0  # run records committed without fsync
         # One connection per thread: in WAL mode the sender reads while the writer commits.
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -882,26 +890,58 @@ class Journal:
             owner_start=started,
             offline=offline,
         )
-        self._db.execute(
+        deferred = self.sync_later and self.fsync == "interval"
+        db = self._db
+        if deferred:
+            db.execute("PRAGMA synchronous=NORMAL")  # the writer's next tick fsyncs it
+        try:
+            self._insert_run(db, self.added[local_id])
+        finally:
+            if deferred:
+                db.execute("PRAGMA synchronous=FULL")
+        if deferred:
+            self._deferred += 1
+
+    @staticmethod
+    def _insert_run(db: sqlite3.Connection, run: RunRecord) -> None:
+        """The ``runs`` row of a run just added."""
+        db.execute(
             "INSERT OR REPLACE INTO runs (local_id, tracking_uri, experiment_id, "
             "experiment_name, server_run_id, run_name, start_time, create_tags, pid, "
             "owner_start, offline, created_at, acked_seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
-                local_id,
-                without_userinfo(tracking_uri),
-                experiment_id,
-                experiment_name,
-                server_run_id,
-                run_name,
-                start_time,
-                json.dumps(create_tags),
-                pid,
-                started,
-                int(offline),
+                run.local_id,
+                run.tracking_uri,
+                run.experiment_id,
+                run.experiment_name,
+                run.server_run_id,
+                run.run_name,
+                run.start_time,
+                json.dumps(run.create_tags),
+                run.pid,
+                run.owner_start,
+                int(run.offline),
                 int(time.time() * 1000),
-                floor,
+                run.acked_seq,
             ),
         )
+
+    def sync_deferred(self) -> None:
+        """fsync the journal's files if a run's record was committed without one since the
+        last call (see :attr:`sync_later`); the pipeline's writer calls it every tick."""
+        asked = self._deferred
+        if asked == self._deferred_synced:
+            return
+        try:  # (an fd of its own: fsync flushes the file's pages, whoever wrote them)
+            fd = os.open(self._wal, os.O_RDONLY)
+        except FileNotFoundError:  # checkpointed and gone: the database file was synced
+            fd = -1
+        if fd >= 0:
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self._deferred_synced = asked
 
     def append(self, rows: Sequence[Row]) -> list[tuple[Row, str]]:
         """Append entries ``(run, kind, key, value, timestamp, step)`` in one transaction

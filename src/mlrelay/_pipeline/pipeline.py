@@ -322,9 +322,9 @@ class Pipeline:
         self._reserve = journal.path.with_name(journal.path.name + "-reserve")
         self._written, self._sent = threading.Condition(), threading.Condition()
         self._wake_writer, self._wake_sender = threading.Event(), threading.Event()
-        # When the sender last started a round, and entries committed since (the writer
-        # wakes the sender early only for a request's worth: see send_interval).
-        self._round_at, self._committed_since_round = 0.0, 0
+        # When the sender last started a round (the first: with its thread), and entries
+        # committed since (the writer wakes it early only for a request's worth).
+        self._round_at, self._committed_since_round = time.monotonic(), 0
         self._flushes, self._flushes_lock = 0, threading.Lock()  # flush() calls under way
         self._state = _State()
         self._stop = threading.Event()
@@ -735,6 +735,7 @@ class Pipeline:
         # end: what is logged during a commit waits for the next tick, which comes no later
         # than it did before. A wake-up (write_now, a full queue) commits everything queued.
         next_space_check = tick = 0.0
+        self.journal.sync_later = True  # a run's record: fsynced by the next tick
         while not self._stop.is_set():
             woken = self._wake_writer.wait(
                 max(0.0, tick + self.options.flush_interval - time.monotonic())
@@ -746,6 +747,7 @@ class Pipeline:
                 self._keep_reserve()
             try:
                 self._drain(everything=woken)  # (wakes the sender after each chunk)
+                self.journal.sync_deferred()
             except Exception as exc:  # the journal failing must not kill logging silently
                 # A damaged journal: continue in a fresh one (the rows went back to the deque).
                 if needs_recovery(exc) and recover(self.journal, self.journal.damage or str(exc)):
@@ -757,6 +759,7 @@ class Pipeline:
                 recover(self.journal, self.journal.damage)
             with self._written:
                 self._written.notify_all()
+        self.journal.sync_later = False  # (close() fsyncs what is left)
 
     def _report_write_failure(self, exc: Exception) -> None:
         # Once per kind of failure, with the traceback; the entries stay in memory and
@@ -1032,6 +1035,10 @@ class Pipeline:
                 thread.join(timeout=1.0)
         self.sender.close()
         self._drain()
+        try:
+            self.journal.sync_deferred()
+        except OSError as exc:  # the next process's recovery still finds the runs' records
+            logger.warning("mlrelay: could not fsync the journal at %s: %s", self.journal.path, exc)
         self._give_up_held()
         if self._refused_unrecorded:
             logger.warning(

@@ -228,7 +228,10 @@ class MLFlowLogger(Logger):
             ValidationError: a value over 6000 characters (named; nothing is logged).
         """
         flat = _flatten_dict(_convert_params(params))
-        fluent.log_params({k: str(v) for k, v in flat.items()}, run_id=self._open().local_id)
+        run = self._open().local_id  # (started here even with no params, as Lightning's)
+        if not flat:  # (Lightning passes the module's hparams, often none)
+            return
+        fluent.log_params({k: str(v) for k, v in flat.items()}, run_id=run)
         if self._synchronous:
             self._wait()
 
