@@ -123,6 +123,20 @@ def rendered(
         ValidationError: ``artifact_file`` is not a relative file name.
     """
     import tempfile
+
+    name, folder = artifact_file_parts(artifact_file)
+    with tempfile.TemporaryDirectory(prefix="mlrelay-") as tmp:
+        target = Path(tmp) / name
+        render(target)
+        deliver(target, folder)
+
+
+def artifact_file_parts(artifact_file: str) -> tuple[str, str | None]:
+    """``artifact_file``'s file name and its folder (None at the root).
+
+    Raises:
+        ValidationError: ``artifact_file`` is not a relative file name.
+    """
     from pathlib import PurePosixPath
 
     name = PurePosixPath(artifact_file)
@@ -131,8 +145,5 @@ def rendered(
             f"{artifact_file!r} must be a relative file name such as 'plots/loss.png'",
             field="artifact_file",
         )
-    with tempfile.TemporaryDirectory(prefix="mlrelay-") as tmp:
-        target = Path(tmp) / name.name
-        render(target)
-        parent = name.parent.as_posix()
-        deliver(target, None if parent == "." else parent)
+    parent = name.parent.as_posix()
+    return name.name, None if parent == "." else parent

@@ -734,14 +734,15 @@ def log_artifacts(
 
 
 def _log_rendered(run: RunHandle, artifact_file: str, render: Callable[[Path], None]) -> None:
-    # Rendered in a private temporary directory, then journaled like log_artifact.
-    from ._artifacts import rendered
+    # Rendered straight into the journal, then sent like log_artifact's files (disabled:
+    # rendered in a temporary directory, so bad input still raises, and dropped).
+    from ._artifacts import artifact_file_parts, rendered
 
-    rendered(
-        artifact_file,
-        render,
-        lambda path, folder: runs.journal_artifact(run, path, folder, is_dir=False),
-    )
+    if session.disabled:
+        rendered(artifact_file, render, lambda *_: None)
+        return
+    name, folder = artifact_file_parts(artifact_file)
+    runs.journal_rendered(run, name, folder, render)
 
 
 def log_text(text: str, artifact_file: str, run_id: str | None = None) -> None:

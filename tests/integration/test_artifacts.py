@@ -250,3 +250,55 @@ def test_artifacts_logged_just_before_exit_land_and_the_run_finishes(tmp_path: P
             assert listed == ["f0.txt", "f1.txt", "f2.txt"], done.stderr
             assert client.get_run(run_id).info.status == "FINISHED"
         assert "not yet delivered" not in done.stderr
+
+
+def test_rendered_artifacts_are_written_straight_into_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fluent ``log_text``, ``log_dict`` and ``log_image`` write their file straight
+    into the journal's blob area (no temporary directory, no copy), readable by the owner
+    only (0600 in a 0700 folder); a render that raises leaves nothing behind and raises at
+    the call; what was logged lands on the server as written."""
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+
+    from mlrelay._pipeline.runs import session
+
+    made: list[str] = []
+    mkdtemp = tempfile.mkdtemp
+
+    def counted(*args: object, **kwargs: object) -> str:
+        made.append("mkdtemp")
+        return mkdtemp(*args, **kwargs)  # type: ignore[call-overload,no-any-return]
+
+    monkeypatch.setattr(tempfile, "mkdtemp", counted)
+    with MockServer() as server, mlrelay.Client(tracking_uri=server.url) as client:
+        mlrelay.set_tracking_uri(server.url)
+        with mlrelay.start_run() as run:
+            mlrelay.log_text("hello", "notes/hello.txt")
+            mlrelay.log_dict({"lr": 0.1}, "config.json")
+            mlrelay.log_image(np.zeros((4, 5, 3), dtype=np.uint8), "img/a.png")
+            with pytest.raises(mlrelay.ValidationError, match="log_text takes a str"):
+                mlrelay.log_text(b"bytes", "bad.txt")  # type: ignore[arg-type]
+            blob_dir = session.ensure_pipeline().journal.blob_dir
+            files = sorted(p for p in blob_dir.rglob("*") if p.is_file())
+            assert sorted(p.name for p in files) == ["a.png", "config.json", "hello.txt"]
+            for path in files:
+                assert path.stat().st_mode & 0o777 == 0o600, path
+                assert path.parent.stat().st_mode & 0o777 == 0o700, path.parent
+            assert not [p for p in blob_dir.rglob("*") if p.is_dir() and not any(p.iterdir())]
+        assert made == []
+        assert mlrelay.flush(30)
+        run_id = run.info.run_id
+        hello = client.download_artifacts(run_id, "notes/hello.txt", str(tmp_path / "t"))
+        assert Path(hello).read_text() == "hello"
+        conf = client.download_artifacts(run_id, "config.json", str(tmp_path / "c"))
+        assert Path(conf).read_text() == '{\n  "lr": 0.1\n}'
+        image = client.download_artifacts(run_id, "img/a.png", str(tmp_path / "i"))
+        with Image.open(image) as opened:
+            assert opened.size == (5, 4)
+        assert {f.path for f in client.list_artifacts(run_id)} == {
+            "notes", "config.json", "img",
+        }  # fmt: skip

@@ -1179,6 +1179,20 @@ class Journal:
             _private_copy(str(source), str(target))
         return str(relative)
 
+    def new_blob(self, local_id: str, name: str) -> tuple[str, Path]:
+        """A place for a file named ``name`` in the blob area, in a new folder readable by
+        its owner only: its path relative to ``blob_dir``, and its absolute path (not
+        created; whoever writes it there makes it 0600, see :meth:`drop_blob`)."""
+        relative = Path(local_id) / uuid.uuid4().hex / name
+        target = self.blob_dir / relative
+        target.parent.mkdir(parents=True, mode=0o700)
+        os.chmod(self.blob_dir, 0o700)
+        return str(relative), target
+
+    def drop_blob(self, relative: str) -> None:
+        """Remove a blob made by :meth:`new_blob` (and its folder) that was never journaled."""
+        shutil.rmtree(self.blob_dir / Path(relative).parent, ignore_errors=True)
+
     def blob_path(self, relative: str) -> Path:
         """The absolute path of a blob named by :meth:`add_blob`."""
         return self.blob_dir / relative

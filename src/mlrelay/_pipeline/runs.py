@@ -35,7 +35,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -1173,12 +1173,41 @@ def journal_artifact(
     ``log_model`` (its logged-model fields: params, tags, model_type, step), which is sent
     as ``Client.log_saved_model`` stores it: a logged model on MLflow 3.
     """
-    import json
-
     if session.disabled:
         return
+    blob = session.ensure_pipeline().journal.add_blob(run.local_id, source)
+    _queue_artifact(run, blob, artifact_path, is_dir=is_dir, model=model)
+
+
+def journal_rendered(
+    run: RunHandle, name: str, artifact_path: str | None, render: Callable[[Path], None]
+) -> None:
+    """Have ``render`` write a file named ``name`` straight into the journal (no temporary
+    copy: ``log_text``, ``log_dict``, ``log_figure``, ``log_image``) and queue its upload
+    in run order. A render that raises leaves nothing behind, and the error is the caller's.
+    """
     journal = session.ensure_pipeline().journal
-    blob = journal.add_blob(run.local_id, source)
+    blob, target = journal.new_blob(run.local_id, name)
+    try:
+        render(target)
+        os.chmod(target, 0o600)  # (its folder is the owner's alone meanwhile)
+    except BaseException:
+        journal.drop_blob(blob)
+        raise
+    _queue_artifact(run, blob, artifact_path, is_dir=False)
+
+
+def _queue_artifact(
+    run: RunHandle,
+    blob: str,
+    artifact_path: str | None,
+    *,
+    is_dir: bool,
+    model: dict[str, Any] | None = None,
+) -> None:
+    """Queue the upload of a blob already in the journal, in run order."""
+    import json
+
     fields: dict[str, Any] = {"blob": blob, "artifact_path": artifact_path or None, "dir": is_dir}
     if model is not None:
         fields["model"] = model
