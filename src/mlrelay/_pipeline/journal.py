@@ -935,8 +935,8 @@ class Journal:
         try:  # (an fd of its own: fsync flushes the file's pages, whoever wrote them)
             fd = os.open(self._wal, os.O_RDONLY)
         except FileNotFoundError:  # checkpointed and gone: the database file was synced
-            fd = -1
-        if fd >= 0:
+            pass
+        else:
             try:
                 os.fsync(fd)
             finally:
@@ -1169,15 +1169,12 @@ class Journal:
 
     def add_blob(self, local_id: str, source: Path) -> str:
         """Copy a file or directory into the blob area; its path relative to ``blob_dir``."""
-        relative = Path(local_id) / uuid.uuid4().hex / source.name
-        target = self.blob_dir / relative
-        target.parent.mkdir(parents=True, mode=0o700)
-        os.chmod(self.blob_dir, 0o700)
+        relative, target = self.new_blob(local_id, source.name)
         if source.is_dir():
             shutil.copytree(source, target, copy_function=_private_copy)
         else:
             _private_copy(str(source), str(target))
-        return str(relative)
+        return relative
 
     def new_blob(self, local_id: str, name: str) -> tuple[str, Path]:
         """A place for a file named ``name`` in the blob area, in a new folder readable by

@@ -1183,9 +1183,9 @@ def journal_rendered(
     run: RunHandle, name: str, artifact_path: str | None, render: Callable[[Path], None]
 ) -> None:
     """Have ``render`` write a file named ``name`` straight into the journal (no temporary
-    copy: ``log_text``, ``log_dict``, ``log_figure``, ``log_image``) and queue its upload
-    in run order. A render that raises leaves nothing behind, and the error is the caller's.
-    """
+    copy: ``log_text``, ``log_dict``, ``log_figure``, ``log_image``, ``log_table``) and
+    queue its upload in run order. A render that raises leaves nothing behind, and the
+    error is the caller's."""
     journal = session.ensure_pipeline().journal
     blob, target = journal.new_blob(run.local_id, name)
     try:
