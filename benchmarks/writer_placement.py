@@ -1,6 +1,7 @@
 """Where the journal's commits run, and what each place costs a training loop.
 
-Usage: python benchmarks/writer_placement.py [--rounds N (default 24)]
+Usage: python benchmarks/writer_placement.py [--rounds N (default 24)] [--modes ...] [--pin]
+[--raw FILE]
 
 Lightning's anchor workload (``Linear(32->1)``, batch 32, 300 steps, ``self.log("loss")``
 every step, one CPU thread, as in benchmarks/frameworks.py), fitted in one process, the
@@ -22,7 +23,13 @@ with 50 ms added to every request. Each fit is timed from ``Trainer(...)`` to th
   process commits them (``synchronous=FULL``): nothing in the training process commits;
 - ``mlrelay-open``: mlrelay's ``MLFlowLogger`` with its run started before the timed span
   (as the lean modes' runs): the per-step path and the run's end;
-- ``mlrelay``: mlrelay's ``MLFlowLogger``, run start and end included.
+- ``mlrelay``: mlrelay's ``MLFlowLogger``, run start and end included;
+- ``handoff``: a prototype of a journal process. mlrelay's ``MLFlowLogger`` (run start
+  and end included), whose log calls hand their entries, every 100 ms, to a child process
+  with one non-blocking pipe write; the child runs mlrelay's pipeline (journal and sender)
+  for them. Nothing in the training process commits or sends. A prototype: it stands in
+  for the child's ownership of the runs with a patch, and keeps no copy of what it handed
+  over (a child that dies loses it).
 
 The lean modes open their run before the timed span (``mlrelay`` opens it inside), so
 they compare only where the commits run. After each fit that used mlrelay's pipeline,
@@ -52,7 +59,17 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from frameworks import LIGHTNING_WORKLOAD, _set_latency  # noqa: E402
 from mlrelay_mock import MockServer  # noqa: E402
 
-MODES = ["none", "memory", "thread", "inline", "inline-fsync", "sidecar", "mlrelay-open", "mlrelay"]
+MODES = [
+    "none",
+    "memory",
+    "thread",
+    "inline",
+    "inline-fsync",
+    "sidecar",
+    "mlrelay-open",
+    "mlrelay",
+    "handoff",
+]
 
 SIDECAR = textwrap.dedent(
     """
@@ -81,9 +98,51 @@ SIDECAR = textwrap.dedent(
     """
 )
 
+JOURNAL_PROCESS = textwrap.dedent(
+    """
+    import marshal, os, sys
+    fd_in, fd_out, parent = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    import mlrelay._pipeline.journal as jm
+    # The prototype's patch: this process sends the runs the parent recorded (a real
+    # journal process would own them: a dead one's runs are then orphans, recovered).
+    me = (parent, jm.process_start(parent))
+    jm.owner_identity = lambda: me
+    from mlrelay._pipeline.runs import session
+    from mlrelay._pipeline.pipeline import Pipeline, PipelineOptions
+    pipeline = Pipeline(jm.Journal(session.journal_path()), session.client_for,
+                        PipelineOptions())
+    seen, runs = set(), pipeline.journal.runs  # only the runs handed over here
+    pipeline.journal.runs = lambda **kw: (
+        [r for r in runs(**kw) if r.local_id in seen] if kw.get("mine") else runs(**kw))
+    buf = b""
+    while chunk := os.read(fd_in, 1 << 20):
+        buf += chunk
+        while len(buf) >= 4 and len(buf) >= 4 + int.from_bytes(buf[:4], "little"):
+            n = int.from_bytes(buf[:4], "little")
+            frame, buf = marshal.loads(buf[4:4 + n]), buf[4 + n:]
+            rows = []
+            for item in frame:
+                if item[0] == "\\0end":  # a run's end, after its entries
+                    pipeline.log_many(rows)
+                    rows = []
+                    seen.add(item[1])
+                    pipeline.end_run(item[1], item[2], item[3])
+                elif item[0] == "\\0flush":  # deliver everything, then answer
+                    pipeline.log_many(rows)
+                    rows = []
+                    os.write(fd_out, b"1" if pipeline.flush(item[1]) else b"0")
+                else:
+                    seen.add(item[0])
+                    rows.append(item)
+            pipeline.log_many(rows)
+            pipeline.write_now(5.0)  # journaled as it arrives
+    pipeline.close(10)
+    """
+)
+
 CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
     """
-    import marshal, sqlite3, subprocess
+    import marshal, select, sqlite3, subprocess, threading
     from lightning.pytorch.loggers.logger import Logger
     import mlrelay
     from mlrelay.integrations.lightning import MLFlowLogger
@@ -146,7 +205,72 @@ CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
         data = marshal.dumps(rows)
         os.write(write, len(data).to_bytes(4, "little") + data)
 
+    class Handoff:
+        # mlrelay's sink for the log calls: every 100 ms, the call that finds the last
+        # hand-over that old writes what was logged since to the journal process (one
+        # pipe write); a thread hands over what a loop that stopped logging left.
+        every = 0.1
+        def __init__(self):
+            r, self.w = os.pipe()
+            self.r, w = os.pipe()
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", cfg["journal_process"], str(r), str(w), str(os.getpid())],
+                pass_fds=(r, w))
+            os.close(r); os.close(w)
+            self.rows, self.at, self.lock = [], time.monotonic(), threading.Lock()
+            threading.Thread(target=self._tick, daemon=True).start()
+        def log(self, row):
+            self.rows.append(row)
+            if time.monotonic() - self.at >= self.every:
+                self._hand()
+        def log_many(self, rows):
+            self.rows += rows
+            if time.monotonic() - self.at >= self.every:
+                self._hand()
+        def end_run(self, local_id, status, end_time):
+            self.rows.append(("\\0end", local_id, status, end_time))
+        def _hand(self, extra=None):
+            if not self.lock.acquire(extra is not None):
+                return  # (the thread is handing over)
+            try:
+                self.at = time.monotonic()
+                rows, self.rows = self.rows, []
+                if extra is not None:
+                    rows.append(extra)
+                if rows:
+                    data = marshal.dumps(rows)
+                    os.write(self.w, len(data).to_bytes(4, "little") + data)
+            finally:
+                self.lock.release()
+        def _tick(self):
+            while True:
+                time.sleep(max(0.001, self.at + 2 * self.every - time.monotonic()))
+                if self.rows and time.monotonic() - self.at >= 2 * self.every:
+                    self._hand()
+        def flush(self, timeout):
+            self._hand(("\\0flush", timeout))
+            select.select([self.r], [], [], timeout + 5)
+            return os.read(self.r, 1) == b"1"
+
+    handoff = Handoff() if "handoff" in cfg["modes"] else None
+    handed = set()  # the handoff runs: this process's own sender leaves them alone
+    from mlrelay._pipeline.pipeline import Pipeline
+    send_round = Pipeline._send_round
+    def _send_round(self):
+        runs = self.journal.runs
+        self.journal.runs = lambda **kw: [r for r in runs(**kw) if r.local_id not in handed]
+        try:
+            return send_round(self)
+        finally:
+            del self.journal.runs
+    Pipeline._send_round = _send_round
+
     def logger_for(mode):
+        if mode == "handoff":
+            logger = MLFlowLogger(experiment_name="placement", tracking_uri=cfg["uri"])
+            session.sink = handoff
+            session.ensure_pipeline().end_run = handoff.end_run
+            return logger
         if mode == "none":
             return False
         if mode in ("mlrelay", "mlrelay-open"):
@@ -178,11 +302,19 @@ CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
             logger.mlrelay.finalize("success")
         if mode in ("thread", "mlrelay", "mlrelay-open"):
             mlrelay.flush(120)
+        if mode == "handoff":
+            handed.add(logger._handle.local_id)
+            if not handoff.flush(120):
+                raise SystemExit("handoff: the journal process did not deliver everything")
+            session.sink = session.pipeline
+            del session.pipeline.end_run
         return wall, thread
 
     modes = cfg["modes"]
     for mode in modes:  # warm-up
         fit(mode)
+    if cfg["pin"]:  # the training thread only (the others started during the warm-up)
+        os.sched_setaffinity(0, {0})
     for i in range(cfg["rounds"]):
         k = i % len(modes)
         order = modes[k:] + modes[:k]
@@ -200,6 +332,16 @@ CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
         db = sqlite3.connect(os.path.join(cfg["dir"], name))
         print("COUNT " + json.dumps([name, db.execute("SELECT count(*) FROM entries").fetchone()[0],
                                      fits * STEPS * 2]), flush=True)
+    if handed:  # every handoff run journaled, delivered and ended
+        db = sqlite3.connect(session.journal_path())
+        ids = ",".join("?" * len(handed))
+        done = db.execute(f"SELECT count(*) FROM runs WHERE local_id IN ({ids}) AND final_sent = 1"
+                          " AND status = 'FINISHED'", list(handed)).fetchone()[0]
+        points = db.execute(f"SELECT count(*) FROM entries e JOIN runs r ON e.run = r.local_id "
+                            f"WHERE r.local_id IN ({ids}) AND e.seq <= r.acked_seq AND e.kind = 0",
+                            list(handed)).fetchone()[0]
+        print("COUNT " + json.dumps(["handoff runs", done, fits]), flush=True)
+        print("COUNT " + json.dumps(["handoff points", points, fits * STEPS * 2]), flush=True)
     """
 )
 
@@ -229,6 +371,13 @@ def main() -> None:
         default=MODES[1:],
         help="the modes to fit beside no logger (default: all)",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="keep the training thread on CPU 0 (no migrations; its threads and children "
+        "run anywhere)",
+    )
+    parser.add_argument("--raw", type=Path, help="also write every fit's times here (JSON)")
     args = parser.parse_args()
     modes = ["none", *args.modes]
     if args.rounds < 2:
@@ -245,6 +394,8 @@ def main() -> None:
         cfg = {"uri": mock.url, "dir": tmp, "rounds": args.rounds, "modes": modes}
         cfg["workload"] = "anchor"
         cfg["sidecar"] = SIDECAR
+        cfg["journal_process"] = JOURNAL_PROCESS
+        cfg["pin"] = args.pin
         done = subprocess.run(
             [sys.executable, "-c", CHILD, json.dumps(cfg)],
             env=env,
@@ -255,11 +406,15 @@ def main() -> None:
         results = [json.loads(x[7:]) for x in done.stdout.splitlines() if x[:7] == "RESULT "]
         if not results:
             raise SystemExit(f"the child failed:\n{done.stderr[-3000:]}")
+        if args.raw is not None:
+            args.raw.write_text(json.dumps(results, indent=1))
         for line in done.stdout.splitlines():
             if line[:6] == "COUNT ":
                 name, count, expected = json.loads(line[6:])
                 if count != expected:
-                    raise SystemExit(f"{name}: {count} of {expected} points committed")
+                    raise SystemExit(
+                        f"{name}: {count} of {expected} committed\n{done.stderr[-3000:]}"
+                    )
     print(f"Lightning anchor, mock +50 ms, {args.rounds} rounds; ratios to no logger")
     print("| mode | median (quartiles) | total | training thread CPU, ms | wall beyond it, ms |")
     print("| --- | --- | --- | --- | --- |")
