@@ -31,22 +31,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from frameworks import LIGHTNING_WORKLOAD  # noqa: E402
+from frameworks import LIGHT_NEIGHBOUR, LIGHTNING_WORKLOAD  # noqa: E402
 
 KINDS = ["idle", "light", "spin"]
 
 NEIGHBOUR = {
     "idle": "import time\nwhile True: time.sleep(1)",
-    "light": textwrap.dedent(
-        """
-        import time
-        while True:
-            t = time.perf_counter()
-            while time.perf_counter() - t < 0.003:
-                pass
-            time.sleep(0.097)
-        """
-    ),
+    "light": LIGHT_NEIGHBOUR,
     "spin": "while True: pass",
 }
 
