@@ -4,7 +4,7 @@ request, and against an unreachable server (a closed port; a socket that never a
 
 Usage: python benchmarks/frameworks.py [--rounds R (default 5) | --paired N]
 [--stock-cap SECONDS] [--workloads anchor big] [--frameworks lightning hf keras]
-[--servers 0 50 500 refused never] [--neighbour light]
+[--servers 0 50 500 refused never]
 
 Workloads (CPU, ``torch.set_num_threads(1)``), "anchor" as in ../shared/anchors/frameworks and
 a bigger one:
@@ -377,48 +377,10 @@ def main() -> None:
         "in alternating order after one warm-up fit of each (instead of --rounds fresh "
         "processes); the stock loggers still run once each in a process of their own",
     )
-    parser.add_argument(
-        "--neighbour",
-        choices=["light"],
-        help="keep another process doing 3 ms of work every 100 ms through every fit, no "
-        "logger's included, so every fit runs beside the same activity on the other CPU "
-        "(see benchmarks/neighbour_load.py: on this VM such activity speeds a loop up)",
-    )
     args = parser.parse_args()
     workloads = [(f, w) for f in args.frameworks for w in args.workloads]
     blackhole = _Blackhole()
-    neighbour = None
-    if args.neighbour:
-        neighbour = subprocess.Popen([sys.executable, "-c", LIGHT_NEIGHBOUR])
-    try:
-        _fits(args, workloads, blackhole, {})
-    finally:
-        if neighbour is not None:
-            neighbour.kill()
-            neighbour.wait()
-
-
-# 3 ms of busy work every 100 ms (about what a journal process does beside a training loop);
-# also benchmarks/neighbour_load.py's "light".
-LIGHT_NEIGHBOUR = textwrap.dedent(
-    """
-    import time
-    while True:
-        t = time.perf_counter()
-        while time.perf_counter() - t < 0.003:
-            pass
-        time.sleep(0.097)
-    """
-)
-
-
-def _fits(
-    args: argparse.Namespace,
-    workloads: list[tuple[str, str]],
-    blackhole: _Blackhole,
-    rows: dict[tuple[tuple[str, str], str, str], list[dict[str, Any] | None]],
-) -> None:
-    """Every configuration's fits, then the table."""
+    rows: dict[tuple[tuple[str, str], str, str], list[dict[str, Any] | None]] = {}
     with MockServer() as mock, tempfile.TemporaryDirectory() as tmp:
         uris = {"refused": _closed_port(), "never": blackhole.url}
         targets = [

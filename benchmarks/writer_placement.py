@@ -1,7 +1,7 @@
 """Where the journal's commits run, and what each place costs a training loop.
 
 Usage: python benchmarks/writer_placement.py [--rounds N (default 24)] [--modes ...] [--pin]
-[--neighbour light] [--raw FILE]
+[--raw FILE]
 
 Lightning's anchor workload (``Linear(32->1)``, batch 32, 300 steps, ``self.log("loss")``
 every step, one CPU thread, as in benchmarks/frameworks.py), fitted in one process, the
@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from frameworks import LIGHT_NEIGHBOUR, LIGHTNING_WORKLOAD, _set_latency  # noqa: E402
+from frameworks import LIGHTNING_WORKLOAD, _set_latency  # noqa: E402
 from mlrelay_mock import MockServer  # noqa: E402
 
 MODES = [
@@ -377,12 +377,6 @@ def main() -> None:
         help="keep the training thread on CPU 0 (no migrations; its threads and children "
         "run anywhere)",
     )
-    parser.add_argument(
-        "--neighbour",
-        choices=["light"],
-        help="keep another process doing 3 ms of work every 100 ms through every fit (see "
-        "benchmarks/neighbour_load.py)",
-    )
     parser.add_argument("--raw", type=Path, help="also write every fit's times here (JSON)")
     args = parser.parse_args()
     modes = ["none", *args.modes]
@@ -402,21 +396,13 @@ def main() -> None:
         cfg["sidecar"] = SIDECAR
         cfg["journal_process"] = JOURNAL_PROCESS
         cfg["pin"] = args.pin
-        neighbour = None
-        if args.neighbour:
-            neighbour = subprocess.Popen([sys.executable, "-c", LIGHT_NEIGHBOUR])
-        try:
-            done = subprocess.run(
-                [sys.executable, "-c", CHILD, json.dumps(cfg)],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60 + 10 * args.rounds * len(modes),
-            )
-        finally:
-            if neighbour is not None:
-                neighbour.kill()
-                neighbour.wait()
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, json.dumps(cfg)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60 + 10 * args.rounds * len(modes),
+        )
         results = [json.loads(x[7:]) for x in done.stdout.splitlines() if x[:7] == "RESULT "]
         if not results:
             raise SystemExit(f"the child failed:\n{done.stderr[-3000:]}")
