@@ -26,7 +26,7 @@ with 50 ms added to every request. Each fit is timed from ``Trainer(...)`` to th
 - ``mlrelay``: mlrelay's ``MLFlowLogger``, run start and end included;
 - ``handoff``: a prototype of a journal process. mlrelay's ``MLFlowLogger`` (run start
   and end included), whose log calls hand their entries, every 100 ms, to a child process
-  with one non-blocking pipe write; the child runs mlrelay's pipeline (journal and sender)
+  with one pipe write; the child runs mlrelay's pipeline (journal and sender)
   for them. Nothing in the training process commits or sends. A prototype: it stands in
   for the child's ownership of the runs with a patch, and keeps no copy of what it handed
   over (a child that dies loses it).
@@ -243,10 +243,14 @@ CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
             finally:
                 self.lock.release()
         def _tick(self):
-            while True:
-                time.sleep(max(0.001, self.at + 2 * self.every - time.monotonic()))
-                if self.rows and time.monotonic() - self.at >= 2 * self.every:
+            while True:  # (asleep but for one wake-up per 200 ms: it runs beside every mode)
+                wait = self.at + 2 * self.every - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                elif self.rows:
                     self._hand()
+                else:
+                    time.sleep(2 * self.every)
         def flush(self, timeout):
             self._hand(("\\0flush", timeout))
             select.select([self.r], [], [], timeout + 5)
