@@ -14,9 +14,9 @@ for each fit, does one of:
 Every fit waits the same 0.3 s before it starts (so the neighbour is running), and the
 three kinds rotate each round. The table gives each kind's median fit time, its ratio to
 ``idle`` (per round: median and quartiles; total: the sum of idle's times over the sum of
-its own) and the training thread's CPU time. A ratio
-above 1 means the loop ran faster with that neighbour. On a virtual machine this measures
-the host as much as the loop: compare within one run.
+its own) and the training thread's CPU time. A ratio above 1 means the loop ran faster with
+that neighbour. On a virtual machine this measures the host as much as the loop: compare
+within one run.
 """
 
 from __future__ import annotations

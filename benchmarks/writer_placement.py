@@ -253,8 +253,8 @@ CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
                     time.sleep(2 * self.every)
         def flush(self, timeout):
             self._hand(("\\0flush", timeout))
-            select.select([self.r], [], [], timeout + 5)
-            return os.read(self.r, 1) == b"1"
+            ready, _, _ = select.select([self.r], [], [], timeout + 5)
+            return bool(ready) and os.read(self.r, 1) == b"1"  # (never a read that blocks)
 
     handoff = Handoff() if "handoff" in cfg["modes"] else None
     handed = set()  # the handoff runs: this process's own sender leaves them alone
