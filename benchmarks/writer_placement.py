@@ -19,11 +19,16 @@ with 50 ms added to every request. Each fit is timed from ``Trainer(...)`` to th
   nothing committed);
 - ``inline-fsync``: the same with ``synchronous=FULL`` (one fsync per commit, on the
   training thread);
+- ``inline-bgsync``: ``inline``, and after each commit a background thread (woken by
+  it) fsyncs the table's ``-wal`` file: the commit on the training thread, the fsync's
+  wait on another;
 - ``sidecar``: the lean logger writes its points to a pipe every 100 ms, and a child
   process commits them (``synchronous=FULL``): nothing in the training process commits;
 - ``mlrelay-open``: mlrelay's ``MLFlowLogger`` with its run started before the timed span
   (as the lean modes' runs): the per-step path and the run's end;
 - ``mlrelay``: mlrelay's ``MLFlowLogger``, run start and end included;
+- ``mlrelay-writer``: the same, with its log calls' own commits switched off (only the
+  writer thread commits, as before they existed);
 - ``handoff``: a prototype of a journal process. mlrelay's ``MLFlowLogger`` (run start
   and end included), whose log calls hand their entries, every 100 ms, to a child process
   with one pipe write; the child runs mlrelay's pipeline (journal and sender)
@@ -65,9 +70,11 @@ MODES = [
     "thread",
     "inline",
     "inline-fsync",
+    "inline-bgsync",
     "sidecar",
     "mlrelay-open",
     "mlrelay",
+    "mlrelay-writer",
     "handoff",
 ]
 
@@ -196,6 +203,25 @@ CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
         return commit
 
     normal, full = table("inline.db", "NORMAL"), table("inline-fsync.db", "FULL")
+    bgsync, commit_bg, synced = table("inline-bgsync.db", "NORMAL"), threading.Event(), [0]
+
+    def bg_commit(rows):
+        sql_commit(bgsync)(rows)
+        if not commit_bg.is_set():
+            commit_bg.set()  # (the fsync thread sleeps until a commit wakes it)
+
+    def _fsync_after_commits():
+        fd = None
+        while True:
+            commit_bg.wait()
+            commit_bg.clear()
+            if fd is None:
+                fd = os.open(os.path.join(cfg["dir"], "inline-bgsync.db-wal"), os.O_RDONLY)
+            os.fsync(fd)
+            synced[0] += 1
+
+    if "inline-bgsync" in cfg["modes"]:
+        threading.Thread(target=_fsync_after_commits, daemon=True).start()
     read, write = os.pipe()
     sidecar = subprocess.Popen([sys.executable, "-c", cfg["sidecar"], str(read),
                                 os.path.join(cfg["dir"], "sidecar.db")], pass_fds=(read,))
@@ -277,8 +303,11 @@ CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
             return logger
         if mode == "none":
             return False
-        if mode in ("mlrelay", "mlrelay-open"):
+        if mode in ("mlrelay", "mlrelay-open", "mlrelay-writer"):
             logger = MLFlowLogger(experiment_name="placement", tracking_uri=cfg["uri"])
+            pipeline = session.ensure_pipeline()
+            if mode == "mlrelay-writer":  # (put back after the fit)
+                pipeline._here_every = float("inf")
             if mode == "mlrelay-open":
                 logger._open()  # the run starts before the timed span, as the lean modes'
             return logger
@@ -289,7 +318,8 @@ CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
             lean.mlrelay = run  # (ended after the fit)
             return lean
         hand = {"memory": keep, "inline": batched(sql_commit(normal)),
-                "inline-fsync": batched(sql_commit(full)), "sidecar": batched(to_pipe)}[mode]
+                "inline-fsync": batched(sql_commit(full)), "inline-bgsync": batched(bg_commit),
+                "sidecar": batched(to_pipe)}[mode]
         return Lean("r", hand)
 
     def fit(mode):
@@ -304,8 +334,9 @@ CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
         wall, thread = time.perf_counter() - wall, time.thread_time() - thread
         if mode == "thread":
             logger.mlrelay.finalize("success")
-        if mode in ("thread", "mlrelay", "mlrelay-open"):
+        if mode in ("thread", "mlrelay", "mlrelay-open", "mlrelay-writer"):
             mlrelay.flush(120)
+            session.pipeline._here_every = session.pipeline.options.flush_interval
         if mode == "handoff":
             handed.add(logger._handle.local_id)
             if not handoff.flush(120):
@@ -331,11 +362,15 @@ CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
     os.close(write)
     sidecar.wait(30)
     fits = cfg["rounds"] + 1
-    for name in [m + ".db" for m in ("inline", "inline-fsync", "sidecar") if m in modes]:
+    for name in [m + ".db" for m in ("inline", "inline-fsync", "inline-bgsync", "sidecar")
+                 if m in modes]:
         # every point committed
         db = sqlite3.connect(os.path.join(cfg["dir"], name))
         print("COUNT " + json.dumps([name, db.execute("SELECT count(*) FROM entries").fetchone()[0],
                                      fits * STEPS * 2]), flush=True)
+    if "inline-bgsync" in modes:
+        print("COUNT " + json.dumps(["inline-bgsync fsyncs (at least one per fit)",
+                                     min(synced[0], fits), fits]), flush=True)
     if handed:  # every handoff run journaled, delivered and ended
         db = sqlite3.connect(session.journal_path())
         ids = ",".join("?" * len(handed))
