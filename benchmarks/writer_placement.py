@@ -27,8 +27,6 @@ with 50 ms added to every request. Each fit is timed from ``Trainer(...)`` to th
 - ``mlrelay-open``: mlrelay's ``MLFlowLogger`` with its run started before the timed span
   (as the lean modes' runs): the per-step path and the run's end;
 - ``mlrelay``: mlrelay's ``MLFlowLogger``, run start and end included;
-- ``mlrelay-writer``: the same, with its log calls' own commits switched off (only the
-  writer thread commits, as before they existed);
 - ``handoff``: a prototype of a journal process. mlrelay's ``MLFlowLogger`` (run start
   and end included), whose log calls hand their entries, every 100 ms, to a child process
   with one pipe write; the child runs mlrelay's pipeline (journal and sender)
@@ -74,7 +72,6 @@ MODES = [
     "sidecar",
     "mlrelay-open",
     "mlrelay",
-    "mlrelay-writer",
     "handoff",
 ]
 
@@ -303,11 +300,8 @@ CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
             return logger
         if mode == "none":
             return False
-        if mode in ("mlrelay", "mlrelay-open", "mlrelay-writer"):
+        if mode in ("mlrelay", "mlrelay-open"):
             logger = MLFlowLogger(experiment_name="placement", tracking_uri=cfg["uri"])
-            pipeline = session.ensure_pipeline()
-            if mode == "mlrelay-writer":  # (put back after the fit)
-                pipeline._here_every = float("inf")
             if mode == "mlrelay-open":
                 logger._open()  # the run starts before the timed span, as the lean modes'
             return logger
@@ -334,9 +328,8 @@ CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
         wall, thread = time.perf_counter() - wall, time.thread_time() - thread
         if mode == "thread":
             logger.mlrelay.finalize("success")
-        if mode in ("thread", "mlrelay", "mlrelay-open", "mlrelay-writer"):
+        if mode in ("thread", "mlrelay", "mlrelay-open"):
             mlrelay.flush(120)
-            session.pipeline._here_every = session.pipeline.options.flush_interval
         if mode == "handoff":
             handed.add(logger._handle.local_id)
             if not handoff.flush(120):

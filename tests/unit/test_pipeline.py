@@ -210,10 +210,10 @@ def test_a_slow_logger_costs_one_commit_per_tick(
     commits = 0
     append = journal.append
 
-    def counted(rows: list[tuple[object, ...]], *, here: bool = False) -> object:
+    def counted(rows: list[tuple[object, ...]]) -> object:
         nonlocal commits
-        commits += 1  # (by the writer, or by a log call: see the test below)
-        return append(rows, here=here)  # type: ignore[arg-type]
+        commits += 1
+        return append(rows)  # type: ignore[arg-type]
 
     journal.append = counted  # type: ignore[assignment,method-assign]
     started, step = time.monotonic(), 0
@@ -225,162 +225,6 @@ def test_a_slow_logger_costs_one_commit_per_tick(
     assert commits <= elapsed / 0.1 + 3, f"{commits} commits in {elapsed:.2f} s"
     assert pipeline.write_now(10) is True
     assert journal.count_pending([run]) == step
-
-
-class Commits:
-    """Spies on a journal's appends and on ``os.fsync``: which thread committed how many
-    rows, with ``here`` or not, and which thread fsynced which file."""
-
-    def __init__(self, journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.appends: list[tuple[str, bool, int]] = []  # (thread, here, rows)
-        self.fsyncs: list[tuple[str, str]] = []  # (thread, file)
-        append, real_fsync = journal.append, os.fsync
-
-        def counted(rows: list[tuple[object, ...]], *, here: bool = False) -> object:
-            result = append(rows, here=here)  # type: ignore[arg-type]
-            self.appends.append((threading.current_thread().name, here, len(rows)))
-            return result
-
-        def fsync(fd: int) -> None:
-            name = threading.current_thread().name
-            self.fsyncs.append((name, os.readlink(f"/proc/self/fd/{fd}")))
-            real_fsync(fd)
-
-        monkeypatch.setattr(journal, "append", counted)
-        monkeypatch.setattr(os, "fsync", fsync)
-
-
-def log_once_due(pipeline: Pipeline, run: str, step: int, interval: float) -> None:
-    """Log a point once the oldest uncommitted entry is ``interval`` old (polled)."""
-    assert wait_for(lambda: time.monotonic() - pipeline._oldest >= interval, 5 * interval + 5)
-    log_points(pipeline, run, 1, first=step)
-
-
-def test_a_logging_loop_commits_its_own_entries_and_the_writer_fsyncs_them(
-    server: MockServer,
-    journal: Journal,
-    make_pipeline: Callable[..., Made],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """With ``MLRELAY_FSYNC=interval``, the log call that finds the oldest uncommitted
-    entry ``flush_interval`` old commits the queue on its own thread, without an fsync
-    (a writer thread committing beside a training loop costs the loop a GIL wait per
-    statement), and the writer's next tick fsyncs the write-ahead log: the log call never
-    fsyncs, the writer commits nothing the loop would have, and every point is journaled
-    once."""
-    spy = Commits(journal, monkeypatch)
-    interval = 1.0  # (the writer's fallback comes a quarter interval after: 250 ms)
-    pipeline = make_pipeline(online=False, options=PipelineOptions(flush_interval=interval))
-    pipeline = pipeline.pipeline
-    run = new_run(journal, server.url)
-    me = threading.current_thread().name
-    log_points(pipeline, run, 20)
-    log_once_due(pipeline, run, 20, interval)  # commits the 21 points here
-    assert spy.appends == [(me, True, 21)]
-    wal = f"{journal.path}-wal"
-    assert wait_for(lambda: ("mlrelay-writer", wal) in spy.fsyncs), spy.fsyncs
-    assert journal.count_pending([run]) == 21
-    assert journal._here_db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
-    log_points(pipeline, run, 9, first=21)
-    log_once_due(pipeline, run, 30, interval)
-    assert spy.appends == [(me, True, 21), (me, True, 10)]
-    assert wait_for(lambda: spy.fsyncs.count(("mlrelay-writer", wal)) == 2), spy.fsyncs
-    assert all(name == "mlrelay-writer" for name, _ in spy.fsyncs), spy.fsyncs
-    # A loop that stops logging: the writer commits what it left, a quarter interval on.
-    log_points(pipeline, run, 5, first=31)
-    assert wait_for(lambda: journal.count_pending([run]) == 36)
-    assert spy.appends[-1] == ("mlrelay-writer", False, 5)
-    assert [name for name, here, _ in spy.appends].count("mlrelay-writer") == 1
-
-
-def test_log_calls_from_many_threads_commit_each_point_once(
-    server: MockServer, journal: Journal, make_pipeline: Callable[..., Made]
-) -> None:
-    """Four threads logging as fast as they can for half a second, with a 20 ms interval:
-    log calls and the writer take turns committing the queue, and each point is journaled
-    exactly once, in each thread's order."""
-    pipeline = make_pipeline(online=False, options=PipelineOptions(flush_interval=0.02)).pipeline
-    run = new_run(journal, server.url)
-    logged = dict.fromkeys(range(4), 0)
-
-    def loop(k: int) -> None:
-        deadline = time.monotonic() + 0.5
-        while time.monotonic() < deadline:
-            step = logged[k]
-            pipeline.log((run, KIND_METRIC, f"m{k}", float(step), T0 + step, step))
-            logged[k] = step + 1
-
-    threads = [threading.Thread(target=loop, args=(k,)) for k in logged]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert pipeline.write_now(30) is True
-    steps: dict[str, list[int]] = {}
-    for key, step in journal._db.execute(
-        "SELECT key, step FROM entries WHERE run = ? ORDER BY seq", (run,)
-    ):
-        steps.setdefault(key, []).append(step)
-    assert steps == {f"m{k}": list(range(n)) for k, n in logged.items()}
-
-
-def test_a_log_call_never_waits_for_a_journal_another_process_keeps_locked(
-    journal: Journal,
-    make_pipeline: Callable[..., Made],
-    lock: Callable[[], Callable[[], None]],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A log call whose turn it is to commit finds the journal locked by another
-    connection (another process sharing the journal): it does not wait for the lock (the
-    busy timeout is 30 s here), the writer takes over, and once the lock is free every
-    point is journaled."""
-    spy = Commits(journal, monkeypatch)
-    interval = 1.0  # (the writer's fallback comes a quarter interval after: 250 ms)
-    pipeline = make_pipeline(online=False, options=PipelineOptions(flush_interval=interval))
-    pipeline = pipeline.pipeline
-    run = new_run(journal, "http://127.0.0.1:9")
-    release = lock()
-    journal.busy_timeout = 30.0
-    log_points(pipeline, run, 10)
-    started = time.monotonic()
-    log_once_due(pipeline, run, 10, interval)
-    assert time.monotonic() - started < slack(5)  # not the busy timeout's 30 s
-    assert pipeline._here_paused_until > 0  # tried here, and left it to the writer
-    assert journal.count_pending([run]) == 0
-    release()
-    assert pipeline.write_now(60) is True
-    assert journal.count_pending([run]) == 11
-    assert ("mlrelay-writer", False, 11) in spy.appends
-
-
-@pytest.mark.parametrize("policy", ["interval", "always"])
-def test_only_the_writer_commits_with_fsync_always(
-    tmp_path: Path, server: MockServer, monkeypatch: pytest.MonkeyPatch, policy: str
-) -> None:
-    """A loop logging a point every few milliseconds for 0.6 s: with
-    ``MLRELAY_FSYNC=interval`` its log calls commit (see above); with ``always`` every
-    commit is the writer's, with its fsync, and no log call commits."""
-    journal = Journal(tmp_path / policy / "journal.db", fsync=policy)  # type: ignore[arg-type]
-    spy = Commits(journal, monkeypatch)
-    pipeline = Pipeline(journal, None, PipelineOptions(flush_interval=0.1))
-    try:
-        run = new_run(journal, server.url)
-        started, step = time.monotonic(), 0
-        while time.monotonic() - started < 0.6:
-            log_points(pipeline, run, 1, first=step)
-            step += 1
-            time.sleep(0.003)  # (the pace of a slow training loop, not a synchronisation)
-        assert pipeline.write_now(30) is True
-        assert journal.count_pending([run]) == step
-        here = [rows for name, here, rows in spy.appends if here]
-        if policy == "always":
-            assert not here, spy.appends
-            assert {name for name, _, _ in spy.appends} == {"mlrelay-writer"}
-        else:
-            assert here, spy.appends
-    finally:
-        pipeline.close(5)
-        journal.close()
 
 
 def test_a_run_record_is_fsynced_by_the_writer_not_by_the_thread_that_adds_it(

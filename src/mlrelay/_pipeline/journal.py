@@ -43,9 +43,9 @@ between send and ack resends at most one batch, which the server deduplicates
 (timestamps are fixed at log time). Metric NaN is stored as NULL (SQLite turns NaN into
 NULL anyway); infinities are stored as REAL.
 
-Durability (``MLRELAY_FSYNC``): ``interval`` (default) fsyncs each group commit of
-entries (every 100 ms by default), so a power loss costs at most the last interval and a
-quarter (see below); ``always`` is the same but the writer
+Durability (``MLRELAY_FSYNC``): ``interval`` (default) commits each group of entries
+with ``synchronous=FULL``, one fsync per group commit (every 100 ms by default), so a
+power loss costs at most the last interval; ``always`` is the same but the writer
 commits as soon as entries arrive instead of waiting for the interval; ``never`` uses
 ``synchronous=NORMAL`` (no fsync per commit): a killed process loses nothing already
 committed, a power loss may lose recent commits but never corrupts the journal.
@@ -55,9 +55,7 @@ With ``interval`` and a pipeline's writer thread running (:attr:`Journal.sync_la
 a run's record is committed without an fsync, on the thread that starts the run, and the
 writer fsyncs it at its next tick (:meth:`Journal.sync_deferred`): the same power-loss
 bound as its entries, which can only come after it in the log, and no fsync waited for
-by the training loop (about 0.9 of a run start's 1.2 ms here). So are the group commits
-a log call makes on its own thread (:meth:`Journal.append` with ``here``; see the
-pipeline's ``_commit_here``): the writer's tick, a quarter interval later, fsyncs them.
+by the training loop (about 0.9 of a run start's 1.2 ms here).
 
 Schema version: ``PRAGMA user_version`` (:data:`SCHEMA_VERSION`). Opening an older journal
 migrates it inside one ``BEGIN IMMEDIATE`` transaction that reads the version again, so
@@ -581,11 +579,7 @@ class Journal:
         self.recent: recent.RecentPoints | None = None  # see keep_recent
         # Set by a pipeline whose writer thread runs: add_run leaves its fsync to it.
         self.sync_later = False
-        # Commits made without an fsync that the writer's next tick fsyncs: run records,
-        # and entries committed by a log call (append's ``here``).
-        self._deferred = self._deferred_synced = 0
-        self._here: tuple[int, sqlite3.Connection] | None = None  # (generation, connection)
-        self._wal_fd: tuple[int, int] | None = None  # (generation, fd): see sync_deferred
+        self._deferred = self._deferred_synced = 0  # run records committed without fsync
         # One connection per thread: in WAL mode the sender reads while the writer commits.
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -657,34 +651,6 @@ class Journal:
     @property
     def _db(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use (and again after :meth:`reopen`)."""
-        self._check_files()
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is not None and getattr(self._local, "generation", 0) == self._generation:
-            return db
-        if db is not None:  # opened before reopen(): on the file that was moved aside
-            self._forget(db)
-        db = self._connect(timeout=self.busy_timeout, synchronous=self.fsync != "never")
-        self._local.db = db
-        self._local.generation = self._generation
-        return db
-
-    @property
-    def _here_db(self) -> sqlite3.Connection:
-        """The connection of :meth:`append`'s ``here`` commits (callers take turns): no
-        fsync, and no wait for a lock another connection holds."""
-        self._check_files()
-        held = self._here
-        if held is not None and held[0] == self._generation:
-            return held[1]
-        if held is not None:
-            self._forget(held[1])
-        db = self._connect(timeout=0.0, synchronous=False)
-        self._here = (self._generation, db)
-        return db
-
-    def _check_files(self) -> None:
-        """Raise :class:`JournalDamagedError` if the journal's files were found damaged;
-        runs the ``-wal``/``-shm`` guards first when the quick check finds them changed."""
         # (Before the first statement, SQLite itself checks the files.)
         if self._armed and not self._files_look_intact():
             try:  # one stat for both guards: every syscall here hands the GIL over
@@ -699,23 +665,27 @@ class Journal:
             raise JournalDamagedError(
                 f"the journal at {self.path} is damaged: {self.damage}", path=str(self.path)
             )
-
-    def _connect(self, *, timeout: float, synchronous: bool) -> sqlite3.Connection:
-        """A new connection, in WAL mode; ``synchronous``: every commit fsynced (FULL)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is not None and getattr(self._local, "generation", 0) == self._generation:
+            return db
+        if db is not None:  # opened before reopen(): on the file that was moved aside
+            self._forget(db)
         if self._closed:
             raise JournalError(f"the journal {self.path} is closed", path=str(self.path))
         db = sqlite3.connect(
-            self.path, check_same_thread=False, isolation_level=None, timeout=timeout
+            self.path, check_same_thread=False, isolation_level=None, timeout=self.busy_timeout
         )
         with self._connections_lock:
             self._connections.append(db)
         self._enter_wal(db)
         db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}")
         # WAL with NORMAL: commits are not fsynced, but a power loss never corrupts.
-        db.execute(f"PRAGMA synchronous={'FULL' if synchronous else 'NORMAL'}")
+        db.execute(f"PRAGMA synchronous={'NORMAL' if self.fsync == 'never' else 'FULL'}")
         # No memory-mapped I/O of the database file (already SQLite's default here;
         # some builds turn it on): a file truncated under a mapping raises SIGBUS.
         db.execute("PRAGMA mmap_size=0")
+        self._local.db = db
+        self._local.generation = self._generation
         return db
 
     def _enter_wal(self, db: sqlite3.Connection) -> None:
@@ -877,10 +847,6 @@ class Journal:
             for key in self._shm_fds:  # after the connections: see _wal_index_frames
                 _shm_fd_release(key)
             self._shm_fds.clear()
-            if self._wal_fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(self._wal_fd[1])
-                self._wal_fd = None
 
     # --- writing ---------------------------------------------------------------------
 
@@ -961,37 +927,25 @@ class Journal:
         )
 
     def sync_deferred(self) -> None:
-        """fsync the journal's files if something was committed without an fsync since the
-        last call (a run's record, see :attr:`sync_later`, or entries committed ``here``
-        by :meth:`append`); the pipeline's writer calls it every tick."""
+        """fsync the journal's files if a run's record was committed without one since the
+        last call (see :attr:`sync_later`); the pipeline's writer calls it every tick."""
         asked = self._deferred
         if asked == self._deferred_synced:
             return
-        # An fd of its own (fsync flushes the file's pages, whoever wrote them), kept
-        # open: every syscall here hands the GIL over, and a training loop waits for each.
-        held = self._wal_fd
-        if held is not None and held[0] != self._generation:  # moved aside by a recovery
-            self._wal_fd = None
-            with contextlib.suppress(OSError):
-                os.close(held[1])
-            held = None
-        if held is None:
+        try:  # (an fd of its own: fsync flushes the file's pages, whoever wrote them)
+            fd = os.open(self._wal, os.O_RDONLY)
+        except FileNotFoundError:  # checkpointed and gone: the database file was synced
+            pass
+        else:
             try:
-                held = self._wal_fd = (self._generation, os.open(self._wal, os.O_RDONLY))
-            except FileNotFoundError:  # checkpointed and gone: the database file was synced
-                self._deferred_synced = asked
-                return
-        os.fsync(held[1])
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         self._deferred_synced = asked
 
-    def append(self, rows: Sequence[Row], *, here: bool = False) -> list[tuple[Row, str]]:
+    def append(self, rows: Sequence[Row]) -> list[tuple[Row, str]]:
         """Append entries ``(run, kind, key, value, timestamp, step)`` in one transaction
         (a ``KIND_LINKED_METRIC`` is stored as a metric point with its link as text).
-
-        ``here``: committed without an fsync on a connection that never waits for the
-        lock (``database is locked`` at once if another connection holds it), for a log
-        call committing on its own thread; the next :meth:`sync_deferred` fsyncs it.
-        Callers of ``here`` take turns (one such commit at a time).
 
         An entry that cannot be stored (a step beyond int64, text that is not UTF-8, a
         value of a type SQLite does not take) never stops the others: it is set aside in
@@ -1002,15 +956,7 @@ class Journal:
             sqlite3.OperationalError: the journal cannot be written (disk full, read-only,
                 I/O error, locked); nothing of ``rows`` was committed.
         """
-        if not here:
-            return self._append(self._db, rows)
-        aside = self._append(self._here_db, rows)
-        if self.fsync == "interval":
-            self._deferred += 1  # (after the commit: a tick before it would miss it)
-        return aside
-
-    def _append(self, db: sqlite3.Connection, rows: Sequence[Row]) -> list[tuple[Row, str]]:
-        """:meth:`append` on ``db``."""
+        db = self._db
         if 0 < len(rows) <= _ROWS_PER_INSERT and not db.in_transaction:
             # One statement is its own transaction: no BEGIN and COMMIT, two GIL
             # hand-overs fewer (a group commit costs a training loop holding the GIL one

@@ -65,8 +65,6 @@ __all__ = ["Pipeline", "PipelineOptions"]
 _UNWRITABLE = {"SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_PERM"}
 
 
-_monotonic = time.monotonic
-
 _CHECK_EVERY = 255
 """A log call looks at the writer's progress when the number of queued entries is a
 multiple of 256 (the writer takes them in bursts, so no more than ~512 calls go by
@@ -307,11 +305,11 @@ class Pipeline:
         # Run ends queued and recorded (the writer looks for them while these differ).
         self._ends_queued = self._ends_recorded = 0
         self._ends_lock = threading.Lock()
-        self._unwritten = 0  # rows taken off the deque, not committed yet (by one drain)
-        self._committed = 0  # rows the drains have taken care of (write_now's progress)
+        self._unwritten = 0  # rows taken off the deque and not yet committed (writer only)
+        self._committed = 0  # rows the writer has taken care of (write_now's progress)
         self._wake_at = self.options.wake_at
         # Monotonic times no later than the log time of every entry still in the deque
-        # (_since), and of every entry not yet committed (_oldest; the drains set both).
+        # (_since), and of every entry not yet committed (_oldest; the writer sets both).
         self._since = self._oldest = time.monotonic()
         self.refused = 0  # entries refused because the journal could not be written
         self.set_aside = 0  # entries that could not be journaled (set aside with a reason)
@@ -328,11 +326,6 @@ class Pipeline:
         # committed since (the writer wakes it early only for a request's worth).
         self._round_at, self._committed_since_round = time.monotonic(), 0
         self._flushes, self._flushes_lock = 0, threading.Lock()  # flush() calls under way
-        # Log calls commit too (see _commit_here): one drain at a time, the writer's or one.
-        self._drain_lock = threading.Lock()
-        here = threads and journal.fsync != "always"
-        self._here_every = self.options.flush_interval if here else math.inf
-        self._here_paused_until = 0.0  # after a failed commit here, the writer's turn
         self._state = _State()
         self._stop = threading.Event()
         self.sender = RunSender(
@@ -345,14 +338,11 @@ class Pipeline:
         )
         self._writer = threading.Thread(target=self._write_loop, name="mlrelay-writer", daemon=True)
         self._sender_thread: threading.Thread | None = None
-        if threads:  # (not for `mlrelay sync`, which drives sending itself)
-            self._start_threads()
-
-    def _start_threads(self) -> None:
-        """Start the writer, and the sender if this pipeline sends."""
+        if not threads:  # used by `mlrelay sync`, which drives sending itself
+            return
         self._writer.start()
-        if self._client_factory is not None:
-            self.journal.keep_recent()  # the sender takes what is logged from memory
+        if client_factory is not None:
+            journal.keep_recent()  # the sender takes what is logged from memory
             self._sender_thread = threading.Thread(
                 target=self._send_loop, name="mlrelay-sender", daemon=True
             )
@@ -374,8 +364,6 @@ class Pipeline:
         """Queue one entry ``(local run id, kind, key, value, timestamp, step)``."""
         buffer = self._buffer
         buffer.append(row)
-        if _monotonic() - self._oldest >= self._here_every and self._commit_here():
-            return
         if not len(buffer) & _CHECK_EVERY:  # once per 256 entries queued: cheap enough
             self._pressure()
 
@@ -384,56 +372,8 @@ class Pipeline:
         buffer = self._buffer
         before = len(buffer)
         buffer.extend(rows)
-        if _monotonic() - self._oldest >= self._here_every and self._commit_here():
-            return
         if (before | _CHECK_EVERY) < len(buffer):  # crossed a multiple of 256: as in log()
             self._pressure()
-
-    def _commit_here(self) -> bool:
-        """Commit the queue on the log call's own thread, as the writer's tick would have;
-        False if it is left to the writer (see :meth:`_here_possible`).
-
-        A writer thread committing while the training thread runs costs the training
-        thread more than the commit's CPU time: each of the commit's statements and
-        syscalls hands the GIL over, and the training thread, which lets go of it in
-        every torch operation, waits to get it back. Committed here, without an fsync,
-        a commit costs the training thread its CPU time only (about 0.1-0.3 ms per
-        100 ms of a loop logging a point per millisecond); the writer's tick, woken for
-        nothing else, fsyncs it: two hand-overs. A commit here never waits: not for the
-        lock another connection or process holds (the writer then commits, at its next
-        tick), and never for a disk that is full, damaged or over budget (the writer
-        handles all of that, as before). Not with ``MLRELAY_FSYNC=always`` (the writer
-        commits at once, with the fsync), nor in a pipeline without a writer thread.
-        """
-        if not self._here_possible() or not self._drain_lock.acquire(blocking=False):
-            return False
-        try:
-            self._drain(everything=False, here=True)
-        except Exception:  # the rows are back in the queue: the writer's turn (it reports)
-            self._here_paused_until = _monotonic() + self.options.flush_interval
-            return False
-        finally:
-            self._drain_lock.release()
-        return True
-
-    def _here_possible(self) -> bool:
-        """Whether a log call may commit the queue (:meth:`_commit_here`): only the plain
-        case; the writer keeps run ends, held or refused entries, a journal that is
-        unwritable, damaged, low on disk or under a budget, and a queue longer than
-        ``wake_at`` (a commit that would keep the log call for milliseconds)."""
-        state = self._state
-        return (
-            _monotonic() >= self._here_paused_until
-            and len(self._buffer) <= self.options.wake_at
-            and self._ends_queued == self._ends_recorded
-            and not self._held.count
-            and state.unwritable is None
-            and not state.low_disk
-            and self.options.max_journal_bytes is None
-            and not self._refused_unrecorded
-            and self.journal.damage is None
-            and not self._stop.is_set()
-        )
 
     def end_run(self, local_id: str, status: str, end_time: int) -> None:
         """Record a run's end behind everything logged so far, without waiting: the writer
@@ -476,7 +416,7 @@ class Pipeline:
 
     # --- writer -----------------------------------------------------------------------
 
-    def _drain(self, *, everything: bool = True, here: bool = False) -> int:
+    def _drain(self, *, everything: bool = True) -> int:
         # everything=False (the writer's tick): commit what is queued when it starts, and
         # leave what is logged meanwhile for the next tick, so a slow logger costs one
         # commit per tick rather than two (each commit costs the training thread the GIL
@@ -510,7 +450,7 @@ class Pipeline:
                 if self._ends_queued != self._ends_recorded:
                     self._store_with_ends(rows)  # (on failure, leaves rows not stored)
                 else:
-                    self._store(rows, here=here)  # type: ignore[arg-type]  # no _RunEnd
+                    self._store(rows)  # type: ignore[arg-type]  # no _RunEnd among them
             except BaseException:
                 buffer.extendleft(reversed(rows))  # keep them, in order, for the next try
                 self._since = oldest  # and their age
@@ -568,16 +508,10 @@ class Pipeline:
                 exc,
             )
 
-    def _store(self, rows: list[Row], *, here: bool = False) -> None:
+    def _store(self, rows: list[Row]) -> None:
         """Journal ``rows``: entries that cannot be stored are set aside, and all of
         them are held for the sender (online) or refused while the journal cannot be
-        written (disk full, read-only). ``here``: a log call's commit (see
-        :meth:`_commit_here`), which raises on any failure (the caller keeps the rows)."""
-        if here:
-            aside = self.journal.append(rows, here=True)
-            if aside:
-                self._report_set_aside(aside)
-            return
+        written (disk full, read-only)."""
         if self._held.count and self._holding():
             # Entries are held: later ones queue behind them, never journaled ahead of
             # them, so the sender can send a run's held entries after its journaled ones.
@@ -800,26 +734,19 @@ class Pipeline:
         # Ticks every flush_interval from the start of the previous tick's commit, not its
         # end: what is logged during a commit waits for the next tick, which comes no later
         # than it did before. A wake-up (write_now, a full queue) commits everything queued.
-        # While log calls can commit (see _commit_here), the writer is their fallback:
-        # it commits only what has waited flush_interval by the time it wakes, a quarter
-        # interval after a log call would have (a loop that keeps logging commits its own
-        # entries; one that stopped has them committed by the writer), and fsyncs.
         next_space_check = tick = 0.0
-        interval = self.options.flush_interval
         self.journal.sync_later = True  # a run's record: fsynced by the next tick
         while not self._stop.is_set():
-            fallback = self._here_every != math.inf and self._here_possible()
-            due = self._oldest + 1.25 * interval if fallback else tick + interval
-            woken = self._wake_writer.wait(max(0.0, due - time.monotonic()))
+            woken = self._wake_writer.wait(
+                max(0.0, tick + self.options.flush_interval - time.monotonic())
+            )
             self._wake_writer.clear()
             tick = time.monotonic()
             if tick >= next_space_check and self._state.unwritable is None:
                 next_space_check = tick + _PROBE_INTERVAL
                 self._keep_reserve()
             try:
-                if woken or not fallback or tick - self._oldest >= interval:
-                    with self._drain_lock:
-                        self._drain(everything=woken)  # (wakes the sender after each chunk)
+                self._drain(everything=woken)  # (wakes the sender after each chunk)
                 self.journal.sync_deferred()
             except Exception as exc:  # the journal failing must not kill logging silently
                 # A damaged journal: continue in a fresh one (the rows went back to the deque).
@@ -1107,14 +1034,7 @@ class Pipeline:
                 # (that request is sent again later, and deduplicated).
                 thread.join(timeout=1.0)
         self.sender.close()
-        # (Bounded: a writer thread still in a commit, its journal locked by another
-        # process, holds the lock for up to the busy timeout.)
-        drained_alone = self._drain_lock.acquire(timeout=1.0)
-        try:
-            self._drain()
-        finally:
-            if drained_alone:
-                self._drain_lock.release()
+        self._drain()
         try:
             self.journal.sync_deferred()
         except OSError as exc:  # the next process's recovery still finds the runs' records
