@@ -362,7 +362,7 @@ CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
         print("COUNT " + json.dumps([name, db.execute("SELECT count(*) FROM entries").fetchone()[0],
                                      fits * STEPS * 2]), flush=True)
     if "inline-bgsync" in modes:
-        print("COUNT " + json.dumps(["inline-bgsync fsyncs (at least one per fit)",
+        print("COUNT " + json.dumps(["inline-bgsync fsyncs (no fewer than fits)",
                                      min(synced[0], fits), fits]), flush=True)
     if handed:  # every handoff run journaled, delivered and ended
         db = sqlite3.connect(session.journal_path())
