@@ -30,11 +30,10 @@ outside the timed span, so it never overlaps the next fit. "total ratio" is the 
 logger's times over the sum of the logger's; "fastest 10 % ratio" (with 20 fits or more)
 is no logger's 10th percentile time over the logger's: interference from the rest of a
 shared machine only ever adds time, so the fastest fits show the logger's own cost best.
-Ratios are to the no-logger run of the same
-round (rounds alternate the order); the median over rounds is shown. A stock run that has
-not finished after ``--stock-cap`` seconds (default 30) is killed and shown as such:
-against an unreachable server the stock loggers block for minutes (see
-../shared/research/framework-loggers.md).
+Ratios are to the no-logger run of the same round (rounds alternate the order); the median
+over rounds is shown. A stock run that has not finished after ``--stock-cap`` seconds
+(default 30) is killed and shown as such: against an unreachable server the stock loggers
+block for minutes (see ../shared/research/framework-loggers.md).
 """
 
 from __future__ import annotations
