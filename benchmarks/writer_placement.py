@@ -61,7 +61,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from frameworks import LIGHTNING_WORKLOAD, _set_latency  # noqa: E402
+from frameworks import LIGHTNING_WORKLOAD, _fastest_ratio, _set_latency  # noqa: E402
 from mlrelay_mock import MockServer  # noqa: E402
 
 MODES = [
@@ -202,10 +202,11 @@ CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
         return commit
 
     normal, full = table("inline.db", "NORMAL"), table("inline-fsync.db", "FULL")
-    bgsync, commit_bg, synced = table("inline-bgsync.db", "NORMAL"), threading.Event(), [0]
+    commit_bgsync = sql_commit(table("inline-bgsync.db", "NORMAL"))
+    commit_bg, synced = threading.Event(), [0]
 
     def bg_commit(rows):
-        sql_commit(bgsync)(rows)
+        commit_bgsync(rows)
         if not commit_bg.is_set():
             commit_bg.set()  # (the fsync thread sleeps until a commit wakes it)
 
@@ -386,10 +387,7 @@ def _row(mode: str, results: list[dict[str, Any]]) -> str:
     ratios = [base[r["round"]] / r["wall"] for r in mine]
     q1, _, q3 = statistics.quantiles(ratios, n=4)
     total = sum(base[r["round"]] for r in mine) / sum(r["wall"] for r in mine)
-    fastest = ""  # no logger's 10th percentile time over the mode's (see the docstring)
-    if len(mine) >= 20:
-        tenth = statistics.quantiles(base.values(), n=10)[0]
-        fastest = f"{tenth / statistics.quantiles([r['wall'] for r in mine], n=10)[0]:.3f}"
+    fastest = _fastest_ratio(list(base.values()), [r["wall"] for r in mine])
     cpu = statistics.median(r["thread"] for r in mine) * 1000
     waits = statistics.median(r["wall"] - r["thread"] for r in mine) * 1000
     return (
