@@ -53,6 +53,7 @@ from mlrelay._errors import (
 )
 from mlrelay._protocol.batches import KIND_LINKED_METRIC, KIND_METRIC, Entry
 
+from . import committer
 from .journal import Journal, is_busy
 from .recovery import needs_recovery, recover
 from .sender import MAX_IN_FLIGHT, RunSender, Stopped
@@ -110,6 +111,14 @@ Row = tuple[str, int, str, "float | str | tuple[float, str]", "int | None", "int
 
 # Bytes a journaled metric point takes on disk, row and index (measured: about 115).
 _ROW_BYTES = 128
+
+
+def _journal_process(journal: Journal, options: PipelineOptions) -> committer.Committer | None:
+    """The journal process a writer thread commits through, once started (None: none)."""
+    after = options.journal_process_after
+    if after is None or not committer.enabled():
+        return None
+    return committer.Committer(journal, start_after=after)
 
 
 @dataclass(frozen=True)
@@ -254,6 +263,9 @@ class PipelineOptions:
     # so a training shorter than this makes no request while it trains.
     send_interval: float = 1.0
     send_at: int = 1000
+    # Group commits with entries before a journal process takes the commits over (see
+    # committer.py); None: never (MLRELAY_JOURNAL_PROCESS=0 sets this).
+    journal_process_after: int | None = committer.START_AFTER
 
 
 @dataclass
@@ -326,8 +338,7 @@ class Pipeline:
         # committed since (the writer wakes it early only for a request's worth).
         self._round_at, self._committed_since_round = time.monotonic(), 0
         self._flushes, self._flushes_lock = 0, threading.Lock()  # flush() calls under way
-        self._state = _State()
-        self._stop = threading.Event()
+        self._state, self._stop = _State(), threading.Event()
         self.sender = RunSender(
             journal,
             strict=self.options.strict,
@@ -338,6 +349,7 @@ class Pipeline:
         )
         self._writer = threading.Thread(target=self._write_loop, name="mlrelay-writer", daemon=True)
         self._sender_thread: threading.Thread | None = None
+        self._committer = _journal_process(journal, self.options) if threads else None
         if not threads:  # used by `mlrelay sync`, which drives sending itself
             return
         self._writer.start()
@@ -527,7 +539,7 @@ class Pipeline:
         try:
             if self.options.max_journal_bytes is not None:
                 rows = self._within_budget(rows, self.options.max_journal_bytes)
-            aside = self.journal.append(rows)
+            aside = self._append(rows)
         except sqlite3.OperationalError as exc:
             if not _unwritable(exc):
                 raise  # locked, say: kept in memory and tried again
@@ -538,6 +550,17 @@ class Pipeline:
             self._record_refused()
         if aside:
             self._report_set_aside(aside)
+
+    def _append(self, rows: list[Row]) -> list[tuple[Row, str]]:
+        """Commit ``rows`` to the journal, through the journal process when it is running
+        (see ``committer.py``): the entries set aside."""
+        if self._committer is not None:
+            done = self._committer.append(rows)
+            if done is not None:
+                firsts, aside = done
+                self.journal.remember(rows, firsts)
+                return aside
+        return self.journal.append(rows)
 
     def _short_of_room(self, adding: int) -> str | None:
         """Why journaling ``adding`` more bytes would leave too little room on a disk that
@@ -1035,6 +1058,8 @@ class Pipeline:
                 thread.join(timeout=1.0)
         self.sender.close()
         self._drain()
+        if self._committer is not None:
+            self._committer.close()
         try:
             self.journal.sync_deferred()
         except OSError as exc:  # the next process's recovery still finds the runs' records
