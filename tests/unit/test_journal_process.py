@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +21,7 @@ from mlrelay._pipeline.committer import Committer
 from mlrelay._pipeline.journal import Journal
 from mlrelay._pipeline.pipeline import Pipeline, PipelineOptions
 from mlrelay._protocol.batches import KIND_METRIC
+from tests._env import child_env
 from tests._timing import deadline
 
 T0 = 1_700_000_000_000
@@ -289,3 +293,140 @@ def test_after_a_recovery_the_writer_commits_into_the_fresh_journal_itself(
     logged += 100
     assert committer.state == "given-up"
     assert steps_journaled(journal, run) == list(range(logged))
+
+
+def hand_over_by_a_log_call(pipeline: Pipeline, run: str, first: int) -> int:
+    """Log a point every few milliseconds until a log call hands the queue over to the
+    journal process on this thread (the points' age reaches ``flush_interval``); the
+    steps logged, from ``first``."""
+    committer, step = the_committer(pipeline), first
+    sent_by: list[str] = []
+    send = committer.send
+
+    def recording_send(*args: object, **kwargs: object) -> int | None:
+        frame = send(*args, **kwargs)  # type: ignore[arg-type]
+        if frame is not None:
+            sent_by.append(threading.current_thread().name)
+        return frame
+
+    committer.send = recording_send  # type: ignore[method-assign]
+    limit = time.monotonic() + deadline(30)
+    try:
+        while threading.current_thread().name not in sent_by:
+            assert time.monotonic() < limit, "no log call handed the queue over"
+            pipeline.log((run, KIND_METRIC, "m", step * 0.5, T0 + step, step))
+            step += 1
+            time.sleep(0.005)  # (a training loop's step)
+    finally:
+        del committer.send
+    return step
+
+
+def test_a_loop_that_keeps_logging_hands_its_entries_over_itself(
+    journal: Journal, make_pipeline: Callable[..., Pipeline]
+) -> None:
+    """Once the journal process answers, the log call that finds the oldest queued entry
+    ``flush_interval`` old hands the queue over on its own thread (the writer is only the
+    fallback); every point is journaled once, in log order."""
+    pipeline = Pipeline(journal, None, PipelineOptions(journal_process_after=0, flush_interval=0.5))
+    try:
+        run = new_run(journal)
+        logged = run_until_ready(pipeline, run)
+        logged = hand_over_by_a_log_call(pipeline, run, logged)
+        logged = hand_over_by_a_log_call(pipeline, run, logged)
+        assert pipeline.write_now(deadline(20))
+        assert steps_journaled(journal, run) == list(range(logged))
+        assert journal.last_frame(the_committer(pipeline).channel) == the_committer(pipeline).frame
+    finally:
+        pipeline.close(0)
+
+
+def test_a_frame_handed_over_that_the_child_never_commits_is_committed_by_the_writer(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log call hands a frame over to a child that is stopped (SIGSTOP) before it reads
+    it: when flushed, the writer waits out the answer, kills the child, finds the frame
+    not committed and commits it itself, once and in order with what followed."""
+    pipeline = Pipeline(journal, None, PipelineOptions(journal_process_after=0, flush_interval=0.5))
+    try:
+        run = new_run(journal)
+        logged = run_until_ready(pipeline, run)
+        committer = the_committer(pipeline)
+        monkeypatch.setattr(committer_module, "_ANSWER_GRACE", 0.5)
+        monkeypatch.setattr(journal, "busy_timeout", 0.5)
+        proc = committer._proc
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGSTOP)
+        logged = hand_over_by_a_log_call(pipeline, run, logged)
+        for step in range(logged, logged + 50):  # behind the frame in the queue
+            pipeline.log((run, KIND_METRIC, "m", step * 0.5, T0 + step, step))
+        logged += 50
+        assert pipeline.write_now(deadline(20))
+        assert committer.state == "given-up"
+        assert proc.wait(deadline(10)) == -signal.SIGKILL
+        assert steps_journaled(journal, run) == list(range(logged))
+    finally:
+        pipeline.close(0)
+
+
+CRASHING_LOGGER = """
+import os, signal, sys, time
+from pathlib import Path
+from mlrelay._pipeline.journal import Journal
+from mlrelay._pipeline.pipeline import Pipeline, PipelineOptions
+journal = Journal(Path(sys.argv[1]))
+run = journal.add_run(local_id="crash", tracking_uri="http://127.0.0.1:9", experiment_id="0",
+                      experiment_name=None, run_name=None, start_time=0, create_tags={})
+pipeline = Pipeline(journal, None, PipelineOptions(journal_process_after=0, flush_interval=0.3))
+committer = pipeline._committer
+step, limit = 0, time.monotonic() + 60
+while committer.state != "ready" or pipeline._hand_every > 1:  # (until log calls hand over)
+    pipeline.log(("crash", 0, "m", 0.5, step, step)); step += 1
+    pipeline.write_now(10)
+    assert time.monotonic() < limit
+frame = committer.frame
+while committer.frame == frame:  # a log call hands the queue over: then kill -9 at once
+    pipeline.log(("crash", 0, "m", 0.5, step, step)); step += 1
+    time.sleep(0.002)
+    assert time.monotonic() < limit
+print(step, committer._proc.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_entries_handed_over_survive_a_kill_9_of_the_training_process(tmp_path: Path) -> None:
+    """The training process is killed with -9 right after a log call handed its queue over,
+    before any answer: the journal process still commits the frame (every point logged
+    is journaled, once), and then exits at the end of its pipe."""
+    path = tmp_path / "home" / "journal.db"
+    done = subprocess.run(
+        [sys.executable, "-c", CRASHING_LOGGER, str(path)],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=deadline(90),
+        check=False,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    logged, child = map(int, done.stdout.split())
+    reader = Journal(path)
+    try:
+        limit = time.monotonic() + deadline(20)
+        while len(steps_journaled(reader, "crash")) < logged:
+            assert time.monotonic() < limit, "the handed-over frame was not committed"
+            time.sleep(0.01)
+        assert steps_journaled(reader, "crash") == list(range(logged))
+    finally:
+        reader.close()
+    limit = time.monotonic() + deadline(20)
+    while Path(f"/proc/{child}").exists() and b"committer" in _cmdline(child):
+        assert time.monotonic() < limit, "the journal process outlived its training process"
+        time.sleep(0.01)
+
+
+def _cmdline(pid: int) -> bytes:
+    """The command line of process ``pid`` (empty once it is gone)."""
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return b""

@@ -36,6 +36,7 @@ its arguments are the journal's path, the fsync policy and the channel's name.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import marshal
 import os
@@ -44,12 +45,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from .journal import Journal, Row
@@ -128,6 +128,19 @@ class _Reader:
         return self._complete() is not None or bool(select.select([self.fd], [], [], 0)[0])
 
 
+def _pipe_room(fd: int) -> int:
+    """Bytes the empty pipe ``fd`` takes in one write without waiting: its capacity,
+    raised to 1 MiB where Linux lets it; else POSIX's guaranteed 4 KiB."""
+    set_size, get_size = getattr(fcntl, "F_SETPIPE_SZ", None), getattr(fcntl, "F_GETPIPE_SZ", None)
+    if set_size is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, set_size, 1 << 20)
+    if get_size is not None:
+        with contextlib.suppress(OSError):
+            return int(fcntl.fcntl(fd, get_size))
+    return 4096
+
+
 _LIVE: weakref.WeakSet[Committer] = weakref.WeakSet()
 
 
@@ -142,7 +155,8 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Committer:
-    """The training process's end of a journal process (used by the writer thread only).
+    """The training process's end of a journal process. Not thread-safe: the pipeline
+    uses it under its drain lock.
 
     Args:
         journal: the journal the child commits into (the writer's own connection looks
@@ -163,35 +177,55 @@ class Committer:
         self._answers: _Reader | None = None
         self._started_at = 0.0
         self._inode = 0
+        self._room = 0  # bytes the empty frames pipe takes without a wait
         self._ending: weakref.finalize[..., Committer] | None = None  # see _end
-        self._lock = threading.Lock()
         _LIVE.add(self)
 
     def append(self, rows: Sequence[Row]) -> Answer | None:
-        """Commit ``rows`` through the child: what it gives back, or None when the caller
-        must commit them itself (no child ready, a frame it could not commit, rows that do
-        not pass through a pipe). Raises nothing the caller's own commit would not."""
+        """Commit ``rows`` through the child and wait for it: what it gives back, or None
+        when the caller must commit them itself (no child ready, a frame it could not
+        commit, rows that do not pass through a pipe)."""
+        frame = self.send(rows)
+        if frame is None:
+            return None
+        answer = self.receive(frame, wait=True)
+        return None if answer == "pending" else answer
+
+    def send(self, rows: Sequence[Row], *, only_if_room: bool = False) -> int | None:
+        """Hand ``rows`` over as the next frame without waiting for the answer: its number,
+        or None if they were not handed over (the caller keeps them). Only with no frame
+        unanswered. ``only_if_room``: only a frame the empty pipe takes whole, so the
+        write cannot wait for the child (a log call's hand-over)."""
         if self.state != "ready" and not self._becomes_ready():
             return None
         if self.journal.inode != self._inode:  # moved aside (recovery): the child's is gone
             self._give_up("the journal was replaced")
             return None
+        frame = self.frame + 1
         try:
-            data = _message((self.frame + 1, list(rows)))
+            data = _message((frame, list(rows)))
         except ValueError:  # a value marshal cannot carry (a subclass of float, say)
             return None
-        if not self._lock.acquire(timeout=1.0):  # (close() draining beside a stuck writer)
+        if only_if_room and len(data) > self._room:
             return None
-        try:
-            return self._hand_over(data, self.frame + 1)
-        finally:
-            self._lock.release()
-
-    def _hand_over(self, data: bytes, frame: int) -> Answer | None:
-        assert self._answers is not None
         self.frame = frame
         try:
             _write_all(self._out, data)
+        except OSError as exc:
+            self._give_up(f"its pipe broke ({exc!r})")
+            return None  # (no answer can come: a frame cut short is never committed)
+        return frame
+
+    def receive(self, frame: int, *, wait: bool) -> Answer | Literal["pending"] | None:
+        """The answer to ``frame`` (the last one sent): what the child gives back, None if
+        the caller must commit the frame's rows itself, or ``"pending"`` if ``wait`` is
+        False and the answer is not in yet. A child that died or stopped answering is
+        stopped, and the frame looked up in the journal."""
+        try:
+            if not wait and self._answers is not None and not self._answers.ready():
+                return "pending"
+            if self._answers is None:
+                raise EOFError
             deadline = time.monotonic() + self.journal.busy_timeout + _ANSWER_GRACE
             answered, status, firsts, aside, message = self._answers.read(deadline)
         except (OSError, EOFError, TimeoutError, ValueError) as exc:
@@ -252,6 +286,7 @@ class Committer:
             return
         os.close(frames_r)
         os.close(answers_w)
+        self._room = _pipe_room(frames_w)
         self._out, self._answers = frames_w, _Reader(answers_r)
         self._ending = weakref.finalize(self, _end, self._proc, (frames_w, answers_r))
         self._started_at = time.monotonic()
@@ -287,12 +322,13 @@ class Committer:
         if self._ending is not None:
             self._ending()
 
-    def close(self) -> None:
+    def close(self, *, kill: bool = False) -> None:
         """Let the child finish (every frame it has is committed and answered already) and
-        exit; killed if that takes longer than :func:`_end` waits."""
+        exit; killed if that takes longer than :func:`_end` waits, or at once with
+        ``kill`` (a writer still waits for an answer that does not come: the kill ends
+        that wait, and its frame is looked up as when the child dies)."""
         self.state = "given-up"
-        with self._lock:
-            self._stop(kill=False)
+        self._stop(kill=kill)
 
     def forget(self) -> None:
         """In a forked process: let go of the parent's child without stopping it."""
@@ -308,7 +344,7 @@ class Committer:
         self.state = "given-up"
 
 
-def _end(proc: subprocess.Popen[bytes], fds: tuple[int, ...], wait: float = 5.0) -> None:
+def _end(proc: subprocess.Popen[bytes], fds: tuple[int, ...], wait: float = 2.0) -> None:
     """Close a journal process's pipes and wait for it to exit (killed past ``wait``
     seconds): run once, by :meth:`Committer.close` or when the committer is collected."""
     for fd in fds:
