@@ -27,8 +27,6 @@ with 50 ms added to every request. Each fit is timed from ``Trainer(...)`` to th
 - ``mlrelay-open``: mlrelay's ``MLFlowLogger`` with its run started before the timed span
   (as the lean modes' runs): the per-step path and the run's end;
 - ``mlrelay``: mlrelay's ``MLFlowLogger``, run start and end included;
-- ``mlrelay-inproc``: the same, with the pipeline's journal process (``committer.py``)
-  set aside for the fit: the writer thread commits in the training process, as before it;
 - ``handoff``: a prototype of a journal process. mlrelay's ``MLFlowLogger`` (run start
   and end included), whose log calls hand their entries, every 100 ms, to a child process
   with one pipe write; the child runs mlrelay's pipeline (journal and sender)
@@ -76,7 +74,6 @@ MODES = [
     "sidecar",
     "mlrelay-open",
     "mlrelay",
-    "mlrelay-inproc",
     "handoff",
 ]
 
@@ -306,11 +303,7 @@ CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
             return logger
         if mode == "none":
             return False
-        if mode in ("mlrelay", "mlrelay-open", "mlrelay-inproc"):
-            pipeline = session.ensure_pipeline()
-            if not hasattr(pipeline, "committer"):
-                pipeline.committer = pipeline._committer  # (kept for the other modes)
-            pipeline._committer = None if mode == "mlrelay-inproc" else pipeline.committer
+        if mode in ("mlrelay", "mlrelay-open"):
             logger = MLFlowLogger(experiment_name="placement", tracking_uri=cfg["uri"])
             if mode == "mlrelay-open":
                 logger._open()  # the run starts before the timed span, as the lean modes'
@@ -338,7 +331,7 @@ CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
         wall, thread = time.perf_counter() - wall, time.thread_time() - thread
         if mode == "thread":
             logger.mlrelay.finalize("success")
-        if mode in ("thread", "mlrelay", "mlrelay-open", "mlrelay-inproc"):
+        if mode in ("thread", "mlrelay", "mlrelay-open"):
             mlrelay.flush(120)
         if mode == "handoff":
             handed.add(logger._handle.local_id)
@@ -374,9 +367,6 @@ CHILD = LIGHTNING_WORKLOAD + textwrap.dedent(
     if "inline-bgsync" in modes:
         print("COUNT " + json.dumps(["inline-bgsync fsyncs (no fewer than fits)",
                                      min(synced[0], fits), fits]), flush=True)
-    if "mlrelay" in modes:  # the journal process committed mlrelay's fits
-        ready = session.pipeline.committer is not None and session.pipeline.committer.state
-        print("COUNT " + json.dumps(["journal process ready", ready, "ready"]), flush=True)
     if handed:  # every handoff run journaled, delivered and ended
         db = sqlite3.connect(session.journal_path())
         ids = ",".join("?" * len(handed))

@@ -462,13 +462,6 @@ REGISTRY: tuple[Setting, ...] = (
         "Journal durability: interval (fsync per 100 ms group commit), always or never.",
     ),
     Setting(
-        "journal_process",
-        ("MLRELAY_JOURNAL_PROCESS",),
-        _parse_bool,
-        True,
-        "Commit the journal from a child process once a loop logs steadily (POSIX).",
-    ),
-    Setting(
         "strict",
         ("MLRELAY_STRICT",),
         _parse_bool,
@@ -614,7 +607,6 @@ class Settings(BaseModel):
     start_timeout: float
     exit_timeout: float
     fsync: Literal["always", "interval", "never"]
-    journal_process: bool
     strict: bool
     log_environment: bool
     max_journal_bytes: int | None

@@ -90,12 +90,7 @@ def full_disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[
 def _run_logger(
     home: Path, limit: str, **env: str
 ) -> tuple[float, subprocess.CompletedProcess[str]]:
-    """Run the logging script on ``home``; (seconds it took, its result). SQLite's size
-    limit is set in the logging process only, so that stand-in runs without a journal
-    process (which commits through a connection of its own); the real full disk runs
-    with one."""
-    if limit != "-":
-        env["MLRELAY_JOURNAL_PROCESS"] = "0"
+    """Run the logging script on ``home``; (seconds it took, its result)."""
     environ = child_env(MLRELAY_HOME=str(home), **env)
     started = time.monotonic()
     result = subprocess.run(

@@ -23,8 +23,6 @@ Tables::
              they are logged).
     lost     ranges of entries that could not be read back from a damaged journal.
     carried  runs a logging process carried here out of a damaged journal it set aside.
-    frames   the last frame each journal process committed for the process that handed
-             it over (see ``committer.py``); created when first needed.
 
 Ownership: exactly one live process sends a run. A run whose owner died (kill -9,
 OOM, power loss) is an orphan; ``mlrelay sync`` or the next process logging to the
@@ -494,28 +492,6 @@ def _insert(db: sqlite3.Connection, encoded: list[tuple[Any, ...]]) -> int:
             _STATEMENTS[n] = sql
     last = db.execute(sql, [field for row in encoded for field in row]).lastrowid
     return int(last or 0) - n + 1
-
-
-def _append_blocks(
-    db: sqlite3.Connection, rows: Sequence[Row]
-) -> tuple[list[tuple[int, Sequence[Row]]], list[tuple[Row, str]]]:
-    """Insert ``rows`` in blocks of :data:`_ROWS_PER_INSERT` inside the open transaction:
-    ``(first seq or 0, block)`` per block (0: inserted one by one, some set aside), and
-    the entries set aside with their reasons (recorded in ``set_aside``)."""
-    aside: list[tuple[Row, str]] = []
-    inserted: list[tuple[int, Sequence[Row]]] = []
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        block = rows[start : start + _ROWS_PER_INSERT]
-        try:
-            inserted.append((_insert(db, [_encode(row) for row in block]), block))
-        except _ROW_ERRORS as exc:
-            if _is_disk_error(exc):
-                raise
-            aside += _insert_one_by_one(db, block)
-            inserted.append((0, block))
-    if aside:
-        _set_aside(db, aside)
-    return inserted, aside
 
 
 def _insert_one_by_one(db: sqlite3.Connection, rows: Sequence[Row]) -> list[tuple[Row, str]]:
@@ -995,79 +971,34 @@ class Journal:
                 if self.recent is not None:
                     self.recent.add(first, rows)
                 return []
+        aside: list[tuple[Row, str]] = []
+        inserted: list[tuple[int, Sequence[Row]]] = []  # (first seq, rows) for self.recent
         db.execute("BEGIN IMMEDIATE")
         try:
-            inserted, aside = _append_blocks(db, rows)
+            for start in range(0, len(rows), _ROWS_PER_INSERT):
+                block = rows[start : start + _ROWS_PER_INSERT]
+                try:
+                    inserted.append((_insert(db, [_encode(row) for row in block]), block))
+                except _ROW_ERRORS as exc:
+                    if _is_disk_error(exc):
+                        raise
+                    aside += _insert_one_by_one(db, block)
+                    inserted.append((0, block))
+            if aside:
+                _set_aside(db, aside)
         except BaseException:
             if db.in_transaction:  # SQLite has already rolled back after some errors
                 db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
-        self.remember(rows, [first for first, _ in inserted])
+        if self.recent is not None:
+            for first, block in inserted:
+                if first:
+                    self.recent.add(first, block)
+                else:  # inserted one by one, some set aside: their seqs are not known here
+                    for run in {row[0] for row in block}:
+                        self.recent.forget(run)
         return aside
-
-    def remember(self, rows: Sequence[Row], firsts: Sequence[int]) -> None:
-        """Keep committed ``rows`` in :attr:`recent`: ``firsts`` holds the first seq of
-        each block of :data:`_ROWS_PER_INSERT` rows (0: not known, some of the block set
-        aside; an empty list: none known). Entries whose seqs are not known make the
-        sender read their runs back from the table."""
-        if self.recent is None:
-            return
-        for i, start in enumerate(range(0, len(rows), _ROWS_PER_INSERT)):
-            block = rows[start : start + _ROWS_PER_INSERT]
-            first = firsts[i] if i < len(firsts) else 0
-            if first:
-                self.recent.add(first, block)
-            else:
-                for run in {row[0] for row in block}:
-                    self.recent.forget(run)
-
-    def append_frame(
-        self, rows: Sequence[Row], channel: str, frame: int
-    ) -> tuple[list[int], list[tuple[Row, str]]]:
-        """Append entries as :meth:`append` does, and record ``frame`` as ``channel``'s
-        last committed frame in the same transaction (a journal process: see
-        ``committer.py``). Returns the first seq of each block of
-        :data:`_ROWS_PER_INSERT` rows (0: some of it set aside) and the entries set aside.
-        :attr:`recent` is left alone: the process that logged the rows keeps them."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            inserted, aside = _append_blocks(db, rows)
-            db.execute(
-                "INSERT OR REPLACE INTO frames (channel, frame) VALUES (?, ?)", (channel, frame)
-            )
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        return [first for first, _ in inserted], aside
-
-    def open_frames(self, channel: str) -> None:
-        """Make the table of committed frames, and forget ``channel``'s (a journal
-        process starting)."""
-        db = self._db
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS frames (channel TEXT PRIMARY KEY, frame INTEGER NOT NULL)"
-        )
-        db.execute("DELETE FROM frames WHERE channel = ?", (channel,))
-
-    def close_frames(self, channel: str) -> None:
-        """Forget ``channel``'s last frame (its journal process stopping cleanly)."""
-        self._db.execute("DELETE FROM frames WHERE channel = ?", (channel,))
-
-    def last_frame(self, channel: str) -> int:
-        """The last frame committed for ``channel`` (-1: none)."""
-        try:
-            row = self._db.execute(
-                "SELECT frame FROM frames WHERE channel = ?", (channel,)
-            ).fetchone()
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return -1
-            raise
-        return -1 if row is None else int(row[0])
 
     def keep_recent(self, capacity: int = recent.CAPACITY) -> None:
         """Keep the points this journal commits in memory (up to ``capacity``) until they

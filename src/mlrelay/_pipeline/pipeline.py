@@ -53,7 +53,6 @@ from mlrelay._errors import (
 )
 from mlrelay._protocol.batches import KIND_LINKED_METRIC, KIND_METRIC, Entry
 
-from . import committer
 from .journal import Journal, is_busy
 from .recovery import needs_recovery, recover
 from .sender import MAX_IN_FLIGHT, RunSender, Stopped
@@ -65,11 +64,6 @@ __all__ = ["Pipeline", "PipelineOptions"]
 
 _UNWRITABLE = {"SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_PERM"}
 
-
-_monotonic = time.monotonic
-_HAND_AGAIN_AFTER = 0.01
-"""After a log call could not hand the queue over (the last frame's answer not in yet, a
-run end queued), the next try waits this long: not one per log call."""
 
 _CHECK_EVERY = 255
 """A log call looks at the writer's progress when the number of queued entries is a
@@ -116,14 +110,6 @@ Row = tuple[str, int, str, "float | str | tuple[float, str]", "int | None", "int
 
 # Bytes a journaled metric point takes on disk, row and index (measured: about 115).
 _ROW_BYTES = 128
-
-
-def _journal_process(journal: Journal, options: PipelineOptions) -> committer.Committer | None:
-    """The journal process a writer thread commits through, once started (None: none)."""
-    after = options.journal_process_after
-    if after is None or not committer.enabled():
-        return None
-    return committer.Committer(journal, start_after=after)
 
 
 @dataclass(frozen=True)
@@ -268,9 +254,6 @@ class PipelineOptions:
     # so a training shorter than this makes no request while it trains.
     send_interval: float = 1.0
     send_at: int = 1000
-    # Group commits with entries before a journal process takes the commits over (see
-    # committer.py); None: never (MLRELAY_JOURNAL_PROCESS=0 sets this).
-    journal_process_after: int | None = committer.START_AFTER
 
 
 @dataclass
@@ -343,7 +326,8 @@ class Pipeline:
         # committed since (the writer wakes it early only for a request's worth).
         self._round_at, self._committed_since_round = time.monotonic(), 0
         self._flushes, self._flushes_lock = 0, threading.Lock()  # flush() calls under way
-        self._state, self._stop = _State(), threading.Event()
+        self._state = _State()
+        self._stop = threading.Event()
         self.sender = RunSender(
             journal,
             strict=self.options.strict,
@@ -354,7 +338,6 @@ class Pipeline:
         )
         self._writer = threading.Thread(target=self._write_loop, name="mlrelay-writer", daemon=True)
         self._sender_thread: threading.Thread | None = None
-        self._set_up_hand_over(threads)
         if not threads:  # used by `mlrelay sync`, which drives sending itself
             return
         self._writer.start()
@@ -364,17 +347,6 @@ class Pipeline:
                 target=self._send_loop, name="mlrelay-sender", daemon=True
             )
             self._sender_thread.start()
-
-    def _set_up_hand_over(self, threads: bool) -> None:
-        """The journal process (``committer.py``; none without threads) and the log calls'
-        hand-over to it (:meth:`_hand_here`): one drain at a time, and the frame handed
-        over, not answered yet: (frame, rows, a monotonic time no later than their log
-        times)."""
-        self._committer = _journal_process(self.journal, self.options) if threads else None
-        self._drain_lock = threading.Lock()
-        self._frame: tuple[int, list[Row], float] | None = None
-        self._hand_every = math.inf  # flush_interval once the journal process answers
-        self._hand_again_at = 0.0  # after a hand-over that did not happen, a pause
 
     @property
     def delivered_from_memory(self) -> int:
@@ -392,8 +364,6 @@ class Pipeline:
         """Queue one entry ``(local run id, kind, key, value, timestamp, step)``."""
         buffer = self._buffer
         buffer.append(row)
-        if _monotonic() - self._oldest >= self._hand_every and self._hand_here():
-            return
         if not len(buffer) & _CHECK_EVERY:  # once per 256 entries queued: cheap enough
             self._pressure()
 
@@ -402,126 +372,8 @@ class Pipeline:
         buffer = self._buffer
         before = len(buffer)
         buffer.extend(rows)
-        if _monotonic() - self._oldest >= self._hand_every and self._hand_here():
-            return
         if (before | _CHECK_EVERY) < len(buffer):  # crossed a multiple of 256: as in log()
             self._pressure()
-
-    def _hand_here(self) -> bool:
-        """Hand the queue over to the journal process on the log call's own thread, as
-        the writer's tick would have committed it; False if that is left to the writer.
-
-        A writer thread beside a training loop costs the loop a wait for the GIL at each
-        of the writer's wake-ups and syscalls, since the loop lets go of the GIL in every
-        torch operation. Here the log call that finds the oldest queued entry
-        ``flush_interval`` old writes the queue to the journal process's pipe itself (one
-        ``marshal`` and one write that cannot wait: see :meth:`Committer.send`), and
-        takes the previous frame's answer (in by then); the writer, woken for nothing
-        else, is only the fallback. Entries in the pipe survive the training process's
-        death (the child commits them), so the backpressure's clock restarts at the
-        hand-over. Only in the plain case (:meth:`_here_possible`); any failure leaves the
-        entries, in order, to the writer.
-        """
-        now = _monotonic()
-        if now < self._hand_again_at:
-            return False
-        if not self._here_possible() or not self._drain_lock.acquire(blocking=False):
-            self._hand_again_at = now + _HAND_AGAIN_AFTER
-            return False
-        try:
-            if self._hand_over():
-                return True
-        except Exception:  # never into the training loop: the writer's turn (it reports)
-            logger.debug("mlrelay: a hand-over to the journal process failed", exc_info=True)
-            self._hand_every = math.inf
-        finally:
-            self._drain_lock.release()
-        self._hand_again_at = now + _HAND_AGAIN_AFTER
-        return False
-
-    def _here_possible(self) -> bool:
-        """Whether a log call may hand the queue over (:meth:`_hand_here`): only the plain
-        case; the writer keeps run ends, held or refused entries, a journal that is
-        unwritable, damaged, low on disk or under a budget, and a queue longer than
-        ``wake_at``."""
-        state = self._state
-        return (
-            len(self._buffer) <= self.options.wake_at
-            and self._ends_queued == self._ends_recorded
-            and not self._held.count
-            and state.unwritable is None
-            and not state.low_disk
-            and self.options.max_journal_bytes is None
-            and not self._refused_unrecorded
-            and self.journal.damage is None
-            and not self._stop.is_set()
-        )
-
-    def _hand_over(self) -> bool:
-        """The steps of :meth:`_hand_here`, under the drain lock."""
-        committer = self._committer
-        if committer is None or committer.state != "ready":
-            self._hand_every = math.inf  # (given up: the writer commits from now on)
-            return False
-        if self._frame is not None and not self._collect(wait=False):
-            return False  # the last frame's answer is not in yet
-        buffer = self._buffer
-        now = _monotonic()  # (before the length: what is left was logged after it)
-        n = len(buffer)
-        if not n or committer.state != "ready":
-            return False
-        oldest = self._oldest
-        self._unwritten += n  # (before the rows leave the deque: never counted nowhere)
-        rows: list[Row] = [buffer.popleft() for _ in range(n)]  # type: ignore[misc]
-        frame = committer.send(rows, only_if_room=True)
-        if frame is None:
-            buffer.extendleft(reversed(rows))
-            self._unwritten -= n
-            if committer.state != "ready":
-                self._hand_every = math.inf
-            return False
-        self._frame = (frame, rows, oldest)
-        self._since = self._oldest = now
-        return True
-
-    def _collect(self, *, wait: bool) -> bool:
-        """Take the answer to the frame handed over (False: ``wait`` is False and it is
-        not in yet). Committed, its entries count as the writer's would; not committed,
-        they go back to the front of the queue, in order, for the writer."""
-        assert self._frame is not None
-        assert self._committer is not None
-        frame, rows, oldest = self._frame
-        answer = self._committer.receive(frame, wait=wait)
-        if answer == "pending":
-            return False
-        self._frame = None
-        if answer is None:
-            self._buffer.extendleft(reversed(rows))  # (before they stop counting as unwritten)
-            self._unwritten -= len(rows)
-            self._since = self._oldest = oldest
-            self._hand_every = math.inf
-            self._wake_writer.set()
-            return True
-        self._unwritten -= len(rows)
-        firsts, aside = answer
-        self.journal.remember(rows, firsts)
-        if aside:
-            self._report_set_aside(aside)
-        self._count_committed(len(rows), _monotonic())
-        return True
-
-    def _count_committed(self, n: int, now: float) -> None:
-        """``n`` entries were committed: wake whoever waits, and the sender once a
-        request's worth is in or its interval has passed."""
-        self._committed += n
-        with self._written:
-            self._written.notify_all()
-        self._committed_since_round += n
-        if (
-            self._committed_since_round >= self.options.send_at
-            or now - self._round_at >= self.options.send_interval
-        ):
-            self._wake_sender.set()  # it can send these while later ones are written
 
     def end_run(self, local_id: str, status: str, end_time: int) -> None:
         """Record a run's end behind everything logged so far, without waiting: the writer
@@ -607,7 +459,15 @@ class Pipeline:
                 self._unwritten -= n
                 self._oldest = self._since  # what is left was logged after _since
             total += n
-            self._count_committed(n, now)
+            self._committed += n
+            with self._written:
+                self._written.notify_all()
+            self._committed_since_round += n
+            if (
+                self._committed_since_round >= self.options.send_at
+                or now - self._round_at >= self.options.send_interval
+            ):
+                self._wake_sender.set()  # it can send these while later ones are written
 
     def _store_with_ends(self, rows: list[Row | _RunEnd]) -> None:
         """Journal ``rows`` and the run ends among them, each end after the entries before
@@ -667,7 +527,7 @@ class Pipeline:
         try:
             if self.options.max_journal_bytes is not None:
                 rows = self._within_budget(rows, self.options.max_journal_bytes)
-            aside = self._append(rows)
+            aside = self.journal.append(rows)
         except sqlite3.OperationalError as exc:
             if not _unwritable(exc):
                 raise  # locked, say: kept in memory and tried again
@@ -678,19 +538,6 @@ class Pipeline:
             self._record_refused()
         if aside:
             self._report_set_aside(aside)
-
-    def _append(self, rows: list[Row]) -> list[tuple[Row, str]]:
-        """Commit ``rows`` to the journal, through the journal process when it is running
-        (see ``committer.py``): the entries set aside."""
-        if self._committer is not None:
-            done = self._committer.append(rows)
-            if done is not None:
-                firsts, aside = done
-                self.journal.remember(rows, firsts)
-                if self.journal.fsync != "always":  # (always: committed as they come)
-                    self._hand_every = self.options.flush_interval  # log calls hand over
-                return aside
-        return self.journal.append(rows)
 
     def _short_of_room(self, adding: int) -> str | None:
         """Why journaling ``adding`` more bytes would leave too little room on a disk that
@@ -887,27 +734,19 @@ class Pipeline:
         # Ticks every flush_interval from the start of the previous tick's commit, not its
         # end: what is logged during a commit waits for the next tick, which comes no later
         # than it did before. A wake-up (write_now, a full queue) commits everything queued.
-        # While log calls hand the queue over (see _hand_here), the writer is their
-        # fallback: it wakes a quarter interval after a hand-over was due, and commits
-        # only what a loop that stopped logging left.
         next_space_check = tick = 0.0
-        interval = self.options.flush_interval
         self.journal.sync_later = True  # a run's record: fsynced by the next tick
         while not self._stop.is_set():
-            handing = self._hand_every != math.inf and self._here_possible()
-            due = self._oldest + 1.25 * interval if handing else tick + interval
-            woken = self._wake_writer.wait(max(0.0, due - time.monotonic()))
+            woken = self._wake_writer.wait(
+                max(0.0, tick + self.options.flush_interval - time.monotonic())
+            )
             self._wake_writer.clear()
             tick = time.monotonic()
             if tick >= next_space_check and self._state.unwritable is None:
                 next_space_check = tick + _PROBE_INTERVAL
                 self._keep_reserve()
             try:
-                if woken or not handing or tick - self._oldest >= interval:
-                    with self._drain_lock:
-                        if self._frame is not None:
-                            self._collect(wait=True)
-                        self._drain(everything=woken)  # (wakes the sender after each chunk)
+                self._drain(everything=woken)  # (wakes the sender after each chunk)
                 self.journal.sync_deferred()
             except Exception as exc:  # the journal failing must not kill logging silently
                 # A damaged journal: continue in a fresh one (the rows went back to the deque).
@@ -1195,18 +1034,7 @@ class Pipeline:
                 # (that request is sent again later, and deduplicated).
                 thread.join(timeout=1.0)
         self.sender.close()
-        # (Bounded: a writer still waiting for the journal process's answer, or in a
-        # commit that another process's lock holds up, keeps the lock.)
-        drained_alone = self._drain_lock.acquire(timeout=1.0)
-        try:
-            if drained_alone and self._frame is not None:
-                self._collect(wait=True)
-            self._drain()
-        finally:
-            if drained_alone:
-                self._drain_lock.release()
-        if self._committer is not None:
-            self._committer.close(kill=not drained_alone)
+        self._drain()
         try:
             self.journal.sync_deferred()
         except OSError as exc:  # the next process's recovery still finds the runs' records

@@ -63,7 +63,6 @@ from mlrelay._protocol.entities import Experiment, Run, RunData, RunInfo, RunInp
 from mlrelay._system_metrics import SystemMetricsMonitor
 from mlrelay._validation import validate_key, validate_tag_value, validate_text
 
-from .committer import START_AFTER
 from .journal import RESUMED, Journal, RunRecord, default_home, owner_identity
 from .pipeline import Pipeline, PipelineOptions, Row
 
@@ -428,7 +427,6 @@ class Session:
                     journal,
                     self.client_for if online else None,
                     PipelineOptions(
-                        journal_process_after=START_AFTER if settings.journal_process else None,
                         strict=settings.strict,
                         max_journal_bytes=settings.max_journal_bytes,
                         max_in_flight=settings.max_in_flight,
