@@ -28,6 +28,7 @@ from . import (
     AuthenticationError,
     Client,
     ConfigurationError,
+    JournalDamagedError,
     MlrelayError,
     NotFoundError,
     PermissionDeniedError,
@@ -272,15 +273,31 @@ def _cmd_sync(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
         return 0
     try:
         code = _sync(journal, args, out)
-        carried = journal.carried()
+        carried = _carried(journal)
     finally:
         journal.close()
+    aside = _damaged_beside(journal.path)
+    if carried is None:  # (the journal in use is damaged there)
+        if not aside:
+            return code
+        print(f"\nDamaged journals set aside, not synced: {', '.join(map(str, aside))}", file=out)
+        print(f"  {_UNREADABLE_TABLE['carried']}", file=out)
+        return 1
     # Then what damaged journals set aside by logging processes still hold (without the
     # runs those processes carried into this journal: they were sent from it).
-    for path in _damaged_beside(journal.path):
+    for path in aside:
         print(f"\nDamaged journal set aside: {path}", file=out)
         code = max(code, _sync_at(path, args, out, carried))
     return code
+
+
+def _carried(journal: Journal) -> set[str] | None:
+    """The runs carried into ``journal`` out of damaged journals; None if that record
+    cannot be read (a damaged journal)."""
+    try:
+        return journal.carried()
+    except JournalDamagedError:
+        return None
 
 
 def _sync_at(path: Path, args: argparse.Namespace, out: TextIO, carried: set[str]) -> int:
@@ -447,7 +464,7 @@ def _cmd_status(args: argparse.Namespace, out: TextIO, _stdin: TextIO) -> int:
         return 0
     try:
         report = _status_report(journal)
-        carried = journal.carried()
+        carried = _carried(journal) or set()  # (unreadable: the report names it)
     finally:
         journal.close()
     aside = [_status_report_at(path, carried) for path in _damaged_beside(journal.path)]
@@ -559,6 +576,7 @@ def _integrity_of(damage: Damage, unsendable: dict[str, int]) -> dict[str, Any]:
         },
         "unreadable_run_records": len(damage.unreadable_runs),
         "entries_of_unreadable_runs": unsendable,
+        "unreadable_tables": list(damage.unreadable_tables),
     }
 
 
@@ -588,6 +606,22 @@ def _print_integrity(integrity: dict[str, Any], out: TextIO) -> None:
             "run(s) without a readable record cannot be sent",
             file=out,
         )
+    for table in integrity.get("unreadable_tables", []):
+        print(f"  {_UNREADABLE_TABLE[table]}", file=out)
+
+
+_UNREADABLE_TABLE = {
+    "rejected": "the record of entries the server rejected cannot be read: they are not "
+    "listed below, and `mlrelay sync --retry-rejected` cannot send them again",
+    "refused": "the count of entries refused for lack of disk space cannot be read: none "
+    "are listed below",
+    "lost": "the record of entries found unreadable earlier cannot be read",
+    "servers": "the servers' recorded capabilities cannot be read: `mlrelay sync` asks "
+    "the servers again",
+    "carried": "the record of runs carried out of damaged journals cannot be read: "
+    "`mlrelay sync` leaves the journals set aside unsynced (it could send those runs twice)",
+}
+"""What each bookkeeping table that cannot be read costs, as ``mlrelay status`` says it."""
 
 
 def _status_of(st: RunStatus) -> dict[str, Any]:

@@ -418,16 +418,24 @@ class Damage:
         unreadable: per run, the spans of its pending entries that cannot be read
             ``(first seq, last seq, how many of its entries; None: unknown)``.
         unreadable_runs: rowid spans of run records that cannot be read.
+        unreadable_tables: the bookkeeping tables (``rejected``, ``refused``, ``lost``,
+            ``servers``, ``carried``) that cannot be read, in that order.
     """
 
     health: Health
     unreadable: dict[str, list[tuple[int, int, int | None]]]
     unreadable_runs: list[Span]
+    unreadable_tables: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def damaged(self) -> bool:
         """Whether anything is wrong (or the check could not finish)."""
-        return not self.health.ok or bool(self.unreadable) or bool(self.unreadable_runs)
+        return (
+            not self.health.ok
+            or bool(self.unreadable)
+            or bool(self.unreadable_runs)
+            or bool(self.unreadable_tables)
+        )
 
 
 Row = tuple[str, int, str, Any, "int | None", "int | None"]
@@ -589,6 +597,7 @@ class Journal:
         # Damage met while reading: run-record rowids that could not be read, and the
         # (run, first seq) of each lost span already recorded and warned about.
         self.unreadable_runs: list[Span] = []
+        self.unreadable_tables: set[str] = set()  # bookkeeping tables (see _bookkeeping)
         self._lost_seen: set[tuple[str, int]] = set()
         self._generation = 0
         self._shm = path.with_name(path.name + "-shm")
@@ -1229,11 +1238,12 @@ class Journal:
 
     def server_capabilities(self, tracking_uri: str) -> str | None:
         """What was recorded about a server's capabilities (JSON), if anything."""
-        row = self._db.execute(
+        rows = self._bookkeeping(
+            "servers",
             "SELECT capabilities FROM servers WHERE tracking_uri = ?",
             (without_userinfo(tracking_uri),),
-        ).fetchone()
-        return None if row is None else str(row[0])
+        )
+        return str(rows[0][0]) if rows else None
 
     def record_server(self, tracking_uri: str, capabilities: str) -> None:
         """Record a server's capabilities (JSON) for later syncs."""
@@ -1245,7 +1255,7 @@ class Journal:
 
     def servers(self) -> list[tuple[str, str]]:
         """Every server's recorded capabilities: ``(tracking URI, JSON)``."""
-        rows = self._db.execute("SELECT tracking_uri, capabilities FROM servers").fetchall()
+        rows = self._bookkeeping("servers", "SELECT tracking_uri, capabilities FROM servers")
         return [(str(a), str(b)) for a, b in rows]
 
     def note_carried(self, local_id: str, damaged: Path) -> None:
@@ -1256,8 +1266,22 @@ class Journal:
         )
 
     def carried(self) -> set[str]:
-        """The runs carried here out of damaged journals (their syncs skip them)."""
-        return {str(r[0]) for r in self._db.execute("SELECT run FROM carried").fetchall()}
+        """The runs carried here out of damaged journals (their syncs skip them).
+
+        Raises:
+            JournalDamagedError: the record cannot be read (a damaged journal); syncing
+                the journals set aside without it could send a carried run twice.
+        """
+        rows = self._rows_or_none("SELECT run FROM carried")
+        if rows is None:
+            self.unreadable_tables.add("carried")
+            raise JournalDamagedError(
+                f"the record of runs carried out of damaged journals into {self.path} cannot "
+                "be read (the journal is damaged): the journals set aside beside it are not "
+                "synced, since that could send those runs twice",
+                path=str(self.path),
+            )
+        return {str(r[0]) for r in rows}
 
     def refuse(self, counts: dict[str, int]) -> None:
         """Count entries that were not journaled because the disk budget was reached."""
@@ -1331,6 +1355,17 @@ class Journal:
 
     @staticmethod
     def _run(row: tuple[Any, ...]) -> RunRecord:
+        """A run record from its row.
+
+        Raises:
+            ValueError: the row is not one (damage SQLite's page format did not catch).
+        """
+        try:
+            tags = json.loads(row[7])
+        except TypeError as exc:
+            raise ValueError(f"create_tags is not JSON text: {row[7]!r:.40}") from exc
+        if not isinstance(tags, dict):
+            raise ValueError(f"create_tags is not a JSON object: {row[7]!r:.40}")
         return RunRecord(
             local_id=row[0],
             tracking_uri=row[1],
@@ -1339,7 +1374,7 @@ class Journal:
             server_run_id=row[4],
             run_name=row[5],
             start_time=row[6],
-            create_tags=json.loads(row[7]),
+            create_tags=tags,
             status=row[8],
             end_time=row[9],
             acked_seq=row[10],
@@ -1362,6 +1397,8 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             if not is_damage(exc):
                 raise
+        except (ValueError, TypeError):
+            pass  # a record damage altered within the page format: read them one by one
         # Damaged: the records that can be read, in insertion order (rowid).
         select = f"SELECT rowid, {self._RUN_COLUMNS} FROM runs NOT INDEXED WHERE ({where}) AND "
         rows, lost = readable_rows(
@@ -1372,8 +1409,14 @@ class Journal:
             (1, _MAX_KEY),
             _MAX_KEY,
         )
+        records = []
+        for row in rows:
+            try:
+                records.append(self._run(row[1:]))
+            except ValueError:
+                lost.append((int(row[0]), int(row[0])))
         self.unreadable_runs = sorted(set(self.unreadable_runs) | set(lost))
-        return [self._run(r[1:]) for r in rows]
+        return records
 
     @_typed("read")
     def runs(self, *, mine: bool = False, unfinished_only: bool = True) -> list[RunRecord]:
@@ -1514,7 +1557,12 @@ class Journal:
                 raise
             return
         seen = {int(row[0]) for row in rows}
-        missing = [s for s in indexed if s not in seen and not any(a <= s <= b for a, b in spans)]
+        # (A damaged index page SQLite does not notice can list keys outside the range.)
+        missing = [
+            s
+            for s in indexed
+            if first <= s <= last and s not in seen and not any(a <= s <= b for a, b in spans)
+        ]
         for seq in missing[:10_000]:
             try:
                 found = self._db.execute(_SALVAGE + "seq = ?", (local_id, seq)).fetchall()
@@ -1529,6 +1577,17 @@ class Journal:
         if missing:
             rows.sort(key=lambda row: int(row[0]))
             spans.sort()
+
+    def _bookkeeping(
+        self, table: str, sql: str, args: tuple[Any, ...] = ()
+    ) -> list[tuple[Any, ...]]:
+        """The rows of a query on one of the small bookkeeping tables; none, with the
+        table noted in :attr:`unreadable_tables` (:meth:`check` reports it), where the
+        journal is damaged there."""
+        rows = self._rows_or_none(sql, args)
+        if rows is None:
+            self.unreadable_tables.add(table)
+        return rows or []
 
     def _rows_or_none(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]] | None:
         """The rows of a query, or None where the journal is damaged (other errors raise)."""
@@ -1602,7 +1661,7 @@ class Journal:
         if local_id is not None:
             query += " WHERE run = ?"
             args = (local_id,)
-        rows = self._rows_or_none(query + " ORDER BY run, first", args) or []
+        rows = self._bookkeeping("lost", query + " ORDER BY run, first", args)
         return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     @_typed("read")
@@ -1672,7 +1731,7 @@ class Journal:
 
     def status(self) -> list[RunStatus]:
         """Every run the journal holds, with what is pending, rejected, refused and lost."""
-        refused = dict(self._db.execute("SELECT run, count FROM refused").fetchall())
+        refused = dict(self._bookkeeping("refused", "SELECT run, count FROM refused"))
         out = []
         for run in self._query_runs("1", ()):
             first = self.pending(run.local_id, run.acked_seq, 1, record=False)
@@ -1693,14 +1752,17 @@ class Journal:
         """Check the journal's integrity (for at most ``timeout`` seconds) and, if it is
         damaged, find what cannot be read: run records, and each run's pending entries."""
         health = quick_check(self._db, timeout)
-        if health.ok and not self.unreadable_runs:
+        if health.ok and not self.unreadable_runs and not self.unreadable_tables:
             return Damage(health, {}, [])
         unreadable: dict[str, list[tuple[int, int, int | None]]] = {}
         for run in self._query_runs("1", ()):
             _, spans = self._readable_entries(run.local_id, run.acked_seq + 1, _MAX_KEY, _MAX_KEY)
             if spans:
                 unreadable[run.local_id] = spans
-        return Damage(health, unreadable, list(self.unreadable_runs))
+        for table in _BOOKKEEPING:
+            self._bookkeeping(table, f"SELECT * FROM {table}")
+        tables = [t for t in _BOOKKEEPING if t in self.unreadable_tables]
+        return Damage(health, unreadable, list(self.unreadable_runs), tables)
 
     def entries_without_record(self) -> dict[str, int]:
         """Runs whose record cannot be read (a damaged journal) but whose entries are
@@ -1720,8 +1782,11 @@ class Journal:
         if local_id is not None:
             query += " WHERE run = ?"
             args = (local_id,)
-        return [(r[0], r[1], r[2], r[3]) for r in self._db.execute(query, args)]
+        return [(r[0], r[1], r[2], r[3]) for r in self._bookkeeping("rejected", query, args)]
 
+
+_BOOKKEEPING = ("rejected", "refused", "lost", "servers", "carried")
+"""The small tables beside ``runs`` and ``entries``, in the order a damage report names them."""
 
 _PAGE_SIZE = 4096  # SQLite's default, which the journal keeps
 _WAL_HEADER = 32
