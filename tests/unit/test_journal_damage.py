@@ -485,3 +485,29 @@ def test_sync_leaves_journals_set_aside_alone_when_the_carried_record_is_damaged
     assert "the record of runs carried out of damaged journals cannot be read" in out
     assert aside.read_bytes() == before
     assert not Path(f"{aside}-wal").exists()
+
+
+def test_a_rejection_that_cannot_be_recorded_leaves_no_transaction_open(
+    pristine: Path, tmp_path: Path
+) -> None:
+    """Recording a rejected range in a journal whose ``rejected`` table is damaged raises,
+    and rolls back: the run's watermark has not moved, and another connection can still
+    take the write lock (left open, the transaction held it until the process ended)."""
+    path = tmp_path / "journal.db"
+    shutil.copyfile(pristine, path)
+    _damage_root_page(path, "rejected")
+    journal = Journal(path)
+    try:
+        with pytest.raises(sqlite3.DatabaseError):
+            journal.reject("r0", 1, 5, "refused by the server")
+        record = journal.run("r0")
+        assert record is not None
+        assert record.acked_seq == 0
+        other = sqlite3.connect(path, timeout=0.5, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+    finally:
+        journal.close()

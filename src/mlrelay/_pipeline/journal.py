@@ -1063,16 +1063,22 @@ class Journal:
 
     def reject(self, local_id: str, first: int, last: int, message: str) -> None:
         """Set aside entries the server refused, with its message, and move past them."""
-        self._db.execute("BEGIN IMMEDIATE")
-        self._db.execute(
-            "INSERT INTO rejected (run, first, last, message, at) VALUES (?,?,?,?,?)",
-            (local_id, first, last, message, int(time.time() * 1000)),
-        )
-        self._db.execute(
-            "UPDATE runs SET acked_seq = MAX(acked_seq, ?) WHERE local_id = ?",
-            (last, local_id),
-        )
-        self._db.execute("COMMIT")
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(
+                "INSERT INTO rejected (run, first, last, message, at) VALUES (?,?,?,?,?)",
+                (local_id, first, last, message, int(time.time() * 1000)),
+            )
+            db.execute(
+                "UPDATE runs SET acked_seq = MAX(acked_seq, ?) WHERE local_id = ?",
+                (last, local_id),
+            )
+        except BaseException:
+            if db.in_transaction:  # (a damaged page: left open, it would hold the lock)
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
         if self.recent is not None:
             self.recent.acknowledged(local_id, last)
 
