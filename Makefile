@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck pytest test-lowest bench bench-scale bench-outage bench-sync bench-ray clean
+.PHONY: demo test fuzz lint typecheck pytest test-lowest bench bench-scale bench-outage bench-sync bench-ray clean
 
 $(VENV)/.base: pyproject.toml mock_server/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,18 @@ pytest: $(VENV)/.test $(VENV27)/.done
 	$(PY) -m pytest
 
 test: lint typecheck test-lowest pytest
+
+# The property tests with new random examples on each of FUZZ_RUNS runs (`make test` draws
+# the same examples every time). A failure prints the example and a @reproduce_failure line.
+FUZZ_RUNS  ?= 10
+FUZZ_TESTS := tests/unit/test_batching.py tests/unit/test_config.py tests/unit/test_journal.py \
+	tests/unit/test_journal_damage.py tests/unit/test_ns_models.py tests/unit/test_packing.py \
+	tests/unit/test_recent.py tests/unit/test_retry.py tests/unit/test_write_path.py \
+	tests/mock_server/test_fuzz.py
+fuzz: $(VENV)/.test
+	for run in $$(seq $(FUZZ_RUNS)); do \
+		MLRELAY_HYPOTHESIS_PROFILE=explore $(PY) -m pytest -q $(FUZZ_TESTS) || exit 1; \
+	done
 
 # Benchmarks print tables; each starts its own servers on 127.0.0.1.
 bench: $(VENV)/.test

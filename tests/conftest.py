@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests._s3 import S3Store, moto_server
 from tests._servers import PostgresServer, RunningServer, mlflow_server, postgres_server
@@ -29,6 +30,14 @@ from tests._timing import deadline
 
 # The temporary home is the plugin tests._home_guard: it must start before collection.
 pytest_plugins = ["pytester", "tests._home_guard"]
+
+# The property tests draw the same examples on every run of `make test` (derandomized: a
+# red CI must mean a change broke something, not that this run drew a new example), and no
+# example database is written into the checkout. `make fuzz` explores: new examples on each
+# run, many runs (MLRELAY_HYPOTHESIS_PROFILE=explore).
+hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", derandomize=False, database=None)
+hypothesis_settings.load_profile(os.environ.get("MLRELAY_HYPOTHESIS_PROFILE", "repeatable"))
 
 AUTH_ADMIN = "admin"
 AUTH_ADMIN_PASSWORD = "Adm1n-for-tests-only"

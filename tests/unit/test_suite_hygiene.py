@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -331,3 +332,30 @@ def test_the_timeout_backstop_is_scaled(request: pytest.FixtureRequest) -> None:
     assert marker is not None
     assert marker.args == (deadline(base),)
     assert deadline(base) == base * scale()
+
+
+def test_property_tests_draw_the_same_examples_on_every_run() -> None:
+    """Under `make test` Hypothesis is derandomized and keeps no example database in the
+    checkout: CI fails only when a change breaks something, never because a run drew a
+    new example (`make fuzz` explores)."""
+    from hypothesis import settings
+
+    if os.environ.get("MLRELAY_HYPOTHESIS_PROFILE", "repeatable") != "repeatable":
+        pytest.skip("run with another Hypothesis profile (`make fuzz`)")
+    assert settings.default.derandomize
+    assert settings.default.database is None
+
+
+def test_make_fuzz_runs_every_property_test_file() -> None:
+    """The Makefile's FUZZ_TESTS names exactly the test files that use Hypothesis's
+    ``@given``, so a new property test is explored by `make fuzz` too."""
+    root = Path(__file__).resolve().parents[2]
+    makefile = (root / "Makefile").read_text()
+    start = makefile.index("FUZZ_TESTS :=") + len("FUZZ_TESTS :=")
+    listed = makefile[start : makefile.index("\nfuzz:", start)].replace("\\", " ").split()
+    using = sorted(
+        str(path.relative_to(root))
+        for path in (root / "tests").rglob("test_*.py")
+        if re.search(r"^@given\(", path.read_text(), re.MULTILINE)
+    )
+    assert sorted(listed) == using
