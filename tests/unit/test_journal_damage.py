@@ -412,6 +412,24 @@ def test_a_damaged_bookkeeping_table_is_named_and_everything_else_is_read(
         journal.close()
 
 
+def test_server_capabilities_are_not_recorded_into_a_damaged_table(
+    pristine: Path, tmp_path: Path
+) -> None:
+    """The servers' capabilities are a cache `mlrelay sync` fills: with that table damaged,
+    recording them is skipped (the next sync asks the server again) instead of raising a
+    raw sqlite3 error out of the sync, and the check names the table."""
+    path = tmp_path / "journal.db"
+    shutil.copyfile(pristine, path)
+    _damage_root_page(path, "servers", "sqlite_autoindex_servers_1")
+    journal = Journal(path)
+    try:
+        journal.record_server("http://127.0.0.1:5000", '{"batch": true}')
+        assert journal.server_capabilities("http://127.0.0.1:5000") is None
+        assert journal.check(timeout=5).unreadable_tables == ["servers"]
+    finally:
+        journal.close()
+
+
 def test_a_run_record_whose_tags_are_not_json_is_unreadable_not_a_crash(
     pristine: Path, tmp_path: Path
 ) -> None:

@@ -1252,12 +1252,18 @@ class Journal:
         return str(rows[0][0]) if rows else None
 
     def record_server(self, tracking_uri: str, capabilities: str) -> None:
-        """Record a server's capabilities (JSON) for later syncs."""
-        self._db.execute(
-            "INSERT OR REPLACE INTO servers (tracking_uri, capabilities, detected_at) "
-            "VALUES (?, ?, ?)",
-            (without_userinfo(tracking_uri), capabilities, int(time.time() * 1000)),
-        )
+        """Record a server's capabilities (JSON) for later syncs; skipped where that table
+        is damaged (a later sync asks the server again)."""
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO servers (tracking_uri, capabilities, detected_at) "
+                "VALUES (?, ?, ?)",
+                (without_userinfo(tracking_uri), capabilities, int(time.time() * 1000)),
+            )
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            self.unreadable_tables.add("servers")
 
     def servers(self) -> list[tuple[str, str]]:
         """Every server's recorded capabilities: ``(tracking URI, JSON)``."""
