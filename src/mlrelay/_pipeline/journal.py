@@ -1254,16 +1254,12 @@ class Journal:
     def record_server(self, tracking_uri: str, capabilities: str) -> None:
         """Record a server's capabilities (JSON) for later syncs; skipped where that table
         is damaged (a later sync asks the server again)."""
-        try:
-            self._db.execute(
-                "INSERT OR REPLACE INTO servers (tracking_uri, capabilities, detected_at) "
-                "VALUES (?, ?, ?)",
-                (without_userinfo(tracking_uri), capabilities, int(time.time() * 1000)),
-            )
-        except sqlite3.DatabaseError as exc:
-            if not is_damage(exc):
-                raise
-            self.unreadable_tables.add("servers")
+        self._bookkeeping(
+            "servers",
+            "INSERT OR REPLACE INTO servers (tracking_uri, capabilities, detected_at) "
+            "VALUES (?, ?, ?)",
+            (without_userinfo(tracking_uri), capabilities, int(time.time() * 1000)),
+        )
 
     def servers(self) -> list[tuple[str, str]]:
         """Every server's recorded capabilities: ``(tracking URI, JSON)``."""
@@ -1409,7 +1405,7 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             if not is_damage(exc):
                 raise
-        except (ValueError, TypeError):
+        except ValueError:
             pass  # a record damage altered within the page format: read them one by one
         # Damaged: the records that can be read, in insertion order (rowid).
         select = f"SELECT rowid, {self._RUN_COLUMNS} FROM runs NOT INDEXED WHERE ({where}) AND "
@@ -1593,9 +1589,9 @@ class Journal:
     def _bookkeeping(
         self, table: str, sql: str, args: tuple[Any, ...] = ()
     ) -> list[tuple[Any, ...]]:
-        """The rows of a query on one of the small bookkeeping tables; none, with the
+        """The rows of a statement on one of the small bookkeeping tables; none, with the
         table noted in :attr:`unreadable_tables` (:meth:`check` reports it), where the
-        journal is damaged there."""
+        journal is damaged there (a write is then skipped)."""
         rows = self._rows_or_none(sql, args)
         if rows is None:
             self.unreadable_tables.add(table)
