@@ -294,7 +294,7 @@ def start_run(
         ValidationError: a tag is invalid, a run is active and ``nested`` is False, or
             ``parent_run_id`` is not the active run.
     """
-    return runs.start_run(
+    return runs.start(
         run_id,
         experiment_id,
         run_name,
@@ -304,7 +304,7 @@ def start_run(
         log_environment,
         parent_run_id=parent_run_id,
         log_system_metrics=log_system_metrics,
-    )
+    ).active_run()
 
 
 def end_run(status: str = "FINISHED") -> None:

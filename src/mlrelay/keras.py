@@ -106,10 +106,7 @@ class MlflowCallback(keras.callbacks.Callback):  # type: ignore[misc]
         """The active run's local id; a run is started (without asking the server) when
         none is active, and left active."""
         if self._run is None:
-            active = runs.active_run()
-            if active is None:
-                runs.start_run(ask_server=False)
-            self._run = runs.current().local_id
+            self._run = runs.current(ask_server=False).local_id
         return self._run
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:

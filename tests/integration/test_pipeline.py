@@ -507,7 +507,7 @@ def test_a_run_started_without_asking_the_server_is_created_without_a_search_fir
     costs two runs/search per run); a run whose start the server answered too late is
     still looked for first, and each lands once."""
     fluent.set_tracking_uri(server.url)
-    with runs.start_run(ask_server=False) as quiet:
+    with runs.start(ask_server=False).active_run() as quiet:
         fluent.log_metric("m", 1.0)
     assert fluent.flush(deadline(30))
     assert len(server.requests.matching("POST", "/runs/search")) == 0

@@ -88,7 +88,7 @@ __all__ = [
     "server_run",
     "session",
     "set_experiment",
-    "start_run",
+    "start",
     "target",
 ]
 
@@ -579,7 +579,7 @@ class _Start:
     ask_server: bool = True  # False: never wait for the server (the sender creates the run)
 
 
-def start_run(
+def start(
     run_id: str | None = None,
     experiment_id: str | None = None,
     run_name: str | None = None,
@@ -592,16 +592,15 @@ def start_run(
     *,
     experiment_name: str | None = None,
     ask_server: bool = True,
-) -> ActiveRun:
-    """Start (or resume, with ``run_id``) a run and make it active (see ``mlrelay.start_run``).
-
-    ``experiment_name``: the run's experiment by name. ``ask_server=False``: never wait for
-    the server (the run keeps its local id until the sender creates it; framework loggers).
-    """
+) -> RunHandle:
+    """Start (or resume, with ``run_id``) a run, make it active and return its handle
+    (``mlrelay.start_run`` returns its view, ``.active_run()``, which framework loggers
+    never build). ``experiment_name``: the run's experiment by name. ``ask_server=False``:
+    never wait for the server (the run keeps its local id until the sender creates it)."""
     stack = _stack.get()
     _check_nesting(stack, nested, parent_run_id)
     settings = session.settings()
-    start = _resolve_start(
+    asked = _resolve_start(
         settings,
         stack,
         run_id=run_id,
@@ -613,32 +612,32 @@ def start_run(
         parent_run_id=parent_run_id,
         ask_server=ask_server,
     )
-    exp_id = start.experiment_id
+    exp_id = asked.experiment_id
     if settings.mode == "disabled":
         local_id = uuid.uuid4().hex
-        run = RunHandle(start.run_id or local_id, local_id, exp_id, run_name, start.parent)
-        run.start_time, run.tags = int(time.time() * 1000), dict(start.user_tags)
+        run = RunHandle(asked.run_id or local_id, local_id, exp_id, run_name, asked.parent)
+        run.start_time, run.tags = int(time.time() * 1000), dict(asked.user_tags)
         _stack.set((*stack, run))
-        return run.active_run()
+        return run
     if settings.mode == "online" and not settings.tracking_uri:
         _notice_no_server()
     system = _system_sampler(log_system_metrics)
-    resumed = _resume_journaled(start)
-    run = resumed or _new_run(start, settings)
+    resumed = _resume_journaled(asked)
+    run = resumed or _new_run(asked, settings)
     with session.lock:
         session.live[run.local_id] = run
         for key in [k for k, h in session.targets.items() if h.local_id == run.local_id]:
             del session.targets[key]  # resumed: the run is logged through its new handle
-    if start.run_id is not None:
-        _log_tags(run, start.user_tags)
+    if asked.run_id is not None:
+        _log_tags(run, asked.user_tags)
     _stack.set((*stack, run))
     if resumed is None and (
         settings.log_environment if log_environment is None else log_environment
     ):
         _log_environment(run)
     if system is not None:
-        _monitor_system(run, system, resumed=start.run_id is not None)
-    return run.active_run()
+        _monitor_system(run, system, resumed=asked.run_id is not None)
+    return run
 
 
 def _resolve_start(
@@ -968,13 +967,13 @@ def last_active_run() -> ActiveRun | None:
     return handle.active_run().refresh() if handle is not None else None
 
 
-def current() -> RunHandle:
-    """The active run's handle, starting a run when none is (as MLflow's log calls do)."""
+def current(*, ask_server: bool = True) -> RunHandle:
+    """The active run's handle, starting a run when none is (as MLflow's log calls do;
+    ``ask_server=False``: without waiting for the server, as framework loggers do)."""
     stack = _stack.get()
     if stack:
         return stack[-1]
-    start_run()
-    return _stack.get()[-1]
+    return start(ask_server=ask_server)
 
 
 def end_run(status: str = "FINISHED", *, run: RunHandle | None = None, wait: bool = True) -> None:

@@ -175,16 +175,14 @@ class MLFlowLogger(Logger):
                 fluent.set_tracking_uri(self._tracking_uri)
             tags = dict(self.tags or {})
             tags.pop("mlflow.runName", None)  # run_name wins, as in Lightning's logger
-            context = contextvars.Context()
-            context.run(
-                runs.start_run,
+            self._handle = contextvars.Context().run(
+                runs.start,
                 self._run_id,
                 run_name=self._run_name or (self.tags or {}).get("mlflow.runName"),
                 tags=tags,
                 experiment_name=None if self._run_id else self._experiment_name,
                 ask_server=False,
             )
-            self._handle = context.run(runs.current)
         return self._handle
 
     @property

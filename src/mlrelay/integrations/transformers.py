@@ -106,14 +106,16 @@ class MLflowCallback(TrainerCallback):
             nested, run_id = _env_flag("MLFLOW_NESTED_RUN"), os.environ.get("MLFLOW_RUN_ID")
             active = runs.active_run()
             if active is None or nested or run_id:
-                runs.start_run(
+                self._handle = runs.start(
                     run_name=args.run_name,
                     nested=nested,
                     experiment_name=os.environ.get("MLFLOW_EXPERIMENT_NAME") or None,
                     ask_server=False,
                 )
                 self._auto_end_run = True
-            self._handle, self._log_step = runs.current(), None
+            else:
+                self._handle = runs.current()
+            self._log_step = None
             fluent.log_params(_params(args, model), run_id=self._handle.local_id)
             tags = os.environ.get("MLFLOW_TAGS")
             if tags:
